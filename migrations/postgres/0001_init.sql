@@ -1,0 +1,131 @@
+-- Porter store, PostgreSQL flavour (schema version 1).
+--
+-- The same logical schema as migrations/sqlite/0001_init.sql; only the
+-- column types differ (BIGINT/BIGSERIAL/BYTEA here, INTEGER/BLOB there).
+-- Conventions for every table:
+--   * times are BIGINT unix milliseconds (UTC);
+--   * JSON documents are TEXT (serde_json of the model types);
+--   * raw bytes are BYTEA;
+--   * enumerations are TEXT holding the upper-case wire spelling.
+-- See src/store/sql.rs for the rules the queries implement.
+
+-- inbound_messages: one row per AMQP message received from a court. It is the
+-- deduplication record of ICD §5 (court, message_id, SHA-256 of the body) and
+-- keeps the original bytes until purged.
+CREATE TABLE inbound_messages (
+    id               BIGSERIAL PRIMARY KEY,
+    court_ori        TEXT    NOT NULL,           -- the court's 9-character ORI (queue routing key)
+    message_id       TEXT    NOT NULL,           -- AMQP message_id, unique per court
+    body_sha256      TEXT    NOT NULL,           -- lowercase hex SHA-256 of body
+    body             BYTEA   NOT NULL,           -- the AMQP body as received
+    content_type     TEXT    NOT NULL,           -- application/xml or text/plain
+    layout           TEXT,                       -- x-por-layout header, when given
+    received_at      BIGINT  NOT NULL,           -- when the broker received it
+    outcome          TEXT    NOT NULL,           -- ACCEPTED | REJECTED | DUPLICATE (same order, sequence and content as an accepted message)
+    order_number     TEXT,                       -- when it could be read
+    sequence         BIGINT,                     -- when it could be read
+    action           TEXT,                       -- ISSUE | MODIFY | TERMINATE | CANCEL | SERVICE, when it could be read
+    canonical_json   TEXT,                       -- the canonical OrderMessage (serde_json), for valid messages
+    canonical_sha256 TEXT,                       -- hex SHA-256 of canonical_json as the validator computed it
+    duplicate_of     BIGINT,                     -- outcome DUPLICATE: the accepted inbound_messages.id it repeats
+    status_count     BIGINT  NOT NULL DEFAULT 0  -- statuses issued so far; the source of status_sequence
+);
+-- Deduplication lookup (ICD §5).
+CREATE UNIQUE INDEX inbound_messages_dedup ON inbound_messages (court_ori, message_id);
+-- One accepted message per (court, order, sequence); also serves the sequence rules.
+CREATE UNIQUE INDEX inbound_messages_accepted_sequence
+    ON inbound_messages (court_ori, order_number, sequence) WHERE outcome = 'ACCEPTED';
+-- Purge by age.
+CREATE INDEX inbound_messages_received_at ON inbound_messages (received_at);
+
+-- orders: the current state of each order key (court, order number), as the
+-- gap-free prefix of its accepted messages (sequences 1..applied_sequence)
+-- leaves it. Messages past a gap are accepted but applied once it fills.
+CREATE TABLE orders (
+    court_ori        TEXT    NOT NULL,           -- the issuing court's ORI
+    order_number     TEXT    NOT NULL,           -- the court's order number
+    state            TEXT    NOT NULL,           -- NEW (nothing applied yet) | ACTIVE | TERMINATED | CANCELLED
+    applied_sequence BIGINT  NOT NULL,           -- highest n with sequences 1..n all accepted and applied here
+    last_sequence    BIGINT  NOT NULL,           -- highest accepted sequence (may be past a gap)
+    order_json       TEXT,                       -- current canonical OrderMessage (serde_json); NULL while NEW
+    clets_nic        TEXT,                       -- CARPOS record id from the latest EPO ACK; cleared when XPO is acknowledged
+    created_at       BIGINT  NOT NULL,
+    updated_at       BIGINT  NOT NULL,
+    PRIMARY KEY (court_ori, order_number)
+);
+
+-- deliveries: one per accepted inbound message and routed partner. Per order
+-- and partner they go out in sequence order.
+CREATE TABLE deliveries (
+    id               BIGSERIAL PRIMARY KEY,
+    inbound_id       BIGINT  NOT NULL REFERENCES inbound_messages (id),
+    court_ori        TEXT    NOT NULL,           -- copied from the inbound message, for ordering
+    order_number     TEXT    NOT NULL,           -- copied from the inbound message, for ordering
+    sequence         BIGINT  NOT NULL,           -- copied from the inbound message, for ordering
+    partner          TEXT    NOT NULL,           -- CLETS | DOJ | LEA:<ORI>
+    state            TEXT    NOT NULL,           -- PENDING | ACCEPTED | REJECTED | DEAD (| DISCARDED, by an operator)
+    attempts         BIGINT  NOT NULL DEFAULT 0, -- attempts made so far
+    revision         BIGINT  NOT NULL DEFAULT 0, -- 0 until an edit-and-replay (ICD §5)
+    next_attempt_at  BIGINT  NOT NULL,           -- not due before this time
+    last_error       TEXT,                       -- the latest transient or permanent failure
+    created_at       BIGINT  NOT NULL,
+    updated_at       BIGINT  NOT NULL
+);
+CREATE UNIQUE INDEX deliveries_inbound_partner ON deliveries (inbound_id, partner);
+-- Due deliveries, oldest first, and by due time.
+CREATE INDEX deliveries_pending_created ON deliveries (partner, created_at) WHERE state = 'PENDING';
+CREATE INDEX deliveries_pending_due ON deliveries (partner, next_attempt_at) WHERE state = 'PENDING';
+-- Earlier sequences of the same order and partner.
+CREATE INDEX deliveries_order ON deliveries (court_ori, order_number, partner, sequence);
+
+-- partner_attempts: every request sent to a partner and what came back.
+CREATE TABLE partner_attempts (
+    id               BIGSERIAL PRIMARY KEY,
+    delivery_id      BIGINT  NOT NULL REFERENCES deliveries (id),
+    attempted_at     BIGINT  NOT NULL,           -- when the request was sent
+    request          BYTEA   NOT NULL,           -- the request bytes
+    response         TEXT,                       -- the partner's answer, when there was one
+    error            TEXT,                       -- the transport problem, when there was none
+    outcome          TEXT    NOT NULL            -- ACCEPTED | REJECTED | RETRY | DEAD
+);
+CREATE INDEX partner_attempts_delivery ON partner_attempts (delivery_id, id);
+
+-- statuses: the outbox of por.responses.<ORI>. One row per OrderStatusMessage.
+CREATE TABLE statuses (
+    id               BIGSERIAL PRIMARY KEY,
+    court_ori        TEXT    NOT NULL,           -- the court it goes to
+    correlates_to    TEXT    NOT NULL,           -- the inbound message_id (AMQP correlation_id)
+    inbound_id       BIGINT REFERENCES inbound_messages (id), -- NULL for CONFLICT_REJECTED (not part of the original's stream)
+    status_sequence  BIGINT  NOT NULL,           -- por:StatusSequence, per inbound message
+    kind             TEXT    NOT NULL,           -- ACCEPTED | REJECTED | CONFLICT_REJECTED | PARTNER_ACCEPTED | PARTNER_REJECTED | DEAD_LETTERED
+    partner          TEXT,                       -- for partner statuses
+    message_json     TEXT    NOT NULL,           -- the StatusMessage (serde_json)
+    created_at       BIGINT  NOT NULL,
+    published_at     BIGINT                      -- when RabbitMQ confirmed it; NULL = pending
+);
+CREATE INDEX statuses_inbound ON statuses (inbound_id, status_sequence);
+CREATE INDEX statuses_pending ON statuses (id) WHERE published_at IS NULL;
+
+-- dead_letters: the operators' record (ICD §9). Kept when the inbound message
+-- is purged, so inbound_id and delivery_id are plain references, not foreign keys.
+CREATE TABLE dead_letters (
+    id               BIGSERIAL PRIMARY KEY,
+    inbound_id       BIGINT,                     -- inbound_messages.id (may be purged)
+    delivery_id      BIGINT,                     -- deliveries.id for stage deliver (may be purged)
+    court_ori        TEXT    NOT NULL,
+    message_id       TEXT    NOT NULL,           -- the inbound message_id
+    order_number     TEXT,
+    sequence         BIGINT, 
+    stage            TEXT    NOT NULL,           -- validate | deliver
+    partner          TEXT,                       -- for stage deliver
+    reason           TEXT    NOT NULL,           -- the ICD §4 code that sums it up
+    errors_json      TEXT    NOT NULL,           -- Vec<FieldError> (serde_json)
+    body             BYTEA   NOT NULL,           -- the original bytes
+    content_type     TEXT    NOT NULL,
+    attempts         BIGINT  NOT NULL,           -- delivery attempts made (0 at stage validate)
+    created_at       BIGINT  NOT NULL,
+    published_at     BIGINT                      -- when por.dead confirmed it; NULL = pending
+);
+CREATE INDEX dead_letters_created ON dead_letters (created_at);
+CREATE INDEX dead_letters_court ON dead_letters (court_ori, created_at);
+CREATE INDEX dead_letters_pending ON dead_letters (id) WHERE published_at IS NULL;

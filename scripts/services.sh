@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Makes sure the services Porter's demo and tests need are installed and
+# running on this machine: RabbitMQ (127.0.0.1:5672, guest/guest),
+# PostgreSQL (127.0.0.1:5432, database `test`, trust auth for local TCP)
+# and xmllint. Installs with apt where something is missing. Idempotent:
+# services that already answer are left alone.
+set -euo pipefail
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+apt_updated=0
+apt_install() {
+  if [ "$apt_updated" -eq 0 ]; then as_root apt-get update -qq; apt_updated=1; fi
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+wait_port() {
+  local port=$1 name=$2
+  for _ in $(seq 1 120); do port_open "$port" && return 0; sleep 1; done
+  echo "services: $name did not open port $port" >&2
+  return 1
+}
+
+ensure_rabbitmq() {
+  if port_open 5672; then return 0; fi
+  command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
+  echo "services: starting RabbitMQ" >&2
+  as_root rabbitmq-server -detached
+  wait_port 5672 RabbitMQ
+  as_root rabbitmqctl await_startup >/dev/null 2>&1 || true
+}
+
+ensure_postgres() {
+  if ! port_open 5432; then
+    if [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
+      apt_install postgresql
+    fi
+    local version; version=$(ls /etc/postgresql | sort -V | tail -1)
+    local hba="/etc/postgresql/$version/main/pg_hba.conf"
+    if ! as_root grep -q '^host all all 127.0.0.1/32 trust' "$hba"; then
+      as_root sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+    fi
+    echo "services: starting PostgreSQL $version" >&2
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    wait_port 5432 PostgreSQL
+  fi
+  if ! psql -h 127.0.0.1 -U postgres -d postgres -tAc "select 1 from pg_database where datname='test'" 2>/dev/null | grep -q 1; then
+    psql -h 127.0.0.1 -U postgres -d postgres -c 'create database test' >/dev/null
+  fi
+}
+
+ensure_tools() {
+  command -v xmllint >/dev/null || apt_install libxml2-utils
+  command -v psql >/dev/null || apt_install postgresql-client
+}
+
+ensure_tools
+ensure_rabbitmq
+ensure_postgres
+echo "services: RabbitMQ and PostgreSQL are up" >&2

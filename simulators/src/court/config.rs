@@ -1,0 +1,195 @@
+//! The court simulator's configuration: which courts to play, how many orders
+//! each one issues, how fast, and how long to wait for statuses.
+
+use serde::{Deserialize, Serialize};
+
+/// Configuration of one court-simulator run (`porter sim court`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CourtSimConfig {
+    /// The RabbitMQ URL the simulated courts connect to.
+    #[serde(default = "default_amqp_url")]
+    pub amqp_url: String,
+    /// The courts to play. Each publishes with routing key = its ORI and
+    /// reads its statuses from `por.responses.<ORI>`.
+    #[serde(default = "default_courts")]
+    pub courts: Vec<SimCourt>,
+    /// How many orders each court issues.
+    #[serde(default = "default_orders_per_court")]
+    pub orders_per_court: u32,
+    /// Messages per second over all courts together; `0` publishes as fast as
+    /// publisher confirms allow.
+    #[serde(default = "default_rate_per_sec")]
+    pub rate_per_sec: f64,
+    /// `false`: every order is one ISSUE. `true`: each ISSUE is followed by a
+    /// MODIFY (sequence 2) and a SERVICE (sequence 3).
+    #[serde(default)]
+    pub lifecycle: bool,
+    /// How long to wait for outstanding statuses after the last publish.
+    #[serde(default = "default_status_timeout_secs")]
+    pub status_timeout_secs: u64,
+    /// Seed of the order generator: the same seed regenerates the same
+    /// orders. The default is taken from the clock, so that two runs against
+    /// the same broker do not reuse order numbers.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+}
+
+/// One simulated court CMS.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimCourt {
+    /// The court's 9-character ORI, e.g. `CA034025J`.
+    pub ori: String,
+    /// A display name, e.g. `Sacramento Superior Court`.
+    #[serde(default)]
+    pub name: String,
+    /// Which wire format this court's CMS writes.
+    #[serde(default)]
+    pub format: CourtFormat,
+}
+
+/// The wire format a simulated CMS writes (ICD §2 or §3).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CourtFormat {
+    /// `application/xml`, ICD §2.
+    #[default]
+    Xml,
+    /// `text/plain`, fixed-width layout `cms-a/1`, ICD §3.
+    Fixed,
+}
+
+impl CourtFormat {
+    /// The AMQP `content_type` of this format.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            CourtFormat::Xml => "application/xml",
+            CourtFormat::Fixed => "text/plain",
+        }
+    }
+}
+
+impl Default for CourtSimConfig {
+    fn default() -> Self {
+        CourtSimConfig {
+            amqp_url: default_amqp_url(),
+            courts: default_courts(),
+            orders_per_court: default_orders_per_court(),
+            rate_per_sec: default_rate_per_sec(),
+            lifecycle: false,
+            status_timeout_secs: default_status_timeout_secs(),
+            seed: default_seed(),
+        }
+    }
+}
+
+impl CourtSimConfig {
+    /// Checks what serde cannot: ORIs, duplicates and the rate.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.courts.is_empty() {
+            anyhow::bail!("court simulator: no courts configured");
+        }
+        let mut seen = std::collections::HashSet::new();
+        for court in &self.courts {
+            if court.ori.len() != 9
+                || !court.ori.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            {
+                anyhow::bail!("court simulator: ORI {:?} is not 9 characters [A-Z0-9]", court.ori);
+            }
+            if !seen.insert(court.ori.as_str()) {
+                anyhow::bail!("court simulator: court {} is configured twice", court.ori);
+            }
+        }
+        if !self.rate_per_sec.is_finite() || self.rate_per_sec < 0.0 {
+            anyhow::bail!("court simulator: rate_per_sec must be 0 or a positive number");
+        }
+        Ok(())
+    }
+}
+
+fn default_amqp_url() -> String {
+    "amqp://guest:guest@127.0.0.1:5672/%2f".into()
+}
+
+fn default_courts() -> Vec<SimCourt> {
+    vec![
+        SimCourt {
+            ori: "CA034025J".into(),
+            name: "Sacramento Superior Court".into(),
+            format: CourtFormat::Xml,
+        },
+        SimCourt {
+            ori: "CA019015J".into(),
+            name: "Los Angeles Superior Court".into(),
+            format: CourtFormat::Fixed,
+        },
+    ]
+}
+
+fn default_orders_per_court() -> u32 {
+    2
+}
+
+fn default_rate_per_sec() -> f64 {
+    5.0
+}
+
+fn default_status_timeout_secs() -> u64 {
+    60
+}
+
+fn default_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An empty document gets every default, including the two sample courts.
+    #[test]
+    fn empty_config_takes_defaults() {
+        let c: CourtSimConfig = serde_json::from_str("{}").unwrap();
+        assert_eq!(c.amqp_url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(c.orders_per_court, 2);
+        assert_eq!(c.rate_per_sec, 5.0);
+        assert!(!c.lifecycle);
+        assert_eq!(c.status_timeout_secs, 60);
+        assert_eq!(c.courts.len(), 2);
+        c.validate().unwrap();
+    }
+
+    /// A misspelt key is an error, not silently ignored.
+    #[test]
+    fn unknown_fields_are_refused() {
+        assert!(serde_json::from_str::<CourtSimConfig>(r#"{"orders_per_cort": 3}"#).is_err());
+        let court = r#"{"courts": [{"ori": "CA034025J", "fromat": "xml"}]}"#;
+        assert!(serde_json::from_str::<CourtSimConfig>(court).is_err());
+    }
+
+    /// Formats are spelt `xml` and `fixed`; bad ORIs and duplicates fail validation.
+    #[test]
+    fn courts_are_checked() {
+        let c: CourtSimConfig = serde_json::from_str(
+            r#"{"courts": [{"ori": "CA034025J", "name": "S", "format": "fixed"}], "seed": 7}"#,
+        )
+        .unwrap();
+        assert_eq!(c.courts[0].format, CourtFormat::Fixed);
+        assert_eq!(c.seed, 7);
+        c.validate().unwrap();
+
+        let mut bad = c.clone();
+        bad.courts[0].ori = "ca034025j".into();
+        assert!(bad.validate().is_err());
+        let mut twice = c.clone();
+        twice.courts.push(c.courts[0].clone());
+        assert!(twice.validate().is_err());
+        let mut rate = c;
+        rate.rate_per_sec = -1.0;
+        assert!(rate.validate().is_err());
+    }
+}

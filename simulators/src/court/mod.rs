@@ -1,0 +1,283 @@
+//! The court simulator: plays one or more court CMSs against Porter.
+//!
+//! # Design note
+//!
+//! A run goes through four steps, one module each:
+//!
+//! 1. **Generate** ([`orders`]): each configured court gets an
+//!    [`OrderGenerator`] seeded from the run seed and its ORI, and generates
+//!    `orders_per_court` orders: an ISSUE each, and with `lifecycle` also a
+//!    MODIFY (sequence 2) and a SERVICE (sequence 3). Generation is
+//!    deterministic; only the send times and the run tag in the message ids
+//!    differ between two runs with the same seed.
+//! 2. **Write** ([`xml`], [`fixed`]): each court writes its own format, ICD §2
+//!    XML or §3 `cms-a/1` fixed-width. The simulator is independent of Porter's
+//!    code: it writes the ICD formats itself, as a vendor would.
+//! 3. **Publish** ([`publisher`]): one connection (auto-recovering), one
+//!    confirm-mode channel, `por.inbound` with routing key = ORI, `mandatory`.
+//!    Orders are interleaved across courts; the overall rate is
+//!    `rate_per_sec`; up to 64 confirms are in flight, but the messages of one
+//!    order go strictly one after the other, each only once the previous one
+//!    was confirmed.
+//! 4. **Check statuses** ([`statuses`]): before publishing, a consumer is
+//!    started on `por.responses.<ORI>` of every court whose queue exists
+//!    (checked with a passive declare: courts declare nothing, ICD §1). Each
+//!    status is printed as one line and recorded; the run waits until every
+//!    sent message is complete, `status_timeout_secs` after the last publish,
+//!    or shutdown, whichever comes first.
+//!
+//! The result is a [`CourtSimReport`]: counts, the incomplete message ids,
+//! publish failures and anomalies. Logs carry no personal data: names,
+//! addresses and dates of birth only ever appear in the message bodies.
+//!
+//! Only one simulator should consume a court's status queue at a time: it
+//! acknowledges (and drops) statuses of messages it did not send.
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod fixed;
+pub mod orders;
+pub mod publisher;
+pub mod report;
+pub mod statuses;
+pub mod xml;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use lapin::options::{BasicQosOptions, ExchangeDeclareOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::{Connection, ConnectionProperties, ExchangeKind};
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+pub use config::{CourtFormat, CourtSimConfig, SimCourt};
+pub use fixed::to_fixed;
+pub use orders::{GeneratedMessage, OrderGenerator};
+pub use publisher::{INBOUND_EXCHANGE, PublishEvent, Publisher, publish_all};
+pub use report::CourtSimReport;
+pub use statuses::{OrderStatus, StatusKind, StatusTracker, parse_status, status_line};
+pub use xml::to_xml;
+
+/// The status queue of a court (ICD §1).
+pub fn response_queue(ori: &str) -> String {
+    format!("por.responses.{ori}")
+}
+
+/// Runs the simulator, printing each status line to stdout.
+pub async fn run(
+    config: CourtSimConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<CourtSimReport> {
+    run_with_printer(config, shutdown, |line| println!("{line}")).await
+}
+
+/// Runs the simulator, handing each status line to `printer`.
+pub async fn run_with_printer(
+    config: CourtSimConfig,
+    shutdown: impl Future<Output = ()> + Send,
+    printer: impl Fn(&str) + Send + Sync + 'static,
+) -> anyhow::Result<CourtSimReport> {
+    config.validate()?;
+    let run_tag = run_tag();
+    let orders = plan(&config, orders::now_pacific(), &run_tag);
+    let planned: usize = orders.iter().map(Vec::len).sum();
+    info!(
+        courts = config.courts.len(),
+        orders_per_court = config.orders_per_court,
+        lifecycle = config.lifecycle,
+        messages = planned,
+        seed = config.seed,
+        run_tag = %run_tag,
+        "Court simulator starting."
+    );
+
+    let connection = Connection::connect(
+        &config.amqp_url,
+        ConnectionProperties::default()
+            .enable_auto_recover()
+            .with_connection_name(publisher::APP_ID.into()),
+    )
+    .await
+    .context("court simulator: cannot connect to RabbitMQ")?;
+
+    let check = connection.create_channel().await?;
+    check
+        .exchange_declare(
+            INBOUND_EXCHANGE.into(),
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions { passive: true, durable: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await
+        .context("court simulator: exchange por.inbound does not exist (the Porter broker declares it)")?;
+    let _ = check.close(200, "OK".into()).await;
+
+    // Consumers first, so that no status is missed.
+    let tracker = Arc::new(Mutex::new(StatusTracker::default()));
+    let progress = Arc::new(Notify::new());
+    let printer: statuses::Printer = Arc::new(printer);
+    let consume_channel = connection.create_channel().await?;
+    consume_channel.basic_qos(256, BasicQosOptions::default()).await?;
+    let mut consumers = Vec::new();
+    let mut untracked_courts = Vec::new();
+    for court in &config.courts {
+        let queue = response_queue(&court.ori);
+        if !queue_exists(&connection, &queue).await {
+            warn!(court = %court.ori, queue = %queue, "Court has no status queue; its statuses cannot be checked.");
+            untracked_courts.push(court.ori.clone());
+            continue;
+        }
+        consumers.push(
+            statuses::consume(&consume_channel, &queue, tracker.clone(), printer.clone(), progress.clone())
+                .await
+                .with_context(|| format!("court simulator: cannot consume {queue}"))?,
+        );
+    }
+
+    let publisher = Publisher::open(&connection).await?;
+    let mut shutdown = std::pin::pin!(shutdown);
+    let mut untracked_sent = Vec::new();
+    let summary = publish_all(
+        &publisher,
+        orders,
+        config.rate_per_sec,
+        |event| match event {
+            PublishEvent::Publishing(m) if !untracked_courts.contains(&m.court_ori) => lock(&tracker).expect(m),
+            PublishEvent::Confirmed(m) if untracked_courts.contains(&m.court_ori) => {
+                untracked_sent.push(m.message_id.clone())
+            }
+            PublishEvent::Confirmed(m) => lock(&tracker).mark_sent(&m.message_id),
+            PublishEvent::Failed(m, _) => lock(&tracker).forget(&m.message_id),
+            PublishEvent::Publishing(_) => {}
+        },
+        shutdown.as_mut(),
+    )
+    .await;
+    info!(
+        sent = summary.confirmed.len(),
+        failed = summary.failed.len(),
+        not_sent = summary.not_sent,
+        "Court simulator published its messages; waiting for statuses."
+    );
+
+    if !summary.interrupted {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(config.status_timeout_secs);
+        loop {
+            if lock(&tracker).all_complete() {
+                break;
+            }
+            tokio::select! {
+                () = progress.notified() => {}
+                () = tokio::time::sleep_until(deadline) => break,
+                () = &mut shutdown => break,
+            }
+        }
+    }
+
+    for consumer in &consumers {
+        consumer.abort();
+    }
+    let _ = connection.close(200, "OK".into()).await;
+
+    let totals = lock(&tracker).totals();
+    let mut incomplete = totals.incomplete;
+    incomplete.extend(untracked_sent.iter().cloned());
+    let report = CourtSimReport {
+        sent: totals.sent + untracked_sent.len(),
+        complete: totals.complete,
+        incomplete,
+        rejected: totals.rejected,
+        partner_accepted: totals.partner_accepted,
+        partner_rejected: totals.partner_rejected,
+        dead_lettered: totals.dead_lettered,
+        publish_failed: summary.failed,
+        not_sent: summary.not_sent,
+        anomalies: totals.anomalies,
+    };
+    info!(
+        sent = report.sent,
+        complete = report.complete,
+        incomplete = report.incomplete.len(),
+        rejected = report.rejected,
+        publish_failed = report.publish_failed.len(),
+        anomalies = report.anomalies.len(),
+        "Court simulator finished."
+    );
+    Ok(report)
+}
+
+/// Every court's orders, each order's messages in sequence order, with the
+/// courts interleaved (court A's first order, court B's first order, …).
+pub fn plan(
+    config: &CourtSimConfig,
+    now: chrono::DateTime<chrono::FixedOffset>,
+    run_tag: &str,
+) -> Vec<Vec<GeneratedMessage>> {
+    let mut generators: Vec<OrderGenerator> =
+        config.courts.iter().map(|c| OrderGenerator::new(c, config.seed, now, run_tag)).collect();
+    let mut orders = Vec::new();
+    for _ in 0..config.orders_per_court {
+        for g in &mut generators {
+            orders.push(g.next_order(config.lifecycle));
+        }
+    }
+    orders
+}
+
+/// A short tag unique to this run (base-36 milliseconds), for message ids.
+fn run_tag() -> String {
+    let mut n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    let mut tag = Vec::new();
+    while n > 0 {
+        tag.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize]);
+        n /= 36;
+    }
+    tag.reverse();
+    String::from_utf8(tag).unwrap_or_default()
+}
+
+/// Whether a queue exists, by a passive declare on a channel of its own (a
+/// failed passive declare closes its channel).
+async fn queue_exists(connection: &Connection, queue: &str) -> bool {
+    let Ok(channel) = connection.create_channel().await else { return false };
+    let exists = channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions { passive: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await
+        .is_ok();
+    if exists {
+        let _ = channel.close(200, "OK".into()).await;
+    }
+    exists
+}
+
+fn lock(tracker: &Mutex<StatusTracker>) -> MutexGuard<'_, StatusTracker> {
+    tracker.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Orders are interleaved across courts and keep their lifecycle in sequence.
+    #[test]
+    fn plan_interleaves_courts() {
+        let config = CourtSimConfig { orders_per_court: 2, lifecycle: true, seed: 9, ..Default::default() };
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-25T10:15:00-08:00").unwrap();
+        let orders = plan(&config, now, "t");
+        let courts: Vec<&str> = orders.iter().map(|o| o[0].court_ori.as_str()).collect();
+        assert_eq!(courts, ["CA034025J", "CA019015J", "CA034025J", "CA019015J"]);
+        assert!(orders.iter().all(|o| o.iter().map(|m| m.sequence).eq(1..=3)));
+        assert_eq!(orders[1][0].format, CourtFormat::Fixed);
+        assert!(run_tag().len() >= 8);
+    }
+}

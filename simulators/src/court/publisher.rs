@@ -1,0 +1,322 @@
+//! Publishes order messages the way a court CMS must (ICD §1): to `por.inbound`
+//! with routing key = the court's ORI, persistent, `mandatory`, with publisher
+//! confirms, and a `basic.return` counted as a failure.
+//!
+//! Confirms are pipelined: up to [`CONFIRM_WINDOW`] messages are in flight at
+//! once, their `PublisherConfirm`s held in a `FuturesUnordered`. The messages
+//! of one order still go strictly in sequence: the next one of an order is
+//! queued only when the previous one was confirmed, and when one fails the
+//! rest of that order is not sent (a court would not send a MODIFY for an
+//! ISSUE the broker never took).
+//!
+//! A publish that fails because the connection dropped is sent again, with
+//! the same bytes and properties, once the connection has recovered: ICD §5
+//! deduplicates a byte-identical resend, whereas a fresh `SentDateTime` would
+//! make it a `CONFLICT_REJECTED`.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
+use tokio::time::MissedTickBehavior;
+use tracing::warn;
+
+use super::config::CourtFormat;
+use super::fixed::to_fixed;
+use super::orders::{GeneratedMessage, now_pacific};
+use super::xml::to_xml;
+
+/// The exchange courts publish to (ICD §1).
+pub const INBOUND_EXCHANGE: &str = "por.inbound";
+/// The AMQP `app_id` of the simulator's messages.
+pub const APP_ID: &str = "porter-sim-court";
+/// Most publisher confirms awaited at once.
+pub const CONFIRM_WINDOW: usize = 64;
+/// How long shutdown waits for the confirms of messages already sent.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
+/// Attempts per message when the connection fails (not for returns).
+pub const MAX_ATTEMPTS: u32 = 3;
+
+/// A confirm-mode channel to `por.inbound`.
+#[derive(Clone)]
+pub struct Publisher {
+    channel: Channel,
+}
+
+/// What happened to one message, as [`publish_all`] reports it.
+#[derive(Debug)]
+pub enum PublishEvent<'a> {
+    /// About to be published for the first time.
+    Publishing(&'a GeneratedMessage),
+    /// RabbitMQ confirmed it and routed it to a queue.
+    Confirmed(&'a GeneratedMessage),
+    /// It could not be published; the reason says why.
+    Failed(&'a GeneratedMessage, &'a str),
+}
+
+/// What [`publish_all`] did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PublishSummary {
+    /// Message ids RabbitMQ confirmed.
+    pub confirmed: Vec<String>,
+    /// Message ids that failed, with the reason.
+    pub failed: Vec<(String, String)>,
+    /// Messages never published: after a failure of their order, or shutdown.
+    pub not_sent: usize,
+    /// Whether shutdown stopped publishing early.
+    pub interrupted: bool,
+}
+
+/// The body and properties of one message, fixed at its first attempt.
+struct Prepared {
+    order: usize,
+    message: GeneratedMessage,
+    body: Arc<Vec<u8>>,
+    properties: BasicProperties,
+    attempt: u32,
+}
+
+type InFlight = Pin<Box<dyn Future<Output = (Prepared, lapin::Result<Confirmation>)> + Send>>;
+
+impl Publisher {
+    /// Opens a channel on `connection` and puts it in confirm mode.
+    pub async fn open(connection: &Connection) -> anyhow::Result<Publisher> {
+        let channel = connection.create_channel().await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        Ok(Publisher { channel })
+    }
+
+    /// The channel, e.g. to wait for its recovery.
+    pub fn channel(&self) -> &Channel {
+        &self.channel
+    }
+
+    /// Sends one prepared message and returns its confirm future.
+    async fn send(&self, p: Prepared) -> Result<InFlight, (Prepared, lapin::Error)> {
+        let sent = self
+            .channel
+            .basic_publish(
+                INBOUND_EXCHANGE.into(),
+                p.message.court_ori.as_str().into(),
+                BasicPublishOptions { mandatory: true, ..Default::default() },
+                &p.body,
+                p.properties.clone(),
+            )
+            .await;
+        match sent {
+            Ok(confirm) => Ok(Box::pin(confirm.map(move |result| (p, result)))),
+            Err(error) => Err((p, error)),
+        }
+    }
+}
+
+/// The wire body of a message in its court's format.
+pub fn body(message: &GeneratedMessage) -> Vec<u8> {
+    match message.format {
+        CourtFormat::Xml => to_xml(message),
+        CourtFormat::Fixed => to_fixed(message),
+    }
+}
+
+/// The ICD §1 properties of a message.
+pub fn properties(message: &GeneratedMessage) -> BasicProperties {
+    BasicProperties::default()
+        .with_message_id(message.message_id.as_str().into())
+        .with_content_type(message.format.content_type().into())
+        .with_delivery_mode(2)
+        .with_timestamp(message.sent_at.timestamp().max(0) as u64)
+        .with_app_id(APP_ID.into())
+}
+
+/// Publishes `orders` (each the messages of one order, in sequence order) at
+/// `rate_per_sec` messages per second (`0`: unthrottled), with at most
+/// [`CONFIRM_WINDOW`] confirms in flight, until all are done or `shutdown`
+/// completes. Each message's `sent_at` is set when it is first published.
+/// `on_event` hears about every message.
+pub async fn publish_all<S>(
+    publisher: &Publisher,
+    orders: Vec<Vec<GeneratedMessage>>,
+    rate_per_sec: f64,
+    mut on_event: impl FnMut(PublishEvent<'_>),
+    mut shutdown: Pin<&mut S>,
+) -> PublishSummary
+where
+    S: Future<Output = ()> + ?Sized,
+{
+    let mut summary = PublishSummary::default();
+    let mut pending: Vec<VecDeque<GeneratedMessage>> = orders.into_iter().map(VecDeque::from).collect();
+    // Orders whose next message may go now, in the order they became ready.
+    let mut ready: VecDeque<usize> = (0..pending.len()).filter(|i| !pending[*i].is_empty()).collect();
+    let mut in_flight: FuturesUnordered<InFlight> = FuturesUnordered::new();
+    let mut ticker = (rate_per_sec > 0.0).then(|| {
+        let mut t = tokio::time::interval(Duration::from_secs_f64(1.0 / rate_per_sec));
+        t.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        t
+    });
+
+    loop {
+        if ready.is_empty() && in_flight.is_empty() {
+            break;
+        }
+        let can_send = !ready.is_empty() && in_flight.len() < CONFIRM_WINDOW;
+        tokio::select! {
+            biased;
+            () = &mut shutdown => {
+                summary.interrupted = true;
+                break;
+            }
+            Some((p, result)) = in_flight.next(), if !in_flight.is_empty() => {
+                let confirmation = match result {
+                    Ok(confirmation) => confirmation,
+                    Err(error) => {
+                        match recover(publisher, p, error).await {
+                            Ok(p) => retry(publisher, p, &mut in_flight, &mut summary, &mut pending, &mut on_event).await,
+                            Err((p, reason)) => fail(p, &reason, &mut summary, &mut pending, &mut on_event),
+                        }
+                        continue;
+                    }
+                };
+                match failure_of(&confirmation, &p.message.court_ori) {
+                    None => {
+                        on_event(PublishEvent::Confirmed(&p.message));
+                        summary.confirmed.push(p.message.message_id.clone());
+                        if !pending[p.order].is_empty() {
+                            ready.push_back(p.order);
+                        }
+                    }
+                    Some(_) if confirmation.is_nack() && p.attempt < MAX_ATTEMPTS => {
+                        warn!(court = %p.message.court_ori, attempt = p.attempt, "Publish nacked; sending again.");
+                        let mut p = p;
+                        p.attempt += 1;
+                        retry(publisher, p, &mut in_flight, &mut summary, &mut pending, &mut on_event).await;
+                    }
+                    Some(reason) => fail(p, &reason, &mut summary, &mut pending, &mut on_event),
+                }
+            }
+            _ = tick(&mut ticker), if can_send => {
+                let Some(order) = ready.pop_front() else { continue };
+                let Some(mut message) = pending[order].pop_front() else { continue };
+                message.sent_at = now_pacific();
+                on_event(PublishEvent::Publishing(&message));
+                let prepared = Prepared {
+                    order,
+                    body: Arc::new(body(&message)),
+                    properties: properties(&message),
+                    message,
+                    attempt: 1,
+                };
+                retry(publisher, prepared, &mut in_flight, &mut summary, &mut pending, &mut on_event).await;
+            }
+        }
+    }
+    if summary.interrupted {
+        // Settle what is already on the wire, briefly, without retrying.
+        let drained = tokio::time::timeout(SHUTDOWN_DRAIN, async {
+            while let Some((p, result)) = in_flight.next().await {
+                let failure = match &result {
+                    Ok(confirmation) => failure_of(confirmation, &p.message.court_ori),
+                    Err(error) => Some(error.to_string()),
+                };
+                match failure {
+                    None => {
+                        on_event(PublishEvent::Confirmed(&p.message));
+                        summary.confirmed.push(p.message.message_id.clone());
+                    }
+                    Some(reason) => fail(p, &reason, &mut summary, &mut pending, &mut on_event),
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            warn!(unconfirmed = in_flight.len(), "Stopped before every publish was confirmed.");
+        }
+    }
+    summary.not_sent += pending.iter().map(VecDeque::len).sum::<usize>();
+    summary.not_sent += in_flight.len();
+    summary
+}
+
+/// Why a confirmation is a failure, if it is one. The returned message's body
+/// is never part of the reason: it holds personal data.
+fn failure_of(confirmation: &Confirmation, court: &str) -> Option<String> {
+    match confirmation {
+        Confirmation::Ack(None) | Confirmation::NotRequested => None,
+        Confirmation::Ack(Some(returned)) => Some(format!(
+            "returned by RabbitMQ: {} {} (no queue bound for routing key {court})",
+            returned.reply_code, returned.reply_text
+        )),
+        Confirmation::Nack(_) => Some("nacked by RabbitMQ".into()),
+    }
+}
+
+/// Waits for the ticker, or not at all when unthrottled.
+async fn tick(ticker: &mut Option<tokio::time::Interval>) {
+    if let Some(t) = ticker {
+        t.tick().await;
+    }
+}
+
+/// Publishes `p` (again), waiting for recovery when the channel is down.
+async fn retry(
+    publisher: &Publisher,
+    mut p: Prepared,
+    in_flight: &mut FuturesUnordered<InFlight>,
+    summary: &mut PublishSummary,
+    pending: &mut [VecDeque<GeneratedMessage>],
+    on_event: &mut impl FnMut(PublishEvent<'_>),
+) {
+    loop {
+        match publisher.send(p).await {
+            Ok(confirm) => {
+                in_flight.push(confirm);
+                return;
+            }
+            Err((failed, error)) => match recover(publisher, failed, error).await {
+                Ok(again) => p = again,
+                Err((failed, reason)) => {
+                    fail(failed, &reason, summary, pending, on_event);
+                    return;
+                }
+            },
+        }
+    }
+}
+
+/// After a channel error: the message for another attempt once the channel
+/// has recovered, or the reason to give up.
+async fn recover(publisher: &Publisher, mut p: Prepared, error: lapin::Error) -> Result<Prepared, (Prepared, String)> {
+    let reason = error.to_string();
+    if p.attempt >= MAX_ATTEMPTS {
+        let reason = format!("gave up after {} attempts: {reason}", p.attempt);
+        return Err((p, reason));
+    }
+    warn!(court = %p.message.court_ori, attempt = p.attempt, error = %reason, "Publish failed; waiting for the connection to recover.");
+    match publisher.channel.wait_for_recovery(error).await {
+        Ok(()) => {
+            p.attempt += 1;
+            Ok(p)
+        }
+        Err(error) => Err((p, format!("connection lost: {error}"))),
+    }
+}
+
+/// Reports a failed message and drops the rest of its order.
+fn fail(
+    p: Prepared,
+    reason: &str,
+    summary: &mut PublishSummary,
+    pending: &mut [VecDeque<GeneratedMessage>],
+    on_event: &mut impl FnMut(PublishEvent<'_>),
+) {
+    warn!(court = %p.message.court_ori, message_id = %p.message.message_id, reason, "Message not published.");
+    on_event(PublishEvent::Failed(&p.message, reason));
+    summary.failed.push((p.message.message_id.clone(), reason.to_string()));
+    let rest = std::mem::take(&mut pending[p.order]);
+    summary.not_sent += rest.len();
+}

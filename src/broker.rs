@@ -1,0 +1,138 @@
+//! The broker: wires intake, delivery, statuses, transport and the HTTP
+//! surface together, and shuts them down in the right order.
+//!
+//! Shutdown order: stop consuming → let the intake finish and acknowledge
+//! what it committed → stop the delivery loops after their current round →
+//! close the AMQP connection → stop HTTP. Whatever was not acknowledged is
+//! redelivered by RabbitMQ at the next start.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use porter_adapters::clets::client::CletsClient;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::delivery::DeliveryLoop;
+use crate::delivery::clets::CletsPartner;
+use crate::formats::fixed::Layout;
+use crate::formats::xml::XmlLimits;
+use crate::intake::{Formats, Intake};
+use crate::mapping::clets::CletsTables;
+use crate::mapping::codes::CodeLists;
+use crate::ops::http::{OpsState, run as serve_http};
+use crate::status::Relay;
+use crate::store::{SqlStore, Store};
+use crate::transport::Publisher;
+use crate::transport::supervisor::Supervisor;
+
+/// Loads and checks every layout, code table and CLETS table the
+/// configuration needs. Any problem stops the broker before it starts.
+pub fn load_formats(config: &Config) -> anyhow::Result<Formats> {
+    let mut layouts = HashMap::new();
+    let dir = config.paths.schemas.join("layouts");
+    let entries = std::fs::read_dir(&dir).with_context(|| format!("reading layouts in {}", dir.display()))?;
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let layout = Layout::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+            layouts.insert(layout.name().to_string(), layout);
+        }
+    }
+    for court in &config.courts {
+        for name in &court.layouts {
+            anyhow::ensure!(layouts.contains_key(name), "court {}: layout {name:?} is not in {}", court.ori, dir.display());
+        }
+    }
+    let codes = CodeLists::load(&config.paths.mappings.join("codes.toml")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let clets = CletsTables::load(&config.paths.mappings.join("clets.toml"))?;
+    Ok(Formats { layouts, codes, clets, xml_limits: XmlLimits::default() })
+}
+
+/// Runs the broker until `shutdown` resolves.
+pub async fn run(config: Config, http: TcpListener, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    let formats = Arc::new(load_formats(&config)?);
+    prepare_sqlite_dir(&config.store.url);
+    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&config.store.url).await.context("opening the store")?);
+    let publisher = Publisher::new(config.amqp.confirm_window * 2);
+    let relay = Relay { store: store.clone(), publisher: publisher.clone() };
+    let (connected_tx, connected_rx) = watch::channel(false);
+    let (intake_tx, intake_rx) = mpsc::channel(4096);
+    let courts = Arc::new(config.courts.clone());
+    let deliveries_due = Arc::new(Notify::new());
+
+    let stop_consuming = CancellationToken::new();
+    let stop_work = CancellationToken::new();
+    let close_amqp = CancellationToken::new();
+    let stop_http = CancellationToken::new();
+
+    let supervisor = Supervisor {
+        amqp: config.amqp.clone(),
+        courts: courts.clone(),
+        publisher: publisher.clone(),
+        intake: intake_tx,
+        connected: connected_tx,
+    };
+    let amqp_task = tokio::spawn(supervisor.run(stop_consuming.clone(), close_amqp.clone()));
+
+    let intake = Intake {
+        store: store.clone(),
+        formats: formats.clone(),
+        courts: Arc::new(config.courts.iter().map(|c| (c.ori.clone(), c.clone())).collect()),
+        relay: relay.clone(),
+        batch_size: config.intake.batch_size,
+        deliveries_due: deliveries_due.clone(),
+    };
+    let intake_task = tokio::spawn(intake.run(intake_rx, stop_consuming.clone()));
+
+    let clets = &config.partners.clets;
+    let client = CletsClient::new(clets.address.clone(), clets.connections, Duration::from_millis(clets.timeout_ms));
+    let clets_loop = DeliveryLoop {
+        store: store.clone(),
+        adapter: Arc::new(CletsPartner { client, tables: Arc::new(formats.clets.clone()), config: clets.clone() }),
+        relay: relay.clone(),
+        batch: clets.batch,
+        concurrency: clets.connections,
+        wake: deliveries_due.clone(),
+    };
+    let clets_task = tokio::spawn(clets_loop.run(stop_work.clone()));
+    let sweep_task = tokio::spawn(relay.clone().sweep(stop_work.clone()));
+
+    let ops = OpsState { store: store.clone(), amqp_connected: connected_rx, metrics: crate::ops::metrics::handle() };
+    let http_stop = stop_http.clone();
+    let http_task = tokio::spawn(serve_http(http, ops, async move { http_stop.cancelled().await }));
+    tracing::info!(courts = config.courts.len(), store = %redact(&config.store.url), "Porter broker started.");
+
+    shutdown.await;
+    tracing::info!("Porter broker stopping.");
+    stop_consuming.cancel();
+    let _ = intake_task.await;
+    stop_work.cancel();
+    let _ = clets_task.await;
+    let _ = sweep_task.await;
+    close_amqp.cancel();
+    let _ = amqp_task.await;
+    stop_http.cancel();
+    let _ = http_task.await;
+    tracing::info!("Porter broker stopped.");
+    Ok(())
+}
+
+/// The store URL without its password, for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
+fn prepare_sqlite_dir(url: &str) {
+    if let Some(parent) = url.strip_prefix("sqlite://").and_then(|p| Path::new(p).parent()) {
+        let _ = std::fs::create_dir_all(parent);
+    }
+}

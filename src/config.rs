@@ -1,0 +1,401 @@
+//! Broker configuration: one TOML file plus `PORTER_*` environment overrides
+//! (ICD §10).
+//!
+//! Every struct rejects unknown fields, so a typo is an error rather than a
+//! silently ignored setting. Every field has a default, documented here: the
+//! structs are the reference. Relative paths are resolved against the
+//! directory of the configuration file. Secrets (such as the store URL's
+//! password) come from the environment, never from the repository.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// A configuration problem; it names the file and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// The whole broker configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub amqp: AmqpConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub intake: IntakeConfig,
+    #[serde(default)]
+    pub paths: PathsConfig,
+    #[serde(default)]
+    pub partners: PartnersConfig,
+    /// The courts this broker serves; the topology is declared for each.
+    #[serde(default, rename = "courts")]
+    pub courts: Vec<CourtConfig>,
+    /// Where the configuration was read from (set by [`Config::load`]).
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+/// RabbitMQ connection and flow control.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpConfig {
+    /// AMQP URL. Override: `PORTER_AMQP_URL`.
+    #[serde(default = "default_amqp_url")]
+    pub url: String,
+    /// Unacknowledged inbound deliveries per court queue (`basic.qos`).
+    #[serde(default = "default_prefetch")]
+    pub prefetch: u16,
+    /// Publisher confirms kept in flight at once.
+    #[serde(default = "default_confirm_window")]
+    pub confirm_window: usize,
+    /// Delay before reconnecting after the connection is lost, in ms; it
+    /// doubles up to 30 s.
+    #[serde(default = "default_reconnect_ms")]
+    pub reconnect_ms: u64,
+}
+
+/// The store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` (default) or `postgres://…`. Override: `PORTER_STORE_URL`.
+    #[serde(default = "default_store_url")]
+    pub url: String,
+    /// How long deduplication records are kept, in days (ICD §5).
+    #[serde(default = "default_dedup_days")]
+    pub dedup_retention_days: u32,
+}
+
+/// The operations HTTP surface.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Listen address. Override: `PORTER_HTTP_LISTEN`.
+    #[serde(default = "default_http_listen")]
+    pub listen: SocketAddr,
+}
+
+/// Intake batching (group commit).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntakeConfig {
+    /// Most inbound messages committed in one transaction.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+}
+
+/// Where the declarative files live.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathsConfig {
+    /// Holds `layouts/*.toml`.
+    #[serde(default = "default_schemas")]
+    pub schemas: PathBuf,
+    /// Holds code tables and CLETS tables.
+    #[serde(default = "default_mappings")]
+    pub mappings: PathBuf,
+}
+
+/// The partners Porter delivers to.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PartnersConfig {
+    #[serde(default)]
+    pub clets: CletsConfig,
+}
+
+/// CLETS/CARPOS over framed TCP (ICD §6).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CletsConfig {
+    /// `host:port`. Override: `PORTER_CLETS_ADDRESS`.
+    #[serde(default = "default_clets_address")]
+    pub address: String,
+    /// TCP connections kept to CLETS.
+    #[serde(default = "default_clets_connections")]
+    pub connections: usize,
+    /// Time allowed for one request's answer, in ms.
+    #[serde(default = "default_clets_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Deliveries taken from the store per round.
+    #[serde(default = "default_delivery_batch")]
+    pub batch: u32,
+    /// Retry backoff: first delay, in ms.
+    #[serde(default = "default_retry_min_ms")]
+    pub retry_min_ms: u64,
+    /// Retry backoff: longest delay, in ms.
+    #[serde(default = "default_retry_max_ms")]
+    pub retry_max_ms: u64,
+    /// How long a message is retried before it becomes a dead letter, in
+    /// seconds (ICD §9: 24 h).
+    #[serde(default = "default_max_age_secs")]
+    pub max_age_secs: u64,
+}
+
+/// One court.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CourtConfig {
+    /// The court's ORI (9 characters `[A-Z0-9]`).
+    pub ori: String,
+    /// Human name, for operators.
+    #[serde(default)]
+    pub name: String,
+    /// The county sheriff's ORI (required for every court, ICD §8).
+    pub sheriff_ori: String,
+    /// Layouts this court may send (`x-por-layout`); the first is the default.
+    #[serde(default = "default_layouts")]
+    pub layouts: Vec<String>,
+    /// AMQP users allowed to publish for this court (`user_id`). Empty: the
+    /// property is not checked beyond being absent.
+    #[serde(default)]
+    pub amqp_users: Vec<String>,
+    /// Seconds a message may wait for a missing predecessor (ICD §5: 1 h).
+    #[serde(default = "default_gap_timeout_secs")]
+    pub gap_timeout_secs: u64,
+}
+
+impl CourtConfig {
+    /// The layout used when a message names none.
+    pub fn default_layout(&self) -> &str {
+        self.layouts.first().map(String::as_str).unwrap_or("cms-a/1")
+    }
+
+    /// The queue this court publishes to.
+    pub fn inbound_queue(&self) -> String {
+        format!("por.inbound.{}", self.ori)
+    }
+
+    /// The queue this court reads its statuses from.
+    pub fn responses_queue(&self) -> String {
+        format!("por.responses.{}", self.ori)
+    }
+}
+
+fn default_amqp_url() -> String {
+    "amqp://guest:guest@127.0.0.1:5672/%2f".into()
+}
+fn default_prefetch() -> u16 {
+    256
+}
+fn default_confirm_window() -> usize {
+    512
+}
+fn default_reconnect_ms() -> u64 {
+    500
+}
+fn default_store_url() -> String {
+    "sqlite://var/porter.db".into()
+}
+fn default_dedup_days() -> u32 {
+    400
+}
+fn default_http_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+fn default_batch_size() -> usize {
+    256
+}
+fn default_schemas() -> PathBuf {
+    "schemas".into()
+}
+fn default_mappings() -> PathBuf {
+    "mappings".into()
+}
+fn default_clets_address() -> String {
+    "127.0.0.1:7001".into()
+}
+fn default_clets_connections() -> usize {
+    4
+}
+fn default_clets_timeout_ms() -> u64 {
+    10_000
+}
+fn default_delivery_batch() -> u32 {
+    128
+}
+fn default_retry_min_ms() -> u64 {
+    1_000
+}
+fn default_retry_max_ms() -> u64 {
+    300_000
+}
+fn default_max_age_secs() -> u64 {
+    24 * 3600
+}
+fn default_layouts() -> Vec<String> {
+    vec!["cms-a/1".into()]
+}
+fn default_gap_timeout_secs() -> u64 {
+    3600
+}
+
+impl Default for AmqpConfig {
+    fn default() -> Self {
+        AmqpConfig {
+            url: default_amqp_url(),
+            prefetch: default_prefetch(),
+            confirm_window: default_confirm_window(),
+            reconnect_ms: default_reconnect_ms(),
+        }
+    }
+}
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { url: default_store_url(), dedup_retention_days: default_dedup_days() }
+    }
+}
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { listen: default_http_listen() }
+    }
+}
+impl Default for IntakeConfig {
+    fn default() -> Self {
+        IntakeConfig { batch_size: default_batch_size() }
+    }
+}
+impl Default for PathsConfig {
+    fn default() -> Self {
+        PathsConfig { schemas: default_schemas(), mappings: default_mappings() }
+    }
+}
+impl Default for CletsConfig {
+    fn default() -> Self {
+        CletsConfig {
+            address: default_clets_address(),
+            connections: default_clets_connections(),
+            timeout_ms: default_clets_timeout_ms(),
+            batch: default_delivery_batch(),
+            retry_min_ms: default_retry_min_ms(),
+            retry_max_ms: default_retry_max_ms(),
+            max_age_secs: default_max_age_secs(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads, overrides from the environment, resolves paths and checks.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let mut config = Config::from_toml_str(&text, path)?;
+        config.apply_env(|k| std::env::var(k).ok());
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML; relative paths are resolved against `path`'s folder.
+    pub fn from_toml_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let mut config: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        config.paths.schemas = base.join(&config.paths.schemas);
+        config.paths.mappings = base.join(&config.paths.mappings);
+        if let Some(file) = config.store.url.strip_prefix("sqlite://")
+            && !file.starts_with('/')
+        {
+            config.store.url = format!("sqlite://{}", base.join(file).display());
+        }
+        config.source = path.to_path_buf();
+        Ok(config)
+    }
+
+    /// Applies `PORTER_*` overrides.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
+        if let Some(v) = get("PORTER_AMQP_URL") {
+            self.amqp.url = v;
+        }
+        if let Some(v) = get("PORTER_STORE_URL") {
+            self.store.url = v;
+        }
+        if let Some(v) = get("PORTER_HTTP_LISTEN").and_then(|v| v.parse().ok()) {
+            self.http.listen = v;
+        }
+        if let Some(v) = get("PORTER_CLETS_ADDRESS") {
+            self.partners.clets.address = v;
+        }
+    }
+
+    /// Checks what serde cannot: ORIs, duplicates, required values.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { path: self.source.clone(), message };
+        let mut seen = std::collections::HashSet::new();
+        for court in &self.courts {
+            if !is_ori(&court.ori) {
+                return Err(invalid(format!("court ori {:?} is not 9 characters [A-Z0-9]", court.ori)));
+            }
+            if !seen.insert(court.ori.as_str()) {
+                return Err(invalid(format!("court {} is configured twice", court.ori)));
+            }
+            if !is_ori(&court.sheriff_ori) {
+                return Err(invalid(format!("court {}: sheriff_ori {:?} is not a valid ORI", court.ori, court.sheriff_ori)));
+            }
+            if court.layouts.is_empty() {
+                return Err(invalid(format!("court {}: layouts must not be empty", court.ori)));
+            }
+        }
+        if self.amqp.confirm_window == 0 || self.intake.batch_size == 0 {
+            return Err(invalid("confirm_window and batch_size must be at least 1".into()));
+        }
+        Ok(())
+    }
+
+    pub fn court(&self, ori: &str) -> Option<&CourtConfig> {
+        self.courts.iter().find(|c| c.ori == ori)
+    }
+}
+
+/// ICD §0: an ORI is 9 characters `[A-Z0-9]`.
+pub fn is_ori(s: &str) -> bool {
+    s.len() == 9 && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A misspelt key is an error naming the file, not a silently ignored setting.
+    #[test]
+    fn unknown_field_is_rejected() {
+        let err = Config::from_toml_str("[amqp]\nurll = \"x\"\n", Path::new("a/porter.toml")).unwrap_err();
+        assert!(err.to_string().contains("a/porter.toml"), "{err}");
+        assert!(err.to_string().contains("urll"), "{err}");
+    }
+
+    /// Relative paths resolve against the configuration file's folder.
+    #[test]
+    fn paths_resolve_against_the_file() {
+        let c = Config::from_toml_str("", Path::new("/etc/porter/porter.toml")).unwrap();
+        assert_eq!(c.paths.schemas, PathBuf::from("/etc/porter/schemas"));
+        assert_eq!(c.store.url, "sqlite:///etc/porter/var/porter.db");
+    }
+
+    /// Environment overrides win over the file.
+    #[test]
+    fn env_overrides_apply() {
+        let mut c = Config::from_toml_str("", Path::new("p.toml")).unwrap();
+        c.apply_env(|k| (k == "PORTER_STORE_URL").then(|| "postgres://x/y".to_string()));
+        assert_eq!(c.store.url, "postgres://x/y");
+    }
+
+    /// A court with a malformed ORI stops the broker at start.
+    #[test]
+    fn bad_court_ori_is_rejected() {
+        let text = "[[courts]]\nori = \"CA03\"\nsheriff_ori = \"CA0340000\"\n";
+        let c = Config::from_toml_str(text, Path::new("p.toml")).unwrap();
+        assert!(c.validate().is_err());
+    }
+}

@@ -1,0 +1,110 @@
+//! The CLETS/CARPOS partner (ICD §6): translate, send over framed TCP,
+//! classify the answer.
+//!
+//! - `ACK` → accepted, with the record's NIC and FCN; an `EPO`'s NIC is
+//!   kept for the order's later keys.
+//! - `REJ` → permanent: `PARTNER_REJECTED` and a dead letter.
+//! - `BSY`, a timeout or a connection error → transient: retried later with
+//!   the same MCN.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use porter_adapters::clets::client::CletsClient;
+use porter_adapters::clets::{CletsError, CletsReply};
+
+use super::PartnerAdapter;
+use super::retry;
+use crate::config::CletsConfig;
+use crate::mapping::clets::CletsTables;
+use crate::model::{Action, ErrorCode, PartnerId, PartnerRecordId};
+use crate::store::{DeliveryJob, DeliveryOutcome, DeliveryResult, PartnerAttempt};
+use crate::translate::clets::translate;
+
+/// Porter's CLETS adapter.
+pub struct CletsPartner {
+    pub client: CletsClient,
+    pub tables: Arc<CletsTables>,
+    pub config: CletsConfig,
+}
+
+impl CletsPartner {
+    fn retry_or_give_up(&self, job: &DeliveryJob, reason: String) -> DeliveryOutcome {
+        let age = Utc::now() - job.created_at;
+        if age.num_seconds() >= self.config.max_age_secs as i64 {
+            return DeliveryOutcome::DeadLettered {
+                code: ErrorCode::RetriesExhausted,
+                reason: format!("no answer from CLETS within {} s: {reason}", self.config.max_age_secs),
+            };
+        }
+        let wait = retry::delay(
+            job.attempts,
+            Duration::from_millis(self.config.retry_min_ms),
+            Duration::from_millis(self.config.retry_max_ms),
+        );
+        let next_attempt_at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::seconds(1));
+        tracing::warn!(partner = "CLETS", delivery = job.id, attempt = job.attempts + 1, "CLETS did not take the message; will retry.");
+        metrics::counter!("porter_partner_retries_total", "partner" => "CLETS").increment(1);
+        DeliveryOutcome::Retry { next_attempt_at, reason }
+    }
+}
+
+impl PartnerAdapter for CletsPartner {
+    fn partner(&self) -> PartnerId {
+        PartnerId::Clets
+    }
+
+    async fn attempt(&self, job: DeliveryJob) -> DeliveryResult {
+        let at = Utc::now();
+        let translation = match translate(&job.order, job.nic.as_deref(), job.revision, &self.tables) {
+            Ok(t) => t,
+            Err(errors) => {
+                let unknown = errors.iter().any(|e| e.code == ErrorCode::UnknownOrder);
+                let reason = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+                let outcome = if unknown {
+                    DeliveryOutcome::DeadLettered { code: ErrorCode::UnknownOrder, reason }
+                } else {
+                    DeliveryOutcome::Rejected { reason, warnings: Vec::new() }
+                };
+                let attempt = PartnerAttempt { at, request: Vec::new(), response: None, error: Some("not translatable".into()) };
+                return DeliveryResult { delivery_id: job.id, attempt, outcome };
+            }
+        };
+        let request = translation.request.to_text().into_bytes();
+        let sent = self.client.send(&request).await;
+        let started = at;
+        metrics::histogram!("porter_partner_request_seconds", "partner" => "CLETS")
+            .record((Utc::now() - started).num_milliseconds() as f64 / 1000.0);
+        let (response, error, outcome) = match sent {
+            Ok(reply) => {
+                let text = reply.to_frame_text();
+                let outcome = match reply {
+                    CletsReply::Ack { nic, fcn, .. } => DeliveryOutcome::Accepted {
+                        record_ids: vec![
+                            PartnerRecordId { scheme: "NIC".into(), id: nic.clone() },
+                            PartnerRecordId { scheme: "FCN".into(), id: fcn },
+                        ],
+                        nic: (job.action == Action::Issue).then_some(nic),
+                        warnings: translation.warnings,
+                    },
+                    CletsReply::Rej { code, message, .. } => {
+                        tracing::warn!(partner = "CLETS", delivery = job.id, code = %code, "CLETS rejected the message; it is now a dead letter.");
+                        DeliveryOutcome::Rejected { reason: format!("{code}: {message}"), warnings: translation.warnings }
+                    }
+                    CletsReply::Bsy { message, .. } => self.retry_or_give_up(&job, format!("BSY: {message}")),
+                };
+                (Some(text), None, outcome)
+            }
+            Err(CletsError::InvalidRequest(reason)) => {
+                let outcome = DeliveryOutcome::Rejected { reason: format!("not sendable to CLETS: {reason}"), warnings: translation.warnings };
+                (None, Some(reason), outcome)
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                (None, Some(reason.clone()), self.retry_or_give_up(&job, reason))
+            }
+        };
+        DeliveryResult { delivery_id: job.id, attempt: PartnerAttempt { at, request, response, error }, outcome }
+    }
+}

@@ -1,0 +1,76 @@
+//! `porter demo`: the whole system in one process, for a first look.
+//!
+//! It starts the CLETS/CARPOS simulator, the broker with
+//! `deploy/local/porter.toml`, and a court simulator that publishes a few
+//! realistic orders for the demo courts (Sacramento, Los Angeles and a
+//! tribal court) and prints every status that comes back. Everything then
+//! keeps running, so you can publish orders of your own, until Ctrl-C.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use porter_simulators::clets::CletsSimConfig;
+use porter_simulators::court::{CourtFormat, CourtSimConfig, SimCourt};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+
+/// Runs the demo until `shutdown` resolves.
+pub async fn run(config_path: &Path, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    let config = Config::load(config_path)?;
+    let stop = CancellationToken::new();
+
+    let clets_addr = config.partners.clets.address.clone();
+    let clets_tcp = TcpListener::bind(&clets_addr).await.with_context(|| format!("binding the CLETS simulator to {clets_addr}"))?;
+    let clets_control = TcpListener::bind("127.0.0.1:7101").await.context("binding the CLETS simulator's control port 127.0.0.1:7101")?;
+    let sim_stop = stop.clone();
+    let clets_sim = tokio::spawn(porter_simulators::clets::run(
+        clets_tcp,
+        clets_control,
+        CletsSimConfig::default(),
+        async move { sim_stop.cancelled().await },
+    ));
+    println!("CLETS/CARPOS simulator: TCP {clets_addr}, control http://127.0.0.1:7101/_sim/state");
+
+    let http = TcpListener::bind(config.http.listen).await.with_context(|| format!("binding HTTP {}", config.http.listen))?;
+    let broker_stop = stop.clone();
+    let broker = tokio::spawn(crate::broker::run(config.clone(), http, async move { broker_stop.cancelled().await }));
+    wait_ready(&format!("http://{}/readyz", config.http.listen), Duration::from_secs(60)).await?;
+    println!("Porter broker: http://{} (metrics at /metrics, API at /api/v1)", config.http.listen);
+
+    let courts = config
+        .courts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| SimCourt { ori: c.ori.clone(), name: c.name.clone(), format: if i % 2 == 0 { CourtFormat::Xml } else { CourtFormat::Fixed } })
+        .collect();
+    let sim_config = CourtSimConfig { amqp_url: config.amqp.url.clone(), courts, orders_per_court: 2, lifecycle: true, ..CourtSimConfig::default() };
+    println!("Court simulator: publishing orders for {} courts…", config.courts.len());
+    let court_stop = stop.clone();
+    let report = porter_simulators::court::run(sim_config, async move { court_stop.cancelled().await }).await?;
+    println!("{}", report.summary());
+    println!("Porter is running. Publish your own orders (see README), or press Ctrl-C to stop.");
+
+    shutdown.await;
+    stop.cancel();
+    broker.await??;
+    clets_sim.await??;
+    println!("Demo stopped.");
+    Ok(())
+}
+
+async fn wait_ready(url: &str, limit: Duration) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if let Ok(r) = client.get(url).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    anyhow::bail!("the broker was not ready within {} s ({url}); is RabbitMQ running?", limit.as_secs())
+}

@@ -1,0 +1,262 @@
+//! Date and time patterns of layout fields (`CCYYMMDD`, `HHMM`, `MMDDYYYY`,
+//! `MM/DD/CCYY`, `CCYYMMDDHHMMSS`, `HH:MM`, …).
+//!
+//! Tokens: `CCYY` or `YYYY` (4-digit year), `MM` (month; minutes when the
+//! token before it, separators aside, is `HH`), `DD` (day), `HH` (hour
+//! 00–23), `MI` (minutes), `SS` (seconds). Any other printable ASCII character that is not a letter
+//! or digit is a literal that must appear as is. Two-digit years are refused:
+//! their century would be a guess.
+
+use chrono::{NaiveDate, NaiveTime};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Item {
+    Year,
+    Month,
+    Day,
+    Hour,
+    Minute,
+    Second,
+    Literal(u8),
+}
+
+impl Item {
+    fn width(self) -> usize {
+        match self {
+            Item::Year => 4,
+            Item::Literal(_) => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// A parsed date/time pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pattern {
+    text: String,
+    items: Vec<Item>,
+}
+
+/// What a pattern read from a field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Parts {
+    pub date: Option<NaiveDate>,
+    pub time: Option<NaiveTime>,
+}
+
+/// Why a non-blank value did not match its pattern.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PatternError {
+    /// Not the pattern's shape (letters, misplaced separators): `INVALID_FORMAT`.
+    Shape,
+    /// The right shape, but no such day (20260230): `INVALID_DATE`.
+    NoSuchDate,
+    /// The right shape, but no such time of day (2460): `INVALID_DATE`.
+    NoSuchTime,
+}
+
+impl Pattern {
+    /// Parses a pattern, or says what is wrong with it.
+    pub(crate) fn parse(text: &str) -> Result<Pattern, String> {
+        let b = text.as_bytes();
+        let mut items: Vec<Item> = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            let rest = &b[i..];
+            let item = if rest.starts_with(b"CCYY") || rest.starts_with(b"YYYY") {
+                Item::Year
+            } else if rest.starts_with(b"YY") {
+                return Err(format!(
+                    "pattern '{text}': two-digit years are not supported; use CCYY"
+                ));
+            } else if rest.starts_with(b"MM") {
+                let after_hour = items
+                    .iter()
+                    .rev()
+                    .find(|i| !matches!(i, Item::Literal(_)))
+                    .is_some_and(|i| *i == Item::Hour);
+                if after_hour {
+                    Item::Minute
+                } else {
+                    Item::Month
+                }
+            } else if rest.starts_with(b"MI") {
+                Item::Minute
+            } else if rest.starts_with(b"DD") {
+                Item::Day
+            } else if rest.starts_with(b"HH") {
+                Item::Hour
+            } else if rest.starts_with(b"SS") {
+                Item::Second
+            } else {
+                let c = rest[0];
+                if c.is_ascii_alphanumeric() || !(0x20..0x7f).contains(&c) {
+                    return Err(format!(
+                        "pattern '{text}': unexpected '{}' at position {}; tokens are CCYY, MM, DD, HH, MI, SS",
+                        char::from(c).escape_default(),
+                        i + 1
+                    ));
+                }
+                Item::Literal(c)
+            };
+            if !matches!(item, Item::Literal(_)) && items.contains(&item) {
+                return Err(format!("pattern '{text}': a token appears twice"));
+            }
+            i += item.width();
+            items.push(item);
+        }
+        let p = Pattern {
+            text: text.to_string(),
+            items,
+        };
+        let date = [Item::Year, Item::Month, Item::Day].map(|t| p.items.contains(&t));
+        if date.iter().any(|&x| x) && !date.iter().all(|&x| x) {
+            return Err(format!("pattern '{text}': a date needs CCYY, MM and DD"));
+        }
+        let time = [Item::Hour, Item::Minute].map(|t| p.items.contains(&t));
+        if (time.iter().any(|&x| x) || p.items.contains(&Item::Second)) && !time.iter().all(|&x| x)
+        {
+            return Err(format!(
+                "pattern '{text}': a time needs HH and MI (or HHMM)"
+            ));
+        }
+        if !p.has_date() && !p.has_time() {
+            return Err(format!("pattern '{text}': no date or time tokens"));
+        }
+        Ok(p)
+    }
+
+    pub(crate) fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Bytes a value of this pattern takes.
+    pub(crate) fn width(&self) -> usize {
+        self.items.iter().map(|i| i.width()).sum()
+    }
+
+    pub(crate) fn has_date(&self) -> bool {
+        self.items.contains(&Item::Year)
+    }
+
+    pub(crate) fn has_time(&self) -> bool {
+        self.items.contains(&Item::Hour)
+    }
+
+    /// Reads `bytes` (exactly [`Pattern::width`] long). All spaces is blank:
+    /// `Ok(None)`.
+    pub(crate) fn read(&self, bytes: &[u8]) -> Result<Option<Parts>, PatternError> {
+        if bytes.iter().all(|&b| b == b' ') {
+            return Ok(None);
+        }
+        if bytes.len() != self.width() {
+            return Err(PatternError::Shape);
+        }
+        let (mut y, mut mo, mut d, mut h, mut mi, mut s) = (0i32, 0u32, 0u32, 0u32, 0u32, 0u32);
+        let mut at = 0;
+        for item in &self.items {
+            let w = item.width();
+            let chunk = &bytes[at..at + w];
+            at += w;
+            if let Item::Literal(c) = item {
+                if chunk != [*c] {
+                    return Err(PatternError::Shape);
+                }
+                continue;
+            }
+            if !chunk.iter().all(u8::is_ascii_digit) {
+                return Err(PatternError::Shape);
+            }
+            let n = chunk
+                .iter()
+                .fold(0u32, |acc, b| acc * 10 + u32::from(b - b'0'));
+            match item {
+                Item::Year => y = n as i32,
+                Item::Month => mo = n,
+                Item::Day => d = n,
+                Item::Hour => h = n,
+                Item::Minute => mi = n,
+                Item::Second => s = n,
+                Item::Literal(_) => {}
+            }
+        }
+        let date = if self.has_date() {
+            Some(NaiveDate::from_ymd_opt(y, mo, d).ok_or(PatternError::NoSuchDate)?)
+        } else {
+            None
+        };
+        let time = if self.has_time() {
+            Some(NaiveTime::from_hms_opt(h, mi, s).ok_or(PatternError::NoSuchTime)?)
+        } else {
+            None
+        };
+        Ok(Some(Parts { date, time }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ymd(y: i32, m: u32, d: u32) -> Option<NaiveDate> {
+        NaiveDate::from_ymd_opt(y, m, d)
+    }
+
+    /// CCYYMMDD and MMDDYYYY read the same day; blank is `None`.
+    #[test]
+    fn reads_date_patterns() {
+        let a = Pattern::parse("CCYYMMDD").unwrap();
+        let b = Pattern::parse("MMDDYYYY").unwrap();
+        let c = Pattern::parse("MM/DD/CCYY").unwrap();
+        assert_eq!(
+            a.read(b"20261125").unwrap().unwrap().date,
+            ymd(2026, 11, 25)
+        );
+        assert_eq!(
+            b.read(b"11252026").unwrap().unwrap().date,
+            ymd(2026, 11, 25)
+        );
+        assert_eq!(
+            c.read(b"11/25/2026").unwrap().unwrap().date,
+            ymd(2026, 11, 25)
+        );
+        assert_eq!(a.read(b"        "), Ok(None));
+    }
+
+    /// A wrong shape is `Shape`; an impossible day or time is `NoSuchDate`/`NoSuchTime`.
+    #[test]
+    fn distinguishes_shape_from_impossible() {
+        let a = Pattern::parse("CCYYMMDD").unwrap();
+        assert_eq!(a.read(b"2026-1-1"), Err(PatternError::Shape));
+        assert_eq!(a.read(b"2026113 "), Err(PatternError::Shape));
+        assert_eq!(a.read(b"20260230"), Err(PatternError::NoSuchDate));
+        let t = Pattern::parse("HHMM").unwrap();
+        let colon = Pattern::parse("HH:MM").unwrap();
+        assert_eq!(
+            colon.read(b"09:05").unwrap().unwrap().time,
+            NaiveTime::from_hms_opt(9, 5, 0)
+        );
+        assert_eq!(
+            t.read(b"2359").unwrap().unwrap().time,
+            NaiveTime::from_hms_opt(23, 59, 0)
+        );
+        assert_eq!(t.read(b"2460"), Err(PatternError::NoSuchTime));
+        let dt = Pattern::parse("CCYYMMDDHHMMSS").unwrap();
+        let p = dt.read(b"20261125101530").unwrap().unwrap();
+        assert_eq!(p.time, NaiveTime::from_hms_opt(10, 15, 30));
+    }
+
+    /// Bad patterns are refused with a reason.
+    #[test]
+    fn refuses_bad_patterns() {
+        assert!(Pattern::parse("YYMMDD").unwrap_err().contains("two-digit"));
+        assert!(
+            Pattern::parse("CCYYMM")
+                .unwrap_err()
+                .contains("CCYY, MM and DD")
+        );
+        assert!(Pattern::parse("CCYYMMDDX").is_err());
+        assert!(Pattern::parse("--").is_err());
+        assert!(Pattern::parse("CCYYCCYY").is_err());
+    }
+}

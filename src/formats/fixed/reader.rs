@@ -1,0 +1,818 @@
+//! Applying a [`Layout`] to the bytes of one order message.
+//!
+//! The reader is total: every input, however broken, gives a [`Parsed`] with
+//! whatever could be read and one error per problem, and it never panics. It
+//! works on bytes (columns are byte columns), reads at most
+//! [`Layout::max_records`] records, and never scans more than one record
+//! length per record.
+
+use chrono::{NaiveDate, NaiveTime};
+
+use super::layout::{CompiledField, CompiledRecord, Layout, Read, Terminator};
+use super::pattern::PatternError;
+use super::target::{Target, Value, expand, store};
+use crate::formats::Parsed;
+use crate::model::{ErrorCode, FieldError};
+
+impl Layout {
+    /// Reads one order message in this layout.
+    ///
+    /// `body` is the AMQP body as received. `sent_at` is left `None`: for
+    /// fixed-width the caller fills it from the AMQP `timestamp`. Every field
+    /// read records its `record:column` location in [`Parsed::locations`], so
+    /// the validator's errors can point into the input too.
+    pub fn read_order(&self, body: &[u8]) -> Parsed {
+        let mut reader = Reader {
+            layout: self,
+            parsed: Parsed::default(),
+            joined: Vec::new(),
+            counts: vec![0; self.records.len()],
+            seen: Vec::new(),
+            suppress: false,
+        };
+        reader.run(body);
+        reader.parsed
+    }
+}
+
+/// One record's bytes, terminator removed.
+struct Line<'a> {
+    /// 1-based position in the message.
+    number: usize,
+    data: &'a [u8],
+    terminator: Option<Terminator>,
+}
+
+/// Text joined over repeated records (condition text lines).
+struct Joined {
+    target: Target,
+    text: String,
+    max_length: Option<usize>,
+    /// Where the text first grew past `max_length`.
+    too_long_at: Option<String>,
+}
+
+/// A date-time filled by a date and a time field of one record.
+struct DateTimeParts {
+    target: Target,
+    date: Part<NaiveDate>,
+    time: Part<NaiveTime>,
+    default: Option<NaiveTime>,
+    time_location: String,
+}
+
+#[derive(Clone, Copy)]
+enum Part<T> {
+    Blank,
+    Bad,
+    Value(T),
+}
+
+struct Reader<'l> {
+    layout: &'l Layout,
+    parsed: Parsed,
+    joined: Vec<Joined>,
+    /// Records of each type read so far.
+    counts: Vec<usize>,
+    /// (record number, record type index) of every record of a known type.
+    seen: Vec<(usize, usize)>,
+    /// True while reading the fields of a record of the wrong length: its
+    /// values are still read, but its field errors would only echo the
+    /// length error, so they are not reported.
+    suppress: bool,
+}
+
+/// A byte a fixed-width record may not hold: non-ASCII, or a control
+/// character (terminators are removed before this check).
+fn is_bad_byte(b: u8) -> bool {
+    !(0x20..0x7f).contains(&b)
+}
+
+fn at(record: usize, column: usize) -> String {
+    format!("{record}:{column}")
+}
+
+/// Shows field bytes in an error text (ASCII already checked).
+fn shown(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .trim_end_matches(' ')
+        .to_string()
+}
+
+/// The canonical path naming a whole record type in errors, without index.
+fn base(template: &str) -> String {
+    template.replace("[]", "")
+}
+
+impl Reader<'_> {
+    fn push(&mut self, code: ErrorCode, field: impl Into<String>, location: String, text: String) {
+        if !self.suppress {
+            self.parsed
+                .errors
+                .push(FieldError::new(code, field, text).at(location));
+        }
+    }
+
+    fn locate(&mut self, path: &str, location: &str) {
+        if self.parsed.locations.get(path).is_none() {
+            self.parsed.locations.insert(path, location);
+        }
+    }
+
+    fn run(&mut self, body: &[u8]) {
+        self.parsed.locations.insert("message", "1:1");
+        if body.is_empty() {
+            self.push(
+                ErrorCode::InvalidFormat,
+                "message",
+                at(1, 1),
+                "the message is empty: it holds no records".into(),
+            );
+            return;
+        }
+        let lines = self.split(body);
+        for line in &lines {
+            self.record(line);
+        }
+        self.finish_joined();
+        self.check_order(lines.len());
+    }
+
+    /// Splits the body into records at LF or CRLF, stopping past the most
+    /// records a message may hold.
+    fn split<'b>(&mut self, body: &'b [u8]) -> Vec<Line<'b>> {
+        let mut lines = Vec::new();
+        let mut rest = body;
+        while !rest.is_empty() {
+            let number = lines.len() + 1;
+            if number > self.layout.max_records() {
+                self.push(
+                    ErrorCode::InvalidFormat,
+                    "message",
+                    at(number, 1),
+                    format!(
+                        "the message has more than {} records, the most a {} message holds",
+                        self.layout.max_records(),
+                        self.layout.name()
+                    ),
+                );
+                break;
+            }
+            match rest.iter().position(|&b| b == b'\n') {
+                Some(p) => {
+                    let mut data = &rest[..p];
+                    let mut terminator = Terminator::Lf;
+                    if self.layout.allows(Terminator::Crlf)
+                        && let Some(stripped) = data.strip_suffix(b"\r")
+                    {
+                        data = stripped;
+                        terminator = Terminator::Crlf;
+                    }
+                    lines.push(Line {
+                        number,
+                        data,
+                        terminator: Some(terminator),
+                    });
+                    rest = &rest[p + 1..];
+                }
+                None => {
+                    lines.push(Line {
+                        number,
+                        data: rest,
+                        terminator: None,
+                    });
+                    break;
+                }
+            }
+        }
+        lines
+    }
+
+    fn record(&mut self, line: &Line<'_>) {
+        let layout = self.layout;
+        let n = line.number;
+        let data = line.data;
+        let length = layout.record_length();
+        let tc = layout.type_columns;
+        let type_bytes = data.get(tc.start - 1..tc.start - 1 + tc.length);
+        let index = type_bytes.and_then(|t| layout.records.iter().position(|r| r.type_code == t));
+        let record = index.map(|i| &layout.records[i]);
+        let occurrence = index.map_or(0, |i| self.counts[i]);
+        let record_field =
+            record.map_or("message".to_string(), |r| expand(r.error_field, occurrence));
+
+        if line.terminator == Some(Terminator::Lf) && !layout.allows(Terminator::Lf) {
+            self.push(
+                ErrorCode::InvalidFormat,
+                record_field.clone(),
+                at(n, data.len() + 1),
+                format!(
+                    "record {n} ends with a bare LF; {} records end with CRLF",
+                    layout.name()
+                ),
+            );
+        }
+        if data.len() != length {
+            let column = data.len().min(length) + 1;
+            self.push(
+                ErrorCode::InvalidFormat,
+                record_field.clone(),
+                at(n, column),
+                format!(
+                    "record {n} is {} bytes; a {} record is exactly {length} bytes before its terminator",
+                    data.len(),
+                    layout.name()
+                ),
+            );
+        }
+        self.bad_bytes(
+            n,
+            &data[..data.len().min(length)],
+            record,
+            occurrence,
+            &record_field,
+        );
+
+        let (Some(i), Some(record)) = (index, record) else {
+            if let Some(t) = type_bytes
+                && !t.iter().copied().any(is_bad_byte)
+            {
+                self.push(
+                    ErrorCode::InvalidFormat,
+                    "message",
+                    at(n, tc.start),
+                    format!("record {n} has unknown record type '{}'", shown(t)),
+                );
+            }
+            return;
+        };
+        self.counts[i] += 1;
+        self.seen.push((n, i));
+        if let Some(c) = record.container {
+            c.touch(&mut self.parsed.message, occurrence);
+            let location = at(n, 1);
+            if c.indexed() {
+                self.locate(&base(c.template()), &location);
+            }
+            self.locate(&c.path(occurrence), &location);
+        }
+
+        self.suppress = data.len() != length;
+        let mut date_times: Vec<DateTimeParts> = Vec::new();
+        for f in &record.fields {
+            let Some(bytes) = data.get(f.start - 1..f.start - 1 + f.length) else {
+                continue;
+            };
+            let clean = !bytes.iter().copied().any(is_bad_byte);
+            self.field(n, occurrence, record, f, bytes, clean, &mut date_times);
+        }
+        for dt in date_times {
+            self.finish_date_time(occurrence, dt);
+        }
+        self.suppress = false;
+    }
+
+    /// Reports the first non-ASCII or control byte of each field (or of the
+    /// columns outside fields) at its exact column. Never suppressed.
+    fn bad_bytes(
+        &mut self,
+        n: usize,
+        data: &[u8],
+        record: Option<&CompiledRecord>,
+        occurrence: usize,
+        record_field: &str,
+    ) {
+        // One report per field; `None` = outside every field.
+        let mut reported: Vec<Option<usize>> = Vec::new();
+        for (k, &b) in data.iter().enumerate() {
+            if !is_bad_byte(b) {
+                continue;
+            }
+            let column = k + 1;
+            let owner = record.and_then(|r| {
+                r.fields
+                    .iter()
+                    .position(|f| f.start <= column && column < f.start + f.length)
+            });
+            if reported.contains(&owner) {
+                continue;
+            }
+            reported.push(owner);
+            let field = owner
+                .and_then(|o| record.and_then(|r| r.fields[o].target))
+                .map_or_else(|| record_field.to_string(), |t| t.path(occurrence));
+            let what = if b > 0x7f {
+                format!("byte 0x{b:02X} is not ASCII; fixed-width records are ASCII")
+            } else {
+                format!("control character 0x{b:02X} is not allowed inside a record")
+            };
+            let saved = std::mem::replace(&mut self.suppress, false);
+            self.push(ErrorCode::InvalidFormat, field, at(n, column), what);
+            self.suppress = saved;
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn field(
+        &mut self,
+        n: usize,
+        occurrence: usize,
+        record: &CompiledRecord,
+        f: &CompiledField,
+        bytes: &[u8],
+        clean: bool,
+        date_times: &mut Vec<DateTimeParts>,
+    ) {
+        let location = at(n, f.start);
+        let path = f.target.map_or_else(
+            || expand(record.error_field, occurrence),
+            |t| t.path(occurrence),
+        );
+        if f.target.is_some() && !matches!(f.read, Read::Time { .. }) {
+            self.locate(&path, &location);
+        }
+        if !clean {
+            if let (Some(t), Read::Date(_) | Read::Time { .. }) = (f.target, &f.read) {
+                let dt = parts_for(date_times, t);
+                if matches!(f.read, Read::Date(_)) {
+                    dt.date = Part::Bad;
+                } else {
+                    dt.time = Part::Bad;
+                }
+            }
+            return;
+        }
+        let text = String::from_utf8_lossy(bytes);
+        let trimmed = text.trim_matches(' ');
+        let Some(target) = f.target else {
+            if let Read::LineNumber = f.read {
+                self.line_number(occurrence, trimmed, &path, location);
+            }
+            return;
+        };
+        match &f.read {
+            Read::Filler | Read::LineNumber => {}
+            Read::Text {
+                join: Some(sep),
+                max_length,
+            } => {
+                self.join(target, trimmed, sep, *max_length, location);
+            }
+            Read::Text {
+                join: None,
+                max_length,
+            } => {
+                if trimmed.is_empty() {
+                    return;
+                }
+                if let Some(max) = max_length
+                    && trimmed.chars().count() > *max
+                {
+                    self.push(
+                        ErrorCode::TooLong,
+                        path.clone(),
+                        location,
+                        format!("{} characters; at most {max}", trimmed.chars().count()),
+                    );
+                }
+                store(
+                    &mut self.parsed.message,
+                    target,
+                    occurrence,
+                    Value::Text(trimmed.into()),
+                );
+            }
+            Read::Digits { max_length } => {
+                if trimmed.is_empty() {
+                    return;
+                }
+                if !trimmed.bytes().all(|b| b.is_ascii_digit()) {
+                    self.push(
+                        ErrorCode::InvalidFormat,
+                        path,
+                        location,
+                        format!("expected digits, found '{trimmed}'"),
+                    );
+                    return;
+                }
+                if let Some(max) = max_length
+                    && trimmed.len() > *max
+                {
+                    self.push(
+                        ErrorCode::TooLong,
+                        path.clone(),
+                        location,
+                        format!("{} digits; at most {max}", trimmed.len()),
+                    );
+                }
+                store(
+                    &mut self.parsed.message,
+                    target,
+                    occurrence,
+                    Value::Text(trimmed.into()),
+                );
+            }
+            Read::Number { zero_padded } => {
+                if trimmed.is_empty() {
+                    return;
+                }
+                let digits = if *zero_padded { text.as_ref() } else { trimmed };
+                match digits.parse::<u32>() {
+                    Ok(v) if digits.bytes().all(|b| b.is_ascii_digit()) => {
+                        store(
+                            &mut self.parsed.message,
+                            target,
+                            occurrence,
+                            Value::Number(v),
+                        );
+                    }
+                    _ => {
+                        let want = if *zero_padded {
+                            format!("{} digits, zero-padded", f.length)
+                        } else {
+                            "digits".to_string()
+                        };
+                        self.push(
+                            ErrorCode::InvalidFormat,
+                            path,
+                            location,
+                            format!("expected {want}, found '{}'", shown(bytes)),
+                        );
+                    }
+                }
+            }
+            Read::Date(pattern) => {
+                let part = match pattern.read(bytes) {
+                    Ok(None) => Part::Blank,
+                    Ok(Some(p)) => p.date.map_or(Part::Blank, Part::Value),
+                    Err(e) => {
+                        self.pattern_error(e, &path, location, pattern.text(), bytes);
+                        Part::Bad
+                    }
+                };
+                if target.kind() == super::target::Kind::DateTime {
+                    parts_for(date_times, target).date = part;
+                } else if let Part::Value(d) = part {
+                    store(&mut self.parsed.message, target, occurrence, Value::Date(d));
+                }
+            }
+            Read::Time { pattern, default } => {
+                let part = match pattern.read(bytes) {
+                    Ok(None) => Part::Blank,
+                    Ok(Some(p)) => p.time.map_or(Part::Blank, Part::Value),
+                    Err(e) => {
+                        self.pattern_error(e, &path, location.clone(), pattern.text(), bytes);
+                        Part::Bad
+                    }
+                };
+                let dt = parts_for(date_times, target);
+                dt.time = part;
+                dt.default = *default;
+                dt.time_location = location;
+            }
+            Read::DateTime(pattern) => match pattern.read(bytes) {
+                Ok(Some(p)) => {
+                    if let (Some(d), Some(t)) = (p.date, p.time) {
+                        store(
+                            &mut self.parsed.message,
+                            target,
+                            occurrence,
+                            Value::DateTime(d.and_time(t)),
+                        );
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => self.pattern_error(e, &path, location, pattern.text(), bytes),
+            },
+            Read::Codes { width } => {
+                let mut codes = Vec::new();
+                for (k, chunk) in bytes.chunks(*width).enumerate() {
+                    let code = String::from_utf8_lossy(chunk);
+                    let code = code.trim_matches(' ');
+                    if code.is_empty() {
+                        continue;
+                    }
+                    let element = format!("{path}[{}]", codes.len());
+                    self.locate(&element, &at(n, f.start + k * width));
+                    codes.push(code.to_string());
+                }
+                store(
+                    &mut self.parsed.message,
+                    target,
+                    occurrence,
+                    Value::List(codes),
+                );
+            }
+            Read::Flag { yes, no } => {
+                if trimmed.is_empty() {
+                    return;
+                }
+                if trimmed == yes {
+                    store(
+                        &mut self.parsed.message,
+                        target,
+                        occurrence,
+                        Value::Bool(true),
+                    );
+                } else if trimmed == no {
+                    store(
+                        &mut self.parsed.message,
+                        target,
+                        occurrence,
+                        Value::Bool(false),
+                    );
+                } else {
+                    self.push(
+                        ErrorCode::InvalidCode,
+                        path,
+                        location,
+                        format!("expected {yes} or {no}, found '{trimmed}'"),
+                    );
+                }
+            }
+            Read::Action(codes) => {
+                if trimmed.is_empty() {
+                    return;
+                }
+                match codes.get(trimmed) {
+                    Some(a) => store(
+                        &mut self.parsed.message,
+                        target,
+                        occurrence,
+                        Value::Action(*a),
+                    ),
+                    None => {
+                        let known: Vec<&str> = codes.keys().map(String::as_str).collect();
+                        self.push(
+                            ErrorCode::InvalidCode,
+                            path,
+                            location,
+                            format!(
+                                "unknown action code '{trimmed}'; expected one of {}",
+                                known.join(", ")
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn pattern_error(
+        &mut self,
+        e: PatternError,
+        path: &str,
+        location: String,
+        pattern: &str,
+        bytes: &[u8],
+    ) {
+        let found = shown(bytes);
+        let (code, text) = match e {
+            PatternError::Shape => (
+                ErrorCode::InvalidFormat,
+                format!("expected {pattern}, found '{found}'"),
+            ),
+            PatternError::NoSuchDate => (
+                ErrorCode::InvalidDate,
+                format!("'{found}' is not a calendar date ({pattern})"),
+            ),
+            PatternError::NoSuchTime => (
+                ErrorCode::InvalidDate,
+                format!("'{found}' is not a time of day ({pattern})"),
+            ),
+        };
+        self.push(code, path, location, text);
+    }
+
+    /// A repeated record's line number must count 1, 2, 3, … in order.
+    fn line_number(&mut self, occurrence: usize, trimmed: &str, path: &str, location: String) {
+        let expected = occurrence + 1;
+        let text = if trimmed.is_empty() {
+            format!("the line number is blank; expected {expected:02}")
+        } else if !trimmed.bytes().all(|b| b.is_ascii_digit()) {
+            format!("expected a line number, found '{trimmed}'")
+        } else if trimmed.parse::<usize>().ok() != Some(expected) {
+            format!("line {trimmed} is out of order; expected {expected:02}")
+        } else {
+            return;
+        };
+        self.push(ErrorCode::InvalidFormat, path, location, text);
+    }
+
+    /// Appends one trimmed line to a joined field; blank lines add nothing.
+    fn join(
+        &mut self,
+        target: Target,
+        piece: &str,
+        sep: &str,
+        max_length: Option<usize>,
+        location: String,
+    ) {
+        if piece.is_empty() {
+            return;
+        }
+        let i = match self.joined.iter().position(|j| j.target == target) {
+            Some(i) => i,
+            None => {
+                self.joined.push(Joined {
+                    target,
+                    text: String::new(),
+                    max_length,
+                    too_long_at: None,
+                });
+                self.joined.len() - 1
+            }
+        };
+        let j = &mut self.joined[i];
+        if !j.text.is_empty() {
+            j.text.push_str(sep);
+        }
+        j.text.push_str(piece);
+        if let Some(max) = j.max_length
+            && j.too_long_at.is_none()
+            && j.text.chars().count() > max
+        {
+            j.too_long_at = Some(location);
+        }
+        let text = j.text.clone();
+        store(&mut self.parsed.message, target, 0, Value::Text(text));
+    }
+
+    fn finish_joined(&mut self) {
+        let over: Vec<(String, String, String)> = self
+            .joined
+            .iter()
+            .filter_map(|j| {
+                let location = j.too_long_at.clone()?;
+                let max = j.max_length?;
+                Some((
+                    j.target.template().to_string(),
+                    location,
+                    format!(
+                        "the joined lines are {} characters; at most {max}",
+                        j.text.chars().count()
+                    ),
+                ))
+            })
+            .collect();
+        for (field, location, text) in over {
+            self.push(ErrorCode::TooLong, field, location, text);
+        }
+    }
+
+    fn finish_date_time(&mut self, occurrence: usize, dt: DateTimeParts) {
+        let time = match (dt.date, dt.time) {
+            (Part::Bad, _) | (_, Part::Bad) | (Part::Blank, _) => return,
+            (Part::Value(_), Part::Value(t)) => t,
+            (Part::Value(_), Part::Blank) => match dt.default {
+                Some(t) => t,
+                None => {
+                    self.push(
+                        ErrorCode::Missing,
+                        dt.target.path(occurrence),
+                        dt.time_location,
+                        "the time is blank; the date needs its time".into(),
+                    );
+                    return;
+                }
+            },
+        };
+        if let Part::Value(d) = dt.date {
+            store(
+                &mut self.parsed.message,
+                dt.target,
+                occurrence,
+                Value::DateTime(d.and_time(time)),
+            );
+        }
+    }
+
+    /// Checks the records against the layout's record order for the action.
+    fn check_order(&mut self, total: usize) {
+        let Some(action) = self.parsed.message.action else {
+            return;
+        };
+        let layout = self.layout;
+        let Some(order) = layout.orders.iter().find(|o| o.actions.contains(&action)) else {
+            let location = self
+                .parsed
+                .locations
+                .get("action")
+                .unwrap_or("1:1")
+                .to_string();
+            self.push(
+                ErrorCode::InvalidFormat,
+                "action",
+                location,
+                format!(
+                    "layout {} does not carry {} messages",
+                    layout.name(),
+                    action.name()
+                ),
+            );
+            return;
+        };
+        let type_name =
+            |i: usize| String::from_utf8_lossy(&layout.records[i].type_code).to_string();
+        // "1 R record", "1–9 P records".
+        let count_text = |min: usize, max: usize, i: usize| {
+            let noun = if max == 1 { "record" } else { "records" };
+            if min == max {
+                format!("{min} {} {noun}", type_name(i))
+            } else {
+                format!("{min}–{max} {} {noun}", type_name(i))
+            }
+        };
+        let expected: Vec<String> = order
+            .groups
+            .iter()
+            .map(|&(i, min, max)| match (min, max) {
+                (1, 1) => type_name(i),
+                (a, b) if a == b => format!("{a} {}", type_name(i)),
+                (a, b) => format!("{a}–{b} {}", type_name(i)),
+            })
+            .collect();
+        let expected = format!("({}: {})", action.name(), expected.join(", "));
+        let mut errors: Vec<(String, usize, String)> = Vec::new();
+        let (mut g, mut count) = (0usize, 0usize);
+        for &(n, i) in &self.seen {
+            loop {
+                let Some(&(gi, min, max)) = order.groups.get(g) else {
+                    errors.push((
+                        base(layout.records[i].error_field),
+                        n,
+                        format!("record {n}: unexpected {} record {expected}", type_name(i)),
+                    ));
+                    break;
+                };
+                if gi == i {
+                    if count < max {
+                        count += 1;
+                    } else {
+                        errors.push((
+                            base(layout.records[i].error_field),
+                            n,
+                            format!(
+                                "record {n}: more than {max} {} records {expected}",
+                                type_name(i)
+                            ),
+                        ));
+                    }
+                    break;
+                }
+                if count < min {
+                    errors.push((
+                        base(layout.records[gi].error_field),
+                        n,
+                        format!(
+                            "record {n}: expected {} before this {} record {expected}",
+                            count_text(min, max, gi),
+                            type_name(i)
+                        ),
+                    ));
+                }
+                g += 1;
+                count = 0;
+            }
+        }
+        let end = total + 1;
+        while let Some(&(gi, min, max)) = order.groups.get(g) {
+            if count < min {
+                errors.push((
+                    base(layout.records[gi].error_field),
+                    end,
+                    format!(
+                        "the message ends without its {} {expected}",
+                        count_text(min, max, gi)
+                    ),
+                ));
+            }
+            g += 1;
+            count = 0;
+        }
+        for (field, n, text) in errors {
+            self.push(ErrorCode::InvalidFormat, field, at(n, 1), text);
+        }
+    }
+}
+
+/// The date-time parts of `target` in this record, created on first use.
+fn parts_for(list: &mut Vec<DateTimeParts>, target: Target) -> &mut DateTimeParts {
+    let i = match list.iter().position(|d| d.target == target) {
+        Some(i) => i,
+        None => {
+            list.push(DateTimeParts {
+                target,
+                date: Part::Blank,
+                time: Part::Blank,
+                default: None,
+                time_location: String::new(),
+            });
+            list.len() - 1
+        }
+    };
+    &mut list[i]
+}
+
+#[cfg(test)]
+mod tests;

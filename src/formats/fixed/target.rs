@@ -1,0 +1,502 @@
+//! The canonical fields a layout may fill, by their canonical path, and how a
+//! read value is stored into the [`OrderMessage`].
+//!
+//! A layout names its targets by path (`restrained_person.name.last`,
+//! `protected_persons[].sex`); this table is the one place that ties those
+//! paths to the model, so a layout file needs no code.
+
+use chrono::{NaiveDate, NaiveDateTime};
+
+use crate::model::{
+    Action, Address, DriverLicense, OrderMessage, PersonName, ProtectedPerson, RestrainedPerson,
+    Service,
+};
+
+/// What kind of value a canonical field holds, which decides the layout
+/// field types that may fill it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A string: `text`, `code` or `digits` fields.
+    Text,
+    /// An unsigned number: `number` fields.
+    Number,
+    /// A calendar date: `date` fields.
+    Date,
+    /// A civil date and time: a `date` plus a `time` field, or one `datetime` field.
+    DateTime,
+    /// Yes/no: `flag` fields.
+    Bool,
+    /// The message's action: `action` fields.
+    Action,
+    /// A list of short codes: `codes` fields.
+    List,
+}
+
+/// A canonical field a layout field can be mapped to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Target {
+    CourtOri,
+    Action,
+    Sequence,
+    OrderNumber,
+    CaseNumber,
+    OrderType,
+    FormId,
+    IssueDate,
+    Expiration,
+    JudicialOfficer,
+    Brady,
+    ConditionText,
+    ConditionCodes,
+    FirearmRelinquishment,
+    TerminationDate,
+    CancelReason,
+    ServedAt,
+    ServedBy,
+    ServingAgencyOri,
+    ServiceMethod,
+    RpLast,
+    RpFirst,
+    RpMiddle,
+    RpSuffix,
+    RpBirthDate,
+    RpSex,
+    RpRace,
+    RpHeight,
+    RpWeight,
+    RpEye,
+    RpHair,
+    RpStreet,
+    RpCity,
+    RpState,
+    RpZip,
+    RpDlNumber,
+    RpDlState,
+    PpLast,
+    PpFirst,
+    PpMiddle,
+    PpSuffix,
+    PpBirthDate,
+    PpSex,
+    PpRace,
+    PpRelationship,
+}
+
+/// Every target with its path (as written in a layout) and its kind.
+/// `[]` marks a list element: the n-th record of the record type (0-based).
+const TARGETS: &[(&str, Target, Kind)] = &[
+    ("court_ori", Target::CourtOri, Kind::Text),
+    ("action", Target::Action, Kind::Action),
+    ("sequence", Target::Sequence, Kind::Number),
+    ("order.order_number", Target::OrderNumber, Kind::Text),
+    ("order.case_number", Target::CaseNumber, Kind::Text),
+    ("order.order_type", Target::OrderType, Kind::Text),
+    ("order.form_id", Target::FormId, Kind::Text),
+    ("order.issue_date", Target::IssueDate, Kind::Date),
+    ("order.expiration", Target::Expiration, Kind::DateTime),
+    (
+        "order.judicial_officer",
+        Target::JudicialOfficer,
+        Kind::Text,
+    ),
+    ("order.brady", Target::Brady, Kind::Text),
+    ("order.condition_text", Target::ConditionText, Kind::Text),
+    ("order.condition_codes", Target::ConditionCodes, Kind::List),
+    (
+        "order.firearm_relinquishment",
+        Target::FirearmRelinquishment,
+        Kind::Bool,
+    ),
+    (
+        "order.termination_date",
+        Target::TerminationDate,
+        Kind::Date,
+    ),
+    ("order.cancel_reason", Target::CancelReason, Kind::Text),
+    ("order.service.served_at", Target::ServedAt, Kind::DateTime),
+    ("order.service.served_by", Target::ServedBy, Kind::Text),
+    (
+        "order.service.serving_agency_ori",
+        Target::ServingAgencyOri,
+        Kind::Text,
+    ),
+    ("order.service.method", Target::ServiceMethod, Kind::Text),
+    ("restrained_person.name.last", Target::RpLast, Kind::Text),
+    ("restrained_person.name.first", Target::RpFirst, Kind::Text),
+    (
+        "restrained_person.name.middle",
+        Target::RpMiddle,
+        Kind::Text,
+    ),
+    (
+        "restrained_person.name.suffix",
+        Target::RpSuffix,
+        Kind::Text,
+    ),
+    (
+        "restrained_person.birth_date",
+        Target::RpBirthDate,
+        Kind::Date,
+    ),
+    ("restrained_person.sex", Target::RpSex, Kind::Text),
+    ("restrained_person.race", Target::RpRace, Kind::Text),
+    ("restrained_person.height", Target::RpHeight, Kind::Text),
+    ("restrained_person.weight", Target::RpWeight, Kind::Text),
+    ("restrained_person.eye", Target::RpEye, Kind::Text),
+    ("restrained_person.hair", Target::RpHair, Kind::Text),
+    (
+        "restrained_person.residence.street",
+        Target::RpStreet,
+        Kind::Text,
+    ),
+    (
+        "restrained_person.residence.city",
+        Target::RpCity,
+        Kind::Text,
+    ),
+    (
+        "restrained_person.residence.state",
+        Target::RpState,
+        Kind::Text,
+    ),
+    ("restrained_person.residence.zip", Target::RpZip, Kind::Text),
+    (
+        "restrained_person.driver_license.number",
+        Target::RpDlNumber,
+        Kind::Text,
+    ),
+    (
+        "restrained_person.driver_license.state",
+        Target::RpDlState,
+        Kind::Text,
+    ),
+    ("protected_persons[].name.last", Target::PpLast, Kind::Text),
+    (
+        "protected_persons[].name.first",
+        Target::PpFirst,
+        Kind::Text,
+    ),
+    (
+        "protected_persons[].name.middle",
+        Target::PpMiddle,
+        Kind::Text,
+    ),
+    (
+        "protected_persons[].name.suffix",
+        Target::PpSuffix,
+        Kind::Text,
+    ),
+    (
+        "protected_persons[].birth_date",
+        Target::PpBirthDate,
+        Kind::Date,
+    ),
+    ("protected_persons[].sex", Target::PpSex, Kind::Text),
+    ("protected_persons[].race", Target::PpRace, Kind::Text),
+    (
+        "protected_persons[].relationship",
+        Target::PpRelationship,
+        Kind::Text,
+    ),
+];
+
+impl Target {
+    /// The target a layout path names, if any.
+    pub(crate) fn parse(path: &str) -> Option<Target> {
+        TARGETS
+            .iter()
+            .find(|(p, _, _)| *p == path)
+            .map(|(_, t, _)| *t)
+    }
+
+    /// The path as written in a layout (`protected_persons[].sex`).
+    pub(crate) fn template(self) -> &'static str {
+        TARGETS
+            .iter()
+            .find(|(_, t, _)| *t == self)
+            .map_or("message", |(p, _, _)| p)
+    }
+
+    pub(crate) fn kind(self) -> Kind {
+        TARGETS
+            .iter()
+            .find(|(_, t, _)| *t == self)
+            .map_or(Kind::Text, |(_, _, k)| *k)
+    }
+
+    /// True for fields of a list element (`protected_persons[]`).
+    pub(crate) fn indexed(self) -> bool {
+        self.template().contains("[]")
+    }
+
+    /// The canonical path of this target in the `index`-th record of its type.
+    pub(crate) fn path(self, index: usize) -> String {
+        expand(self.template(), index)
+    }
+
+    /// Every known layout path, for error messages.
+    pub(crate) fn known_paths() -> impl Iterator<Item = &'static str> {
+        TARGETS.iter().map(|(p, _, _)| *p)
+    }
+}
+
+/// A record's container: the part of the message a whole record describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Container {
+    Message,
+    Order,
+    RestrainedPerson,
+    ProtectedPersons,
+    Service,
+}
+
+const CONTAINERS: &[(&str, Container)] = &[
+    ("message", Container::Message),
+    ("order", Container::Order),
+    ("restrained_person", Container::RestrainedPerson),
+    ("protected_persons[]", Container::ProtectedPersons),
+    ("order.service", Container::Service),
+];
+
+impl Container {
+    pub(crate) fn parse(path: &str) -> Option<Container> {
+        CONTAINERS.iter().find(|(p, _)| *p == path).map(|(_, c)| *c)
+    }
+
+    pub(crate) fn template(self) -> &'static str {
+        CONTAINERS
+            .iter()
+            .find(|(_, c)| *c == self)
+            .map_or("message", |(p, _)| p)
+    }
+
+    pub(crate) fn indexed(self) -> bool {
+        self == Container::ProtectedPersons
+    }
+
+    pub(crate) fn known_paths() -> impl Iterator<Item = &'static str> {
+        CONTAINERS.iter().map(|(p, _)| *p)
+    }
+
+    /// Whether `target` lies inside this container.
+    pub(crate) fn holds(self, target: Target) -> bool {
+        let t = target.template();
+        match self {
+            Container::Message => true,
+            // The order header also carries the message-level fields.
+            Container::Order => !t.contains('.') || t.starts_with("order."),
+            Container::RestrainedPerson => t.starts_with("restrained_person."),
+            Container::ProtectedPersons => t.starts_with("protected_persons[]."),
+            Container::Service => t.starts_with("order.service."),
+        }
+    }
+
+    /// The canonical path of this container in the `index`-th record.
+    pub(crate) fn path(self, index: usize) -> String {
+        expand(self.template(), index)
+    }
+
+    /// Makes the container exist: a record's presence creates its part of
+    /// the message even when all its fields are blank.
+    pub(crate) fn touch(self, msg: &mut OrderMessage, index: usize) {
+        match self {
+            Container::Message | Container::Order => {}
+            Container::RestrainedPerson => {
+                msg.restrained_person
+                    .get_or_insert_with(RestrainedPerson::default);
+            }
+            Container::ProtectedPersons => {
+                protected(msg, index);
+            }
+            Container::Service => {
+                msg.order.service.get_or_insert_with(Service::default);
+            }
+        }
+    }
+}
+
+/// Replaces `[]` by `[index]`.
+pub(crate) fn expand(template: &str, index: usize) -> String {
+    template.replacen("[]", &format!("[{index}]"), 1)
+}
+
+/// A value read from a record, ready to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    Text(String),
+    Number(u32),
+    Date(NaiveDate),
+    DateTime(NaiveDateTime),
+    Bool(bool),
+    Action(Action),
+    List(Vec<String>),
+}
+
+/// Upper bound on list indexes, so that no input can make the reader allocate
+/// without limit (the ICD allows at most 9 protected persons).
+const MAX_INDEX: usize = 64;
+
+fn protected(msg: &mut OrderMessage, index: usize) -> Option<&mut ProtectedPerson> {
+    if index >= MAX_INDEX {
+        return None;
+    }
+    while msg.protected_persons.len() <= index {
+        msg.protected_persons.push(ProtectedPerson::default());
+    }
+    msg.protected_persons.get_mut(index)
+}
+
+fn rp(msg: &mut OrderMessage) -> &mut RestrainedPerson {
+    msg.restrained_person
+        .get_or_insert_with(RestrainedPerson::default)
+}
+
+fn rp_name(msg: &mut OrderMessage) -> &mut PersonName {
+    &mut rp(msg).name
+}
+
+fn residence(msg: &mut OrderMessage) -> &mut Address {
+    rp(msg).residence.get_or_insert_with(Address::default)
+}
+
+fn licence(msg: &mut OrderMessage) -> &mut DriverLicense {
+    rp(msg)
+        .driver_license
+        .get_or_insert_with(DriverLicense::default)
+}
+
+fn service(msg: &mut OrderMessage) -> &mut Service {
+    msg.order.service.get_or_insert_with(Service::default)
+}
+
+/// Stores `value` into the canonical field `target` (element `index` for list
+/// elements). A value of the wrong kind is ignored: the layout check makes
+/// that impossible, and the reader must not panic regardless.
+pub(crate) fn store(msg: &mut OrderMessage, target: Target, index: usize, value: Value) {
+    use Target as T;
+    match value {
+        Value::Text(s) => {
+            let slot: &mut Option<String> = match target {
+                T::OrderNumber => &mut msg.order.order_number,
+                T::CaseNumber => &mut msg.order.case_number,
+                T::OrderType => &mut msg.order.order_type,
+                T::FormId => &mut msg.order.form_id,
+                T::JudicialOfficer => &mut msg.order.judicial_officer,
+                T::Brady => &mut msg.order.brady,
+                T::ConditionText => &mut msg.order.condition_text,
+                T::CancelReason => &mut msg.order.cancel_reason,
+                T::ServedBy => &mut service(msg).served_by,
+                T::ServingAgencyOri => &mut service(msg).serving_agency_ori,
+                T::ServiceMethod => &mut service(msg).method,
+                T::RpLast => &mut rp_name(msg).last,
+                T::RpFirst => &mut rp_name(msg).first,
+                T::RpMiddle => &mut rp_name(msg).middle,
+                T::RpSuffix => &mut rp_name(msg).suffix,
+                T::RpSex => &mut rp(msg).sex,
+                T::RpRace => &mut rp(msg).race,
+                T::RpHeight => &mut rp(msg).height,
+                T::RpWeight => &mut rp(msg).weight,
+                T::RpEye => &mut rp(msg).eye,
+                T::RpHair => &mut rp(msg).hair,
+                T::RpStreet => &mut residence(msg).street,
+                T::RpCity => &mut residence(msg).city,
+                T::RpState => &mut residence(msg).state,
+                T::RpZip => &mut residence(msg).zip,
+                T::RpDlNumber => &mut licence(msg).number,
+                T::RpDlState => &mut licence(msg).state,
+                T::PpLast
+                | T::PpFirst
+                | T::PpMiddle
+                | T::PpSuffix
+                | T::PpSex
+                | T::PpRace
+                | T::PpRelationship => {
+                    let Some(p) = protected(msg, index) else {
+                        return;
+                    };
+                    match target {
+                        T::PpLast => &mut p.name.last,
+                        T::PpFirst => &mut p.name.first,
+                        T::PpMiddle => &mut p.name.middle,
+                        T::PpSuffix => &mut p.name.suffix,
+                        T::PpSex => &mut p.sex,
+                        T::PpRace => &mut p.race,
+                        _ => &mut p.relationship,
+                    }
+                }
+                T::CourtOri => {
+                    msg.court_ori = s;
+                    return;
+                }
+                _ => return,
+            };
+            *slot = Some(s);
+        }
+        Value::Number(n) => {
+            if target == T::Sequence {
+                msg.sequence = Some(n);
+            }
+        }
+        Value::Date(d) => match target {
+            T::IssueDate => msg.order.issue_date = Some(d),
+            T::TerminationDate => msg.order.termination_date = Some(d),
+            T::RpBirthDate => rp(msg).birth_date = Some(d),
+            T::PpBirthDate => {
+                if let Some(p) = protected(msg, index) {
+                    p.birth_date = Some(d);
+                }
+            }
+            _ => {}
+        },
+        Value::DateTime(dt) => match target {
+            T::Expiration => msg.order.expiration = Some(dt),
+            T::ServedAt => service(msg).served_at = Some(dt),
+            _ => {}
+        },
+        Value::Bool(b) => {
+            if target == T::FirearmRelinquishment {
+                msg.order.firearm_relinquishment = Some(b);
+            }
+        }
+        Value::Action(a) => {
+            if target == T::Action {
+                msg.action = Some(a);
+            }
+        }
+        Value::List(codes) => {
+            if target == T::ConditionCodes {
+                msg.order.condition_codes = codes;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every path in the table round-trips through parse and template, and
+    /// every indexed path expands with its index.
+    #[test]
+    fn paths_round_trip() {
+        for path in Target::known_paths() {
+            let t = Target::parse(path).expect(path);
+            assert_eq!(t.template(), path);
+            assert_eq!(t.indexed(), path.contains("[]"));
+        }
+        assert_eq!(Target::PpSex.path(2), "protected_persons[2].sex");
+        assert_eq!(Target::RpSex.path(2), "restrained_person.sex");
+    }
+
+    /// Storing a text value into a protected person creates the earlier
+    /// elements, and indexes past the bound are ignored without panicking.
+    #[test]
+    fn store_bounds_list_indexes() {
+        let mut m = OrderMessage::default();
+        store(&mut m, Target::PpLast, 1, Value::Text("DOE".into()));
+        assert_eq!(m.protected_persons.len(), 2);
+        assert_eq!(m.protected_persons[1].name.last.as_deref(), Some("DOE"));
+        store(&mut m, Target::PpLast, 10_000, Value::Text("X".into()));
+        assert_eq!(m.protected_persons.len(), 2);
+    }
+}

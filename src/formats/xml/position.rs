@@ -1,0 +1,64 @@
+//! Byte offsets to `line:column` locations.
+
+/// Turns byte offsets in one input into 1-based `line:column` locations.
+///
+/// The reader asks for offsets in increasing order, so the cursor only moves
+/// forward and the input is scanned once overall; asking for an earlier offset
+/// (an error position) rescans from the start. Columns count characters, not
+/// bytes: a UTF-8 continuation byte does not start a column.
+pub(super) struct LineIndex<'a> {
+    input: &'a [u8],
+    offset: usize,
+    line: usize,
+    column: usize,
+}
+
+impl<'a> LineIndex<'a> {
+    pub(super) fn new(input: &'a [u8]) -> Self {
+        LineIndex { input, offset: 0, line: 1, column: 1 }
+    }
+
+    /// The `(line, column)` of the byte at `offset` (clamped to the input).
+    pub(super) fn line_column(&mut self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.input.len());
+        if offset < self.offset {
+            *self = LineIndex::new(self.input);
+        }
+        for &b in &self.input[self.offset..offset] {
+            if b == b'\n' {
+                self.line += 1;
+                self.column = 1;
+            } else if b & 0xC0 != 0x80 {
+                self.column += 1;
+            }
+        }
+        self.offset = offset;
+        (self.line, self.column)
+    }
+
+    /// The location of the byte at `offset`, as `line:column`.
+    pub(super) fn locate(&mut self, offset: usize) -> String {
+        let (line, column) = self.line_column(offset);
+        format!("{line}:{column}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lines and columns are 1-based and columns count characters.
+    #[test]
+    fn counts_lines_and_characters() {
+        let text = "ab\ncé<x\n\n<y";
+        let mut index = LineIndex::new(text.as_bytes());
+        assert_eq!(index.locate(0), "1:1");
+        assert_eq!(index.locate(2), "1:3");
+        assert_eq!(index.locate(3), "2:1");
+        assert_eq!(index.locate(text.find('<').unwrap()), "2:3");
+        assert_eq!(index.locate(text.rfind('<').unwrap()), "4:1");
+        // Backwards works too.
+        assert_eq!(index.locate(1), "1:2");
+        assert_eq!(index.locate(usize::MAX), "4:3");
+    }
+}

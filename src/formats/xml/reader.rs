@@ -1,0 +1,556 @@
+//! Reads the ICD §2 `por:ProtectiveOrderMessage` into the canonical model in
+//! one streaming pass (see the module design note for what is refused).
+
+use std::borrow::Cow;
+
+use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::name::ResolveResult;
+use quick_xml::reader::NsReader;
+
+use crate::formats::Parsed;
+use crate::model::{ErrorCode, FieldError};
+
+use super::fields::{self, Element};
+use super::image::{self, RawImage};
+use super::names::{self, Tag};
+use super::position::LineIndex;
+use super::values::quote;
+use super::{MAX_ERRORS, XmlLimits};
+
+/// Reads one XML order message. Never panics; every problem is a
+/// [`FieldError`] in the result, next to whatever could be read.
+pub fn read_order(body: &[u8], limits: &XmlLimits) -> Parsed {
+    let mut parsed = Parsed::default();
+    parsed.locations.insert("message", "1:1");
+    if body.len() > limits.max_bytes {
+        parsed.errors.push(
+            FieldError::new(
+                ErrorCode::TooLong,
+                "message",
+                format!(
+                    "the message has {} bytes; at most {} are accepted",
+                    body.len(),
+                    limits.max_bytes
+                ),
+            )
+            .at("1:1"),
+        );
+        return parsed;
+    }
+    // quick-xml skips a UTF-8 byte order mark without counting it in its
+    // offsets; skipping it here keeps offsets and locations in step (an
+    // editor does not show it as a column either).
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    let mut lines = LineIndex::new(body);
+    let text = match check_characters(body) {
+        Ok(text) => text,
+        Err((offset, why)) => {
+            parsed.errors.push(
+                FieldError::new(ErrorCode::InvalidFormat, "message", why).at(lines.locate(offset)),
+            );
+            return parsed;
+        }
+    };
+    let mut reader = OrderReader::new(text, limits, lines, parsed);
+    // `Stop` only says that reading ended early; the reason is in the errors.
+    let _ = reader.run();
+    reader.parsed
+}
+
+/// Checks that the body is UTF-8 and holds only characters XML 1.0 allows;
+/// on failure returns the byte offset of the first bad one and why.
+fn check_characters(body: &[u8]) -> Result<&str, (usize, String)> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| (e.valid_up_to(), "the message is not valid UTF-8".to_string()))?;
+    // Forbidden: C0 controls other than tab, LF and CR; U+FFFE and U+FFFF
+    // (UTF-8 EF BF BE / EF BF BF).
+    for (i, &b) in body.iter().enumerate() {
+        let bad = match b {
+            b'\t' | b'\n' | b'\r' => false,
+            0..0x20 => true,
+            0xEF => matches!(body.get(i + 1..i + 3), Some([0xBF, 0xBE | 0xBF])),
+            _ => false,
+        };
+        if bad {
+            return Err((i, format!("character U+{:04X} is not allowed in XML", char_at(text, i))));
+        }
+    }
+    Ok(text)
+}
+
+fn char_at(text: &str, offset: usize) -> u32 {
+    text.get(offset..).and_then(|s| s.chars().next()).map_or(0, u32::from)
+}
+
+/// Whether XML 1.0 allows this character (the `Char` production).
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+fn is_xml_space(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\r' | '\n')
+}
+
+/// Reading ended early; the reason is already in the errors.
+struct Stop;
+
+/// One open element.
+struct Frame {
+    element: Element,
+    /// Singular children already seen, by [`Tag::bit`].
+    seen: u64,
+}
+
+/// The state of one pass over one message.
+struct OrderReader<'a> {
+    reader: NsReader<&'a [u8]>,
+    limits: &'a XmlLimits,
+    lines: LineIndex<'a>,
+    parsed: Parsed,
+    stack: Vec<Frame>,
+    /// The open leaf's text so far (one leaf is open at a time).
+    text: String,
+    /// The open `por:OrderImage`, if any.
+    image: Option<RawImage>,
+    /// The open image's base64 ran over the bound; the rest is ignored.
+    image_too_long: bool,
+    /// Any event has been read (an XML declaration must come first).
+    started: bool,
+    /// The root element has been closed.
+    root_closed: bool,
+}
+
+impl<'a> OrderReader<'a> {
+    fn new(text: &'a str, limits: &'a XmlLimits, lines: LineIndex<'a>, parsed: Parsed) -> Self {
+        let mut reader = NsReader::from_str(text);
+        let config = reader.config_mut();
+        config.enable_all_checks(true);
+        config.trim_text(false);
+        config.expand_empty_elements = false;
+        config.allow_dangling_amp = false;
+        config.allow_unmatched_ends = false;
+        OrderReader {
+            reader,
+            limits,
+            lines,
+            parsed,
+            stack: Vec::with_capacity(8),
+            text: String::new(),
+            image: None,
+            image_too_long: false,
+            started: false,
+            root_closed: false,
+        }
+    }
+
+    /// Records an error at a byte offset; stops once there are too many.
+    fn error(
+        &mut self,
+        code: ErrorCode,
+        field: &str,
+        offset: usize,
+        text: String,
+    ) -> Result<(), Stop> {
+        let location = self.lines.locate(offset);
+        self.parsed.errors.push(FieldError::new(code, field, text).at(location));
+        if self.parsed.errors.len() >= MAX_ERRORS {
+            return self.fatal(
+                code,
+                field,
+                offset,
+                format!("more than {MAX_ERRORS} errors; reading stopped"),
+            );
+        }
+        Ok(())
+    }
+
+    /// Records an error after which reading cannot go on.
+    fn fatal<T>(
+        &mut self,
+        code: ErrorCode,
+        field: &str,
+        offset: usize,
+        text: String,
+    ) -> Result<T, Stop> {
+        let location = self.lines.locate(offset);
+        self.parsed.errors.push(FieldError::new(code, field, text).at(location));
+        Err(Stop)
+    }
+
+    fn malformed<T>(&mut self, offset: usize, text: String) -> Result<T, Stop> {
+        self.fatal(ErrorCode::InvalidFormat, "message", offset, text)
+    }
+
+    fn run(&mut self) -> Result<(), Stop> {
+        loop {
+            let offset = to_usize(self.reader.buffer_position());
+            let (ns, event) = match self.reader.read_resolved_event() {
+                Ok(read) => read,
+                Err(e) => {
+                    let at = to_usize(self.reader.error_position());
+                    return self.malformed(at, format!("malformed XML: {e}"));
+                }
+            };
+            let name = match &event {
+                Event::Start(e) | Event::Empty(e) => Some(resolve(&ns, e)),
+                _ => None,
+            };
+            let first = !self.started;
+            self.started = true;
+            match event {
+                Event::Start(e) => self.start(&e, name, offset)?,
+                Event::Empty(e) => {
+                    self.start(&e, name, offset)?;
+                    self.end(offset)?;
+                }
+                Event::End(_) => self.end(offset)?,
+                Event::Text(t) => match t.xml10_content() {
+                    Ok(content) => self.characters(&content, offset)?,
+                    Err(e) => return self.malformed(offset, format!("malformed text: {e}")),
+                },
+                Event::CData(t) => match t.xml10_content() {
+                    Ok(content) => self.characters(&content, offset)?,
+                    Err(e) => return self.malformed(offset, format!("malformed CDATA: {e}")),
+                },
+                Event::GeneralRef(r) => self.reference(&r, offset)?,
+                Event::Comment(_) => {}
+                Event::Decl(d) => {
+                    if !first {
+                        return self
+                            .malformed(offset, "the XML declaration must come first".into());
+                    }
+                    let version = d.version().ok();
+                    if version.as_deref() != Some(b"1.0") {
+                        return self.malformed(offset, "only XML version 1.0 is accepted".into());
+                    }
+                    if let Some(encoding) = d.encoding() {
+                        let utf8 = encoding.is_ok_and(|e| e.eq_ignore_ascii_case(b"UTF-8"));
+                        if !utf8 {
+                            return self
+                                .malformed(offset, "only the UTF-8 encoding is accepted".into());
+                        }
+                    }
+                }
+                Event::PI(_) => {
+                    return self
+                        .malformed(offset, "processing instructions are not accepted".into());
+                }
+                Event::DocType(_) => {
+                    return self.malformed(
+                        offset,
+                        "a DOCTYPE (DTD, entity declarations) is not accepted (ICD §2)".into(),
+                    );
+                }
+                Event::Eof => return self.eof(offset),
+            }
+        }
+    }
+
+    fn eof(&mut self, offset: usize) -> Result<(), Stop> {
+        if !self.stack.is_empty() {
+            return self
+                .malformed(offset, "the message ends before its elements are closed".into());
+        }
+        if !self.root_closed {
+            return self.malformed(offset, "the message has no root element".into());
+        }
+        Ok(())
+    }
+
+    fn start(
+        &mut self,
+        e: &BytesStart<'_>,
+        name: Option<Resolved>,
+        offset: usize,
+    ) -> Result<(), Stop> {
+        if self.stack.len() >= self.limits.max_depth {
+            return self.fatal(
+                ErrorCode::TooLong,
+                "message",
+                offset,
+                format!("elements nest deeper than {}", self.limits.max_depth),
+            );
+        }
+        let name = match name {
+            Some(Resolved::Known(name)) => Some(name),
+            Some(Resolved::Other) | None => None,
+            Some(Resolved::UndeclaredPrefix) => {
+                return self
+                    .malformed(offset, format!("element {} uses an undeclared prefix", qname(e)));
+            }
+        };
+        let element = match self.stack.last_mut() {
+            None if self.root_closed => {
+                return self.malformed(offset, "there is content after the root element".into());
+            }
+            None => {
+                if name != Some(Tag::ProtectiveOrderMessage) {
+                    return self.malformed(
+                        offset,
+                        format!(
+                            "the root element must be ProtectiveOrderMessage in namespace {}, not {}",
+                            names::POR,
+                            self.describe(e)
+                        ),
+                    );
+                }
+                Element::Message
+            }
+            Some(parent) => match (parent.element, name) {
+                (Element::Skipped, _) => Element::Skipped,
+                (parent_element, Some(name)) => {
+                    match parent_element.child(name, &self.parsed.message) {
+                        Some(child) if !name.repeats() && parent.seen & name.bit() != 0 => {
+                            let text = format!("element {} appears more than once", qname(e));
+                            let field = child.path().unwrap_or_else(|| self.here());
+                            self.error(ErrorCode::InvalidFormat, &field, offset, text)?;
+                            Element::Skipped
+                        }
+                        Some(child) => {
+                            parent.seen |= name.bit();
+                            child
+                        }
+                        None => {
+                            self.unexpected(e, offset)?;
+                            Element::Skipped
+                        }
+                    }
+                }
+                (_, None) => {
+                    self.unexpected(e, offset)?;
+                    Element::Skipped
+                }
+            },
+        };
+        self.stack.push(Frame { element, seen: 0 });
+        if element != Element::Skipped {
+            let location = self.lines.locate(offset);
+            match element {
+                Element::Leaf(_) => self.text.clear(),
+                Element::Image => {
+                    self.image =
+                        Some(RawImage { location: location.clone(), ..RawImage::default() });
+                    self.image_too_long = false;
+                }
+                Element::Protected(0) => {
+                    self.parsed.locations.insert("protected_persons", location.clone());
+                }
+                _ => {}
+            }
+            if element == Element::Image {
+                self.parsed.locations.insert("image.mime_type", location.clone());
+                self.parsed.locations.insert("image.sha256", location.clone());
+            }
+            element.open(&mut self.parsed.message);
+            if let Some(path) = element.path() {
+                self.parsed.locations.insert(path, location);
+            }
+        }
+        self.attributes(e, element, offset)
+    }
+
+    fn unexpected(&mut self, e: &BytesStart<'_>, offset: usize) -> Result<(), Stop> {
+        let text = format!("element {} is not allowed here", self.describe(e));
+        self.error(ErrorCode::InvalidFormat, &self.here(), offset, text)
+    }
+
+    /// The path errors about the current spot are reported under: that of
+    /// the innermost open element that has one (`message` at worst).
+    fn here(&self) -> Cow<'static, str> {
+        self.stack.iter().rev().find_map(|f| f.element.path()).unwrap_or(Cow::Borrowed("message"))
+    }
+
+    /// The element's name as written, with its namespace.
+    fn describe(&self, e: &BytesStart<'_>) -> String {
+        let (ns, _) = self.reader.resolver().resolve_element(e.name());
+        match ns {
+            ResolveResult::Bound(ns) => {
+                format!("{} ({{{}}})", qname(e), String::from_utf8_lossy(ns.as_ref()))
+            }
+            _ => format!("{} (no namespace)", qname(e)),
+        }
+    }
+
+    /// Checks every attribute is well formed, and that only allowed ones
+    /// appear; keeps the image's.
+    fn attributes(
+        &mut self,
+        e: &BytesStart<'_>,
+        element: Element,
+        offset: usize,
+    ) -> Result<(), Stop> {
+        for attribute in e.attributes() {
+            let attribute = match attribute {
+                Ok(a) => a,
+                Err(err) => return self.malformed(offset, format!("malformed attribute: {err}")),
+            };
+            let value = match attribute.unescape_value() {
+                Ok(v) => v,
+                Err(err) => {
+                    return self.malformed(offset, format!("attribute value not accepted: {err}"));
+                }
+            };
+            if attribute.key.as_namespace_binding().is_some() || element == Element::Skipped {
+                continue;
+            }
+            let (ns, local) = self.reader.resolver().resolve_attribute(attribute.key);
+            let slot = match (&ns, local.as_ref()) {
+                (ResolveResult::Unbound, b"mimeType") if element == Element::Image => {
+                    self.image.as_mut().map(|i| &mut i.mime_type)
+                }
+                (ResolveResult::Unbound, b"sha256") if element == Element::Image => {
+                    self.image.as_mut().map(|i| &mut i.sha256)
+                }
+                (ResolveResult::Bound(ns), b"schemaLocation" | b"noNamespaceSchemaLocation")
+                    if ns.as_ref() == names::XSI.as_bytes() =>
+                {
+                    continue;
+                }
+                (ResolveResult::Unknown(_), _) => {
+                    let key = String::from_utf8_lossy(attribute.key.as_ref()).into_owned();
+                    return self
+                        .malformed(offset, format!("attribute {key} uses an undeclared prefix"));
+                }
+                _ => {
+                    let key = String::from_utf8_lossy(attribute.key.as_ref()).into_owned();
+                    let text = format!("attribute {key} is not allowed on {}", qname(e));
+                    self.error(ErrorCode::InvalidFormat, &self.here(), offset, text)?;
+                    continue;
+                }
+            };
+            if let Some(slot) = slot {
+                let value = value.trim_matches(is_xml_space);
+                *slot = Some(value.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, offset: usize) -> Result<(), Stop> {
+        let Some(frame) = self.stack.pop() else {
+            return self.malformed(offset, "an end tag has no start tag".into());
+        };
+        match frame.element {
+            Element::Leaf(field) => {
+                let value = self.text.trim_matches(is_xml_space);
+                if let Err((code, text)) = fields::store(&mut self.parsed.message, field, value) {
+                    let path = field.path();
+                    let location = self.parsed.locations.get(&path).map(str::to_owned);
+                    let mut error = FieldError::new(code, path, text);
+                    error.location = location;
+                    self.parsed.errors.push(error);
+                }
+            }
+            Element::Image => {
+                let raw = self.image.take().unwrap_or_default();
+                if self.image_too_long {
+                    let max = self.limits.max_image_bytes;
+                    let error = FieldError::new(
+                        ErrorCode::TooLong,
+                        "image",
+                        format!("the image is over {max} bytes"),
+                    );
+                    self.parsed.errors.push(error.at(raw.location));
+                } else if !raw.base64.is_empty() {
+                    self.parsed.message.image = image::decode_image(
+                        raw,
+                        self.limits.max_image_bytes,
+                        &mut self.parsed.errors,
+                    );
+                }
+            }
+            Element::Message => self.root_closed = true,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Character data (text or CDATA) at `offset`.
+    fn characters(&mut self, content: &str, offset: usize) -> Result<(), Stop> {
+        match self.stack.last().map(|f| f.element) {
+            Some(Element::Leaf(_)) => self.text.push_str(content),
+            Some(Element::Image) => {
+                if !self.image_too_long {
+                    let max = image::max_base64_len(self.limits.max_image_bytes);
+                    if let Some(raw) = self.image.as_mut() {
+                        raw.base64.extend(content.bytes().filter(|b| !b.is_ascii_whitespace()));
+                        if raw.base64.len() > max {
+                            self.image_too_long = true;
+                            raw.base64 = Vec::new();
+                        }
+                    }
+                }
+            }
+            Some(Element::Skipped) => {}
+            _ if content.chars().all(is_xml_space) => {}
+            None => return self.malformed(offset, "there is text outside the root element".into()),
+            Some(_) => {
+                let text = format!("text {} is not allowed here", quote(content.trim()));
+                self.error(ErrorCode::InvalidFormat, &self.here(), offset, text)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// An entity or character reference: only the five predefined entities
+    /// and character references are accepted.
+    fn reference(&mut self, r: &BytesRef<'_>, offset: usize) -> Result<(), Stop> {
+        let c = if r.is_char_ref() {
+            match r.resolve_char_ref() {
+                Ok(Some(c)) if is_xml_char(c) => c,
+                _ => {
+                    let name = String::from_utf8_lossy(r.as_ref());
+                    return self
+                        .malformed(offset, format!("character reference &{name}; is not allowed"));
+                }
+            }
+        } else {
+            let raw: &[u8] = r.as_ref();
+            match raw {
+                b"lt" => '<',
+                b"gt" => '>',
+                b"amp" => '&',
+                b"apos" => '\'',
+                b"quot" => '"',
+                other => {
+                    let name = String::from_utf8_lossy(other);
+                    return self.malformed(
+                        offset,
+                        format!("entity reference &{name}; is not accepted: only the five predefined entities are"),
+                    );
+                }
+            }
+        };
+        let mut buf = [0; 4];
+        self.characters(c.encode_utf8(&mut buf), offset)
+    }
+}
+
+/// An element's name, resolved against the namespaces in scope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resolved {
+    Known(Tag),
+    Other,
+    UndeclaredPrefix,
+}
+
+fn resolve(ns: &ResolveResult<'_>, e: &BytesStart<'_>) -> Resolved {
+    match ns {
+        ResolveResult::Bound(ns) => Tag::classify(ns.as_ref(), e.local_name().as_ref())
+            .map_or(Resolved::Other, Resolved::Known),
+        ResolveResult::Unbound => Resolved::Other,
+        ResolveResult::Unknown(_) => Resolved::UndeclaredPrefix,
+    }
+}
+
+/// The element's name as written (prefix included).
+fn qname(e: &BytesStart<'_>) -> String {
+    String::from_utf8_lossy(e.name().as_ref()).into_owned()
+}
+
+fn to_usize(offset: u64) -> usize {
+    usize::try_from(offset).unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,49 @@
+//! Porter: an integration broker for restraining- and protective-order data.
+//!
+//! Courts publish order messages to RabbitMQ; Porter parses, validates and
+//! translates them, delivers them to CLETS/CARPOS (and, as they land, DOJ
+//! and local law-enforcement records systems), and sends each court the
+//! status of every message. The contract is the ICD (`docs/icd-notes.md`
+//! summarises it); the flow reads in one direction:
+//!
+//! ```text
+//! court queue → intake → formats (parse) → validate → translate → routing
+//!             → store (durable) → delivery → partner adapter → partner
+//!             → status → por.responses.<ORI>
+//! ```
+//!
+//! # Module map
+//! - [`model`]: the canonical order and status types, and field errors.
+//! - [`formats`]: XML (§2, §4), fixed-width layouts (§3), CLETS text (§6).
+//! - [`mapping`]: code lists and CLETS tables loaded from `mappings/`.
+//! - [`validate`]: stateless checks on a canonical order.
+//! - [`translate`]: canonical order → CLETS request, MCN.
+//! - [`routing`]: which partners a message goes to.
+//! - [`intake`]: from a court queue delivery to a durable verdict.
+//! - [`store`]: the durable record (SQLite or PostgreSQL), one trait.
+//! - [`delivery`]: per-partner delivery loops, retries, partner adapters.
+//! - [`status`]: statuses and dead letters published from the outboxes.
+//! - [`transport`]: RabbitMQ topology, consumers, confirmed publishing,
+//!   connection supervision.
+//! - [`ops`]: health, metrics and the `/api/v1` HTTP surface.
+//! - [`broker`]: wiring and orderly shutdown.
+//! - [`config`]: the TOML configuration.
+//! - [`demo`]: `porter demo`, the whole system in one process.
+//! - [`publish`]: `porter publish`, a court's publish from the command line.
+
+pub mod broker;
+pub mod config;
+pub mod delivery;
+pub mod demo;
+pub mod formats;
+pub mod intake;
+pub mod mapping;
+pub mod model;
+pub mod ops;
+pub mod publish;
+pub mod routing;
+pub mod status;
+pub mod store;
+pub mod transport;
+pub mod translate;
+pub mod validate;

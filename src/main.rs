@@ -1,0 +1,147 @@
+//! The `porter` command (ICD §10).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use porter_simulators::court::CourtFormat;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Parser)]
+#[command(name = "porter", version, about = "Porter: protective-order integration broker")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker.
+    Broker {
+        #[arg(long, env = "PORTER_CONFIG")]
+        config: PathBuf,
+    },
+    /// Run the whole system locally: simulators, broker and demo courts.
+    Demo {
+        #[arg(long, default_value = "deploy/local/porter.toml")]
+        config: PathBuf,
+    },
+    /// Publish one order message as a court would.
+    Publish(porter::publish::PublishArgs),
+    /// Run a simulator.
+    #[command(subcommand)]
+    Sim(Sim),
+}
+
+#[derive(Subcommand)]
+enum Sim {
+    /// The CLETS/CARPOS simulator (framed TCP plus an HTTP control API).
+    Clets {
+        #[arg(long, default_value = "127.0.0.1:7001")]
+        listen: SocketAddr,
+        #[arg(long, default_value = "127.0.0.1:7101")]
+        control: SocketAddr,
+    },
+    /// A court CMS simulator: publishes orders and checks their statuses.
+    Court {
+        /// The broker configuration; its courts are simulated.
+        #[arg(long, default_value = "deploy/local/porter.toml")]
+        config: PathBuf,
+        /// Orders per court.
+        #[arg(long, default_value_t = 2)]
+        orders: u32,
+        /// Send MODIFY and SERVICE after each ISSUE.
+        #[arg(long)]
+        lifecycle: bool,
+        /// Messages per second.
+        #[arg(long, default_value_t = 5.0)]
+        rate: f64,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("porter: cannot start the runtime: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("porter: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn ctrl_c() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Broker { config } => {
+            let config = porter::config::Config::load(&config)?;
+            let http = TcpListener::bind(config.http.listen).await?;
+            porter::broker::run(config, http, shutdown_signal()).await
+        }
+        Command::Demo { config } => porter::demo::run(&config, shutdown_signal()).await,
+        Command::Publish(args) => porter::publish::publish(args).await,
+        Command::Sim(Sim::Clets { listen, control }) => {
+            let tcp = TcpListener::bind(listen).await?;
+            let control_listener = TcpListener::bind(control).await?;
+            eprintln!("CLETS simulator on {listen}, control http://{control}/_sim/state");
+            porter_simulators::clets::run(tcp, control_listener, Default::default(), shutdown_signal()).await
+        }
+        Command::Sim(Sim::Court { config, orders, lifecycle, rate }) => {
+            let config = porter::config::Config::load(&config)?;
+            let courts = config
+                .courts
+                .iter()
+                .enumerate()
+                .map(|(i, c)| porter_simulators::court::SimCourt {
+                    ori: c.ori.clone(),
+                    name: c.name.clone(),
+                    format: if i % 2 == 0 { CourtFormat::Xml } else { CourtFormat::Fixed },
+                })
+                .collect();
+            let sim = porter_simulators::court::CourtSimConfig {
+                amqp_url: config.amqp.url.clone(),
+                courts,
+                orders_per_court: orders,
+                lifecycle,
+                rate_per_sec: rate,
+                ..Default::default()
+            };
+            let report = porter_simulators::court::run(sim, ctrl_c()).await?;
+            println!("{}", report.summary());
+            anyhow::ensure!(report.incomplete.is_empty(), "{} messages incomplete", report.incomplete.len());
+            Ok(())
+        }
+    }
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c().await,
+        };
+        tokio::select! {
+            _ = ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c().await
+}

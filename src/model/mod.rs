@@ -1,0 +1,19 @@
+//! The canonical model: one shape for an order message whatever format it
+//! arrived in (ICD §2 XML, §3 fixed-width), and the status Porter sends back
+//! (ICD §4).
+//!
+//! Parsers fill these types; the validator checks them; the translators read
+//! them. Codes (sex, race, order type, …) are kept as the court sent them, as
+//! strings, so that a bad code becomes a field-level `INVALID_CODE` error from
+//! the validator rather than a parse failure.
+
+pub mod error;
+pub mod order;
+pub mod status;
+
+pub use error::{ErrorCode, FieldError, Locations};
+pub use order::{
+    Action, Address, DriverLicense, OrderImage, OrderMessage, PersonName, ProtectedPerson,
+    ProtectionOrder, RestrainedPerson, Service,
+};
+pub use status::{PartnerId, PartnerRecordId, StatusKind, StatusMessage, now_pacific};

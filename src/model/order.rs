@@ -1,0 +1,193 @@
+//! The canonical order message (ICD §2 and §3, all five actions).
+//!
+//! Field names are the canonical paths used in errors and in the LEA JSON
+//! body (snake_case). Optional fields are `None` when the input left them
+//! empty. Dates and times without an offset are California civil time
+//! (America/Los_Angeles), as the ICD fixes.
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
+use serde::{Deserialize, Serialize};
+
+/// What a message does to its order (ICD §0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Action {
+    Issue,
+    Modify,
+    Terminate,
+    Cancel,
+    Service,
+}
+
+impl Action {
+    pub const ALL: [Action; 5] =
+        [Action::Issue, Action::Modify, Action::Terminate, Action::Cancel, Action::Service];
+
+    /// Spelled-out name, as in XML `por:Action` (`ISSUE`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Issue => "ISSUE",
+            Action::Modify => "MODIFY",
+            Action::Terminate => "TERMINATE",
+            Action::Cancel => "CANCEL",
+            Action::Service => "SERVICE",
+        }
+    }
+
+    /// Two-letter code, as in fixed-width columns 46–47 (`IS`, …).
+    pub fn code(self) -> &'static str {
+        match self {
+            Action::Issue => "IS",
+            Action::Modify => "MD",
+            Action::Terminate => "TM",
+            Action::Cancel => "CX",
+            Action::Service => "SV",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.name() == s)
+    }
+
+    pub fn from_code(s: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.code() == s)
+    }
+
+    /// ISSUE and MODIFY carry the full order.
+    pub fn carries_full_order(self) -> bool {
+        matches!(self, Action::Issue | Action::Modify)
+    }
+}
+
+/// One order message: header, order, parties and optional signed image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct OrderMessage {
+    pub court_ori: String,
+    pub action: Option<Action>,
+    pub sequence: Option<u32>,
+    /// XML `SentDateTime`; for fixed-width, the AMQP `timestamp`.
+    pub sent_at: Option<DateTime<FixedOffset>>,
+    pub order: ProtectionOrder,
+    pub restrained_person: Option<RestrainedPerson>,
+    #[serde(default)]
+    pub protected_persons: Vec<ProtectedPerson>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<OrderImage>,
+}
+
+impl OrderMessage {
+    /// The order key's second half, when present.
+    pub fn order_number(&self) -> Option<&str> {
+        self.order.order_number.as_deref()
+    }
+}
+
+/// The order itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ProtectionOrder {
+    pub order_number: Option<String>,
+    pub case_number: Option<String>,
+    pub order_type: Option<String>,
+    pub form_id: Option<String>,
+    pub issue_date: Option<NaiveDate>,
+    /// Expiration, California civil time; `None` = no expiration.
+    pub expiration: Option<NaiveDateTime>,
+    pub judicial_officer: Option<String>,
+    pub brady: Option<String>,
+    pub condition_text: Option<String>,
+    #[serde(default)]
+    pub condition_codes: Vec<String>,
+    pub firearm_relinquishment: Option<bool>,
+    /// TERMINATE.
+    pub termination_date: Option<NaiveDate>,
+    /// CANCEL (≤ 60 characters).
+    pub cancel_reason: Option<String>,
+    /// SERVICE.
+    pub service: Option<Service>,
+}
+
+/// A person's name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct PersonName {
+    pub last: Option<String>,
+    pub first: Option<String>,
+    pub middle: Option<String>,
+    pub suffix: Option<String>,
+}
+
+/// The person the order restrains.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct RestrainedPerson {
+    pub name: PersonName,
+    pub birth_date: Option<NaiveDate>,
+    pub sex: Option<String>,
+    pub race: Option<String>,
+    /// Height as `FII` (feet, inches), e.g. `510`.
+    pub height: Option<String>,
+    pub weight: Option<String>,
+    pub eye: Option<String>,
+    pub hair: Option<String>,
+    pub residence: Option<Address>,
+    pub driver_license: Option<DriverLicense>,
+}
+
+/// A person the order protects (1–9 per order).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ProtectedPerson {
+    pub name: PersonName,
+    pub birth_date: Option<NaiveDate>,
+    pub sex: Option<String>,
+    pub race: Option<String>,
+    pub relationship: Option<String>,
+}
+
+/// A residence address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Address {
+    pub street: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub zip: Option<String>,
+}
+
+/// A driver licence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct DriverLicense {
+    pub number: Option<String>,
+    pub state: Option<String>,
+}
+
+/// Proof of service (SERVICE).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Service {
+    /// California civil time.
+    pub served_at: Option<NaiveDateTime>,
+    pub served_by: Option<String>,
+    pub serving_agency_ori: Option<String>,
+    /// `P`, `S`, `M` or `C`.
+    pub method: Option<String>,
+}
+
+/// The signed order's image (PDF or TIFF), decoded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderImage {
+    pub mime_type: String,
+    /// Lowercase hex SHA-256 of `data`, as the court declared it.
+    pub sha256: String,
+    #[serde(with = "base64_bytes")]
+    pub data: Vec<u8>,
+}
+
+mod base64_bytes {
+    use data_encoding::BASE64;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&BASE64.encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        BASE64.decode(s.as_bytes()).map_err(serde::de::Error::custom)
+    }
+}

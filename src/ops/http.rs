@@ -1,0 +1,54 @@
+//! The HTTP server: `run(listener, state, shutdown)`, testable on a
+//! listener bound to port 0.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::store::Store;
+
+/// What the handlers need.
+#[derive(Clone)]
+pub struct OpsState {
+    pub store: Arc<dyn Store>,
+    /// `true` while RabbitMQ is connected.
+    pub amqp_connected: watch::Receiver<bool>,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+/// The router, for tests and for [`run`].
+pub fn router(state: OpsState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .nest("/api/v1", super::api::router())
+        .with_state(state)
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn run(
+    listener: TcpListener,
+    state: OpsState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+}
+
+async fn readyz(State(s): State<OpsState>) -> (StatusCode, &'static str) {
+    let store_ok = s.store.pending_statuses(1).await.is_ok();
+    match (*s.amqp_connected.borrow(), store_ok) {
+        (true, true) => (StatusCode::OK, "ready\n"),
+        (false, _) => (StatusCode::SERVICE_UNAVAILABLE, "RabbitMQ not connected\n"),
+        (_, false) => (StatusCode::SERVICE_UNAVAILABLE, "store unavailable\n"),
+    }
+}
+
+async fn metrics(State(s): State<OpsState>) -> String {
+    s.metrics.render()
+}

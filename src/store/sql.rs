@@ -1,0 +1,313 @@
+//! [`SqlStore`]: the [`Store`] over sqlx's `Any` driver, on a SQLite file or
+//! on PostgreSQL.
+//!
+//! # Design note
+//! - **One SQL, two backends.** The queries are portable SQL with `$1, $2, …`
+//!   placeholders. PostgreSQL reads them natively; sqlx's SQLite driver binds
+//!   `$N` by its number, so a placeholder may repeat or come out of order on
+//!   both. Only basic types cross the `Any` driver: times are `BIGINT` unix
+//!   milliseconds (UTC), JSON is `TEXT`, bytes are `BLOB`/`BYTEA`, and
+//!   enumerations are `TEXT` in their wire spelling. The schemas live in
+//!   `migrations/sqlite` and `migrations/postgres` and are embedded in the
+//!   binary; each table and column is described there.
+//! - **Durability.** Each connection is set up on connect: SQLite with
+//!   `journal_mode=WAL`, `synchronous=FULL`, `busy_timeout=10000` and
+//!   `foreign_keys=ON`; PostgreSQL with `synchronous_commit=on` (ICD §9).
+//! - **Writers.** Every write operation is one transaction (group commit).
+//!   SQLite allows one writer at a time, so the store serialises its write
+//!   transactions through a mutex and opens them with `BEGIN IMMEDIATE`;
+//!   reads use the pool freely. PostgreSQL writers run concurrently and
+//!   take a transaction-scoped advisory lock per message key and per order key
+//!   before they read what they decide on; unique indexes back both up.
+//! - **Intake rules (ICD §5).** See [`intake`]. In short, per item: the same
+//!   `(court, message_id)` is a duplicate (same body SHA-256) or a conflict
+//!   (different body); a rejected verdict is stored with its `REJECTED` status
+//!   and a dead letter at stage `validate`; an accepted verdict is checked
+//!   against the order's history (same sequence, closed order, re-entry, ISSUE
+//!   of an active order) and then stored with its deliveries and `ACCEPTED`.
+//! - **Orders are applied in sequence.** The `orders` row is the state that
+//!   the gap-free prefix of accepted messages (sequences `1..=applied_sequence`)
+//!   leaves. A message past a gap is accepted at intake, waits, and is applied
+//!   once the gap fills; its deliveries are not due before then. Keeping the
+//!   prefix on the order row (rather than recomputing it from the messages)
+//!   keeps the sequence rules right after old messages are purged.
+//! - **Deliveries go out in order** per order and partner: a delivery is due
+//!   when it is pending, its time has come, its order has no gap below it
+//!   (`sequence <= orders.applied_sequence`) and every earlier delivery of the
+//!   same order to the same partner is `ACCEPTED` (or `DISCARDED` by an
+//!   operator). A `REJECTED` or `DEAD` one holds the later ones back.
+//! - **NIC.** `orders.clets_nic` is the CARPOS record id from the latest ACK
+//!   that carried one. Jobs for every action but ISSUE carry it; an EPO (ISSUE)
+//!   never does, so a re-entry gets a new one. It is cleared when CARPOS
+//!   acknowledges the order's XPO (CANCEL), not at re-entry intake, because the
+//!   XPO may still be waiting to go out with the old NIC then.
+//! - **Statuses** are numbered per inbound message from a counter on its row
+//!   (`UPDATE … SET status_count = status_count + 1 … RETURNING`), so
+//!   concurrent writers never hand out the same `StatusSequence`. A
+//!   `CONFLICT_REJECTED` status belongs to no stored message: it has
+//!   `inbound_id` NULL and `StatusSequence` 1.
+//! - **Purge** forgets an inbound message (its row, statuses, deliveries and
+//!   attempts) once it is older than the cutoff, all of its statuses are
+//!   published and every delivery is `ACCEPTED` or `DISCARDED`; an open dead
+//!   letter (`REJECTED` or `DEAD` delivery) keeps its message. Dead letters
+//!   and order rows are never purged.
+
+mod deliveries;
+mod intake;
+mod queries;
+mod rows;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
+use tokio::sync::{Mutex, MutexGuard};
+
+use super::{
+    DeadLetterFilter, DeliveryJob, DeliveryResult, DeliveryView, IntakeItem, IntakeOutcome,
+    PartnerAttempt, Produced, Store, StoreError, StoreResult, StoredDeadLetter, StoredStatus,
+};
+use crate::model::PartnerId;
+
+/// The database behind a [`SqlStore`]: the few places where SQLite and
+/// PostgreSQL need different statements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn from_url(url: &str) -> StoreResult<Backend> {
+        if url.starts_with("sqlite:") {
+            Ok(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Backend::Postgres)
+        } else {
+            Err(StoreError::UnsupportedUrl(url.to_string()))
+        }
+    }
+
+    /// Statements run on every new connection (ICD §9 durability).
+    fn session_setup(self) -> &'static [&'static str] {
+        match self {
+            Backend::Sqlite => &[
+                "PRAGMA journal_mode=WAL",
+                "PRAGMA synchronous=FULL",
+                "PRAGMA busy_timeout=10000",
+                "PRAGMA foreign_keys=ON",
+            ],
+            Backend::Postgres => &["SET synchronous_commit = on"],
+        }
+    }
+
+    /// Serialises writers deciding about the same key until the transaction
+    /// ends. On SQLite the store's writer mutex already does.
+    async fn lock_key(self, conn: &mut AnyConnection, parts: &[&str]) -> StoreResult<()> {
+        if self == Backend::Postgres {
+            let digest = Sha256::digest(parts.join("|").as_bytes());
+            let mut key = [0u8; 8];
+            key.copy_from_slice(&digest[..8]);
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(i64::from_be_bytes(key))
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Porter's store on SQLite (`sqlite://PATH`) or PostgreSQL
+/// (`postgres://…`). Cheap to clone: clones share the pool.
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    backend: Backend,
+    /// The single-writer lock for SQLite: without it, two write transactions
+    /// could both start and one fail with `SQLITE_BUSY`. Unused on PostgreSQL.
+    writer: Arc<Mutex<()>>,
+}
+
+impl std::fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore").field("backend", &self.backend).finish_non_exhaustive()
+    }
+}
+
+/// A write transaction, holding the writer lock (SQLite) until it ends.
+struct WriteTx<'a> {
+    // Declared before the guard: the transaction ends before the lock is released.
+    tx: Transaction<'static, Any>,
+    _guard: Option<MutexGuard<'a, ()>>,
+}
+
+impl WriteTx<'_> {
+    fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+
+    async fn commit(self) -> StoreResult<()> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl SqlStore {
+    /// Opens the store at `url` and brings its schema up to date.
+    ///
+    /// `sqlite://PATH` creates the file when it is missing; `postgres://…`
+    /// needs an existing database (and takes `?options=-c search_path=…`).
+    pub async fn connect(url: &str) -> StoreResult<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let backend = Backend::from_url(url)?;
+        let url: Cow<'_, str> = match backend {
+            Backend::Sqlite if !url.contains("mode=") => {
+                let sep = if url.contains('?') { '&' } else { '?' };
+                Cow::Owned(format!("{url}{sep}mode=rwc"))
+            }
+            _ => Cow::Borrowed(url),
+        };
+        let max_connections = match backend {
+            Backend::Sqlite => 4,
+            Backend::Postgres => 8,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    for statement in backend.session_setup() {
+                        conn.execute(*statement).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        match backend {
+            Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
+            Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
+        }
+        Ok(SqlStore { pool, backend, writer: Arc::new(Mutex::new(())) })
+    }
+
+    /// Closes the pool, waiting for connections in use to come back.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn begin_write(&self) -> StoreResult<WriteTx<'_>> {
+        match self.backend {
+            Backend::Sqlite => {
+                let guard = self.writer.lock().await;
+                let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                Ok(WriteTx { tx, _guard: Some(guard) })
+            }
+            Backend::Postgres => Ok(WriteTx { tx: self.pool.begin().await?, _guard: None }),
+        }
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn intake(&self, items: Vec<IntakeItem>) -> StoreResult<Vec<IntakeOutcome>> {
+        let mut tx = self.begin_write().await?;
+        let mut outcomes = Vec::with_capacity(items.len());
+        for item in items {
+            outcomes.push(intake::intake_one(tx.conn(), self.backend, item).await?);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn due_deliveries(
+        &self,
+        partner: &PartnerId,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryJob>> {
+        let mut conn = self.pool.acquire().await?;
+        deliveries::due(&mut conn, partner, now, limit).await
+    }
+
+    async fn record_deliveries(&self, results: Vec<DeliveryResult>) -> StoreResult<Produced> {
+        let mut tx = self.begin_write().await?;
+        let mut produced = Produced::default();
+        for result in results {
+            deliveries::record_one(tx.conn(), result, &mut produced).await?;
+        }
+        tx.commit().await?;
+        Ok(produced)
+    }
+
+    async fn pending_statuses(&self, limit: u32) -> StoreResult<Vec<StoredStatus>> {
+        let mut conn = self.pool.acquire().await?;
+        queries::pending_statuses(&mut conn, limit).await
+    }
+
+    async fn mark_statuses_published(&self, ids: &[i64]) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        queries::mark_published(tx.conn(), "statuses", ids).await?;
+        tx.commit().await
+    }
+
+    async fn pending_dead_letters(&self, limit: u32) -> StoreResult<Vec<StoredDeadLetter>> {
+        let mut conn = self.pool.acquire().await?;
+        queries::pending_dead_letters(&mut conn, limit).await
+    }
+
+    async fn mark_dead_letters_published(&self, ids: &[i64]) -> StoreResult<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        queries::mark_published(tx.conn(), "dead_letters", ids).await?;
+        tx.commit().await
+    }
+
+    async fn statuses_for_message(
+        &self,
+        court_ori: &str,
+        message_id: &str,
+    ) -> StoreResult<Vec<StoredStatus>> {
+        let mut conn = self.pool.acquire().await?;
+        queries::statuses_for_message(&mut conn, court_ori, message_id).await
+    }
+
+    async fn deliveries_for_message(
+        &self,
+        court_ori: &str,
+        message_id: &str,
+    ) -> StoreResult<Vec<DeliveryView>> {
+        let mut conn = self.pool.acquire().await?;
+        queries::deliveries_for_message(&mut conn, court_ori, message_id).await
+    }
+
+    async fn dead_letters(&self, filter: &DeadLetterFilter) -> StoreResult<Vec<StoredDeadLetter>> {
+        let mut conn = self.pool.acquire().await?;
+        queries::dead_letters(&mut conn, filter).await
+    }
+
+    async fn dead_letter(&self, id: i64) -> StoreResult<Option<StoredDeadLetter>> {
+        let mut conn = self.pool.acquire().await?;
+        queries::dead_letter(&mut conn, id).await
+    }
+
+    async fn partner_attempts(&self, delivery_id: i64) -> StoreResult<Vec<PartnerAttempt>> {
+        let mut conn = self.pool.acquire().await?;
+        queries::partner_attempts(&mut conn, delivery_id).await
+    }
+
+    async fn purge_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let purged = queries::purge_before(tx.conn(), cutoff).await?;
+        tx.commit().await?;
+        Ok(purged)
+    }
+}

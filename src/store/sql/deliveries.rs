@@ -1,0 +1,251 @@
+//! Delivery work: which deliveries are due ([`due`]) and what an attempt's
+//! outcome does ([`record_one`]).
+//!
+//! `deliveries.state` is `PENDING` until an outcome finishes it: `ACCEPTED`,
+//! `REJECTED` (a permanent partner rejection) or `DEAD` (given up). A
+//! `DISCARDED` state is reserved for an operator's discard of a dead letter;
+//! like `ACCEPTED`, it no longer holds back later sequences.
+
+use sqlx::Row;
+use sqlx::AnyConnection;
+
+use super::rows::{
+    DeadLetterDraft, StatusDraft, Stream, from_json, from_ms, insert_dead_letter, insert_status, now_ms,
+    parse_partner, to_ms, to_u32,
+};
+use crate::model::{Action, ErrorCode, FieldError, PartnerId, StatusKind};
+use crate::store::{
+    DeadLetterStage, DeliveryJob, DeliveryOutcome, DeliveryResult, Produced, StoreError,
+    StoreResult,
+};
+
+/// Deliveries for `partner` that may go now; see the module note of `sql`.
+pub(super) async fn due(
+    conn: &mut AnyConnection,
+    partner: &PartnerId,
+    now: chrono::DateTime<chrono::Utc>,
+    limit: u32,
+) -> StoreResult<Vec<DeliveryJob>> {
+    let rows = sqlx::query(
+        "SELECT d.id, d.partner, d.court_ori, d.order_number, d.sequence, d.revision, \
+                d.attempts, d.created_at, i.message_id, i.action, i.canonical_json, \
+                CASE WHEN i.action = 'ISSUE' THEN NULL ELSE o.clets_nic END AS nic \
+         FROM deliveries d \
+         JOIN inbound_messages i ON i.id = d.inbound_id \
+         JOIN orders o ON o.court_ori = d.court_ori AND o.order_number = d.order_number \
+         WHERE d.partner = $1 AND d.state = 'PENDING' AND d.next_attempt_at <= $2 \
+           AND d.sequence <= o.applied_sequence \
+           AND NOT EXISTS (SELECT 1 FROM deliveries e \
+                           WHERE e.court_ori = d.court_ori AND e.order_number = d.order_number \
+                             AND e.partner = d.partner AND e.sequence < d.sequence \
+                             AND e.state NOT IN ('ACCEPTED', 'DISCARDED')) \
+         ORDER BY d.created_at, d.id \
+         LIMIT $3",
+    )
+    .bind(partner.wire_name())
+    .bind(to_ms(now))
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let action: String = row.try_get("action")?;
+            let json: String = row.try_get("canonical_json")?;
+            let partner: String = row.try_get("partner")?;
+            Ok(DeliveryJob {
+                id: row.try_get("id")?,
+                partner: parse_partner(&partner)?,
+                court_ori: row.try_get("court_ori")?,
+                message_id: row.try_get("message_id")?,
+                order_number: row.try_get("order_number")?,
+                sequence: to_u32(row.try_get("sequence")?, "sequence")?,
+                action: Action::from_name(&action)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown action {action:?}")))?,
+                revision: to_u32(row.try_get("revision")?, "revision")?,
+                order: from_json(&json, "canonical order")?,
+                nic: row.try_get("nic")?,
+                attempts: to_u32(row.try_get("attempts")?, "attempts")?,
+                created_at: from_ms(row.try_get("created_at")?)?,
+            })
+        })
+        .collect()
+}
+
+/// Records one attempt and applies its outcome, adding what it produced.
+///
+/// Every attempt is recorded. An outcome for a delivery that is no longer
+/// `PENDING` (a late or repeated report) changes nothing else, so it cannot
+/// produce a second partner status.
+pub(super) async fn record_one(
+    conn: &mut AnyConnection,
+    result: DeliveryResult,
+    produced: &mut Produced,
+) -> StoreResult<()> {
+    let DeliveryResult { delivery_id, attempt, outcome } = result;
+    let row = sqlx::query(
+        "SELECT d.inbound_id, d.partner, d.state, d.attempts, d.court_ori, d.order_number, \
+                d.sequence, i.message_id, i.action, i.body, i.content_type \
+         FROM deliveries d JOIN inbound_messages i ON i.id = d.inbound_id WHERE d.id = $1",
+    )
+    .bind(delivery_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        tracing::warn!(delivery_id, "Delivery result for an unknown delivery; ignored.");
+        return Ok(());
+    };
+    let outcome_name = match &outcome {
+        DeliveryOutcome::Accepted { .. } => "ACCEPTED",
+        DeliveryOutcome::Rejected { .. } => "REJECTED",
+        DeliveryOutcome::Retry { .. } => "RETRY",
+        DeliveryOutcome::DeadLettered { .. } => "DEAD",
+    };
+    sqlx::query(
+        "INSERT INTO partner_attempts (delivery_id, attempted_at, request, response, error, \
+         outcome) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(delivery_id)
+    .bind(to_ms(attempt.at))
+    .bind(attempt.request)
+    .bind(attempt.response)
+    .bind(attempt.error)
+    .bind(outcome_name)
+    .execute(&mut *conn)
+    .await?;
+
+    let state: String = row.try_get("state")?;
+    if state != "PENDING" {
+        tracing::warn!(delivery_id, state, "Delivery result for a finished delivery; recorded the attempt only.");
+        return Ok(());
+    }
+    let inbound_id: i64 = row.try_get("inbound_id")?;
+    let partner = parse_partner(&row.try_get::<String, _>("partner")?)?;
+    let attempts = to_u32(row.try_get("attempts")?, "attempts")?.saturating_add(1);
+    let court_ori: String = row.try_get("court_ori")?;
+    let order_number: String = row.try_get("order_number")?;
+    let sequence = to_u32(row.try_get("sequence")?, "sequence")?;
+    let message_id: String = row.try_get("message_id")?;
+    let action: String = row.try_get("action")?;
+    let now = now_ms();
+    let draft = |kind| {
+        let mut d = StatusDraft::new(&court_ori, &message_id, Some(&order_number), Some(sequence), kind);
+        d.partner = Some(partner.clone());
+        d
+    };
+    let finish = |state: &'static str, error: Option<String>| {
+        sqlx::query(
+            "UPDATE deliveries SET state = $2, attempts = $3, last_error = $4, updated_at = $5 \
+             WHERE id = $1",
+        )
+        .bind(delivery_id)
+        .bind(state)
+        .bind(i64::from(attempts))
+        .bind(error)
+        .bind(now)
+    };
+
+    match outcome {
+        DeliveryOutcome::Accepted { record_ids, nic, warnings } => {
+            finish("ACCEPTED", None).execute(&mut *conn).await?;
+            if let Some(nic) = nic {
+                set_nic(conn, &court_ori, &order_number, Some(nic), now).await?;
+            } else if partner == PartnerId::Clets && action == Action::Cancel.name() {
+                // CARPOS cancelled the record: its NIC is dead, and a
+                // re-entry's EPO will bring a new one.
+                set_nic(conn, &court_ori, &order_number, None, now).await?;
+            }
+            let mut d = draft(StatusKind::PartnerAccepted);
+            d.partner_record_ids = record_ids;
+            d.warnings = warnings;
+            produced.statuses.push(insert_status(conn, Stream::Next(inbound_id), d).await?);
+        }
+        DeliveryOutcome::Rejected { reason, warnings } => {
+            finish("REJECTED", Some(reason.clone())).execute(&mut *conn).await?;
+            let error = FieldError::new(ErrorCode::PartnerRejected, "partner", reason);
+            let mut d = draft(StatusKind::PartnerRejected);
+            d.errors = vec![error.clone()];
+            d.warnings = warnings;
+            produced.statuses.push(insert_status(conn, Stream::Next(inbound_id), d).await?);
+            let body: Vec<u8> = row.try_get("body")?;
+            let dl = DeadLetterDraft {
+                inbound_id: Some(inbound_id),
+                delivery_id: Some(delivery_id),
+                court_ori: court_ori.clone(),
+                message_id: message_id.clone(),
+                order_number: Some(order_number.clone()),
+                sequence: Some(sequence),
+                stage: DeadLetterStage::Deliver,
+                partner: Some(partner.clone()),
+                reason: ErrorCode::PartnerRejected.as_str().to_string(),
+                errors: vec![error],
+                body,
+                content_type: row.try_get("content_type")?,
+                attempts,
+            };
+            produced.dead_letters.push(insert_dead_letter(conn, dl).await?);
+        }
+        DeliveryOutcome::Retry { next_attempt_at, reason } => {
+            sqlx::query(
+                "UPDATE deliveries SET attempts = $2, next_attempt_at = $3, last_error = $4, \
+                 updated_at = $5 WHERE id = $1",
+            )
+            .bind(delivery_id)
+            .bind(i64::from(attempts))
+            .bind(to_ms(next_attempt_at))
+            .bind(reason)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
+        DeliveryOutcome::DeadLettered { code, reason } => {
+            finish("DEAD", Some(reason.clone())).execute(&mut *conn).await?;
+            let field = match code {
+                ErrorCode::SequenceGap => "sequence",
+                ErrorCode::UnknownOrder => "order.order_number",
+                _ => "partner",
+            };
+            let error = FieldError::new(code, field, reason);
+            let mut d = draft(StatusKind::DeadLettered);
+            d.errors = vec![error.clone()];
+            produced.statuses.push(insert_status(conn, Stream::Next(inbound_id), d).await?);
+            let body: Vec<u8> = row.try_get("body")?;
+            let dl = DeadLetterDraft {
+                inbound_id: Some(inbound_id),
+                delivery_id: Some(delivery_id),
+                court_ori: court_ori.clone(),
+                message_id: message_id.clone(),
+                order_number: Some(order_number.clone()),
+                sequence: Some(sequence),
+                stage: DeadLetterStage::Deliver,
+                partner: Some(partner.clone()),
+                reason: code.as_str().to_string(),
+                errors: vec![error],
+                body,
+                content_type: row.try_get("content_type")?,
+                attempts,
+            };
+            produced.dead_letters.push(insert_dead_letter(conn, dl).await?);
+        }
+    }
+    Ok(())
+}
+
+async fn set_nic(
+    conn: &mut AnyConnection,
+    court_ori: &str,
+    order_number: &str,
+    nic: Option<String>,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE orders SET clets_nic = $3, updated_at = $4 \
+         WHERE court_ori = $1 AND order_number = $2",
+    )
+    .bind(court_ori.to_string())
+    .bind(order_number.to_string())
+    .bind(nic)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}

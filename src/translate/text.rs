@@ -1,0 +1,95 @@
+//! Text on its way to CLETS (ICD §0): uppercased, transliterated to ASCII
+//! (`É`→`E`, `Ñ`→`N`), and with `.` replaced by a space (ICD §6). A
+//! character that cannot be transliterated is `INVALID_FORMAT`. Each change
+//! is reported, so the translator can warn the court.
+
+use unicode_normalization::UnicodeNormalization;
+use unicode_normalization::char::is_combining_mark;
+
+/// What [`to_clets_text`] did to a value.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TextChanges {
+    /// Non-ASCII letters were transliterated.
+    pub transliterated: bool,
+    /// `.` was replaced with a space.
+    pub dots_replaced: bool,
+}
+
+/// Letters that do not decompose into a base letter plus marks.
+fn special(c: char) -> Option<&'static str> {
+    Some(match c {
+        'ß' => "SS",
+        'Æ' | 'æ' => "AE",
+        'Œ' | 'œ' => "OE",
+        'Ø' | 'ø' => "O",
+        'Ł' | 'ł' => "L",
+        'Đ' | 'đ' | 'Ð' | 'ð' => "D",
+        'Þ' | 'þ' => "TH",
+        'ı' => "I",
+        '\u{2018}' | '\u{2019}' => "'",
+        '\u{201C}' | '\u{201D}' => "\"",
+        '\u{2013}' | '\u{2014}' => "-",
+        '\u{00A0}' => " ",
+        _ => return None,
+    })
+}
+
+/// Converts `value` to CLETS text, or returns the first character that has
+/// no ASCII form.
+pub fn to_clets_text(value: &str) -> Result<(String, TextChanges), char> {
+    let mut changes = TextChanges::default();
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if c.is_ascii() {
+            if c == '.' {
+                changes.dots_replaced = true;
+                out.push(' ');
+            } else if c.is_ascii_control() {
+                return Err(c);
+            } else {
+                out.push(c.to_ascii_uppercase());
+            }
+            continue;
+        }
+        changes.transliterated = true;
+        if let Some(s) = special(c) {
+            out.push_str(s);
+            continue;
+        }
+        let mut base = c.nfd().filter(|d| !is_combining_mark(*d));
+        match (base.next(), base.next()) {
+            (Some(b), None) if b.is_ascii_alphanumeric() => out.push(b.to_ascii_uppercase()),
+            _ => return Err(c),
+        }
+    }
+    Ok((out, changes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Accented letters become their ASCII base letter, uppercased.
+    #[test]
+    fn accents_are_transliterated() {
+        let (s, ch) = to_clets_text("José Muñoz-Éclair").unwrap();
+        assert_eq!(s, "JOSE MUNOZ-ECLAIR");
+        assert!(ch.transliterated);
+        assert!(!ch.dots_replaced);
+    }
+
+    /// A period never reaches CLETS: it becomes a space.
+    #[test]
+    fn dots_become_spaces() {
+        let (s, ch) = to_clets_text("St. John").unwrap();
+        assert_eq!(s, "ST  JOHN");
+        assert!(ch.dots_replaced);
+    }
+
+    /// A character with no ASCII form is reported, not dropped.
+    #[test]
+    fn untransliterable_character_is_an_error() {
+        assert_eq!(to_clets_text("李"), Err('李'));
+        assert_eq!(to_clets_text("a\u{0007}"), Err('\u{0007}'));
+    }
+}

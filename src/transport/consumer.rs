@@ -1,0 +1,51 @@
+//! One consumer per court queue, with manual acks and a prefetch window.
+//! Deliveries are handed to the intake with the court they came from; the
+//! intake acknowledges them once their effect is durable.
+
+use futures::StreamExt;
+use lapin::Channel;
+use lapin::message::Delivery;
+use lapin::options::{BasicConsumeOptions, BasicQosOptions};
+use lapin::types::FieldTable;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// A delivery from `por.inbound.<court_ori>`.
+#[derive(Debug)]
+pub struct InboundDelivery {
+    pub court_ori: String,
+    pub delivery: Delivery,
+}
+
+/// Consumes `queue` until `stop` fires or the channel fails beyond
+/// recovery. Returns `Ok` only when stopped.
+pub async fn consume(
+    channel: Channel,
+    court_ori: String,
+    queue: String,
+    prefetch: u16,
+    intake: mpsc::Sender<InboundDelivery>,
+    stop: CancellationToken,
+) -> anyhow::Result<()> {
+    channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
+    let tag = format!("porter-{court_ori}");
+    let mut consumer = channel
+        .basic_consume(queue.as_str().into(), tag.as_str().into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await?;
+    loop {
+        let next = tokio::select! {
+            next = consumer.next() => next,
+            _ = stop.cancelled() => return Ok(()),
+        };
+        match next {
+            Some(Ok(delivery)) => {
+                let item = InboundDelivery { court_ori: court_ori.clone(), delivery };
+                if intake.send(item).await.is_err() {
+                    return Ok(());
+                }
+            }
+            Some(Err(e)) => channel.wait_for_recovery(e).await?,
+            None => anyhow::bail!("the consumer of {queue} was cancelled by RabbitMQ"),
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! Publishing with `mandatory=true` and a window of publisher confirms.
+//!
+//! Callers hand messages to a [`Publisher`] and await their confirmation;
+//! they never talk to a channel. One pump task per connection owns the
+//! channel: it keeps up to `window` publishes unconfirmed at once and
+//! resolves each caller's future when RabbitMQ confirms it. A message that
+//! comes back (`basic.return`: no queue for its routing key) or is nacked is
+//! a failure for its caller, never a silent success.
+//!
+//! The number of unconfirmed publishes is the gauge
+//! `porter_amqp_publish_unconfirmed`; its high-water mark is
+//! `porter_amqp_publish_unconfirmed_max`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::{BasicProperties, Channel, Confirmation};
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// One message to publish.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub exchange: String,
+    pub routing_key: String,
+    pub body: Vec<u8>,
+    pub properties: BasicProperties,
+}
+
+/// Why a publish was not confirmed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PublishError {
+    #[error("message returned by RabbitMQ ({code} {text}): no queue for routing key {routing_key:?}")]
+    Returned { code: u16, text: String, routing_key: String },
+    #[error("message nacked by RabbitMQ")]
+    Nacked,
+    #[error("channel failed: {0}")]
+    Channel(String),
+    #[error("publisher is not running")]
+    Closed,
+}
+
+struct Request {
+    message: Outgoing,
+    done: oneshot::Sender<Result<(), PublishError>>,
+}
+
+/// Counters the pump keeps, readable without a metrics recorder.
+#[derive(Debug, Default)]
+pub struct PublishStats {
+    pub in_flight: AtomicUsize,
+    pub max_in_flight: AtomicUsize,
+}
+
+/// A cloneable handle for publishing with confirms.
+#[derive(Clone)]
+pub struct Publisher {
+    tx: mpsc::Sender<Request>,
+    rx: Arc<Mutex<mpsc::Receiver<Request>>>,
+    stats: Arc<PublishStats>,
+}
+
+impl Publisher {
+    /// A publisher whose queue holds up to `capacity` waiting messages.
+    pub fn new(capacity: usize) -> Publisher {
+        let (tx, rx) = mpsc::channel(capacity);
+        Publisher { tx, rx: Arc::new(Mutex::new(rx)), stats: Arc::default() }
+    }
+
+    pub fn stats(&self) -> &PublishStats {
+        &self.stats
+    }
+
+    /// Publishes every message and resolves once all are confirmed, or with
+    /// the first failure. The messages are all in flight together.
+    pub async fn publish_all(&self, messages: Vec<Outgoing>) -> Result<(), PublishError> {
+        let mut waits = Vec::with_capacity(messages.len());
+        for message in messages {
+            let (done, wait) = oneshot::channel();
+            self.tx.send(Request { message, done }).await.map_err(|_| PublishError::Closed)?;
+            waits.push(wait);
+        }
+        let mut first_error = None;
+        for wait in waits {
+            let result = wait.await.unwrap_or(Err(PublishError::Closed));
+            if let (Err(e), None) = (result, &first_error) {
+                first_error = Some(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Runs the pump on `channel` until `stop` fires with nothing in flight,
+    /// or the channel fails.
+    pub async fn pump(&self, channel: Channel, window: usize, stop: CancellationToken) -> lapin::Result<()> {
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        let mut rx = self.rx.lock().await;
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            tokio::select! {
+                biased;
+                Some((result, done)) = in_flight.next(), if !in_flight.is_empty() => {
+                    let _ = <oneshot::Sender<_>>::send(done, confirmation(result));
+                    self.set_in_flight(in_flight.len());
+                }
+                request = rx.recv(), if in_flight.len() < window && !stop.is_cancelled() => {
+                    let Some(Request { message, done }) = request else { break };
+                    let routing_key = message.routing_key.clone();
+                    let options = BasicPublishOptions { mandatory: true, ..Default::default() };
+                    let published = channel
+                        .basic_publish(
+                            message.exchange.as_str().into(),
+                            message.routing_key.as_str().into(),
+                            options,
+                            &message.body,
+                            message.properties,
+                        )
+                        .await;
+                    match published {
+                        Ok(confirm) => {
+                            in_flight.push(async move { (confirm.await.map(|c| (c, routing_key)), done) });
+                            self.set_in_flight(in_flight.len());
+                        }
+                        Err(e) => {
+                            let _ = done.send(Err(PublishError::Channel(e.to_string())));
+                            self.set_in_flight(0);
+                            return Err(e);
+                        }
+                    }
+                }
+                _ = stop.cancelled(), if in_flight.is_empty() => break,
+            }
+        }
+        self.set_in_flight(0);
+        Ok(())
+    }
+
+    fn set_in_flight(&self, n: usize) {
+        self.stats.in_flight.store(n, Ordering::Relaxed);
+        let max = self.stats.max_in_flight.fetch_max(n, Ordering::Relaxed).max(n);
+        metrics::gauge!("porter_amqp_publish_unconfirmed").set(n as f64);
+        metrics::gauge!("porter_amqp_publish_unconfirmed_max").set(max as f64);
+    }
+}
+
+fn confirmation(result: lapin::Result<(Confirmation, String)>) -> Result<(), PublishError> {
+    match result {
+        Ok((Confirmation::Ack(None), _)) | Ok((Confirmation::NotRequested, _)) => Ok(()),
+        Ok((Confirmation::Ack(Some(returned)), routing_key)) => Err(PublishError::Returned {
+            code: returned.reply_code,
+            text: returned.reply_text.to_string(),
+            routing_key,
+        }),
+        Ok((Confirmation::Nack(_), _)) => Err(PublishError::Nacked),
+        Err(e) => Err(PublishError::Channel(e.to_string())),
+    }
+}

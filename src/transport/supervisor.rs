@@ -1,0 +1,99 @@
+//! The connection supervisor.
+//!
+//! lapin's `enable_auto_recover()` replays the topology and consumers after
+//! a short outage. When recovery fails, or a consumer or the publisher pump
+//! ends with an error, the supervisor closes what is left, waits (backoff
+//! doubling from `reconnect_ms` to 30 s), and builds a new connection: the
+//! topology is declared again, the pump restarts on a fresh channel, and
+//! every court queue is consumed again. Work that was in flight is safe: it
+//! was never acknowledged, so RabbitMQ delivers it again.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lapin::{Connection, ConnectionProperties};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::consumer::{InboundDelivery, consume};
+use super::publisher::Publisher;
+use super::topology;
+use crate::config::{AmqpConfig, CourtConfig};
+
+/// Keeps Porter connected to RabbitMQ.
+pub struct Supervisor {
+    pub amqp: AmqpConfig,
+    pub courts: Arc<Vec<CourtConfig>>,
+    pub publisher: Publisher,
+    pub intake: mpsc::Sender<InboundDelivery>,
+    /// `true` while a session is up (for `/readyz`).
+    pub connected: watch::Sender<bool>,
+}
+
+impl Supervisor {
+    /// Runs sessions until `close` fires. Consumers stop when
+    /// `stop_consuming` fires; the connection stays up for publishing until
+    /// `close`.
+    pub async fn run(self, stop_consuming: CancellationToken, close: CancellationToken) {
+        let base = Duration::from_millis(self.amqp.reconnect_ms.max(10));
+        let mut delay = base;
+        while !close.is_cancelled() {
+            let started = Instant::now();
+            match self.session(&stop_consuming, &close).await {
+                Ok(()) => break,
+                Err(e) => tracing::warn!(error = %e, "AMQP session ended; will reconnect."),
+            }
+            let _ = self.connected.send(false);
+            metrics::counter!("porter_amqp_reconnects_total").increment(1);
+            if started.elapsed() > Duration::from_secs(60) {
+                delay = base;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = close.cancelled() => break,
+            }
+            delay = (delay * 2).min(Duration::from_secs(30));
+        }
+        let _ = self.connected.send(false);
+    }
+
+    async fn session(&self, stop_consuming: &CancellationToken, close: &CancellationToken) -> anyhow::Result<()> {
+        let properties = ConnectionProperties::default()
+            .with_connection_name("porter-broker".into())
+            .enable_auto_recover();
+        let conn = Connection::connect(&self.amqp.url, properties).await?;
+        let setup = conn.create_channel().await?;
+        topology::declare(&setup, &self.courts).await?;
+        let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+        let publisher = self.publisher.clone();
+        let channel = conn.create_channel().await?;
+        let (window, stop) = (self.amqp.confirm_window, close.clone());
+        tasks.spawn(async move { Ok(publisher.pump(channel, window, stop).await?) });
+        if !stop_consuming.is_cancelled() {
+            for court in self.courts.iter() {
+                let channel = conn.create_channel().await?;
+                tasks.spawn(consume(
+                    channel,
+                    court.ori.clone(),
+                    court.inbound_queue(),
+                    self.amqp.prefetch,
+                    self.intake.clone(),
+                    stop_consuming.clone(),
+                ));
+            }
+        }
+        let _ = self.connected.send(true);
+        tracing::info!(courts = self.courts.len(), "Connected to RabbitMQ; consuming court queues.");
+        while let Some(joined) = tasks.join_next().await {
+            let result = joined.map_err(anyhow::Error::from).and_then(|r| r);
+            if let Err(e) = result {
+                tasks.abort_all();
+                let _ = conn.close(320, "porter reconnecting".into()).await;
+                return Err(e);
+            }
+        }
+        let _ = conn.close(200, "porter shutting down".into()).await;
+        Ok(())
+    }
+}
