@@ -93,9 +93,15 @@ impl CourtSimConfig {
         let mut seen = std::collections::HashSet::new();
         for court in &self.courts {
             if court.ori.len() != 9
-                || !court.ori.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                || !court
+                    .ori
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
             {
-                anyhow::bail!("court simulator: ORI {:?} is not 9 characters [A-Z0-9]", court.ori);
+                anyhow::bail!(
+                    "court simulator: ORI {:?} is not 9 characters [A-Z0-9]",
+                    court.ori
+                );
             }
             if !seen.insert(court.ori.as_str()) {
                 anyhow::bail!("court simulator: court {} is configured twice", court.ori);

@@ -81,7 +81,11 @@ pub fn to_fixed(message: &GeneratedMessage) -> Vec<u8> {
             records.push(rec);
         }
 
-        for (i, text) in condition_lines(&o.condition_text).iter().enumerate().take(MAX_CONDITION_LINES) {
+        for (i, text) in condition_lines(&o.condition_text)
+            .iter()
+            .enumerate()
+            .take(MAX_CONDITION_LINES)
+        {
             let mut rec = Record::new(b'M');
             rec.put(2, 2, &format!("{:02}", i + 1));
             rec.put(4, CONDITION_LINE_LEN, text);
@@ -304,17 +308,34 @@ mod tests {
         let expected_m: &[(usize, usize, &str)] = &[
             (1, 1, "M"),
             (2, 3, "01"),
-            (4, 103, "STAY AT LEAST 100 YARDS AWAY FROM PROTECTED PERSON, HOME, WORK AND VEHICLE."),
+            (
+                4,
+                103,
+                "STAY AT LEAST 100 YARDS AWAY FROM PROTECTED PERSON, HOME, WORK AND VEHICLE.",
+            ),
             (104, 200, ""),
         ];
-        for (record, table) in [(o, expected_o), (r, expected_r), (p, expected_p), (m, expected_m)] {
+        for (record, table) in [
+            (o, expected_o),
+            (r, expected_r),
+            (p, expected_p),
+            (m, expected_m),
+        ] {
             let mut next = 1;
             for &(from, to, value) in table {
                 assert_eq!(from, next, "the table leaves a gap before column {from}");
                 next = to + 1;
                 let field = col(record, from, to);
-                assert_eq!(field.trim_end(), value, "{} columns {from}-{to}", &record[..1]);
-                assert!(!field.starts_with(' ') || value.is_empty(), "not left-justified");
+                assert_eq!(
+                    field.trim_end(),
+                    value,
+                    "{} columns {from}-{to}",
+                    &record[..1]
+                );
+                assert!(
+                    !field.starts_with(' ') || value.is_empty(),
+                    "not left-justified"
+                );
             }
             assert_eq!(next, RECORD_LEN + 1);
         }
@@ -326,7 +347,10 @@ mod tests {
         let mut m = sample_message();
         m.sequence = 3;
         m.action = Action::Service(Service {
-            served_at: NaiveDate::from_ymd_opt(2026, 11, 25).unwrap().and_hms_opt(9, 40, 0).unwrap(),
+            served_at: NaiveDate::from_ymd_opt(2026, 11, 25)
+                .unwrap()
+                .and_hms_opt(9, 40, 0)
+                .unwrap(),
             served_by: "DEP SMITH #1234".into(),
             serving_agency_ori: "CA0340000".into(),
             method: 'P',
@@ -334,7 +358,10 @@ mod tests {
         let recs = records(&to_fixed(&m));
         assert_eq!(recs.len(), 2);
         let o = &recs[0];
-        assert_eq!(col(o, 1, 54), "OCA034025J24FL001234          24DV01234      SV0003DV ");
+        assert_eq!(
+            col(o, 1, 54),
+            "OCA034025J24FL001234          24DV01234      SV0003DV "
+        );
         assert_eq!(col(o, 55, 200).trim(), "", "SV carries no order terms");
         let s = &recs[1];
         assert_eq!(col(s, 1, 1), "S");
@@ -345,13 +372,17 @@ mod tests {
         assert_eq!(col(s, 53, 53), "P");
         assert_eq!(col(s, 54, 200).trim(), "");
 
-        m.action = Action::Terminate { date: NaiveDate::from_ymd_opt(2027, 1, 5).unwrap() };
+        m.action = Action::Terminate {
+            date: NaiveDate::from_ymd_opt(2027, 1, 5).unwrap(),
+        };
         let recs = records(&to_fixed(&m));
         assert_eq!(recs.len(), 1);
         assert_eq!(col(&recs[0], 46, 47), "TM");
         assert_eq!(col(&recs[0], 133, 140), "20270105");
 
-        m.action = Action::Cancel { reason: "ENTERED IN ERROR".into() };
+        m.action = Action::Cancel {
+            reason: "ENTERED IN ERROR".into(),
+        };
         let recs = records(&to_fixed(&m));
         assert_eq!(recs.len(), 1);
         assert_eq!(col(&recs[0], 46, 47), "CX");

@@ -108,11 +108,17 @@ pub async fn run_with_printer(
         .exchange_declare(
             INBOUND_EXCHANGE.into(),
             ExchangeKind::Topic,
-            ExchangeDeclareOptions { passive: true, durable: true, ..Default::default() },
+            ExchangeDeclareOptions {
+                passive: true,
+                durable: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await
-        .context("court simulator: exchange por.inbound does not exist (the Porter broker declares it)")?;
+        .context(
+            "court simulator: exchange por.inbound does not exist (the Porter broker declares it)",
+        )?;
     let _ = check.close(200, "OK".into()).await;
 
     // Consumers first, so that no status is missed.
@@ -120,7 +126,9 @@ pub async fn run_with_printer(
     let progress = Arc::new(Notify::new());
     let printer: statuses::Printer = Arc::new(printer);
     let consume_channel = connection.create_channel().await?;
-    consume_channel.basic_qos(256, BasicQosOptions::default()).await?;
+    consume_channel
+        .basic_qos(256, BasicQosOptions::default())
+        .await?;
     let mut consumers = Vec::new();
     let mut untracked_courts = Vec::new();
     for court in &config.courts {
@@ -131,9 +139,15 @@ pub async fn run_with_printer(
             continue;
         }
         consumers.push(
-            statuses::consume(&consume_channel, &queue, tracker.clone(), printer.clone(), progress.clone())
-                .await
-                .with_context(|| format!("court simulator: cannot consume {queue}"))?,
+            statuses::consume(
+                &consume_channel,
+                &queue,
+                tracker.clone(),
+                printer.clone(),
+                progress.clone(),
+            )
+            .await
+            .with_context(|| format!("court simulator: cannot consume {queue}"))?,
         );
     }
 
@@ -145,7 +159,9 @@ pub async fn run_with_printer(
         orders,
         config.rate_per_sec,
         |event| match event {
-            PublishEvent::Publishing(m) if !untracked_courts.contains(&m.court_ori) => lock(&tracker).expect(m),
+            PublishEvent::Publishing(m) if !untracked_courts.contains(&m.court_ori) => {
+                lock(&tracker).expect(m)
+            }
             PublishEvent::Confirmed(m) if untracked_courts.contains(&m.court_ori) => {
                 untracked_sent.push(m.message_id.clone())
             }
@@ -164,7 +180,8 @@ pub async fn run_with_printer(
     );
 
     if !summary.interrupted {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(config.status_timeout_secs);
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_secs(config.status_timeout_secs);
         loop {
             if lock(&tracker).all_complete() {
                 break;
@@ -216,8 +233,11 @@ pub fn plan(
     now: chrono::DateTime<chrono::FixedOffset>,
     run_tag: &str,
 ) -> Vec<Vec<GeneratedMessage>> {
-    let mut generators: Vec<OrderGenerator> =
-        config.courts.iter().map(|c| OrderGenerator::new(c, config.seed, now, run_tag)).collect();
+    let mut generators: Vec<OrderGenerator> = config
+        .courts
+        .iter()
+        .map(|c| OrderGenerator::new(c, config.seed, now, run_tag))
+        .collect();
     let mut orders = Vec::new();
     for _ in 0..config.orders_per_court {
         for g in &mut generators {
@@ -245,11 +265,16 @@ fn run_tag() -> String {
 /// Whether a queue exists, by a passive declare on a channel of its own (a
 /// failed passive declare closes its channel).
 async fn queue_exists(connection: &Connection, queue: &str) -> bool {
-    let Ok(channel) = connection.create_channel().await else { return false };
+    let Ok(channel) = connection.create_channel().await else {
+        return false;
+    };
     let exists = channel
         .queue_declare(
             queue.into(),
-            QueueDeclareOptions { passive: true, ..Default::default() },
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await
@@ -271,13 +296,30 @@ mod tests {
     /// Orders are interleaved across courts and keep their lifecycle in sequence.
     #[test]
     fn plan_interleaves_courts() {
-        let config = CourtSimConfig { orders_per_court: 2, lifecycle: true, seed: 9, ..Default::default() };
+        let config = CourtSimConfig {
+            orders_per_court: 2,
+            lifecycle: true,
+            seed: 9,
+            ..Default::default()
+        };
         let now = chrono::DateTime::parse_from_rfc3339("2026-11-25T10:15:00-08:00").unwrap();
         let orders = plan(&config, now, "t");
         let courts: Vec<&str> = orders.iter().map(|o| o[0].court_ori.as_str()).collect();
         assert_eq!(courts, ["CA034025J", "CA019015J", "CA034025J", "CA019015J"]);
-        assert!(orders.iter().all(|o| o.iter().map(|m| m.sequence).eq(1..=3)));
+        assert!(
+            orders
+                .iter()
+                .all(|o| o.iter().map(|m| m.sequence).eq(1..=3))
+        );
         assert_eq!(orders[1][0].format, CourtFormat::Fixed);
         assert!(run_tag().len() >= 8);
+    }
+
+    /// `run` can be spawned on a multi-threaded runtime.
+    #[test]
+    fn run_is_send() {
+        fn assert_send<T: Send>(_: &T) {}
+        let future = run(CourtSimConfig::default(), async {});
+        assert_send(&future);
     }
 }

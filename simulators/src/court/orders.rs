@@ -14,11 +14,17 @@
 //! fixed-width courts fold to ASCII), residences in the court's county, and
 //! condition codes that agree with the condition text. Emergency protective
 //! orders are not generated: law enforcement enters those, not court CMSs.
+//!
+//! Residences: courts whose ORI starts `CA034` live in Sacramento (958xx),
+//! `CA019` in Los Angeles (900xx); any other court gets a generic address
+//! (`ANYTOWN CA 99999`) that no LEA mapping knows, so that its orders go to
+//! the court's sheriff only (ICD §8).
 
 use std::collections::HashMap;
 
 use chrono::{
-    DateTime, Datelike, Duration, FixedOffset, Months, NaiveDate, NaiveDateTime, NaiveTime, Timelike,
+    DateTime, Datelike, Duration, FixedOffset, Months, NaiveDate, NaiveDateTime, NaiveTime,
+    Timelike,
 };
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
@@ -226,7 +232,9 @@ pub struct DriverLicense {
 
 /// The current time in California, with its offset.
 pub fn now_pacific() -> DateTime<FixedOffset> {
-    chrono::Utc::now().with_timezone(&chrono_tz::America::Los_Angeles).fixed_offset()
+    chrono::Utc::now()
+        .with_timezone(&chrono_tz::America::Los_Angeles)
+        .fixed_offset()
 }
 
 /// Generates the orders of one simulated court.
@@ -288,7 +296,14 @@ impl OrderGenerator {
     pub fn modify(&mut self, previous: &GeneratedMessage) -> GeneratedMessage {
         let mut order = previous.order.clone();
         let first = self.rng.random_range(0..4);
-        self.apply_change(&mut order, first);
+        // A change that does not apply (the order already runs five years,
+        // already has nine protected persons, …) gives way to the next one.
+        for change in (first..first + 4).map(|c| c % 4) {
+            self.apply_change(&mut order, change);
+            if order != previous.order {
+                break;
+            }
+        }
         if self.rng.random_bool(0.3) {
             let second = (first + self.rng.random_range(1..4)) % 4;
             self.apply_change(&mut order, second);
@@ -299,18 +314,24 @@ impl OrderGenerator {
     /// Proof of service for `previous`'s order.
     pub fn service(&mut self, previous: &GeneratedMessage) -> GeneratedMessage {
         let rng = &mut self.rng;
-        let &(method, _) = SERVICE_METHODS.choose_weighted(rng, |m| m.1).unwrap_or(&SERVICE_METHODS[0]);
+        let &(method, _) = SERVICE_METHODS
+            .choose_weighted(rng, |m| m.1)
+            .unwrap_or(&SERVICE_METHODS[0]);
         let sheriff = sheriff_ori(&self.court.ori);
-        let agency = match (self.county, rng.random_bool(0.5)) {
-            (County::Sacramento, true) => "CA0341100".to_string(),
-            (County::LosAngeles, true) => "CA0194200".to_string(),
+        let agency = match (method, self.county, rng.random_bool(0.5)) {
+            // Served in the courtroom: the court records it under its own ORI.
+            ('C', _, _) => self.court.ori.clone(),
+            (_, County::Sacramento, true) => "CA0341100".to_string(),
+            (_, County::LosAngeles, true) => "CA0194200".to_string(),
             _ => sheriff,
         };
         let last = pick(rng, LAST_NAMES);
         let served_by = match method {
             'C' => format!("CLERK {}", ascii_only(last)),
             'M' => format!("{} {}", pick(rng, FEMALE_FIRST), last),
-            _ if agency.ends_with("0000") => format!("DEP {} #{}", last, rng.random_range(100..9999)),
+            _ if agency.ends_with("0000") => {
+                format!("DEP {} #{}", last, rng.random_range(100..9999))
+            }
             _ => format!("OFC {} #{}", last, rng.random_range(100..9999)),
         };
         let served_by = cut(&served_by, 30);
@@ -319,20 +340,37 @@ impl OrderGenerator {
         let day_start = previous.order.issue_date.and_time(NaiveTime::MIN);
         let served_at = (local_now - Duration::minutes(rng.random_range(10..240))).max(day_start);
         let served_at = to_the_minute(served_at);
-        let service = Service { served_at, served_by, serving_agency_ori: agency, method };
-        self.message(Action::Service(service), previous.sequence + 1, previous.order.clone())
+        let service = Service {
+            served_at,
+            served_by,
+            serving_agency_ori: agency,
+            method,
+        };
+        self.message(
+            Action::Service(service),
+            previous.sequence + 1,
+            previous.order.clone(),
+        )
     }
 
     /// TERMINATE of `previous`'s order, today.
     pub fn terminate(&mut self, previous: &GeneratedMessage) -> GeneratedMessage {
         let date = self.now.date_naive();
-        self.message(Action::Terminate { date }, previous.sequence + 1, previous.order.clone())
+        self.message(
+            Action::Terminate { date },
+            previous.sequence + 1,
+            previous.order.clone(),
+        )
     }
 
     /// CANCEL (entered in error) of `previous`'s order.
     pub fn cancel(&mut self, previous: &GeneratedMessage) -> GeneratedMessage {
         let reason = pick(&mut self.rng, CANCEL_REASONS).to_string();
-        self.message(Action::Cancel { reason }, previous.sequence + 1, previous.order.clone())
+        self.message(
+            Action::Cancel { reason },
+            previous.sequence + 1,
+            previous.order.clone(),
+        )
     }
 
     fn message(&mut self, action: Action, sequence: u32, order: Order) -> GeneratedMessage {
@@ -355,8 +393,9 @@ impl OrderGenerator {
 
     fn new_order(&mut self) -> Order {
         let issue_date = self.now.date_naive();
-        let &(order_type, form_id, _) =
-            ORDER_TYPES.choose_weighted(&mut self.rng, |t| t.2).unwrap_or(&ORDER_TYPES[0]);
+        let &(order_type, form_id, _) = ORDER_TYPES
+            .choose_weighted(&mut self.rng, |t| t.2)
+            .unwrap_or(&ORDER_TYPES[0]);
         // Most orders come from a case filed this year, some from last year.
         let year = issue_date.year() - i32::from(self.rng.random_bool(0.25));
         let yy = year.rem_euclid(100);
@@ -377,7 +416,7 @@ impl OrderGenerator {
         let protected = protected_persons(rng, order_type, &restrained, issue_date);
         let intimate = protected
             .first()
-            .is_some_and(|p| matches!(p.relationship.as_str(), "SP" | "FS" | "CO" | "DT"));
+            .is_some_and(|p| matches!(p.relationship.as_str(), "SP" | "XS" | "CO" | "DT"));
         let brady = if rng.random_bool(0.05) {
             'U'
         } else if intimate && order_type != "JV" {
@@ -394,7 +433,11 @@ impl OrderGenerator {
         if order_type != "JV" && rng.random_bool(0.9) {
             conditions.add(rng, Condition::Firearms);
         }
-        for extra in [Condition::MoveOut, Condition::Animals, Condition::Electronic] {
+        for extra in [
+            Condition::MoveOut,
+            Condition::Animals,
+            Condition::Electronic,
+        ] {
             if rng.random_bool(0.2) {
                 conditions.add(rng, extra);
             }
@@ -441,7 +484,9 @@ impl OrderGenerator {
                 order.expiration = order
                     .issue_date
                     .checked_add_months(Months::new(60))
-                    .map(|d| d.and_time(NaiveTime::from_hms_opt(23, 59, 0).unwrap_or(NaiveTime::MIN)));
+                    .map(|d| {
+                        d.and_time(NaiveTime::from_hms_opt(23, 59, 0).unwrap_or(NaiveTime::MIN))
+                    });
             }
             // Firearms are added, or else a no-contact order.
             _ => {
@@ -516,9 +561,15 @@ const ORDER_TYPES: &[(&str, &str, u32)] = &[
 
 /// The next value of a counter that starts at a random point and advances by
 /// a few numbers at a time, as other cases get filed in between.
-fn next_counter(rng: &mut StdRng, counters: &mut HashMap<&'static str, u32>, key: &'static str) -> u32 {
+fn next_counter(
+    rng: &mut StdRng,
+    counters: &mut HashMap<&'static str, u32>,
+    key: &'static str,
+) -> u32 {
     let step = rng.random_range(1..=25);
-    let counter = counters.entry(key).or_insert_with(|| rng.random_range(1_000..40_000));
+    let counter = counters
+        .entry(key)
+        .or_insert_with(|| rng.random_range(1_000..40_000));
     *counter += step;
     *counter
 }
@@ -573,17 +624,21 @@ fn protected_persons(
     let opposite = if restrained.sex == 'F' { 'M' } else { 'F' };
     let mut persons = Vec::with_capacity(count);
     let first_relationship = match order_type {
-        "DV" | "CPO" | "GV" => weighted(rng, &[("SP", 35), ("FS", 20), ("CO", 25), ("DT", 20)]),
-        "EA" => weighted(rng, &[("PA", 60), ("RE", 30), ("OT", 10)]),
-        "WV" => "CW",
-        "SV" => "OT",
-        "JV" => weighted(rng, &[("PA", 50), ("SB", 30), ("OT", 20)]),
-        _ => weighted(rng, &[("NE", 40), ("AQ", 35), ("RE", 10), ("OT", 15)]),
+        "DV" | "CPO" | "GV" => weighted(rng, &[("SP", 35), ("XS", 20), ("CO", 25), ("DT", 20)]),
+        "EA" => weighted(rng, &[("CG", 60), ("FM", 30), ("OT", 10)]),
+        "WV" => "EM",
+        "SV" => "SC",
+        "JV" => weighted(rng, &[("PA", 50), ("SI", 30), ("OT", 20)]),
+        _ => weighted(rng, &[("AQ", 60), ("FM", 10), ("ST", 15), ("OT", 15)]),
     };
-    let sex = if rng.random_bool(0.85) { opposite } else { restrained.sex };
+    let sex = if rng.random_bool(0.85) {
+        opposite
+    } else {
+        restrained.sex
+    };
     let mut first = protected_person(rng, sex, first_relationship, today);
     match first_relationship {
-        "SP" | "FS" | "CO" | "DT" => {
+        "SP" | "XS" | "CO" | "DT" => {
             first.birth_date = near(rng, restrained.birth_date, today);
             if first_relationship == "SP" && rng.random_bool(0.6) {
                 first.name.last = restrained.name.last.clone();
@@ -605,7 +660,12 @@ fn protected_persons(
     persons
 }
 
-fn protected_person(rng: &mut StdRng, sex: char, relationship: &str, today: NaiveDate) -> ProtectedPerson {
+fn protected_person(
+    rng: &mut StdRng,
+    sex: char,
+    relationship: &str,
+    today: NaiveDate,
+) -> ProtectedPerson {
     let birth_date = if relationship == "CH" {
         birth_date(rng, today, 1, 17)
     } else {
@@ -635,12 +695,21 @@ fn person_name(rng: &mut StdRng, sex: char, may_have_suffix: bool) -> PersonName
     };
     let suffix = (may_have_suffix && sex == 'M' && rng.random_bool(0.04))
         .then(|| pick(rng, &["JR", "SR", "II", "III"]).to_string());
-    PersonName { last: pick(rng, LAST_NAMES).to_string(), first, middle, suffix }
+    PersonName {
+        last: pick(rng, LAST_NAMES).to_string(),
+        first,
+        middle,
+        suffix,
+    }
 }
 
 fn judge_name(rng: &mut StdRng) -> String {
     loop {
-        let firsts = if rng.random_bool(0.5) { MALE_FIRST } else { FEMALE_FIRST };
+        let firsts = if rng.random_bool(0.5) {
+            MALE_FIRST
+        } else {
+            FEMALE_FIRST
+        };
         let title = if rng.random_bool(0.8) { "HON" } else { "COMM" };
         let name = format!("{title} {} {}", pick(rng, firsts), pick(rng, LAST_NAMES));
         if name.chars().count() <= 30 {
@@ -650,10 +719,18 @@ fn judge_name(rng: &mut StdRng) -> String {
 }
 
 fn race(rng: &mut StdRng) -> char {
-    *[('H', 38), ('W', 34), ('A', 13), ('B', 10), ('I', 1), ('P', 1), ('U', 3)]
-        .choose_weighted(rng, |r| r.1)
-        .map(|r| &r.0)
-        .unwrap_or(&'U')
+    *[
+        ('H', 38),
+        ('W', 34),
+        ('A', 13),
+        ('B', 10),
+        ('I', 1),
+        ('P', 1),
+        ('U', 3),
+    ]
+    .choose_weighted(rng, |r| r.1)
+    .map(|r| &r.0)
+    .unwrap_or(&'U')
 }
 
 /// A date of birth for someone between `min_age` and `max_age` years old.
@@ -675,15 +752,18 @@ fn address(rng: &mut StdRng, county: County) -> Address {
         County::Other => (GENERIC_STREETS, "ANYTOWN", &["99999"]),
     };
     let mut street = format!("{} {}", rng.random_range(100..9_999), pick(rng, streets));
-    match rng.random_range(0..10) {
-        0..=1 => street.push_str(&format!(" APT {}", rng.random_range(1..340))),
-        2 => street.push_str(&format!(
+    let unit = match rng.random_range(0..10) {
+        0..=1 => format!(" APT {}", rng.random_range(1..340)),
+        2 => format!(
             " UNIT {}{}",
             rng.random_range(1..40),
             char::from(b'A' + rng.random_range(0..4u8))
-        )),
-        3 => street.push_str(&format!(" SPC {}", rng.random_range(1..120))),
-        _ => {}
+        ),
+        3 => format!(" SPC {}", rng.random_range(1..120)),
+        _ => String::new(),
+    };
+    if street.len() + unit.len() <= 40 {
+        street.push_str(&unit);
     }
     Address {
         street,
@@ -774,9 +854,15 @@ struct Conditions {
 impl Conditions {
     /// Recognises the conditions already in an order's text.
     fn parse(order: &Order) -> Conditions {
-        let mut conditions = Conditions { list: Vec::new(), distance: 100 };
+        let mut conditions = Conditions {
+            list: Vec::new(),
+            distance: 100,
+        };
         for distance in [50, 100, 150, 200, 300] {
-            if order.condition_text.contains(&format!("AT LEAST {distance} YARDS")) {
+            if order
+                .condition_text
+                .contains(&format!("AT LEAST {distance} YARDS"))
+            {
                 conditions.distance = distance;
             }
         }
@@ -792,7 +878,9 @@ impl Conditions {
     /// longer fit the order (500 characters, five fixed-width lines).
     fn add(&mut self, rng: &mut StdRng, condition: Condition) {
         if self.distance == 0 {
-            self.distance = *[50, 100, 100, 100, 150, 200, 300].choose(rng).unwrap_or(&100);
+            self.distance = *[50, 100, 100, 100, 150, 200, 300]
+                .choose(rng)
+                .unwrap_or(&100);
         }
         if !self.has(condition) {
             self.list.push(condition);
@@ -834,7 +922,9 @@ fn pick<'a>(rng: &mut StdRng, list: &[&'a str]) -> &'a str {
 }
 
 fn weighted<'a>(rng: &mut StdRng, list: &[(&'a str, u32)]) -> &'a str {
-    list.choose_weighted(rng, |e| e.1).map(|e| e.0).unwrap_or(list[0].0)
+    list.choose_weighted(rng, |e| e.1)
+        .map(|e| e.0)
+        .unwrap_or(list[0].0)
 }
 
 fn ascii_only(s: &str) -> String {
@@ -842,12 +932,18 @@ fn ascii_only(s: &str) -> String {
 }
 
 fn cut(s: &str, max: usize) -> String {
-    s.chars().take(max).collect::<String>().trim_end().to_string()
+    s.chars()
+        .take(max)
+        .collect::<String>()
+        .trim_end()
+        .to_string()
 }
 
 /// FNV-1a, to derive a court's stream from the run seed and its ORI.
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3))
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 const EYES: &[(&str, u32)] = &[
@@ -873,17 +969,19 @@ const HAIR: &[(&str, u32)] = &[
     ("XXX", 3),
 ];
 
+#[rustfmt::skip]
 const MALE_FIRST: &[&str] = &[
     "JAMES", "JOHN", "ROBERT", "MICHAEL", "DAVID", "WILLIAM", "RICHARD", "JOSEPH", "THOMAS",
     "CHRISTOPHER", "DANIEL", "MATTHEW", "ANTHONY", "MARK", "STEVEN", "ANDREW", "JOSHUA", "KEVIN",
     "BRIAN", "RYAN", "JASON", "JUSTIN", "BRANDON", "TYLER", "AARON", "NATHAN", "JOSE", "JOSÉ",
     "LUIS", "CARLOS", "JUAN", "MIGUEL", "JORGE", "FRANCISCO", "ALEJANDRO", "JESUS", "RICARDO",
     "EDUARDO", "FERNANDO", "RAMÓN", "ANDRÉS", "HECTOR", "VICTOR", "MARCUS", "DEANDRE", "TERRELL",
-    "DARNELL", "JAMAL", "ANDRE", "DWAYNE", "MINH", "TUAN", "WEI", "JUN", "HYUN", "SANJAY",
-    "RAJESH", "ARJUN", "KENJI", "MOHAMMED", "OMAR", "ARMEN", "DMITRI", "SERGEI", "RODEL", "ARNEL",
-    "SIONE", "TEVITA", "KEANU", "DAKOTA",
+    "DARNELL", "JAMAL", "ANDRE", "DWAYNE", "MINH", "TUAN", "WEI", "JUN", "HYUN", "SANJAY", "RAJESH",
+    "ARJUN", "KENJI", "MOHAMMED", "OMAR", "ARMEN", "DMITRI", "SERGEI", "RODEL", "ARNEL", "SIONE",
+    "TEVITA", "KEANU", "DAKOTA",
 ];
 
+#[rustfmt::skip]
 const FEMALE_FIRST: &[&str] = &[
     "MARIA", "JENNIFER", "JESSICA", "ASHLEY", "SARAH", "EMILY", "AMANDA", "STEPHANIE", "NICOLE",
     "MELISSA", "ELIZABETH", "MICHELLE", "LAURA", "KIMBERLY", "REBECCA", "RACHEL", "LISA", "KAREN",
@@ -894,24 +992,25 @@ const FEMALE_FIRST: &[&str] = &[
     "MARY ANN", "ANNA MARIE",
 ];
 
+#[rustfmt::skip]
 const LAST_NAMES: &[&str] = &[
     "SMITH", "JOHNSON", "WILLIAMS", "BROWN", "JONES", "MILLER", "DAVIS", "WILSON", "ANDERSON",
     "TAYLOR", "THOMAS", "MOORE", "MARTIN", "JACKSON", "THOMPSON", "WHITE", "HARRIS", "CLARK",
     "LEWIS", "ROBINSON", "WALKER", "YOUNG", "ALLEN", "KING", "WRIGHT", "SCOTT", "HILL", "GREEN",
     "ADAMS", "BAKER", "NELSON", "CARTER", "MITCHELL", "ROBERTS", "TURNER", "PHILLIPS", "CAMPBELL",
-    "PARKER", "EVANS", "EDWARDS", "COLLINS", "STEWART", "MURPHY", "O'BRIEN", "O'CONNOR",
-    "MCDONALD", "GARCIA", "RODRIGUEZ", "MARTINEZ", "HERNANDEZ", "LOPEZ", "GONZALEZ", "PEREZ",
-    "SANCHEZ", "RAMIREZ", "TORRES", "FLORES", "RIVERA", "GOMEZ", "DIAZ", "REYES", "CRUZ",
-    "MORALES", "ORTIZ", "GUTIERREZ", "CHAVEZ", "RAMOS", "RUIZ", "ALVAREZ", "MENDOZA", "CASTILLO",
-    "JIMENEZ", "MORENO", "ROMERO", "HERRERA", "MEDINA", "AGUILAR", "VARGAS", "CASTRO", "GUZMAN",
-    "MUÑOZ", "PEÑA", "NÚÑEZ", "IBÁÑEZ", "GARCIA-LOPEZ", "HERNANDEZ-RAMIREZ", "DE LA CRUZ",
-    "NGUYEN", "TRAN", "LE", "PHAM", "HUYNH", "VO", "KIM", "LEE", "PARK", "CHOI", "WONG", "CHEN",
-    "WANG", "LI", "ZHANG", "LIU", "HUANG", "LIN", "YANG", "WU", "PATEL", "SINGH", "SHARMA",
-    "GUPTA", "KUMAR", "TANAKA", "NAKAMURA", "YAMAMOTO", "SANTOS", "DELA CRUZ", "BAUTISTA",
-    "VILLANUEVA", "WASHINGTON", "JEFFERSON", "BANKS", "BOOKER", "HAYES", "PETROSYAN",
-    "SARGSYAN", "HAKOBYAN", "IVANOV", "KOVALENKO", "AHMED", "HASSAN", "KHAN", "TUPOU", "FIFITA",
-    "YAZZIE", "BEGAY", "VAN DER BERG", "SCHMIDT", "MUELLER", "ROSSI", "RUSSO", "COHEN", "LEVY",
-    "KOWALSKI", "NOWAK", "OKAFOR", "ADEYEMI", "MENSAH",
+    "PARKER", "EVANS", "EDWARDS", "COLLINS", "STEWART", "MURPHY", "O'BRIEN", "O'CONNOR", "MCDONALD",
+    "GARCIA", "RODRIGUEZ", "MARTINEZ", "HERNANDEZ", "LOPEZ", "GONZALEZ", "PEREZ", "SANCHEZ",
+    "RAMIREZ", "TORRES", "FLORES", "RIVERA", "GOMEZ", "DIAZ", "REYES", "CRUZ", "MORALES", "ORTIZ",
+    "GUTIERREZ", "CHAVEZ", "RAMOS", "RUIZ", "ALVAREZ", "MENDOZA", "CASTILLO", "JIMENEZ", "MORENO",
+    "ROMERO", "HERRERA", "MEDINA", "AGUILAR", "VARGAS", "CASTRO", "GUZMAN", "MUÑOZ", "PEÑA",
+    "NÚÑEZ", "IBÁÑEZ", "GARCIA-LOPEZ", "HERNANDEZ-RAMIREZ", "DE LA CRUZ", "NGUYEN", "TRAN", "LE",
+    "PHAM", "HUYNH", "VO", "KIM", "LEE", "PARK", "CHOI", "WONG", "CHEN", "WANG", "LI", "ZHANG",
+    "LIU", "HUANG", "LIN", "YANG", "WU", "PATEL", "SINGH", "SHARMA", "GUPTA", "KUMAR", "TANAKA",
+    "NAKAMURA", "YAMAMOTO", "SANTOS", "DELA CRUZ", "BAUTISTA", "VILLANUEVA", "WASHINGTON",
+    "JEFFERSON", "BANKS", "BOOKER", "HAYES", "PETROSYAN", "SARGSYAN", "HAKOBYAN", "IVANOV",
+    "KOVALENKO", "AHMED", "HASSAN", "KHAN", "TUPOU", "FIFITA", "YAZZIE", "BEGAY", "VAN DER BERG",
+    "SCHMIDT", "MUELLER", "ROSSI", "RUSSO", "COHEN", "LEVY", "KOWALSKI", "NOWAK", "OKAFOR",
+    "ADEYEMI", "MENSAH",
 ];
 
 const CANCEL_REASONS: &[&str] = &[
@@ -921,20 +1020,23 @@ const CANCEL_REASONS: &[&str] = &[
     "ORDER VACATED ON RECONSIDERATION",
 ];
 
+#[rustfmt::skip]
 const SACRAMENTO_STREETS: &[&str] = &[
     "J ST", "K ST", "CAPITOL AVE", "FOLSOM BLVD", "STOCKTON BLVD", "FRANKLIN BLVD", "FLORIN RD",
     "MACK RD", "ARDEN WAY", "WATT AVE", "FAIR OAKS BLVD", "65TH ST", "BROADWAY", "DEL PASO BLVD",
-    "NORWOOD AVE", "GREENBACK LN", "MARCONI AVE", "EL CAMINO AVE", "FRUITRIDGE RD",
-    "MEADOWVIEW RD", "POCKET RD", "RIVERSIDE BLVD", "FREEPORT BLVD", "H ST", "T ST",
-    "W EL CAMINO AVE", "TRUXEL RD", "GATEWAY OAKS DR", "EXPOSITION BLVD", "HOWE AVE",
+    "NORWOOD AVE", "GREENBACK LN", "MARCONI AVE", "EL CAMINO AVE", "FRUITRIDGE RD", "MEADOWVIEW RD",
+    "POCKET RD", "RIVERSIDE BLVD", "FREEPORT BLVD", "H ST", "T ST", "W EL CAMINO AVE", "TRUXEL RD",
+    "GATEWAY OAKS DR", "EXPOSITION BLVD", "HOWE AVE",
 ];
 
+#[rustfmt::skip]
 const SACRAMENTO_ZIPS: &[&str] = &[
     "95811", "95814", "95815", "95816", "95817", "95818", "95819", "95820", "95821", "95822",
     "95823", "95824", "95825", "95826", "95827", "95828", "95831", "95832", "95833", "95834",
     "95835", "95838",
 ];
 
+#[rustfmt::skip]
 const LOS_ANGELES_STREETS: &[&str] = &[
     "S FIGUEROA ST", "W SUNSET BLVD", "WILSHIRE BLVD", "S CENTRAL AVE", "W ADAMS BLVD",
     "CRENSHAW BLVD", "S VERMONT AVE", "E CESAR E CHAVEZ AVE", "W PICO BLVD", "S BROADWAY",
@@ -943,6 +1045,7 @@ const LOS_ANGELES_STREETS: &[&str] = &[
     "S HOOVER ST", "W SLAUSON AVE", "S NORMANDIE AVE", "E OLYMPIC BLVD", "N FIGUEROA ST",
 ];
 
+#[rustfmt::skip]
 const LOS_ANGELES_ZIPS: &[&str] = &[
     "90001", "90002", "90003", "90004", "90005", "90006", "90007", "90008", "90011", "90012",
     "90013", "90015", "90016", "90017", "90018", "90019", "90021", "90023", "90026", "90027",
@@ -950,6 +1053,7 @@ const LOS_ANGELES_ZIPS: &[&str] = &[
     "90062", "90063", "90065",
 ];
 
+#[rustfmt::skip]
 const GENERIC_STREETS: &[&str] = &[
     "MAIN ST", "OAK AVE", "ELM ST", "PINE ST", "MAPLE DR", "1ST ST", "2ND ST", "PARK AVE",
     "CENTER ST", "WASHINGTON ST", "LINCOLN AVE", "CHURCH ST",
@@ -960,7 +1064,11 @@ mod tests {
     use super::*;
 
     fn court(ori: &str, format: CourtFormat) -> SimCourt {
-        SimCourt { ori: ori.into(), name: String::new(), format }
+        SimCourt {
+            ori: ori.into(),
+            name: String::new(),
+            format,
+        }
     }
 
     fn at() -> DateTime<FixedOffset> {
@@ -989,14 +1097,22 @@ mod tests {
                 let o = &m.order;
                 assert!(m.message_id.len() <= 64);
                 assert!(o.order_number.len() <= 15);
-                assert!(o.order_number.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-'));
+                assert!(
+                    o.order_number
+                        .bytes()
+                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
+                );
                 assert!(o.case_number.len() <= 20);
                 assert!(o.form_id.len() <= 8);
                 assert!(o.judicial_officer.chars().count() <= 30);
                 assert!(condition_text_fits(&o.condition_text) && o.condition_text.is_ascii());
                 assert!((1..=9).contains(&o.condition_codes.len()));
                 assert!(o.condition_codes.windows(2).all(|w| w[0] < w[1]));
-                assert!(o.condition_codes.iter().all(|c| ("01"..="09").contains(&c.as_str())));
+                assert!(
+                    o.condition_codes
+                        .iter()
+                        .all(|c| ("01"..="09").contains(&c.as_str()))
+                );
                 assert!((1..=9).contains(&o.protected.len()));
                 assert!(o.expiration.unwrap().date() > o.issue_date);
                 assert!("YNU".contains(o.brady));
@@ -1007,7 +1123,11 @@ mod tests {
                     assert!(name.middle.as_ref().is_none_or(|m| m.chars().count() <= 20));
                 }
                 assert!("MFXU".contains(r.sex) && "ABHIPUW".contains(r.race));
-                assert!(o.protected.iter().all(|p| "MFXU".contains(p.sex) && "ABHIPUW".contains(p.race)));
+                assert!(
+                    o.protected
+                        .iter()
+                        .all(|p| "MFXU".contains(p.sex) && "ABHIPUW".contains(p.race))
+                );
                 assert!(EYES.iter().any(|e| e.0 == r.eye) && HAIR.iter().any(|h| h.0 == r.hair));
                 assert_eq!(r.height.len(), 3);
                 assert!(r.residence.street.len() <= 40 && r.residence.city.len() <= 20);
@@ -1016,7 +1136,10 @@ mod tests {
                     assert!("PSMC".contains(s.method));
                 }
                 if m.sequence == 1 {
-                    assert!(numbers.insert(o.order_number.clone()), "order number repeated");
+                    assert!(
+                        numbers.insert(o.order_number.clone()),
+                        "order number repeated"
+                    );
                 }
             }
         }
@@ -1038,16 +1161,25 @@ mod tests {
     #[test]
     fn lifecycle_is_in_sequence() {
         let messages = generate("CA034025J", 3, 1);
-        let names: Vec<_> = messages.iter().map(|m| (m.action.name(), m.sequence)).collect();
+        let names: Vec<_> = messages
+            .iter()
+            .map(|m| (m.action.name(), m.sequence))
+            .collect();
         assert_eq!(names, [("ISSUE", 1), ("MODIFY", 2), ("SERVICE", 3)]);
-        assert!(messages.iter().all(|m| m.order.order_number == messages[0].order.order_number));
+        assert!(
+            messages
+                .iter()
+                .all(|m| m.order.order_number == messages[0].order.order_number)
+        );
         assert_eq!(messages[0].message_id, "ca034025j-r1-000001");
         assert_eq!(messages[2].message_id, "ca034025j-r1-000003");
         // The issue date is today in California, expiration 3 or 5 years later at 23:59.
         let o = &messages[0].order;
         assert_eq!(o.issue_date, NaiveDate::from_ymd_opt(2026, 11, 25).unwrap());
         let exp = o.expiration.unwrap();
-        assert!([2029, 2031].contains(&exp.year()) && exp.format("%m%d%H%M").to_string() == "11252359");
+        assert!(
+            [2029, 2031].contains(&exp.year()) && exp.format("%m%d%H%M").to_string() == "11252359"
+        );
     }
 
     /// A MODIFY changes something but keeps the order key and the full order.

@@ -88,7 +88,9 @@ impl Publisher {
     /// Opens a channel on `connection` and puts it in confirm mode.
     pub async fn open(connection: &Connection) -> anyhow::Result<Publisher> {
         let channel = connection.create_channel().await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         Ok(Publisher { channel })
     }
 
@@ -104,7 +106,10 @@ impl Publisher {
             .basic_publish(
                 INBOUND_EXCHANGE.into(),
                 p.message.court_ori.as_str().into(),
-                BasicPublishOptions { mandatory: true, ..Default::default() },
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
                 &p.body,
                 p.properties.clone(),
             )
@@ -150,9 +155,12 @@ where
     S: Future<Output = ()> + ?Sized,
 {
     let mut summary = PublishSummary::default();
-    let mut pending: Vec<VecDeque<GeneratedMessage>> = orders.into_iter().map(VecDeque::from).collect();
+    let mut pending: Vec<VecDeque<GeneratedMessage>> =
+        orders.into_iter().map(VecDeque::from).collect();
     // Orders whose next message may go now, in the order they became ready.
-    let mut ready: VecDeque<usize> = (0..pending.len()).filter(|i| !pending[*i].is_empty()).collect();
+    let mut ready: VecDeque<usize> = (0..pending.len())
+        .filter(|i| !pending[*i].is_empty())
+        .collect();
     let mut in_flight: FuturesUnordered<InFlight> = FuturesUnordered::new();
     let mut ticker = (rate_per_sec > 0.0).then(|| {
         let mut t = tokio::time::interval(Duration::from_secs_f64(1.0 / rate_per_sec));
@@ -234,7 +242,10 @@ where
         })
         .await;
         if drained.is_err() {
-            warn!(unconfirmed = in_flight.len(), "Stopped before every publish was confirmed.");
+            warn!(
+                unconfirmed = in_flight.len(),
+                "Stopped before every publish was confirmed."
+            );
         }
     }
     summary.not_sent += pending.iter().map(VecDeque::len).sum::<usize>();
@@ -290,7 +301,11 @@ async fn retry(
 
 /// After a channel error: the message for another attempt once the channel
 /// has recovered, or the reason to give up.
-async fn recover(publisher: &Publisher, mut p: Prepared, error: lapin::Error) -> Result<Prepared, (Prepared, String)> {
+async fn recover(
+    publisher: &Publisher,
+    mut p: Prepared,
+    error: lapin::Error,
+) -> Result<Prepared, (Prepared, String)> {
     let reason = error.to_string();
     if p.attempt >= MAX_ATTEMPTS {
         let reason = format!("gave up after {} attempts: {reason}", p.attempt);
@@ -316,7 +331,9 @@ fn fail(
 ) {
     warn!(court = %p.message.court_ori, message_id = %p.message.message_id, reason, "Message not published.");
     on_event(PublishEvent::Failed(&p.message, reason));
-    summary.failed.push((p.message.message_id.clone(), reason.to_string()));
+    summary
+        .failed
+        .push((p.message.message_id.clone(), reason.to_string()));
     let rest = std::mem::take(&mut pending[p.order]);
     summary.not_sent += rest.len();
 }

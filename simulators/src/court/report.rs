@@ -61,10 +61,26 @@ impl CourtSimReport {
             self.anomalies.len(),
         );
         const SHOWN: usize = 20;
-        let more = |n: usize| if n > SHOWN { format!(" (and {} more)", n - SHOWN) } else { String::new() };
+        let more = |n: usize| {
+            if n > SHOWN {
+                format!(" (and {} more)", n - SHOWN)
+            } else {
+                String::new()
+            }
+        };
         if !self.incomplete.is_empty() {
-            let shown: Vec<&str> = self.incomplete.iter().take(SHOWN).map(String::as_str).collect();
-            let _ = write!(s, "\n  incomplete: {}{}", shown.join(" "), more(self.incomplete.len()));
+            let shown: Vec<&str> = self
+                .incomplete
+                .iter()
+                .take(SHOWN)
+                .map(String::as_str)
+                .collect();
+            let _ = write!(
+                s,
+                "\n  incomplete: {}{}",
+                shown.join(" "),
+                more(self.incomplete.len())
+            );
         }
         for (id, reason) in self.publish_failed.iter().take(SHOWN) {
             let _ = write!(s, "\n  publish failed: {id}: {reason}");
@@ -85,13 +101,25 @@ mod tests {
     /// The summary names the counts and lists what is missing.
     #[test]
     fn summary_lists_what_is_missing() {
-        let mut r = CourtSimReport { sent: 4, complete: 3, partner_accepted: 5, ..Default::default() };
+        let mut r = CourtSimReport {
+            sent: 4,
+            complete: 3,
+            partner_accepted: 5,
+            ..Default::default()
+        };
         r.incomplete.push("ca034025j-x-000004".into());
-        r.publish_failed.push(("ca019015j-x-000001".into(), "returned by RabbitMQ: 312 NO_ROUTE".into()));
+        r.publish_failed.push((
+            "ca019015j-x-000001".into(),
+            "returned by RabbitMQ: 312 NO_ROUTE".into(),
+        ));
         let s = r.summary();
-        assert!(s.starts_with("court simulator: sent 4, complete 3, incomplete 1, rejected 0, partner accepted 5,"));
+        assert!(s.starts_with(
+            "court simulator: sent 4, complete 3, incomplete 1, rejected 0, partner accepted 5,"
+        ));
         assert!(s.contains("\n  incomplete: ca034025j-x-000004"));
-        assert!(s.contains("\n  publish failed: ca019015j-x-000001: returned by RabbitMQ: 312 NO_ROUTE"));
+        assert!(s.contains(
+            "\n  publish failed: ca019015j-x-000001: returned by RabbitMQ: 312 NO_ROUTE"
+        ));
         assert!(!r.is_clean());
         assert!(CourtSimReport::default().is_clean());
     }

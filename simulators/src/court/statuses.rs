@@ -23,12 +23,12 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, FixedOffset};
 use futures::StreamExt;
+use lapin::Channel;
 use lapin::options::{BasicAckOptions, BasicConsumeOptions};
 use lapin::types::FieldTable;
-use lapin::Channel;
+use quick_xml::NsReader;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
-use quick_xml::NsReader;
 use tokio::sync::Notify;
 use tracing::warn;
 
@@ -81,7 +81,10 @@ impl StatusKind {
 
     /// `ACCEPTED`, `REJECTED` or `CONFLICT_REJECTED`: exactly one per message.
     pub fn is_first_group(self) -> bool {
-        matches!(self, StatusKind::Accepted | StatusKind::Rejected | StatusKind::ConflictRejected)
+        matches!(
+            self,
+            StatusKind::Accepted | StatusKind::Rejected | StatusKind::ConflictRejected
+        )
     }
 
     /// A rejection of the message itself, after which nothing follows.
@@ -195,10 +198,13 @@ pub fn parse_status(xml: &[u8]) -> Result<OrderStatus, StatusParseError> {
                 if stack.len() == 1 {
                     match name.as_deref() {
                         Some("PartnerRecordID") => {
-                            scheme = match e.try_get_attribute("scheme").map_err(|e| xml_error(&e))? {
-                                Some(a) => a.unescape_value().map_err(|e| xml_error(&e))?.into_owned(),
-                                None => String::new(),
-                            };
+                            scheme =
+                                match e.try_get_attribute("scheme").map_err(|e| xml_error(&e))? {
+                                    Some(a) => {
+                                        a.unescape_value().map_err(|e| xml_error(&e))?.into_owned()
+                                    }
+                                    None => String::new(),
+                                };
                         }
                         Some("Error") | Some("Warning") => note = Some(StatusNote::default()),
                         _ => {}
@@ -207,26 +213,34 @@ pub fn parse_status(xml: &[u8]) -> Result<OrderStatus, StatusParseError> {
                 text.clear();
                 stack.push(name);
                 if matches!(event, Event::Empty(_)) {
-                    close(&mut stack, &mut text, &mut Closing {
-                        fields: &mut fields,
-                        routed: &mut routed,
-                        record_ids: &mut record_ids,
-                        scheme: &scheme,
-                        note: &mut note,
-                        errors: &mut errors,
-                        warnings: &mut warnings,
-                    });
+                    close(
+                        &mut stack,
+                        &mut text,
+                        &mut Closing {
+                            fields: &mut fields,
+                            routed: &mut routed,
+                            record_ids: &mut record_ids,
+                            scheme: &scheme,
+                            note: &mut note,
+                            errors: &mut errors,
+                            warnings: &mut warnings,
+                        },
+                    );
                 }
             }
-            Event::End(_) => close(&mut stack, &mut text, &mut Closing {
-                fields: &mut fields,
-                routed: &mut routed,
-                record_ids: &mut record_ids,
-                scheme: &scheme,
-                note: &mut note,
-                errors: &mut errors,
-                warnings: &mut warnings,
-            }),
+            Event::End(_) => close(
+                &mut stack,
+                &mut text,
+                &mut Closing {
+                    fields: &mut fields,
+                    routed: &mut routed,
+                    record_ids: &mut record_ids,
+                    scheme: &scheme,
+                    note: &mut note,
+                    errors: &mut errors,
+                    warnings: &mut warnings,
+                },
+            ),
             Event::Text(t) => text.push_str(&t.decode().map_err(|e| xml_error(&e))?),
             Event::CData(t) => text.push_str(&t.decode().map_err(|e| xml_error(&e))?),
             Event::GeneralRef(r) => {
@@ -247,22 +261,29 @@ pub fn parse_status(xml: &[u8]) -> Result<OrderStatus, StatusParseError> {
     if !stack.is_empty() {
         return Err(StatusParseError::Xml("unexpected end of document".into()));
     }
-    if fields.is_empty() && routed.is_empty() {
-        return Err(StatusParseError::NotAStatus);
-    }
 
     let required = |fields: &mut HashMap<&'static str, String>, name: &'static str| {
-        fields.remove(name).filter(|v| !v.is_empty()).ok_or(StatusParseError::Missing(name))
+        fields
+            .remove(name)
+            .filter(|v| !v.is_empty())
+            .ok_or(StatusParseError::Missing(name))
     };
     let number = |field: &'static str, value: String| {
-        value.parse::<u32>().map_err(|_| StatusParseError::Invalid { field, value })
+        value
+            .parse::<u32>()
+            .map_err(|_| StatusParseError::Invalid { field, value })
     };
     let status_text = required(&mut fields, "Status")?;
-    let status = StatusKind::parse(&status_text)
-        .ok_or(StatusParseError::Invalid { field: "Status", value: status_text })?;
+    let status = StatusKind::parse(&status_text).ok_or(StatusParseError::Invalid {
+        field: "Status",
+        value: status_text,
+    })?;
     let status_at_text = required(&mut fields, "StatusDateTime")?;
-    let status_at = DateTime::parse_from_rfc3339(&status_at_text)
-        .map_err(|_| StatusParseError::Invalid { field: "StatusDateTime", value: status_at_text })?;
+    let status_at =
+        DateTime::parse_from_rfc3339(&status_at_text).map_err(|_| StatusParseError::Invalid {
+            field: "StatusDateTime",
+            value: status_at_text,
+        })?;
     Ok(OrderStatus {
         court_ori: required(&mut fields, "CourtORI")?,
         order_number: fields.remove("OrderNumber").filter(|v| !v.is_empty()),
@@ -303,9 +324,10 @@ fn close(stack: &mut Vec<Option<String>>, text: &mut String, to: &mut Closing<'_
     match depth {
         2 => match name.as_str() {
             "RoutedPartner" => to.routed.push(value),
-            "PartnerRecordID" => {
-                to.record_ids.push(PartnerRecordId { scheme: to.scheme.to_string(), id: value })
-            }
+            "PartnerRecordID" => to.record_ids.push(PartnerRecordId {
+                scheme: to.scheme.to_string(),
+                id: value,
+            }),
             "Error" => to.errors.extend(to.note.take()),
             "Warning" => to.warnings.extend(to.note.take()),
             other => {
@@ -346,7 +368,10 @@ pub fn status_line(status: &OrderStatus) -> String {
         "{:<9}  {:<15} seq {:<3} {}  {}",
         status.court_ori,
         status.order_number.as_deref().unwrap_or("?"),
-        status.sequence.map(|s| s.to_string()).unwrap_or_else(|| "?".into()),
+        status
+            .sequence
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "?".into()),
         status.correlates_to,
         status.status.as_str(),
     );
@@ -392,7 +417,9 @@ impl Progress {
     fn is_complete(&self) -> bool {
         match self.first {
             Some((_, kind)) if kind.is_rejection() => true,
-            Some((_, StatusKind::Accepted)) => self.routed.iter().all(|p| self.partners.contains_key(p)),
+            Some((_, StatusKind::Accepted)) => {
+                self.routed.iter().all(|p| self.partners.contains_key(p))
+            }
             _ => false,
         }
     }
@@ -492,7 +519,9 @@ impl StatusTracker {
 
     /// Whether `message_id` is complete.
     pub fn is_complete(&self, message_id: &str) -> bool {
-        self.messages.get(message_id).is_some_and(Progress::is_complete)
+        self.messages
+            .get(message_id)
+            .is_some_and(Progress::is_complete)
     }
 
     /// Whether every sent message is complete.
@@ -509,13 +538,23 @@ impl StatusTracker {
         let was_complete = p.is_complete();
         let mut anomalies = Vec::new();
         if status.court_ori != p.court_ori {
-            anomalies.push(format!("{id}: status names court {} instead of {}", status.court_ori, p.court_ori));
+            anomalies.push(format!(
+                "{id}: status names court {} instead of {}",
+                status.court_ori, p.court_ori
+            ));
         }
-        if status.order_number.as_ref().is_some_and(|n| *n != p.order_number) {
+        if status
+            .order_number
+            .as_ref()
+            .is_some_and(|n| *n != p.order_number)
+        {
             anomalies.push(format!("{id}: status names another order number"));
         }
         if status.sequence.is_some_and(|s| s != p.sequence) {
-            anomalies.push(format!("{id}: status names sequence {:?} instead of {}", status.sequence, p.sequence));
+            anomalies.push(format!(
+                "{id}: status names sequence {:?} instead of {}",
+                status.sequence, p.sequence
+            ));
         }
         if status.status.is_first_group() {
             match p.first {
@@ -534,12 +573,21 @@ impl StatusTracker {
             }
         } else {
             if p.first.is_some_and(|(_, kind)| kind.is_rejection()) {
-                anomalies.push(format!("{id}: {} after a rejection", status.status.as_str()));
+                anomalies.push(format!(
+                    "{id}: {} after a rejection",
+                    status.status.as_str()
+                ));
             }
             match &status.partner {
-                None => anomalies.push(format!("{id}: {} without por:Partner", status.status.as_str())),
+                None => anomalies.push(format!(
+                    "{id}: {} without por:Partner",
+                    status.status.as_str()
+                )),
                 Some(partner) => {
-                    let entry = p.partners.entry(partner.clone()).or_insert((0, status.status));
+                    let entry = p
+                        .partners
+                        .entry(partner.clone())
+                        .or_insert((0, status.status));
                     if status.status_sequence >= entry.0 {
                         *entry = (status.status_sequence, status.status);
                     }
@@ -556,7 +604,10 @@ impl StatusTracker {
 
     /// Totals over the sent messages.
     pub fn totals(&self) -> StatusTotals {
-        let mut t = StatusTotals { anomalies: self.anomalies.clone(), ..Default::default() };
+        let mut t = StatusTotals {
+            anomalies: self.anomalies.clone(),
+            ..Default::default()
+        };
         let mut ids: Vec<&String> = self.messages.keys().collect();
         ids.sort();
         for id in ids {
@@ -580,8 +631,11 @@ impl StatusTracker {
                     StatusKind::DeadLettered => t.dead_lettered += 1,
                     _ => {}
                 }
-                if matches!(p.first, Some((_, StatusKind::Accepted))) && !p.routed.contains(partner) {
-                    t.anomalies.push(format!("{id}: status from {partner}, which it was not routed to"));
+                if matches!(p.first, Some((_, StatusKind::Accepted))) && !p.routed.contains(partner)
+                {
+                    t.anomalies.push(format!(
+                        "{id}: status from {partner}, which it was not routed to"
+                    ));
                 }
             }
         }
@@ -624,13 +678,19 @@ pub async fn consume(
                     continue;
                 }
             };
-            let correlation = delivery.properties.correlation_id().as_ref().map(|c| c.as_str().to_string());
+            let correlation = delivery
+                .properties
+                .correlation_id()
+                .as_ref()
+                .map(|c| c.as_str().to_string());
             match parse_status(&delivery.data) {
                 Ok(status) => {
                     let recorded = tracker.lock().map(|mut t| {
                         let recorded = t.record(&status);
                         if recorded != Recorded::NotOurs
-                            && correlation.as_ref().is_some_and(|c| *c != status.correlates_to)
+                            && correlation
+                                .as_ref()
+                                .is_some_and(|c| *c != status.correlates_to)
                         {
                             t.anomaly(format!(
                                 "{}: correlation_id differs from por:CorrelatesTo",
@@ -660,7 +720,9 @@ pub async fn consume(
                             }
                             printer(&format!("{queue}: unreadable status for {id}: {error}"));
                         }
-                        None => warn!(queue = %queue, %error, "Unreadable status for another run; dropped."),
+                        None => {
+                            warn!(queue = %queue, %error, "Unreadable status for another run; dropped.")
+                        }
                     }
                 }
             }
@@ -713,8 +775,14 @@ mod tests {
         assert_eq!(
             s.partner_record_ids,
             [
-                PartnerRecordId { scheme: "NIC".into(), id: "H123456789".into() },
-                PartnerRecordId { scheme: "FCN".into(), id: "0340000012345".into() }
+                PartnerRecordId {
+                    scheme: "NIC".into(),
+                    id: "H123456789".into()
+                },
+                PartnerRecordId {
+                    scheme: "FCN".into(),
+                    id: "0340000012345".into()
+                }
             ]
         );
         assert_eq!(
@@ -736,7 +804,11 @@ mod tests {
   <RoutedPartner>CLETS</RoutedPartner><RoutedPartner>LEA:CA0341100</RoutedPartner>
 </OrderStatusMessage>"#;
         let s = parse_status(xml.as_bytes()).unwrap();
-        assert_eq!(s.status, StatusKind::Rejected, "the foreign x:Status is ignored");
+        assert_eq!(
+            s.status,
+            StatusKind::Rejected,
+            "the foreign x:Status is ignored"
+        );
         assert_eq!(s.order_number, None);
         assert_eq!(s.sequence, None);
         assert_eq!(
@@ -758,14 +830,29 @@ mod tests {
     #[test]
     fn refuses_what_is_not_a_status() {
         let other = ICD_SAMPLE.replace("urn:por:order:1", "urn:other");
-        assert_eq!(parse_status(other.as_bytes()), Err(StatusParseError::NotAStatus));
+        assert_eq!(
+            parse_status(other.as_bytes()),
+            Err(StatusParseError::NotAStatus)
+        );
         let no_corr = ICD_SAMPLE.replace("<por:CorrelatesTo>cms-000123</por:CorrelatesTo>", "");
-        assert_eq!(parse_status(no_corr.as_bytes()), Err(StatusParseError::Missing("CorrelatesTo")));
+        assert_eq!(
+            parse_status(no_corr.as_bytes()),
+            Err(StatusParseError::Missing("CorrelatesTo"))
+        );
         let bad = ICD_SAMPLE.replace("PARTNER_ACCEPTED", "FINE");
-        assert!(matches!(parse_status(bad.as_bytes()), Err(StatusParseError::Invalid { field: "Status", .. })));
+        assert!(matches!(
+            parse_status(bad.as_bytes()),
+            Err(StatusParseError::Invalid {
+                field: "Status",
+                ..
+            })
+        ));
         let dtd = format!("<!DOCTYPE x [<!ENTITY e 'x'>]>{ICD_SAMPLE}");
         assert_eq!(parse_status(dtd.as_bytes()), Err(StatusParseError::DocType));
-        assert!(matches!(parse_status(b"<por:OrderStatusMessage xmlns:por=\"urn:por:order:1\">"), Err(StatusParseError::Xml(_))));
+        assert!(matches!(
+            parse_status(b"<por:OrderStatusMessage xmlns:por=\"urn:por:order:1\">"),
+            Err(StatusParseError::Xml(_))
+        ));
     }
 
     /// ACCEPTED then every routed partner's outcome completes a message, in any arrival order.
@@ -791,7 +878,15 @@ mod tests {
         t.record(&status(5, "PARTNER_ACCEPTED", "<s:Partner>DOJ</s:Partner>"));
         t.record(&status(4, "DEAD_LETTERED", "<s:Partner>DOJ</s:Partner>"));
         let totals = t.totals();
-        assert_eq!((totals.sent, totals.complete, totals.partner_accepted, totals.dead_lettered), (1, 1, 2, 0));
+        assert_eq!(
+            (
+                totals.sent,
+                totals.complete,
+                totals.partner_accepted,
+                totals.dead_lettered
+            ),
+            (1, 1, 2, 0)
+        );
         assert!(totals.anomalies.is_empty(), "{:?}", totals.anomalies);
 
         // Statuses of other runs are not ours.
@@ -806,10 +901,17 @@ mod tests {
         let mut t = StatusTracker::default();
         t.expect(&sample_message());
         // A status that arrives before the publisher confirm still counts.
-        assert_eq!(t.record(&status(1, "REJECTED", "")), Recorded::Recorded { completed: true });
+        assert_eq!(
+            t.record(&status(1, "REJECTED", "")),
+            Recorded::Recorded { completed: true }
+        );
         t.mark_sent("cms-000123");
         assert!(t.all_complete());
-        t.record(&status(2, "PARTNER_ACCEPTED", "<s:Partner>CLETS</s:Partner>"));
+        t.record(&status(
+            2,
+            "PARTNER_ACCEPTED",
+            "<s:Partner>CLETS</s:Partner>",
+        ));
         let mut wrong = status(3, "REJECTED", "");
         wrong.court_ori = "CA019015J".into();
         t.record(&wrong);

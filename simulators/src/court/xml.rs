@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use quick_xml::escape::escape;
+use quick_xml::escape::partial_escape;
 
 use super::orders::{Action, GeneratedMessage, PersonName};
 
@@ -33,7 +33,12 @@ pub fn to_xml(message: &GeneratedMessage) -> Vec<u8> {
     line(&mut x, 4, "por:CourtORI", &message.court_ori);
     line(&mut x, 4, "por:Action", message.action.name());
     line(&mut x, 4, "por:Sequence", &message.sequence.to_string());
-    line(&mut x, 4, "por:SentDateTime", &message.sent_at.format("%Y-%m-%dT%H:%M:%S%:z").to_string());
+    line(
+        &mut x,
+        4,
+        "por:SentDateTime",
+        &message.sent_at.format("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+    );
     x.push_str("  </por:MessageHeader>\n");
 
     x.push_str("  <por:ProtectionOrder>\n");
@@ -52,12 +57,22 @@ pub fn to_xml(message: &GeneratedMessage) -> Vec<u8> {
             element("nc:Date", &o.issue_date.format("%Y-%m-%d").to_string())
         );
         if let Some(exp) = o.expiration {
-            line(&mut x, 4, "por:ExpirationDateTime", &exp.format("%Y-%m-%dT%H:%M:%S").to_string());
+            line(
+                &mut x,
+                4,
+                "por:ExpirationDateTime",
+                &exp.format("%Y-%m-%dT%H:%M:%S").to_string(),
+            );
         }
         line(&mut x, 4, "por:JudicialOfficerName", &o.judicial_officer);
         line(&mut x, 4, "por:BradyCode", &o.brady.to_string());
         if !o.condition_text.is_empty() {
-            line(&mut x, 4, "j:ProtectionOrderConditionText", &o.condition_text);
+            line(
+                &mut x,
+                4,
+                "j:ProtectionOrderConditionText",
+                &o.condition_text,
+            );
         }
         for code in &o.condition_codes {
             line(&mut x, 4, "j:ProtectionOrderConditionCode", code);
@@ -66,18 +81,32 @@ pub fn to_xml(message: &GeneratedMessage) -> Vec<u8> {
             &mut x,
             4,
             "por:FirearmRelinquishmentIndicator",
-            if o.firearm_relinquishment { "true" } else { "false" },
+            if o.firearm_relinquishment {
+                "true"
+            } else {
+                "false"
+            },
         );
     }
     match &message.action {
         Action::Issue | Action::Modify => {}
         Action::Terminate { date } => {
-            line(&mut x, 4, "por:TerminationDate", &date.format("%Y-%m-%d").to_string());
+            line(
+                &mut x,
+                4,
+                "por:TerminationDate",
+                &date.format("%Y-%m-%d").to_string(),
+            );
         }
         Action::Cancel { reason } => line(&mut x, 4, "por:CancelReason", reason),
         Action::Service(s) => {
             x.push_str("    <por:Service>\n");
-            line(&mut x, 6, "por:ServedDateTime", &s.served_at.format("%Y-%m-%dT%H:%M:%S").to_string());
+            line(
+                &mut x,
+                6,
+                "por:ServedDateTime",
+                &s.served_at.format("%Y-%m-%dT%H:%M:%S").to_string(),
+            );
             line(&mut x, 6, "por:ServedBy", &s.served_by);
             line(&mut x, 6, "por:ServingAgencyORI", &s.serving_agency_ori);
             line(&mut x, 6, "por:ServiceMethod", &s.method.to_string());
@@ -145,9 +174,9 @@ pub fn to_xml(message: &GeneratedMessage) -> Vec<u8> {
     x.into_bytes()
 }
 
-/// `<name>escaped value</name>`.
+/// `<name>value</name>`, with `&`, `<` and `>` escaped.
 fn element(name: &str, value: &str) -> String {
-    format!("<{name}>{}</{name}>", escape(value))
+    format!("<{name}>{}</{name}>", partial_escape(value))
 }
 
 /// One element on its own line, indented.
@@ -182,7 +211,9 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::court::config::CourtFormat;
-    use crate::court::orders::{Address, DriverLicense, Order, ProtectedPerson, RestrainedPerson, Service};
+    use crate::court::orders::{
+        Address, DriverLicense, Order, ProtectedPerson, RestrainedPerson, Service,
+    };
 
     /// The ICD §2/§3 sample order as a generated ISSUE.
     pub(crate) fn sample_message() -> GeneratedMessage {
@@ -203,8 +234,9 @@ pub(crate) mod tests {
                 expiration: Some(d(2031, 11, 25).and_hms_opt(23, 59, 0).unwrap()),
                 judicial_officer: "HON MARIA LOPEZ".into(),
                 brady: 'Y',
-                condition_text: "STAY AT LEAST 100 YARDS AWAY FROM PROTECTED PERSON, HOME, WORK AND VEHICLE."
-                    .into(),
+                condition_text:
+                    "STAY AT LEAST 100 YARDS AWAY FROM PROTECTED PERSON, HOME, WORK AND VEHICLE."
+                        .into(),
                 condition_codes: vec!["01".into(), "05".into(), "07".into()],
                 firearm_relinquishment: true,
                 restrained: RestrainedPerson {
@@ -227,7 +259,10 @@ pub(crate) mod tests {
                         state: "CA".into(),
                         zip: "95814".into(),
                     },
-                    driver_license: Some(DriverLicense { number: "D1234567".into(), state: "CA".into() }),
+                    driver_license: Some(DriverLicense {
+                        number: "D1234567".into(),
+                        state: "CA".into(),
+                    }),
                 },
                 protected: vec![ProtectedPerson {
                     name: PersonName {
@@ -289,7 +324,10 @@ pub(crate) mod tests {
   </por:ProtectedPerson>
 </por:ProtectiveOrderMessage>
 "#;
-        assert_eq!(String::from_utf8(to_xml(&sample_message())).unwrap(), expected);
+        assert_eq!(
+            String::from_utf8(to_xml(&sample_message())).unwrap(),
+            expected
+        );
     }
 
     /// SERVICE carries the order id, case and type, then `por:Service` last, and no persons.
@@ -298,7 +336,10 @@ pub(crate) mod tests {
         let mut m = sample_message();
         m.sequence = 3;
         m.action = Action::Service(Service {
-            served_at: NaiveDate::from_ymd_opt(2026, 11, 25).unwrap().and_hms_opt(9, 40, 0).unwrap(),
+            served_at: NaiveDate::from_ymd_opt(2026, 11, 25)
+                .unwrap()
+                .and_hms_opt(9, 40, 0)
+                .unwrap(),
             served_by: "DEP SMITH #1234".into(),
             serving_agency_ori: "CA0340000".into(),
             method: 'P',
@@ -326,21 +367,33 @@ pub(crate) mod tests {
     #[test]
     fn terminate_cancel_and_modify() {
         let mut m = sample_message();
-        m.action = Action::Terminate { date: NaiveDate::from_ymd_opt(2027, 1, 5).unwrap() };
+        m.action = Action::Terminate {
+            date: NaiveDate::from_ymd_opt(2027, 1, 5).unwrap(),
+        };
         let xml = String::from_utf8(to_xml(&m)).unwrap();
         assert!(xml.contains(
             "<por:OrderType>DV</por:OrderType>\n    <por:TerminationDate>2027-01-05</por:TerminationDate>\n  </por:ProtectionOrder>\n</por:ProtectiveOrderMessage>"
         ));
-        m.action = Action::Cancel { reason: "ENTERED IN ERROR".into() };
+        m.action = Action::Cancel {
+            reason: "ENTERED IN ERROR".into(),
+        };
         let xml = String::from_utf8(to_xml(&m)).unwrap();
-        assert!(xml.contains("<por:CancelReason>ENTERED IN ERROR</por:CancelReason>\n  </por:ProtectionOrder>"));
+        assert!(xml.contains(
+            "<por:CancelReason>ENTERED IN ERROR</por:CancelReason>\n  </por:ProtectionOrder>"
+        ));
         m.action = Action::Modify;
         let issue = String::from_utf8(to_xml(&sample_message())).unwrap();
         let modify = String::from_utf8(to_xml(&m)).unwrap();
-        assert_eq!(modify, issue.replace("<por:Action>ISSUE</por:Action>", "<por:Action>MODIFY</por:Action>"));
+        assert_eq!(
+            modify,
+            issue.replace(
+                "<por:Action>ISSUE</por:Action>",
+                "<por:Action>MODIFY</por:Action>"
+            )
+        );
     }
 
-    /// Text is escaped, accents are kept, and a suffix follows the surname.
+    /// `&`, `<` and `>` are escaped, quotes and accents are kept, and a suffix follows the surname.
     #[test]
     fn text_is_escaped() {
         let mut m = sample_message();
@@ -348,7 +401,7 @@ pub(crate) mod tests {
         m.order.restrained.name.suffix = Some("JR".into());
         let xml = String::from_utf8(to_xml(&m)).unwrap();
         assert!(xml.contains(
-            "<nc:PersonSurName>O&apos;BRIEN &amp; MUÑOZ</nc:PersonSurName><nc:PersonNameSuffixText>JR</nc:PersonNameSuffixText>"
+            "<nc:PersonSurName>O'BRIEN &amp; MUÑOZ</nc:PersonSurName><nc:PersonNameSuffixText>JR</nc:PersonNameSuffixText>"
         ));
     }
 }

@@ -1,0 +1,270 @@
+//! Test harness: a real broker, a real CLETS simulator and real RabbitMQ.
+//!
+//! Each harness runs the broker in-process with its own SQLite store (or
+//! the PostgreSQL URL in `PORTER_TEST_STORE_URL`), its own HTTP port and its
+//! own simulator, for courts the test names. Tests that can use a unique
+//! court ORI ([`unique_ori`]) do, so they never share queues; the harness
+//! deletes those queues when it stops.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, QueueDeleteOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use porter::config::Config;
+use porter::formats::xml::read_status;
+use porter::model::StatusMessage;
+use rand::Rng;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub fn amqp_url() -> String {
+    std::env::var("PORTER_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(path: &str) -> Vec<u8> {
+    std::fs::read(repo().join("tests/fixtures").join(path)).expect("fixture exists")
+}
+
+/// A fresh, valid ORI no other test uses: `ZT` + 7 random characters.
+pub fn unique_ori() -> String {
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let mut rng = rand::rng();
+    let tail: String = (0..7).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect();
+    format!("ZT{tail}")
+}
+
+/// A unique message id for this run.
+pub fn unique_id(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Replaces the sample's court ORI (same length, so fixed-width columns hold).
+pub fn for_court(body: &[u8], ori: &str) -> Vec<u8> {
+    replace(body, "CA034025J", ori)
+}
+
+pub fn replace(body: &[u8], from: &str, to: &str) -> Vec<u8> {
+    String::from_utf8(body.to_vec()).expect("fixture is UTF-8").replace(from, to).into_bytes()
+}
+
+pub struct Harness {
+    pub courts: Vec<String>,
+    pub http: String,
+    pub clets_control: String,
+    pub conn: Connection,
+    pub channel: Channel,
+    stop: CancellationToken,
+    broker: JoinHandle<anyhow::Result<()>>,
+    sim: JoinHandle<anyhow::Result<()>>,
+    delete_queues: bool,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    /// Starts a simulator and a broker serving `courts`.
+    pub async fn start(courts: &[&str]) -> Harness {
+        let dir = tempfile::tempdir().unwrap();
+        let sim_tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let sim_control = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let clets_addr = sim_tcp.local_addr().unwrap();
+        let clets_control = format!("http://{}", sim_control.local_addr().unwrap());
+        let stop = CancellationToken::new();
+        let s = stop.clone();
+        let sim = tokio::spawn(porter_simulators::clets::run(sim_tcp, sim_control, Default::default(), async move {
+            s.cancelled().await
+        }));
+
+        let store_url = std::env::var("PORTER_TEST_STORE_URL")
+            .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("porter.db").display()));
+        let mut toml = format!(
+            "[amqp]\nurl = {:?}\n[store]\nurl = {:?}\n[paths]\nschemas = {:?}\nmappings = {:?}\n\
+             [partners.clets]\naddress = \"{clets_addr}\"\nretry_min_ms = 200\nretry_max_ms = 2000\n",
+            amqp_url(),
+            store_url,
+            repo().join("schemas").display().to_string(),
+            repo().join("mappings").display().to_string(),
+        );
+        for c in courts {
+            toml.push_str(&format!("[[courts]]\nori = \"{c}\"\nsheriff_ori = \"CA0340000\"\nlayouts = [\"cms-a/1\"]\n"));
+        }
+        let config = Config::from_toml_str(&toml, &dir.path().join("porter.toml")).unwrap();
+        config.validate().unwrap();
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http_addr = format!("http://{}", http.local_addr().unwrap());
+        let s = stop.clone();
+        let broker = tokio::spawn(porter::broker::run(config, http, async move { s.cancelled().await }));
+
+        let conn = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.unwrap();
+        let channel = conn.create_channel().await.unwrap();
+        channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+        let h = Harness {
+            courts: courts.iter().map(|c| c.to_string()).collect(),
+            http: http_addr,
+            clets_control,
+            conn,
+            channel,
+            stop,
+            broker,
+            sim,
+            delete_queues: courts.iter().all(|c| c.starts_with("ZT")),
+            _dir: dir,
+        };
+        h.wait_ready().await;
+        h
+    }
+
+    async fn wait_ready(&self) {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            if let Ok(r) = reqwest::get(format!("{}/readyz", self.http)).await
+                && r.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("broker not ready within 30 s");
+    }
+
+    /// Publishes as a court does: persistent, confirmed, mandatory.
+    pub async fn publish(&self, court: &str, message_id: Option<&str>, content_type: &str, body: &[u8]) {
+        let mut props = BasicProperties::default()
+            .with_content_type(content_type.into())
+            .with_delivery_mode(2)
+            .with_timestamp(chrono::Utc::now().timestamp() as u64);
+        if let Some(id) = message_id {
+            props = props.with_message_id(id.into());
+        }
+        let confirm = self
+            .channel
+            .basic_publish(
+                "por.inbound".into(),
+                court.into(),
+                BasicPublishOptions { mandatory: true, ..Default::default() },
+                body,
+                props,
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(matches!(confirm, Confirmation::Ack(None)), "publish not confirmed: {confirm:?}");
+    }
+
+    /// Starts collecting the statuses on `por.responses.<court>`.
+    pub async fn watch(&self, court: &str) -> StatusWatcher {
+        StatusWatcher::start(&self.conn, court).await
+    }
+
+    pub async fn sim_state(&self) -> Value {
+        reqwest::get(format!("{}/_sim/state", self.clets_control)).await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn api(&self, path: &str) -> (u16, Value) {
+        let r = reqwest::get(format!("{}{path}", self.http)).await.unwrap();
+        let code = r.status().as_u16();
+        (code, r.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn metrics(&self) -> String {
+        reqwest::get(format!("{}/metrics", self.http)).await.unwrap().text().await.unwrap()
+    }
+
+    /// Stops broker and simulator and removes the test courts' queues.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.broker.await.unwrap().unwrap();
+        self.sim.await.unwrap().unwrap();
+        if self.delete_queues {
+            for c in &self.courts {
+                for q in [format!("por.inbound.{c}"), format!("por.responses.{c}")] {
+                    let _ = self.channel.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
+                }
+            }
+        }
+        let _ = self.conn.close(200, "test done".into()).await;
+    }
+}
+
+/// Collects statuses from a court's response queue.
+pub struct StatusWatcher {
+    statuses: Arc<Mutex<Vec<StatusMessage>>>,
+    _task: JoinHandle<()>,
+}
+
+impl StatusWatcher {
+    async fn start(conn: &Connection, court: &str) -> StatusWatcher {
+        let channel = conn.create_channel().await.unwrap();
+        let mut consumer = channel
+            .basic_consume(
+                format!("por.responses.{court}").as_str().into(),
+                unique_id("test-watch").as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let statuses = Arc::new(Mutex::new(Vec::new()));
+        let sink = statuses.clone();
+        let task = tokio::spawn(async move {
+            let _channel = channel;
+            while let Some(Ok(d)) = consumer.next().await {
+                assert_eq!(d.properties.kind().as_ref().map(|k| k.as_str()), Some("order-status"));
+                let status = read_status(&d.data).expect("a status is a valid por:OrderStatusMessage");
+                assert_eq!(
+                    d.properties.correlation_id().as_ref().map(|c| c.as_str()),
+                    Some(status.correlates_to.as_str())
+                );
+                sink.lock().unwrap().push(status);
+                let _ = d.ack(BasicAckOptions::default()).await;
+            }
+        });
+        StatusWatcher { statuses, _task: task }
+    }
+
+    /// Statuses seen so far for `message_id`, by status sequence.
+    pub fn for_message(&self, message_id: &str) -> Vec<StatusMessage> {
+        let mut v: Vec<_> =
+            self.statuses.lock().unwrap().iter().filter(|s| s.correlates_to == message_id).cloned().collect();
+        v.sort_by_key(|s| s.status_sequence);
+        v
+    }
+
+    pub fn all(&self) -> Vec<StatusMessage> {
+        self.statuses.lock().unwrap().clone()
+    }
+
+    /// Waits until `done` holds for `message_id`'s statuses, or panics.
+    pub async fn wait(&self, message_id: &str, limit: Duration, done: impl Fn(&[StatusMessage]) -> bool) -> Vec<StatusMessage> {
+        let started = Instant::now();
+        loop {
+            let seen = self.for_message(message_id);
+            if done(&seen) {
+                return seen;
+            }
+            if started.elapsed() > limit {
+                panic!("statuses for {message_id} did not arrive in {limit:?}; seen: {seen:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// True once some status has `kind`.
+pub fn has(kind: &str) -> impl Fn(&[StatusMessage]) -> bool + '_ {
+    move |s: &[StatusMessage]| s.iter().any(|x| x.status.as_str() == kind)
+}
