@@ -476,7 +476,10 @@ async fn issue_after_cancel_reenters_and_gets_a_new_nic(store: SqlStore) {
     assert_eq!(reentry.routed_partners, clets());
 
     let xpo = due_for(s, &PartnerId::Clets, n).await.unwrap();
-    assert_eq!((xpo.sequence, xpo.action, xpo.nic.as_deref()), (2, Action::Cancel, Some("H000000001")));
+    assert_eq!(
+        (xpo.sequence, xpo.action, xpo.nic.as_deref()),
+        (2, Action::Cancel, Some("H000000001"))
+    );
     deliver(s, n, 2, None).await;
     let epo = due_for(s, &PartnerId::Clets, n).await.unwrap();
     assert_eq!((epo.sequence, epo.action, epo.nic.as_deref()), (3, Action::Issue, None));
@@ -518,7 +521,10 @@ async fn later_sequences_wait_for_earlier_deliveries(store: SqlStore) {
 
     deliver(s, "24DVX", 1, Some("H000000001")).await;
     let next = due_for(s, &PartnerId::Clets, "24DVX").await.unwrap();
-    assert_eq!((next.sequence, next.action, next.nic.as_deref()), (2, Action::Modify, Some("H000000001")));
+    assert_eq!(
+        (next.sequence, next.action, next.nic.as_deref()),
+        (2, Action::Modify, Some("H000000001"))
+    );
     assert_eq!(due_for(s, &PartnerId::Doj, "24DVX").await.unwrap().sequence, 1);
 }
 
@@ -575,23 +581,32 @@ async fn delivery_outcomes_produce_statuses_and_dead_letters(store: SqlStore) {
     ];
     let produced = s
         .record_deliveries(vec![
-            result(ids[0], DeliveryOutcome::Accepted {
-                record_ids: record_ids.clone(),
-                nic: Some("H123456789".into()),
-                warnings: vec![warning.clone()],
-            }),
-            result(ids[1], DeliveryOutcome::Rejected {
-                reason: "E05 duplicate active order".into(),
-                warnings: Vec::new(),
-            }),
-            result(ids[2], DeliveryOutcome::Retry {
-                next_attempt_at: far_future(),
-                reason: "BSY".into(),
-            }),
-            result(ids[3], DeliveryOutcome::DeadLettered {
-                code: ErrorCode::UnknownOrder,
-                reason: "EPO was discarded".into(),
-            }),
+            result(
+                ids[0],
+                DeliveryOutcome::Accepted {
+                    record_ids: record_ids.clone(),
+                    nic: Some("H123456789".into()),
+                    warnings: vec![warning.clone()],
+                },
+            ),
+            result(
+                ids[1],
+                DeliveryOutcome::Rejected {
+                    reason: "E05 duplicate active order".into(),
+                    warnings: Vec::new(),
+                },
+            ),
+            result(
+                ids[2],
+                DeliveryOutcome::Retry { next_attempt_at: far_future(), reason: "BSY".into() },
+            ),
+            result(
+                ids[3],
+                DeliveryOutcome::DeadLettered {
+                    code: ErrorCode::UnknownOrder,
+                    reason: "EPO was discarded".into(),
+                },
+            ),
         ])
         .await
         .unwrap();
@@ -610,7 +625,10 @@ async fn delivery_outcomes_produce_statuses_and_dead_letters(store: SqlStore) {
     assert_eq!((ok.partner_record_ids.clone(), ok.warnings.clone()), (record_ids, vec![warning]));
     let rej = &produced.statuses[1].message;
     assert_eq!(rej.errors[0].code, ErrorCode::PartnerRejected);
-    assert_eq!((rej.errors[0].field.as_str(), rej.errors[0].text.as_str()), ("partner", "E05 duplicate active order"));
+    assert_eq!(
+        (rej.errors[0].field.as_str(), rej.errors[0].text.as_str()),
+        ("partner", "E05 duplicate active order")
+    );
     assert_eq!(produced.statuses[2].message.errors[0].code, ErrorCode::UnknownOrder);
 
     assert_eq!(produced.dead_letters.len(), 2);
@@ -619,7 +637,10 @@ async fn delivery_outcomes_produce_statuses_and_dead_letters(store: SqlStore) {
     assert_eq!((dl_rej.partner.clone(), dl_rej.attempts), (Some(PartnerId::Clets), 1));
     assert_eq!(dl_rej.message_id, "24DVB-1");
     assert!(dl_rej.body.starts_with(b"<24DVB-1>"));
-    assert_eq!((dl_dead.reason.as_str(), dl_dead.order_number.as_deref()), ("UNKNOWN_ORDER", Some("24DVD")));
+    assert_eq!(
+        (dl_dead.reason.as_str(), dl_dead.order_number.as_deref()),
+        ("UNKNOWN_ORDER", Some("24DVD"))
+    );
 
     let states: Vec<_> = {
         let mut v = Vec::new();
@@ -664,9 +685,12 @@ async fn status_sequence_counts_per_message(store: SqlStore) {
     accept(s, accepted("n-1", message("24DV05678", Action::Issue, 1, "001"), &partners)).await;
     let job = |p: PartnerId| async move { due_for(s, &p, "24DV01234").await.unwrap().id };
     let (c, d, l) = (job(PartnerId::Clets).await, job(PartnerId::Doj).await, job(lea).await);
-    s.record_deliveries(vec![result(c, accepted_with_nic(Some("H1"))), result(d, accepted_with_nic(None))])
-        .await
-        .unwrap();
+    s.record_deliveries(vec![
+        result(c, accepted_with_nic(Some("H1"))),
+        result(d, accepted_with_nic(None)),
+    ])
+    .await
+    .unwrap();
     s.record_deliveries(vec![result(l, accepted_with_nic(None))]).await.unwrap();
     let seqs: Vec<_> = s
         .statuses_for_message(COURT, "m-1")
@@ -686,8 +710,11 @@ async fn outbox_lists_rows_until_marked(store: SqlStore) {
     accept(s, accepted("m-1", message("24DV01234", Action::Issue, 1, "001"), &clets())).await;
     reject_code(s, rejected(COURT, "bad-1", vec![FieldError::new(ErrorCode::Missing, "a", "b")]))
         .await;
-    reject_code(s, rejected(OTHER_COURT, "bad-2", vec![FieldError::new(ErrorCode::TooLong, "c", "d")]))
-        .await;
+    reject_code(
+        s,
+        rejected(OTHER_COURT, "bad-2", vec![FieldError::new(ErrorCode::TooLong, "c", "d")]),
+    )
+    .await;
 
     let statuses = s.pending_statuses(100).await.unwrap();
     assert_eq!(
@@ -718,10 +745,14 @@ async fn outbox_lists_rows_until_marked(store: SqlStore) {
 async fn dead_letters_filter_and_sort(store: SqlStore) {
     let s: &dyn Store = &store;
     let pause = || tokio::time::sleep(Duration::from_millis(5));
-    reject_code(s, rejected(COURT, "v-1", vec![FieldError::new(ErrorCode::Missing, "a", "b")])).await;
-    pause().await;
-    reject_code(s, rejected(OTHER_COURT, "v-2", vec![FieldError::new(ErrorCode::TooLong, "a", "b")]))
+    reject_code(s, rejected(COURT, "v-1", vec![FieldError::new(ErrorCode::Missing, "a", "b")]))
         .await;
+    pause().await;
+    reject_code(
+        s,
+        rejected(OTHER_COURT, "v-2", vec![FieldError::new(ErrorCode::TooLong, "a", "b")]),
+    )
+    .await;
     pause().await;
     accept(s, accepted("d-1", message("24DVA", Action::Issue, 1, "A"), &both())).await;
     let clets_job = due_for(s, &PartnerId::Clets, "24DVA").await.unwrap();
@@ -788,7 +819,9 @@ async fn batch_of_500_in_one_call(store: SqlStore) {
         }
     }
     match &outcomes[499] {
-        IntakeOutcome::Duplicate { statuses } => assert_eq!(statuses[0].message.correlates_to, "b-7"),
+        IntakeOutcome::Duplicate { statuses } => {
+            assert_eq!(statuses[0].message.correlates_to, "b-7")
+        }
         other => panic!("last item: {other:?}"),
     }
     assert_eq!(s.due_deliveries(&PartnerId::Clets, far_future(), 1000).await.unwrap().len(), 499);

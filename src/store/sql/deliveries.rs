@@ -6,12 +6,12 @@
 //! `DISCARDED` state is reserved for an operator's discard of a dead letter;
 //! like `ACCEPTED`, it no longer holds back later sequences.
 
-use sqlx::Row;
 use sqlx::AnyConnection;
+use sqlx::Row;
 
 use super::rows::{
-    DeadLetterDraft, StatusDraft, Stream, from_json, from_ms, insert_dead_letter, insert_status, now_ms,
-    parse_partner, to_ms, to_u32,
+    DeadLetterDraft, StatusDraft, Stream, from_json, from_ms, insert_dead_letter, insert_status,
+    now_ms, parse_partner, to_ms, to_u32,
 };
 use crate::model::{Action, ErrorCode, FieldError, PartnerId, StatusKind};
 use crate::store::{
@@ -115,7 +115,11 @@ pub(super) async fn record_one(
 
     let state: String = row.try_get("state")?;
     if state != "PENDING" {
-        tracing::warn!(delivery_id, state, "Delivery result for a finished delivery; recorded the attempt only.");
+        tracing::warn!(
+            delivery_id,
+            state,
+            "Delivery result for a finished delivery; recorded the attempt only."
+        );
         return Ok(());
     }
     let inbound_id: i64 = row.try_get("inbound_id")?;
@@ -128,7 +132,8 @@ pub(super) async fn record_one(
     let action: String = row.try_get("action")?;
     let now = now_ms();
     let draft = |kind| {
-        let mut d = StatusDraft::new(&court_ori, &message_id, Some(&order_number), Some(sequence), kind);
+        let mut d =
+            StatusDraft::new(&court_ori, &message_id, Some(&order_number), Some(sequence), kind);
         d.partner = Some(partner.clone());
         d
     };

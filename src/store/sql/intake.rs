@@ -31,8 +31,8 @@
 //!    is still accepted. Rejections under (a)–(c) also leave a dead letter
 //!    at stage `validate`.
 
-use sqlx::Row;
 use sqlx::AnyConnection;
+use sqlx::Row;
 
 use super::Backend;
 use super::rows::{
@@ -74,7 +74,9 @@ pub(super) async fn intake_one(
         }
         let (order_number, sequence) = match &verdict {
             Verdict::Accepted { order, .. } => (order.order_number(), order.sequence),
-            Verdict::Rejected { order_number, sequence, .. } => (order_number.as_deref(), *sequence),
+            Verdict::Rejected { order_number, sequence, .. } => {
+                (order_number.as_deref(), *sequence)
+            }
         };
         let mut draft = StatusDraft::new(
             &inbound.court_ori,
@@ -129,7 +131,9 @@ pub(super) async fn intake_one(
             };
             let row = OrderRow::load(conn, &key).await?;
             match decide(conn, &key, row.as_ref(), sequence, action, facts.canonical_sha()).await? {
-                Decision::Reject(error) => reject(conn, &inbound, facts, vec![error], warnings).await,
+                Decision::Reject(error) => {
+                    reject(conn, &inbound, facts, vec![error], warnings).await
+                }
                 Decision::SameContent { original_id, original_message_id } => {
                     let id = insert_inbound(conn, &inbound, "DUPLICATE", &facts, Some(original_id))
                         .await?;
@@ -189,7 +193,9 @@ async fn insert_deliveries(
         .iter()
         .map(|p| {
             let partner = params.push(Value::Text(p.wire_name()));
-            format!("({id}, {court}, {number}, {seq}, {partner}, 'PENDING', 0, 0, {now}, {now}, {now})")
+            format!(
+                "({id}, {court}, {number}, {seq}, {partner}, 'PENDING', 0, 0, {now}, {now}, {now})"
+            )
         })
         .collect();
     let sql = format!(
@@ -297,7 +303,10 @@ async fn decide(
         let original_message_id: String = row.try_get("message_id")?;
         let sha: Option<String> = row.try_get("canonical_sha256")?;
         if sha.as_deref() == Some(canonical_sha256) {
-            return Ok(Decision::SameContent { original_id: row.try_get("id")?, original_message_id });
+            return Ok(Decision::SameContent {
+                original_id: row.try_get("id")?,
+                original_message_id,
+            });
         }
         return Ok(Decision::Reject(FieldError::new(
             ErrorCode::SequenceConflict,
@@ -326,13 +335,13 @@ async fn decide(
         None
     } else {
         sqlx::query(
-        "SELECT action, sequence FROM inbound_messages \
+            "SELECT action, sequence FROM inbound_messages \
          WHERE court_ori = $1 AND order_number = $2 AND outcome = 'ACCEPTED' \
            AND sequence > $3 AND sequence < $4 AND action IN ('ISSUE', 'TERMINATE', 'CANCEL') \
          ORDER BY sequence DESC LIMIT 1",
-    )
-    .bind(court.to_string())
-    .bind(number.to_string())
+        )
+        .bind(court.to_string())
+        .bind(number.to_string())
         .bind(applied)
         .bind(seq)
         .fetch_optional(&mut *conn)
@@ -359,7 +368,9 @@ async fn decide(
         Some((_, at)) if action == Action::Issue => Decision::Reject(FieldError::new(
             ErrorCode::SequenceConflict,
             "sequence",
-            format!("order {number} was already issued (by sequence {at} or earlier) and is active"),
+            format!(
+                "order {number} was already issued (by sequence {at} or earlier) and is active"
+            ),
         )),
         Some(_) => Decision::Accept,
     })
@@ -535,7 +546,12 @@ async fn apply_to_order(
 
 /// One message's effect on the order: ISSUE and MODIFY replace the order;
 /// TERMINATE, CANCEL and SERVICE keep it and add their own fields.
-fn apply(state: &mut String, current: &mut Option<OrderMessage>, action: Action, message: OrderMessage) {
+fn apply(
+    state: &mut String,
+    current: &mut Option<OrderMessage>,
+    action: Action,
+    message: OrderMessage,
+) {
     match action {
         Action::Issue | Action::Modify => {
             if action == Action::Issue || state == NEW {

@@ -1,8 +1,8 @@
 //! Reads for the API and the outbox publisher, outbox marking, and purge.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
 use sqlx::AnyConnection;
+use sqlx::Row;
 
 use super::rows::{
     DEAD_LETTER_COLUMNS, Params, Value, dead_letter_from_row, from_ms, now_ms, parse_partner,
