@@ -104,7 +104,9 @@ async fn watch(base: &str, court: &str, message_id: &str, limit: Duration) -> an
                 println!("{}", describe(s));
             }
             printed = printed.max(statuses.len());
-            if complete(&statuses) {
+            // A repeat of an earlier message adds no status row; give its
+            // answer (re-sent statuses, or CONFLICT_REJECTED) a moment.
+            if complete(&statuses) && started.elapsed() > Duration::from_secs(2) {
                 return Ok(());
             }
         }
@@ -142,6 +144,9 @@ pub fn describe(s: &Value) -> String {
 }
 
 fn complete(statuses: &[Value]) -> bool {
+    if statuses.iter().any(|s| s["status"] == "CONFLICT_REJECTED") {
+        return true;
+    }
     let first = statuses.iter().find_map(|s| s["status"].as_str().filter(|k| ["ACCEPTED", "REJECTED", "CONFLICT_REJECTED"].contains(k)));
     match first {
         Some("ACCEPTED") => {

@@ -104,6 +104,7 @@ CREATE TABLE statuses (
     published_at     INTEGER                     -- when RabbitMQ confirmed it; NULL = pending
 );
 CREATE INDEX statuses_inbound ON statuses (inbound_id, status_sequence);
+CREATE INDEX statuses_message ON statuses (court_ori, correlates_to);
 CREATE INDEX statuses_pending ON statuses (id) WHERE published_at IS NULL;
 
 -- dead_letters: the operators' record (ICD §9). Kept when the inbound message

@@ -170,6 +170,29 @@ impl Harness {
         StatusWatcher::start(&self.conn, court).await
     }
 
+    /// Takes this court's dead letters off `por.dead` (others are left
+    /// there), waiting until `expected` have been seen or `limit` passes.
+    pub async fn take_dead_letters(&self, court: &str, expected: usize, limit: Duration) -> Vec<lapin::message::Delivery> {
+        let channel = self.conn.create_channel().await.unwrap();
+        let mut consumer = channel
+            .basic_consume("por.dead".into(), unique_id("test-dead").as_str().into(), BasicConsumeOptions::default(), FieldTable::default())
+            .await
+            .unwrap();
+        let mut ours = Vec::new();
+        let started = Instant::now();
+        while ours.len() < expected && started.elapsed() < limit {
+            let Ok(Some(Ok(d))) = tokio::time::timeout(Duration::from_millis(500), consumer.next()).await else { continue };
+            let header = d.properties.headers().as_ref().and_then(|h| h.inner().get("x-por-court").cloned());
+            let is_ours = matches!(header, Some(lapin::types::AMQPValue::LongString(ref s)) if s.as_bytes() == court.as_bytes());
+            if is_ours {
+                d.ack(BasicAckOptions::default()).await.unwrap();
+                ours.push(d);
+            }
+        }
+        let _ = channel.close(200, "done".into()).await;
+        ours
+    }
+
     pub async fn sim_state(&self) -> Value {
         reqwest::get(format!("{}/_sim/state", self.clets_control)).await.unwrap().json().await.unwrap()
     }

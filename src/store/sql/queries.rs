@@ -69,9 +69,8 @@ pub(super) async fn statuses_for_message(
 ) -> StoreResult<Vec<StoredStatus>> {
     let rows = sqlx::query(
         "SELECT s.id, s.message_json FROM statuses s \
-         JOIN inbound_messages i ON i.id = s.inbound_id \
-         WHERE i.court_ori = $1 AND i.message_id = $2 \
-         ORDER BY s.status_sequence, s.id",
+         WHERE s.court_ori = $1 AND s.correlates_to = $2 \
+         ORDER BY CASE WHEN s.inbound_id IS NULL THEN 1 ELSE 0 END, s.status_sequence, s.id",
     )
     .bind(court_ori.to_string())
     .bind(message_id.to_string())
