@@ -501,6 +501,10 @@ impl Check<'_> {
         match msg.action {
             Some(Action::Issue | Action::Modify) => {
                 self.require_some("order.issue_date", &o.issue_date, "the issue date");
+                // CARPOS requires OCA and BRD on EPO and MPO (ICD §6); every
+                // order goes to CLETS, so a full order needs them here.
+                self.require("order.case_number", &o.case_number, "the case number");
+                self.require("order.brady", &o.brady, "the Brady indicator");
                 match &msg.restrained_person {
                     None => self.missing("restrained_person", "the restrained person"),
                     Some(rp) => {
