@@ -42,6 +42,10 @@ enum Sim {
         listen: SocketAddr,
         #[arg(long, default_value = "127.0.0.1:7101")]
         control: SocketAddr,
+        /// The broker configuration: only its courts' ORIs are accepted
+        /// (`E06` otherwise). Without it, any well-formed ORI is.
+        #[arg(long)]
+        config: Option<PathBuf>,
     },
     /// A court CMS simulator: publishes orders and checks their statuses.
     Court {
@@ -95,11 +99,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Demo { config } => porter::demo::run(&config, shutdown_signal()).await,
         Command::Publish(args) => porter::publish::publish(args).await,
-        Command::Sim(Sim::Clets { listen, control }) => {
+        Command::Sim(Sim::Clets { listen, control, config }) => {
+            let mut sim = porter_simulators::clets::CletsSimConfig::default();
+            if let Some(path) = config {
+                let config = porter::config::Config::load(&path)?;
+                sim.valid_oris = config.courts.iter().map(|c| c.ori.clone()).collect();
+            }
             let tcp = TcpListener::bind(listen).await?;
             let control_listener = TcpListener::bind(control).await?;
             eprintln!("CLETS simulator on {listen}, control http://{control}/_sim/state");
-            porter_simulators::clets::run(tcp, control_listener, Default::default(), shutdown_signal()).await
+            porter_simulators::clets::run(tcp, control_listener, sim, shutdown_signal()).await
         }
         Command::Sim(Sim::Court { config, orders, lifecycle, rate }) => {
             let config = porter::config::Config::load(&config)?;
