@@ -23,30 +23,51 @@ wait_port() {
   return 1
 }
 
+rabbitmq_installed() { [ -x /usr/sbin/rabbitmq-server ] || command -v rabbitmq-server >/dev/null; }
+
 ensure_rabbitmq() {
   if port_open 5672; then return 0; fi
-  command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
-  echo "services: starting RabbitMQ" >&2
-  as_root rabbitmq-server -detached
+  rabbitmq_installed || apt_install rabbitmq-server
+  # On a machine with systemd, installing the package may already have
+  # started the node: check again before starting one.
+  sleep 1
+  if ! port_open 5672; then
+    echo "services: starting RabbitMQ" >&2
+    as_root env PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH" rabbitmq-server -detached
+  fi
   wait_port 5672 RabbitMQ
-  as_root rabbitmqctl await_startup >/dev/null 2>&1 || true
+  as_root env PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH" rabbitmqctl await_startup >/dev/null 2>&1 || true
 }
 
+pg_ok() { psql -h 127.0.0.1 -U postgres -d postgres -tAc 'select 1' >/dev/null 2>&1; }
+
 ensure_postgres() {
-  if ! port_open 5432; then
-    if [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
-      apt_install postgresql
-    fi
-    local version; version=$(ls /etc/postgresql | sort -V | tail -1)
+  if ! port_open 5432 && [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
+    apt_install postgresql
+    sleep 1
+  fi
+  local version=""
+  if [ -d /etc/postgresql ]; then version=$(ls /etc/postgresql | sort -V | tail -1); fi
+  local changed=0
+  if [ -n "$version" ] && ! pg_ok; then
+    # The tests connect over TCP as postgres without a password (trust for
+    # loopback only). Debian's default is scram, so allow it explicitly.
     local hba="/etc/postgresql/$version/main/pg_hba.conf"
     if ! as_root grep -q '^host all all 127.0.0.1/32 trust' "$hba"; then
       as_root sed -i '1i host all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+      changed=1
     fi
-    echo "services: starting PostgreSQL $version" >&2
-    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
-    wait_port 5432 PostgreSQL
   fi
-  if ! psql -h 127.0.0.1 -U postgres -d postgres -tAc "select 1 from pg_database where datname='test'" 2>/dev/null | grep -q 1; then
+  if ! port_open 5432; then
+    echo "services: starting PostgreSQL $version" >&2
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    wait_port 5432 PostgreSQL
+  elif [ "$changed" -eq 1 ]; then
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main reload
+  fi
+  for _ in $(seq 1 30); do pg_ok && break; sleep 1; done
+  pg_ok || { echo "services: cannot connect to PostgreSQL as postgres on 127.0.0.1:5432" >&2; return 1; }
+  if ! psql -h 127.0.0.1 -U postgres -d postgres -tAc "select 1 from pg_database where datname='test'" | grep -q 1; then
     psql -h 127.0.0.1 -U postgres -d postgres -c 'create database test' >/dev/null
   fi
 }

@@ -24,6 +24,7 @@ use crate::formats::fixed::Layout;
 use crate::formats::xml::XmlLimits;
 use crate::intake::{Formats, Intake};
 use crate::mapping::clets::CletsTables;
+use crate::mapping::code_map::CodeMap;
 use crate::mapping::codes::CodeLists;
 use crate::ops::http::{OpsState, run as serve_http};
 use crate::status::Relay;
@@ -34,13 +35,22 @@ use crate::transport::supervisor::Supervisor;
 /// Loads and checks every layout, code table and CLETS table the
 /// configuration needs. Any problem stops the broker before it starts.
 pub fn load_formats(config: &Config) -> anyhow::Result<Formats> {
+    let codes = CodeLists::load(&config.paths.mappings.join("codes.toml")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let maps_dir = config.paths.mappings.join("code-maps");
+    let code_maps = load_code_maps(&maps_dir, &codes)?;
     let mut layouts = HashMap::new();
     let dir = config.paths.schemas.join("layouts");
     let entries = std::fs::read_dir(&dir).with_context(|| format!("reading layouts in {}", dir.display()))?;
     for entry in entries {
         let path = entry?.path();
         if path.extension().is_some_and(|e| e == "toml") {
-            let layout = Layout::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut layout = Layout::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
+            if let Some(name) = layout.code_map_name() {
+                let map = code_maps.get(name).with_context(|| {
+                    format!("layout {}: code_map {name:?} is not in {}", path.display(), maps_dir.display())
+                })?;
+                layout = layout.with_code_map(map.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            }
             layouts.insert(layout.name().to_string(), layout);
         }
     }
@@ -48,10 +58,37 @@ pub fn load_formats(config: &Config) -> anyhow::Result<Formats> {
         for name in &court.layouts {
             anyhow::ensure!(layouts.contains_key(name), "court {}: layout {name:?} is not in {}", court.ori, dir.display());
         }
+        if let Some(name) = &court.code_map {
+            let map = code_maps
+                .get(name)
+                .with_context(|| format!("court {}: code_map {name:?} is not in {}", court.ori, maps_dir.display()))?;
+            for layout in &court.layouts {
+                layouts[layout].check_code_map(map).map_err(|e| anyhow::anyhow!("court {}: {e}", court.ori))?;
+            }
+        }
     }
-    let codes = CodeLists::load(&config.paths.mappings.join("codes.toml")).map_err(|e| anyhow::anyhow!("{e}"))?;
     let clets = CletsTables::load(&config.paths.mappings.join("clets.toml"))?;
-    Ok(Formats { layouts, codes, clets, xml_limits: XmlLimits::default() })
+    Ok(Formats { layouts, code_maps, codes, clets, xml_limits: XmlLimits::default() })
+}
+
+/// Loads and checks every code-map set in `dir` (`mappings/code-maps/*.toml`),
+/// by name. No such folder: no sets.
+fn load_code_maps(dir: &Path, codes: &CodeLists) -> anyhow::Result<HashMap<String, Arc<CodeMap>>> {
+    let mut maps: HashMap<String, Arc<CodeMap>> = HashMap::new();
+    if !dir.exists() {
+        return Ok(maps);
+    }
+    let entries = std::fs::read_dir(dir).with_context(|| format!("reading code maps in {}", dir.display()))?;
+    let mut paths: Vec<_> = entries.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    paths.sort();
+    for path in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "toml")) {
+        let map = CodeMap::load(&path, codes).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(other) = maps.get(map.name()) {
+            anyhow::bail!("code map {}: name {:?} is also the name of {}", path.display(), map.name(), other.file());
+        }
+        maps.insert(map.name().to_string(), Arc::new(map));
+    }
+    Ok(maps)
 }
 
 /// Runs the broker until `shutdown` resolves.
@@ -102,6 +139,8 @@ pub async fn run(config: Config, http: TcpListener, shutdown: impl Future<Output
     };
     let clets_task = tokio::spawn(clets_loop.run(stop_work.clone()));
     let sweep_task = tokio::spawn(relay.clone().sweep(stop_work.clone()));
+    let retention = chrono::Duration::days(i64::from(config.store.dedup_retention_days));
+    let purge_task = tokio::spawn(purge_loop(store.clone(), retention, stop_work.clone()));
 
     let ops = OpsState { store: store.clone(), amqp_connected: connected_rx, metrics: crate::ops::metrics::handle() };
     let http_stop = stop_http.clone();
@@ -115,12 +154,29 @@ pub async fn run(config: Config, http: TcpListener, shutdown: impl Future<Output
     stop_work.cancel();
     let _ = clets_task.await;
     let _ = sweep_task.await;
+    let _ = purge_task.await;
     close_amqp.cancel();
     let _ = amqp_task.await;
     stop_http.cancel();
     let _ = http_task.await;
     tracing::info!("Porter broker stopped.");
     Ok(())
+}
+
+/// Forgets deduplication records past the retention period (ICD §5), at
+/// start and then hourly.
+async fn purge_loop(store: Arc<dyn Store>, retention: chrono::Duration, stop: CancellationToken) {
+    loop {
+        match store.purge_before(chrono::Utc::now() - retention).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(messages = n, "Forgot deduplication records past their retention."),
+            Err(e) => tracing::warn!(error = %e, "Purging old deduplication records failed; will try again."),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.cancelled() => return,
+        }
+    }
 }
 
 /// The store URL without its password, for logs.

@@ -158,13 +158,16 @@ pub struct CourtConfig {
     /// Layouts this court may send (`x-por-layout`); the first is the default.
     #[serde(default = "default_layouts")]
     pub layouts: Vec<String>,
-    /// AMQP users allowed to publish for this court (`user_id`). Empty: the
-    /// property is not checked beyond being absent.
+    /// The code-map set (`name` of a file in `mappings/code-maps/`) through
+    /// which this court's fixed-width codes are mapped to the canonical ones,
+    /// for every one of its layouts. Default: each layout's own `code_map`
+    /// (none for `cms-a/1`, whose codes are canonical).
+    #[serde(default)]
+    pub code_map: Option<String>,
+    /// AMQP users allowed to publish for this court (`user_id`). A message
+    /// that carries a `user_id` not in this list is `ORI_MISMATCH`.
     #[serde(default)]
     pub amqp_users: Vec<String>,
-    /// Seconds a message may wait for a missing predecessor (ICD §5: 1 h).
-    #[serde(default = "default_gap_timeout_secs")]
-    pub gap_timeout_secs: u64,
 }
 
 impl CourtConfig {
@@ -188,7 +191,7 @@ fn default_amqp_url() -> String {
     "amqp://guest:guest@127.0.0.1:5672/%2f".into()
 }
 fn default_prefetch() -> u16 {
-    256
+    64
 }
 fn default_confirm_window() -> usize {
     512
@@ -237,9 +240,6 @@ fn default_max_age_secs() -> u64 {
 }
 fn default_layouts() -> Vec<String> {
     vec!["cms-a/1".into()]
-}
-fn default_gap_timeout_secs() -> u64 {
-    3600
 }
 
 impl Default for AmqpConfig {
@@ -292,7 +292,7 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         let mut config = Config::from_toml_str(&text, path)?;
-        config.apply_env(|k| std::env::var(k).ok());
+        config.apply_env(|k| std::env::var(k).ok())?;
         config.validate()?;
         Ok(config)
     }
@@ -313,20 +313,24 @@ impl Config {
         Ok(config)
     }
 
-    /// Applies `PORTER_*` overrides.
-    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
+    /// Applies `PORTER_*` overrides; a malformed value is an error.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = get("PORTER_AMQP_URL") {
             self.amqp.url = v;
         }
         if let Some(v) = get("PORTER_STORE_URL") {
             self.store.url = v;
         }
-        if let Some(v) = get("PORTER_HTTP_LISTEN").and_then(|v| v.parse().ok()) {
-            self.http.listen = v;
+        if let Some(v) = get("PORTER_HTTP_LISTEN") {
+            self.http.listen = v.parse().map_err(|_| ConfigError::Invalid {
+                path: self.source.clone(),
+                message: format!("PORTER_HTTP_LISTEN={v:?} is not an address such as 127.0.0.1:8080"),
+            })?;
         }
         if let Some(v) = get("PORTER_CLETS_ADDRESS") {
             self.partners.clets.address = v;
         }
+        Ok(())
     }
 
     /// Checks what serde cannot: ORIs, duplicates, required values.
@@ -387,8 +391,9 @@ mod tests {
     #[test]
     fn env_overrides_apply() {
         let mut c = Config::from_toml_str("", Path::new("p.toml")).unwrap();
-        c.apply_env(|k| (k == "PORTER_STORE_URL").then(|| "postgres://x/y".to_string()));
+        c.apply_env(|k| (k == "PORTER_STORE_URL").then(|| "postgres://x/y".to_string())).unwrap();
         assert_eq!(c.store.url, "postgres://x/y");
+        assert!(c.apply_env(|k| (k == "PORTER_HTTP_LISTEN").then(|| "nonsense".to_string())).is_err());
     }
 
     /// A court with a malformed ORI stops the broker at start.

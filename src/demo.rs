@@ -18,9 +18,24 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 
 /// Runs the demo until `shutdown` resolves.
-pub async fn run(config_path: &Path, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+pub async fn run(config_path: &Path, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let config = Config::load(config_path)?;
     let stop = CancellationToken::new();
+    // Ctrl-C is honoured at every stage, including start-up.
+    let on_signal = stop.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        on_signal.cancel();
+    });
+    let result = start_and_publish(&config, &stop).await;
+    if let Err(e) = &result {
+        eprintln!("porter demo: {e:#}");
+        stop.cancel();
+    }
+    result
+}
+
+async fn start_and_publish(config: &Config, stop: &CancellationToken) -> anyhow::Result<()> {
 
     let clets_addr = config.partners.clets.address.clone();
     let clets_tcp = TcpListener::bind(&clets_addr).await.with_context(|| format!("binding the CLETS simulator to {clets_addr}"))?;
@@ -37,7 +52,11 @@ pub async fn run(config_path: &Path, shutdown: impl Future<Output = ()> + Send) 
     let http = TcpListener::bind(config.http.listen).await.with_context(|| format!("binding HTTP {}", config.http.listen))?;
     let broker_stop = stop.clone();
     let broker = tokio::spawn(crate::broker::run(config.clone(), http, async move { broker_stop.cancelled().await }));
-    wait_ready(&format!("http://{}/readyz", config.http.listen), Duration::from_secs(60)).await?;
+    let ready_url = format!("http://{}/readyz", config.http.listen);
+    tokio::select! {
+        ready = wait_ready(&ready_url, Duration::from_secs(60)) => ready?,
+        _ = stop.cancelled() => return finish(broker, clets_sim).await,
+    }
     println!("Porter broker: http://{} (metrics at /metrics, API at /api/v1)", config.http.listen);
 
     let courts = config
@@ -50,11 +69,18 @@ pub async fn run(config_path: &Path, shutdown: impl Future<Output = ()> + Send) 
     println!("Court simulator: publishing orders for {} courts…", config.courts.len());
     let court_stop = stop.clone();
     let report = porter_simulators::court::run(sim_config, async move { court_stop.cancelled().await }).await?;
-    println!("{}", report.summary());
-    println!("Porter is running. Publish your own orders (see README), or press Ctrl-C to stop.");
+    if !stop.is_cancelled() {
+        println!("{}", report.summary());
+        println!("Porter is running. Publish your own orders (see README), or press Ctrl-C to stop.");
+    }
+    stop.cancelled().await;
+    finish(broker, clets_sim).await
+}
 
-    shutdown.await;
-    stop.cancel();
+async fn finish(
+    broker: tokio::task::JoinHandle<anyhow::Result<()>>,
+    clets_sim: tokio::task::JoinHandle<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
     broker.await??;
     clets_sim.await??;
     println!("Demo stopped.");

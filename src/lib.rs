@@ -3,8 +3,8 @@
 //! Courts publish order messages to RabbitMQ; Porter parses, validates and
 //! translates them, delivers them to CLETS/CARPOS (and, as they land, DOJ
 //! and local law-enforcement records systems), and sends each court the
-//! status of every message. The contract is the ICD (`docs/icd-notes.md`
-//! summarises it); the flow reads in one direction:
+//! status of every message. The contract is the ICD (`docs/icd.md` says how
+//! Porter implements it); the flow reads in one direction:
 //!
 //! ```text
 //! court queue → intake → formats (parse) → validate → translate → routing
@@ -30,9 +30,13 @@
 //! - [`config`]: the TOML configuration.
 //! - [`demo`]: `porter demo`, the whole system in one process.
 //! - [`publish`]: `porter publish`, a court's publish from the command line.
+//! - [`vendor`]: tools for CMS vendors: `porter validate`, the broker's
+//!   stateless verdict on their files, offline.
+//! - [`court`]: court-side adapters (`porter court …`): the batch-file drop.
 
 pub mod broker;
 pub mod config;
+pub mod court;
 pub mod delivery;
 pub mod demo;
 pub mod formats;
@@ -47,3 +51,4 @@ pub mod store;
 pub mod transport;
 pub mod translate;
 pub mod validate;
+pub mod vendor;

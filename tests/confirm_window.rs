@@ -39,7 +39,7 @@ async fn more_than_one_publish_is_unconfirmed_during_a_burst_of_statuses() {
     }
     let high_water = gauge(&h.metrics().await, "porter_amqp_publish_unconfirmed_max");
     println!("statuses: {}, unconfirmed seen while reading: {max_seen}, high-water: {high_water}", watch.all().len());
-    assert!(max_seen > 1.0 || high_water > 1.0, "confirms were awaited one at a time");
-    assert!(high_water > 1.0);
+    assert!(max_seen > 1.0, "read during the burst, the gauge never showed more than one publish in flight");
+    assert!(high_water >= max_seen);
     h.stop().await;
 }

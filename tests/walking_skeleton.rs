@@ -82,12 +82,14 @@ async fn malformed_message_is_rejected_and_dead_lettered_and_the_next_still_flow
     h.publish(&court, Some(&bad_id), "text/plain", truncated).await;
     h.publish(&court, Some(&good_id), "text/plain", &sample).await;
 
-    let bad = watch.wait(&bad_id, WAIT, has("REJECTED")).await;
+    watch.wait(&bad_id, WAIT, has("REJECTED")).await;
+    watch.wait(&good_id, WAIT, has("PARTNER_ACCEPTED")).await;
+    // By now the valid message behind it went all the way to CARPOS and back.
+    let bad = watch.for_message(&bad_id);
     assert_eq!(bad.len(), 1, "exactly one status for a rejected message: {bad:#?}");
     let e = &bad[0].errors[0];
     assert_eq!(e.code, ErrorCode::InvalidFormat);
     assert!(e.location.as_deref().is_some_and(|l| l.starts_with("1:")), "located at record:column: {e:?}");
-    watch.wait(&good_id, WAIT, has("PARTNER_ACCEPTED")).await;
 
     let (code, dead) = h.api(&format!("/api/v1/dead-letters?court={court}")).await;
     assert_eq!(code, 200);
@@ -129,11 +131,14 @@ async fn repeated_message_id_is_deduplicated_and_a_different_body_is_conflict_re
     let conflict = all.iter().find(|s| s.status == StatusKind::ConflictRejected).unwrap();
     assert_eq!(conflict.errors[0].code, ErrorCode::DuplicateConflict);
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, view) = h.api(&format!("/api/v1/courts/{court}/messages/{id}")).await;
+    // The store decides once per arrival: one delivery means no second send was ever queued.
+    assert_eq!(view["deliveries"].as_array().unwrap().len(), 1, "one delivery for the message: {view:#}");
+    assert_eq!(view["deliveries"][0]["state"], "ACCEPTED");
     let state = h.sim_state().await;
     assert_eq!(state["records"], record_before, "no second record; the original is untouched");
     assert_eq!(state["counters"]["double_records"], 0);
-    let (_, view) = h.api(&format!("/api/v1/courts/{court}/messages/{id}")).await;
+    assert_eq!(state["counters"]["received"], 1, "CARPOS saw exactly one request");
     let listed = view["statuses"].as_array().unwrap();
     let original: Vec<_> = listed.iter().filter(|s| s["status"] != "CONFLICT_REJECTED").collect();
     assert_eq!(original.len(), first.len(), "the original's statuses are unchanged");
@@ -189,4 +194,37 @@ async fn bad_input_of_every_kind_is_rejected_and_never_blocks_the_queue() {
     let (_, dead) = h.api(&format!("/api/v1/dead-letters?court={court}")).await;
     assert_eq!(dead.as_array().unwrap().len(), cases.len(), "one dead letter per bad input");
     h.stop().await;
+}
+
+/// Proves the broker declares the ICD §1 topology for each configured court,
+/// idempotently (a second broker start declares it again without error),
+/// with durable quorum queues and no other argument: redeclaring with
+/// exactly `x-queue-type=quorum` succeeds, and any other arguments fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topology_is_declared_idempotently_with_quorum_queues_only() {
+    use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
+    use lapin::types::{AMQPValue, FieldTable};
+
+    let court = unique_ori();
+    let first = Harness::start(&[&court]).await;
+    let second = Harness::start(&[&court]).await; // declares the same topology again
+    let conn = lapin::Connection::connect(&amqp_url(), Default::default()).await.unwrap();
+    let mut quorum = FieldTable::default();
+    quorum.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    for q in [format!("por.inbound.{court}"), format!("por.responses.{court}"), "por.dead".to_string()] {
+        let ch = conn.create_channel().await.unwrap();
+        let same = QueueDeclareOptions { durable: true, ..Default::default() };
+        ch.queue_declare(q.as_str().into(), same, quorum.clone()).await.expect("identical redeclare succeeds");
+        let mut other = quorum.clone();
+        other.insert("x-max-length".into(), AMQPValue::LongLongInt(10));
+        let ch = conn.create_channel().await.unwrap();
+        assert!(ch.queue_declare(q.as_str().into(), same, other).await.is_err(), "{q}: extra arguments are refused");
+    }
+    let ch = conn.create_channel().await.unwrap();
+    let passive = ExchangeDeclareOptions { passive: true, ..Default::default() };
+    ch.exchange_declare("por.inbound".into(), lapin::ExchangeKind::Topic, passive, FieldTable::default()).await.unwrap();
+    ch.exchange_declare("por.responses".into(), lapin::ExchangeKind::Direct, passive, FieldTable::default()).await.unwrap();
+    let _ = conn.close(200, "done".into()).await;
+    second.stop().await;
+    first.stop().await;
 }

@@ -21,7 +21,7 @@ CREATE TABLE inbound_messages (
     content_type     TEXT    NOT NULL,           -- application/xml or text/plain
     layout           TEXT,                       -- x-por-layout header, when given
     received_at      BIGINT  NOT NULL,           -- when the broker received it
-    outcome          TEXT    NOT NULL,           -- ACCEPTED | REJECTED | DUPLICATE (same order, sequence and content as an accepted message)
+    outcome          TEXT    NOT NULL,           -- ACCEPTED (also when later refused in sequence: its sequence stays used) | REJECTED | DUPLICATE (same order, sequence and content as an accepted message)
     order_number     TEXT,                       -- when it could be read
     sequence         BIGINT,                     -- when it could be read
     action           TEXT,                       -- ISSUE | MODIFY | TERMINATE | CANCEL | SERVICE, when it could be read
@@ -40,13 +40,16 @@ CREATE INDEX inbound_messages_received_at ON inbound_messages (received_at);
 
 -- orders: the current state of each order key (court, order number), as the
 -- gap-free prefix of its accepted messages (sequences 1..applied_sequence)
--- leaves it. Messages past a gap are accepted but applied once it fills.
+-- leaves it. Messages past a gap are accepted but settled once it fills: applied,
+-- or, when the order is closed (or already issued) by then, refused with their
+-- deliveries DEAD and dead letters at stage sequence.
 CREATE TABLE orders (
     court_ori        TEXT    NOT NULL,           -- the issuing court's ORI
     order_number     TEXT    NOT NULL,           -- the court's order number
     state            TEXT    NOT NULL,           -- NEW (nothing applied yet) | ACTIVE | TERMINATED | CANCELLED
-    applied_sequence BIGINT  NOT NULL,           -- highest n with sequences 1..n all accepted and applied here
+    applied_sequence BIGINT  NOT NULL,           -- highest n with sequences 1..n all accepted and settled here (applied, or refused as ORDER_CLOSED/SEQUENCE_CONFLICT)
     last_sequence    BIGINT  NOT NULL,           -- highest accepted sequence (may be past a gap)
+    closed_sequence  BIGINT,                     -- the applied TERMINATE or CANCEL that closed the order; NULL while NEW or ACTIVE
     order_json       TEXT,                       -- current canonical OrderMessage (serde_json); NULL while NEW
     clets_nic        TEXT,                       -- CARPOS record id from the latest EPO ACK; cleared when XPO is acknowledged
     created_at       BIGINT  NOT NULL,
@@ -95,8 +98,8 @@ CREATE TABLE statuses (
     id               BIGSERIAL PRIMARY KEY,
     court_ori        TEXT    NOT NULL,           -- the court it goes to
     correlates_to    TEXT    NOT NULL,           -- the inbound message_id (AMQP correlation_id)
-    inbound_id       BIGINT REFERENCES inbound_messages (id), -- NULL for CONFLICT_REJECTED (not part of the original's stream)
-    status_sequence  BIGINT  NOT NULL,           -- por:StatusSequence, per inbound message
+    inbound_id       BIGINT REFERENCES inbound_messages (id), -- NULL for CONFLICT_REJECTED (numbered from the original's counter, but not re-sent with it)
+    status_sequence  BIGINT  NOT NULL,           -- por:StatusSequence, per correlation id (inbound message_id)
     kind             TEXT    NOT NULL,           -- ACCEPTED | REJECTED | CONFLICT_REJECTED | PARTNER_ACCEPTED | PARTNER_REJECTED | DEAD_LETTERED
     partner          TEXT,                       -- for partner statuses
     message_json     TEXT    NOT NULL,           -- the StatusMessage (serde_json)
@@ -112,13 +115,13 @@ CREATE INDEX statuses_pending ON statuses (id) WHERE published_at IS NULL;
 CREATE TABLE dead_letters (
     id               BIGSERIAL PRIMARY KEY,
     inbound_id       BIGINT,                     -- inbound_messages.id (may be purged)
-    delivery_id      BIGINT,                     -- deliveries.id for stage deliver (may be purged)
+    delivery_id      BIGINT,                     -- deliveries.id for stages deliver and sequence (may be purged)
     court_ori        TEXT    NOT NULL,
     message_id       TEXT    NOT NULL,           -- the inbound message_id
     order_number     TEXT,
-    sequence         BIGINT, 
-    stage            TEXT    NOT NULL,           -- validate | deliver
-    partner          TEXT,                       -- for stage deliver
+    sequence         BIGINT,
+    stage            TEXT    NOT NULL,           -- validate | sequence (refused when applied in sequence) | deliver
+    partner          TEXT,                       -- for stages deliver and sequence (NULL at sequence when nothing was routed)
     reason           TEXT    NOT NULL,           -- the ICD §4 code that sums it up
     errors_json      TEXT    NOT NULL,           -- Vec<FieldError> (serde_json)
     body             BYTEA   NOT NULL,           -- the original bytes
@@ -130,3 +133,20 @@ CREATE TABLE dead_letters (
 CREATE INDEX dead_letters_created ON dead_letters (created_at);
 CREATE INDEX dead_letters_court ON dead_letters (court_ori, created_at);
 CREATE INDEX dead_letters_pending ON dead_letters (id) WHERE published_at IS NULL;
+
+-- conflicts: each arrival of a known (court, message_id) with a different body
+-- (ICD §5 CONFLICT_REJECTED), kept like an inbound message: its bytes, hash and
+-- time. The original inbound message is untouched. A repeat of the same
+-- conflicting body is answered with the same status, not a new row.
+CREATE TABLE conflicts (
+    id               BIGSERIAL PRIMARY KEY,
+    court_ori        TEXT    NOT NULL,           -- the court's ORI (queue routing key)
+    message_id       TEXT    NOT NULL,           -- the message_id it shares with the original
+    body_sha256      TEXT    NOT NULL,           -- lowercase hex SHA-256 of body
+    body             BYTEA   NOT NULL,           -- the AMQP body as received
+    content_type     TEXT    NOT NULL,           -- as received
+    received_at      BIGINT  NOT NULL,           -- when the broker received it
+    status_id        BIGINT  NOT NULL REFERENCES statuses (id) -- its CONFLICT_REJECTED status
+);
+CREATE UNIQUE INDEX conflicts_body ON conflicts (court_ori, message_id, body_sha256);
+CREATE INDEX conflicts_received_at ON conflicts (received_at);

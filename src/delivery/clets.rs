@@ -89,7 +89,7 @@ impl PartnerAdapter for CletsPartner {
                         warnings: translation.warnings,
                     },
                     CletsReply::Rej { code, message, .. } => {
-                        tracing::warn!(partner = "CLETS", delivery = job.id, code = %code, "CLETS rejected the message; it is now a dead letter.");
+                        tracing::error!(partner = "CLETS", delivery = job.id, code = %code, "CLETS rejected the message; it is now a dead letter for operators.");
                         DeliveryOutcome::Rejected { reason: format!("{code}: {message}"), warnings: translation.warnings }
                     }
                     CletsReply::Bsy { message, .. } => self.retry_or_give_up(&job, format!("BSY: {message}")),

@@ -7,10 +7,13 @@
 //!    one per order, and only when every earlier sequence of that order has
 //!    been accepted by this partner — so each order's messages go out in
 //!    sequence order, while different orders proceed in parallel;
-//! 2. attempts them concurrently (bounded by the partner's connections);
-//! 3. records every attempt and outcome in one transaction
-//!    ([`Store::record_deliveries`]), with the statuses and dead letters
-//!    they produce, and hands those to the [`Relay`].
+//! 2. attempts them concurrently (bounded by the partner's connections),
+//!    never two of the same order at once;
+//! 3. records each attempt and outcome as soon as it is in — with any
+//!    others finished at the same moment, in one transaction
+//!    ([`Store::record_deliveries`]) — with the statuses and dead letters
+//!    they produce, and hands those to the [`Relay`]. A slow order never
+//!    holds back another's results.
 //!
 //! A crash between a send and its record means the send is repeated. That
 //! is safe: the request carries the same MCN (CLETS) or Idempotency-Key,
@@ -21,11 +24,13 @@
 pub mod clets;
 pub mod retry;
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -54,45 +59,74 @@ pub struct DeliveryLoop<A> {
 }
 
 impl<A: PartnerAdapter> DeliveryLoop<A> {
-    /// Runs rounds until `stop`; a round in progress is finished first.
+    /// Runs until `stop`; attempts in flight are finished and recorded
+    /// first.
+    ///
+    /// Attempts run concurrently, up to `concurrency`, and each result is
+    /// recorded as soon as it is in (with any others that finished at the
+    /// same moment, in one transaction), so a slow order never holds back
+    /// the others' results or the next work.
     pub async fn run(self, stop: CancellationToken) {
         let partner = self.adapter.partner();
-        while !stop.is_cancelled() {
-            let worked = match self.round(&partner).await {
-                Ok(n) => n > 0,
-                Err(e) => {
-                    tracing::warn!(partner = %partner, error = %e, "Delivery round failed; will try again.");
-                    false
-                }
-            };
-            if !worked {
-                tokio::select! {
-                    _ = self.wake.notified() => {}
-                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
-                    _ = stop.cancelled() => {}
+        let cap = self.concurrency.max(1);
+        let mut in_flight = FuturesUnordered::new();
+        let mut flying: HashSet<i64> = HashSet::new();
+        loop {
+            if stop.is_cancelled() && in_flight.is_empty() {
+                break;
+            }
+            if !stop.is_cancelled() && flying.len() < cap {
+                let want = (cap + flying.len()).min(self.batch.max(1) as usize + flying.len()) as u32;
+                match self.store.due_deliveries(&partner, Utc::now(), want).await {
+                    Ok(jobs) => {
+                        for job in jobs {
+                            if flying.len() >= cap {
+                                break;
+                            }
+                            if flying.insert(job.id) {
+                                let adapter = self.adapter.clone();
+                                in_flight.push(async move { adapter.attempt(job).await });
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(partner = %partner, error = %e, "Could not read due deliveries; will try again."),
                 }
             }
+            let first = tokio::select! {
+                Some(result) = in_flight.next(), if !in_flight.is_empty() => Some(result),
+                _ = self.wake.notified() => None,
+                _ = tokio::time::sleep(Duration::from_millis(250)) => None,
+                _ = stop.cancelled(), if in_flight.is_empty() => None,
+            };
+            let Some(first) = first else { continue };
+            let mut results = vec![first];
+            while let Some(Some(more)) = in_flight.next().now_or_never() {
+                results.push(more);
+            }
+            for r in &results {
+                flying.remove(&r.delivery_id);
+            }
+            self.record(&partner, results).await;
         }
     }
 
-    async fn round(&self, partner: &PartnerId) -> anyhow::Result<usize> {
-        let jobs = self.store.due_deliveries(partner, Utc::now(), self.batch).await?;
-        let n = jobs.len();
-        if n == 0 {
-            return Ok(0);
-        }
-        let results: Vec<DeliveryResult> = futures::stream::iter(jobs)
-            .map(|job| self.adapter.attempt(job))
-            .buffer_unordered(self.concurrency.max(1))
-            .collect()
-            .await;
-        let produced = self.store.record_deliveries(results).await?;
-        let relay = self.relay.clone();
-        tokio::spawn(async move {
-            if let Err(e) = relay.send(&produced.statuses, &produced.dead_letters).await {
-                tracing::warn!(error = %e, "Partner statuses not confirmed yet; the outbox sweep will resend them.");
+    /// Records results; if the store is failing they are dropped, which is
+    /// safe: the deliveries are still pending and will be attempted again
+    /// with the same MCN or Idempotency-Key.
+    async fn record(&self, partner: &PartnerId, results: Vec<DeliveryResult>) {
+        match self.store.record_deliveries(results).await {
+            Ok(produced) => {
+                let relay = self.relay.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = relay.send(&produced.statuses, &produced.dead_letters).await {
+                        tracing::warn!(error = %e, "Partner statuses not confirmed yet; the outbox sweep will resend them.");
+                    }
+                });
             }
-        });
-        Ok(n)
+            Err(e) => {
+                tracing::warn!(partner = %partner, error = %e, "Could not record partner results; the deliveries will be attempted again.");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
     }
 }

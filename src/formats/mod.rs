@@ -4,6 +4,8 @@
 //! - [`fixed`]: fixed-width records read through declarative layouts
 //!   (ICD §3), with `cms-a/1` shipped as a data file under `schemas/`.
 //! - [`clets`]: the ICD §6 request text written for CARPOS.
+//! - [`batch`]: batch files (ICD §3): header, order messages, trailer, for
+//!   the court-side file-drop adapter and `porter validate`.
 //!
 //! Every reader is total: it never panics on any input, bounds what it reads,
 //! and reports every problem as a [`FieldError`] naming the field, its
@@ -11,6 +13,7 @@
 //! it also returns errors, so that a `REJECTED` status can still name the
 //! order number and sequence.
 
+pub mod batch;
 pub mod clets;
 pub mod fixed;
 pub mod xml;

@@ -6,6 +6,7 @@
 //! field-level error.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use lapin::BasicProperties;
@@ -17,6 +18,7 @@ use crate::formats::fixed::Layout;
 use crate::formats::xml::{XmlLimits, read_order};
 use crate::formats::{MAX_MESSAGE_BYTES, Parsed};
 use crate::mapping::clets::CletsTables;
+use crate::mapping::code_map::CodeMap;
 use crate::mapping::codes::CodeLists;
 use crate::model::{ErrorCode, FieldError, OrderMessage, PartnerId};
 use crate::routing::route;
@@ -29,11 +31,25 @@ pub const MAX_MESSAGE_ID: usize = 64;
 
 /// Everything read from `schemas/` and `mappings/` at start.
 pub struct Formats {
-    /// Layouts by name (`cms-a/1`, …).
+    /// Layouts by name (`cms-a/1`, …), each with its default code-map set attached.
     pub layouts: HashMap<String, Layout>,
+    /// Code-map sets by name (`cms-b`, …), from `mappings/code-maps/`.
+    pub code_maps: HashMap<String, Arc<CodeMap>>,
     pub codes: CodeLists,
     pub clets: CletsTables,
     pub xml_limits: XmlLimits,
+}
+
+impl Formats {
+    /// The code-map set for `court`'s messages in `layout`: the court's own
+    /// (`code_map` in its configuration), else the layout's default; `None`
+    /// when the codes are canonical.
+    pub fn code_map_for<'a>(&'a self, court: &CourtConfig, layout: &'a Layout) -> Option<&'a CodeMap> {
+        match &court.code_map {
+            Some(name) => self.code_maps.get(name).map(Arc::as_ref),
+            None => layout.code_map(),
+        }
+    }
 }
 
 /// The AMQP properties the intake reads (ICD §1).
@@ -66,11 +82,17 @@ impl InboundProperties {
     }
 }
 
-/// Examines one message from `court`'s queue.
-pub fn examine(court: &CourtConfig, props: &InboundProperties, body: &[u8], formats: &Formats) -> IntakeItem {
+/// Reads what every inbound message has, valid or not: its hash, its
+/// `message_id` (a synthetic one when missing or unusable), its content type
+/// (kept printable), and the property errors.
+pub fn receive(court: &CourtConfig, props: &InboundProperties, body: &[u8]) -> (InboundMessage, Vec<FieldError>) {
     let body_sha256 = hex::encode(Sha256::digest(body));
     let mut errors = Vec::new();
     let message_id = match props.message_id.as_deref().filter(|m| !m.is_empty()) {
+        Some(m) if m.chars().any(char::is_control) => {
+            errors.push(FieldError::new(ErrorCode::InvalidFormat, "message_id", "message_id contains control characters"));
+            format!("invalid-{}", &body_sha256[..16])
+        }
         Some(m) if m.chars().count() <= MAX_MESSAGE_ID => m.to_string(),
         Some(m) => {
             errors.push(FieldError::new(ErrorCode::TooLong, "message_id", format!("{} characters; at most {MAX_MESSAGE_ID}", m.chars().count())));
@@ -84,7 +106,31 @@ pub fn examine(court: &CourtConfig, props: &InboundProperties, body: &[u8], form
     if props.delivery_mode != Some(2) {
         errors.push(FieldError::new(ErrorCode::InvalidFormat, "delivery_mode", "messages must be published persistent (delivery_mode 2)"));
     }
-    let content_type = props.content_type.clone().unwrap_or_default();
+    // Stored and echoed: keep it printable and short whatever was sent.
+    let content_type: String = props
+        .content_type
+        .clone()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(100)
+        .collect();
+    let inbound = InboundMessage {
+        court_ori: court.ori.clone(),
+        message_id,
+        body: body.to_vec(),
+        body_sha256,
+        content_type,
+        layout: None,
+        received_at: Utc::now(),
+    };
+    (inbound, errors)
+}
+
+/// Examines one message from `court`'s queue.
+pub fn examine(court: &CourtConfig, props: &InboundProperties, body: &[u8], formats: &Formats) -> IntakeItem {
+    let (mut inbound, mut errors) = receive(court, props, body);
+    let content_type = inbound.content_type.clone();
     let mut layout_used = None;
     let mut attempted = true;
     let parsed = if body.len() > MAX_MESSAGE_BYTES {
@@ -99,7 +145,9 @@ pub fn examine(court: &CourtConfig, props: &InboundProperties, body: &[u8], form
                 match formats.layouts.get(&name).filter(|_| court.layouts.contains(&name)) {
                     Some(layout) => {
                         layout_used = Some(name);
-                        let mut parsed = layout.read_order(body);
+                        // Court codes are mapped to canonical ones here, after
+                        // parsing and before validation.
+                        let mut parsed = layout.read_order_with(body, formats.code_map_for(court, layout));
                         parsed.message.sent_at = props.timestamp.and_then(sent_at);
                         parsed
                     }
@@ -128,15 +176,7 @@ pub fn examine(court: &CourtConfig, props: &InboundProperties, body: &[u8], form
         let checked = validate(&message, &parsed.locations, &ctx);
         errors.extend(merge(parsed.errors, checked));
     }
-    let inbound = InboundMessage {
-        court_ori: court.ori.clone(),
-        message_id,
-        body: body.to_vec(),
-        body_sha256,
-        content_type,
-        layout: layout_used,
-        received_at: Utc::now(),
-    };
+    inbound.layout = layout_used;
     let verdict = if errors.is_empty() { accept(message, court, formats) } else { reject(&message, errors) };
     IntakeItem { inbound, verdict }
 }

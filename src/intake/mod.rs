@@ -30,10 +30,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::CourtConfig;
 use crate::status::Relay;
-use crate::store::{IntakeOutcome, Store};
+use crate::model::{ErrorCode, FieldError};
+use crate::store::{IntakeItem, IntakeOutcome, Store, Verdict};
 use crate::transport::consumer::InboundDelivery;
 
-pub use examine::{Formats, InboundProperties, examine};
+pub use examine::{Formats, InboundProperties, examine, receive};
 
 /// The intake loop's parts.
 pub struct Intake {
@@ -46,9 +47,13 @@ pub struct Intake {
     pub deliveries_due: Arc<Notify>,
 }
 
+/// How long shutdown waits for committed batches' confirms before leaving
+/// them to redelivery (RabbitMQ may be down).
+const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+
 impl Intake {
-    /// Runs until `stop` fires, then waits for the acknowledgements of
-    /// batches already committed.
+    /// Runs until `stop` fires, then waits (bounded) for the
+    /// acknowledgements of batches already committed.
     pub async fn run(self, mut rx: mpsc::Receiver<InboundDelivery>, stop: CancellationToken) {
         let mut acks = JoinSet::new();
         loop {
@@ -64,49 +69,80 @@ impl Intake {
                     Err(_) => break,
                 }
             }
-            self.process(batch, &mut acks).await;
+            self.process(batch, &mut acks, &stop).await;
             while acks.try_join_next().is_some() {}
         }
-        while acks.join_next().await.is_some() {}
+        let drained = tokio::time::timeout(DRAIN_LIMIT, async { while acks.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(pending = acks.len(), "Statuses not confirmed before shutdown; their messages will be redelivered and answered again.");
+            acks.abort_all();
+        }
     }
 
-    async fn process(&self, batch: Vec<InboundDelivery>, acks: &mut JoinSet<()>) {
+    async fn process(&self, batch: Vec<InboundDelivery>, acks: &mut JoinSet<()>, stop: &CancellationToken) {
         let formats = self.formats.clone();
         let courts = self.courts.clone();
         let examined = tokio::task::spawn_blocking(move || {
-            let items = batch
-                .iter()
-                .map(|d| {
-                    let props = InboundProperties::from_amqp(&d.delivery.properties);
-                    examine(&courts[&d.court_ori], &props, &d.delivery.data, &formats)
-                })
-                .collect::<Vec<_>>();
+            let items = batch.iter().map(|d| examine_guarded(&courts[&d.court_ori], d, &formats)).collect::<Vec<_>>();
             (batch, items)
         })
         .await;
-        let (batch, items) = match examined {
-            Ok(x) => x,
-            Err(e) => {
-                tracing::error!(error = %e, "Intake examination panicked; deliveries will be redelivered.");
-                return;
-            }
+        let Ok((batch, items)) = examined else {
+            // examine_guarded catches panics; this is the blocking pool failing.
+            tracing::error!("Intake examination could not run; the batch will be redelivered.");
+            return;
         };
-        let size = batch.len();
-        match self.store.intake(items).await {
-            Ok(outcomes) => {
-                metrics::counter!("porter_intake_committed_total").increment(size as u64);
-                self.deliveries_due.notify_waiters();
-                let relay = self.relay.clone();
-                acks.spawn(confirm_then_ack(relay, batch, outcomes));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, batch = size, "Store commit failed; returning deliveries to their queues.");
-                metrics::counter!("porter_intake_store_errors_total").increment(1);
-                for d in batch {
-                    requeue(&d).await;
+        let Some(outcomes) = self.commit(items, stop).await else { return };
+        metrics::counter!("porter_intake_committed_total").increment(batch.len() as u64);
+        self.deliveries_due.notify_waiters();
+        acks.spawn(confirm_then_ack(self.relay.clone(), batch, outcomes));
+    }
+
+    /// Commits a batch, retrying with backoff while the store is failing
+    /// (the deliveries stay unacknowledged and are not requeued, so they do
+    /// not count against RabbitMQ's delivery limit). After three failures a
+    /// batch is committed one item at a time, so a single item the store
+    /// cannot take does not hold back the others. Returns `None` only when
+    /// stopped first; those deliveries are redelivered at the next start.
+    async fn commit(&self, items: Vec<IntakeItem>, stop: &CancellationToken) -> Option<Vec<IntakeOutcome>> {
+        let mut delay = Duration::from_millis(100);
+        for attempt in 1.. {
+            if attempt > 3 && items.len() > 1 {
+                let mut outcomes = Vec::with_capacity(items.len());
+                for item in &items {
+                    outcomes.extend(Box::pin(self.commit(vec![item.clone()], stop)).await?);
                 }
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                return Some(outcomes);
             }
+            match self.store.intake(items.clone()).await {
+                Ok(outcomes) => return Some(outcomes),
+                Err(e) => {
+                    tracing::error!(error = %e, batch = items.len(), attempt, "Store commit failed; holding the batch and retrying.");
+                    metrics::counter!("porter_intake_store_errors_total").increment(1);
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.cancelled() => return None,
+            }
+            delay = (delay * 2).min(Duration::from_secs(10));
+        }
+        None
+    }
+}
+
+/// Examines one delivery; a panic (a bug, never expected) becomes a
+/// rejection with a dead letter instead of a stranded delivery.
+fn examine_guarded(court: &CourtConfig, d: &InboundDelivery, formats: &Formats) -> IntakeItem {
+    let props = InboundProperties::from_amqp(&d.delivery.properties);
+    let run = || examine(court, &props, &d.delivery.data, formats);
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+        Ok(item) => item,
+        Err(_) => {
+            tracing::error!(court = %court.ori, "Examining a message panicked; it is rejected as a dead letter. This is a bug.");
+            let error = FieldError::new(ErrorCode::InvalidFormat, "message", "Porter could not read this message (internal error); operators have been alerted");
+            let (inbound, _) = receive(court, &props, &d.delivery.data);
+            IntakeItem { inbound, verdict: Verdict::Rejected { order_number: None, sequence: None, errors: vec![error] } }
         }
     }
 }
@@ -117,9 +153,9 @@ async fn confirm_then_ack(relay: Relay, batch: Vec<InboundDelivery>, outcomes: V
     let mut dead = Vec::new();
     for outcome in outcomes {
         match outcome {
-            IntakeOutcome::Stored { statuses: s, dead_letter } => {
+            IntakeOutcome::Stored { statuses: s, dead_letters } => {
                 statuses.extend(s);
-                dead.extend(dead_letter);
+                dead.extend(dead_letters);
             }
             IntakeOutcome::Duplicate { statuses: s } => statuses.extend(s),
             IntakeOutcome::Conflict { status } => statuses.push(status),
@@ -128,8 +164,12 @@ async fn confirm_then_ack(relay: Relay, batch: Vec<InboundDelivery>, outcomes: V
     match relay.send(&statuses, &dead).await {
         Ok(()) => {
             for d in &batch {
-                if let Err(e) = d.delivery.acker.ack(BasicAckOptions::default()).await {
-                    tracing::warn!(court = %d.court_ori, error = %e, "Ack failed; the delivery will come again and be recognised as a duplicate.");
+                match d.delivery.acker.ack(BasicAckOptions::default()).await {
+                    Ok(true) => {}
+                    Ok(false) | Err(_) => {
+                        metrics::counter!("porter_intake_ack_lost_total").increment(1);
+                        tracing::warn!(court = %d.court_ori, "Ack not delivered (channel gone); the message will come again and be answered as a duplicate.");
+                    }
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! CLETS tables (`mappings/clets.toml`): which message key each action
-//! becomes, which fields each key carries in which order, each field's tag
-//! and maximum, and canonical → CLETS code tables.
+//! becomes, which fields each key carries in which order, which of them it
+//! requires (ICD §6 R/O/–), which may repeat, each field's tag and maximum,
+//! and canonical → CLETS code tables.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,6 +17,25 @@ pub const KNOWN_FIELDS: &[&str] = &[
     "oca", "typ", "isd", "exp", "ext", "brady", "pco", "ppn", "psx", "ppr", "ppb", "mis", "doc",
     "rea", "svd", "svt", "svb", "sva", "svm",
 ];
+
+/// The members of the repeated protected-person group, in wire order; the
+/// group is named `protected` in `[field_order]` and `[repeats]`, and a new
+/// group starts with its first member.
+pub const PROTECTED_GROUP: &[&str] = &["ppn", "psx", "ppr", "ppb"];
+
+/// The name of the protected-person group in `[field_order]` and `[repeats]`.
+pub const PROTECTED: &str = "protected";
+
+/// Whether a message key carries a field (ICD §6: R, O or –).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    /// R: the key must carry it.
+    Required,
+    /// O: the key may carry it.
+    Optional,
+    /// –: the key never carries it.
+    Absent,
+}
 
 /// Code tables the translator needs.
 pub const CODE_TABLES: &[&str] =
@@ -34,6 +54,11 @@ pub struct FieldSpec {
 struct CletsFile {
     message_keys: BTreeMap<String, String>,
     field_order: BTreeMap<String, Vec<String>>,
+    presence: BTreeMap<String, BTreeMap<String, String>>,
+    #[serde(default)]
+    required_with: BTreeMap<String, String>,
+    #[serde(default)]
+    repeats: BTreeMap<String, usize>,
     fields: BTreeMap<String, FieldSpec>,
     codes: BTreeMap<String, BTreeMap<String, String>>,
 }
@@ -43,7 +68,13 @@ struct CletsFile {
 pub struct CletsTables {
     message_keys: BTreeMap<Action, String>,
     field_order: BTreeMap<String, Vec<String>>,
+    /// Per key, per field (group members by name): required or optional.
+    presence: BTreeMap<String, BTreeMap<String, Presence>>,
+    required_with: BTreeMap<String, String>,
+    repeats: BTreeMap<String, usize>,
     fields: BTreeMap<String, FieldSpec>,
+    /// Wire tag → field name.
+    by_tag: BTreeMap<String, String>,
     codes: BTreeMap<String, BTreeMap<String, String>>,
 }
 
@@ -100,12 +131,88 @@ impl CletsTables {
                 return Err(MappingError::new(path, format!("[codes]: missing table {table:?}")));
             }
         }
+        let mut by_tag = BTreeMap::new();
+        for (name, spec) in &file.fields {
+            let tag_ok = !spec.tag.is_empty()
+                && spec.tag.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+            if !tag_ok {
+                return Err(MappingError::new(
+                    path,
+                    format!("[fields] entry {name:?}: tag {:?} must be A-Z and 0-9", spec.tag),
+                ));
+            }
+            if spec.max == 0 {
+                return Err(MappingError::new(path, format!("[fields] entry {name:?}: max must be at least 1")));
+            }
+            if let Some(other) = by_tag.insert(spec.tag.clone(), name.clone()) {
+                return Err(MappingError::new(
+                    path,
+                    format!("[fields] entry {name:?}: tag {:?} is also the tag of {other:?}", spec.tag),
+                ));
+            }
+        }
+        let presence = check_presence(&file, path)?;
+        for (field, needs) in &file.required_with {
+            for f in [field, needs] {
+                if !file.fields.contains_key(f) {
+                    return Err(MappingError::new(path, format!("[required_with] entry {field:?}: unknown field {f:?}")));
+                }
+            }
+        }
+        for (name, &max) in &file.repeats {
+            if name != PROTECTED && (!file.fields.contains_key(name) || PROTECTED_GROUP.contains(&name.as_str())) {
+                return Err(MappingError::new(
+                    path,
+                    format!("[repeats] entry {name:?}: not a field (or {PROTECTED:?}) that can repeat"),
+                ));
+            }
+            if max == 0 {
+                return Err(MappingError::new(path, format!("[repeats] entry {name:?}: must be at least 1")));
+            }
+        }
         Ok(CletsTables {
             message_keys,
             field_order: file.field_order,
+            presence,
+            required_with: file.required_with,
+            repeats: file.repeats,
             fields: file.fields,
+            by_tag,
             codes: file.codes,
         })
+    }
+
+    /// Whether `mke` is one of the message keys (`EPO`, …).
+    pub fn is_message_key(&self, mke: &str) -> bool {
+        self.message_keys.values().any(|k| k == mke)
+    }
+
+    /// Whether `mke` carries `field` (a field name; group members by name),
+    /// and whether it requires it.
+    pub fn presence(&self, mke: &str, field: &str) -> Presence {
+        self.presence.get(mke).and_then(|p| p.get(field)).copied().unwrap_or(Presence::Absent)
+    }
+
+    /// The field whose presence makes `field` required (`ols` → `oln`).
+    pub fn required_with(&self, field: &str) -> Option<&str> {
+        self.required_with.get(field).map(String::as_str)
+    }
+
+    /// How often a field, or the `protected` group, may occur in one
+    /// request (1 unless `[repeats]` says more).
+    pub fn max_repeats(&self, field_or_group: &str) -> usize {
+        self.repeats.get(field_or_group).copied().unwrap_or(1)
+    }
+
+    /// The field name a wire tag stands for (`NAM` → `name`).
+    pub fn field_by_tag(&self, tag: &str) -> Option<&str> {
+        self.by_tag.get(tag).map(String::as_str)
+    }
+
+    /// Whether `clets` is a CLETS code of the table (a value, not a key,
+    /// of `[codes.<table>]`).
+    pub fn is_clets_code(&self, table: &str, clets: &str) -> bool {
+        self.codes.get(table).is_some_and(|t| t.values().any(|v| v == clets))
     }
 
     /// The message key an action becomes (`EPO`, …).
@@ -127,6 +234,61 @@ impl CletsTables {
     pub fn code(&self, table: &str, canonical: &str) -> Option<&str> {
         self.codes.get(table)?.get(canonical).map(String::as_str)
     }
+}
+
+/// Checks `[presence]` against `[field_order]`: one table per key, naming
+/// exactly the fields the key carries (the group by its members), each `R`
+/// or `O`; and no field twice in one key's order.
+fn check_presence(
+    file: &CletsFile,
+    path: &Path,
+) -> Result<BTreeMap<String, BTreeMap<String, Presence>>, MappingError> {
+    let mut out = BTreeMap::new();
+    for mke in file.presence.keys() {
+        if !file.field_order.contains_key(mke) {
+            return Err(MappingError::new(path, format!("[presence.{mke}]: key {mke:?} has no [field_order] entry")));
+        }
+    }
+    for (mke, order) in &file.field_order {
+        let Some(table) = file.presence.get(mke) else {
+            return Err(MappingError::new(path, format!("[presence]: missing table for key {mke:?}")));
+        };
+        let mut carried: Vec<&str> = Vec::new();
+        for f in order {
+            let names: Vec<&str> = if f == PROTECTED { PROTECTED_GROUP.to_vec() } else { vec![f.as_str()] };
+            for n in names {
+                if carried.contains(&n) {
+                    return Err(MappingError::new(path, format!("[field_order] entry {mke:?}: field {n:?} twice")));
+                }
+                carried.push(n);
+            }
+        }
+        let mut resolved = BTreeMap::new();
+        for (field, rule) in table {
+            if !carried.contains(&field.as_str()) {
+                return Err(MappingError::new(
+                    path,
+                    format!("[presence.{mke}] entry {field:?}: not in the key's [field_order]"),
+                ));
+            }
+            let p = match rule.as_str() {
+                "R" => Presence::Required,
+                "O" => Presence::Optional,
+                other => {
+                    return Err(MappingError::new(
+                        path,
+                        format!("[presence.{mke}] entry {field:?}: {other:?} is neither \"R\" nor \"O\""),
+                    ));
+                }
+            };
+            resolved.insert(field.clone(), p);
+        }
+        if let Some(f) = carried.iter().find(|f| !table.contains_key(**f)) {
+            return Err(MappingError::new(path, format!("[presence.{mke}]: missing entry {f:?}")));
+        }
+        out.insert(mke.clone(), resolved);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -156,5 +318,43 @@ mod tests {
         let err = CletsTables::from_toml_str(&text, Path::new("mappings/clets.toml")).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("mappings/clets.toml") && msg.contains("nicc"), "{msg}");
+    }
+
+    /// The shipped presence table is the ICD §6 R/O/– table.
+    #[test]
+    fn shipped_presence_is_the_icd_table() {
+        let t = shipped();
+        assert_eq!(t.presence("EPO", "nic"), Presence::Absent);
+        assert_eq!(t.presence("MPO", "nic"), Presence::Required);
+        assert_eq!(t.presence("EPO", "ext"), Presence::Optional);
+        assert_eq!(t.presence("EPO", "ppn"), Presence::Required);
+        assert_eq!(t.presence("EPO", "ppr"), Presence::Optional);
+        assert_eq!(t.presence("CPO", "doc"), Presence::Required);
+        assert_eq!(t.presence("CPO", "name"), Presence::Absent);
+        assert_eq!(t.presence("SPO", "svm"), Presence::Required);
+        assert_eq!(t.required_with("ols"), Some("oln"));
+        assert_eq!(t.max_repeats("pco"), 9);
+        assert_eq!(t.max_repeats(PROTECTED), 9);
+        assert_eq!(t.max_repeats("nam"), 1);
+        assert_eq!(t.field_by_tag("PPN"), Some("ppn"));
+        assert!(t.is_message_key("XPO") && !t.is_message_key("ZZZ"));
+    }
+
+    /// A presence table that disagrees with the field order stops loading.
+    #[test]
+    fn presence_must_match_field_order() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/clets.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let load = |t: &str| CletsTables::from_toml_str(t, Path::new("mappings/clets.toml")).unwrap_err().to_string();
+        let msg = load(&text.replacen("[presence.CPO]\nnic = \"R\"\n", "[presence.CPO]\n", 1));
+        assert!(msg.contains("[presence.CPO]") && msg.contains("nic"), "{msg}");
+        let msg = load(&text.replacen("[presence.XPO]\nnic = \"R\"", "[presence.XPO]\nnic = \"X\"", 1));
+        assert!(msg.contains("neither"), "{msg}");
+        let msg = load(&text.replacen("[presence.XPO]\n", "[presence.XPO]\ndoc = \"O\"\n", 1));
+        assert!(msg.contains("not in the key's [field_order]"), "{msg}");
+        let msg = load(&text.replacen("rea = { tag = \"REA\"", "rea = { tag = \"DOC\"", 1));
+        assert!(msg.contains("also the tag"), "{msg}");
+        let msg = load(&text.replacen("protected = 9", "mis = 0", 1));
+        assert!(msg.contains("[repeats]"), "{msg}");
     }
 }

@@ -32,6 +32,10 @@ pub enum ErrorCode {
     Shortened,
     /// A value Porter sanitised on its way to a partner (warnings only).
     Sanitized,
+    /// Porter's warning code: this message repeats an accepted one (the same
+    /// order, sequence and canonical content under a new `message_id`) and
+    /// has no second effect.
+    Duplicate,
 }
 
 impl ErrorCode {
@@ -55,6 +59,7 @@ impl ErrorCode {
             ErrorCode::RetriesExhausted => "RETRIES_EXHAUSTED",
             ErrorCode::Shortened => "SHORTENED",
             ErrorCode::Sanitized => "SANITIZED",
+            ErrorCode::Duplicate => "DUPLICATE",
         }
     }
 }

@@ -53,7 +53,11 @@ impl Relay {
     /// Re-sends rows left unconfirmed, every few seconds, until `stop`.
     pub async fn sweep(self, stop: CancellationToken) {
         loop {
-            if let Err(e) = self.sweep_once().await {
+            let swept = tokio::select! {
+                r = self.sweep_once() => r,
+                _ = stop.cancelled() => return,
+            };
+            if let Err(e) = swept {
                 tracing::warn!(error = %e, "Outbox sweep failed; will try again.");
             }
             tokio::select! {

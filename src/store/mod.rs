@@ -19,10 +19,21 @@
 //!   crash between the two re-publishes, which the ICD allows (statuses are
 //!   at-least-once and carry `StatusSequence`).
 //! - **Tables.** `inbound_messages` (raw bytes, SHA-256, outcome: the
-//!   deduplication record of ICD §5), `orders` (current state per order key),
-//!   `deliveries` (one per inbound message and routed partner, in sequence
-//!   order), `partner_attempts` (every request and response), `statuses`
-//!   and `dead_letters`.
+//!   deduplication record of ICD §5), `conflicts` (each arrival of a known
+//!   `message_id` with a different body: its bytes, SHA-256 and time),
+//!   `orders` (current state per order key), `deliveries` (one per inbound
+//!   message and routed partner, in sequence order), `partner_attempts`
+//!   (every request and response), `statuses` and `dead_letters`.
+//! - **Status order.** Every status under one correlation id (inbound
+//!   `message_id`) takes its `StatusSequence` from one counter, the stored
+//!   message's, `CONFLICT_REJECTED` included, so they are totally ordered.
+//! - **Orders stay closed.** Messages are applied to their order in
+//!   sequence. A message that waited past a gap and finds the order closed
+//!   (by a TERMINATE or CANCEL that filled the gap, ICD §5) is not applied:
+//!   its deliveries become `DEAD`, with a `DEAD_LETTERED` status and a dead
+//!   letter at stage `sequence` (reason `ORDER_CLOSED`) per routed partner.
+//! - **Text.** Every text the store writes or looks up from input has NUL
+//!   replaced by U+FFFD (PostgreSQL refuses NUL in `TEXT`).
 
 pub mod sql;
 #[cfg(test)]
@@ -96,14 +107,17 @@ pub struct IntakeItem {
 /// What [`Store::intake`] did with one item.
 #[derive(Debug, Clone)]
 pub enum IntakeOutcome {
-    /// First arrival: stored with the statuses it produced (`ACCEPTED`, or
-    /// `REJECTED` plus its dead letter).
-    Stored { statuses: Vec<StoredStatus>, dead_letter: Option<StoredDeadLetter> },
+    /// First arrival: stored with the statuses and dead letters it produced:
+    /// its own `ACCEPTED`, or `REJECTED` plus its dead letter; and, when an
+    /// accepted message fills a sequence gap, the `DEAD_LETTERED` statuses and
+    /// dead letters of the waiting messages it left refused (a closed order).
+    Stored { statuses: Vec<StoredStatus>, dead_letters: Vec<StoredDeadLetter> },
     /// Same court, `message_id` and body as before: nothing changed. These
     /// are every status recorded for it so far, to be sent again.
     Duplicate { statuses: Vec<StoredStatus> },
     /// Same court and `message_id`, different body: the original is
-    /// untouched; this `CONFLICT_REJECTED` status answers the newcomer.
+    /// untouched; this `CONFLICT_REJECTED` status answers the newcomer (the
+    /// same status again when the same conflicting body comes again).
     Conflict { status: StoredStatus },
 }
 
@@ -117,7 +131,13 @@ pub struct StoredStatus {
 /// The stage at which a message became a dead letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeadLetterStage {
+    /// Parsing, validation and the intake's sequence rules (`REJECTED`).
     Validate,
+    /// Applying an accepted message in sequence, once its gap filled: the
+    /// order was closed (`ORDER_CLOSED`) or already issued
+    /// (`SEQUENCE_CONFLICT`) by then. Nothing was sent; not to be replayed.
+    Sequence,
+    /// Delivery to a partner.
     Deliver,
 }
 
@@ -125,6 +145,7 @@ impl DeadLetterStage {
     pub fn as_str(self) -> &'static str {
         match self {
             DeadLetterStage::Validate => "validate",
+            DeadLetterStage::Sequence => "sequence",
             DeadLetterStage::Deliver => "deliver",
         }
     }
@@ -237,10 +258,12 @@ pub struct DeliveryView {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Applies a batch of intake decisions in one transaction, in order.
-    /// Deduplicates by `(court, message_id, body SHA-256)`; for accepted
-    /// messages applies ICD §5's sequence rules (`SEQUENCE_CONFLICT`,
-    /// `ORDER_CLOSED`, re-entry after CANCEL, sequence 1 must be new),
-    /// updates the order, and queues one delivery per routed partner.
+    /// Deduplicates by `(court, message_id, body SHA-256)` and keeps each
+    /// conflicting arrival; for accepted messages applies ICD §5's sequence
+    /// rules (`SEQUENCE_CONFLICT`, `ORDER_CLOSED`, re-entry after CANCEL,
+    /// sequence 1 must be new), queues one delivery per routed partner, and
+    /// applies to the order every message no longer behind a gap, refusing
+    /// those the order is closed to by then.
     async fn intake(&self, items: Vec<IntakeItem>) -> StoreResult<Vec<IntakeOutcome>>;
 
     /// Deliveries for `partner` that may go now: pending, due, and with
@@ -265,7 +288,9 @@ pub trait Store: Send + Sync + 'static {
     async fn pending_dead_letters(&self, limit: u32) -> StoreResult<Vec<StoredDeadLetter>>;
     async fn mark_dead_letters_published(&self, ids: &[i64]) -> StoreResult<()>;
 
-    /// Every status of one inbound message, by status sequence.
+    /// Every status under one correlation id (inbound `message_id`), by
+    /// status sequence: the stored message's, and the `CONFLICT_REJECTED`
+    /// of each conflicting arrival among them.
     async fn statuses_for_message(
         &self,
         court_ori: &str,

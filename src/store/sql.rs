@@ -21,16 +21,25 @@
 //!   before they read what they decide on; unique indexes back both up.
 //! - **Intake rules (ICD §5).** See [`intake`]. In short, per item: the same
 //!   `(court, message_id)` is a duplicate (same body SHA-256) or a conflict
-//!   (different body); a rejected verdict is stored with its `REJECTED` status
-//!   and a dead letter at stage `validate`; an accepted verdict is checked
-//!   against the order's history (same sequence, closed order, re-entry, ISSUE
-//!   of an active order) and then stored with its deliveries and `ACCEPTED`.
+//!   (different body, kept in `conflicts`); a rejected verdict is stored with
+//!   its `REJECTED` status and a dead letter at stage `validate`; an accepted
+//!   verdict is checked against the order's history (same sequence, closed
+//!   order, re-entry, ISSUE of an active order) and then stored with its
+//!   deliveries and `ACCEPTED`. What a missing sequence could still make
+//!   valid (a re-entry ISSUE before its CANCEL, say) is held, not rejected.
 //! - **Orders are applied in sequence.** The `orders` row is the state that
 //!   the gap-free prefix of accepted messages (sequences `1..=applied_sequence`)
-//!   leaves. A message past a gap is accepted at intake, waits, and is applied
-//!   once the gap fills; its deliveries are not due before then. Keeping the
-//!   prefix on the order row (rather than recomputing it from the messages)
-//!   keeps the sequence rules right after old messages are purged.
+//!   leaves. A message past a gap is accepted at intake, waits, and is settled
+//!   once the gap fills: applied, or refused when the order is closed by then
+//!   (`ORDER_CLOSED`: after a TERMINATE, or after a CANCEL unless it is the
+//!   re-entry ISSUE right after it) or an ISSUE finds it active
+//!   (`SEQUENCE_CONFLICT`). A refused message leaves the order as it was; its
+//!   deliveries become `DEAD` with `DEAD_LETTERED` statuses and dead letters at
+//!   stage `sequence`. Its deliveries were never due before. `closed_sequence`
+//!   remembers which TERMINATE or CANCEL closed the order (the re-entry
+//!   ISSUE must be the one right after that CANCEL). Keeping the prefix on
+//!   the order row (rather than recomputing it from the messages) keeps the
+//!   sequence rules right after old messages are purged.
 //! - **Deliveries go out in order** per order and partner: a delivery is due
 //!   when it is pending, its time has come, its order has no gap below it
 //!   (`sequence <= orders.applied_sequence`) and every earlier delivery of the
@@ -44,13 +53,22 @@
 //! - **Statuses** are numbered per inbound message from a counter on its row
 //!   (`UPDATE … SET status_count = status_count + 1 … RETURNING`), so
 //!   concurrent writers never hand out the same `StatusSequence`. A
-//!   `CONFLICT_REJECTED` status belongs to no stored message: it has
-//!   `inbound_id` NULL and `StatusSequence` 1.
+//!   `CONFLICT_REJECTED` status takes its number from the original's counter
+//!   too, so every status under one correlation id is totally ordered, but it
+//!   keeps `inbound_id` NULL: a duplicate of the original re-sends only the
+//!   original's own statuses.
 //! - **Purge** forgets an inbound message (its row, statuses, deliveries and
 //!   attempts) once it is older than the cutoff, all of its statuses are
 //!   published and every delivery is `ACCEPTED` or `DISCARDED`; an open dead
-//!   letter (`REJECTED` or `DEAD` delivery) keeps its message. Dead letters
-//!   and order rows are never purged.
+//!   letter (`REJECTED` or `DEAD` delivery) keeps its message. A conflicting
+//!   arrival goes with its published `CONFLICT_REJECTED` once older than the
+//!   cutoff. Dead letters and order rows are never purged.
+//! - **No NUL in text.** PostgreSQL refuses NUL in `TEXT`, and one refused
+//!   value fails the whole batch (which the intake would then redeliver,
+//!   forever). Every text that comes from a court or a partner (ids, content
+//!   type, layout, order number, partner answers, reasons, NICs) is written
+//!   and looked up through `rows::text`, which replaces NUL with U+FFFD; JSON
+//!   columns need nothing, as serde writes NUL as `\u0000`.
 
 mod deliveries;
 mod intake;
@@ -197,6 +215,12 @@ impl SqlStore {
     /// Closes the pool, waiting for connections in use to come back.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+
+    /// The pool, for tests that look at rows no API returns.
+    #[cfg(test)]
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     async fn begin_write(&self) -> StoreResult<WriteTx<'_>> {

@@ -254,19 +254,19 @@ async fn intake_one(store: &dyn Store, item: IntakeItem) -> IntakeOutcome {
     outcomes.remove(0)
 }
 
-/// The statuses of a `Stored` outcome (panics on any other).
-fn stored(outcome: IntakeOutcome) -> (Vec<StoredStatus>, Option<StoredDeadLetter>) {
+/// The statuses and dead letters of a `Stored` outcome (panics on any other).
+fn stored(outcome: IntakeOutcome) -> (Vec<StoredStatus>, Vec<StoredDeadLetter>) {
     match outcome {
-        IntakeOutcome::Stored { statuses, dead_letter } => (statuses, dead_letter),
+        IntakeOutcome::Stored { statuses, dead_letters } => (statuses, dead_letters),
         other => panic!("expected Stored, got {other:?}"),
     }
 }
 
 /// Intake that must be accepted; returns the `ACCEPTED` status.
 async fn accept(store: &dyn Store, item: IntakeItem) -> StatusMessage {
-    let (statuses, dead_letter) = stored(intake_one(store, item).await);
-    assert!(dead_letter.is_none());
-    assert_eq!(statuses.len(), 1);
+    let (statuses, dead_letters) = stored(intake_one(store, item).await);
+    assert!(dead_letters.is_empty(), "{dead_letters:?}");
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
     let status = statuses[0].message.clone();
     assert_eq!(status.status, StatusKind::Accepted, "{status:?}");
     status
@@ -274,9 +274,10 @@ async fn accept(store: &dyn Store, item: IntakeItem) -> StatusMessage {
 
 /// Intake that must be rejected; returns the single error code.
 async fn reject_code(store: &dyn Store, item: IntakeItem) -> ErrorCode {
-    let (statuses, dead_letter) = stored(intake_one(store, item).await);
+    let (statuses, dead_letters) = stored(intake_one(store, item).await);
     assert_eq!(statuses[0].message.status, StatusKind::Rejected, "{:?}", statuses[0]);
-    let dl = dead_letter.expect("a rejected message is a dead letter");
+    assert_eq!(dead_letters.len(), 1, "a rejected message is one dead letter");
+    let dl = &dead_letters[0];
     assert_eq!(dl.stage, "validate");
     assert_eq!(dl.reason, statuses[0].message.errors[0].code.as_str());
     statuses[0].message.errors[0].code
@@ -358,7 +359,7 @@ async fn same_body_again_is_a_duplicate_with_earlier_statuses(store: SqlStore) {
     assert!(due_jobs(s, &PartnerId::Clets).await.is_empty());
 }
 
-/// The same message_id with another body gets CONFLICT_REJECTED (sequence 1, outbox) and leaves the original untouched.
+/// The same message_id with another body gets CONFLICT_REJECTED (next StatusSequence of the original, outbox), listed with the original's statuses, and leaves the original untouched.
 async fn same_message_id_with_other_body_is_a_conflict(store: SqlStore) {
     let s: &dyn Store = &store;
     accept(s, accepted("m-1", message("24DV01234", Action::Issue, 1, "001"), &clets())).await;
@@ -368,14 +369,16 @@ async fn same_message_id_with_other_body_is_a_conflict(store: SqlStore) {
     };
     let m = &status.message;
     assert_eq!(m.status, StatusKind::ConflictRejected);
-    assert_eq!((m.correlates_to.as_str(), m.status_sequence), ("m-1", 1));
+    assert_eq!((m.correlates_to.as_str(), m.status_sequence), ("m-1", 2));
     assert_eq!((m.court_ori.as_str(), m.order_number.as_deref()), (COURT, Some("24DV01234")));
     assert_eq!(m.errors[0].code, ErrorCode::DuplicateConflict);
     assert_eq!(m.errors[0].field, "message_id");
 
-    let original = s.statuses_for_message(COURT, "m-1").await.unwrap();
-    assert_eq!(original.len(), 1);
-    assert_eq!(original[0].message.status, StatusKind::Accepted);
+    // Listed after the original's statuses, in StatusSequence order.
+    let listed = s.statuses_for_message(COURT, "m-1").await.unwrap();
+    let kinds: Vec<_> = listed.iter().map(|st| st.message.status).collect();
+    assert_eq!(kinds, [StatusKind::Accepted, StatusKind::ConflictRejected]);
+    assert_eq!(listed[1], status);
     assert_eq!(s.deliveries_for_message(COURT, "m-1").await.unwrap().len(), 1);
     let job = due_for(s, &PartnerId::Clets, "24DV01234").await.unwrap();
     assert_eq!(job.order.order.case_number.as_deref(), Some("24FL001"));
@@ -393,13 +396,14 @@ async fn rejected_message_gets_status_and_dead_letter_and_frees_its_sequence(sto
     ];
     let item = rejected(COURT, "bad-1", errors.clone());
     let body = item.inbound.body.clone();
-    let (statuses, dead_letter) = stored(intake_one(s, item).await);
+    let (statuses, mut dead_letters) = stored(intake_one(s, item).await);
     assert_eq!(statuses.len(), 1);
     let m = &statuses[0].message;
     assert_eq!(m.status, StatusKind::Rejected);
     assert_eq!((m.order_number.as_deref(), m.sequence), (Some("24DV00001"), Some(1)));
     assert_eq!(m.errors, errors);
-    let dl = dead_letter.expect("dead letter");
+    assert_eq!(dead_letters.len(), 1);
+    let dl = dead_letters.remove(0);
     assert_eq!((dl.stage.as_str(), dl.reason.as_str()), ("validate", "MISSING"));
     assert_eq!((dl.court_ori.as_str(), dl.message_id.as_str()), (COURT, "bad-1"));
     assert_eq!((dl.body.clone(), dl.content_type.as_str()), (body, "application/xml"));
@@ -413,7 +417,7 @@ async fn rejected_message_gets_status_and_dead_letter_and_frees_its_sequence(sto
     assert!(due_for(s, &PartnerId::Clets, "24DV00001").await.is_some());
 }
 
-/// An accepted sequence again under a new message_id: same content is a no-effect ACCEPTED with a warning, other content SEQUENCE_CONFLICT.
+/// An accepted sequence again under a new message_id: same content is a no-effect ACCEPTED with a DUPLICATE warning (not DUPLICATE_CONFLICT, which the ICD keeps for a reused message_id), other content SEQUENCE_CONFLICT.
 async fn same_sequence_under_new_message_id(store: SqlStore) {
     let s: &dyn Store = &store;
     let order = message("24DV01234", Action::Issue, 1, "001");
@@ -422,8 +426,9 @@ async fn same_sequence_under_new_message_id(store: SqlStore) {
     let again = accept(s, accepted("m-2", order.clone(), &both())).await;
     assert!(again.routed_partners.is_empty());
     assert_eq!(again.warnings.len(), 1);
-    assert_eq!(again.warnings[0].code, ErrorCode::DuplicateConflict);
+    assert_eq!(again.warnings[0].code, ErrorCode::Duplicate);
     assert!(again.warnings[0].text.contains("m-1"), "{}", again.warnings[0].text);
+    assert_eq!(again.warnings[0].field, "sequence");
     assert!(s.deliveries_for_message(COURT, "m-2").await.unwrap().is_empty());
     assert_eq!(due_jobs(s, &PartnerId::Clets).await.len(), 1);
     // The newcomer's own message_id is now a dedup record too.
@@ -812,7 +817,7 @@ async fn batch_of_500_in_one_call(store: SqlStore) {
     assert_eq!(outcomes.len(), 500);
     for (i, outcome) in outcomes.iter().take(499).enumerate() {
         match outcome {
-            IntakeOutcome::Stored { statuses, dead_letter: None } => {
+            IntakeOutcome::Stored { statuses, dead_letters } if dead_letters.is_empty() => {
                 assert_eq!(statuses[0].message.correlates_to, format!("b-{i}"));
             }
             other => panic!("item {i}: {other:?}"),

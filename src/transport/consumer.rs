@@ -5,7 +5,7 @@
 use futures::StreamExt;
 use lapin::Channel;
 use lapin::message::Delivery;
-use lapin::options::{BasicConsumeOptions, BasicQosOptions};
+use lapin::options::{BasicCancelOptions, BasicConsumeOptions, BasicQosOptions};
 use lapin::types::FieldTable;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +19,10 @@ pub struct InboundDelivery {
 
 /// Consumes `queue` until `stop` fires or the channel fails beyond
 /// recovery. Returns `Ok` only when stopped.
+///
+/// On `stop` the consumer is cancelled but its channel stays open until
+/// `close`, so that deliveries already handed to the intake can still be
+/// acknowledged on it (closing the channel would requeue them).
 pub async fn consume(
     channel: Channel,
     court_ori: String,
@@ -26,6 +30,7 @@ pub async fn consume(
     prefetch: u16,
     intake: mpsc::Sender<InboundDelivery>,
     stop: CancellationToken,
+    close: CancellationToken,
 ) -> anyhow::Result<()> {
     channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
     let tag = format!("porter-{court_ori}");
@@ -35,7 +40,13 @@ pub async fn consume(
     loop {
         let next = tokio::select! {
             next = consumer.next() => next,
-            _ = stop.cancelled() => return Ok(()),
+            _ = stop.cancelled() => {
+                if let Err(e) = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await {
+                    tracing::warn!(queue = %queue, error = %e, "Could not cancel the consumer; unacknowledged deliveries will be redelivered.");
+                }
+                close.cancelled().await;
+                return Ok(());
+            }
         };
         match next {
             Some(Ok(delivery)) => {

@@ -7,8 +7,10 @@
 //! comes back (`basic.return`: no queue for its routing key) or is nacked is
 //! a failure for its caller, never a silent success.
 //!
-//! The number of unconfirmed publishes is the gauge
-//! `porter_amqp_publish_unconfirmed`; its high-water mark is
+//! Depth is measured as a pair of counters, `porter_amqp_published_total`
+//! and `porter_amqp_confirmed_total` (their difference is what is in
+//! flight). For operators and tests the pump also keeps the gauge
+//! `porter_amqp_publish_unconfirmed` and its high-water mark
 //! `porter_amqp_publish_unconfirmed_max`.
 
 use std::sync::Arc;
@@ -103,6 +105,7 @@ impl Publisher {
             tokio::select! {
                 biased;
                 Some((result, done)) = in_flight.next(), if !in_flight.is_empty() => {
+                    metrics::counter!("porter_amqp_confirmed_total").increment(1);
                     let _ = <oneshot::Sender<_>>::send(done, confirmation(result));
                     self.set_in_flight(in_flight.len());
                 }
@@ -121,6 +124,7 @@ impl Publisher {
                         .await;
                     match published {
                         Ok(confirm) => {
+                            metrics::counter!("porter_amqp_published_total").increment(1);
                             in_flight.push(async move { (confirm.await.map(|c| (c, routing_key)), done) });
                             self.set_in_flight(in_flight.len());
                         }
@@ -148,7 +152,8 @@ impl Publisher {
 
 fn confirmation(result: lapin::Result<(Confirmation, String)>) -> Result<(), PublishError> {
     match result {
-        Ok((Confirmation::Ack(None), _)) | Ok((Confirmation::NotRequested, _)) => Ok(()),
+        Ok((Confirmation::Ack(None), _)) => Ok(()),
+        Ok((Confirmation::NotRequested, _)) => Err(PublishError::Channel("publisher confirms are not enabled on the channel".into())),
         Ok((Confirmation::Ack(Some(returned)), routing_key)) => Err(PublishError::Returned {
             code: returned.reply_code,
             text: returned.reply_text.to_string(),

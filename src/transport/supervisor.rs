@@ -80,6 +80,7 @@ impl Supervisor {
                     self.amqp.prefetch,
                     self.intake.clone(),
                     stop_consuming.clone(),
+                    close.clone(),
                 ));
             }
         }

@@ -292,6 +292,13 @@ impl Check<'_> {
                     a.name()
                 ),
             ),
+            // The MCN carries the sequence in 4 digits (ICD §5), as does
+            // fixed-width; a larger one would reuse an earlier MCN.
+            (Some(n), _) if n > 9999 => self.error(
+                ErrorCode::InvalidSequence,
+                "sequence",
+                format!("sequence {n}: at most 9999 messages per order"),
+            ),
             _ => {}
         }
     }

@@ -12,15 +12,16 @@
 //!   2. The `latency_ms` fault delays it.
 //!   3. The `disconnect_rate` fault closes the connection without an answer.
 //!   4. The `busy_rate` fault answers `BSY`, counted as `busy`.
-//!   5. A repeated `(ORI, MCN)` of an accepted request gets the remembered `ACK`, byte for byte, counted
+//!   5. A repeated `(ORI, MCN)` gets the remembered answer (`ACK` or `REJ`), byte for byte, counted
 //!      as a `duplicate`.
 //!   6. The `reject_rate` fault answers `REJ` `E03`.
 //!   7. Otherwise the request is checked and applied ([`records`]) and counted as `accepted` or
 //!      `rejected`.
 //!
 //!   So `received` = `accepted` + `rejected` + `busy` + `duplicates` + the disconnects.
-//! - Only `ACK`s are remembered for repeated MCNs. A `REJ` has no effect, and ICD §5 lets the court resend
-//!   a corrected message with the same sequence (hence the same MCN), which must then be checked afresh.
+//! - Final answers (`ACK` and `REJ`) are remembered for repeated MCNs, as ICD §6 requires; `BSY` is
+//!   not (it is transient). A corrected message reaches CARPOS under a new MCN: Porter's
+//!   edit-and-replay increments the MCN's revision digit (ICD §5).
 //! - `double_records` counts applications of an `(ORI, PNO, sequence)` that was already applied under
 //!   another MCN. A well-behaved broker keeps it at 0. Each one is also logged at WARN.
 //! - `down` refuses connections (accepted sockets are closed at once and not counted) and drops the open
@@ -231,7 +232,7 @@ pub struct Simulator {
 struct State {
     counters: Counters,
     table: RecordTable,
-    /// `ACK` replies by `(ORI, MCN)`, for repeated MCNs.
+    /// Final replies (`ACK`, `REJ`) by `(ORI, MCN)`, for repeated MCNs.
     acks: HashMap<(String, String), String>,
     messages: VecDeque<MessageEntry>,
     faults: Faults,
@@ -406,8 +407,9 @@ impl State {
         };
         if reject {
             self.counters.rejected += 1;
-            return rejection(RejectCode::E03, "INVALID VALUE (SIMULATED FAULT)".into())
-                .to_frame_text();
+            let rej = rejection(RejectCode::E03, "INVALID VALUE (SIMULATED FAULT)".into()).to_frame_text();
+            self.remember(&ori, &mcn, &rej);
+            return rej;
         }
         let outcome = records::parse_request(request, &config.valid_oris)
             .and_then(|req| self.table.apply(&req).map(|applied| (req, applied)));
@@ -434,8 +436,18 @@ impl State {
             }
             Err(rej) => {
                 self.counters.rejected += 1;
-                rejection(rej.code, rej.message).to_frame_text()
+                let rej = rejection(rej.code, rej.message).to_frame_text();
+                self.remember(&ori, &mcn, &rej);
+                rej
             }
+        }
+    }
+
+    /// Remembers a final answer (`ACK` or `REJ`) for a well-formed
+    /// `(ORI, MCN)`, so a repeat gets it unchanged (ICD §6).
+    fn remember(&mut self, ori: &str, mcn: &str, reply: &str) {
+        if ori != "?" && mcn != "?" {
+            self.acks.insert((ori.to_owned(), mcn.to_owned()), reply.to_owned());
         }
     }
 }
@@ -530,19 +542,16 @@ mod tests {
         );
     }
 
-    /// A rejected MCN is checked afresh when sent again, so a corrected resend can be accepted.
+    /// A rejected MCN sent again gets the same REJ unchanged, counted as a duplicate (ICD §6).
     #[tokio::test]
-    async fn rejected_mcn_is_checked_again() {
+    async fn rejected_mcn_gets_the_same_rej_again() {
         let sim = sim();
         let bad = epo(1).replacen("SEX/M.", "SEX/Q.", 1);
-        assert!(
-            sim.answer(&bad)
-                .await
-                .unwrap()
-                .starts_with("REJ.EPO.CA034025J.00010ABCDEFGHIJKLMNO.ERR/E03.MSG/")
-        );
-        assert!(sim.answer(&epo(1)).await.unwrap().starts_with("ACK."));
-        assert_eq!(sim.state().counters.duplicates, 0);
+        let first = sim.answer(&bad).await.unwrap();
+        assert!(first.starts_with("REJ.EPO.CA034025J.00010ABCDEFGHIJKLMNO.ERR/E03.MSG/"));
+        assert_eq!(sim.answer(&epo(1)).await.unwrap(), first, "same MCN: the earlier answer");
+        assert_eq!(sim.state().counters.duplicates, 1);
+        assert!(sim.state().records.is_empty());
     }
 
     /// Busy, reject and disconnect faults answer BSY, REJ E03 and nothing, and are counted.

@@ -1,14 +1,36 @@
 //! CLETS request text (ICD §6): `MKE.ORI.MCN.` then `TAG/value.` fields.
 //!
-//! This module only knows the wire shape. Which fields a key carries, their
-//! tags and their order come from `mappings/clets.toml` through
-//! [`crate::translate::clets`].
+//! # Design note
+//!
+//! A [`CletsRequest`] is the wire shape only: a message key, the header's ORI
+//! and MCN, and `(tag, value)` pairs in wire order. Which fields a key
+//! carries, their tags, their order, which are required, which may repeat and
+//! their maxima all come from `mappings/clets.toml` through
+//! [`CletsTables`](crate::mapping::clets::CletsTables); the canonical order
+//! becomes a request in [`crate::translate::clets`].
+//!
+//! - **Writing** ([`CletsRequest::to_text`], in `writer`) joins the parts
+//!   with `.`; it trusts its input, which the translator has already checked.
+//! - **Reading** ([`CletsRequest::read`], in `reader`) is the strict,
+//!   total inverse: it never panics, reads at most [`MAX_REQUEST_BYTES`],
+//!   and refuses anything ICD §6 does not allow, each problem a
+//!   [`FieldError`](crate::model::FieldError) naming the tag (`PCO[2]`,
+//!   `PPN[0]` for repeated fields and groups, 0-based) and its `1:column`
+//!   (1-based byte column of the field's tag; a request is one line). The
+//!   reader's rules are listed in its module doc. Every request the
+//!   translator writes for a valid order reads back unchanged.
+
+mod reader;
+mod writer;
+
+pub use reader::{MAX_ERRORS, MAX_REQUEST_BYTES};
 
 /// A CLETS request, ready to be framed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CletsRequest {
     /// Message key: `EPO`, `MPO`, `CPO`, `XPO` or `SPO`.
     pub mke: String,
+    /// The originating court's ORI.
     pub ori: String,
     /// Message control number (20 characters, ICD §5).
     pub mcn: String,
@@ -17,59 +39,13 @@ pub struct CletsRequest {
 }
 
 impl CletsRequest {
-    /// The request as sent: `MKE.ORI.MCN.TAG/value.TAG/value.`
-    pub fn to_text(&self) -> String {
-        let mut out = String::with_capacity(64 + self.fields.len() * 16);
-        for part in [&self.mke, &self.ori, &self.mcn] {
-            out.push_str(part);
-            out.push('.');
-        }
-        for (tag, value) in &self.fields {
-            out.push_str(tag);
-            out.push('/');
-            out.push_str(value);
-            out.push('.');
-        }
-        out
-    }
-
     /// The first value of `tag`, if any.
     pub fn get(&self, tag: &str) -> Option<&str> {
         self.fields.iter().find(|(t, _)| t == tag).map(|(_, v)| v.as_str())
     }
 
-    /// Reads request text back (used by tests and tools). Returns `None`
-    /// when the text is not of the request shape.
-    pub fn parse(text: &str) -> Option<CletsRequest> {
-        let body = text.strip_suffix('.')?;
-        let mut parts = body.split('.');
-        let mke = parts.next()?.to_string();
-        let ori = parts.next()?.to_string();
-        let mcn = parts.next()?.to_string();
-        let mut fields = Vec::new();
-        for p in parts {
-            let (tag, value) = p.split_once('/')?;
-            fields.push((tag.to_string(), value.to_string()));
-        }
-        Some(CletsRequest { mke, ori, mcn, fields })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Text written and read back gives the same request.
-    #[test]
-    fn text_round_trips() {
-        let r = CletsRequest {
-            mke: "EPO".into(),
-            ori: "CA034025J".into(),
-            mcn: "00010ABCDEFGHIJKLMNO".into(),
-            fields: vec![("NAM".into(), "DOE, JOHN".into()), ("PCO".into(), "01".into())],
-        };
-        let text = r.to_text();
-        assert_eq!(text, "EPO.CA034025J.00010ABCDEFGHIJKLMNO.NAM/DOE, JOHN.PCO/01.");
-        assert_eq!(CletsRequest::parse(&text), Some(r));
+    /// Every value of `tag`, in wire order (`PCO`, the `PPN` group members).
+    pub fn get_all<'a>(&'a self, tag: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.fields.iter().filter(move |(t, _)| t == tag).map(|(_, v)| v.as_str())
     }
 }

@@ -8,12 +8,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 
 use chrono::NaiveTime;
 use serde::Deserialize;
 
 use super::pattern::Pattern;
 use super::target::{Container, Kind, Target};
+use crate::mapping::code_map::{CodeMap, list_of_field};
 use crate::model::Action;
 
 /// Longest record a layout may declare. Far above any CMS record; it bounds
@@ -258,11 +260,16 @@ pub enum FieldType {
 #[derive(Debug, Clone)]
 pub struct Layout {
     spec: LayoutSpec,
+    /// Where the layout was read from (its file), for messages.
+    source: String,
     pub(super) records: Vec<CompiledRecord>,
     pub(super) orders: Vec<CompiledOrder>,
     /// Most records any action's message may hold.
     pub(super) max_records: usize,
     pub(super) type_columns: Columns,
+    /// The code-map set attached with [`Layout::with_code_map`]: what
+    /// [`Layout::read_order`] and [`Layout::write_order`] map codes through.
+    pub(super) code_map: Option<Arc<CodeMap>>,
 }
 
 /// A record type, resolved.
@@ -385,8 +392,108 @@ impl Layout {
         self.spec.terminators.contains(&t)
     }
 
-    pub(super) fn record_length(&self) -> usize {
+    /// Data bytes per record, terminator excluded.
+    pub fn record_length(&self) -> usize {
         self.spec.record_length
+    }
+
+    /// The name of the code-map set the layout file names as its default
+    /// (`code_map`), if any.
+    pub fn code_map_name(&self) -> Option<&str> {
+        self.spec.code_map.as_deref()
+    }
+
+    /// The code-map set attached to this layout, if any.
+    pub fn code_map(&self) -> Option<&CodeMap> {
+        self.code_map.as_deref()
+    }
+
+    /// Attaches the code-map set that [`Layout::read_order`] and
+    /// [`Layout::write_order`] use, after checking that it fits
+    /// ([`Layout::check_code_map`]). [`crate::broker::load_formats`] attaches
+    /// each layout's default set.
+    pub fn with_code_map(mut self, map: Arc<CodeMap>) -> Result<Layout, LayoutError> {
+        self.check_code_map(&map)?;
+        self.code_map = Some(map);
+        Ok(self)
+    }
+
+    /// Checks that every court code of `map` fits the columns of the fields
+    /// holding its list (a code wider than its field could never be read,
+    /// nor written).
+    pub fn check_code_map(&self, map: &CodeMap) -> Result<(), LayoutError> {
+        for r in &self.records {
+            for f in &r.fields {
+                let Some(t) = f.target else { continue };
+                let Some(list) = list_of_field(t.template()) else {
+                    continue;
+                };
+                let width = match f.read {
+                    Read::Codes { width } => width,
+                    _ => f.length,
+                };
+                if let Some(code) = map.court_codes(list).find(|c| c.len() > width) {
+                    return Err(LayoutError::Invalid {
+                        file: self.source.clone(),
+                        entry: format!(
+                            "records[{}].fields[{}]",
+                            String::from_utf8_lossy(&r.type_code),
+                            t.template()
+                        ),
+                        message: format!(
+                            "code map {} ({}) entry {list}.{code}: the court code is {} bytes, \
+                             wider than field {} ({width} bytes)",
+                            map.name(),
+                            map.file(),
+                            code.len(),
+                            t.template(),
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The canonical fields (layout paths, `[]` unexpanded) this layout has
+    /// columns for. A canonical order with values elsewhere cannot be
+    /// written in it.
+    pub fn fields(&self) -> impl Iterator<Item = &'static str> + '_ {
+        let mut seen: Vec<&'static str> = Vec::new();
+        self.records
+            .iter()
+            .flat_map(|r| r.fields.iter().filter_map(|f| f.target))
+            .map(Target::template)
+            .filter(move |p| {
+                let new = !seen.contains(p);
+                if new {
+                    seen.push(p);
+                }
+                new
+            })
+    }
+
+    /// The record-type byte that begins each order message in a batch file
+    /// (ICD §3), for [`crate::formats::batch`]: the first byte of the record
+    /// holding the action. `None` when batch framing cannot find message
+    /// starts in this layout: the record type is not in column 1, or another
+    /// record type begins with the same byte.
+    pub fn batch_record_type(&self) -> Option<u8> {
+        if self.type_columns.start != 1 {
+            return None;
+        }
+        let first = |r: &CompiledRecord| r.type_code.first().copied();
+        let action = self
+            .records
+            .iter()
+            .find(|r| r.fields.iter().any(|f| matches!(f.read, Read::Action(_))))?;
+        let b = first(action)?;
+        let shared = self
+            .records
+            .iter()
+            .filter(|r| first(r) == Some(b))
+            .count();
+        (shared == 1 && b != b'H' && b != b'T').then_some(b)
     }
 }
 
@@ -593,10 +700,12 @@ impl Checker<'_> {
 
         Ok(Layout {
             spec,
+            source: self.file.to_string(),
             records,
             orders,
             max_records,
             type_columns: tc,
+            code_map: None,
         })
     }
 

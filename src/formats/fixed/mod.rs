@@ -22,8 +22,9 @@
 //! record_length = 200               # data bytes per record, terminator excluded
 //! terminators = ["LF", "CRLF"]      # accepted terminators; the last record may lack one
 //! record_type = { start = 1, length = 1 }   # where each record carries its type
-//! code_map = "…"                    # optional: code-map set under mappings/ for this
-//!                                   # layout's codes (absent: codes are canonical)
+//! code_map = "cms-b"                # optional: the default code-map set (a `name` in
+//!                                   # mappings/code-maps/) for this layout's codes;
+//!                                   # absent: the codes are canonical
 //!
 //! [[record_order]]                  # the records of some actions' messages, in order
 //! actions = ["ISSUE", "MODIFY"]     # spelled-out actions
@@ -109,11 +110,47 @@
 //! What a field means for the order (required per action, code lists,
 //! lengths, dates in order) is checked afterwards by [`crate::validate`], the
 //! same for every format.
+//!
+//! ## Code maps
+//!
+//! A CMS that writes its own codes (sex `1`, race `WHITE`) has them mapped to
+//! the canonical ICD §0 codes by a code-map set
+//! ([`crate::mapping::code_map`]). The layout names its default set
+//! (`code_map`); a court's configuration may name another (`code_map` in
+//! `[[courts]]`). At start, [`crate::broker::load_formats`] attaches each
+//! layout's default set ([`Layout::with_code_map`]) and checks that every
+//! court code fits the columns of its fields. The intake reads with the
+//! court's set ([`Layout::read_order_with`]): the codes are mapped after
+//! parsing and before validation, and a court code not in the set is
+//! `INVALID_CODE` at its `record:column`.
+//!
+//! Shipped: `cms-a/1` (ICD §3, canonical codes, no set) and `cms-b/2`
+//! (`schemas/layouts/cms-b-2.toml`: 240-byte records typed `10`–`50` in
+//! columns 1–2, MMDDYYYY dates, CMS B's codes through the set `cms-b`).
+//!
+//! ## Writing ([`Layout::write_order`])
+//!
+//! The reverse of reading, for property tests, fixtures and tools: each of
+//! the action's records is written in record order, fields padded (text
+//! left-justified, numbers zero-padded), dates and times in their patterns,
+//! a joined text split at its separator into as many repeated records as it
+//! needs (with their line numbers), codes mapped back to court codes through
+//! the set (the first court code in the file for a shared canonical code).
+//! Records end with LF (CRLF when the layout accepts only CRLF). A valid
+//! canonical order written and read back is the same order (`sent_at`
+//! aside). What cannot be written faithfully is an error naming the field,
+//! never cut: a value wider than its columns or over the layout's record
+//! counts (`TOO_LONG`, or `INVALID_FORMAT` for counts), text that is not
+//! printable ASCII, a value the action's records have no column for, an
+//! order image (`INVALID_FORMAT`), a canonical code without court code
+//! (`INVALID_CODE`), a time finer than its pattern or a year past 9999
+//! (`INVALID_DATE`). It does not validate: missing fields are written blank.
 
 mod layout;
 mod pattern;
 mod reader;
 mod target;
+mod writer;
 
 pub use layout::{
     Columns, FieldSpec, FieldType, Layout, LayoutError, LayoutSpec, MAX_RECORD_LENGTH, RecordCount,

@@ -194,6 +194,64 @@ impl Pattern {
     }
 }
 
+impl Pattern {
+    /// Writes a date and/or time in this pattern: the reverse of
+    /// [`Pattern::read`]. A token whose part is `None` is written as spaces,
+    /// literals as themselves; `None` for both gives an all-blank value.
+    ///
+    /// Fails, saying why, when the value cannot be written in the pattern: a
+    /// year outside 0000–9999, or seconds (or fractions) that a pattern
+    /// without `SS` would silently drop.
+    pub(crate) fn write(
+        &self,
+        date: Option<NaiveDate>,
+        time: Option<NaiveTime>,
+    ) -> Result<Vec<u8>, String> {
+        use chrono::{Datelike, Timelike};
+        if date.is_none() && time.is_none() {
+            return Ok(vec![b' '; self.width()]);
+        }
+        if let Some(d) = date
+            && !(0..=9999).contains(&d.year())
+        {
+            return Err(format!(
+                "year {} does not fit the 4-digit year of {}",
+                d.year(),
+                self.text
+            ));
+        }
+        if let Some(t) = time {
+            let has_seconds = self.items.contains(&Item::Second);
+            if t.nanosecond() != 0 || (!has_seconds && t.second() != 0) {
+                return Err(format!(
+                    "time {t} has more precision than {} holds",
+                    self.text
+                ));
+            }
+        }
+        let mut out = Vec::with_capacity(self.width());
+        for item in &self.items {
+            let n = match item {
+                Item::Literal(c) => {
+                    out.push(*c);
+                    continue;
+                }
+                Item::Year => date.map(|d| d.year() as u32),
+                Item::Month => date.map(|d| d.month()),
+                Item::Day => date.map(|d| d.day()),
+                Item::Hour => time.map(|t| t.hour()),
+                Item::Minute => time.map(|t| t.minute()),
+                Item::Second => time.map(|t| t.second()),
+            };
+            match n {
+                Some(n) => out.extend(format!("{n:0w$}", w = item.width()).bytes()),
+                None => out.extend(std::iter::repeat_n(b' ', item.width())),
+            }
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,6 +302,36 @@ mod tests {
         let dt = Pattern::parse("CCYYMMDDHHMMSS").unwrap();
         let p = dt.read(b"20261125101530").unwrap().unwrap();
         assert_eq!(p.time, NaiveTime::from_hms_opt(10, 15, 30));
+    }
+
+    /// Writing is the reverse of reading, for every pattern shape; values a
+    /// pattern cannot hold are refused, not cut.
+    #[test]
+    fn writes_what_it_reads() {
+        let d = ymd(2026, 2, 3);
+        let t = NaiveTime::from_hms_opt(9, 5, 0);
+        for (text, want) in [
+            ("CCYYMMDD", "20260203"),
+            ("MMDDYYYY", "02032026"),
+            ("MM/DD/CCYY", "02/03/2026"),
+            ("HHMM", "0905"),
+            ("HH:MM", "09:05"),
+            ("MMDDYYYYHHMM", "020320260905"),
+            ("CCYYMMDDHHMMSS", "20260203090500"),
+        ] {
+            let p = Pattern::parse(text).unwrap();
+            let date = p.has_date().then_some(d).flatten();
+            let time = p.has_time().then_some(t).flatten();
+            let bytes = p.write(date, time).unwrap();
+            assert_eq!(bytes, want.as_bytes(), "{text}");
+            let back = p.read(&bytes).unwrap().unwrap();
+            assert_eq!((back.date, back.time), (date, time), "{text}");
+        }
+        let p = Pattern::parse("CCYYMMDD").unwrap();
+        assert_eq!(p.write(None, None).unwrap(), b"        ");
+        assert!(p.write(ymd(10000, 1, 1), None).is_err());
+        let hm = Pattern::parse("HHMM").unwrap();
+        assert!(hm.write(None, NaiveTime::from_hms_opt(9, 5, 1)).is_err());
     }
 
     /// Bad patterns are refused with a reason.

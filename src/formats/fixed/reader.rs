@@ -12,16 +12,39 @@ use super::layout::{CompiledField, CompiledRecord, Layout, Read, Terminator};
 use super::pattern::PatternError;
 use super::target::{Target, Value, expand, store};
 use crate::formats::Parsed;
+use crate::mapping::code_map::CodeMap;
 use crate::model::{ErrorCode, FieldError};
+use crate::validate::merge;
 
 impl Layout {
-    /// Reads one order message in this layout.
+    /// Reads one order message in this layout, mapping its codes through the
+    /// attached code-map set ([`Layout::with_code_map`]), if any.
     ///
     /// `body` is the AMQP body as received. `sent_at` is left `None`: for
     /// fixed-width the caller fills it from the AMQP `timestamp`. Every field
     /// read records its `record:column` location in [`Parsed::locations`], so
     /// the validator's errors can point into the input too.
     pub fn read_order(&self, body: &[u8]) -> Parsed {
+        self.read_order_with(body, self.code_map.as_deref())
+    }
+
+    /// Reads one order message in this layout and maps its codes through
+    /// `code_map` (a court's own set), or keeps them as written when `None`.
+    /// An unmapped court code is `INVALID_CODE` at its `record:column`.
+    pub fn read_order_with(&self, body: &[u8], code_map: Option<&CodeMap>) -> Parsed {
+        let mut parsed = self.read_records(body);
+        if let Some(map) = code_map {
+            let errors = map.apply(&mut parsed.message, &parsed.locations);
+            // A code inside a field the reader already rejected (a record of
+            // the wrong length) would only echo that error.
+            let errors = merge(std::mem::take(&mut parsed.errors), errors);
+            parsed.errors = errors;
+        }
+        parsed
+    }
+
+    /// Reads the records, codes as written.
+    fn read_records(&self, body: &[u8]) -> Parsed {
         let mut reader = Reader {
             layout: self,
             parsed: Parsed::default(),

@@ -234,6 +234,11 @@ impl Target {
         expand(self.template(), index)
     }
 
+    /// Every target, in table order.
+    pub(crate) fn all() -> impl Iterator<Item = Target> {
+        TARGETS.iter().map(|(_, t, _)| *t)
+    }
+
     /// Every known layout path, for error messages.
     pub(crate) fn known_paths() -> impl Iterator<Item = &'static str> {
         TARGETS.iter().map(|(p, _, _)| *p)
@@ -471,6 +476,85 @@ pub(crate) fn store(msg: &mut OrderMessage, target: Target, index: usize, value:
     }
 }
 
+/// The value of the canonical field `target` (element `index` for list
+/// elements): the reverse of [`store`], used by the writer. `None` when the
+/// field is absent, blank, an empty list, or the element does not exist.
+pub(crate) fn fetch(msg: &OrderMessage, target: Target, index: usize) -> Option<Value> {
+    use Target as T;
+    let text = |v: &Option<String>| {
+        v.as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| Value::Text(s.to_string()))
+    };
+    let rp = msg.restrained_person.as_ref();
+    let pp = msg.protected_persons.get(index);
+    let svc = msg.order.service.as_ref();
+    let o = &msg.order;
+    match target {
+        T::CourtOri => Some(msg.court_ori.clone())
+            .filter(|s| !s.trim().is_empty())
+            .map(Value::Text),
+        T::Action => msg.action.map(Value::Action),
+        T::Sequence => msg.sequence.map(Value::Number),
+        T::OrderNumber => text(&o.order_number),
+        T::CaseNumber => text(&o.case_number),
+        T::OrderType => text(&o.order_type),
+        T::FormId => text(&o.form_id),
+        T::IssueDate => o.issue_date.map(Value::Date),
+        T::Expiration => o.expiration.map(Value::DateTime),
+        T::JudicialOfficer => text(&o.judicial_officer),
+        T::Brady => text(&o.brady),
+        T::ConditionText => text(&o.condition_text),
+        T::ConditionCodes => {
+            Some(Value::List(o.condition_codes.clone())).filter(|_| !o.condition_codes.is_empty())
+        }
+        T::FirearmRelinquishment => o.firearm_relinquishment.map(Value::Bool),
+        T::TerminationDate => o.termination_date.map(Value::Date),
+        T::CancelReason => text(&o.cancel_reason),
+        T::ServedAt => svc.and_then(|s| s.served_at).map(Value::DateTime),
+        T::ServedBy => svc.and_then(|s| text(&s.served_by)),
+        T::ServingAgencyOri => svc.and_then(|s| text(&s.serving_agency_ori)),
+        T::ServiceMethod => svc.and_then(|s| text(&s.method)),
+        T::RpLast => rp.and_then(|p| text(&p.name.last)),
+        T::RpFirst => rp.and_then(|p| text(&p.name.first)),
+        T::RpMiddle => rp.and_then(|p| text(&p.name.middle)),
+        T::RpSuffix => rp.and_then(|p| text(&p.name.suffix)),
+        T::RpBirthDate => rp.and_then(|p| p.birth_date).map(Value::Date),
+        T::RpSex => rp.and_then(|p| text(&p.sex)),
+        T::RpRace => rp.and_then(|p| text(&p.race)),
+        T::RpHeight => rp.and_then(|p| text(&p.height)),
+        T::RpWeight => rp.and_then(|p| text(&p.weight)),
+        T::RpEye => rp.and_then(|p| text(&p.eye)),
+        T::RpHair => rp.and_then(|p| text(&p.hair)),
+        T::RpStreet => rp
+            .and_then(|p| p.residence.as_ref())
+            .and_then(|r| text(&r.street)),
+        T::RpCity => rp
+            .and_then(|p| p.residence.as_ref())
+            .and_then(|r| text(&r.city)),
+        T::RpState => rp
+            .and_then(|p| p.residence.as_ref())
+            .and_then(|r| text(&r.state)),
+        T::RpZip => rp
+            .and_then(|p| p.residence.as_ref())
+            .and_then(|r| text(&r.zip)),
+        T::RpDlNumber => rp
+            .and_then(|p| p.driver_license.as_ref())
+            .and_then(|d| text(&d.number)),
+        T::RpDlState => rp
+            .and_then(|p| p.driver_license.as_ref())
+            .and_then(|d| text(&d.state)),
+        T::PpLast => pp.and_then(|p| text(&p.name.last)),
+        T::PpFirst => pp.and_then(|p| text(&p.name.first)),
+        T::PpMiddle => pp.and_then(|p| text(&p.name.middle)),
+        T::PpSuffix => pp.and_then(|p| text(&p.name.suffix)),
+        T::PpBirthDate => pp.and_then(|p| p.birth_date).map(Value::Date),
+        T::PpSex => pp.and_then(|p| text(&p.sex)),
+        T::PpRace => pp.and_then(|p| text(&p.race)),
+        T::PpRelationship => pp.and_then(|p| text(&p.relationship)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -486,6 +570,28 @@ mod tests {
         }
         assert_eq!(Target::PpSex.path(2), "protected_persons[2].sex");
         assert_eq!(Target::RpSex.path(2), "restrained_person.sex");
+    }
+
+    /// `fetch` reads back what `store` stored, for every target.
+    #[test]
+    fn fetch_reverses_store() {
+        let d = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        for t in Target::all() {
+            let value = match t.kind() {
+                Kind::Text => Value::Text("AB".into()),
+                Kind::Number => Value::Number(7),
+                Kind::Date => Value::Date(d),
+                Kind::DateTime => Value::DateTime(d.and_hms_opt(23, 59, 0).unwrap()),
+                Kind::Bool => Value::Bool(true),
+                Kind::Action => Value::Action(Action::Modify),
+                Kind::List => Value::List(vec!["01".into(), "07".into()]),
+            };
+            let mut m = OrderMessage::default();
+            let index = if t.indexed() { 1 } else { 0 };
+            store(&mut m, t, index, value.clone());
+            assert_eq!(fetch(&m, t, index), Some(value), "{}", t.template());
+            assert_eq!(fetch(&OrderMessage::default(), t, index), None);
+        }
     }
 
     /// Storing a text value into a protected person creates the earlier

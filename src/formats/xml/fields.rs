@@ -254,6 +254,20 @@ impl Element {
         }))
     }
 
+    /// The path errors about this element itself are reported under (it is
+    /// missing, out of order, repeated): [`path`](Self::path), or for a
+    /// wrapper the path of what it wraps (`nc:ActivityIdentification` is
+    /// `order.order_number`); `None` for the message header.
+    pub(super) fn report_path(self) -> Option<Cow<'static, str>> {
+        match self {
+            Element::ActivityIdentification => Some(Field::OrderNumber.path()),
+            Element::IssuingDate => Some(Field::IssueDate.path()),
+            Element::BirthDate(who) => Some(Field::BirthDate(who).path()),
+            Element::PersonName(who) => Some(Cow::Owned(format!("{}.name", who.prefix()))),
+            other => other.path(),
+        }
+    }
+
     /// Creates the model part this element stands for, so that an element
     /// present but empty is `Some` in the model.
     pub(super) fn open(self, msg: &mut OrderMessage) {

@@ -30,14 +30,57 @@ pub(super) struct RawImage {
     pub(super) location: String,
 }
 
-/// Decodes and checks one image. Problems go to `errors`; the image is
-/// returned whenever its bytes decoded and both attributes were present, so
-/// that the message stays as complete as possible.
+/// Checks the attributes the XSD requires: both present (`MISSING`), the
+/// type one of [`MIME_TYPES`] (`INVALID_CODE`), the digest 64 hex digits
+/// (`INVALID_FORMAT`). Returns the declared digest, lowercase, when it has
+/// the right shape. An empty element (no image) is checked too.
+pub(super) fn check_attributes(raw: &RawImage, errors: &mut Vec<FieldError>) -> Option<String> {
+    let at = |code, field: &str, text: String| FieldError::new(code, field, text).at(&raw.location);
+    match raw.mime_type.as_deref() {
+        None => errors.push(at(
+            ErrorCode::Missing,
+            "image.mime_type",
+            "the mimeType attribute is required".into(),
+        )),
+        Some(m) if !MIME_TYPES.contains(&m) => errors.push(at(
+            ErrorCode::InvalidCode,
+            "image.mime_type",
+            format!("mimeType {} is not application/pdf or image/tiff", quote(m)),
+        )),
+        Some(_) => {}
+    }
+    let declared = raw.sha256.as_deref().map(str::to_ascii_lowercase);
+    match declared {
+        None => {
+            errors.push(at(
+                ErrorCode::Missing,
+                "image.sha256",
+                "the sha256 attribute is required".into(),
+            ));
+            None
+        }
+        Some(d) if d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            errors.push(at(
+                ErrorCode::InvalidFormat,
+                "image.sha256",
+                format!("sha256 {} is not 64 hex digits", quote(&d)),
+            ));
+            None
+        }
+        Some(d) => Some(d),
+    }
+}
+
+/// Checks the attributes, then decodes the image and checks it against its
+/// digest. Problems go to `errors`; the image is returned whenever its bytes
+/// decoded and both attributes were present, so that the message stays as
+/// complete as possible.
 pub(super) fn decode_image(
     raw: RawImage,
     max_bytes: usize,
     errors: &mut Vec<FieldError>,
 ) -> Option<OrderImage> {
+    let declared = check_attributes(&raw, errors);
     let at = |code, field: &str, text: String| FieldError::new(code, field, text).at(&raw.location);
     let data = match BASE64.decode(&raw.base64) {
         Ok(data) => data,
@@ -54,42 +97,17 @@ pub(super) fn decode_image(
         ));
         return None;
     }
-    match raw.mime_type.as_deref() {
-        None => errors.push(at(
-            ErrorCode::Missing,
-            "image.mime_type",
-            "the mimeType attribute is required".into(),
-        )),
-        Some(m) if !MIME_TYPES.contains(&m) => errors.push(at(
-            ErrorCode::InvalidCode,
-            "image.mime_type",
-            format!("mimeType {} is not application/pdf or image/tiff", quote(m)),
-        )),
-        Some(_) => {}
-    }
-    let declared = raw.sha256.as_deref().map(str::to_ascii_lowercase);
-    match declared.as_deref() {
-        None => errors.push(at(
-            ErrorCode::Missing,
-            "image.sha256",
-            "the sha256 attribute is required".into(),
-        )),
-        Some(d) if d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit()) => errors.push(at(
-            ErrorCode::InvalidFormat,
-            "image.sha256",
-            format!("sha256 {} is not 64 hex digits", quote(d)),
-        )),
-        Some(d) => {
-            let actual = hex::encode(Sha256::digest(&data));
-            if actual != d {
-                errors.push(at(
-                    ErrorCode::InvalidFormat,
-                    "image.sha256",
-                    format!("sha256 {d} does not match the image, whose sha256 is {actual}"),
-                ));
-            }
+    if let Some(d) = declared.as_deref() {
+        let actual = hex::encode(Sha256::digest(&data));
+        if actual != d {
+            errors.push(at(
+                ErrorCode::InvalidFormat,
+                "image.sha256",
+                format!("sha256 {d} does not match the image, whose sha256 is {actual}"),
+            ));
         }
     }
+    let declared = declared.or_else(|| raw.sha256.as_deref().map(str::to_ascii_lowercase));
     Some(OrderImage { mime_type: raw.mime_type?, sha256: declared?, data })
 }
 

@@ -13,7 +13,8 @@ pub const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
 /// Every order-message element tag, whatever prefix the document gives it.
 ///
 /// The discriminant doubles as a bit index in a parent's "already seen" mask,
-/// so there must stay fewer than 64 variants.
+/// so there must stay fewer than 64 variants. Where each may appear, in which
+/// order and how often is in the `schema` module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub(super) enum Tag {
@@ -78,9 +79,63 @@ impl Tag {
         1u64 << (self as u8)
     }
 
-    /// Whether the element may repeat inside its parent.
-    pub(super) fn repeats(self) -> bool {
-        matches!(self, Tag::ProtectedPerson | Tag::ProtectionOrderConditionCode)
+    /// The element's name with the ICD's conventional prefix (`por:CourtORI`,
+    /// `nc:Date`, …), for error texts about an element the document did not
+    /// write at that spot.
+    pub(super) fn name(self) -> &'static str {
+        use Tag::*;
+        match self {
+            ProtectiveOrderMessage => "por:ProtectiveOrderMessage",
+            MessageHeader => "por:MessageHeader",
+            CourtOri => "por:CourtORI",
+            Action => "por:Action",
+            Sequence => "por:Sequence",
+            SentDateTime => "por:SentDateTime",
+            ProtectionOrder => "por:ProtectionOrder",
+            CaseNumber => "por:CaseNumber",
+            OrderType => "por:OrderType",
+            FormId => "por:FormID",
+            ExpirationDateTime => "por:ExpirationDateTime",
+            JudicialOfficerName => "por:JudicialOfficerName",
+            BradyCode => "por:BradyCode",
+            FirearmRelinquishmentIndicator => "por:FirearmRelinquishmentIndicator",
+            TerminationDate => "por:TerminationDate",
+            CancelReason => "por:CancelReason",
+            Service => "por:Service",
+            ServedDateTime => "por:ServedDateTime",
+            ServedBy => "por:ServedBy",
+            ServingAgencyOri => "por:ServingAgencyORI",
+            ServiceMethod => "por:ServiceMethod",
+            RestrainedPerson => "por:RestrainedPerson",
+            SexCode => "por:SexCode",
+            RaceCode => "por:RaceCode",
+            HeightFeetInches => "por:HeightFeetInches",
+            WeightPounds => "por:WeightPounds",
+            EyeColorCode => "por:EyeColorCode",
+            HairColorCode => "por:HairColorCode",
+            Residence => "por:Residence",
+            Street => "por:Street",
+            City => "por:City",
+            State => "por:State",
+            Zip => "por:ZIP",
+            DriverLicense => "por:DriverLicense",
+            Number => "por:Number",
+            ProtectedPerson => "por:ProtectedPerson",
+            RelationshipCode => "por:RelationshipCode",
+            OrderImage => "por:OrderImage",
+            ActivityIdentification => "nc:ActivityIdentification",
+            IdentificationId => "nc:IdentificationID",
+            Date => "nc:Date",
+            PersonName => "nc:PersonName",
+            PersonGivenName => "nc:PersonGivenName",
+            PersonMiddleName => "nc:PersonMiddleName",
+            PersonSurName => "nc:PersonSurName",
+            PersonNameSuffixText => "nc:PersonNameSuffixText",
+            PersonBirthDate => "nc:PersonBirthDate",
+            CourtOrderIssuingDate => "j:CourtOrderIssuingDate",
+            ProtectionOrderConditionText => "j:ProtectionOrderConditionText",
+            ProtectionOrderConditionCode => "j:ProtectionOrderConditionCode",
+        }
     }
 
     /// Identifies an element from its resolved namespace and local name.

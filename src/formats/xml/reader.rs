@@ -14,6 +14,7 @@ use super::fields::{self, Element};
 use super::image::{self, RawImage};
 use super::names::{self, Tag};
 use super::position::LineIndex;
+use super::schema;
 use super::values::quote;
 use super::{MAX_ERRORS, XmlLimits};
 
@@ -94,11 +95,41 @@ fn is_xml_space(c: char) -> bool {
 /// Reading ended early; the reason is already in the errors.
 struct Stop;
 
-/// One open element.
+/// One open element, and where its children stand in its content model
+/// ([`schema::content`]).
 struct Frame {
     element: Element,
-    /// Singular children already seen, by [`Tag::bit`].
+    /// The element's name, when it is one Porter knows.
+    tag: Option<Tag>,
+    /// Children already seen, by [`Tag::bit`].
     seen: u64,
+    /// Index in the content model of the last child accepted in order.
+    at: Option<usize>,
+    /// How often that child has occurred so far.
+    count: u8,
+    /// Required children the document went past without writing them, with
+    /// the offset where each was expected; reported when the element closes
+    /// unless they turned up (out of order) after all.
+    passed: Vec<(Tag, usize)>,
+}
+
+impl Frame {
+    fn new(element: Element, tag: Option<Tag>) -> Self {
+        Frame { element, tag, seen: 0, at: None, count: 0, passed: Vec::new() }
+    }
+}
+
+/// How a child element fits its parent's content model.
+enum Placement {
+    /// In order, within its `maxOccurs`.
+    InOrder,
+    /// A singular element seen before.
+    Duplicate,
+    /// A repeatable element over its `maxOccurs`.
+    TooMany(u8),
+    /// Before an element that must follow it. `read`: it is the first of a
+    /// singular element, so its value is read anyway.
+    OutOfOrder { before: Tag, read: bool },
 }
 
 /// The state of one pass over one message.
@@ -279,7 +310,7 @@ impl<'a> OrderReader<'a> {
                     .malformed(offset, format!("element {} uses an undeclared prefix", qname(e)));
             }
         };
-        let element = match self.stack.last_mut() {
+        let element = match self.stack.last() {
             None if self.root_closed => {
                 return self.malformed(offset, "there is content after the root element".into());
             }
@@ -298,31 +329,14 @@ impl<'a> OrderReader<'a> {
             }
             Some(parent) => match (parent.element, name) {
                 (Element::Skipped, _) => Element::Skipped,
-                (parent_element, Some(name)) => {
-                    match parent_element.child(name, &self.parsed.message) {
-                        Some(child) if !name.repeats() && parent.seen & name.bit() != 0 => {
-                            let text = format!("element {} appears more than once", qname(e));
-                            let field = child.path().unwrap_or_else(|| self.here());
-                            self.error(ErrorCode::InvalidFormat, &field, offset, text)?;
-                            Element::Skipped
-                        }
-                        Some(child) => {
-                            parent.seen |= name.bit();
-                            child
-                        }
-                        None => {
-                            self.unexpected(e, offset)?;
-                            Element::Skipped
-                        }
-                    }
-                }
+                (_, Some(tag)) => self.child(tag, e, offset)?,
                 (_, None) => {
                     self.unexpected(e, offset)?;
                     Element::Skipped
                 }
             },
         };
-        self.stack.push(Frame { element, seen: 0 });
+        self.stack.push(Frame::new(element, name));
         if element != Element::Skipped {
             let location = self.lines.locate(offset);
             match element {
@@ -347,6 +361,98 @@ impl<'a> OrderReader<'a> {
             }
         }
         self.attributes(e, element, offset)
+    }
+
+    /// What the known element `tag` is inside the innermost open element,
+    /// checked against that element's content model (order, `maxOccurs`);
+    /// [`Element::Skipped`] when it is refused.
+    fn child(&mut self, tag: Tag, e: &BytesStart<'_>, offset: usize) -> Result<Element, Stop> {
+        let Some(parent) = self.stack.last_mut() else { return Ok(Element::Skipped) };
+        let model = schema::content(parent.element);
+        let position = model.iter().position(|p| p.tag == tag);
+        let (Some(i), Some(child)) = (position, parent.element.child(tag, &self.parsed.message))
+        else {
+            self.unexpected(e, offset)?;
+            return Ok(Element::Skipped);
+        };
+        let particle = model[i];
+        let seen = parent.seen & tag.bit() != 0;
+        let placement = match parent.at {
+            Some(at) if i == at && parent.count < particle.max => {
+                parent.count += 1;
+                Placement::InOrder
+            }
+            Some(at) if i == at && particle.max == 1 => Placement::Duplicate,
+            Some(at) if i == at => Placement::TooMany(particle.max),
+            Some(at) if i < at && seen && particle.max == 1 => Placement::Duplicate,
+            Some(at) if i < at => Placement::OutOfOrder {
+                before: model[at].tag,
+                read: !seen && particle.max == 1,
+            },
+            at => {
+                let from = at.map_or(0, |a| a + 1);
+                for p in &model[from..i] {
+                    if p.min > 0 && parent.seen & p.tag.bit() == 0 {
+                        parent.passed.push((p.tag, offset));
+                    }
+                }
+                parent.at = Some(i);
+                parent.count = 1;
+                Placement::InOrder
+            }
+        };
+        let read = matches!(placement, Placement::InOrder | Placement::OutOfOrder { read: true, .. });
+        if read {
+            parent.seen |= tag.bit();
+            parent.passed.retain(|(t, _)| *t != tag);
+        }
+        let text = match placement {
+            Placement::InOrder => None,
+            Placement::Duplicate => Some(format!("element {} appears more than once", qname(e))),
+            Placement::TooMany(max) => Some(format!(
+                "more than {max} {} elements; at most {max} are allowed",
+                qname(e)
+            )),
+            Placement::OutOfOrder { before, .. } => Some(format!(
+                "element {} is out of order: it must come before {}",
+                qname(e),
+                before.name()
+            )),
+        };
+        if let Some(text) = text {
+            let path = child.report_path().unwrap_or_else(|| self.here());
+            // Too many of a list is about the list, not its n-th element.
+            let path = match placement {
+                Placement::TooMany(_) => Cow::Owned(path.split('[').next().unwrap_or(&path).to_owned()),
+                _ => path,
+            };
+            self.error(ErrorCode::InvalidFormat, &path, offset, text)?;
+        }
+        Ok(if read { child } else { Element::Skipped })
+    }
+
+    /// Reports the required children of a closing element that never came,
+    /// each at the spot where it was expected (`MISSING`).
+    fn missing_children(&mut self, frame: &Frame, offset: usize) -> Result<(), Stop> {
+        let model = schema::content(frame.element);
+        let from = frame.at.map_or(0, |a| a + 1);
+        let trailing = model[from..]
+            .iter()
+            .filter(|p| p.min > 0 && frame.seen & p.tag.bit() == 0)
+            .map(|p| (p.tag, offset));
+        let missing: Vec<(Tag, usize)> = frame.passed.iter().copied().chain(trailing).collect();
+        for (tag, at) in missing {
+            let field = frame
+                .element
+                .child(tag, &self.parsed.message)
+                .and_then(Element::report_path)
+                .or_else(|| frame.element.report_path())
+                .unwrap_or_else(|| self.here());
+            let parent = frame.tag.map_or("its parent", Tag::name);
+            let text = format!("{} is missing: {parent} requires it", tag.name());
+            self.error(ErrorCode::Missing, &field, at, text)?;
+        }
+        Ok(())
     }
 
     fn unexpected(&mut self, e: &BytesStart<'_>, offset: usize) -> Result<(), Stop> {
@@ -433,7 +539,9 @@ impl<'a> OrderReader<'a> {
         match frame.element {
             Element::Leaf(field) => {
                 let value = self.text.trim_matches(is_xml_space);
-                if let Err((code, text)) = fields::store(&mut self.parsed.message, field, value) {
+                let stored = schema::check_value(field, value)
+                    .and_then(|()| fields::store(&mut self.parsed.message, field, value));
+                if let Err((code, text)) = stored {
                     let path = field.path();
                     let location = self.parsed.locations.get(&path).map(str::to_owned);
                     let mut error = FieldError::new(code, path, text);
@@ -444,6 +552,7 @@ impl<'a> OrderReader<'a> {
             Element::Image => {
                 let raw = self.image.take().unwrap_or_default();
                 if self.image_too_long {
+                    image::check_attributes(&raw, &mut self.parsed.errors);
                     let max = self.limits.max_image_bytes;
                     let error = FieldError::new(
                         ErrorCode::TooLong,
@@ -451,7 +560,10 @@ impl<'a> OrderReader<'a> {
                         format!("the image is over {max} bytes"),
                     );
                     self.parsed.errors.push(error.at(raw.location));
-                } else if !raw.base64.is_empty() {
+                } else if raw.base64.is_empty() {
+                    // No image; the attributes are still required.
+                    image::check_attributes(&raw, &mut self.parsed.errors);
+                } else {
                     self.parsed.message.image = image::decode_image(
                         raw,
                         self.limits.max_image_bytes,
@@ -459,8 +571,13 @@ impl<'a> OrderReader<'a> {
                     );
                 }
             }
-            Element::Message => self.root_closed = true,
-            _ => {}
+            Element::Skipped => {}
+            element => {
+                self.missing_children(&frame, offset)?;
+                if element == Element::Message {
+                    self.root_closed = true;
+                }
+            }
         }
         Ok(())
     }

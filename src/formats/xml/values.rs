@@ -69,7 +69,11 @@ fn time_parts(s: &[u8], seconds_required: bool) -> Option<(u32, u32, u32, u32)> 
     Some((hour, minute, second, nanos))
 }
 
+/// A real date; year 0000 is not one (`xs:date` has no year zero).
 fn make_date(year: u32, month: u32, day: u32) -> Option<NaiveDate> {
+    if year == 0 {
+        return None;
+    }
     NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)
 }
 
@@ -96,13 +100,13 @@ fn make_date_time(date: (u32, u32, u32), time: (u32, u32, u32, u32)) -> Option<N
     Some(date.and_time(time))
 }
 
-/// A local (California civil) date-time without offset:
-/// `YYYY-MM-DDTHH:MM[:SS[.fff]]`.
+/// A local (California civil) date-time without offset, an `xs:dateTime`:
+/// `YYYY-MM-DDTHH:MM:SS[.fff]`.
 pub(super) fn parse_local_date_time(value: &str) -> Result<NaiveDateTime, ValueError> {
-    const SHAPE: &str = "a local date-time YYYY-MM-DDTHH:MM[:SS] without offset";
+    const SHAPE: &str = "a local date-time YYYY-MM-DDTHH:MM:SS without offset";
     let (date, time) = split_date_time(value).ok_or_else(|| format_error(SHAPE, value))?;
     let date = date_parts(date).ok_or_else(|| format_error(SHAPE, value))?;
-    let time = time_parts(time, false).ok_or_else(|| format_error(SHAPE, value))?;
+    let time = time_parts(time, true).ok_or_else(|| format_error(SHAPE, value))?;
     make_date_time(date, time).ok_or_else(|| date_error("date-time", value))
 }
 
@@ -129,8 +133,9 @@ pub(super) fn parse_offset_date_time(value: &str) -> Result<DateTime<FixedOffset
         }
         let (hours, minutes) =
             (number(&zone[1..3]).ok_or_else(shape)?, number(&zone[4..]).ok_or_else(shape)?);
-        let seconds =
-            (hours <= 23 && minutes <= 59).then(|| sign * (hours * 3600 + minutes * 60) as i32);
+        // xs:dateTime offsets run from -14:00 to +14:00.
+        let seconds = (minutes <= 59 && hours * 60 + minutes <= 14 * 60)
+            .then(|| sign * (hours * 3600 + minutes * 60) as i32);
         (time, seconds)
     };
     let time = time_parts(time, true).ok_or_else(shape)?;
@@ -141,9 +146,9 @@ pub(super) fn parse_offset_date_time(value: &str) -> Result<DateTime<FixedOffset
     local.and_local_timezone(offset).single().ok_or_else(|| date_error("date-time", value))
 }
 
-/// An `xs:nonNegativeInteger` that fits a `u32`.
+/// An `xs:unsignedInt` written as plain digits (no sign).
 pub(super) fn parse_sequence(value: &str) -> Result<u32, ValueError> {
-    let digits = value.strip_prefix('+').unwrap_or(value);
+    let digits = value;
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(format_error("a non-negative integer", value));
     }
@@ -188,6 +193,7 @@ mod tests {
         assert_eq!(parse_date("2026-11-25"), Ok(NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()));
         assert_eq!(parse_date("2026-02-30").unwrap_err().0, ErrorCode::InvalidDate);
         assert_eq!(parse_date("2026-13-01").unwrap_err().0, ErrorCode::InvalidDate);
+        assert_eq!(parse_date("0000-01-01").unwrap_err().0, ErrorCode::InvalidDate);
         for bad in ["2026-2-3", "26-02-03", "2026/02/03", "2026-02-03Z", "", "２０２６-02-03"] {
             assert_eq!(parse_date(bad).unwrap_err().0, ErrorCode::InvalidFormat, "{bad}");
         }
@@ -196,16 +202,20 @@ mod tests {
     /// Local date-times take optional seconds and no offset.
     #[test]
     fn local_date_times() {
-        let t = parse_local_date_time("2031-11-25T23:59").unwrap();
+        let t = parse_local_date_time("2031-11-25T23:59:00").unwrap();
         assert_eq!(format_local_date_time(t), "2031-11-25T23:59:00");
         let t = parse_local_date_time("2031-11-25T23:59:07.5").unwrap();
         assert_eq!(format_local_date_time(t), "2031-11-25T23:59:07.500");
         assert_eq!(
-            parse_local_date_time("2031-11-25T24:00").unwrap_err().0,
+            parse_local_date_time("2031-11-25T24:00:00").unwrap_err().0,
             ErrorCode::InvalidDate
         );
         assert_eq!(
-            parse_local_date_time("2031-02-29T10:00").unwrap_err().0,
+            parse_local_date_time("2031-02-29T10:00:00").unwrap_err().0,
+            ErrorCode::InvalidDate
+        );
+        assert_eq!(
+            parse_local_date_time("0000-02-01T10:00:00").unwrap_err().0,
             ErrorCode::InvalidDate
         );
         for bad in [
@@ -213,6 +223,7 @@ mod tests {
             "2031-11-25T23:59Z",
             "2031-11-25 23:59",
             "2031-11-25T2359",
+            "2031-11-25T23:59",
             "2031-11-25T",
         ] {
             assert_eq!(
@@ -242,10 +253,12 @@ mod tests {
             parse_offset_date_time("2026-02-30T10:15:00-08:00").unwrap_err().0,
             ErrorCode::InvalidDate
         );
-        assert_eq!(
-            parse_offset_date_time("2026-02-03T10:15:00-24:00").unwrap_err().0,
-            ErrorCode::InvalidDate
-        );
+        for bad in ["-24:00", "+14:01", "-15:00", "+00:60"] {
+            let text = format!("2026-02-03T10:15:00{bad}");
+            assert_eq!(parse_offset_date_time(&text).unwrap_err().0, ErrorCode::InvalidDate, "{text}");
+        }
+        assert!(parse_offset_date_time("2026-02-03T10:15:00+14:00").is_ok());
+        assert!(parse_offset_date_time("2026-02-03T10:15:00-14:00").is_ok());
         for bad in
             ["2026-11-25T10:15:00", "2026-11-25T10:15-08:00", "2026-11-25T10:15:00 -08:00", "x"]
         {
@@ -257,12 +270,14 @@ mod tests {
         }
     }
 
-    /// Sequences are non-negative integers that fit a u32; booleans are xs:boolean.
+    /// Sequences are unsigned digits that fit a u32 (as xs:unsignedInt, no sign); booleans are
+    /// xs:boolean.
     #[test]
     fn sequences_and_booleans() {
         assert_eq!(parse_sequence("1"), Ok(1));
-        assert_eq!(parse_sequence("+007"), Ok(7));
-        for bad in ["-1", "1.0", "", "+", "4294967296", "one"] {
+        assert_eq!(parse_sequence("007"), Ok(7));
+        assert_eq!(parse_sequence("4294967295"), Ok(u32::MAX));
+        for bad in ["-1", "-0", "+7", "1.0", "", "+", "4294967296", "one", "١"] {
             assert_eq!(parse_sequence(bad).unwrap_err().0, ErrorCode::InvalidFormat, "{bad}");
         }
         assert_eq!(parse_boolean("1"), Ok(true));

@@ -4,14 +4,19 @@
 //! `deliveries.state` is `PENDING` until an outcome finishes it: `ACCEPTED`,
 //! `REJECTED` (a permanent partner rejection) or `DEAD` (given up). A
 //! `DISCARDED` state is reserved for an operator's discard of a dead letter;
-//! like `ACCEPTED`, it no longer holds back later sequences.
+//! like `ACCEPTED`, it no longer holds back later sequences. Intake also
+//! finishes deliveries `DEAD` when their message is refused in sequence (a
+//! closed order); those were never due.
+//!
+//! Partner answers, transport errors, reasons and NICs are partner input:
+//! they are written through `rows::text` (no NUL).
 
 use sqlx::AnyConnection;
 use sqlx::Row;
 
 use super::rows::{
     DeadLetterDraft, StatusDraft, Stream, from_json, from_ms, insert_dead_letter, insert_status,
-    now_ms, parse_partner, to_ms, to_u32,
+    now_ms, parse_partner, text, text_opt, to_ms, to_u32,
 };
 use crate::model::{Action, ErrorCode, FieldError, PartnerId, StatusKind};
 use crate::store::{
@@ -42,7 +47,7 @@ pub(super) async fn due(
          ORDER BY d.created_at, d.id \
          LIMIT $3",
     )
-    .bind(partner.wire_name())
+    .bind(text(&partner.wire_name()))
     .bind(to_ms(now))
     .bind(i64::from(limit))
     .fetch_all(&mut *conn)
@@ -107,8 +112,8 @@ pub(super) async fn record_one(
     .bind(delivery_id)
     .bind(to_ms(attempt.at))
     .bind(attempt.request)
-    .bind(attempt.response)
-    .bind(attempt.error)
+    .bind(text_opt(attempt.response.as_deref()))
+    .bind(text_opt(attempt.error.as_deref()))
     .bind(outcome_name)
     .execute(&mut *conn)
     .await?;
@@ -145,7 +150,7 @@ pub(super) async fn record_one(
         .bind(delivery_id)
         .bind(state)
         .bind(i64::from(attempts))
-        .bind(error)
+        .bind(text_opt(error.as_deref()))
         .bind(now)
     };
 
@@ -197,7 +202,7 @@ pub(super) async fn record_one(
             .bind(delivery_id)
             .bind(i64::from(attempts))
             .bind(to_ms(next_attempt_at))
-            .bind(reason)
+            .bind(text(&reason))
             .bind(now)
             .execute(&mut *conn)
             .await?;
@@ -248,7 +253,7 @@ async fn set_nic(
     )
     .bind(court_ori.to_string())
     .bind(order_number.to_string())
-    .bind(nic)
+    .bind(text_opt(nic.as_deref()))
     .bind(now)
     .execute(&mut *conn)
     .await?;

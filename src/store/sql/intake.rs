@@ -4,44 +4,81 @@
 //! Per item, in order:
 //! 1. **Same `(court, message_id)`.** Same body SHA-256: `Duplicate` with
 //!    every status of the earlier message, nothing else changes. Different
-//!    body: a `CONFLICT_REJECTED` status (error `DUPLICATE_CONFLICT`, field
-//!    `message_id`) outside the original's stream; the original is untouched.
+//!    body: the arrival is kept in `conflicts` (bytes, SHA-256, time) and
+//!    answered with a `CONFLICT_REJECTED` status (error `DUPLICATE_CONFLICT`,
+//!    field `message_id`). That status takes its `StatusSequence` from the
+//!    original's counter, so every status under one correlation id is
+//!    totally ordered, but stays unlinked from the original (`inbound_id`
+//!    NULL), so a duplicate of the original does not send it again. The same
+//!    conflicting body again gets the same status back, with no new row. The
+//!    original is untouched.
 //! 2. **Rejected verdict.** The message is stored (outcome `REJECTED`), with a
 //!    `REJECTED` status and a dead letter at stage `validate` whose reason is
 //!    the first error's code. Its sequence stays free.
-//! 3. **Accepted verdict**, checked against the order, first match wins:
+//! 3. **Accepted verdict**, checked against what is known of the order (the
+//!    applied prefix `1..=applied_sequence` and the accepted messages waiting
+//!    past a gap), first match wins:
 //!    - (a) an accepted message has the same `(court, order, sequence)`: the
 //!      same canonical content makes this one a duplicate (outcome
 //!      `DUPLICATE`): an `ACCEPTED` status with no routed partners and a
-//!      `DUPLICATE_CONFLICT` warning (field `sequence`) naming the message it
-//!      repeats, and no second effect. Different content is `REJECTED` with
+//!      `DUPLICATE` warning (field `sequence`) naming the message it repeats,
+//!      and no second effect. Different content is `REJECTED` with
 //!      `SEQUENCE_CONFLICT`. A sequence inside the order's applied prefix
 //!      whose message was purged is also `SEQUENCE_CONFLICT`.
-//!    - (b) the order's latest ISSUE, TERMINATE or CANCEL before this
+//!    - (b) the order's latest known ISSUE, TERMINATE or CANCEL before this
 //!      sequence is a TERMINATE, or a CANCEL: `REJECTED` with `ORDER_CLOSED`,
-//!      except an ISSUE with the sequence right after the CANCEL (re-entry).
-//!    - (c) that latest one is an ISSUE and this is an ISSUE too: `REJECTED`
-//!      with `SEQUENCE_CONFLICT` (the order exists and is active).
-//!    - (d) otherwise it is accepted: stored (outcome `ACCEPTED`), applied to
-//!      the order row when no gap precedes it, one `PENDING` delivery per
-//!      routed partner, and an `ACCEPTED` status listing them.
+//!      except an ISSUE with the sequence right after the CANCEL (re-entry),
+//!      and except a message that a still-missing re-entry ISSUE right after
+//!      the CANCEL could make valid: it is held (accepted, settled when the
+//!      gap fills).
+//!    - (c) an ISSUE (past sequence 1) whose predecessor is known and is not
+//!      a CANCEL: `REJECTED` with `SEQUENCE_CONFLICT` (the order exists and
+//!      is active), in particular when it would follow an applied, still
+//!      active order. When its predecessor is still missing it may be a
+//!      re-entry arriving before its CANCEL: it is held.
+//!    - (d) otherwise it is accepted: stored (outcome `ACCEPTED`), one
+//!      `PENDING` delivery per routed partner, an `ACCEPTED` status listing
+//!      them, and then applied to the order with every message that no
+//!      longer waits behind a gap (see below).
 //!
 //!    Rules (b) and (c) look at the order's sequence history, not only at its
 //!    latest state, so a corrected message that fills a gap below a TERMINATE
-//!    is still accepted. Rejections under (a)–(c) also leave a dead letter
+//!    is still accepted. They reject only what no missing sequence could make
+//!    valid; the rest waits. Rejections under (a)–(c) also leave a dead letter
 //!    at stage `validate`.
+//!
+//! **Applying in sequence.** Each message whose turn comes (the next
+//! sequence after `applied_sequence`) is settled against the order as it is
+//! then: a TERMINATEd order, or a CANCELled one other than for the re-entry
+//! ISSUE right after the CANCEL, refuses it with `ORDER_CLOSED`; an active
+//! order refuses a (held) ISSUE with `SEQUENCE_CONFLICT`. A refused message
+//! changes nothing on the order (its `order_json` and state stay), but its
+//! sequence counts as settled (`applied_sequence` moves past it; its outcome
+//! stays `ACCEPTED`). Its deliveries, which were never due, become `DEAD`,
+//! and for each one it gets a `DEAD_LETTERED` status (with the partner) and
+//! a dead letter at stage `sequence` whose reason is the code; a message
+//! routed to no partner gets one of each with no partner. One per delivery,
+//! not one per message, keeps ICD §4's "one final status per routed
+//! partner" and the store's "every `DEAD` delivery has its dead letter"
+//! (which an operator's discard resolves). These statuses and dead letters
+//! are returned in the `Stored` outcome of the item whose arrival settled
+//! them. Once a message is refused for a closed order, every later one is
+//! too, so its `DEAD` deliveries hold nothing valid back; a refused ISSUE of
+//! an active order holds back the order's later deliveries to its partners
+//! like any dead letter, until an operator discards it.
 
 use sqlx::AnyConnection;
 use sqlx::Row;
 
 use super::Backend;
 use super::rows::{
-    DeadLetterDraft, Params, StatusDraft, Stream, Value, from_json, insert_dead_letter,
-    insert_status, now_ms, status_from_row, to_json,
+    DeadLetterDraft, Params, StatusDraft, Stream, Value, clean, from_json, insert_dead_letter,
+    insert_status, now_ms, parse_partner, status_from_row, text, text_opt, to_json, to_u32,
 };
 use crate::model::{Action, ErrorCode, FieldError, OrderMessage, PartnerId, StatusKind};
 use crate::store::{
-    DeadLetterStage, InboundMessage, IntakeItem, IntakeOutcome, StoreResult, StoredStatus, Verdict,
+    DeadLetterStage, InboundMessage, IntakeItem, IntakeOutcome, StoreResult, StoredDeadLetter,
+    StoredStatus, Verdict,
 };
 
 /// The `orders.state` values.
@@ -57,6 +94,7 @@ pub(super) async fn intake_one(
     item: IntakeItem,
 ) -> StoreResult<IntakeOutcome> {
     let IntakeItem { inbound, verdict } = item;
+    let inbound = without_nul(inbound);
     backend.lock_key(conn, &["message", &inbound.court_ori, &inbound.message_id]).await?;
 
     let earlier = sqlx::query(
@@ -72,39 +110,18 @@ pub(super) async fn intake_one(
         if sha == inbound.body_sha256 {
             return Ok(IntakeOutcome::Duplicate { statuses: statuses_of(conn, id).await? });
         }
-        let (order_number, sequence) = match &verdict {
-            Verdict::Accepted { order, .. } => (order.order_number(), order.sequence),
-            Verdict::Rejected { order_number, sequence, .. } => {
-                (order_number.as_deref(), *sequence)
-            }
-        };
-        let mut draft = StatusDraft::new(
-            &inbound.court_ori,
-            &inbound.message_id,
-            order_number,
-            sequence,
-            StatusKind::ConflictRejected,
-        );
-        draft.errors.push(FieldError::new(
-            ErrorCode::DuplicateConflict,
-            "message_id",
-            format!(
-                "message_id {} was already received with a different body; the original stands",
-                inbound.message_id
-            ),
-        ));
-        let status = insert_status(conn, Stream::Alone, draft).await?;
-        return Ok(IntakeOutcome::Conflict { status });
+        return conflict(conn, id, &inbound, &verdict).await;
     }
 
     match verdict {
         Verdict::Rejected { order_number, sequence, errors } => {
+            let order_number = text_opt(order_number.as_deref());
             let facts = Facts { order_number, sequence, action: None, canonical: None };
             reject(conn, &inbound, facts, errors, Vec::new()).await
         }
         Verdict::Accepted { order, canonical_sha256, partners, warnings } => {
             let (Some(order_number), Some(sequence), Some(action)) =
-                (order.order_number().map(str::to_string), order.sequence, order.action)
+                (order.order_number().map(text), order.sequence, order.action)
             else {
                 // The validator guarantees these; refuse rather than guess.
                 let errors = vec![FieldError::new(
@@ -113,7 +130,7 @@ pub(super) async fn intake_one(
                     "an accepted message needs its order number, sequence and action",
                 )];
                 let facts = Facts {
-                    order_number: order.order_number().map(str::to_string),
+                    order_number: order.order_number().map(text),
                     sequence: order.sequence,
                     action: order.action,
                     canonical: None,
@@ -122,7 +139,7 @@ pub(super) async fn intake_one(
             };
             backend.lock_key(conn, &["order", &inbound.court_ori, &order_number]).await?;
             let key = OrderKey { court_ori: &inbound.court_ori, order_number: &order_number };
-            let canonical = Canonical { json: to_json(&*order)?, sha256: canonical_sha256 };
+            let canonical = Canonical { json: to_json(&*order)?, sha256: text(&canonical_sha256) };
             let facts = Facts {
                 order_number: Some(order_number.clone()),
                 sequence: Some(sequence),
@@ -140,7 +157,7 @@ pub(super) async fn intake_one(
                     let mut draft = facts.status(&inbound, StatusKind::Accepted);
                     draft.warnings = warnings;
                     draft.warnings.push(FieldError::new(
-                        ErrorCode::DuplicateConflict,
+                        ErrorCode::Duplicate,
                         "sequence",
                         format!(
                             "sequence {sequence} of order {order_number} was already accepted \
@@ -149,11 +166,10 @@ pub(super) async fn intake_one(
                         ),
                     ));
                     let status = insert_status(conn, Stream::First(id), draft).await?;
-                    Ok(IntakeOutcome::Stored { statuses: vec![status], dead_letter: None })
+                    Ok(IntakeOutcome::Stored { statuses: vec![status], dead_letters: Vec::new() })
                 }
                 Decision::Accept => {
                     let id = insert_inbound(conn, &inbound, "ACCEPTED", &facts, None).await?;
-                    apply_to_order(conn, &key, row, sequence, action, *order).await?;
                     let mut routed: Vec<PartnerId> = Vec::with_capacity(partners.len());
                     for partner in partners {
                         if !routed.contains(&partner) {
@@ -164,12 +180,96 @@ pub(super) async fn intake_one(
                     let mut draft = facts.status(&inbound, StatusKind::Accepted);
                     draft.routed_partners = routed;
                     draft.warnings = warnings;
-                    let status = insert_status(conn, Stream::First(id), draft).await?;
-                    Ok(IntakeOutcome::Stored { statuses: vec![status], dead_letter: None })
+                    let mut produced = Settled {
+                        statuses: vec![insert_status(conn, Stream::First(id), draft).await?],
+                        dead_letters: Vec::new(),
+                    };
+                    let arrival = Arrival { inbound_id: id, sequence, action, message: *order };
+                    for refused in apply_to_order(conn, &key, row, arrival).await? {
+                        refuse(conn, refused, &mut produced).await?;
+                    }
+                    Ok(IntakeOutcome::Stored {
+                        statuses: produced.statuses,
+                        dead_letters: produced.dead_letters,
+                    })
                 }
             }
         }
     }
+}
+
+/// The inbound message with NUL replaced in every text the store keeps.
+fn without_nul(mut inbound: InboundMessage) -> InboundMessage {
+    for s in [
+        &mut inbound.court_ori,
+        &mut inbound.message_id,
+        &mut inbound.body_sha256,
+        &mut inbound.content_type,
+    ] {
+        clean(s);
+    }
+    if let Some(layout) = inbound.layout.as_mut() {
+        clean(layout);
+    }
+    inbound
+}
+
+/// Answers an arrival whose `message_id` is stored (`original_id`) with a
+/// different body: keeps it in `conflicts` with a `CONFLICT_REJECTED`
+/// status numbered from the original's counter, or, when this very body
+/// conflicted before, returns that status again.
+async fn conflict(
+    conn: &mut AnyConnection,
+    original_id: i64,
+    inbound: &InboundMessage,
+    verdict: &Verdict,
+) -> StoreResult<IntakeOutcome> {
+    let before = sqlx::query(
+        "SELECT s.id, s.message_json FROM conflicts c JOIN statuses s ON s.id = c.status_id \
+         WHERE c.court_ori = $1 AND c.message_id = $2 AND c.body_sha256 = $3",
+    )
+    .bind(inbound.court_ori.clone())
+    .bind(inbound.message_id.clone())
+    .bind(inbound.body_sha256.clone())
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = before {
+        return Ok(IntakeOutcome::Conflict { status: status_from_row(&row)? });
+    }
+    let (order_number, sequence) = match verdict {
+        Verdict::Accepted { order, .. } => (order.order_number(), order.sequence),
+        Verdict::Rejected { order_number, sequence, .. } => (order_number.as_deref(), *sequence),
+    };
+    let mut draft = StatusDraft::new(
+        &inbound.court_ori,
+        &inbound.message_id,
+        order_number,
+        sequence,
+        StatusKind::ConflictRejected,
+    );
+    draft.errors.push(FieldError::new(
+        ErrorCode::DuplicateConflict,
+        "message_id",
+        format!(
+            "message_id {} was already received with a different body; the original stands",
+            inbound.message_id
+        ),
+    ));
+    let status = insert_status(conn, Stream::Beside(original_id), draft).await?;
+    sqlx::query(
+        "INSERT INTO conflicts (court_ori, message_id, body_sha256, body, content_type, \
+         received_at, status_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(inbound.court_ori.clone())
+    .bind(inbound.message_id.clone())
+    .bind(inbound.body_sha256.clone())
+    .bind(inbound.body.clone())
+    .bind(inbound.content_type.clone())
+    .bind(inbound.received_at.timestamp_millis())
+    .bind(status.id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(IntakeOutcome::Conflict { status })
 }
 
 /// One `PENDING` delivery per routed partner, due now, in one statement.
@@ -218,12 +318,14 @@ struct OrderRow {
     state: String,
     applied: i64,
     last: i64,
+    /// The applied TERMINATE or CANCEL that closed the order.
+    closed: Option<i64>,
 }
 
 impl OrderRow {
     async fn load(conn: &mut AnyConnection, key: &OrderKey<'_>) -> StoreResult<Option<OrderRow>> {
         let row = sqlx::query(
-            "SELECT state, applied_sequence, last_sequence FROM orders \
+            "SELECT state, applied_sequence, last_sequence, closed_sequence FROM orders \
              WHERE court_ori = $1 AND order_number = $2",
         )
         .bind(key.court_ori.to_string())
@@ -235,6 +337,7 @@ impl OrderRow {
                 state: row.try_get("state")?,
                 applied: row.try_get("applied_sequence")?,
                 last: row.try_get("last_sequence")?,
+                closed: row.try_get("closed_sequence")?,
             })
         })
         .transpose()
@@ -318,8 +421,12 @@ async fn decide(
         )));
     }
 
-    let (state, applied) = order.map_or((NEW, 0), |o| (o.state.as_str(), o.applied));
-    if seq <= applied {
+    let prefix = order.map_or(Prefix { state: NEW, applied: 0, closed: None }, |o| Prefix {
+        state: o.state.as_str(),
+        applied: o.applied,
+        closed: o.closed,
+    });
+    if seq <= prefix.applied {
         // Inside the applied prefix but no accepted row: it was purged.
         return Ok(Decision::Reject(FieldError::new(
             ErrorCode::SequenceConflict,
@@ -328,52 +435,114 @@ async fn decide(
         )));
     }
 
-    // The latest ISSUE/TERMINATE/CANCEL before this sequence: among the
-    // messages waiting past a gap (if there is a gap), or else the applied
-    // prefix's state.
-    let waiting = if seq == applied + 1 {
-        None
-    } else {
-        sqlx::query(
-            "SELECT action, sequence FROM inbound_messages \
-         WHERE court_ori = $1 AND order_number = $2 AND outcome = 'ACCEPTED' \
-           AND sequence > $3 AND sequence < $4 AND action IN ('ISSUE', 'TERMINATE', 'CANCEL') \
-         ORDER BY sequence DESC LIMIT 1",
+    // The accepted messages waiting between the applied prefix and this one.
+    let mut waiting = Vec::new();
+    if seq > prefix.applied + 1 {
+        let rows = sqlx::query(
+            "SELECT sequence, action FROM inbound_messages \
+             WHERE court_ori = $1 AND order_number = $2 AND outcome = 'ACCEPTED' \
+               AND sequence > $3 AND sequence < $4 ORDER BY sequence",
         )
         .bind(court.to_string())
         .bind(number.to_string())
-        .bind(applied)
+        .bind(prefix.applied)
         .bind(seq)
-        .fetch_optional(&mut *conn)
-        .await?
-    };
-    let latest: Option<(Action, i64)> = match waiting {
-        Some(row) => {
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in &rows {
             let name: String = row.try_get("action")?;
-            let action = Action::from_name(&name).unwrap_or(Action::Issue);
-            Some((action, row.try_get("sequence")?))
+            let action = Action::from_name(&name).unwrap_or(Action::Modify);
+            waiting.push((row.try_get::<i64, _>("sequence")?, action));
         }
-        None => match state {
-            ACTIVE => Some((Action::Issue, applied)),
-            TERMINATED => Some((Action::Terminate, applied)),
-            CANCELLED => Some((Action::Cancel, applied)),
-            _ => None,
-        },
-    };
-    Ok(match latest {
+    }
+    Ok(match sequence_rule(&prefix, &waiting, seq, action, number) {
         None => Decision::Accept,
-        Some((Action::Terminate, at)) => Decision::Reject(closed(number, "terminated", at)),
-        Some((Action::Cancel, at)) if action == Action::Issue && seq == at + 1 => Decision::Accept,
-        Some((Action::Cancel, at)) => Decision::Reject(closed(number, "cancelled", at)),
-        Some((_, at)) if action == Action::Issue => Decision::Reject(FieldError::new(
-            ErrorCode::SequenceConflict,
-            "sequence",
-            format!(
-                "order {number} was already issued (by sequence {at} or earlier) and is active"
-            ),
-        )),
-        Some(_) => Decision::Accept,
+        Some(error) => Decision::Reject(error),
     })
+}
+
+/// What the applied prefix of an order says.
+struct Prefix<'a> {
+    state: &'a str,
+    applied: i64,
+    closed: Option<i64>,
+}
+
+/// Rules (b) and (c) for an accepted verdict at `seq`, given the applied
+/// prefix and the accepted messages `waiting` (ascending) between it and
+/// `seq`: the error that rejects it, or `None` to accept it (and hold it
+/// when it is past a gap). It rejects only what no missing sequence could
+/// make valid.
+fn sequence_rule(
+    prefix: &Prefix<'_>,
+    waiting: &[(i64, Action)],
+    seq: i64,
+    action: Action,
+    number: &str,
+) -> Option<FieldError> {
+    // What is known at sequence `s`: `Some(true)` for the CANCEL that
+    // closed the order (or a waiting CANCEL), `Some(false)` for any other
+    // known message, `None` for a gap.
+    let known = |s: i64| -> Option<bool> {
+        if s <= prefix.applied {
+            Some(prefix.state == CANCELLED && prefix.closed == Some(s))
+        } else {
+            waiting.iter().find(|(w, _)| *w == s).map(|(_, a)| *a == Action::Cancel)
+        }
+    };
+    let at = |closed: Option<i64>| closed.unwrap_or(prefix.applied);
+    let latest = waiting
+        .iter()
+        .rev()
+        .find(|(_, a)| matches!(a, Action::Issue | Action::Terminate | Action::Cancel))
+        .map(|&(s, a)| (a, s))
+        .or(match prefix.state {
+            ACTIVE => Some((Action::Issue, prefix.applied)),
+            TERMINATED => Some((Action::Terminate, at(prefix.closed))),
+            CANCELLED => Some((Action::Cancel, at(prefix.closed))),
+            _ => None,
+        });
+    match latest {
+        // Nothing reopens a terminated order.
+        Some((Action::Terminate, t)) => Some(closed(number, "terminated", t)),
+        // After a CANCEL at c only the ISSUE at c + 1 re-enters. A later
+        // sequence can still be valid while c + 1 is missing: a re-entry may
+        // fill it (and, for an ISSUE, a second CANCEL its own predecessor).
+        Some((Action::Cancel, c)) if action == Action::Issue => {
+            let held = seq > c + 2 && known(c + 1).is_none() && known(seq - 1).is_none();
+            (seq != c + 1 && !held).then(|| closed(number, "cancelled", c))
+        }
+        Some((Action::Cancel, c)) => {
+            let held = seq > c + 1 && known(c + 1).is_none();
+            (!held).then(|| closed(number, "cancelled", c))
+        }
+        // An ISSUE past sequence 1 must follow a CANCEL: when its
+        // predecessor is known and is not one, the order is issued; when the
+        // predecessor is missing it may be the CANCEL, so the ISSUE waits.
+        latest if action == Action::Issue && seq > 1 => match known(seq - 1) {
+            Some(false) if seq - 1 == prefix.applied && prefix.state == ACTIVE => {
+                let at = latest.map_or(prefix.applied, |(_, at)| at);
+                Some(FieldError::new(
+                    ErrorCode::SequenceConflict,
+                    "sequence",
+                    format!(
+                        "order {number} was already issued (by sequence {at} or earlier) and \
+                         is active"
+                    ),
+                ))
+            }
+            Some(false) => Some(FieldError::new(
+                ErrorCode::SequenceConflict,
+                "sequence",
+                format!(
+                    "sequence {} of order {number} is not a CANCEL, so an ISSUE cannot follow it",
+                    seq - 1
+                ),
+            )),
+            Some(true) | None => None,
+        },
+        _ => None,
+    }
 }
 
 fn closed(number: &str, how: &str, at: i64) -> FieldError {
@@ -417,7 +586,7 @@ async fn reject(
         },
     )
     .await?;
-    Ok(IntakeOutcome::Stored { statuses: vec![status], dead_letter: Some(dead_letter) })
+    Ok(IntakeOutcome::Stored { statuses: vec![status], dead_letters: vec![dead_letter] })
 }
 
 /// Stores an inbound message with its outcome. Its first status is issued in
@@ -466,25 +635,52 @@ async fn statuses_of(conn: &mut AnyConnection, inbound_id: i64) -> StoreResult<V
     rows.iter().map(status_from_row).collect()
 }
 
-/// Records a newly accepted sequence on its order row (`row`, as read
-/// before deciding), and applies every accepted message that no longer
-/// waits behind a gap, in sequence order.
-async fn apply_to_order(
-    conn: &mut AnyConnection,
-    key: &OrderKey<'_>,
-    row: Option<OrderRow>,
+/// A newly accepted message, for [`apply_to_order`].
+struct Arrival {
+    inbound_id: i64,
     sequence: u32,
     action: Action,
     message: OrderMessage,
-) -> StoreResult<()> {
-    let now = now_ms();
-    let seq = i64::from(sequence);
-    let exists = row.is_some();
-    let OrderRow { mut state, mut applied, last } =
-        row.unwrap_or(OrderRow { state: NEW.to_string(), applied: 0, last: 0 });
-    let mut current: Option<OrderMessage> = None;
-    if seq == applied + 1 {
-        if exists && !action.carries_full_order() {
+}
+
+/// A message refused when its turn came to be applied, and why.
+struct Refused {
+    inbound_id: i64,
+    code: ErrorCode,
+    text: String,
+}
+
+/// The order as it is being brought forward, one sequence at a time.
+struct Applying {
+    state: String,
+    closed: Option<i64>,
+    /// The current order, once read or replaced (`None` with `loaded` false:
+    /// still only in the row's `order_json`).
+    current: Option<OrderMessage>,
+    loaded: bool,
+    applied: i64,
+    refused: Vec<Refused>,
+}
+
+impl Applying {
+    /// Settles the message at the next sequence: applies it, or refuses it
+    /// when the order no longer takes it.
+    async fn settle(
+        &mut self,
+        conn: &mut AnyConnection,
+        key: &OrderKey<'_>,
+        inbound_id: i64,
+        action: Action,
+        message: OrderMessage,
+    ) -> StoreResult<()> {
+        let seq = self.applied + 1;
+        self.applied = seq;
+        if let Some((code, text)) = refusal(&self.state, self.closed, seq, action, key.order_number)
+        {
+            self.refused.push(Refused { inbound_id, code, text });
+            return Ok(());
+        }
+        if !self.loaded && !action.carries_full_order() {
             let json: Option<String> = sqlx::query_scalar(
                 "SELECT order_json FROM orders WHERE court_ori = $1 AND order_number = $2",
             )
@@ -492,14 +688,76 @@ async fn apply_to_order(
             .bind(key.order_number.to_string())
             .fetch_one(&mut *conn)
             .await?;
-            current = json.as_deref().map(|j| from_json(j, "order")).transpose()?;
+            self.current = json.as_deref().map(|j| from_json(j, "order")).transpose()?;
         }
-        apply(&mut state, &mut current, action, message);
-        applied = seq;
+        self.loaded = true;
+        apply(&mut self.state, &mut self.current, action, message);
+        match action {
+            Action::Terminate | Action::Cancel => self.closed = Some(seq),
+            Action::Issue => self.closed = None,
+            Action::Modify | Action::Service => {}
+        }
+        Ok(())
+    }
+}
+
+/// Why the order, as it is when `seq` comes to be applied, refuses it:
+/// after a TERMINATE, or after a CANCEL except for the ISSUE right after it
+/// (`ORDER_CLOSED`); an ISSUE of an active order (`SEQUENCE_CONFLICT`).
+fn refusal(
+    state: &str,
+    closed: Option<i64>,
+    seq: i64,
+    action: Action,
+    number: &str,
+) -> Option<(ErrorCode, String)> {
+    let by = closed.map_or_else(String::new, |c| format!(" by sequence {c}"));
+    match state {
+        TERMINATED => Some((
+            ErrorCode::OrderClosed,
+            format!("order {number} was terminated{by}; sequence {seq} was not applied"),
+        )),
+        CANCELLED if action == Action::Issue && closed == Some(seq - 1) => None,
+        CANCELLED => Some((
+            ErrorCode::OrderClosed,
+            format!(
+                "order {number} was cancelled{by}; sequence {seq} is not a re-entry ISSUE right \
+                 after it and was not applied"
+            ),
+        )),
+        ACTIVE if action == Action::Issue => Some((
+            ErrorCode::SequenceConflict,
+            format!(
+                "order {number} was already issued and active when its sequence {seq} (an ISSUE \
+                 that follows no CANCEL) came to be applied; it was not applied"
+            ),
+        )),
+        _ => None,
+    }
+}
+
+/// Records a newly accepted sequence on its order row (`row`, as read
+/// before deciding), and settles every accepted message that no longer
+/// waits behind a gap, in sequence order. Returns the messages refused.
+async fn apply_to_order(
+    conn: &mut AnyConnection,
+    key: &OrderKey<'_>,
+    row: Option<OrderRow>,
+    arrival: Arrival,
+) -> StoreResult<Vec<Refused>> {
+    let now = now_ms();
+    let seq = i64::from(arrival.sequence);
+    let exists = row.is_some();
+    let OrderRow { state, applied, last, closed } =
+        row.unwrap_or(OrderRow { state: NEW.to_string(), applied: 0, last: 0, closed: None });
+    let mut order =
+        Applying { state, closed, current: None, loaded: !exists, applied, refused: Vec::new() };
+    if seq == applied + 1 {
+        order.settle(conn, key, arrival.inbound_id, arrival.action, arrival.message).await?;
         if last > seq {
             // Messages that waited behind this one.
             let waiting = sqlx::query(
-                "SELECT sequence, action, canonical_json FROM inbound_messages \
+                "SELECT id, sequence, action, canonical_json FROM inbound_messages \
                  WHERE court_ori = $1 AND order_number = $2 AND outcome = 'ACCEPTED' \
                    AND sequence > $3 ORDER BY sequence",
             )
@@ -510,37 +768,127 @@ async fn apply_to_order(
             .await?;
             for row in &waiting {
                 let s: i64 = row.try_get("sequence")?;
-                if s != applied + 1 {
+                if s != order.applied + 1 {
                     break;
                 }
                 let name: String = row.try_get("action")?;
                 let json: String = row.try_get("canonical_json")?;
                 let action = Action::from_name(&name).unwrap_or(Action::Modify);
-                apply(&mut state, &mut current, action, from_json(&json, "canonical order")?);
-                applied = s;
+                let message = from_json(&json, "canonical order")?;
+                order.settle(conn, key, row.try_get("id")?, action, message).await?;
             }
         }
     }
-    let order_json = current.as_ref().map(to_json).transpose()?;
+    let order_json = order.current.as_ref().map(to_json).transpose()?;
     let sql = if exists {
         "UPDATE orders SET state = $3, applied_sequence = $4, last_sequence = $5, \
-         order_json = COALESCE($6, order_json), updated_at = $7 \
+         order_json = COALESCE($6, order_json), closed_sequence = $8, updated_at = $7 \
          WHERE court_ori = $1 AND order_number = $2"
     } else {
         "INSERT INTO orders (court_ori, order_number, state, applied_sequence, last_sequence, \
-         order_json, clets_nic, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $7)"
+         order_json, clets_nic, closed_sequence, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, NULL, $8, $7, $7)"
     };
     sqlx::query(sql)
         .bind(key.court_ori.to_string())
         .bind(key.order_number.to_string())
-        .bind(state)
-        .bind(applied)
+        .bind(order.state)
+        .bind(order.applied)
         .bind(last.max(seq))
         .bind(order_json)
         .bind(now)
+        .bind(order.closed)
         .execute(&mut *conn)
         .await?;
+    Ok(order.refused)
+}
+
+/// The statuses and dead letters one intake item produced.
+struct Settled {
+    statuses: Vec<StoredStatus>,
+    dead_letters: Vec<StoredDeadLetter>,
+}
+
+/// Records a refusal (see the module note): its pending deliveries become
+/// `DEAD`, each with a `DEAD_LETTERED` status and a dead letter at stage
+/// `sequence`; with no delivery, one of each without a partner.
+async fn refuse(
+    conn: &mut AnyConnection,
+    refused: Refused,
+    produced: &mut Settled,
+) -> StoreResult<()> {
+    let Refused { inbound_id, code, text: why } = refused;
+    let message = sqlx::query(
+        "SELECT court_ori, message_id, order_number, sequence, body, content_type \
+         FROM inbound_messages WHERE id = $1",
+    )
+    .bind(inbound_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let court_ori: String = message.try_get("court_ori")?;
+    let message_id: String = message.try_get("message_id")?;
+    let order_number: Option<String> = message.try_get("order_number")?;
+    let sequence: Option<i64> = message.try_get("sequence")?;
+    let sequence = sequence.map(|s| to_u32(s, "sequence")).transpose()?;
+    let body: Vec<u8> = message.try_get("body")?;
+    let content_type: String = message.try_get("content_type")?;
+
+    let rows = sqlx::query(
+        "SELECT id, partner, attempts FROM deliveries WHERE inbound_id = $1 AND state = 'PENDING' \
+         ORDER BY id",
+    )
+    .bind(inbound_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut targets: Vec<(Option<i64>, Option<PartnerId>, u32)> = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let partner = parse_partner(&row.try_get::<String, _>("partner")?)?;
+        let attempts = to_u32(row.try_get("attempts")?, "attempts")?;
+        targets.push((Some(row.try_get("id")?), Some(partner), attempts));
+    }
+    if targets.is_empty() {
+        targets.push((None, None, 0));
+    }
+    sqlx::query(
+        "UPDATE deliveries SET state = 'DEAD', last_error = $2, updated_at = $3 \
+         WHERE inbound_id = $1 AND state = 'PENDING'",
+    )
+    .bind(inbound_id)
+    .bind(format!("{code}: {why}"))
+    .bind(now_ms())
+    .execute(&mut *conn)
+    .await?;
+
+    let field = if code == ErrorCode::OrderClosed { "order.order_number" } else { "sequence" };
+    let error = FieldError::new(code, field, why);
+    for (delivery_id, partner, attempts) in targets {
+        let mut draft = StatusDraft::new(
+            &court_ori,
+            &message_id,
+            order_number.as_deref(),
+            sequence,
+            StatusKind::DeadLettered,
+        );
+        draft.partner = partner.clone();
+        draft.errors = vec![error.clone()];
+        produced.statuses.push(insert_status(conn, Stream::Next(inbound_id), draft).await?);
+        let dead_letter = DeadLetterDraft {
+            inbound_id: Some(inbound_id),
+            delivery_id,
+            court_ori: court_ori.clone(),
+            message_id: message_id.clone(),
+            order_number: order_number.clone(),
+            sequence,
+            stage: DeadLetterStage::Sequence,
+            partner,
+            reason: code.as_str().to_string(),
+            errors: vec![error.clone()],
+            body: body.clone(),
+            content_type: content_type.clone(),
+            attempts,
+        };
+        produced.dead_letters.push(insert_dead_letter(conn, dead_letter).await?);
+    }
     Ok(())
 }
 

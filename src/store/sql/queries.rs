@@ -6,7 +6,7 @@ use sqlx::Row;
 
 use super::rows::{
     DEAD_LETTER_COLUMNS, Params, Value, dead_letter_from_row, from_ms, now_ms, parse_partner,
-    status_from_row, to_ms, to_u32,
+    status_from_row, text, to_ms, to_u32,
 };
 use crate::store::{
     DeadLetterFilter, DeliveryView, PartnerAttempt, StoreResult, StoredDeadLetter, StoredStatus,
@@ -67,13 +67,14 @@ pub(super) async fn statuses_for_message(
     court_ori: &str,
     message_id: &str,
 ) -> StoreResult<Vec<StoredStatus>> {
+    // One counter numbers them all, CONFLICT_REJECTED included (see `rows::Stream`).
     let rows = sqlx::query(
         "SELECT s.id, s.message_json FROM statuses s \
          WHERE s.court_ori = $1 AND s.correlates_to = $2 \
-         ORDER BY CASE WHEN s.inbound_id IS NULL THEN 1 ELSE 0 END, s.status_sequence, s.id",
+         ORDER BY s.status_sequence, s.id",
     )
-    .bind(court_ori.to_string())
-    .bind(message_id.to_string())
+    .bind(text(court_ori))
+    .bind(text(message_id))
     .fetch_all(&mut *conn)
     .await?;
     rows.iter().map(status_from_row).collect()
@@ -89,8 +90,8 @@ pub(super) async fn deliveries_for_message(
          JOIN inbound_messages i ON i.id = d.inbound_id \
          WHERE i.court_ori = $1 AND i.message_id = $2 ORDER BY d.id",
     )
-    .bind(court_ori.to_string())
-    .bind(message_id.to_string())
+    .bind(text(court_ori))
+    .bind(text(message_id))
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()
@@ -178,7 +179,8 @@ pub(super) async fn partner_attempts(
 /// Forgets inbound messages received before `cutoff` whose work is over:
 /// every status published, every delivery `ACCEPTED` or `DISCARDED`. Their
 /// statuses, deliveries and attempts go with them; dead letters and orders
-/// stay. Published `CONFLICT_REJECTED` statuses older than `cutoff` go too.
+/// stay. Conflicting arrivals received before `cutoff` whose
+/// `CONFLICT_REJECTED` is published go too, with that status.
 pub(super) async fn purge_before(
     conn: &mut AnyConnection,
     cutoff: DateTime<Utc>,
@@ -214,8 +216,16 @@ pub(super) async fn purge_before(
         }
     }
     sqlx::query(
+        "DELETE FROM conflicts WHERE received_at < $1 \
+         AND status_id IN (SELECT id FROM statuses WHERE published_at IS NOT NULL)",
+    )
+    .bind(cutoff)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(
         "DELETE FROM statuses WHERE inbound_id IS NULL AND published_at IS NOT NULL \
-         AND created_at < $1",
+         AND created_at < $1 \
+         AND NOT EXISTS (SELECT 1 FROM conflicts c WHERE c.status_id = statuses.id)",
     )
     .bind(cutoff)
     .execute(&mut *conn)

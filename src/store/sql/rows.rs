@@ -26,6 +26,27 @@ pub(super) fn now_ms() -> i64 {
     to_ms(Utc::now())
 }
 
+/// A text value as the store keeps it: NUL becomes U+FFFD. PostgreSQL
+/// refuses NUL in `TEXT`, and one refused value would fail the whole batch,
+/// so every text that comes from a court or a partner passes through here
+/// before it is written or looked up (JSON documents need not: serde writes
+/// NUL as `\u0000`).
+pub(super) fn text(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
+}
+
+/// [`text`] in place, allocating only when there is a NUL.
+pub(super) fn clean(s: &mut String) {
+    if s.contains('\0') {
+        *s = text(s);
+    }
+}
+
+/// [`text`] for an optional value.
+pub(super) fn text_opt(s: Option<&str>) -> Option<String> {
+    s.map(text)
+}
+
 pub(super) fn to_u32(v: i64, what: &str) -> StoreResult<u32> {
     u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{what} out of range: {v}")))
 }
@@ -65,10 +86,10 @@ impl StatusDraft {
         kind: StatusKind,
     ) -> StatusDraft {
         StatusDraft {
-            court_ori: court_ori.to_string(),
-            order_number: order_number.map(str::to_string),
+            court_ori: text(court_ori),
+            order_number: text_opt(order_number),
             sequence,
-            correlates_to: correlates_to.to_string(),
+            correlates_to: text(correlates_to),
             kind,
             partner: None,
             routed_partners: Vec::new(),
@@ -79,7 +100,9 @@ impl StatusDraft {
     }
 }
 
-/// Which status stream a new status joins.
+/// Which status stream a new status joins. Every stream is numbered by
+/// the counter of one `inbound_messages` row, so all the statuses under one
+/// correlation id are totally ordered by `StatusSequence`.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Stream {
     /// The first status of a message inserted by this transaction with
@@ -87,8 +110,11 @@ pub(super) enum Stream {
     First(i64),
     /// The next status of a stored message: numbered from its counter.
     Next(i64),
-    /// No stored message (`CONFLICT_REJECTED`): alone, number 1.
-    Alone,
+    /// A `CONFLICT_REJECTED` answering a newcomer that shares this stored
+    /// message's `message_id`: numbered from the original's counter, but not
+    /// linked to it (`inbound_id` NULL), so a duplicate of the original does
+    /// not send it again.
+    Beside(i64),
 }
 
 /// Stores a status in `stream`. `StatusSequence` comes from the message
@@ -101,17 +127,8 @@ pub(super) async fn insert_status(
 ) -> StoreResult<StoredStatus> {
     let (inbound_id, status_sequence) = match stream {
         Stream::First(id) => (Some(id), 1),
-        Stream::Next(id) => {
-            let n: i64 = sqlx::query_scalar(
-                "UPDATE inbound_messages SET status_count = status_count + 1 \
-                 WHERE id = $1 RETURNING status_count",
-            )
-            .bind(id)
-            .fetch_one(&mut *conn)
-            .await?;
-            (Some(id), to_u32(n, "status_count")?)
-        }
-        Stream::Alone => (None, 1),
+        Stream::Next(id) => (Some(id), next_status_sequence(conn, id).await?),
+        Stream::Beside(id) => (None, next_status_sequence(conn, id).await?),
     };
     let message = StatusMessage {
         court_ori: draft.court_ori,
@@ -137,12 +154,24 @@ pub(super) async fn insert_status(
     .bind(inbound_id)
     .bind(i64::from(status_sequence))
     .bind(message.status.as_str())
-    .bind(message.partner.as_ref().map(PartnerId::wire_name))
+    .bind(message.partner.as_ref().map(|p| text(&p.wire_name())))
     .bind(to_json(&message)?)
     .bind(now_ms())
     .fetch_one(&mut *conn)
     .await?;
     Ok(StoredStatus { id, message })
+}
+
+/// Takes the next number from an inbound message's status counter.
+async fn next_status_sequence(conn: &mut AnyConnection, inbound_id: i64) -> StoreResult<u32> {
+    let n: i64 = sqlx::query_scalar(
+        "UPDATE inbound_messages SET status_count = status_count + 1 \
+         WHERE id = $1 RETURNING status_count",
+    )
+    .bind(inbound_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    to_u32(n, "status_count")
 }
 
 /// Reads a status row (`id`, `message_json`).
@@ -170,8 +199,14 @@ pub(super) struct DeadLetterDraft {
 
 pub(super) async fn insert_dead_letter(
     conn: &mut AnyConnection,
-    d: DeadLetterDraft,
+    mut d: DeadLetterDraft,
 ) -> StoreResult<StoredDeadLetter> {
+    for s in [&mut d.court_ori, &mut d.message_id, &mut d.reason, &mut d.content_type] {
+        clean(s);
+    }
+    if let Some(number) = d.order_number.as_mut() {
+        clean(number);
+    }
     let created_at = now_ms();
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO dead_letters (inbound_id, delivery_id, court_ori, message_id, order_number, \
@@ -185,7 +220,7 @@ pub(super) async fn insert_dead_letter(
     .bind(d.order_number.clone())
     .bind(d.sequence.map(i64::from))
     .bind(d.stage.as_str())
-    .bind(d.partner.as_ref().map(PartnerId::wire_name))
+    .bind(d.partner.as_ref().map(|p| text(&p.wire_name())))
     .bind(d.reason.clone())
     .bind(to_json(&d.errors)?)
     .bind(d.body.clone())
@@ -236,7 +271,7 @@ pub(super) fn dead_letter_from_row(row: &AnyRow) -> StoreResult<StoredDeadLetter
     })
 }
 
-/// A bind value for SQL built at run time.
+/// A bind value for SQL built at run time (text passes through [`text`]).
 pub(super) enum Value {
     Int(i64),
     Text(String),
@@ -257,7 +292,10 @@ impl Params {
     pub fn bind(self, sql: &str) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
         self.0.into_iter().fold(sqlx::query(sql), |q, v| match v {
             Value::Int(i) => q.bind(i),
-            Value::Text(s) => q.bind(s),
+            Value::Text(mut s) => {
+                clean(&mut s);
+                q.bind(s)
+            }
         })
     }
 }

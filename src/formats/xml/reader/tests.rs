@@ -528,3 +528,161 @@ fn write_then_read_round_trips() {
     assert_eq!(write_order(&read(&once).message), once);
     assert_eq!(samples::terminate().action, Some(Action::Terminate));
 }
+
+/// Children must come in the order of their `xs:sequence`: an element before one it must follow
+/// is INVALID_FORMAT at its location, once, and its value is still read.
+#[test]
+fn element_order_is_the_schemas() {
+    let swapped = sample().replace(
+        "<por:Action>ISSUE</por:Action>\n    <por:Sequence>1</por:Sequence>",
+        "<por:Sequence>1</por:Sequence>\n    <por:Action>ISSUE</por:Action>",
+    );
+    let parsed = read(swapped.as_bytes());
+    assert_eq!(errors(&parsed), [(ErrorCode::InvalidFormat, "action", Some("7:5"))]);
+    assert!(parsed.errors[0].text.contains("before por:Sequence"), "{}", parsed.errors[0].text);
+    assert_eq!((parsed.message.action, parsed.message.sequence), (Some(Action::Issue), Some(1)));
+
+    // A person before the order; the image before the protected person.
+    let text = sample();
+    let order_start = text.find("  <por:ProtectionOrder>").unwrap();
+    let order_end = text.find("  <por:RestrainedPerson>").unwrap();
+    let moved = format!(
+        "{}{}{}",
+        &text[..order_start],
+        &text[order_end..text.find("  <por:ProtectedPerson>").unwrap()],
+        &text[order_start..order_end]
+    ) + &text[text.find("  <por:ProtectedPerson>").unwrap()..];
+    let parsed = read(moved.as_bytes());
+    assert_eq!(
+        errors(&parsed),
+        [(ErrorCode::InvalidFormat, "order", Some("19:3"))],
+        "{moved}"
+    );
+    assert_eq!(parsed.message.order_number(), Some("24DV01234"));
+
+    // A repeated element after the one that follows it is refused, not read.
+    let late_code = sample().replace(
+        "<por:FirearmRelinquishmentIndicator>true</por:FirearmRelinquishmentIndicator>",
+        "<por:FirearmRelinquishmentIndicator>true</por:FirearmRelinquishmentIndicator><j:ProtectionOrderConditionCode>09</j:ProtectionOrderConditionCode>",
+    );
+    let parsed = read(late_code.as_bytes());
+    assert_eq!(
+        errors(&parsed),
+        [(ErrorCode::InvalidFormat, "order.condition_codes[3]", Some("23:82"))]
+    );
+    assert_eq!(parsed.message.order.condition_codes, ["01", "05", "07"]);
+}
+
+/// A required element that is absent is MISSING, located where it was expected: at the next
+/// element, or at its parent's end tag.
+#[test]
+fn required_elements() {
+    let cases = [
+        ("    <por:SentDateTime>2026-11-25T10:15:00-08:00</por:SentDateTime>\n", "sent_at", "8:3"),
+        ("<por:OrderType>DV</por:OrderType>", "order.order_type", "14:5"),
+        (
+            "<nc:ActivityIdentification><nc:IdentificationID>24DV01234</nc:IdentificationID></nc:ActivityIdentification>",
+            "order.order_number",
+            "12:5",
+        ),
+        ("<nc:IdentificationID>24DV01234</nc:IdentificationID>", "order.order_number", "11:32"),
+        ("<nc:Date>2026-11-25</nc:Date>", "order.issue_date", "15:30"),
+        ("<nc:Date>1987-03-02</nc:Date>", "protected_persons[0].birth_date", "36:25"),
+    ];
+    for (cut, field, location) in cases {
+        let text = sample().replacen(cut, "", 1);
+        let parsed = read(text.as_bytes());
+        assert_eq!(errors(&parsed), [(ErrorCode::Missing, field, Some(location))], "{cut}");
+    }
+    // Whole containers.
+    let text = sample();
+    let header = &text[text.find("  <por:MessageHeader>").unwrap()..text.find("  <por:ProtectionOrder>").unwrap()];
+    let parsed = read(text.replace(header, "").as_bytes());
+    assert_eq!(errors(&parsed), [(ErrorCode::Missing, "message", Some("4:3"))]);
+    assert!(parsed.errors[0].text.contains("por:MessageHeader"), "{}", parsed.errors[0].text);
+    let parsed = read(b"<ProtectiveOrderMessage xmlns=\"urn:por:order:1\"><MessageHeader/></ProtectiveOrderMessage>");
+    let found: Vec<_> = parsed.errors.iter().map(|e| (e.code, e.field.as_str())).collect();
+    assert_eq!(
+        found,
+        [
+            (ErrorCode::Missing, "court_ori"),
+            (ErrorCode::Missing, "action"),
+            (ErrorCode::Missing, "sequence"),
+            (ErrorCode::Missing, "sent_at"),
+            (ErrorCode::Missing, "order"),
+        ]
+    );
+    // Proof of service needs all four parts.
+    let service = write_order(&samples::service());
+    let text = String::from_utf8(service).unwrap().replace("<por:ServedBy>DEP R SMITH #4411</por:ServedBy>", "");
+    let parsed = read(text.as_bytes());
+    assert_eq!(errors(&parsed)[0].0, ErrorCode::Missing);
+    assert_eq!(errors(&parsed)[0].1, "order.service.served_by");
+}
+
+/// At most 9 protected persons and 9 condition codes; the tenth is refused on the list.
+#[test]
+fn repeated_elements_are_bounded() {
+    let text = sample();
+    let start = text.find("  <por:ProtectedPerson>").unwrap();
+    let end = text.find("</por:ProtectedPerson>").unwrap() + "</por:ProtectedPerson>\n".len();
+    let ten = format!("{}{}{}", &text[..start], text[start..end].repeat(10), &text[end..]);
+    let parsed = read(ten.as_bytes());
+    assert_eq!(errors(&parsed), [(ErrorCode::InvalidFormat, "protected_persons", Some("79:3"))]);
+    assert_eq!(parsed.message.protected_persons.len(), 9);
+    let codes = "<j:ProtectionOrderConditionCode>01</j:ProtectionOrderConditionCode>".repeat(10);
+    let text = sample().replace("<j:ProtectionOrderConditionCode>01</j:ProtectionOrderConditionCode>", &codes);
+    let parsed = read(text.as_bytes());
+    assert_eq!(errors(&parsed)[0].1, "order.condition_codes");
+    assert_eq!(parsed.message.order.condition_codes.len(), 9);
+}
+
+/// The XSD's facets: ORI and order-number patterns, the ICD's maximum lengths (counted as
+/// xs:token counts them) and non-empty typed values.
+#[test]
+fn value_facets() {
+    let text = sample()
+        .replace(">CA034025J<", ">CA03402<")
+        .replace(">24DV01234<", ">24DV01234-ABCDEF<")
+        .replace(">24FL001234<", ">24FL001234-2024-ABCDE<")
+        .replace("<por:Sequence>1</por:Sequence>", "<por:Sequence/>")
+        .replace(">JOHN<", ">JOHNATHAN-ALEXANDER-X<")
+        .replace(">2031-11-25T23:59:00<", "> <");
+    let parsed = read(text.as_bytes());
+    assert_eq!(
+        errors(&parsed),
+        [
+            (ErrorCode::InvalidFormat, "court_ori", Some("5:5")),
+            (ErrorCode::Missing, "sequence", Some("7:5")),
+            (ErrorCode::TooLong, "order.order_number", Some("11:32")),
+            (ErrorCode::TooLong, "order.case_number", Some("12:5")),
+            (ErrorCode::Missing, "order.expiration", Some("16:5")),
+            (ErrorCode::TooLong, "restrained_person.name.first", Some("26:20")),
+        ]
+    );
+    let m = &parsed.message;
+    assert_eq!((m.court_ori.as_str(), m.order_number(), m.order.case_number.as_deref()), ("", None, None));
+    // White space runs count once, as xs:token collapses them; the value is kept as written.
+    let spaced = sample().replace(">JOHN<", ">JOHNATHAN  \n  ALEXANDER<");
+    let parsed = read(spaced.as_bytes());
+    assert!(parsed.is_ok(), "{:#?}", parsed.errors);
+    let first = parsed.message.restrained_person.unwrap().name.first;
+    assert_eq!(first.as_deref(), Some("JOHNATHAN  \n  ALEXANDER"));
+    // A bad order-number character is INVALID_FORMAT.
+    let parsed = read(sample().replace(">24DV01234<", ">24dv01234<").as_bytes());
+    assert_eq!(errors(&parsed), [(ErrorCode::InvalidFormat, "order.order_number", Some("11:32"))]);
+}
+
+/// An empty image is no image, but its attributes are still required.
+#[test]
+fn empty_image_needs_its_attributes() {
+    let parsed = read(with_image("", "").as_bytes());
+    let found: Vec<_> = parsed.errors.iter().map(|e| (e.code, e.field.as_str())).collect();
+    assert_eq!(found, [(ErrorCode::Missing, "image.mime_type"), (ErrorCode::Missing, "image.sha256")]);
+    let attributes = format!("mimeType=\"image/tiff\" sha256=\"{}\"", "a".repeat(64));
+    let parsed = read(with_image(&attributes, "\n  ").as_bytes());
+    assert!(parsed.is_ok(), "{:#?}", parsed.errors);
+    assert_eq!(parsed.message.image, None);
+    let attributes = "mimeType=\"image/tiff\" sha256=\"abc\"";
+    assert_eq!(errors(&read(with_image(attributes, "").as_bytes()))[0].0, ErrorCode::InvalidFormat);
+}

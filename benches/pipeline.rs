@@ -1,0 +1,236 @@
+//! Criterion benchmarks of the intake pipeline (issue 3, item 10): parse +
+//! validate + translate to CLETS text, for XML and for fixed-width `cms-a/1`,
+//! each next to a baseline measured in the same run on the same bytes:
+//!
+//! - `xml/scan`: a bare quick-xml event scan (no namespaces, no text
+//!   decoding), the floor any XML reader built on quick-xml stands on;
+//! - `cms-a-1/slice`: split the records and slice every field at the
+//!   positions of the `cms-a/1` layout file, nothing else.
+//!
+//! `*/parse` (the reader alone) and `*/validate` (reader and validator) show
+//! where the pipeline's time goes. Throughput is reported per order and in
+//! bytes. After the run, the ratios pipeline/baseline (throughput of the
+//! pipeline as a share of the baseline's) are printed; the targets are
+//! XML ≥ 25 % and `cms-a/1` ≥ 30 %.
+//!
+//! `cargo bench --bench pipeline -- --warm-up-time 1 --measurement-time 5`
+
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+
+use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
+use porter::formats::Parsed;
+use porter::formats::fixed::{FieldType, Layout};
+use porter::formats::xml::{XmlLimits, read_order};
+use porter::mapping::clets::CletsTables;
+use porter::mapping::codes::CodeLists;
+use porter::translate::clets::translate;
+use porter::validate::{ValidationContext, validate};
+use quick_xml::events::Event;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// What every pipeline run needs, loaded once.
+struct Setup {
+    tables: CletsTables,
+    codes: CodeLists,
+    layout: Layout,
+    amqp_users: Vec<String>,
+}
+
+impl Setup {
+    fn load() -> Setup {
+        let r = repo();
+        Setup {
+            tables: CletsTables::load(&r.join("mappings/clets.toml")).expect("clets.toml"),
+            codes: CodeLists::load(r.join("mappings/codes.toml")).expect("codes.toml"),
+            layout: Layout::load(r.join("schemas/layouts/cms-a-1.toml")).expect("cms-a/1"),
+            amqp_users: vec!["court-ca034025j".into()],
+        }
+    }
+
+    fn ctx(&self) -> ValidationContext<'_> {
+        ValidationContext {
+            queue_court_ori: "CA034025J",
+            user_id: Some("court-ca034025j"),
+            amqp_users: &self.amqp_users,
+            codes: &self.codes,
+        }
+    }
+
+    /// Validate + translate + CLETS text: the part after parsing.
+    fn rest(&self, parsed: &Parsed) -> String {
+        let errors = validate(&parsed.message, &parsed.locations, &self.ctx());
+        black_box(&errors);
+        match translate(&parsed.message, None, 0, &self.tables) {
+            Ok(t) => t.request.to_text(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// Checks once, outside the measurement, that the input goes through
+    /// the whole pipeline cleanly.
+    fn check(&self, parsed: &Parsed, what: &str) {
+        assert!(parsed.errors.is_empty(), "{what}: {:?}", parsed.errors);
+        let errors = validate(&parsed.message, &parsed.locations, &self.ctx());
+        assert!(errors.is_empty(), "{what}: {errors:?}");
+        let text = self.rest(parsed);
+        assert!(text.starts_with("EPO.CA034025J."), "{what}: {text}");
+    }
+}
+
+fn read(path: &str) -> Vec<u8> {
+    std::fs::read(repo().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn group<'a>(c: &'a mut Criterion, name: &str, bytes: &[u8]) -> BenchmarkGroup<'a, WallTime> {
+    let mut g = c.benchmark_group(name);
+    g.throughput(Throughput::ElementsAndBytes { elements: 1, bytes: bytes.len() as u64 });
+    g
+}
+
+/// A bare quick-xml event scan: every event read, none interpreted.
+fn xml_scan(body: &[u8]) -> usize {
+    let mut reader = quick_xml::Reader::from_reader(body);
+    let mut events = 0usize;
+    loop {
+        match reader.read_event() {
+            Ok(Event::Eof) | Err(_) => return events,
+            Ok(e) => {
+                black_box(&e);
+                events += 1;
+            }
+        }
+    }
+}
+
+fn bench_xml(c: &mut Criterion, setup: &Setup) {
+    let body = read("tests/fixtures/xml/issue-sample.xml");
+    let limits = XmlLimits::default();
+    setup.check(&read_order(&body, &limits), "xml sample");
+    assert!(xml_scan(&body) > 50);
+
+    let mut g = group(c, "xml", &body);
+    g.bench_function("scan", |b| b.iter(|| xml_scan(black_box(&body))));
+    g.bench_function("parse", |b| b.iter(|| read_order(black_box(&body), &limits)));
+    g.bench_function("validate", |b| {
+        b.iter(|| {
+            let parsed = read_order(black_box(&body), &limits);
+            validate(&parsed.message, &parsed.locations, &setup.ctx())
+        })
+    });
+    g.bench_function("pipeline", |b| {
+        b.iter(|| {
+            let parsed = read_order(black_box(&body), &limits);
+            setup.rest(&parsed)
+        })
+    });
+    g.finish();
+}
+
+/// `(start, length)` of every field of every record type, 0-based, from the
+/// layout file; indexed by the record-type byte.
+fn field_positions(layout: &Layout) -> Vec<Vec<(usize, usize)>> {
+    let spec = layout.spec();
+    let mut table = vec![Vec::new(); 256];
+    for r in &spec.records {
+        let code = r.record_type.as_bytes()[0] as usize;
+        table[code] = r
+            .fields
+            .iter()
+            .filter(|f| f.field_type != FieldType::Filler)
+            .map(|f| (f.start - 1, f.length))
+            .collect();
+    }
+    table
+}
+
+/// Splits the records and slices every field; nothing is interpreted.
+fn fixed_slice(body: &[u8], positions: &[Vec<(usize, usize)>]) -> usize {
+    let mut touched = 0usize;
+    for record in body.split(|&b| b == b'\n') {
+        let record = record.strip_suffix(b"\r").unwrap_or(record);
+        let Some(&kind) = record.first() else { continue };
+        for &(start, len) in &positions[kind as usize] {
+            if let Some(field) = record.get(start..start + len) {
+                touched += black_box(field).len();
+            }
+        }
+    }
+    touched
+}
+
+fn bench_fixed(c: &mut Criterion, setup: &Setup) {
+    let body = read("tests/fixtures/fixed/issue-sample.txt");
+    let layout = &setup.layout;
+    setup.check(&layout.read_order(&body), "cms-a/1 sample");
+    let positions = field_positions(layout);
+    assert!(fixed_slice(&body, &positions) > 500);
+
+    let mut g = group(c, "cms-a-1", &body);
+    g.bench_function("slice", |b| b.iter(|| fixed_slice(black_box(&body), &positions)));
+    g.bench_function("parse", |b| b.iter(|| layout.read_order(black_box(&body))));
+    g.bench_function("validate", |b| {
+        b.iter(|| {
+            let parsed = layout.read_order(black_box(&body));
+            validate(&parsed.message, &parsed.locations, &setup.ctx())
+        })
+    });
+    g.bench_function("pipeline", |b| {
+        b.iter(|| {
+            let parsed = layout.read_order(black_box(&body));
+            setup.rest(&parsed)
+        })
+    });
+    g.finish();
+}
+
+/// Criterion's point estimate of the mean time per iteration, in ns.
+fn mean_ns(dir: &Path, group: &str, bench: &str) -> Option<f64> {
+    let path = dir.join(group).join(bench).join("new/estimates.json");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    json["mean"]["point_estimate"].as_f64()
+}
+
+/// Prints MB/s, orders/s and pipeline/baseline for each format.
+fn summary() {
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target"))
+        .join("criterion");
+    println!("\nsummary (mean times)         MB/s   orders/s   share of baseline");
+    for (group, input, baseline, target) in [
+        ("xml", "tests/fixtures/xml/issue-sample.xml", "scan", 0.25),
+        ("cms-a-1", "tests/fixtures/fixed/issue-sample.txt", "slice", 0.30),
+    ] {
+        let bytes = read(input).len() as f64;
+        let Some(base) = mean_ns(&dir, group, baseline) else { continue };
+        for bench in [baseline, "parse", "validate", "pipeline"] {
+            let Some(ns) = mean_ns(&dir, group, bench) else { continue };
+            let share = base / ns;
+            let verdict = match bench {
+                "pipeline" if share >= target => format!("  (target {:.0} %: met)", target * 100.0),
+                "pipeline" => format!("  (target {:.0} %: MISSED)", target * 100.0),
+                _ => String::new(),
+            };
+            println!(
+                "{:<22} {:>10.1} {:>10.0} {:>12.1} %{verdict}",
+                format!("{group}/{bench}"),
+                bytes / ns * 1e3,
+                1e9 / ns,
+                share * 100.0
+            );
+        }
+    }
+}
+
+fn main() {
+    let setup = Setup::load();
+    let mut c = Criterion::default().configure_from_args();
+    bench_xml(&mut c, &setup);
+    bench_fixed(&mut c, &setup);
+    c.final_summary();
+    summary();
+}

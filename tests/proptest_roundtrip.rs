@@ -1,0 +1,685 @@
+//! Property tests for the format layer (issue 3, item 8).
+//!
+//! The generators produce only contract-conforming canonical orders (ICD §0,
+//! §2, §3): all five actions, every length within its maximum, codes drawn
+//! from `mappings/codes.toml`, real dates in order (birth ≤ issue ≤
+//! expiration), ORIs, order numbers `[A-Z0-9-]`, heights as FII, five-digit
+//! ZIPs. Every generated order passes [`validate`]; that is checked first in
+//! each property, so a generator drifting out of the contract fails loudly.
+//!
+//! What each format can represent decides the generator's *profile*:
+//!
+//! - **XML** carries everything: any text XML 1.0 allows (non-ASCII, `&`,
+//!   `<`, tabs and newlines inside a value), seconds and fractions in
+//!   date-times, `SentDateTime` with an offset, a protected person's suffix,
+//!   and the signed image. Normalisation: a value never starts or ends with
+//!   XML white space (the reader trims it, as the XSD's token types do), and
+//!   a present text is never empty (empty means absent).
+//! - **Fixed-width** (`cms-a/1`, `cms-b/2`) carries printable ASCII only,
+//!   left-justified and space-padded, so values do not start or end with a
+//!   space; times to the minute; no `SentDateTime` (the AMQP timestamp
+//!   stands in), no image, no suffix for protected persons. The condition
+//!   text is 1–5 lines of at most 100 characters joined by one space
+//!   (cms-a/1 `M` records), words separated by one space, so that a line
+//!   break is never ambiguous. An address or licence with no field set is
+//!   absent.
+//! - **CLETS** is reached through `translate`, which uppercases, replaces
+//!   `.` and shortens composite names; text here is printable ASCII, and the
+//!   property compares each field with what the ICD §6 rules make of the
+//!   canonical value. Normalisation: the restrained person's
+//!   `LAST[ SUFFIX], F` must fit NAM's 30 characters (and `LAST, F` PPN's),
+//!   since the translator can only shorten the first and middle names; see
+//!   `long_last_name_fits_clets` below, which is ignored until the
+//!   translator handles it.
+//!
+//! Case counts stay modest (64–256) so the suite runs in seconds.
+
+use std::path::PathBuf;
+use std::sync::LazyLock;
+
+use chrono::{DateTime, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime};
+use porter::formats::clets::CletsRequest;
+use porter::formats::xml::{XmlLimits, read_order, write_order};
+use porter::mapping::clets::CletsTables;
+use porter::mapping::codes::{CodeList, CodeLists};
+use porter::model::{
+    Action, Address, DriverLicense, ErrorCode, FieldError, Locations, OrderImage, OrderMessage, PersonName,
+    ProtectedPerson, ProtectionOrder, RestrainedPerson, Service,
+};
+use porter::translate::clets::translate;
+use porter::translate::text::to_clets_text;
+use porter::validate::{ValidationContext, merge, validate};
+use proptest::prelude::*;
+use proptest::sample::{select, subsequence};
+use proptest::strategy::ValueTree;
+use sha2::{Digest, Sha256};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+static CODES: LazyLock<CodeLists> =
+    LazyLock::new(|| CodeLists::load(repo().join("mappings/codes.toml")).expect("mappings/codes.toml loads"));
+static TABLES: LazyLock<CletsTables> =
+    LazyLock::new(|| CletsTables::load(&repo().join("mappings/clets.toml")).expect("mappings/clets.toml loads"));
+
+/// What the target format can carry (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Profile {
+    Xml,
+    Fixed,
+    Clets,
+}
+
+// ---------------------------------------------------------------------------
+// Scalars
+// ---------------------------------------------------------------------------
+
+fn code(list: CodeList) -> impl Strategy<Value = String> {
+    let codes: Vec<String> = CODES.codes(list).map(str::to_string).collect();
+    select(codes)
+}
+
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+fn text_char(p: Profile) -> BoxedStrategy<char> {
+    match p {
+        Profile::Xml => prop_oneof![
+            12 => proptest::char::range(' ', '~'),
+            4 => proptest::char::range('\u{C0}', '\u{17F}'),
+            2 => any::<char>().prop_filter("XML 1.0 character", |c| is_xml_char(*c)),
+            1 => select(vec!['\t', '\n', '\r', '&', '<', '>', '"', '\'', ']']),
+        ]
+        .boxed(),
+        Profile::Fixed | Profile::Clets => proptest::char::range(' ', '~').boxed(),
+    }
+}
+
+fn is_edge_space(p: Profile, c: char) -> bool {
+    match p {
+        Profile::Xml => matches!(c, ' ' | '\t' | '\r' | '\n'),
+        _ => c == ' ',
+    }
+}
+
+/// Free text of `min..=max` characters that does not start or end with
+/// white space the format would trim.
+fn text(p: Profile, min: usize, max: usize) -> BoxedStrategy<String> {
+    proptest::collection::vec(text_char(p), min.max(1)..=max)
+        .prop_map(move |mut chars| {
+            for i in [0, chars.len() - 1] {
+                if is_edge_space(p, chars[i]) {
+                    chars[i] = 'X';
+                }
+            }
+            chars.into_iter().collect()
+        })
+        .boxed()
+}
+
+fn opt_text(p: Profile, max: usize) -> BoxedStrategy<Option<String>> {
+    proptest::option::of(text(p, 1, max)).boxed()
+}
+
+/// Words of `[A-Za-z0-9,;'()-]`, one space apart, in 1–5 lines of at most
+/// 100 characters, at most 500 in all: exactly what `M` records carry.
+fn condition_lines() -> BoxedStrategy<String> {
+    let word = "[A-Za-z0-9,;'()/-]{1,12}";
+    let line = proptest::collection::vec(word, 1..=12).prop_map(|w| {
+        let mut line = String::new();
+        for word in w {
+            if line.len() + 1 + word.len() > 100 {
+                break;
+            }
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(&word);
+        }
+        line
+    });
+    proptest::collection::vec(line, 1..=5)
+        .prop_map(|lines| {
+            let mut text = lines.join(" ");
+            // Drop last words down to the ICD's 500 (over 100 characters
+            // there are always several lines, so always a space).
+            while text.len() > 500 {
+                let cut = text.rfind(' ').expect("several lines");
+                text.truncate(cut);
+            }
+            text
+        })
+        .boxed()
+}
+
+fn condition_text(p: Profile) -> BoxedStrategy<Option<String>> {
+    match p {
+        Profile::Fixed => proptest::option::of(condition_lines()).boxed(),
+        _ => opt_text(p, 500),
+    }
+}
+
+fn ori() -> impl Strategy<Value = String> {
+    "[A-Z0-9]{9}"
+}
+
+fn date_in(from: NaiveDate, days: i64) -> impl Strategy<Value = NaiveDate> {
+    (0..=days.max(0)).prop_map(move |d| from + Duration::days(d))
+}
+
+fn ymd(y: i32, m: u32, d: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(y, m, d).expect("a real date")
+}
+
+/// A time of day: to the minute for fixed-width and CLETS; XML also
+/// carries seconds and milliseconds.
+fn time_of_day(p: Profile) -> BoxedStrategy<NaiveTime> {
+    match p {
+        Profile::Xml => (0u32..24, 0u32..60, 0u32..60, prop_oneof![3 => Just(0u32), 1 => 0u32..1000])
+            .prop_map(|(h, m, s, ms)| NaiveTime::from_hms_milli_opt(h, m, s, ms).expect("a real time"))
+            .boxed(),
+        _ => (0u32..24, 0u32..60).prop_map(|(h, m)| NaiveTime::from_hms_opt(h, m, 0).expect("a real time")).boxed(),
+    }
+}
+
+fn date_time_after(p: Profile, from: NaiveDate, days: i64) -> impl Strategy<Value = NaiveDateTime> {
+    (date_in(from, days), time_of_day(p)).prop_map(|(d, t)| d.and_time(t))
+}
+
+fn sent_at() -> impl Strategy<Value = DateTime<FixedOffset>> {
+    (date_time_after(Profile::Xml, ymd(2020, 1, 1), 3650), -12 * 60..=14 * 60i32).prop_map(|(at, minutes)| {
+        let offset = FixedOffset::east_opt(minutes * 60).expect("offset within a day");
+        at.and_local_timezone(offset).single().expect("a fixed offset is unambiguous")
+    })
+}
+
+fn image() -> impl Strategy<Value = OrderImage> {
+    (select(vec!["application/pdf", "image/tiff"]), proptest::collection::vec(any::<u8>(), 1..64)).prop_map(
+        |(mime, data)| OrderImage {
+            mime_type: mime.to_string(),
+            sha256: hex::encode(Sha256::digest(&data)),
+            data,
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Parties
+// ---------------------------------------------------------------------------
+
+/// Whether `LAST[ SUFFIX], F[ M]` (the shortest the translator makes)
+/// fits a 30-character CLETS composite name.
+fn composite_fits(name: &PersonName) -> bool {
+    let last = name.last.as_deref().map_or(0, str::len);
+    let suffix = name.suffix.as_deref().map_or(0, |s| s.len() + 1);
+    let first = if name.first.is_some() { 1 } else { 0 };
+    let middle = if name.middle.is_some() { 1 + first } else { 0 };
+    let given = if first + middle > 0 { 2 + first + middle } else { 0 };
+    last + suffix + given <= 30
+}
+
+fn person_name(p: Profile, first_required: bool, with_suffix: bool) -> BoxedStrategy<PersonName> {
+    let first = if first_required { text(p, 1, 20).prop_map(Some).boxed() } else { opt_text(p, 20) };
+    let suffix = if with_suffix { opt_text(p, 3) } else { Just(None).boxed() };
+    (text(p, 1, 30), first, opt_text(p, 20), suffix)
+        .prop_map(|(last, first, middle, suffix)| PersonName { last: Some(last), first, middle, suffix })
+        .prop_filter("a CLETS composite name must fit (see module doc)", move |n| p != Profile::Clets || composite_fits(n))
+        .boxed()
+}
+
+fn height() -> impl Strategy<Value = String> {
+    (3u32..=8, 0u32..=11).prop_map(|(f, i)| format!("{f}{i:02}"))
+}
+
+fn address(p: Profile) -> impl Strategy<Value = Option<Address>> {
+    (opt_text(p, 40), opt_text(p, 20), proptest::option::of("[A-Z]{2}"), proptest::option::of("[0-9]{5}")).prop_map(
+        |(street, city, state, zip)| {
+            let a = Address { street, city, state, zip };
+            (a != Address::default()).then_some(a)
+        },
+    )
+}
+
+fn driver_license(p: Profile) -> impl Strategy<Value = Option<DriverLicense>> {
+    // OLS is required with OLN on the way to CLETS, so a number has a state.
+    (opt_text(p, 20), proptest::option::of("[A-Z]{2}")).prop_map(|(number, state)| {
+        let state = if number.is_some() { state.or_else(|| Some("CA".into())) } else { state };
+        let dl = DriverLicense { number, state };
+        (dl != DriverLicense::default()).then_some(dl)
+    })
+}
+
+fn restrained(p: Profile, issue: NaiveDate) -> impl Strategy<Value = RestrainedPerson> {
+    (
+        person_name(p, true, true),
+        date_in(ymd(1900, 1, 1), (issue - ymd(1900, 1, 1)).num_days()),
+        code(CodeList::Sex),
+        code(CodeList::Race),
+        proptest::option::of(height()),
+        proptest::option::of((1u32..=999).prop_map(|w| w.to_string())),
+        proptest::option::of(code(CodeList::Eye)),
+        proptest::option::of(code(CodeList::Hair)),
+        address(p),
+        driver_license(p),
+    )
+        .prop_map(|(name, dob, sex, race, height, weight, eye, hair, residence, driver_license)| RestrainedPerson {
+            name,
+            birth_date: Some(dob),
+            sex: Some(sex),
+            race: Some(race),
+            height,
+            weight,
+            eye,
+            hair,
+            residence,
+            driver_license,
+        })
+}
+
+fn protected(p: Profile, issue: NaiveDate) -> impl Strategy<Value = ProtectedPerson> {
+    (
+        person_name(p, false, p == Profile::Xml),
+        proptest::option::of(date_in(ymd(1900, 1, 1), (issue - ymd(1900, 1, 1)).num_days())),
+        code(CodeList::Sex),
+        proptest::option::of(code(CodeList::Race)),
+        proptest::option::of(code(CodeList::Relationship)),
+    )
+        .prop_map(|(name, birth_date, sex, race, relationship)| ProtectedPerson {
+            name,
+            birth_date,
+            sex: Some(sex),
+            race,
+            relationship,
+        })
+}
+
+// ---------------------------------------------------------------------------
+// Orders
+// ---------------------------------------------------------------------------
+
+fn header(p: Profile, action: Action) -> impl Strategy<Value = (String, u32, Option<DateTime<FixedOffset>>, String, String)> {
+    let first = if action == Action::Issue { 1u32 } else { 2 };
+    // XML requires por:SentDateTime; fixed-width has none (the AMQP
+    // timestamp stands in).
+    let sent = if p == Profile::Xml { sent_at().prop_map(Some).boxed() } else { Just(None).boxed() };
+    (ori(), first..=9999u32, sent, "[A-Z0-9-]{1,15}", code(CodeList::OrderType))
+        .prop_map(|(ori, seq, sent, number, typ)| (ori, seq, sent, number, typ))
+}
+
+/// A full ISSUE or MODIFY.
+fn full_order(p: Profile, action: Action) -> BoxedStrategy<OrderMessage> {
+    (header(p, action), date_in(ymd(2000, 1, 1), 36_000))
+        .prop_flat_map(move |(h, issue)| {
+            let pcos: Vec<String> = CODES.codes(CodeList::Condition).map(str::to_string).collect();
+            let terms = (
+                text(p, 1, 20),
+                opt_text(p, 8),
+                proptest::option::of(date_time_after(p, issue, 3650)),
+                opt_text(p, 30),
+                code(CodeList::Brady),
+                condition_text(p),
+                subsequence(pcos, 1..=9),
+                proptest::option::of(any::<bool>()),
+            );
+            let image = if p == Profile::Xml { proptest::option::of(image()).boxed() } else { Just(None).boxed() };
+            (
+                Just(h),
+                Just(issue),
+                terms,
+                restrained(p, issue),
+                proptest::collection::vec(protected(p, issue), 1..=9),
+                image,
+            )
+        })
+        .prop_map(move |((ori, seq, sent, number, typ), issue, terms, rp, pps, image)| {
+            let (case, form, expiration, judge, brady, cond_text, pcos, firearm) = terms;
+            OrderMessage {
+                court_ori: ori,
+                action: Some(action),
+                sequence: Some(seq),
+                sent_at: sent,
+                order: ProtectionOrder {
+                    order_number: Some(number),
+                    case_number: Some(case),
+                    order_type: Some(typ),
+                    form_id: form,
+                    issue_date: Some(issue),
+                    expiration,
+                    judicial_officer: judge,
+                    brady: Some(brady),
+                    condition_text: cond_text,
+                    condition_codes: pcos,
+                    firearm_relinquishment: firearm,
+                    ..Default::default()
+                },
+                restrained_person: Some(rp),
+                protected_persons: pps,
+                image,
+            }
+        })
+        .boxed()
+}
+
+/// A TERMINATE, CANCEL or SERVICE: the order key and the action's own part.
+fn short_order(p: Profile, action: Action) -> BoxedStrategy<OrderMessage> {
+    let part = (
+        date_in(ymd(2000, 1, 1), 36_000),
+        text(p, 1, 60),
+        date_time_after(p, ymd(2000, 1, 1), 36_000),
+        text(p, 1, 30),
+        ori(),
+        code(CodeList::ServiceMethod),
+        opt_text(p, 20),
+    );
+    (header(p, action), part)
+        .prop_map(move |((ori, seq, sent, number, typ), (end, reason, served, by, agency, method, case))| {
+            let mut order =
+                ProtectionOrder { order_number: Some(number), order_type: Some(typ), case_number: case, ..Default::default() };
+            match action {
+                Action::Terminate => order.termination_date = Some(end),
+                Action::Cancel => order.cancel_reason = Some(reason),
+                _ => {
+                    order.service = Some(Service {
+                        served_at: Some(served),
+                        served_by: Some(by),
+                        serving_agency_ori: Some(agency),
+                        method: Some(method),
+                    })
+                }
+            }
+            OrderMessage { court_ori: ori, action: Some(action), sequence: Some(seq), sent_at: sent, order, ..Default::default() }
+        })
+        .boxed()
+}
+
+/// A contract-conforming order of any action for the profile.
+fn order(p: Profile) -> BoxedStrategy<OrderMessage> {
+    prop_oneof![
+        3 => full_order(p, Action::Issue),
+        2 => full_order(p, Action::Modify),
+        1 => short_order(p, Action::Terminate),
+        1 => short_order(p, Action::Cancel),
+        1 => short_order(p, Action::Service),
+    ]
+    .boxed()
+}
+
+fn validation_errors(m: &OrderMessage) -> Vec<FieldError> {
+    let ctx = ValidationContext { queue_court_ori: &m.court_ori, user_id: None, amqp_users: &[], codes: &CODES };
+    validate(m, &Locations::default(), &ctx)
+}
+
+/// `cases` per property, or `PROPTEST_CASES` when set (for a deeper run).
+fn config(cases: u32) -> ProptestConfig {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(cases);
+    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
+}
+
+// ---------------------------------------------------------------------------
+// Properties
+// ---------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    /// Any conforming order written as XML reads back as the same order.
+    #[test]
+    fn xml_round_trip(m in order(Profile::Xml)) {
+        prop_assert_eq!(validation_errors(&m), vec![]);
+        let body = write_order(&m);
+        let parsed = read_order(&body, &XmlLimits::default());
+        prop_assert!(parsed.errors.is_empty(), "{:?}\n{}", parsed.errors, String::from_utf8_lossy(&body));
+        prop_assert_eq!(parsed.message, m);
+    }
+
+    /// Any conforming order's CLETS request, written and read back, gives
+    /// the same fields, and those fields say what the order says.
+    #[test]
+    fn clets_round_trip(m in order(Profile::Clets), nic in "[A-Z][0-9]{9}", revision in 0u32..10) {
+        prop_assert_eq!(validation_errors(&m), vec![]);
+        let action = m.action.expect("generated with an action");
+        let nic = (action != Action::Issue).then_some(nic.as_str());
+        let t = translate(&m, nic, revision, &TABLES);
+        prop_assert!(t.is_ok(), "{:?}", t);
+        let request = t.expect("checked").request;
+        let text = request.to_text();
+        let back = CletsRequest::read(text.as_bytes(), &TABLES);
+        prop_assert!(back.is_ok(), "{}\n{:?}", text, back);
+        let back = back.expect("checked");
+        prop_assert_eq!(&back, &request);
+        check_clets_fields(&m, nic, &back)?;
+    }
+}
+
+/// CLETS text for a canonical value: what ICD §0/§6 make of it.
+fn clets(v: &str) -> String {
+    to_clets_text(v).expect("printable ASCII always has a CLETS form").0
+}
+
+fn ccyymmdd(d: NaiveDate) -> String {
+    d.format("%Y%m%d").to_string()
+}
+
+/// Each field of the request read back against the canonical order.
+fn check_clets_fields(m: &OrderMessage, nic: Option<&str>, r: &CletsRequest) -> Result<(), TestCaseError> {
+    let o = &m.order;
+    prop_assert_eq!(&r.ori, &m.court_ori);
+    prop_assert_eq!(r.mke.as_str(), TABLES.message_key(m.action.expect("action")));
+    let sequence = format!("{:04}", m.sequence.expect("sequence"));
+    prop_assert_eq!(&r.mcn[..4], sequence.as_str());
+    prop_assert_eq!(r.get("NIC"), nic);
+    prop_assert_eq!(r.get("PNO"), o.order_number.as_deref());
+    match m.action.expect("action") {
+        Action::Issue | Action::Modify => {
+            let rp = m.restrained_person.as_ref().expect("full order");
+            let nam = r.get("NAM").expect("NAM");
+            prop_assert!(nam.len() <= 30 && nam.starts_with(&clets(rp.name.last.as_deref().expect("last"))), "{}", nam);
+            prop_assert_eq!(r.get("SEX"), rp.sex.as_deref());
+            prop_assert_eq!(r.get("RAC"), rp.race.as_deref());
+            prop_assert_eq!(r.get("DOB").map(str::to_string), rp.birth_date.map(ccyymmdd));
+            prop_assert_eq!(r.get("HGT"), rp.height.as_deref());
+            prop_assert_eq!(r.get("WGT"), rp.weight.as_deref());
+            prop_assert_eq!(r.get("EYE"), rp.eye.as_deref());
+            prop_assert_eq!(r.get("HAI"), rp.hair.as_deref());
+            let dl = rp.driver_license.as_ref();
+            let oln = dl.and_then(|d| d.number.as_deref()).map(clets);
+            prop_assert_eq!(r.get("OLN").map(str::to_string), oln.clone());
+            if oln.is_some() {
+                prop_assert_eq!(r.get("OLS"), dl.and_then(|d| d.state.as_deref()));
+            }
+            prop_assert_eq!(r.get("OCA").map(str::to_string), o.case_number.as_deref().map(clets));
+            prop_assert_eq!(r.get("TYP"), o.order_type.as_deref());
+            prop_assert_eq!(r.get("ISD").map(str::to_string), o.issue_date.map(ccyymmdd));
+            match o.expiration {
+                Some(e) => {
+                    prop_assert_eq!(r.get("EXP").map(str::to_string), Some(ccyymmdd(e.date())));
+                    prop_assert_eq!(r.get("EXT").map(str::to_string), Some(e.format("%H%M").to_string()));
+                }
+                None => {
+                    prop_assert_eq!(r.get("EXP"), Some("NONEXP"));
+                    prop_assert_eq!(r.get("EXT"), None);
+                }
+            }
+            prop_assert_eq!(r.get("BRD"), o.brady.as_deref());
+            prop_assert_eq!(r.get_all("PCO").collect::<Vec<_>>(), o.condition_codes.iter().map(String::as_str).collect::<Vec<_>>());
+            prop_assert_eq!(r.get_all("PPN").count(), m.protected_persons.len());
+            let psx: Vec<&str> = m.protected_persons.iter().filter_map(|p| p.sex.as_deref()).collect();
+            prop_assert_eq!(r.get_all("PSX").collect::<Vec<_>>(), psx);
+            let ppb: Vec<String> = m.protected_persons.iter().filter_map(|p| p.birth_date).map(ccyymmdd).collect();
+            prop_assert_eq!(r.get_all("PPB").map(str::to_string).collect::<Vec<_>>(), ppb);
+            prop_assert_eq!(r.get("MIS").map(str::to_string), o.condition_text.as_deref().map(clets));
+        }
+        Action::Terminate => {
+            prop_assert_eq!(r.get("DOC").map(str::to_string), o.termination_date.map(ccyymmdd));
+            prop_assert_eq!(r.fields.len(), 3);
+        }
+        Action::Cancel => {
+            prop_assert_eq!(r.get("REA").map(str::to_string), o.cancel_reason.as_deref().map(clets));
+            prop_assert_eq!(r.fields.len(), 3);
+        }
+        Action::Service => {
+            let s = o.service.as_ref().expect("service");
+            let at = s.served_at.expect("served_at");
+            prop_assert_eq!(r.get("SVD").map(str::to_string), Some(ccyymmdd(at.date())));
+            prop_assert_eq!(r.get("SVT").map(str::to_string), Some(at.format("%H%M").to_string()));
+            prop_assert_eq!(r.get("SVB").map(str::to_string), s.served_by.as_deref().map(clets));
+            prop_assert_eq!(r.get("SVA"), s.serving_agency_ori.as_deref());
+            prop_assert_eq!(r.get("SVM"), s.method.as_deref());
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Over-long values
+// ---------------------------------------------------------------------------
+
+/// Which value to lengthen, its canonical path, and its maximum.
+#[derive(Debug, Clone, Copy)]
+enum Long {
+    OrderNumber,
+    Last,
+    First,
+    Middle,
+    ConditionText,
+    CancelReason,
+}
+
+impl Long {
+    const ALL: [Long; 6] =
+        [Long::OrderNumber, Long::Last, Long::First, Long::Middle, Long::ConditionText, Long::CancelReason];
+
+    fn field(self) -> &'static str {
+        match self {
+            Long::OrderNumber => "order.order_number",
+            Long::Last => "restrained_person.name.last",
+            Long::First => "restrained_person.name.first",
+            Long::Middle => "restrained_person.name.middle",
+            Long::ConditionText => "order.condition_text",
+            Long::CancelReason => "order.cancel_reason",
+        }
+    }
+
+    fn max(self) -> usize {
+        match self {
+            Long::OrderNumber => 15,
+            Long::Last => 30,
+            Long::First | Long::Middle => 20,
+            Long::ConditionText => 500,
+            Long::CancelReason => 60,
+        }
+    }
+
+    /// Puts `value` where this field goes, on an order of the right action.
+    fn apply(self, m: &mut OrderMessage, value: String) {
+        let name = m.restrained_person.as_mut().map(|r| &mut r.name);
+        match (self, name) {
+            (Long::OrderNumber, _) => m.order.order_number = Some(value),
+            (Long::Last, Some(n)) => n.last = Some(value),
+            (Long::First, Some(n)) => n.first = Some(value),
+            (Long::Middle, Some(n)) => n.middle = Some(value),
+            (Long::ConditionText, _) => m.order.condition_text = Some(value),
+            (Long::CancelReason, _) => {
+                m.action = Some(Action::Cancel);
+                m.sequence = m.sequence.map(|s| s.max(2));
+                m.order.cancel_reason = Some(value);
+            }
+            _ => unreachable!("names are lengthened on full orders"),
+        }
+    }
+}
+
+/// An over-long value for `which`: 1–200 characters over its maximum, of
+/// characters the field allows.
+fn over_long(which: Long) -> BoxedStrategy<String> {
+    let max = which.max();
+    match which {
+        Long::OrderNumber => proptest::string::string_regex(&format!("[A-Z0-9-]{{{},{}}}", max + 1, max + 40))
+            .expect("regex")
+            .boxed(),
+        _ => text(Profile::Fixed, max + 1, max + 200),
+    }
+}
+
+fn long_case() -> impl Strategy<Value = (Long, OrderMessage, String)> {
+    (select(Long::ALL.to_vec()), full_order(Profile::Xml, Action::Issue))
+        .prop_flat_map(|(which, m)| (Just(which), Just(m), over_long(which)))
+}
+
+proptest! {
+    #![proptest_config(config(96))]
+
+    /// Order number > 15, names > 30/20/20, condition text > 500 and cancel
+    /// reason > 60 are `TOO_LONG`: from the validator on the canonical
+    /// order, and again (from the reader, the validator or both, merged as
+    /// intake merges them) after an XML write and read: nothing is cut on
+    /// the way. Nothing else is reported about the order.
+    #[test]
+    fn over_long_values_are_too_long((which, mut m, value) in long_case()) {
+        which.apply(&mut m, value);
+        let too_long = |errors: &[FieldError]| {
+            errors.iter().any(|e| e.code == ErrorCode::TooLong && e.field == which.field())
+                && errors.iter().all(|e| e.field == which.field())
+        };
+        let errors = validation_errors(&m);
+        prop_assert!(too_long(&errors), "{:?}", errors);
+        let parsed = read_order(&write_order(&m), &XmlLimits::default());
+        let ctx = ValidationContext { queue_court_ori: &m.court_ori, user_id: None, amqp_users: &[], codes: &CODES };
+        let again = merge(parsed.errors.clone(), validate(&parsed.message, &parsed.locations, &ctx));
+        prop_assert!(too_long(&again), "{:?}", again);
+    }
+
+    /// A CLETS request whose value is over the field's maximum is `TOO_LONG`
+    /// from the reader (PNO 15, NAM and PPN 30, MIS 500, REA 60).
+    #[test]
+    fn over_long_clets_values_are_too_long(
+        (tag, value) in prop_oneof![
+            proptest::string::string_regex("[A-Z0-9-]{16,40}").expect("regex").prop_map(|v| ("PNO", v)),
+            "[A-Z ,]{31,60}".prop_map(|v| ("NAM", v)),
+            "[A-Z ,]{31,60}".prop_map(|v| ("PPN", v)),
+            "[A-Z0-9 ]{501,700}".prop_map(|v| ("MIS", v)),
+        ]
+    ) {
+        let base = "EPO.CA034025J.00010ABCDEFGHIJKLMNO.NAM/DOE, JOHN.SEX/M.RAC/W.DOB/19850214.PNO/24DV01234.\
+            OCA/24FL001234.TYP/DV.ISD/20261125.EXP/NONEXP.BRD/Y.PCO/01.PPN/DOE, JANE.PSX/F.MIS/STAY AWAY.";
+        let text = match tag {
+            "MIS" => base.replacen("MIS/STAY AWAY", &format!("MIS/{value}"), 1),
+            "NAM" => base.replacen("NAM/DOE, JOHN", &format!("NAM/{value}"), 1),
+            "PPN" => base.replacen("PPN/DOE, JANE", &format!("PPN/{value}"), 1),
+            _ => base.replacen("PNO/24DV01234", &format!("PNO/{value}"), 1),
+        };
+        let errors = CletsRequest::read(text.as_bytes(), &TABLES).expect_err("over-long value");
+        prop_assert!(errors.iter().any(|e| e.code == ErrorCode::TooLong && e.field.starts_with(tag)), "{:?}", errors);
+    }
+}
+
+/// The same holds for the cancel reason in a CLETS XPO.
+#[test]
+fn over_long_clets_cancel_reason_is_too_long() {
+    let text = format!("XPO.CA034025J.00020ABCDEFGHIJKLMNO.NIC/H000000001.PNO/24DV01234.REA/{}.", "X".repeat(61));
+    let errors = CletsRequest::read(text.as_bytes(), &TABLES).expect_err("over-long REA");
+    assert_eq!(errors[0].code, ErrorCode::TooLong);
+    assert_eq!(errors[0].field, "REA");
+}
+
+/// ICD §0 allows a 30-character last name and ICD §6 cuts only the middle
+/// and first names of `NAM`, so `LAST, F` cannot fit when the last name has
+/// 28 or more characters. The translator then refuses a valid order with
+/// `TOO_LONG`; it should drop the first name (or cut the last) with a
+/// `SHORTENED` warning instead. Ignored until `translate::clets` does.
+#[test]
+#[ignore = "translate::clets refuses a valid 28-30 character last name (NAM TOO_LONG); owner of src/translate"]
+fn long_last_name_fits_clets() {
+    let mut runner = proptest::test_runner::TestRunner::new(config(1));
+    let m = full_order(Profile::Fixed, Action::Issue).new_tree(&mut runner).expect("an order").current();
+    let mut m = m;
+    if let Some(rp) = m.restrained_person.as_mut() {
+        rp.name.last = Some("A".repeat(30));
+        rp.name.suffix = None;
+    }
+    assert_eq!(validation_errors(&m), vec![]);
+    let t = translate(&m, None, 0, &TABLES).expect("a valid order translates");
+    assert!(t.warnings.iter().any(|w| w.code == ErrorCode::Shortened));
+}
