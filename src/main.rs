@@ -32,6 +32,15 @@ enum Command {
     /// Run a simulator.
     #[command(subcommand)]
     Sim(Sim),
+    /// Court-side adapters.
+    #[command(subcommand)]
+    Court(CourtCmd),
+}
+
+#[derive(Subcommand)]
+enum CourtCmd {
+    /// Watch a directory for batch files and publish their orders.
+    FileDrop(porter::court::file_drop::FileDropArgs),
 }
 
 #[derive(Subcommand)]
@@ -99,6 +108,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Demo { config } => porter::demo::run(&config, shutdown_signal()).await,
         Command::Publish(args) => porter::publish::publish(args).await,
+        Command::Court(CourtCmd::FileDrop(args)) => porter::court::file_drop::run(args, shutdown_signal()).await,
         Command::Sim(Sim::Clets { listen, control, config }) => {
             let mut sim = porter_simulators::clets::CletsSimConfig::default();
             if let Some(path) = config {

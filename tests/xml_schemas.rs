@@ -16,9 +16,7 @@ use porter::formats::Parsed;
 use porter::formats::fixed::Layout;
 use porter::formats::xml::{XmlLimits, read_order, read_status, write_order, write_status};
 use porter::mapping::codes::CodeLists;
-use porter::model::{
-    ErrorCode, FieldError, PartnerId, PartnerRecordId, StatusKind, StatusMessage,
-};
+use porter::model::{ErrorCode, FieldError, PartnerId, PartnerRecordId, StatusKind, StatusMessage};
 use porter::validate::{ValidationContext, validate};
 
 fn repo() -> PathBuf {
@@ -79,12 +77,8 @@ fn codes() -> CodeLists {
 
 /// Porter's stateless validation of a parsed message, for court CA034025J.
 fn porter_errors(parsed: &Parsed, codes: &CodeLists) -> Vec<FieldError> {
-    let ctx = ValidationContext {
-        queue_court_ori: "CA034025J",
-        user_id: None,
-        amqp_users: &[],
-        codes,
-    };
+    let ctx =
+        ValidationContext { queue_court_ori: "CA034025J", user_id: None, amqp_users: &[], codes };
     let mut errors = parsed.errors.clone();
     errors.extend(validate(&parsed.message, &parsed.locations, &ctx));
     errors
@@ -136,7 +130,10 @@ fn valid_fixtures_are_valid() {
 fn icd_samples_validate() {
     let icd = repo().join("../shared/ICD.md");
     let Ok(text) = std::fs::read_to_string(&icd) else {
-        eprintln!("{} not found; the fixture copy of the §2 sample is checked elsewhere", icd.display());
+        eprintln!(
+            "{} not found; the fixture copy of the §2 sample is checked elsewhere",
+            icd.display()
+        );
         return;
     };
     let blocks: Vec<&str> = text
@@ -144,13 +141,18 @@ fn icd_samples_validate() {
         .skip(1)
         .map(|rest| &rest[..rest.find("```").expect("closed block")])
         .collect();
-    let order = blocks.iter().find(|b| b.contains("<por:ProtectiveOrderMessage")).expect("§2 sample");
-    let without_image: String =
-        order.lines().filter(|l| !l.contains("<por:OrderImage")).map(|l| format!("{l}\n")).collect();
+    let order =
+        blocks.iter().find(|b| b.contains("<por:ProtectiveOrderMessage")).expect("§2 sample");
+    let without_image: String = order
+        .lines()
+        .filter(|l| !l.contains("<por:OrderImage"))
+        .map(|l| format!("{l}\n"))
+        .collect();
     if let Err(report) = xmllint(without_image.as_bytes()) {
         panic!("ICD §2 sample without its image: {report}");
     }
-    let fixture = std::fs::read_to_string(repo().join("tests/fixtures/xml/issue-sample.xml")).unwrap();
+    let fixture =
+        std::fs::read_to_string(repo().join("tests/fixtures/xml/issue-sample.xml")).unwrap();
     assert_eq!(without_image, fixture);
     let status = blocks.iter().find(|b| b.contains("<por:OrderStatusMessage")).expect("§4 sample");
     if let Err(report) = xmllint(status.as_bytes()) {
@@ -181,10 +183,23 @@ fn emitted_statuses_validate() {
         warnings: vec![],
     };
     let errors = vec![
-        FieldError::new(ErrorCode::InvalidDate, "order.issue_date", "\"2026-02-30\" <is> & not a real date")
-            .at("15:30"),
-        FieldError::new(ErrorCode::Missing, "protected_persons", "at least one protected person is required"),
-        FieldError::new(ErrorCode::TooLong, "restrained_person.name.last", "31 characters; at most 30").at("2:2"),
+        FieldError::new(
+            ErrorCode::InvalidDate,
+            "order.issue_date",
+            "\"2026-02-30\" <is> & not a real date",
+        )
+        .at("15:30"),
+        FieldError::new(
+            ErrorCode::Missing,
+            "protected_persons",
+            "at least one protected person is required",
+        ),
+        FieldError::new(
+            ErrorCode::TooLong,
+            "restrained_person.name.last",
+            "31 characters; at most 30",
+        )
+        .at("2:2"),
     ];
     // Every code Porter writes today (the XSD takes any upper-case code, so
     // a new one needs no schema change).
@@ -209,8 +224,15 @@ fn emitted_statuses_validate() {
     ];
     let statuses = vec![
         StatusMessage {
-            routed_partners: vec![PartnerId::Clets, PartnerId::Doj, PartnerId::Lea("CA0341100".into())],
-            warnings: vec![FieldError::new(ErrorCode::Shortened, "restrained_person.name", "NAM shortened").at("26:5")],
+            routed_partners: vec![
+                PartnerId::Clets,
+                PartnerId::Doj,
+                PartnerId::Lea("CA0341100".into()),
+            ],
+            warnings: vec![
+                FieldError::new(ErrorCode::Shortened, "restrained_person.name", "NAM shortened")
+                    .at("26:5"),
+            ],
             ..base.clone()
         },
         StatusMessage {
@@ -230,7 +252,11 @@ fn emitted_statuses_validate() {
         StatusMessage {
             status: StatusKind::ConflictRejected,
             correlates_to: "a message id with spaces & <symbols>".into(),
-            errors: vec![FieldError::new(ErrorCode::DuplicateConflict, "message_id", "different body")],
+            errors: vec![FieldError::new(
+                ErrorCode::DuplicateConflict,
+                "message_id",
+                "different body",
+            )],
             ..base.clone()
         },
         StatusMessage {
@@ -248,7 +274,10 @@ fn emitted_statuses_validate() {
             status_sequence: 3,
             status: StatusKind::PartnerAccepted,
             partner: Some(PartnerId::Doj),
-            partner_record_ids: vec![PartnerRecordId { scheme: "tracking_id".into(), id: "DOJ-2026-000042".into() }],
+            partner_record_ids: vec![PartnerRecordId {
+                scheme: "tracking_id".into(),
+                id: "DOJ-2026-000042".into(),
+            }],
             ..base.clone()
         },
         StatusMessage {
@@ -256,15 +285,27 @@ fn emitted_statuses_validate() {
             status_at: at("2026-11-26T05:45:00.000+13:45"),
             status: StatusKind::PartnerRejected,
             partner: Some(PartnerId::Clets),
-            errors: vec![FieldError::new(ErrorCode::PartnerRejected, "order", "E05 duplicate active order")],
+            errors: vec![FieldError::new(
+                ErrorCode::PartnerRejected,
+                "order",
+                "E05 duplicate active order",
+            )],
             ..base.clone()
         },
         StatusMessage {
             status_sequence: 4,
             status: StatusKind::DeadLettered,
             partner: Some(PartnerId::Lea("CA0341100".into())),
-            errors: vec![FieldError::new(ErrorCode::SequenceGap, "sequence", "sequence 2 did not arrive within 1 h")],
-            warnings: vec![FieldError::new(ErrorCode::Sanitized, "order.condition_text", "'.' replaced")],
+            errors: vec![FieldError::new(
+                ErrorCode::SequenceGap,
+                "sequence",
+                "sequence 2 did not arrive within 1 h",
+            )],
+            warnings: vec![FieldError::new(
+                ErrorCode::Sanitized,
+                "order.condition_text",
+                "'.' replaced",
+            )],
             ..base.clone()
         },
     ];
@@ -308,7 +349,8 @@ fn emitted_orders_validate() {
     for action in ACTIONS {
         let mut parsed = layout.read_order(&sample(&format!("{action}.txt")));
         assert!(parsed.is_ok(), "{action}.txt: {:#?}", parsed.errors);
-        parsed.message.sent_at = Some(DateTime::parse_from_rfc3339("2026-11-25T10:15:00-08:00").unwrap());
+        parsed.message.sent_at =
+            Some(DateTime::parse_from_rfc3339("2026-11-25T10:15:00-08:00").unwrap());
         let body = write_order(&parsed.message);
         if let Err(report) = xmllint(&body) {
             panic!("write_order of {action}.txt:\n{}\n{report}", String::from_utf8_lossy(&body));
@@ -321,7 +363,8 @@ fn cms_a() -> Layout {
 }
 
 fn sample(file: &str) -> Vec<u8> {
-    std::fs::read(repo().join("schemas/samples").join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
+    std::fs::read(repo().join("schemas/samples").join(file))
+        .unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
 /// Each fixed-width sample is fully padded `cms-a/1` (every record exactly
@@ -338,7 +381,11 @@ fn fixed_width_samples_match_the_xml_ones() {
         assert!(fixed.ends_with(b"\n"), "{action}.txt ends with LF");
         for (i, record) in fixed[..fixed.len() - 1].split(|&b| b == b'\n').enumerate() {
             assert_eq!(record.len(), 200, "{action}.txt record {}", i + 1);
-            assert!(record.iter().all(|b| (0x20..0x7F).contains(b)), "{action}.txt record {} is printable ASCII", i + 1);
+            assert!(
+                record.iter().all(|b| (0x20..0x7F).contains(b)),
+                "{action}.txt record {} is printable ASCII",
+                i + 1
+            );
         }
         let from_fixed = layout.read_order(&fixed);
         assert!(from_fixed.is_ok(), "{action}.txt: {:#?}", from_fixed.errors);
@@ -371,7 +418,8 @@ fn reader_verdict(path: &Path, body: &[u8]) -> Result<(), Vec<FieldError>> {
     for error in &parsed.errors {
         let located = error.location.as_deref().is_some_and(|l| {
             l.split_once(':').is_some_and(|(line, column)| {
-                line.parse::<u32>().is_ok_and(|n| n > 0) && column.parse::<u32>().is_ok_and(|n| n > 0)
+                line.parse::<u32>().is_ok_and(|n| n > 0)
+                    && column.parse::<u32>().is_ok_and(|n| n > 0)
             })
         });
         assert!(located, "{}: error without line:column: {error}", name(path));
@@ -388,7 +436,8 @@ fn reader_verdict(path: &Path, body: &[u8]) -> Result<(), Vec<FieldError>> {
 fn xmllint_and_the_reader_agree() {
     let mut cases: Vec<(PathBuf, bool)> = Vec::new();
     cases.extend(files("tests/fixtures/xml/verdict/valid", "xml").into_iter().map(|p| (p, true)));
-    cases.extend(files("tests/fixtures/xml/verdict/invalid", "xml").into_iter().map(|p| (p, false)));
+    cases
+        .extend(files("tests/fixtures/xml/verdict/invalid", "xml").into_iter().map(|p| (p, false)));
     for old in ["broken.xml", "dtd.xml", "wrong-ns.xml"] {
         cases.push((repo().join("tests/fixtures/xml").join(old), false));
     }
@@ -408,7 +457,13 @@ fn xmllint_and_the_reader_agree() {
             ));
         }
     }
-    assert!(disagreements.is_empty(), "{} of {} fixtures disagree:\n{}", disagreements.len(), cases.len(), disagreements.join("\n"));
+    assert!(
+        disagreements.is_empty(),
+        "{} of {} fixtures disagree:\n{}",
+        disagreements.len(),
+        cases.len(),
+        disagreements.join("\n")
+    );
 }
 
 /// For every length or pattern the XSD fixes, a value at the bound and one
@@ -417,17 +472,32 @@ fn xmllint_and_the_reader_agree() {
 /// values whose white-space runs only fit once collapsed (`xs:token`).
 #[test]
 fn bounds_agree_with_the_xsd() {
-    let sample = std::fs::read_to_string(repo().join("tests/fixtures/xml/issue-sample.xml")).unwrap();
+    let sample =
+        std::fs::read_to_string(repo().join("tests/fixtures/xml/issue-sample.xml")).unwrap();
     let cancel = std::fs::read_to_string(repo().join("schemas/samples/cancel.xml")).unwrap();
     let service = std::fs::read_to_string(repo().join("schemas/samples/service.xml")).unwrap();
     // (document, value, what follows it, field, maximum, error code past it)
     let bounds: [(&str, &str, &str, &str, usize, ErrorCode); 9] = [
         (&sample, "24DV01234", "<", "order.order_number", 15, ErrorCode::TooLong),
         (&sample, "24FL001234", "<", "order.case_number", 20, ErrorCode::TooLong),
-        (&sample, "DOE", "</nc:PersonSurName>", "restrained_person.name.last", 30, ErrorCode::TooLong),
+        (
+            &sample,
+            "DOE",
+            "</nc:PersonSurName>",
+            "restrained_person.name.last",
+            30,
+            ErrorCode::TooLong,
+        ),
         (&sample, "JOHN", "<", "restrained_person.name.first", 20, ErrorCode::TooLong),
         (&sample, "ALLEN", "<", "restrained_person.name.middle", 20, ErrorCode::TooLong),
-        (&sample, "D1234567", "<", "restrained_person.driver_license.number", 20, ErrorCode::TooLong),
+        (
+            &sample,
+            "D1234567",
+            "<",
+            "restrained_person.driver_license.number",
+            20,
+            ErrorCode::TooLong,
+        ),
         (
             &sample,
             "STAY AT LEAST 100 YARDS AWAY FROM PROTECTED PERSON, HOME, WORK AND VEHICLE.",
@@ -436,7 +506,14 @@ fn bounds_agree_with_the_xsd() {
             500,
             ErrorCode::TooLong,
         ),
-        (&cancel, "ENTERED IN ERROR - WRONG CASE NUMBER", "<", "order.cancel_reason", 60, ErrorCode::TooLong),
+        (
+            &cancel,
+            "ENTERED IN ERROR - WRONG CASE NUMBER",
+            "<",
+            "order.cancel_reason",
+            60,
+            ErrorCode::TooLong,
+        ),
         (&service, "DEP R SMITH 4411", "<", "order.service.served_by", 30, ErrorCode::TooLong),
     ];
     let mut problems = Vec::new();
@@ -444,7 +521,9 @@ fn bounds_agree_with_the_xsd() {
         let target = format!(">{value}{closing}");
         let fill = |len: usize| -> String {
             // Upper-case letters and digits fit every pattern here.
-            (0..len).map(|i| if i % 7 == 3 { '7' } else { (b'A' + (i % 26) as u8) as char }).collect()
+            (0..len)
+                .map(|i| if i % 7 == 3 { '7' } else { (b'A' + (i % 26) as u8) as char })
+                .collect()
         };
         let at_max = fill(max);
         // Longer as written, but a run of spaces counts once.
@@ -454,13 +533,17 @@ fn bounds_agree_with_the_xsd() {
             (format!(">  {at_max}\n  {closing}"), None),
             (format!(">{}{closing}", fill(max + 1)), Some(code)),
         ];
-        let spaced_case = (format!(">{spaced}{closing}"), if field == "order.order_number" { Some(ErrorCode::InvalidFormat) } else { None });
+        let spaced_case = (
+            format!(">{spaced}{closing}"),
+            if field == "order.order_number" { Some(ErrorCode::InvalidFormat) } else { None },
+        );
         for (replacement, expected) in cases.into_iter().chain([spaced_case]) {
             let body = document.replacen(&target, &replacement, 1);
             assert_ne!(body, *document, "{target}");
             let xsd_ok = xmllint(body.as_bytes()).is_ok();
             let parsed = read(body.as_bytes());
-            let found: Vec<(ErrorCode, &str)> = parsed.errors.iter().map(|e| (e.code, e.field.as_str())).collect();
+            let found: Vec<(ErrorCode, &str)> =
+                parsed.errors.iter().map(|e| (e.code, e.field.as_str())).collect();
             let want: Vec<(ErrorCode, &str)> = expected.map(|c| (c, field)).into_iter().collect();
             if xsd_ok != expected.is_none() || found != want {
                 problems.push(format!("{field} = {replacement:?}: xmllint valid: {xsd_ok}; reader: {found:?}; expected {want:?}"));
@@ -482,11 +565,14 @@ fn bounds_agree_with_the_xsd() {
         let body = document.replacen(target, replacement, 1);
         let xsd_ok = xmllint(body.as_bytes()).is_ok();
         let parsed = read(body.as_bytes());
-        let found: Vec<(ErrorCode, &str)> = parsed.errors.iter().map(|e| (e.code, e.field.as_str())).collect();
+        let found: Vec<(ErrorCode, &str)> =
+            parsed.errors.iter().map(|e| (e.code, e.field.as_str())).collect();
         let want: Vec<(ErrorCode, &str)> =
             if field.is_empty() { vec![] } else { vec![(ErrorCode::InvalidFormat, field)] };
         if xsd_ok != field.is_empty() || found != want {
-            problems.push(format!("{replacement:?}: xmllint valid: {xsd_ok}; reader: {found:?}; expected {want:?}"));
+            problems.push(format!(
+                "{replacement:?}: xmllint valid: {xsd_ok}; reader: {found:?}; expected {want:?}"
+            ));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
@@ -510,4 +596,49 @@ fn porter_is_stricter_only_where_documented() {
         }
         assert!(!read(&body).errors.is_empty(), "{}: Porter accepts it", name(&path));
     }
+}
+
+/// `porter validate` (the broker's own stateless verdict, offline) agrees
+/// with `xmllint` on every verdict fixture: exit code 0 for `valid/`, 1 for
+/// `invalid/`; and it accepts every normative sample, XML and fixed-width.
+/// Skipped, with a note on stderr, while the binary has no `validate`
+/// subcommand.
+#[test]
+fn porter_validate_agrees_with_xmllint() {
+    let porter = env!("CARGO_BIN_EXE_porter");
+    let help = Command::new(porter).args(["validate", "--help"]).output().expect("porter runs");
+    if !help.status.success() {
+        eprintln!("SKIPPED: the porter binary has no `validate` subcommand yet");
+        return;
+    }
+    let validate = |path: &Path| -> Option<i32> {
+        let out = Command::new(porter)
+            .current_dir(repo())
+            .args(["validate", "--court", "CA034025J", "--config", "deploy/local/porter.toml"])
+            .arg(path)
+            .output()
+            .expect("porter runs");
+        out.status.code()
+    };
+    let mut cases: Vec<(PathBuf, i32)> = Vec::new();
+    cases.extend(files("tests/fixtures/xml/verdict/valid", "xml").into_iter().map(|p| (p, 0)));
+    cases.extend(files("tests/fixtures/xml/verdict/invalid", "xml").into_iter().map(|p| (p, 1)));
+    let mut disagreements = Vec::new();
+    for (path, expected) in &cases {
+        let xsd = if xmllint_file(path).is_ok() { 0 } else { 1 };
+        let code = validate(path);
+        if code != Some(*expected) || xsd != *expected {
+            disagreements.push(format!(
+                "{}: expected exit {expected}; porter validate: {code:?}; xmllint: {xsd}",
+                name(path)
+            ));
+        }
+    }
+    for path in files("schemas/samples", "xml").into_iter().chain(files("schemas/samples", "txt")) {
+        if validate(&path) != Some(0) {
+            disagreements
+                .push(format!("{}: porter validate refuses a normative sample", name(&path)));
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }

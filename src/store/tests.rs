@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
 use sha2::{Digest, Sha256};
-use sqlx::{Connection, Executor};
+use sqlx::{Connection, Executor, Row};
 
 use super::*;
 use crate::model::{
@@ -110,6 +110,12 @@ store_tests!(
     batch_of_500_in_one_call,
     purge_forgets_finished_messages_but_keeps_order_rules,
     concurrent_intakes_of_one_message_store_it_once,
+    conflicting_arrivals_are_kept_and_ordered,
+    gap_filled_by_terminate_refuses_the_waiting_messages,
+    reentry_before_its_cancel_is_held_and_applied,
+    held_messages_are_refused_when_the_gap_shows_them_invalid,
+    repeat_under_new_message_id_warns_duplicate,
+    nul_in_input_text_is_stored_as_replacement,
 );
 
 // ---------------------------------------------------------------------------
@@ -300,6 +306,37 @@ async fn deliver(store: &dyn Store, number: &str, sequence: u32, nic: Option<&st
     let job = due_for(store, &PartnerId::Clets, number).await.expect("a due job");
     assert_eq!(job.sequence, sequence);
     store.record_deliveries(vec![result(job.id, accepted_with_nic(nic))]).await.expect("record");
+}
+
+/// The order row: state, current order and the sequence that closed it.
+async fn order_row(store: &SqlStore, number: &str) -> (String, OrderMessage, Option<i64>) {
+    let row = sqlx::query(
+        "SELECT state, order_json, closed_sequence FROM orders \
+         WHERE court_ori = $1 AND order_number = $2",
+    )
+    .bind(COURT.to_string())
+    .bind(number.to_string())
+    .fetch_one(store.pool())
+    .await
+    .expect("order row");
+    let json: String = row.try_get("order_json").unwrap();
+    let order = serde_json::from_str(&json).expect("order JSON");
+    (row.try_get("state").unwrap(), order, row.try_get("closed_sequence").unwrap())
+}
+
+/// (correlation id, kind, partner, StatusSequence) of each status.
+fn summary(statuses: &[StoredStatus]) -> Vec<(String, StatusKind, Option<PartnerId>, u32)> {
+    statuses
+        .iter()
+        .map(|st| {
+            let m = &st.message;
+            (m.correlates_to.clone(), m.status, m.partner.clone(), m.status_sequence)
+        })
+        .collect()
+}
+
+fn states(views: &[DeliveryView]) -> Vec<&str> {
+    views.iter().map(|v| v.state.as_str()).collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -897,4 +934,326 @@ async fn sqlite_file_is_created_in_wal_mode_and_reopens() {
     let reopened = SqlStore::connect(&url).await.unwrap();
     assert_eq!(reopened.statuses_for_message(COURT, "m-1").await.unwrap().len(), 1);
     reopened.close().await;
+}
+
+/// Proves finding 2: each conflicting arrival is kept (bytes, SHA-256, content type, time) and its CONFLICT_REJECTED takes the next StatusSequence of the original, so every status under the correlation id is totally ordered (partner statuses after it continue the count); the same conflicting body again gets the same status and no new row; a duplicate of the original re-sends only the original's own statuses.
+async fn conflicting_arrivals_are_kept_and_ordered(store: SqlStore) {
+    let s: &dyn Store = &store;
+    let n = "24DV01234";
+    let original = accepted("m-1", message(n, Action::Issue, 1, "001"), &both());
+    accept(s, original.clone()).await;
+    deliver(s, n, 1, Some("H000000001")).await;
+
+    let first = accepted("m-1", message(n, Action::Issue, 1, "002"), &both());
+    let IntakeOutcome::Conflict { status: c1 } = intake_one(s, first.clone()).await else {
+        panic!("expected Conflict");
+    };
+    // A message that would be rejected conflicts all the same.
+    let mut second = rejected(COURT, "m-1", vec![FieldError::new(ErrorCode::Missing, "a", "b")]);
+    second.inbound.content_type = "text/plain".into();
+    let IntakeOutcome::Conflict { status: c2 } = intake_one(s, second.clone()).await else {
+        panic!("expected Conflict");
+    };
+    assert_eq!((c1.message.status_sequence, c2.message.status_sequence), (3, 4));
+    let doj = due_for(s, &PartnerId::Doj, n).await.unwrap();
+    let produced =
+        s.record_deliveries(vec![result(doj.id, accepted_with_nic(None))]).await.unwrap();
+    assert_eq!(produced.statuses[0].message.status_sequence, 5);
+
+    // The same conflicting body again: the same answer, nothing new.
+    let IntakeOutcome::Conflict { status: again } = intake_one(s, first.clone()).await else {
+        panic!("expected Conflict");
+    };
+    assert_eq!(again, c1);
+
+    let listed = s.statuses_for_message(COURT, "m-1").await.unwrap();
+    let m1 = "m-1".to_string();
+    assert_eq!(
+        summary(&listed),
+        [
+            (m1.clone(), StatusKind::Accepted, None, 1),
+            (m1.clone(), StatusKind::PartnerAccepted, Some(PartnerId::Clets), 2),
+            (m1.clone(), StatusKind::ConflictRejected, None, 3),
+            (m1.clone(), StatusKind::ConflictRejected, None, 4),
+            (m1.clone(), StatusKind::PartnerAccepted, Some(PartnerId::Doj), 5),
+        ]
+    );
+    let IntakeOutcome::Duplicate { statuses } = intake_one(s, original).await else {
+        panic!("expected Duplicate");
+    };
+    let seqs: Vec<_> = statuses.iter().map(|st| st.message.status_sequence).collect();
+    assert_eq!(seqs, [1, 2, 5], "a duplicate of the original does not re-send the conflicts");
+
+    let rows = sqlx::query(
+        "SELECT body, body_sha256, content_type, received_at, status_id FROM conflicts \
+         WHERE court_ori = $1 AND message_id = $2 ORDER BY id",
+    )
+    .bind(COURT.to_string())
+    .bind("m-1".to_string())
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 2);
+    for (row, (item, status)) in rows.iter().zip([(&first, &c1), (&second, &c2)]) {
+        let body: Vec<u8> = row.try_get("body").unwrap();
+        let sha: String = row.try_get("body_sha256").unwrap();
+        let content_type: String = row.try_get("content_type").unwrap();
+        let received_at: i64 = row.try_get("received_at").unwrap();
+        let status_id: i64 = row.try_get("status_id").unwrap();
+        assert_eq!(body, item.inbound.body);
+        assert_eq!(sha, sha256_hex(&item.inbound.body));
+        assert_eq!(content_type, item.inbound.content_type);
+        assert_eq!(received_at, item.inbound.received_at.timestamp_millis());
+        assert_eq!(status_id, status.id);
+    }
+    // The original is untouched.
+    assert_eq!(s.deliveries_for_message(COURT, "m-1").await.unwrap().len(), 2);
+    let job = s.due_deliveries(&PartnerId::Clets, far_future(), 10).await.unwrap();
+    assert!(job.is_empty());
+}
+
+/// Proves finding 3: a TERMINATE that fills a gap closes the order to the messages that waited past it. They are not applied (the order keeps the termination date and the ISSUE's content; nothing follows the CPO), and each of their deliveries is DEAD with a DEAD_LETTERED ORDER_CLOSED status and a dead letter at stage sequence, all returned in the TERMINATE's Stored outcome.
+async fn gap_filled_by_terminate_refuses_the_waiting_messages(store: SqlStore) {
+    let s: &dyn Store = &store;
+    let n = "24DV01234";
+    accept(s, accepted("m-1", message(n, Action::Issue, 1, "001"), &both())).await;
+    deliver(s, n, 1, Some("H000000001")).await;
+    accept(s, accepted("m-3", message(n, Action::Modify, 3, "002"), &both())).await;
+    accept(s, accepted("m-4", message(n, Action::Service, 4, "002"), &clets())).await;
+    assert!(due_for(s, &PartnerId::Clets, n).await.is_none());
+
+    let terminate = accepted("m-2", message(n, Action::Terminate, 2, "001"), &both());
+    let (statuses, dead_letters) = stored(intake_one(s, terminate).await);
+    let (clets, doj) = (Some(PartnerId::Clets), Some(PartnerId::Doj));
+    assert_eq!(
+        summary(&statuses),
+        [
+            ("m-2".to_string(), StatusKind::Accepted, None, 1),
+            ("m-3".to_string(), StatusKind::DeadLettered, clets.clone(), 2),
+            ("m-3".to_string(), StatusKind::DeadLettered, doj.clone(), 3),
+            ("m-4".to_string(), StatusKind::DeadLettered, clets.clone(), 2),
+        ]
+    );
+    for st in &statuses[1..] {
+        let e = &st.message.errors;
+        assert_eq!(
+            (e.len(), e[0].code, e[0].field.as_str()),
+            (1, ErrorCode::OrderClosed, "order.order_number")
+        );
+        assert!(e[0].text.contains("terminated by sequence 2"), "{}", e[0].text);
+    }
+    assert_eq!(dead_letters.len(), 3);
+    for (dl, st) in dead_letters.iter().zip(&statuses[1..]) {
+        assert_eq!((dl.stage.as_str(), dl.reason.as_str()), ("sequence", "ORDER_CLOSED"));
+        assert_eq!((&dl.partner, &dl.message_id), (&st.message.partner, &st.message.correlates_to));
+        assert_eq!((dl.sequence, dl.attempts), (st.message.sequence, 0));
+        assert_eq!(dl.errors, st.message.errors);
+    }
+    assert!(dead_letters[0].body.starts_with(b"<m-3>"));
+    assert_eq!(states(&s.deliveries_for_message(COURT, "m-3").await.unwrap()), ["DEAD", "DEAD"]);
+    assert_eq!(states(&s.deliveries_for_message(COURT, "m-4").await.unwrap()), ["DEAD"]);
+    let m3 = s.statuses_for_message(COURT, "m-3").await.unwrap();
+    assert_eq!(m3.iter().map(|st| st.message.status_sequence).collect::<Vec<_>>(), [1, 2, 3]);
+
+    // CLETS gets the CPO with the NIC, and nothing after it.
+    let cpo = due_for(s, &PartnerId::Clets, n).await.unwrap();
+    assert_eq!(
+        (cpo.sequence, cpo.action, cpo.nic.as_deref()),
+        (2, Action::Terminate, Some("H000000001"))
+    );
+    deliver(s, n, 2, None).await;
+    assert!(due_for(s, &PartnerId::Clets, n).await.is_none());
+
+    // The order is what the ISSUE and the TERMINATE made it.
+    let (state, order, closed) = order_row(&store, n).await;
+    assert_eq!((state.as_str(), closed), ("TERMINATED", Some(2)));
+    assert_eq!(order.order.termination_date, Some(date(2027, 1, 5)));
+    assert_eq!(order.order.case_number.as_deref(), Some("24FL001"));
+    // And it stays closed to later arrivals.
+    let later = accepted("m-5", message(n, Action::Modify, 5, "003"), &both());
+    assert_eq!(reject_code(s, later).await, ErrorCode::OrderClosed);
+    let pending = s.pending_dead_letters(100).await.unwrap();
+    assert_eq!(pending.iter().filter(|d| d.stage == "sequence").count(), 3);
+}
+
+/// Proves finding 3's reverse case: a re-entry ISSUE that arrives before its CANCEL (sequence n + 1 while n is missing) is held, not SEQUENCE_CONFLICT; when the CANCEL fills the gap the XPO (old NIC), the re-entry's EPO (no NIC) and a later MPO (new NIC) go out in order. Likewise a MODIFY past a still-missing re-entry after an applied CANCEL waits for it.
+async fn reentry_before_its_cancel_is_held_and_applied(store: SqlStore) {
+    let s: &dyn Store = &store;
+    let n = "24DVA";
+    accept(s, accepted("a-1", message(n, Action::Issue, 1, "001"), &clets())).await;
+    deliver(s, n, 1, Some("H000000001")).await;
+    accept(s, accepted("a-3", message(n, Action::Issue, 3, "002"), &clets())).await;
+    accept(s, accepted("a-4", message(n, Action::Modify, 4, "002"), &clets())).await;
+    assert!(due_for(s, &PartnerId::Clets, n).await.is_none());
+    // The CANCEL fills the gap; nothing is refused.
+    accept(s, accepted("a-2", message(n, Action::Cancel, 2, "001"), &clets())).await;
+    let xpo = due_for(s, &PartnerId::Clets, n).await.unwrap();
+    assert_eq!(
+        (xpo.sequence, xpo.action, xpo.nic.as_deref()),
+        (2, Action::Cancel, Some("H000000001"))
+    );
+    deliver(s, n, 2, None).await;
+    let epo = due_for(s, &PartnerId::Clets, n).await.unwrap();
+    assert_eq!((epo.sequence, epo.action, epo.nic.as_deref()), (3, Action::Issue, None));
+    deliver(s, n, 3, Some("H000000002")).await;
+    let mpo = due_for(s, &PartnerId::Clets, n).await.unwrap();
+    assert_eq!(
+        (mpo.sequence, mpo.action, mpo.nic.as_deref()),
+        (4, Action::Modify, Some("H000000002"))
+    );
+    let (state, order, closed) = order_row(&store, n).await;
+    assert_eq!((state.as_str(), closed), ("ACTIVE", None));
+    assert_eq!(order.order.case_number.as_deref(), Some("24FL002"));
+
+    let m = "24DVB";
+    accept(s, accepted("b-1", message(m, Action::Issue, 1, "001"), &clets())).await;
+    deliver(s, m, 1, Some("H000000003")).await;
+    accept(s, accepted("b-2", message(m, Action::Cancel, 2, "001"), &clets())).await;
+    deliver(s, m, 2, None).await;
+    accept(s, accepted("b-4", message(m, Action::Modify, 4, "002"), &clets())).await;
+    assert!(due_for(s, &PartnerId::Clets, m).await.is_none());
+    accept(s, accepted("b-3", message(m, Action::Issue, 3, "002"), &clets())).await;
+    deliver(s, m, 3, Some("H000000004")).await;
+    let mpo = due_for(s, &PartnerId::Clets, m).await.unwrap();
+    assert_eq!((mpo.sequence, mpo.nic.as_deref()), (4, Some("H000000004")));
+}
+
+/// Proves that held messages the filled gap shows invalid are refused, not applied: after a CANCEL, a waiting MODIFY (not the re-entry) is ORDER_CLOSED and keeps its sequence; a message routed to no partner still gets one DEAD_LETTERED and one dead letter, without a partner; an ISSUE held behind a gap that a MODIFY fills is SEQUENCE_CONFLICT (and, as a dead letter, holds back that partner's later deliveries). An ISSUE whose known predecessor is not a CANCEL is rejected at once.
+async fn held_messages_are_refused_when_the_gap_shows_them_invalid(store: SqlStore) {
+    let s: &dyn Store = &store;
+    let n = "24DVA";
+    accept(s, accepted("a-1", message(n, Action::Issue, 1, "001"), &clets())).await;
+    accept(s, accepted("a-3", message(n, Action::Modify, 3, "002"), &clets())).await;
+    accept(s, accepted("a-4", message(n, Action::Service, 4, "002"), &[])).await;
+    let (statuses, dead_letters) = stored(
+        intake_one(s, accepted("a-2", message(n, Action::Cancel, 2, "001"), &clets())).await,
+    );
+    assert_eq!(
+        summary(&statuses),
+        [
+            ("a-2".to_string(), StatusKind::Accepted, None, 1),
+            ("a-3".to_string(), StatusKind::DeadLettered, Some(PartnerId::Clets), 2),
+            ("a-4".to_string(), StatusKind::DeadLettered, None, 2),
+        ]
+    );
+    assert!(statuses[1..].iter().all(|st| st.message.errors[0].code == ErrorCode::OrderClosed));
+    let partners: Vec<_> = dead_letters.iter().map(|d| d.partner.clone()).collect();
+    assert_eq!(partners, [Some(PartnerId::Clets), None]);
+    assert!(dead_letters.iter().all(|d| d.stage == "sequence" && d.reason == "ORDER_CLOSED"));
+    let (state, _, closed) = order_row(&store, n).await;
+    assert_eq!((state.as_str(), closed), ("CANCELLED", Some(2)));
+    // The refused MODIFY used sequence 3: no re-entry can take it now.
+    let reentry = accepted("a-3b", message(n, Action::Issue, 3, "003"), &clets());
+    assert_eq!(reject_code(s, reentry).await, ErrorCode::SequenceConflict);
+
+    let m = "24DVB";
+    accept(s, accepted("b-1", message(m, Action::Issue, 1, "001"), &clets())).await;
+    deliver(s, m, 1, Some("H000000001")).await;
+    accept(s, accepted("b-3", message(m, Action::Issue, 3, "002"), &clets())).await;
+    let (statuses, dead_letters) = stored(
+        intake_one(s, accepted("b-2", message(m, Action::Modify, 2, "002"), &clets())).await,
+    );
+    assert_eq!(
+        summary(&statuses),
+        [
+            ("b-2".to_string(), StatusKind::Accepted, None, 1),
+            ("b-3".to_string(), StatusKind::DeadLettered, Some(PartnerId::Clets), 2),
+        ]
+    );
+    let error = &statuses[1].message.errors[0];
+    assert_eq!((error.code, error.field.as_str()), (ErrorCode::SequenceConflict, "sequence"));
+    assert_eq!(dead_letters.len(), 1);
+    assert_eq!(
+        (dead_letters[0].stage.as_str(), dead_letters[0].reason.as_str()),
+        ("sequence", "SEQUENCE_CONFLICT")
+    );
+    let (state, order, _) = order_row(&store, m).await;
+    assert_eq!((state.as_str(), order.order.case_number.as_deref()), ("ACTIVE", Some("24FL002")));
+    // The order stays active: a MODIFY is applied, but waits behind the dead letter.
+    accept(s, accepted("b-4", message(m, Action::Modify, 4, "003"), &clets())).await;
+    deliver(s, m, 2, None).await;
+    assert!(due_for(s, &PartnerId::Clets, m).await.is_none());
+
+    let c = "24DVC";
+    accept(s, accepted("c-1", message(c, Action::Issue, 1, "001"), &clets())).await;
+    accept(s, accepted("c-3", message(c, Action::Modify, 3, "001"), &clets())).await;
+    let issue = accepted("c-4", message(c, Action::Issue, 4, "001"), &clets());
+    assert_eq!(reject_code(s, issue).await, ErrorCode::SequenceConflict);
+}
+
+/// Proves finding 4: a same-content repeat of an accepted sequence under a new message_id is warned with Porter's DUPLICATE (wire spelling `DUPLICATE`), never DUPLICATE_CONFLICT, which stays with CONFLICT_REJECTED for a reused message_id.
+async fn repeat_under_new_message_id_warns_duplicate(store: SqlStore) {
+    let s: &dyn Store = &store;
+    let order = message("24DV01234", Action::Issue, 1, "001");
+    accept(s, accepted("m-1", order.clone(), &clets())).await;
+    let again = accept(s, accepted("m-2", order, &clets())).await;
+    let codes: Vec<_> = again.warnings.iter().map(|w| w.code.as_str()).collect();
+    assert_eq!(codes, ["DUPLICATE"]);
+    let stored = s.statuses_for_message(COURT, "m-2").await.unwrap();
+    let json = serde_json::to_string(&stored[0].message).unwrap();
+    assert!(json.contains("\"DUPLICATE\"") && !json.contains("DUPLICATE_CONFLICT"), "{json}");
+}
+
+/// Proves finding 5: NUL in any text from a court or a partner (message_id, content type, layout, order number, partner answers, errors, reasons, NIC) is stored as U+FFFD on both backends instead of failing the batch, and lookups spelled with the NUL find the row.
+async fn nul_in_input_text_is_stored_as_replacement(store: SqlStore) {
+    let s: &dyn Store = &store;
+    let mut bad =
+        rejected(COURT, "bad\0id", vec![FieldError::new(ErrorCode::Missing, "a\0", "b\0")]);
+    bad.inbound.content_type = "text/plain\0".into();
+    bad.inbound.layout = Some("cms\0a".into());
+    if let Verdict::Rejected { order_number, .. } = &mut bad.verdict {
+        *order_number = Some("24DV\0X".into());
+    }
+    let (statuses, dead_letters) = stored(intake_one(s, bad.clone()).await);
+    let m = &statuses[0].message;
+    assert_eq!(
+        (m.correlates_to.as_str(), m.order_number.as_deref()),
+        ("bad\u{FFFD}id", Some("24DV\u{FFFD}X"))
+    );
+    assert_eq!(
+        (dead_letters[0].message_id.as_str(), dead_letters[0].content_type.as_str()),
+        ("bad\u{FFFD}id", "text/plain\u{FFFD}")
+    );
+    assert!(matches!(intake_one(s, bad.clone()).await, IntakeOutcome::Duplicate { .. }));
+    let mut other = bad;
+    other.inbound.body = b"other".to_vec();
+    other.inbound.body_sha256 = sha256_hex(b"other");
+    assert!(matches!(intake_one(s, other).await, IntakeOutcome::Conflict { .. }));
+    assert_eq!(s.statuses_for_message(COURT, "bad\0id").await.unwrap().len(), 2);
+    let filter = DeadLetterFilter { reason: Some("MIS\0SING".into()), ..Default::default() };
+    assert!(s.dead_letters(&filter).await.unwrap().is_empty());
+
+    // An order number the validator would never pass, and partner answers.
+    accept(s, accepted("n-1", message("24DV\0N", Action::Issue, 1, "001"), &both())).await;
+    let job = due_for(s, &PartnerId::Clets, "24DV\u{FFFD}N").await.expect("job");
+    let mut nul_attempt = attempt();
+    nul_attempt.response = Some("ACK\0".into());
+    nul_attempt.error = Some("reset\0".into());
+    let outcome = DeliveryOutcome::Accepted {
+        record_ids: Vec::new(),
+        nic: Some("H\0".into()),
+        warnings: Vec::new(),
+    };
+    s.record_deliveries(vec![DeliveryResult {
+        delivery_id: job.id,
+        attempt: nul_attempt,
+        outcome,
+    }])
+    .await
+    .unwrap();
+    assert_eq!(
+        s.partner_attempts(job.id).await.unwrap()[0].response.as_deref(),
+        Some("ACK\u{FFFD}")
+    );
+    let doj = due_for(s, &PartnerId::Doj, "24DV\u{FFFD}N").await.unwrap();
+    let retry = DeliveryOutcome::Retry { next_attempt_at: Utc::now(), reason: "busy\0".into() };
+    s.record_deliveries(vec![result(doj.id, retry)]).await.unwrap();
+    let dead = DeliveryOutcome::DeadLettered {
+        code: ErrorCode::RetriesExhausted,
+        reason: "gone\0".into(),
+    };
+    s.record_deliveries(vec![result(doj.id, dead)]).await.unwrap();
+    accept(s, accepted("n-2", message("24DV\0N", Action::Modify, 2, "001"), &clets())).await;
+    let mpo = due_for(s, &PartnerId::Clets, "24DV\u{FFFD}N").await.unwrap();
+    assert_eq!(mpo.nic.as_deref(), Some("H\u{FFFD}"));
 }

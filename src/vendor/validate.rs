@@ -208,10 +208,38 @@ impl<'a> Session<'a> {
         };
         let item = examine(&self.court, &props, &bytes, &self.formats);
         report.layout = item.inbound.layout.clone();
+        if matches!(item.verdict, Verdict::Rejected { .. }) {
+            report.hint = self.layout_hint(report.layout.as_deref(), &bytes);
+        }
         report
             .messages
             .push(MessageReport::new(1, item.inbound.message_id, None, item.verdict));
         report
+    }
+
+    /// When a fixed-width file's first record does not have the length of
+    /// the layout it was read in but has that of another of the court's
+    /// layouts, which one to try.
+    fn layout_hint(&self, used: Option<&str>, bytes: &[u8]) -> Option<String> {
+        let layout = self.formats.layouts.get(used?)?;
+        let first = bytes.split(|&b| b == b'\n').next()?;
+        let length = first.strip_suffix(b"\r").unwrap_or(first).len();
+        if length == layout.record_length() {
+            return None;
+        }
+        let fits: Vec<&str> = self
+            .court
+            .layouts
+            .iter()
+            .filter(|l| self.formats.layouts.get(*l).is_some_and(|x| x.record_length() == length))
+            .map(String::as_str)
+            .collect();
+        let first_fit = fits.first()?;
+        Some(format!(
+            "the records are {length} bytes, as in layout {} of court {}: try --layout {first_fit}",
+            fits.join(", "),
+            self.court.ori
+        ))
     }
 
     /// The layout a batch file is read in: `--layout`, else the one its
@@ -360,6 +388,8 @@ struct FileReport {
     batch: Option<Batch>,
     framing_errors: Vec<FieldError>,
     messages: Vec<MessageReport>,
+    /// A suggestion when the file looks written in another of the court's layouts.
+    hint: Option<String>,
 }
 
 impl FileReport {
@@ -464,6 +494,9 @@ fn write_text(reports: &[FileReport], out: &mut impl Write) -> std::io::Result<(
             },
         };
         writeln!(out, "{}: {verdict} ({what})", r.file)?;
+        if let Some(h) = &r.hint {
+            writeln!(out, "  hint: {h}")?;
+        }
         for e in &r.framing_errors {
             writeln!(out, "  framing: {}", error_line(e, None))?;
         }
@@ -561,6 +594,9 @@ fn write_json(
             }
             if let Some(why) = &r.unreadable {
                 v["error"] = json!({ "code": "UNREADABLE", "text": why });
+            }
+            if let Some(h) = &r.hint {
+                v["hint"] = json!(h);
             }
             v
         })

@@ -21,6 +21,8 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProper
 use porter::config::Config;
 use porter::formats::xml::read_status;
 use porter::model::StatusMessage;
+pub mod rabbit;
+
 use rand::Rng;
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -80,6 +82,11 @@ impl Harness {
     /// leftovers of a demo or an earlier run cannot interfere.
     pub async fn start(courts: &[&str]) -> Harness {
         purge_real_court_queues(courts).await;
+        Harness::start_on(courts, &amqp_url()).await
+    }
+
+    /// Like [`Harness::start`], on the RabbitMQ at `amqp`.
+    pub async fn start_on(courts: &[&str], amqp: &str) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let sim_tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim_control = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -94,9 +101,9 @@ impl Harness {
         let store_url = std::env::var("PORTER_TEST_STORE_URL")
             .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("porter.db").display()));
         let mut toml = format!(
-            "[amqp]\nurl = {:?}\n[store]\nurl = {:?}\n[paths]\nschemas = {:?}\nmappings = {:?}\n\
+            "[amqp]\nurl = {:?}\nreconnect_ms = 200\n[store]\nurl = {:?}\n[paths]\nschemas = {:?}\nmappings = {:?}\n\
              [partners.clets]\naddress = \"{clets_addr}\"\nretry_min_ms = 200\nretry_max_ms = 2000\n",
-            amqp_url(),
+            amqp,
             store_url,
             repo().join("schemas").display().to_string(),
             repo().join("mappings").display().to_string(),
@@ -111,7 +118,7 @@ impl Harness {
         let s = stop.clone();
         let broker = tokio::spawn(porter::broker::run(config, http, async move { s.cancelled().await }));
 
-        let conn = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.unwrap();
+        let conn = Connection::connect(amqp, ConnectionProperties::default()).await.unwrap();
         let channel = conn.create_channel().await.unwrap();
         channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
         let h = Harness {
@@ -250,7 +257,7 @@ pub struct StatusWatcher {
 }
 
 impl StatusWatcher {
-    async fn start(conn: &Connection, court: &str) -> StatusWatcher {
+    pub async fn start(conn: &Connection, court: &str) -> StatusWatcher {
         let channel = conn.create_channel().await.unwrap();
         let mut consumer = channel
             .basic_consume(

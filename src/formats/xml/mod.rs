@@ -75,8 +75,11 @@
 //! `order.service` and `image` (whose attributes `image.mime_type` and
 //! `image.sha256` share its location), so that the validator can point at
 //! something. An error about a leaf is reported under the leaf's path; an
-//! error about structure (a stray element, attribute or text) under the path
-//! of the innermost element that has one; malformed XML under `message`.
+//! element missing, repeated or out of order under its own path (a wrapper
+//! such as `nc:ActivityIdentification` under what it wraps,
+//! `order.order_number`; a tenth list item under the list); other errors
+//! about structure (a stray element, attribute or text) under the path of
+//! the innermost element that has one; malformed XML under `message`.
 //!
 //! *The signed image.* `por:OrderImage` is base64 (whitespace allowed, as in
 //! `xs:base64Binary`), bounded before decoding by

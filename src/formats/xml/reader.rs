@@ -385,10 +385,9 @@ impl<'a> OrderReader<'a> {
             Some(at) if i == at && particle.max == 1 => Placement::Duplicate,
             Some(at) if i == at => Placement::TooMany(particle.max),
             Some(at) if i < at && seen && particle.max == 1 => Placement::Duplicate,
-            Some(at) if i < at => Placement::OutOfOrder {
-                before: model[at].tag,
-                read: !seen && particle.max == 1,
-            },
+            Some(at) if i < at => {
+                Placement::OutOfOrder { before: model[at].tag, read: !seen && particle.max == 1 }
+            }
             at => {
                 let from = at.map_or(0, |a| a + 1);
                 for p in &model[from..i] {
@@ -401,7 +400,8 @@ impl<'a> OrderReader<'a> {
                 Placement::InOrder
             }
         };
-        let read = matches!(placement, Placement::InOrder | Placement::OutOfOrder { read: true, .. });
+        let read =
+            matches!(placement, Placement::InOrder | Placement::OutOfOrder { read: true, .. });
         if read {
             parent.seen |= tag.bit();
             parent.passed.retain(|(t, _)| *t != tag);
@@ -409,10 +409,9 @@ impl<'a> OrderReader<'a> {
         let text = match placement {
             Placement::InOrder => None,
             Placement::Duplicate => Some(format!("element {} appears more than once", qname(e))),
-            Placement::TooMany(max) => Some(format!(
-                "more than {max} {} elements; at most {max} are allowed",
-                qname(e)
-            )),
+            Placement::TooMany(max) => {
+                Some(format!("more than {max} {} elements; at most {max} are allowed", qname(e)))
+            }
             Placement::OutOfOrder { before, .. } => Some(format!(
                 "element {} is out of order: it must come before {}",
                 qname(e),
@@ -423,7 +422,9 @@ impl<'a> OrderReader<'a> {
             let path = child.report_path().unwrap_or_else(|| self.here());
             // Too many of a list is about the list, not its n-th element.
             let path = match placement {
-                Placement::TooMany(_) => Cow::Owned(path.split('[').next().unwrap_or(&path).to_owned()),
+                Placement::TooMany(_) => {
+                    Cow::Owned(path.split('[').next().unwrap_or(&path).to_owned())
+                }
                 _ => path,
             };
             self.error(ErrorCode::InvalidFormat, &path, offset, text)?;
@@ -461,9 +462,15 @@ impl<'a> OrderReader<'a> {
     }
 
     /// The path errors about the current spot are reported under: that of
-    /// the innermost open element that has one (`message` at worst).
+    /// the innermost open element that has one, a wrapper such as
+    /// `j:CourtOrderIssuingDate` standing for what it wraps (`message` at
+    /// worst).
     fn here(&self) -> Cow<'static, str> {
-        self.stack.iter().rev().find_map(|f| f.element.path()).unwrap_or(Cow::Borrowed("message"))
+        self.stack
+            .iter()
+            .rev()
+            .find_map(|f| f.element.report_path())
+            .unwrap_or(Cow::Borrowed("message"))
     }
 
     /// The element's name as written, with its namespace.

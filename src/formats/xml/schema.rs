@@ -236,7 +236,8 @@ pub(super) fn check_value(field: Field, value: &str) -> Result<(), ValueError> {
     match facet {
         Facet::None | Facet::Typed(_) => Ok(()),
         Facet::Ori => {
-            if value.len() == 9 && value.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+            if value.len() == 9
+                && value.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
             {
                 Ok(())
             } else {
@@ -253,7 +254,9 @@ pub(super) fn check_value(field: Field, value: &str) -> Result<(), ValueError> {
                     ErrorCode::TooLong,
                     format!("the order number has {len} characters; at most 15 are allowed"),
                 ))
-            } else if !value.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
+            } else if !value
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-')
             {
                 Err((
                     ErrorCode::InvalidFormat,
@@ -312,7 +315,10 @@ mod tests {
             code(Field::Name(Who::Protected(0), NamePart::Last), &"É".repeat(31)),
             Some(ErrorCode::TooLong)
         );
-        assert_eq!(code(Field::CancelReason, &format!("{}    {}", "A".repeat(29), "B".repeat(30))), None);
+        assert_eq!(
+            code(Field::CancelReason, &format!("{}    {}", "A".repeat(29), "B".repeat(30))),
+            None
+        );
         assert_eq!(code(Field::ConditionText, &"x".repeat(501)), Some(ErrorCode::TooLong));
         assert_eq!(code(Field::Sequence, ""), Some(ErrorCode::Missing));
         assert_eq!(code(Field::OrderType, ""), None);

@@ -255,7 +255,11 @@ mod tests {
         );
         for bad in ["-24:00", "+14:01", "-15:00", "+00:60"] {
             let text = format!("2026-02-03T10:15:00{bad}");
-            assert_eq!(parse_offset_date_time(&text).unwrap_err().0, ErrorCode::InvalidDate, "{text}");
+            assert_eq!(
+                parse_offset_date_time(&text).unwrap_err().0,
+                ErrorCode::InvalidDate,
+                "{text}"
+            );
         }
         assert!(parse_offset_date_time("2026-02-03T10:15:00+14:00").is_ok());
         assert!(parse_offset_date_time("2026-02-03T10:15:00-14:00").is_ok());

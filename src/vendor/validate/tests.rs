@@ -204,6 +204,11 @@ fn broker_verdict_and_sniffing() {
     let (code, out) = text(&args(&s, "CA019015J", &[fixture("cms-b/issue.txt")]));
     assert_eq!(code, EXIT_INVALID);
     assert!(out.contains("ORI_MISMATCH court_ori at 1:27"), "{out}");
+    // A cms-b/2 file checked in the court's default layout, cms-a/1: the
+    // report says which of the court's layouts the records' length fits.
+    let (code, out) = text(&args(&s, "CA034025J", &[fixture("cms-b/issue.txt")]));
+    assert_eq!(code, EXIT_INVALID);
+    assert!(out.contains("  hint: the records are 240 bytes, as in layout cms-b/2 of court CA034025J: try --layout cms-b/2"), "{out}");
     let xml = file(&s, "order.dat", &read(&fixture("xml/issue-sample.xml")));
     let (code, out) = text(&args(&s, "CA034025J", &[xml]));
     assert_eq!(code, EXIT_VALID, "{out}");

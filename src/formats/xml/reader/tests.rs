@@ -553,11 +553,7 @@ fn element_order_is_the_schemas() {
         &text[order_start..order_end]
     ) + &text[text.find("  <por:ProtectedPerson>").unwrap()..];
     let parsed = read(moved.as_bytes());
-    assert_eq!(
-        errors(&parsed),
-        [(ErrorCode::InvalidFormat, "order", Some("19:3"))],
-        "{moved}"
-    );
+    assert_eq!(errors(&parsed), [(ErrorCode::InvalidFormat, "order", Some("19:3"))], "{moved}");
     assert_eq!(parsed.message.order_number(), Some("24DV01234"));
 
     // A repeated element after the one that follows it is refused, not read.
@@ -596,7 +592,8 @@ fn required_elements() {
     }
     // Whole containers.
     let text = sample();
-    let header = &text[text.find("  <por:MessageHeader>").unwrap()..text.find("  <por:ProtectionOrder>").unwrap()];
+    let header = &text[text.find("  <por:MessageHeader>").unwrap()
+        ..text.find("  <por:ProtectionOrder>").unwrap()];
     let parsed = read(text.replace(header, "").as_bytes());
     assert_eq!(errors(&parsed), [(ErrorCode::Missing, "message", Some("4:3"))]);
     assert!(parsed.errors[0].text.contains("por:MessageHeader"), "{}", parsed.errors[0].text);
@@ -614,7 +611,9 @@ fn required_elements() {
     );
     // Proof of service needs all four parts.
     let service = write_order(&samples::service());
-    let text = String::from_utf8(service).unwrap().replace("<por:ServedBy>DEP R SMITH #4411</por:ServedBy>", "");
+    let text = String::from_utf8(service)
+        .unwrap()
+        .replace("<por:ServedBy>DEP R SMITH #4411</por:ServedBy>", "");
     let parsed = read(text.as_bytes());
     assert_eq!(errors(&parsed)[0].0, ErrorCode::Missing);
     assert_eq!(errors(&parsed)[0].1, "order.service.served_by");
@@ -631,7 +630,8 @@ fn repeated_elements_are_bounded() {
     assert_eq!(errors(&parsed), [(ErrorCode::InvalidFormat, "protected_persons", Some("79:3"))]);
     assert_eq!(parsed.message.protected_persons.len(), 9);
     let codes = "<j:ProtectionOrderConditionCode>01</j:ProtectionOrderConditionCode>".repeat(10);
-    let text = sample().replace("<j:ProtectionOrderConditionCode>01</j:ProtectionOrderConditionCode>", &codes);
+    let text = sample()
+        .replace("<j:ProtectionOrderConditionCode>01</j:ProtectionOrderConditionCode>", &codes);
     let parsed = read(text.as_bytes());
     assert_eq!(errors(&parsed)[0].1, "order.condition_codes");
     assert_eq!(parsed.message.order.condition_codes.len(), 9);
@@ -661,7 +661,10 @@ fn value_facets() {
         ]
     );
     let m = &parsed.message;
-    assert_eq!((m.court_ori.as_str(), m.order_number(), m.order.case_number.as_deref()), ("", None, None));
+    assert_eq!(
+        (m.court_ori.as_str(), m.order_number(), m.order.case_number.as_deref()),
+        ("", None, None)
+    );
     // White space runs count once, as xs:token collapses them; the value is kept as written.
     let spaced = sample().replace(">JOHN<", ">JOHNATHAN  \n  ALEXANDER<");
     let parsed = read(spaced.as_bytes());
@@ -678,7 +681,10 @@ fn value_facets() {
 fn empty_image_needs_its_attributes() {
     let parsed = read(with_image("", "").as_bytes());
     let found: Vec<_> = parsed.errors.iter().map(|e| (e.code, e.field.as_str())).collect();
-    assert_eq!(found, [(ErrorCode::Missing, "image.mime_type"), (ErrorCode::Missing, "image.sha256")]);
+    assert_eq!(
+        found,
+        [(ErrorCode::Missing, "image.mime_type"), (ErrorCode::Missing, "image.sha256")]
+    );
     let attributes = format!("mimeType=\"image/tiff\" sha256=\"{}\"", "a".repeat(64));
     let parsed = read(with_image(&attributes, "\n  ").as_bytes());
     assert!(parsed.is_ok(), "{:#?}", parsed.errors);
