@@ -35,7 +35,7 @@ use crate::transport::supervisor::Supervisor;
 /// Loads and checks every layout, code table and CLETS table the
 /// configuration needs. Any problem stops the broker before it starts.
 pub fn load_formats(config: &Config) -> anyhow::Result<Formats> {
-    let codes = CodeLists::load(&config.paths.mappings.join("codes.toml")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let codes = CodeLists::load(config.paths.mappings.join("codes.toml")).map_err(|e| anyhow::anyhow!("{e}"))?;
     let maps_dir = config.paths.mappings.join("code-maps");
     let code_maps = load_code_maps(&maps_dir, &codes)?;
     let mut layouts = HashMap::new();

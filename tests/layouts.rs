@@ -61,7 +61,10 @@ impl Site {
                 }
             }
         };
-        copy(&repo().join("schemas/layouts"), &dir.path().join("schemas/layouts"));
+        copy(
+            &repo().join("schemas/layouts"),
+            &dir.path().join("schemas/layouts"),
+        );
         copy(&repo().join("mappings"), &dir.path().join("mappings"));
         copy(
             &repo().join("mappings/code-maps"),
@@ -123,11 +126,23 @@ fn props(content_type: &str, layout: Option<&str>) -> InboundProperties {
 
 /// The broker's verdict on a fixed-width body in `layout` from `ori`'s queue.
 fn fixed(f: &Formats, config: &Config, ori: &str, layout: &str, body: &[u8]) -> Verdict {
-    examine(court(config, ori), &props("text/plain", Some(layout)), body, f).verdict
+    examine(
+        court(config, ori),
+        &props("text/plain", Some(layout)),
+        body,
+        f,
+    )
+    .verdict
 }
 
 fn xml(f: &Formats, config: &Config, ori: &str, body: &str) -> Verdict {
-    examine(court(config, ori), &props("application/xml", None), body.as_bytes(), f).verdict
+    examine(
+        court(config, ori),
+        &props("application/xml", None),
+        body.as_bytes(),
+        f,
+    )
+    .verdict
 }
 
 fn accepted(v: Verdict) -> OrderMessage {
@@ -170,7 +185,10 @@ fn patch(body: &[u8], record: usize, column: usize, text: &str) -> Vec<u8> {
         .map(<[u8]>::to_vec)
         .collect();
     lines[record - 1][column - 1..column - 1 + text.len()].copy_from_slice(text.as_bytes());
-    lines.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect()
+    lines
+        .iter()
+        .flat_map(|l| l.iter().copied().chain([b'\n']))
+        .collect()
 }
 
 /// Removes a record (1-based) from a fixed-width body.
@@ -198,8 +216,20 @@ fn xml_sample() -> String {
 #[test]
 fn cms_b_issue_is_the_cms_a_sample() {
     let (_site, config, f) = shipped();
-    let a = accepted(fixed(&f, &config, "CA034025J", "cms-a/1", &fixture("fixed/issue-sample.txt")));
-    let b = accepted(fixed(&f, &config, "CA034025J", "cms-b/2", &fixture("cms-b/issue.txt")));
+    let a = accepted(fixed(
+        &f,
+        &config,
+        "CA034025J",
+        "cms-a/1",
+        &fixture("fixed/issue-sample.txt"),
+    ));
+    let b = accepted(fixed(
+        &f,
+        &config,
+        "CA034025J",
+        "cms-b/2",
+        &fixture("cms-b/issue.txt"),
+    ));
     let layout_specific = |mut m: OrderMessage| {
         for p in &mut m.protected_persons {
             p.name.suffix = None;
@@ -227,8 +257,20 @@ fn cms_b_fixtures_match_cms_a() {
         ("cancel", "cancel-sample", Action::Cancel),
         ("service", "service-sample", Action::Service),
     ] {
-        let ob = accepted(fixed(&f, &config, "CA034025J", "cms-b/2", &fixture(&format!("cms-b/{b}.txt"))));
-        let oa = accepted(fixed(&f, &config, "CA034025J", "cms-a/1", &fixture(&format!("fixed/{a}.txt"))));
+        let ob = accepted(fixed(
+            &f,
+            &config,
+            "CA034025J",
+            "cms-b/2",
+            &fixture(&format!("cms-b/{b}.txt")),
+        ));
+        let oa = accepted(fixed(
+            &f,
+            &config,
+            "CA034025J",
+            "cms-a/1",
+            &fixture(&format!("fixed/{a}.txt")),
+        ));
         assert_eq!(ob.action, Some(action));
         assert_eq!(ob, oa, "{b}");
     }
@@ -246,10 +288,22 @@ fn court_default_layout_and_code_map() {
         &f,
     );
     assert_eq!(v.inbound.layout.as_deref(), Some("cms-b/2"));
-    assert_eq!(accepted(v.verdict).restrained_person.unwrap().race.as_deref(), Some("W"));
+    assert_eq!(
+        accepted(v.verdict)
+            .restrained_person
+            .unwrap()
+            .race
+            .as_deref(),
+        Some("W")
+    );
     // Sacramento's default layout is cms-a/1: the same body without
     // `x-por-layout` is read as cms-a/1, and rejected.
-    let v = examine(court(&config, "CA034025J"), &props("text/plain", None), &fixture("cms-b/issue.txt"), &f);
+    let v = examine(
+        court(&config, "CA034025J"),
+        &props("text/plain", None),
+        &fixture("cms-b/issue.txt"),
+        &f,
+    );
     assert!(!rejected(v.verdict).is_empty());
 }
 
@@ -260,9 +314,25 @@ fn court_default_layout_and_code_map() {
 fn unmapped_court_code_is_invalid_code_at_its_column() {
     let (_site, config, f) = shipped();
     let body = fixture("cms-b/issue.txt");
-    let e = rejected(fixed(&f, &config, "CA034025J", "cms-b/2", &patch(&body, 2, 85, "M")));
-    only(&e, ErrorCode::InvalidCode, "restrained_person.sex", Some("2:85"));
-    assert!(e[0].text.contains("'M' is not a court sex code of code map cms-b (1 2 3 9)"), "{}", e[0].text);
+    let e = rejected(fixed(
+        &f,
+        &config,
+        "CA034025J",
+        "cms-b/2",
+        &patch(&body, 2, 85, "M"),
+    ));
+    only(
+        &e,
+        ErrorCode::InvalidCode,
+        "restrained_person.sex",
+        Some("2:85"),
+    );
+    assert!(
+        e[0].text
+            .contains("'M' is not a court sex code of code map cms-b (1 2 3 9)"),
+        "{}",
+        e[0].text
+    );
 
     let body = patch(&body, 1, 56, "DV  ");
     let body = patch(&body, 2, 86, "CAUCASIAN ");
@@ -392,32 +462,56 @@ layouts = ["cms-c/1"]
     );
     assert!(f.layouts.contains_key("cms-a/1") && f.layouts.contains_key("cms-b/2"));
     let body = [
-        rec(120, &[
-            (1, "CA0570001"),
-            (10, "25CH00077"),
-            (25, "I"),
-            (26, "1"),
-            (29, "25CV000077"),
-            (49, "CH"),
-            (52, "2026-01-15"),
-            (62, "202801151700"),
-            (74, "N"),
-            (75, "01 02 06"),
-            (120, "A"),
-        ]),
-        rec(120, &[(1, "ROE"), (31, "RICHARD"), (51, "MALE"), (57, "U"), (58, "1970-07-04"), (120, "B")]),
+        rec(
+            120,
+            &[
+                (1, "CA0570001"),
+                (10, "25CH00077"),
+                (25, "I"),
+                (26, "1"),
+                (29, "25CV000077"),
+                (49, "CH"),
+                (52, "2026-01-15"),
+                (62, "202801151700"),
+                (74, "N"),
+                (75, "01 02 06"),
+                (120, "A"),
+            ],
+        ),
+        rec(
+            120,
+            &[
+                (1, "ROE"),
+                (31, "RICHARD"),
+                (51, "MALE"),
+                (57, "U"),
+                (58, "1970-07-04"),
+                (120, "B"),
+            ],
+        ),
         rec(120, &[(1, "ROE"), (31, "FEMALE"), (120, "C")]),
         rec(120, &[(1, "NO CONTACT."), (120, "D")]),
     ]
     .concat();
-    let v = examine(court(&config, "CA0570001"), &props("text/plain", None), &body, &f);
+    let v = examine(
+        court(&config, "CA0570001"),
+        &props("text/plain", None),
+        &body,
+        &f,
+    );
     assert_eq!(v.inbound.layout.as_deref(), Some("cms-c/1"));
     let m = accepted(v.verdict);
     assert_eq!(m.order.order_number.as_deref(), Some("25CH00077"));
-    assert_eq!(m.order.issue_date, chrono::NaiveDate::from_ymd_opt(2026, 1, 15));
+    assert_eq!(
+        m.order.issue_date,
+        chrono::NaiveDate::from_ymd_opt(2026, 1, 15)
+    );
     assert_eq!(m.order.condition_codes, ["01", "02", "06"]);
     let rp = m.restrained_person.as_ref().unwrap();
-    assert_eq!((rp.sex.as_deref(), rp.race.as_deref()), (Some("M"), Some("U")));
+    assert_eq!(
+        (rp.sex.as_deref(), rp.race.as_deref()),
+        (Some("M"), Some("U"))
+    );
     assert_eq!(m.protected_persons[0].sex.as_deref(), Some("F"));
     assert_eq!(m.order.condition_text.as_deref(), Some("NO CONTACT."));
 
@@ -425,12 +519,28 @@ layouts = ["cms-c/1"]
     let mut bad = body.clone();
     bad[122 + 50..122 + 56].copy_from_slice(b"M     ");
     bad[51..61].copy_from_slice(b"2026-02-30");
-    let e = rejected(examine(court(&config, "CA0570001"), &props("text/plain", None), &bad, &f).verdict);
+    let e = rejected(
+        examine(
+            court(&config, "CA0570001"),
+            &props("text/plain", None),
+            &bad,
+            &f,
+        )
+        .verdict,
+    );
     assert_eq!(
         errs(&e),
         [
-            (ErrorCode::InvalidDate, "order.issue_date".into(), Some("1:52".into())),
-            (ErrorCode::InvalidCode, "restrained_person.sex".into(), Some("2:51".into())),
+            (
+                ErrorCode::InvalidDate,
+                "order.issue_date".into(),
+                Some("1:52".into())
+            ),
+            (
+                ErrorCode::InvalidCode,
+                "restrained_person.sex".into(),
+                Some("2:51".into())
+            ),
         ]
     );
 
@@ -439,7 +549,15 @@ layouts = ["cms-c/1"]
     let layout = &f.layouts["cms-c/1"];
     let written = layout.write_order(&m).unwrap();
     assert!(written.starts_with(b"CA057000125CH00077      I001"));
-    let again = accepted(examine(court(&config, "CA0570001"), &props("text/plain", None), &written, &f).verdict);
+    let again = accepted(
+        examine(
+            court(&config, "CA0570001"),
+            &props("text/plain", None),
+            &written,
+            &f,
+        )
+        .verdict,
+    );
     assert_eq!(again, m);
 }
 
@@ -450,7 +568,10 @@ fn court_names_its_own_code_map() {
     let letters = std::fs::read_to_string(repo().join("mappings/code-maps/cms-b.toml"))
         .unwrap()
         .replace("name = \"cms-b\"", "name = \"cms-b-letters\"")
-        .replace("\"1\" = \"M\"\n\"2\" = \"F\"\n\"3\" = \"X\"\n\"9\" = \"U\"", "M = \"M\"\nF = \"F\"\nX = \"X\"\nU = \"U\"");
+        .replace(
+            "\"1\" = \"M\"\n\"2\" = \"F\"\n\"3\" = \"X\"\n\"9\" = \"U\"",
+            "M = \"M\"\nF = \"F\"\nX = \"X\"\nU = \"U\"",
+        );
     assert!(letters.contains("M = \"M\""));
     let site = Site::new(&[("mappings/code-maps/cms-b-letters.toml", &letters)]);
     let (config, f) = site.formats(
@@ -464,7 +585,11 @@ code_map = "cms-b-letters"
     );
     let body = fixture("cms-b/issue.txt");
     let e = rejected(fixed(&f, &config, "CA034025J", "cms-b/2", &body));
-    assert!(e.iter().any(|e| e.code == ErrorCode::InvalidCode && e.field == "restrained_person.sex"), "{e:#?}");
+    assert!(
+        e.iter()
+            .any(|e| e.code == ErrorCode::InvalidCode && e.field == "restrained_person.sex"),
+        "{e:#?}"
+    );
     let body = patch(&patch(&body, 2, 85, "M"), 3, 85, "F");
     let m = accepted(fixed(&f, &config, "CA034025J", "cms-b/2", &body));
     assert_eq!(m.restrained_person.unwrap().sex.as_deref(), Some("M"));
@@ -482,24 +607,43 @@ fn broken_code_maps_stop_the_start() {
     let site = Site::new(&[("mappings/code-maps/cms-b.toml", &bad)]);
     let e = site.start_error(COURTS);
     assert!(e.contains("mappings/code-maps/cms-b.toml"), "{e}");
-    assert!(e.contains(&format!("line {line}: eye.HAZEL: 'HZL' is not a canonical eye code")), "{e}");
+    assert!(
+        e.contains(&format!(
+            "line {line}: eye.HAZEL: 'HZL' is not a canonical eye code"
+        )),
+        "{e}"
+    );
 
-    let site = Site::new(&[("mappings/code-maps/cms-b.toml", "name = \"cms-b\"\n[sex]\n\"1\" = \"M\"\n\"1\" = \"F\"\n")]);
+    let site = Site::new(&[(
+        "mappings/code-maps/cms-b.toml",
+        "name = \"cms-b\"\n[sex]\n\"1\" = \"M\"\n\"1\" = \"F\"\n",
+    )]);
     let e = site.start_error(COURTS);
     assert!(e.contains("cms-b.toml: line 4"), "{e}");
 
     let site = Site::new(&[]);
-    let e = site.start_error("[[courts]]\nori = \"CA034025J\"\nsheriff_ori = \"CA0340000\"\ncode_map = \"cms-z\"\n");
-    assert!(e.contains("court CA034025J: code_map \"cms-z\" is not in"), "{e}");
+    let e = site.start_error(
+        "[[courts]]\nori = \"CA034025J\"\nsheriff_ori = \"CA0340000\"\ncode_map = \"cms-z\"\n",
+    );
+    assert!(
+        e.contains("court CA034025J: code_map \"cms-z\" is not in"),
+        "{e}"
+    );
 
     let site = Site::new(&[("schemas/layouts/cms-c-1.toml", CMS_C_LAYOUT)]);
     let e = site.start_error(COURTS);
-    assert!(e.contains("cms-c-1.toml: code_map \"cms-c\" is not in"), "{e}");
+    assert!(
+        e.contains("cms-c-1.toml: code_map \"cms-c\" is not in"),
+        "{e}"
+    );
 
     let wide = shipped.replace("\"9\" = \"U\"", "\"99\" = \"U\"");
     let site = Site::new(&[("mappings/code-maps/cms-b.toml", &wide)]);
     let e = site.start_error(COURTS);
-    assert!(e.contains("sex.99") && e.contains("wider than field restrained_person.sex"), "{e}");
+    assert!(
+        e.contains("sex.99") && e.contains("wider than field restrained_person.sex"),
+        "{e}"
+    );
 
     let twin = shipped.clone();
     let site = Site::new(&[("mappings/code-maps/cms-b-copy.toml", &twin)]);
@@ -522,22 +666,113 @@ fn missing_per_action() {
     let b = |body: &[u8]| rejected(fixed(&f, &config, "CA034025J", "cms-b/2", body));
 
     // ISSUE.
-    only(&a(&patch(&fixture("fixed/issue-sample.txt"), 2, 75, " ")), ErrorCode::Missing, "restrained_person.sex", Some("2:75"));
-    only(&b(&patch(&fixture("cms-b/issue.txt"), 2, 85, " ")), ErrorCode::Missing, "restrained_person.sex", Some("2:85"));
-    let e = rejected(xml(&f, &config, "CA034025J", &xml_sample().replace("<por:SexCode>M</por:SexCode>", "")));
-    assert_eq!(errs(&e).iter().map(|(c, f, _)| (*c, f.as_str())).collect::<Vec<_>>(), [(ErrorCode::Missing, "restrained_person.sex")]);
+    only(
+        &a(&patch(&fixture("fixed/issue-sample.txt"), 2, 75, " ")),
+        ErrorCode::Missing,
+        "restrained_person.sex",
+        Some("2:75"),
+    );
+    only(
+        &b(&patch(&fixture("cms-b/issue.txt"), 2, 85, " ")),
+        ErrorCode::Missing,
+        "restrained_person.sex",
+        Some("2:85"),
+    );
+    let e = rejected(xml(
+        &f,
+        &config,
+        "CA034025J",
+        &xml_sample().replace("<por:SexCode>M</por:SexCode>", ""),
+    ));
+    assert_eq!(
+        errs(&e)
+            .iter()
+            .map(|(c, f, _)| (*c, f.as_str()))
+            .collect::<Vec<_>>(),
+        [(ErrorCode::Missing, "restrained_person.sex")]
+    );
     // MODIFY: no condition code; no issue date.
-    only(&a(&patch(&fixture("fixed/modify-sample.txt"), 1, 84, &" ".repeat(18))), ErrorCode::Missing, "order.condition_codes", Some("1:84"));
-    only(&b(&patch(&fixture("cms-b/modify.txt"), 1, 68, "        ")), ErrorCode::Missing, "order.issue_date", Some("1:68"));
+    only(
+        &a(&patch(
+            &fixture("fixed/modify-sample.txt"),
+            1,
+            84,
+            &" ".repeat(18),
+        )),
+        ErrorCode::Missing,
+        "order.condition_codes",
+        Some("1:84"),
+    );
+    only(
+        &b(&patch(&fixture("cms-b/modify.txt"), 1, 68, "        ")),
+        ErrorCode::Missing,
+        "order.issue_date",
+        Some("1:68"),
+    );
     // TERMINATE.
-    only(&a(&patch(&fixture("fixed/terminate-sample.txt"), 1, 133, "        ")), ErrorCode::Missing, "order.termination_date", Some("1:133"));
-    only(&b(&patch(&fixture("cms-b/terminate.txt"), 1, 149, "        ")), ErrorCode::Missing, "order.termination_date", Some("1:149"));
+    only(
+        &a(&patch(
+            &fixture("fixed/terminate-sample.txt"),
+            1,
+            133,
+            "        ",
+        )),
+        ErrorCode::Missing,
+        "order.termination_date",
+        Some("1:133"),
+    );
+    only(
+        &b(&patch(&fixture("cms-b/terminate.txt"), 1, 149, "        ")),
+        ErrorCode::Missing,
+        "order.termination_date",
+        Some("1:149"),
+    );
     // CANCEL.
-    only(&a(&patch(&fixture("fixed/cancel-sample.txt"), 1, 141, &" ".repeat(60))), ErrorCode::Missing, "order.cancel_reason", Some("1:141"));
-    only(&b(&patch(&fixture("cms-b/cancel.txt"), 1, 157, &" ".repeat(60))), ErrorCode::Missing, "order.cancel_reason", Some("1:157"));
+    only(
+        &a(&patch(
+            &fixture("fixed/cancel-sample.txt"),
+            1,
+            141,
+            &" ".repeat(60),
+        )),
+        ErrorCode::Missing,
+        "order.cancel_reason",
+        Some("1:141"),
+    );
+    only(
+        &b(&patch(
+            &fixture("cms-b/cancel.txt"),
+            1,
+            157,
+            &" ".repeat(60),
+        )),
+        ErrorCode::Missing,
+        "order.cancel_reason",
+        Some("1:157"),
+    );
     // SERVICE.
-    only(&a(&patch(&fixture("fixed/service-sample.txt"), 2, 14, &" ".repeat(30))), ErrorCode::Missing, "order.service.served_by", Some("2:14"));
-    only(&b(&patch(&fixture("cms-b/service.txt"), 2, 24, &" ".repeat(30))), ErrorCode::Missing, "order.service.served_by", Some("2:24"));
+    only(
+        &a(&patch(
+            &fixture("fixed/service-sample.txt"),
+            2,
+            14,
+            &" ".repeat(30),
+        )),
+        ErrorCode::Missing,
+        "order.service.served_by",
+        Some("2:14"),
+    );
+    only(
+        &b(&patch(
+            &fixture("cms-b/service.txt"),
+            2,
+            24,
+            &" ".repeat(30),
+        )),
+        ErrorCode::Missing,
+        "order.service.served_by",
+        Some("2:24"),
+    );
 }
 
 /// INVALID_FORMAT: a byte above 0x7F, a record of the wrong length, a
@@ -547,19 +782,55 @@ fn invalid_format() {
     let (_site, config, f) = shipped();
     let a = |body: &[u8]| rejected(fixed(&f, &config, "CA034025J", "cms-a/1", body));
     let b = |body: &[u8]| rejected(fixed(&f, &config, "CA034025J", "cms-b/2", body));
-    only(&a(&fixture("fixed/bad-byte-0x80.txt")), ErrorCode::InvalidFormat, "restrained_person.name.last", Some("2:3"));
+    only(
+        &a(&fixture("fixed/bad-byte-0x80.txt")),
+        ErrorCode::InvalidFormat,
+        "restrained_person.name.last",
+        Some("2:3"),
+    );
     let mut body = fixture("cms-b/issue.txt");
     body[241 + 44] = 0xC9;
-    only(&b(&body), ErrorCode::InvalidFormat, "restrained_person.name.last", Some("2:45"));
-    only(&a(&fixture("fixed/bad-short-record.txt")), ErrorCode::InvalidFormat, "restrained_person", Some("2:200"));
+    only(
+        &b(&body),
+        ErrorCode::InvalidFormat,
+        "restrained_person.name.last",
+        Some("2:45"),
+    );
+    only(
+        &a(&fixture("fixed/bad-short-record.txt")),
+        ErrorCode::InvalidFormat,
+        "restrained_person",
+        Some("2:200"),
+    );
     // A cms-a/1 message (200-byte records) read as cms-b/2 (240).
     // Nothing of it can be read, so the validator finds the required
     // fields missing too.
     let e = b(&fixture("fixed/issue-sample.txt"));
-    assert_eq!(errs(&e[..1]), [(ErrorCode::InvalidFormat, "message".into(), Some("1:201".into()))]);
-    only(&b(&patch(&fixture("cms-b/issue.txt"), 1, 27, "CA03402-J")), ErrorCode::InvalidFormat, "court_ori", Some("1:27"));
-    let e = rejected(xml(&f, &config, "CA034025J", &fixture_text("xml/broken.xml")));
-    assert_eq!((e[0].code, e[0].field.as_str()), (ErrorCode::InvalidFormat, "message"), "{e:#?}");
+    assert_eq!(
+        errs(&e[..1]),
+        [(
+            ErrorCode::InvalidFormat,
+            "message".into(),
+            Some("1:201".into())
+        )]
+    );
+    only(
+        &b(&patch(&fixture("cms-b/issue.txt"), 1, 27, "CA03402-J")),
+        ErrorCode::InvalidFormat,
+        "court_ori",
+        Some("1:27"),
+    );
+    let e = rejected(xml(
+        &f,
+        &config,
+        "CA034025J",
+        &fixture_text("xml/broken.xml"),
+    ));
+    assert_eq!(
+        (e[0].code, e[0].field.as_str()),
+        (ErrorCode::InvalidFormat, "message"),
+        "{e:#?}"
+    );
     assert!(e[0].location.is_some(), "{e:#?}");
 }
 
@@ -572,13 +843,43 @@ fn fixture_text(path: &str) -> String {
 #[test]
 fn invalid_code() {
     let (_site, config, f) = shipped();
-    let e = rejected(fixed(&f, &config, "CA034025J", "cms-a/1", &patch(&fixture("fixed/issue-sample.txt"), 3, 82, "ZZ")));
-    only(&e, ErrorCode::InvalidCode, "protected_persons[0].relationship", Some("3:82"));
-    let e = rejected(fixed(&f, &config, "CA034025J", "cms-b/2", &patch(&fixture("cms-b/service.txt"), 2, 54, "HAND")));
-    only(&e, ErrorCode::InvalidCode, "order.service.method", Some("2:54"));
-    let e = rejected(xml(&f, &config, "CA034025J", &xml_sample().replace(">BRO<", ">BRN<")));
+    let e = rejected(fixed(
+        &f,
+        &config,
+        "CA034025J",
+        "cms-a/1",
+        &patch(&fixture("fixed/issue-sample.txt"), 3, 82, "ZZ"),
+    ));
+    only(
+        &e,
+        ErrorCode::InvalidCode,
+        "protected_persons[0].relationship",
+        Some("3:82"),
+    );
+    let e = rejected(fixed(
+        &f,
+        &config,
+        "CA034025J",
+        "cms-b/2",
+        &patch(&fixture("cms-b/service.txt"), 2, 54, "HAND"),
+    ));
+    only(
+        &e,
+        ErrorCode::InvalidCode,
+        "order.service.method",
+        Some("2:54"),
+    );
+    let e = rejected(xml(
+        &f,
+        &config,
+        "CA034025J",
+        &xml_sample().replace(">BRO<", ">BRN<"),
+    ));
     assert_eq!(e.len(), 1, "{e:#?}");
-    assert_eq!((e[0].code, e[0].field.as_str()), (ErrorCode::InvalidCode, "restrained_person.eye"));
+    assert_eq!(
+        (e[0].code, e[0].field.as_str()),
+        (ErrorCode::InvalidCode, "restrained_person.eye")
+    );
     assert!(e[0].location.is_some());
 }
 
@@ -609,8 +910,19 @@ fn too_long() {
     let e = rejected(fixed(&f, &config, "CA034025J", "cms-b/2", &body));
     only(&e, ErrorCode::TooLong, "order.condition_text", Some("6:6"));
 
-    let e = rejected(xml(&f, &config, "CA034025J", &xml_sample().replace("24FL001234", "24FL001234-0000000000")));
-    assert_eq!(errs(&e).iter().map(|(c, f, _)| (*c, f.as_str())).collect::<Vec<_>>(), [(ErrorCode::TooLong, "order.case_number")]);
+    let e = rejected(xml(
+        &f,
+        &config,
+        "CA034025J",
+        &xml_sample().replace("24FL001234", "24FL001234-0000000000"),
+    ));
+    assert_eq!(
+        errs(&e)
+            .iter()
+            .map(|(c, f, _)| (*c, f.as_str()))
+            .collect::<Vec<_>>(),
+        [(ErrorCode::TooLong, "order.case_number")]
+    );
 }
 
 /// INVALID_DATE: February 30 and an expiration before the issue date, in
@@ -620,15 +932,63 @@ fn invalid_date() {
     let (_site, config, f) = shipped();
     let a = |body: &[u8]| rejected(fixed(&f, &config, "CA034025J", "cms-a/1", body));
     let b = |body: &[u8]| rejected(fixed(&f, &config, "CA034025J", "cms-b/2", body));
-    only(&a(&fixture("fixed/bad-feb-30.txt")), ErrorCode::InvalidDate, "order.issue_date", Some("1:63"));
-    only(&b(&patch(&fixture("cms-b/issue.txt"), 1, 68, "02302026")), ErrorCode::InvalidDate, "order.issue_date", Some("1:68"));
-    only(&a(&patch(&fixture("fixed/issue-sample.txt"), 1, 71, "20261124")), ErrorCode::InvalidDate, "order.expiration", Some("1:71"));
-    only(&b(&patch(&fixture("cms-b/issue.txt"), 1, 76, "11242026")), ErrorCode::InvalidDate, "order.expiration", Some("1:76"));
-    let e = rejected(xml(&f, &config, "CA034025J", &xml_sample().replace("2031-11-25T23:59:00", "2026-11-24T23:59:00")));
-    assert_eq!(errs(&e).iter().map(|(c, f, _)| (*c, f.as_str())).collect::<Vec<_>>(), [(ErrorCode::InvalidDate, "order.expiration")]);
-    let e = rejected(xml(&f, &config, "CA034025J", &xml_sample().replace("1985-02-14", "1985-02-30")));
-    assert!(e.iter().all(|e| e.field == "restrained_person.birth_date") && !e.is_empty(), "{e:#?}");
-    assert!(e.iter().any(|e| matches!(e.code, ErrorCode::InvalidDate | ErrorCode::InvalidFormat)), "{e:#?}");
+    only(
+        &a(&fixture("fixed/bad-feb-30.txt")),
+        ErrorCode::InvalidDate,
+        "order.issue_date",
+        Some("1:63"),
+    );
+    only(
+        &b(&patch(&fixture("cms-b/issue.txt"), 1, 68, "02302026")),
+        ErrorCode::InvalidDate,
+        "order.issue_date",
+        Some("1:68"),
+    );
+    only(
+        &a(&patch(
+            &fixture("fixed/issue-sample.txt"),
+            1,
+            71,
+            "20261124",
+        )),
+        ErrorCode::InvalidDate,
+        "order.expiration",
+        Some("1:71"),
+    );
+    only(
+        &b(&patch(&fixture("cms-b/issue.txt"), 1, 76, "11242026")),
+        ErrorCode::InvalidDate,
+        "order.expiration",
+        Some("1:76"),
+    );
+    let e = rejected(xml(
+        &f,
+        &config,
+        "CA034025J",
+        &xml_sample().replace("2031-11-25T23:59:00", "2026-11-24T23:59:00"),
+    ));
+    assert_eq!(
+        errs(&e)
+            .iter()
+            .map(|(c, f, _)| (*c, f.as_str()))
+            .collect::<Vec<_>>(),
+        [(ErrorCode::InvalidDate, "order.expiration")]
+    );
+    let e = rejected(xml(
+        &f,
+        &config,
+        "CA034025J",
+        &xml_sample().replace("1985-02-14", "1985-02-30"),
+    ));
+    assert!(
+        e.iter().all(|e| e.field == "restrained_person.birth_date") && !e.is_empty(),
+        "{e:#?}"
+    );
+    assert!(
+        e.iter()
+            .any(|e| matches!(e.code, ErrorCode::InvalidDate | ErrorCode::InvalidFormat)),
+        "{e:#?}"
+    );
 }
 
 /// INVALID_SEQUENCE: sequence 0, and sequence 1 on a message that is not an
@@ -636,12 +996,35 @@ fn invalid_date() {
 #[test]
 fn invalid_sequence() {
     let (_site, config, f) = shipped();
-    let e = rejected(fixed(&f, &config, "CA034025J", "cms-a/1", &patch(&fixture("fixed/issue-sample.txt"), 1, 48, "0000")));
+    let e = rejected(fixed(
+        &f,
+        &config,
+        "CA034025J",
+        "cms-a/1",
+        &patch(&fixture("fixed/issue-sample.txt"), 1, 48, "0000"),
+    ));
     only(&e, ErrorCode::InvalidSequence, "sequence", Some("1:48"));
-    let e = rejected(fixed(&f, &config, "CA034025J", "cms-b/2", &patch(&fixture("cms-b/terminate.txt"), 1, 22, "00001")));
+    let e = rejected(fixed(
+        &f,
+        &config,
+        "CA034025J",
+        "cms-b/2",
+        &patch(&fixture("cms-b/terminate.txt"), 1, 22, "00001"),
+    ));
     only(&e, ErrorCode::InvalidSequence, "sequence", Some("1:22"));
-    let e = rejected(xml(&f, &config, "CA034025J", &xml_sample().replace("<por:Sequence>1<", "<por:Sequence>0<")));
-    assert_eq!(errs(&e).iter().map(|(c, f, _)| (*c, f.as_str())).collect::<Vec<_>>(), [(ErrorCode::InvalidSequence, "sequence")]);
+    let e = rejected(xml(
+        &f,
+        &config,
+        "CA034025J",
+        &xml_sample().replace("<por:Sequence>1<", "<por:Sequence>0<"),
+    ));
+    assert_eq!(
+        errs(&e)
+            .iter()
+            .map(|(c, f, _)| (*c, f.as_str()))
+            .collect::<Vec<_>>(),
+        [(ErrorCode::InvalidSequence, "sequence")]
+    );
 }
 
 /// ORI_MISMATCH: the body's court ORI is not the queue's court (XML,
@@ -655,20 +1038,73 @@ fn ori_mismatch() {
     let la = court(&config, "CA019015J");
     let mut la_all = la.clone();
     la_all.layouts = vec!["cms-a/1".into(), "cms-b/2".into()];
-    let v = |c: &CourtConfig, ct: &str, layout: Option<&str>, body: &[u8]| rejected(examine(c, &props(ct, layout), body, &f).verdict);
-    only(&v(&la_all, "text/plain", Some("cms-a/1"), &fixture("fixed/issue-sample.txt")), ErrorCode::OriMismatch, "court_ori", Some("1:2"));
-    only(&v(la, "text/plain", Some("cms-b/2"), &fixture("cms-b/issue.txt")), ErrorCode::OriMismatch, "court_ori", Some("1:27"));
+    let v = |c: &CourtConfig, ct: &str, layout: Option<&str>, body: &[u8]| {
+        rejected(examine(c, &props(ct, layout), body, &f).verdict)
+    };
+    only(
+        &v(
+            &la_all,
+            "text/plain",
+            Some("cms-a/1"),
+            &fixture("fixed/issue-sample.txt"),
+        ),
+        ErrorCode::OriMismatch,
+        "court_ori",
+        Some("1:2"),
+    );
+    only(
+        &v(
+            la,
+            "text/plain",
+            Some("cms-b/2"),
+            &fixture("cms-b/issue.txt"),
+        ),
+        ErrorCode::OriMismatch,
+        "court_ori",
+        Some("1:27"),
+    );
     let e = v(la, "application/xml", None, xml_sample().as_bytes());
-    assert_eq!(errs(&e).iter().map(|(c, f, _)| (*c, f.as_str())).collect::<Vec<_>>(), [(ErrorCode::OriMismatch, "court_ori")]);
-    assert!(e[0].location.as_deref().is_some_and(|l| l.contains(':')), "{e:#?}");
+    assert_eq!(
+        errs(&e)
+            .iter()
+            .map(|(c, f, _)| (*c, f.as_str()))
+            .collect::<Vec<_>>(),
+        [(ErrorCode::OriMismatch, "court_ori")]
+    );
+    assert!(
+        e[0].location.as_deref().is_some_and(|l| l.contains(':')),
+        "{e:#?}"
+    );
 
     // The AMQP user.
     let sac = court(&config, "CA034025J");
-    let with_user = |user: &str| InboundProperties { user_id: Some(user.into()), ..props("text/plain", Some("cms-b/2")) };
-    let e = rejected(examine(sac, &with_user("court-ca019015j"), &fixture("cms-b/issue.txt"), &f).verdict);
+    let with_user = |user: &str| InboundProperties {
+        user_id: Some(user.into()),
+        ..props("text/plain", Some("cms-b/2"))
+    };
+    let e = rejected(
+        examine(
+            sac,
+            &with_user("court-ca019015j"),
+            &fixture("cms-b/issue.txt"),
+            &f,
+        )
+        .verdict,
+    );
     only(&e, ErrorCode::OriMismatch, "user_id", None);
-    accepted(examine(sac, &with_user("court-ca034025j"), &fixture("cms-b/issue.txt"), &f).verdict);
-    let xml_user = InboundProperties { user_id: Some("guest".into()), ..props("application/xml", None) };
+    accepted(
+        examine(
+            sac,
+            &with_user("court-ca034025j"),
+            &fixture("cms-b/issue.txt"),
+            &f,
+        )
+        .verdict,
+    );
+    let xml_user = InboundProperties {
+        user_id: Some("guest".into()),
+        ..props("application/xml", None)
+    };
     let e = rejected(examine(sac, &xml_user, xml_sample().as_bytes(), &f).verdict);
     only(&e, ErrorCode::OriMismatch, "user_id", None);
 }

@@ -148,5 +148,6 @@ CREATE TABLE conflicts (
     received_at      INTEGER NOT NULL,           -- when the broker received it
     status_id        INTEGER NOT NULL REFERENCES statuses (id) -- its CONFLICT_REJECTED status
 );
-CREATE UNIQUE INDEX conflicts_body ON conflicts (court_ori, message_id, body_sha256);
+-- Repeats of a conflicting body (not unique: a purged original may leave older ones).
+CREATE INDEX conflicts_body ON conflicts (court_ori, message_id, body_sha256);
 CREATE INDEX conflicts_received_at ON conflicts (received_at);

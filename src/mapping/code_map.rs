@@ -79,7 +79,9 @@ pub enum CodeMapError {
 impl fmt::Display for CodeMapError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CodeMapError::Io { file, source } => write!(f, "code map {file}: cannot read: {source}"),
+            CodeMapError::Io { file, source } => {
+                write!(f, "code map {file}: cannot read: {source}")
+            }
             CodeMapError::Invalid {
                 file,
                 line,
@@ -209,14 +211,13 @@ impl CodeMap {
         text: &str,
         canonical: &CodeLists,
     ) -> Result<CodeMap, CodeMapError> {
-        let invalid = |offset: Option<usize>, entry: Option<String>, message: String| {
-            CodeMapError::Invalid {
+        let invalid =
+            |offset: Option<usize>, entry: Option<String>, message: String| CodeMapError::Invalid {
                 file: name_for_errors.to_string(),
                 line: offset.map(|o| line_of(text, o)),
                 entry,
                 message,
-            }
-        };
+            };
         let file: CodeMapFile = toml::from_str(text).map_err(|e| {
             invalid(
                 e.span().map(|s| s.start),
@@ -402,7 +403,10 @@ impl CodeMap {
                 known.join(" ")
             )
         } else {
-            format!("'{value}' is not a {side} {what} code of code map {}", self.name)
+            format!(
+                "'{value}' is not a {side} {what} code of code map {}",
+                self.name
+            )
         }
     }
 }
@@ -446,7 +450,11 @@ fn for_each_code(msg: &mut OrderMessage, mut f: impl FnMut(&str, CodeList, &mut 
         *c = v.unwrap_or_default();
     }
     if let Some(s) = o.service.as_mut() {
-        one("order.service.method", CodeList::ServiceMethod, &mut s.method);
+        one(
+            "order.service.method",
+            CodeList::ServiceMethod,
+            &mut s.method,
+        );
     }
     if let Some(rp) = msg.restrained_person.as_mut() {
         one("restrained_person.sex", CodeList::Sex, &mut rp.sex);

@@ -68,7 +68,11 @@ pub struct ValidateArgs {
     #[arg(long)]
     pub layout: Option<String>,
     /// The broker configuration naming the court, its layouts and code maps.
-    #[arg(long, env = "PORTER_CONFIG", default_value = "deploy/local/porter.toml")]
+    #[arg(
+        long,
+        env = "PORTER_CONFIG",
+        default_value = "deploy/local/porter.toml"
+    )]
     pub config: PathBuf,
     /// Print one JSON document instead of text.
     #[arg(long)]
@@ -121,7 +125,11 @@ impl Problem {
                 "files": [],
                 "exit_code": EXIT_USAGE,
             });
-            writeln!(out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default())
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&doc).unwrap_or_default()
+            )
         } else {
             writeln!(out, "porter validate: {}: {}", self.code, self.text)
         }
@@ -211,9 +219,12 @@ impl<'a> Session<'a> {
         if matches!(item.verdict, Verdict::Rejected { .. }) {
             report.hint = self.layout_hint(report.layout.as_deref(), &bytes);
         }
-        report
-            .messages
-            .push(MessageReport::new(1, item.inbound.message_id, None, item.verdict));
+        report.messages.push(MessageReport::new(
+            1,
+            item.inbound.message_id,
+            None,
+            item.verdict,
+        ));
         report
     }
 
@@ -231,7 +242,12 @@ impl<'a> Session<'a> {
             .court
             .layouts
             .iter()
-            .filter(|l| self.formats.layouts.get(*l).is_some_and(|x| x.record_length() == length))
+            .filter(|l| {
+                self.formats
+                    .layouts
+                    .get(*l)
+                    .is_some_and(|x| x.record_length() == length)
+            })
             .map(String::as_str)
             .collect();
         let first_fit = fits.first()?;
@@ -274,25 +290,28 @@ impl<'a> Session<'a> {
                 FieldError::new(
                     ErrorCode::InvalidCode,
                     "batch.header.layout",
-                    format!("layout {name:?} is not configured for court {}", self.court.ori),
+                    format!(
+                        "layout {name:?} is not configured for court {}",
+                        self.court.ori
+                    ),
                 )
                 .at("1:35"),
             );
             return;
         };
-        let Some(order_type) = layout.batch_record_type() else {
-            report.framing_errors.push(
-                FieldError::new(
-                    ErrorCode::InvalidFormat,
-                    "batch",
-                    format!(
-                        "layout {name} cannot be framed in a batch file: its order record \
-                         is not told apart by column 1"
-                    ),
-                )
-                .at("1:1"),
-            );
-            return;
+        let order_type = match layout.batch_record_type() {
+            Ok(t) => t,
+            Err(why) => {
+                report.framing_errors.push(
+                    FieldError::new(
+                        ErrorCode::InvalidFormat,
+                        "batch",
+                        format!("layout {name} cannot be read in batch files: {why}"),
+                    )
+                    .at("1:1"),
+                );
+                return;
+            }
         };
         let batch = match batch::read_batch(bytes, layout.record_length(), order_type) {
             Ok(b) => b,
@@ -502,7 +521,11 @@ fn write_text(reports: &[FileReport], out: &mut impl Write) -> std::io::Result<(
         }
         for m in &r.messages {
             let indent = if r.is_batch() {
-                let v = if m.errors.is_empty() { "valid" } else { "INVALID" };
+                let v = if m.errors.is_empty() {
+                    "valid"
+                } else {
+                    "INVALID"
+                };
                 writeln!(out, "  {} {}: {v}", m.title(), m.message_id)?;
                 "    "
             } else {
@@ -607,7 +630,11 @@ fn write_json(
         "exit_code": code,
         "files": files,
     });
-    writeln!(out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default())
+    writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(&doc).unwrap_or_default()
+    )
 }
 
 #[cfg(test)]

@@ -474,26 +474,36 @@ impl Layout {
     }
 
     /// The record-type byte that begins each order message in a batch file
-    /// (ICD §3), for [`crate::formats::batch`]: the first byte of the record
-    /// holding the action. `None` when batch framing cannot find message
-    /// starts in this layout: the record type is not in column 1, or another
-    /// record type begins with the same byte.
-    pub fn batch_record_type(&self) -> Option<u8> {
+    /// (ICD §3), for [`crate::formats::batch::read_batch`]: the first byte of
+    /// the record holding the action. Batch files tell records apart by
+    /// column 1, so this is an error, saying why, when the record type does
+    /// not start in column 1, when a record type begins with `H` or `T` (the
+    /// batch header's and trailer's), or when another record type begins
+    /// with the same byte as the order record.
+    pub fn batch_record_type(&self) -> Result<u8, String> {
         if self.type_columns.start != 1 {
-            return None;
+            return Err("batch files need the record type to start in column 1".into());
         }
         let first = |r: &CompiledRecord| r.type_code.first().copied();
+        if self.records.iter().any(|r| matches!(first(r), Some(b'H' | b'T'))) {
+            return Err(
+                "one of its record types begins with H or T, like the batch header and trailer"
+                    .into(),
+            );
+        }
         let action = self
             .records
             .iter()
-            .find(|r| r.fields.iter().any(|f| matches!(f.read, Read::Action(_))))?;
-        let b = first(action)?;
-        let shared = self
-            .records
-            .iter()
-            .filter(|r| first(r) == Some(b))
-            .count();
-        (shared == 1 && b != b'H' && b != b'T').then_some(b)
+            .find(|r| r.fields.iter().any(|f| matches!(f.read, Read::Action(_))))
+            .and_then(first)
+            .ok_or("it has no record holding the action")?;
+        if self.records.iter().filter(|r| first(r) == Some(action)).count() > 1 {
+            return Err(format!(
+                "another record type begins with {:?}, like its order record",
+                char::from(action)
+            ));
+        }
+        Ok(action)
     }
 }
 
@@ -1071,6 +1081,7 @@ mod tests {
     use super::*;
 
     const CMS_A: &str = include_str!("../../../schemas/layouts/cms-a-1.toml");
+    const CMS_B: &str = include_str!("../../../schemas/layouts/cms-b-2.toml");
 
     fn err(text: &str) -> String {
         Layout::from_toml_str("test.toml", text)
@@ -1096,6 +1107,43 @@ mod tests {
         let path = root.join("schemas/layouts/cms-a-1.toml");
         assert!(path.exists(), "{}", path.display());
         assert_eq!(Layout::load(&path).unwrap().name(), "cms-a/1");
+    }
+
+    /// The shipped `cms-b/2` layout loads: 240-byte records, types `10`–`50`,
+    /// its default code-map set `cms-b`, and columns for every canonical field.
+    #[test]
+    fn cms_b_loads() {
+        let l = Layout::from_toml_str("cms-b-2.toml", CMS_B).unwrap();
+        assert_eq!(l.name(), "cms-b/2");
+        assert_eq!(l.record_length(), 240);
+        assert_eq!(l.max_records(), 14);
+        assert_eq!(l.code_map_name(), Some("cms-b"));
+        assert!(l.code_map().is_none());
+        let fields: Vec<&str> = l.fields().collect();
+        for path in Target::known_paths() {
+            assert!(fields.contains(&path), "{path}");
+        }
+        let a = Layout::from_toml_str("cms-a-1.toml", CMS_A).unwrap();
+        assert!(!a.fields().any(|f| f == "protected_persons[].name.suffix"));
+        assert_eq!(a.fields().count(), Target::known_paths().count() - 1);
+    }
+
+    /// Batch files can frame cms-a/1 and cms-b/2 messages by their order
+    /// record's first byte; not a layout with its type elsewhere than
+    /// column 1, nor one with a record type beginning with H.
+    #[test]
+    fn batch_record_types() {
+        let a = Layout::from_toml_str("a", CMS_A).unwrap();
+        assert_eq!(a.batch_record_type(), Ok(b'O'));
+        let b = Layout::from_toml_str("b", CMS_B).unwrap();
+        assert_eq!(b.batch_record_type(), Ok(b'1'));
+        let h = Layout::from_toml_str("h", &CMS_A.replace("\"M\"", "\"H\"")).unwrap();
+        assert!(h.batch_record_type().unwrap_err().contains("H or T"));
+        let moved = CMS_B
+            .replace("record_type = { start = 1, length = 2 }", "record_type = { start = 239, length = 2 }")
+            .replace("start = 217, length = 24", "start = 217, length = 22");
+        let moved = Layout::from_toml_str("m", &moved).unwrap();
+        assert!(moved.batch_record_type().unwrap_err().contains("column 1"));
     }
 
     /// A missing file is an I/O error naming the file.

@@ -183,7 +183,13 @@ impl Writer<'_> {
     fn lines(&mut self, msg: &OrderMessage, record: &CompiledRecord) -> Vec<(Target, Vec<String>)> {
         let mut all = Vec::new();
         for f in &record.fields {
-            let (Some(t), Read::Text { join: Some(sep), .. }) = (f.target, &f.read) else {
+            let (
+                Some(t),
+                Read::Text {
+                    join: Some(sep), ..
+                },
+            ) = (f.target, &f.read)
+            else {
                 continue;
             };
             let Some(Value::Text(text)) = fetch(msg, t, 0) else {
@@ -345,7 +351,11 @@ impl Writer<'_> {
                 for (k, code) in codes.iter().enumerate() {
                     let element = format!("{path}[{k}]");
                     if code.trim().is_empty() {
-                        self.error(ErrorCode::InvalidFormat, element, "a blank code reads as no code");
+                        self.error(
+                            ErrorCode::InvalidFormat,
+                            element,
+                            "a blank code reads as no code",
+                        );
                         return None;
                     }
                     if !printable(code) {

@@ -98,7 +98,8 @@ pub(super) async fn intake_one(
     backend.lock_key(conn, &["message", &inbound.court_ori, &inbound.message_id]).await?;
 
     let earlier = sqlx::query(
-        "SELECT id, body_sha256 FROM inbound_messages WHERE court_ori = $1 AND message_id = $2",
+        "SELECT id, body_sha256, received_at FROM inbound_messages \
+         WHERE court_ori = $1 AND message_id = $2",
     )
     .bind(inbound.court_ori.clone())
     .bind(inbound.message_id.clone())
@@ -110,7 +111,8 @@ pub(super) async fn intake_one(
         if sha == inbound.body_sha256 {
             return Ok(IntakeOutcome::Duplicate { statuses: statuses_of(conn, id).await? });
         }
-        return conflict(conn, id, &inbound, &verdict).await;
+        let original = Original { id, received_at: row.try_get("received_at")? };
+        return conflict(conn, original, &inbound, &verdict).await;
     }
 
     match verdict {
@@ -214,23 +216,33 @@ fn without_nul(mut inbound: InboundMessage) -> InboundMessage {
     inbound
 }
 
-/// Answers an arrival whose `message_id` is stored (`original_id`) with a
+/// The stored message an arrival conflicts with.
+struct Original {
+    id: i64,
+    received_at: i64,
+}
+
+/// Answers an arrival whose `message_id` is stored (`original`) with a
 /// different body: keeps it in `conflicts` with a `CONFLICT_REJECTED`
 /// status numbered from the original's counter, or, when this very body
-/// conflicted before, returns that status again.
+/// conflicted with this original before, returns that status again.
 async fn conflict(
     conn: &mut AnyConnection,
-    original_id: i64,
+    original: Original,
     inbound: &InboundMessage,
     verdict: &Verdict,
 ) -> StoreResult<IntakeOutcome> {
+    // Only conflicts since the original count: an older one may remain from
+    // a purged message that had the same message_id.
     let before = sqlx::query(
         "SELECT s.id, s.message_json FROM conflicts c JOIN statuses s ON s.id = c.status_id \
-         WHERE c.court_ori = $1 AND c.message_id = $2 AND c.body_sha256 = $3",
+         WHERE c.court_ori = $1 AND c.message_id = $2 AND c.body_sha256 = $3 \
+           AND c.received_at >= $4",
     )
     .bind(inbound.court_ori.clone())
     .bind(inbound.message_id.clone())
     .bind(inbound.body_sha256.clone())
+    .bind(original.received_at)
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(row) = before {
@@ -255,7 +267,7 @@ async fn conflict(
             inbound.message_id
         ),
     ));
-    let status = insert_status(conn, Stream::Beside(original_id), draft).await?;
+    let status = insert_status(conn, Stream::Beside(original.id), draft).await?;
     sqlx::query(
         "INSERT INTO conflicts (court_ori, message_id, body_sha256, body, content_type, \
          received_at, status_id) VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -63,7 +63,8 @@ fn json(args: &ValidateArgs) -> (i32, Value) {
     a.json = true;
     let mut out = Vec::new();
     let code = run(&a, &mut out);
-    let doc = serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)));
+    let doc = serde_json::from_slice(&out)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)));
     (code, doc)
 }
 
@@ -82,7 +83,10 @@ fn patch(body: &[u8], record: usize, column: usize, text: &str) -> Vec<u8> {
         .map(<[u8]>::to_vec)
         .collect();
     lines[record - 1][column - 1..column - 1 + text.len()].copy_from_slice(text.as_bytes());
-    lines.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect()
+    lines
+        .iter()
+        .flat_map(|l| l.iter().copied().chain([b'\n']))
+        .collect()
 }
 
 fn read(p: &Path) -> Vec<u8> {
@@ -112,14 +116,36 @@ fn batch(ori: &str, number: &str, layout: &str, len: usize, messages: &[Vec<u8>]
 #[test]
 fn valid_messages_exit_0() {
     let s = site();
-    let a = args(&s, "CA034025J", &[fixture("fixed/issue-sample.txt"), fixture("xml/issue-sample.xml"), fixture("fixed/service-sample.txt")]);
+    let a = args(
+        &s,
+        "CA034025J",
+        &[
+            fixture("fixed/issue-sample.txt"),
+            fixture("xml/issue-sample.xml"),
+            fixture("fixed/service-sample.txt"),
+        ],
+    );
     let (code, out) = text(&a);
     assert_eq!(code, EXIT_VALID, "{out}");
-    assert!(out.contains("issue-sample.txt: valid (order message, layout cms-a/1)"), "{out}");
-    assert!(out.contains("issue-sample.xml: valid (order message, XML)"), "{out}");
+    assert!(
+        out.contains("issue-sample.txt: valid (order message, layout cms-a/1)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("issue-sample.xml: valid (order message, XML)"),
+        "{out}"
+    );
     assert!(out.contains("3 file(s): 3 valid, 0 invalid"), "{out}");
 
-    let mut a = args(&s, "CA034025J", &[fixture("cms-b/issue.txt"), fixture("cms-b/modify.txt"), fixture("cms-b/service.txt")]);
+    let mut a = args(
+        &s,
+        "CA034025J",
+        &[
+            fixture("cms-b/issue.txt"),
+            fixture("cms-b/modify.txt"),
+            fixture("cms-b/service.txt"),
+        ],
+    );
     a.layout = Some("cms-b/2".into());
     let (code, out) = text(&a);
     assert_eq!(code, EXIT_VALID, "{out}");
@@ -137,8 +163,16 @@ fn invalid_message_exit_1_with_every_error() {
     a.layout = Some("cms-b/2".into());
     let (code, out) = text(&a);
     assert_eq!(code, EXIT_INVALID, "{out}");
-    assert!(out.contains("bad.txt: INVALID (order message, layout cms-b/2)"), "{out}");
-    assert!(out.contains("  INVALID_DATE order.issue_date at 1:68: '02302026' is not a calendar date (MMDDYYYY)"), "{out}");
+    assert!(
+        out.contains("bad.txt: INVALID (order message, layout cms-b/2)"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "  INVALID_DATE order.issue_date at 1:68: '02302026' is not a calendar date (MMDDYYYY)"
+        ),
+        "{out}"
+    );
     assert!(out.contains("  INVALID_CODE restrained_person.sex at 2:85: '7' is not a court sex code of code map cms-b"), "{out}");
     assert!(out.contains("cancel.txt: valid"), "{out}");
 
@@ -169,7 +203,10 @@ fn usage_errors_exit_2() {
     let s = site();
     let (code, out) = text(&args(&s, "CA999999J", &[fixture("fixed/issue-sample.txt")]));
     assert_eq!(code, EXIT_USAGE);
-    assert!(out.starts_with("porter validate: UNKNOWN_COURT: court CA999999J is not configured"), "{out}");
+    assert!(
+        out.starts_with("porter validate: UNKNOWN_COURT: court CA999999J is not configured"),
+        "{out}"
+    );
     let (code, doc) = json(&args(&s, "CA999999J", &[fixture("fixed/issue-sample.txt")]));
     assert_eq!(code, EXIT_USAGE);
     assert_eq!(doc["error"]["code"], "UNKNOWN_COURT");
@@ -178,15 +215,25 @@ fn usage_errors_exit_2() {
     a.layout = Some("cms-a/1".into());
     let (code, out) = text(&a);
     assert_eq!(code, EXIT_USAGE);
-    assert!(out.contains("UNKNOWN_LAYOUT: layout \"cms-a/1\" is not configured for court CA019015J"), "{out}");
+    assert!(
+        out.contains("UNKNOWN_LAYOUT: layout \"cms-a/1\" is not configured for court CA019015J"),
+        "{out}"
+    );
 
     let mut a = args(&s, "CA034025J", &[fixture("fixed/issue-sample.txt")]);
     a.config = s.path().join("missing.toml");
     let (code, out) = text(&a);
     assert_eq!(code, EXIT_USAGE);
-    assert!(out.contains("CONFIG: cannot load the configuration") && out.contains("missing.toml"), "{out}");
+    assert!(
+        out.contains("CONFIG: cannot load the configuration") && out.contains("missing.toml"),
+        "{out}"
+    );
 
-    let a = args(&s, "CA034025J", &[fixture("fixed/issue-sample.txt"), s.path().join("nope.txt")]);
+    let a = args(
+        &s,
+        "CA034025J",
+        &[fixture("fixed/issue-sample.txt"), s.path().join("nope.txt")],
+    );
     let (code, out) = text(&a);
     assert_eq!(code, EXIT_USAGE, "{out}");
     assert!(out.contains("issue-sample.txt: valid"), "{out}");
@@ -212,7 +259,10 @@ fn broker_verdict_and_sniffing() {
     let xml = file(&s, "order.dat", &read(&fixture("xml/issue-sample.xml")));
     let (code, out) = text(&args(&s, "CA034025J", &[xml]));
     assert_eq!(code, EXIT_VALID, "{out}");
-    assert!(out.contains("order.dat: valid (order message, XML)"), "{out}");
+    assert!(
+        out.contains("order.dat: valid (order message, XML)"),
+        "{out}"
+    );
 }
 
 /// A batch file is checked for framing and each of its order messages is
@@ -221,34 +271,72 @@ fn broker_verdict_and_sniffing() {
 #[test]
 fn batch_files() {
     let s = site();
-    let (code, out) = text(&args(&s, "CA034025J", &[fixture("batch/good-3-orders.txt")]));
+    let (code, out) = text(&args(
+        &s,
+        "CA034025J",
+        &[fixture("batch/good-3-orders.txt")],
+    ));
     assert_eq!(code, EXIT_VALID, "{out}");
     assert!(out.contains("good-3-orders.txt: valid (batch 0000000042 of court CA034025J, layout cms-a/1, 3 order messages)"), "{out}");
-    assert!(out.contains("  message 2 (records 6–9) CA034025J-B0000000042-2: valid"), "{out}");
+    assert!(
+        out.contains("  message 2 (records 6–9) CA034025J-B0000000042-2: valid"),
+        "{out}"
+    );
 
     // The second order's restrained person has sex Q: file record 7.
-    let bad = file(&s, "bad-order.txt", &patch(&read(&fixture("batch/good-3-orders.txt")), 7, 75, "Q"));
-    let (code, out) = text(&args(&s, "CA034025J", &[bad.clone()]));
+    let bad = file(
+        &s,
+        "bad-order.txt",
+        &patch(&read(&fixture("batch/good-3-orders.txt")), 7, 75, "Q"),
+    );
+    let (code, out) = text(&args(&s, "CA034025J", std::slice::from_ref(&bad)));
     assert_eq!(code, EXIT_INVALID, "{out}");
-    assert!(out.contains("  message 2 (records 6–9) CA034025J-B0000000042-2: INVALID"), "{out}");
+    assert!(
+        out.contains("  message 2 (records 6–9) CA034025J-B0000000042-2: INVALID"),
+        "{out}"
+    );
     assert!(out.contains("    INVALID_CODE restrained_person.sex at 2:75 (file record:column 7:75): 'Q' is not a sex code"), "{out}");
     let (_, doc) = json(&args(&s, "CA034025J", &[bad]));
     let f = &doc["files"][0];
     assert_eq!(f["kind"], "batch");
     assert_eq!(f["batch"]["batch_number"], "0000000042");
     let m = &f["messages"][1];
-    assert_eq!((m["position"].as_u64(), m["first_record"].as_u64(), m["record_count"].as_u64()), (Some(2), Some(6), Some(4)));
+    assert_eq!(
+        (
+            m["position"].as_u64(),
+            m["first_record"].as_u64(),
+            m["record_count"].as_u64()
+        ),
+        (Some(2), Some(6), Some(4))
+    );
     assert_eq!(m["errors"][0]["location"], "2:75");
     assert_eq!(m["errors"][0]["file_location"], "7:75");
     assert_eq!(f["messages"][0]["valid"], true);
 
     // Framing errors: nothing is examined; each names record and column.
-    let (code, out) = text(&args(&s, "CA034025J", &[fixture("batch/bad-trailer-short-record.txt")]));
+    let (code, out) = text(&args(
+        &s,
+        "CA034025J",
+        &[fixture("batch/bad-trailer-short-record.txt")],
+    ));
     assert_eq!(code, EXIT_INVALID, "{out}");
-    assert!(out.contains("  framing: INVALID_FORMAT batch.record at 3:200"), "{out}");
-    assert!(out.contains("  framing: INVALID_FORMAT batch.trailer.order_count at 10:2"), "{out}");
-    let (_, doc) = json(&args(&s, "CA034025J", &[fixture("batch/bad-trailer-short-record.txt")]));
-    assert_eq!(doc["files"][0]["framing_errors"].as_array().unwrap().len(), 2);
+    assert!(
+        out.contains("  framing: INVALID_FORMAT batch.record at 3:200"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  framing: INVALID_FORMAT batch.trailer.order_count at 10:2"),
+        "{out}"
+    );
+    let (_, doc) = json(&args(
+        &s,
+        "CA034025J",
+        &[fixture("batch/bad-trailer-short-record.txt")],
+    ));
+    assert_eq!(
+        doc["files"][0]["framing_errors"].as_array().unwrap().len(),
+        2
+    );
     assert_eq!(doc["files"][0]["messages"].as_array().unwrap().len(), 0);
 }
 
@@ -259,18 +347,30 @@ fn cms_b_batch_and_header_checks() {
     let s = site();
     let issue = read(&fixture("cms-b/issue.txt"));
     let terminate = read(&fixture("cms-b/terminate.txt"));
-    let body = batch("CA034025J", "0000000007", "cms-b/2", 240, &[issue.clone(), terminate.clone()]);
+    let body = batch(
+        "CA034025J",
+        "0000000007",
+        "cms-b/2",
+        240,
+        &[issue.clone(), terminate.clone()],
+    );
     let p = file(&s, "b.txt", &body);
     let (code, out) = text(&args(&s, "CA034025J", &[p]));
     assert_eq!(code, EXIT_VALID, "{out}");
     assert!(out.contains("layout cms-b/2, 2 order messages"), "{out}");
-    assert!(out.contains("message 2 (records 6–6) CA034025J-B0000000007-2: valid"), "{out}");
+    assert!(
+        out.contains("message 2 (records 6–6) CA034025J-B0000000007-2: valid"),
+        "{out}"
+    );
 
     let body = batch("CA019015J", "0000000008", "cms-b/2", 240, &[issue]);
     let p = file(&s, "other-court.txt", &body);
     let (code, out) = text(&args(&s, "CA034025J", &[p]));
     assert_eq!(code, EXIT_INVALID, "{out}");
-    assert!(out.contains("framing: ORI_MISMATCH batch.header.court_ori at 1:2"), "{out}");
+    assert!(
+        out.contains("framing: ORI_MISMATCH batch.header.court_ori at 1:2"),
+        "{out}"
+    );
 }
 
 /// The arguments parse as documented: `--config` defaults to the local
@@ -295,7 +395,10 @@ fn arguments_and_default_config() {
     assert!(cli.args.json && cli.args.layout.is_none());
     if std::env::var_os("PORTER_CONFIG").is_none() {
         assert_eq!(cli.args.config, PathBuf::from("deploy/local/porter.toml"));
-        let (code, out) = text(&ValidateArgs { json: false, ..cli.args });
+        let (code, out) = text(&ValidateArgs {
+            json: false,
+            ..cli.args
+        });
         assert_eq!(code, EXIT_VALID, "{out}");
     }
     assert!(Cli::try_parse_from(["validate", "--court", "CA034025J"]).is_err());

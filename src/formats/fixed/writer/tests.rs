@@ -22,16 +22,56 @@ const CMS_B_MAP: &str = include_str!("../../../../mappings/code-maps/cms-b.toml"
 
 /// (layout, action, fixture) for every shipped fixture.
 const FIXTURES: &[(&str, &str, &[u8])] = &[
-    ("a", "issue", include_bytes!("../../../../tests/fixtures/fixed/issue-sample.txt")),
-    ("a", "modify", include_bytes!("../../../../tests/fixtures/fixed/modify-sample.txt")),
-    ("a", "terminate", include_bytes!("../../../../tests/fixtures/fixed/terminate-sample.txt")),
-    ("a", "cancel", include_bytes!("../../../../tests/fixtures/fixed/cancel-sample.txt")),
-    ("a", "service", include_bytes!("../../../../tests/fixtures/fixed/service-sample.txt")),
-    ("b", "issue", include_bytes!("../../../../tests/fixtures/cms-b/issue.txt")),
-    ("b", "modify", include_bytes!("../../../../tests/fixtures/cms-b/modify.txt")),
-    ("b", "terminate", include_bytes!("../../../../tests/fixtures/cms-b/terminate.txt")),
-    ("b", "cancel", include_bytes!("../../../../tests/fixtures/cms-b/cancel.txt")),
-    ("b", "service", include_bytes!("../../../../tests/fixtures/cms-b/service.txt")),
+    (
+        "a",
+        "issue",
+        include_bytes!("../../../../tests/fixtures/fixed/issue-sample.txt"),
+    ),
+    (
+        "a",
+        "modify",
+        include_bytes!("../../../../tests/fixtures/fixed/modify-sample.txt"),
+    ),
+    (
+        "a",
+        "terminate",
+        include_bytes!("../../../../tests/fixtures/fixed/terminate-sample.txt"),
+    ),
+    (
+        "a",
+        "cancel",
+        include_bytes!("../../../../tests/fixtures/fixed/cancel-sample.txt"),
+    ),
+    (
+        "a",
+        "service",
+        include_bytes!("../../../../tests/fixtures/fixed/service-sample.txt"),
+    ),
+    (
+        "b",
+        "issue",
+        include_bytes!("../../../../tests/fixtures/cms-b/issue.txt"),
+    ),
+    (
+        "b",
+        "modify",
+        include_bytes!("../../../../tests/fixtures/cms-b/modify.txt"),
+    ),
+    (
+        "b",
+        "terminate",
+        include_bytes!("../../../../tests/fixtures/cms-b/terminate.txt"),
+    ),
+    (
+        "b",
+        "cancel",
+        include_bytes!("../../../../tests/fixtures/cms-b/cancel.txt"),
+    ),
+    (
+        "b",
+        "service",
+        include_bytes!("../../../../tests/fixtures/cms-b/service.txt"),
+    ),
 ];
 
 fn cms_a() -> Layout {
@@ -236,7 +276,11 @@ fn write_then_read_round_trips() {
             let p = l.read_order(&bytes);
             assert!(p.is_ok(), "{which} {action}: {:?}", p.errors);
             assert_eq!(p.message, m, "{which} {action}");
-            assert_eq!(l.write_order(&p.message).unwrap(), bytes, "{which} {action}");
+            assert_eq!(
+                l.write_order(&p.message).unwrap(),
+                bytes,
+                "{which} {action}"
+            );
         }
     }
 }
@@ -264,7 +308,10 @@ fn fixtures_are_what_the_writer_writes() {
 #[test]
 fn cms_b_writes_its_own_codes_and_columns() {
     let bytes = cms_b().write_order(&issue()).unwrap();
-    let recs: Vec<&[u8]> = bytes.split(|&b| b == b'\n').filter(|r| !r.is_empty()).collect();
+    let recs: Vec<&[u8]> = bytes
+        .split(|&b| b == b'\n')
+        .filter(|r| !r.is_empty())
+        .collect();
     assert_eq!(recs.len(), 4);
     assert!(recs.iter().all(|r| r.len() == 240));
     let at = |r: usize, start: usize, len: usize| {
@@ -305,7 +352,10 @@ fn refuses_what_does_not_fit() {
             (ErrorCode::TooLong, "sequence".into()),
             (ErrorCode::InvalidFormat, "order.condition_codes".into()),
             (ErrorCode::TooLong, "restrained_person.name.last".into()),
-            (ErrorCode::InvalidFormat, "restrained_person.name.first".into()),
+            (
+                ErrorCode::InvalidFormat,
+                "restrained_person.name.first".into()
+            ),
         ]
     );
     let mut m = issue();
@@ -325,11 +375,17 @@ fn condition_text_lines() {
     let mut m = issue();
     // 5 lines of 100: "AAAA… " words of 49 fit two per line.
     let word = "A".repeat(49);
-    m.order.condition_text = Some(vec![word.as_str(); 10].join(" "));
+    m.order.condition_text = Some([word.as_str(); 10].join(" "));
     let bytes = l.write_order(&m).unwrap();
-    assert_eq!(bytes.split(|&b| b == b'\n').filter(|r| r.first() == Some(&b'M')).count(), 5);
+    assert_eq!(
+        bytes
+            .split(|&b| b == b'\n')
+            .filter(|r| r.first() == Some(&b'M'))
+            .count(),
+        5
+    );
     assert_eq!(l.read_order(&bytes).message, m);
-    m.order.condition_text = Some(vec![word.as_str(); 11].join(" "));
+    m.order.condition_text = Some([word.as_str(); 11].join(" "));
     assert_eq!(
         fields(&l.write_order(&m).unwrap_err()),
         [(ErrorCode::TooLong, "order.condition_text".into())]
@@ -350,7 +406,10 @@ fn refuses_what_would_be_lost() {
     m.protected_persons[0].name.suffix = s("JR");
     assert_eq!(
         fields(&cms_a().write_order(&m).unwrap_err()),
-        [(ErrorCode::InvalidFormat, "protected_persons[0].name.suffix".into())]
+        [(
+            ErrorCode::InvalidFormat,
+            "protected_persons[0].name.suffix".into()
+        )]
     );
     // cms-b/2 has a column for it.
     let bytes = cms_b().write_order(&m).unwrap();
