@@ -5,6 +5,7 @@
 //! realistic orders for the demo courts (Sacramento, Los Angeles and a
 //! tribal court) and prints every status that comes back. Everything then
 //! keeps running, so you can publish orders of your own, until Ctrl-C.
+//! Each run starts from an empty store, as the simulators start empty.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use crate::config::Config;
 /// Runs the demo until `shutdown` resolves.
 pub async fn run(config_path: &Path, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
     let config = Config::load(config_path)?;
+    fresh_store(&config.store.url)?;
     let stop = CancellationToken::new();
     // Ctrl-C is honoured at every stage, including start-up.
     let on_signal = stop.clone();
@@ -84,6 +86,22 @@ async fn finish(
     broker.await??;
     clets_sim.await??;
     println!("Demo stopped.");
+    Ok(())
+}
+
+/// The simulators keep their records in memory, so the demo starts from an
+/// empty store too: otherwise work left from an earlier run would go to a
+/// CARPOS that never saw its orders. Only a SQLite file is removed.
+fn fresh_store(url: &str) -> anyhow::Result<()> {
+    let Some(path) = url.strip_prefix("sqlite://") else { return Ok(()) };
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{path}{suffix}");
+        match std::fs::remove_file(&file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(anyhow::anyhow!("cannot remove the demo store {file}: {e}")),
+        }
+    }
     Ok(())
 }
 
