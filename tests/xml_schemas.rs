@@ -642,3 +642,42 @@ fn porter_validate_agrees_with_xmllint() {
     }
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
 }
+
+/// The court simulator's XML (what `porter sim court` publishes) is valid
+/// against the XSD and reads without a format error, over many generated
+/// orders and every action.
+#[test]
+fn simulated_court_xml_validates() {
+    use porter_simulators::court::orders::OrderGenerator;
+    use porter_simulators::court::{CourtFormat, SimCourt, to_xml};
+
+    let court = SimCourt { ori: "CA034025J".into(), name: String::new(), format: CourtFormat::Xml };
+    let now = DateTime::parse_from_rfc3339("2026-11-25T10:15:00-08:00").unwrap();
+    let mut generator = OrderGenerator::new(&court, 7, now, "xsd");
+    let dir = tempfile::tempdir().unwrap();
+    let mut paths = Vec::new();
+    for i in 0..60 {
+        let mut messages = generator.next_order(true);
+        let last = messages.last().unwrap().clone();
+        messages.push(if i % 2 == 0 {
+            generator.terminate(&last)
+        } else {
+            generator.cancel(&last)
+        });
+        for (j, message) in messages.iter().enumerate() {
+            let body = to_xml(message);
+            let parsed = read(&body);
+            assert!(parsed.is_ok(), "{:#?}\n{}", parsed.errors, String::from_utf8_lossy(&body));
+            let path = dir.path().join(format!("{i:03}-{j}.xml"));
+            std::fs::write(&path, body).unwrap();
+            paths.push(path);
+        }
+    }
+    let out = Command::new("xmllint")
+        .args(["--noout", "--nonet", "--schema"])
+        .arg(repo().join("schemas/por.xsd"))
+        .args(&paths)
+        .output()
+        .expect("xmllint runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -249,11 +249,12 @@ impl<'a> Translator<'a> {
             pieces.push(part(p).and_then(|v| self.sanitize(canonical, &v)));
         }
         let [last, suffix, first, middle]: [Option<String>; 4] = pieces.try_into().unwrap_or_default();
-        let suffix = if with_suffix { suffix } else { None };
+        let mut suffix = if with_suffix { suffix } else { None };
         let max = self.tables.field(field).max;
-        let compose = |first: &Option<String>, middle: &Option<String>| {
+        let tag = self.tables.field(field).tag.clone();
+        let compose = |first: &Option<String>, middle: &Option<String>, suffix: &Option<String>| {
             let mut s = last.clone().unwrap_or_default();
-            if let Some(x) = &suffix {
+            if let Some(x) = suffix {
                 s.push(' ');
                 s.push_str(x);
             }
@@ -266,27 +267,39 @@ impl<'a> Translator<'a> {
         };
         let mut middle = middle;
         let mut first = first;
-        let mut value = compose(&first, &middle);
+        let mut value = compose(&first, &middle, &suffix);
+        let mut shortened = |part: &str, what: &str, warnings: &mut Vec<FieldError>| {
+            warnings.push(FieldError::new(
+                ErrorCode::Shortened,
+                format!("{canonical}.{part}"),
+                format!("CARPOS {tag} is at most {max} characters: {what}"),
+            ));
+        };
+        // ICD §6: the middle name becomes an initial, then the first name is
+        // cut. Should the last name (with its suffix) still not leave room,
+        // the middle initial and then the suffix go too.
         if value.len() > max && middle.as_ref().is_some_and(|m| m.len() > 1) {
             middle = middle.map(|m| m[..1].to_string());
-            value = compose(&first, &middle);
-            self.warnings.push(FieldError::new(
-                ErrorCode::Shortened,
-                format!("{canonical}.middle"),
-                format!("CARPOS {} is at most {max} characters: the middle name was sent as an initial", self.tables.field(field).tag),
-            ));
+            value = compose(&first, &middle, &suffix);
+            shortened("middle", "the middle name was sent as an initial", &mut self.warnings);
         }
         if value.len() > max && first.is_some() {
             let over = value.len() - max;
             let f = first.take().unwrap_or_default();
-            let keep = f.len().saturating_sub(over).max(1);
-            first = Some(f[..keep.min(f.len())].to_string());
-            value = compose(&first, &middle);
-            self.warnings.push(FieldError::new(
-                ErrorCode::Shortened,
-                format!("{canonical}.first"),
-                format!("CARPOS {} is at most {max} characters: the first name was cut", self.tables.field(field).tag),
-            ));
+            let keep = f.len().saturating_sub(over);
+            first = (keep > 0).then(|| f[..keep].to_string());
+            value = compose(&first, &middle, &suffix);
+            shortened("first", "the first name was cut", &mut self.warnings);
+        }
+        if value.len() > max && middle.is_some() {
+            middle = None;
+            value = compose(&first, &middle, &suffix);
+            shortened("middle", "the middle initial was left out", &mut self.warnings);
+        }
+        if value.len() > max && suffix.is_some() {
+            suffix = None;
+            value = compose(&first, &middle, &suffix);
+            shortened("suffix", "the suffix was left out", &mut self.warnings);
         }
         self.push_checked(field, canonical, value);
     }
@@ -363,6 +376,16 @@ mod tests {
         assert!(nam.len() <= 30, "{nam}");
         assert!(nam.starts_with("WOLFESCHLEGELSTEINHAUSEN, "), "{nam}");
         assert_eq!(t.warnings.iter().filter(|w| w.code == ErrorCode::Shortened).count(), 2);
+    }
+
+    /// A legal 30-character last name still fits NAM: the given names give way, with warnings.
+    #[test]
+    fn thirty_character_last_name_fits() {
+        let mut m = issue();
+        m.restrained_person.as_mut().unwrap().name = name("ABCDEFGHIJKLMNOPQRSTUVWXYZABCD", "JOHN", "ALLEN");
+        let t = translate(&m, None, 0, &tables()).unwrap();
+        assert_eq!(t.request.get("NAM"), Some("ABCDEFGHIJKLMNOPQRSTUVWXYZABCD"));
+        assert!(t.warnings.iter().any(|w| w.field.ends_with(".first")));
     }
 
     /// Keys after EPO need the NIC; without it translation fails.
