@@ -27,6 +27,8 @@ enum Command {
         #[arg(long, default_value = "deploy/local/porter.toml")]
         config: PathBuf,
     },
+    /// Check a vendor's files offline (stateless checks; exit 0 valid, 1 invalid, 2 usage error).
+    Validate(porter::vendor::validate::ValidateArgs),
     /// Publish one order message as a court would.
     Publish(porter::publish::PublishArgs),
     /// Run a simulator.
@@ -79,6 +81,11 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if let Command::Validate(args) = &cli.command {
+        // Offline and synchronous: no runtime, and its own exit codes.
+        let code = porter::vendor::validate::run(args, &mut std::io::stdout().lock());
+        return std::process::ExitCode::from(u8::try_from(code).unwrap_or(2));
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -107,6 +114,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             porter::broker::run(config, http, shutdown_signal()).await
         }
         Command::Demo { config } => porter::demo::run(&config, shutdown_signal()).await,
+        Command::Validate(_) => unreachable!("handled before the runtime starts"),
         Command::Publish(args) => porter::publish::publish(args).await,
         Command::Court(CourtCmd::FileDrop(args)) => porter::court::file_drop::run(args, shutdown_signal()).await,
         Command::Sim(Sim::Clets { listen, control, config }) => {
