@@ -7,4 +7,4 @@ scripts/services.sh
 export PORTER_TEST_PG_URL="${PORTER_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/test}"
 export PORTER_TEST_AMQP_URL="${PORTER_TEST_AMQP_URL:-amqp://guest:guest@127.0.0.1:5672/%2f}"
 cargo build --workspace --all-targets --locked
-cargo test --workspace --locked -- --test-threads=4
+cargo test --workspace --locked --no-fail-fast -- --test-threads=4

@@ -90,14 +90,11 @@ impl CletsTables {
         let file: CletsFile = toml::from_str(text).map_err(|e| MappingError::new(path, e.to_string()))?;
         let mut message_keys = BTreeMap::new();
         for (action, mke) in &file.message_keys {
-            let a = Action::from_name(action).ok_or_else(|| {
-                MappingError::new(path, format!("[message_keys] entry {action:?}: not an action"))
-            })?;
+            let a = Action::from_name(action)
+                .ok_or_else(|| MappingError::at_entry(path, text, "message_keys", action, "not an action"))?;
             if !file.field_order.contains_key(mke) {
-                return Err(MappingError::new(
-                    path,
-                    format!("[message_keys] entry {action:?}: key {mke:?} has no [field_order] entry"),
-                ));
+                let why = format!("key {mke:?} has no [field_order] entry");
+                return Err(MappingError::at_entry(path, text, "message_keys", action, why));
             }
             message_keys.insert(a, mke.clone());
         }
@@ -108,7 +105,7 @@ impl CletsTables {
         }
         for name in file.fields.keys() {
             if !KNOWN_FIELDS.contains(&name.as_str()) {
-                return Err(MappingError::new(path, format!("[fields] entry {name:?}: unknown field")));
+                return Err(MappingError::at_entry(path, text, "fields", name, "unknown field"));
             }
         }
         for name in KNOWN_FIELDS {
@@ -119,10 +116,8 @@ impl CletsTables {
         for (mke, order) in &file.field_order {
             for f in order {
                 if f != "protected" && !file.fields.contains_key(f) {
-                    return Err(MappingError::new(
-                        path,
-                        format!("[field_order] entry {mke:?}: unknown field {f:?}"),
-                    ));
+                    let why = format!("unknown field {f:?}");
+                    return Err(MappingError::at_entry(path, text, "field_order", mke, why));
                 }
             }
         }
@@ -318,6 +313,7 @@ mod tests {
         let err = CletsTables::from_toml_str(&text, Path::new("mappings/clets.toml")).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("mappings/clets.toml") && msg.contains("nicc"), "{msg}");
+        assert!(msg.contains("line "), "names the line: {msg}");
     }
 
     /// The shipped presence table is the ICD §6 R/O/– table.

@@ -27,4 +27,37 @@ impl MappingError {
     pub fn new(path: &Path, message: impl Into<String>) -> Self {
         MappingError { path: path.to_path_buf(), message: message.into() }
     }
+
+    /// An error about `key` in `[table]`, with its line when it can be found.
+    pub fn at_entry(path: &Path, text: &str, table: &str, key: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        match entry_line(text, table, key) {
+            Some(line) => MappingError::new(path, format!("line {line}: [{table}] {key}: {message}")),
+            None => MappingError::new(path, format!("[{table}] {key}: {message}")),
+        }
+    }
+}
+
+/// The 1-based line of `key = …` inside `[table]` of a TOML text (or of
+/// the table header when `key` is empty).
+pub fn entry_line(text: &str, table: &str, key: &str) -> Option<usize> {
+    let header = format!("[{table}]");
+    let mut in_table = false;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            in_table = t == header;
+            if in_table && key.is_empty() {
+                return Some(i + 1);
+            }
+            continue;
+        }
+        if in_table {
+            let k = t.split('=').next().unwrap_or("").trim().trim_matches('"');
+            if k == key {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
 }
