@@ -135,16 +135,6 @@ async fn expect_all_delivered(watch: &StatusWatcher, ids: &[String], pnos: &[Str
     }
 }
 
-/// Whether the `porter` binary has the `court file-drop` subcommand yet.
-fn binary_has_file_drop() -> bool {
-    std::process::Command::new(env!("CARGO_BIN_EXE_porter"))
-        .args(["court", "file-drop", "--help"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 fn child(court: &str, dir: &Path, config: &Path, extra: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_porter"));
     cmd.args(["court", "file-drop", "--court", court, "--dir"])
@@ -271,9 +261,7 @@ async fn header_of_another_court_or_layout_is_refused_without_connecting() {
 /// holds exactly one record per order and `double_records` is 0, and the
 /// file ends in `done/`.
 ///
-/// The adapter runs as a real child process killed with SIGKILL when the
-/// `porter` binary has `court file-drop`; otherwise in-process, as a task
-/// that is aborted.
+/// The adapter runs as a real child process, killed with SIGKILL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_file_and_restarted_has_no_duplicate_effect() {
     let court = unique_ori();
@@ -291,28 +279,14 @@ async fn killed_mid_file_and_restarted_has_no_duplicate_effect() {
     // One message a second: the kill lands well inside the file.
     let pause = 1000;
 
-    if binary_has_file_drop() {
-        let mut first = child(&court, dir.path(), &config, &["--publish-pause-ms", &pause.to_string()])
-            .spawn()
-            .expect("porter runs");
-        watch.wait(&ids[0], WAIT, has("ACCEPTED")).await;
-        first.kill().await.unwrap();
-        assert!(dir.path().join("work/batch-11.txt").is_file(), "killed mid-file, the file is in work/");
-        let status = child(&court, dir.path(), &config, &["--once"]).status().await.unwrap();
-        assert!(status.success(), "the restarted adapter finishes the file: {status}");
-    } else {
-        eprintln!("porter has no `court file-drop` yet: running the adapter in-process");
-        let mut slow = args(&court, dir.path(), &config);
-        slow.publish_pause_ms = pause;
-        let (task, _stop) = start_in_process(slow);
-        watch.wait(&ids[0], WAIT, has("ACCEPTED")).await;
-        task.abort();
-        assert!(task.await.unwrap_err().is_cancelled());
-        assert!(dir.path().join("work/batch-11.txt").is_file(), "aborted mid-file, the file is in work/");
-        let mut again = args(&court, dir.path(), &config);
-        again.once = true;
-        run(again, std::future::pending()).await.unwrap();
-    }
+    let mut first = child(&court, dir.path(), &config, &["--publish-pause-ms", &pause.to_string()])
+        .spawn()
+        .expect("porter runs");
+    watch.wait(&ids[0], WAIT, has("ACCEPTED")).await;
+    first.kill().await.unwrap(); // SIGKILL
+    assert!(dir.path().join("work/batch-11.txt").is_file(), "killed mid-file, the file is in work/");
+    let status = child(&court, dir.path(), &config, &["--once"]).status().await.unwrap();
+    assert!(status.success(), "the restarted adapter finishes the file: {status}");
 
     assert_eq!(files_in(&dir.path().join("done")), ["batch-11.txt"]);
     assert!(files_in(&dir.path().join("work")).is_empty());
