@@ -37,6 +37,12 @@ dict_for() {
     esac
 }
 
+# Build first, so that the run times below are fuzzing only.
+echo "== building ${targets[*]}"
+build=()
+(( ${#targets[@]} == 1 )) && build=("${targets[0]}")
+cargo fuzz build -s none "${build[@]}" >logs/build.log 2>&1 || { tail -20 logs/build.log >&2; exit 2; }
+
 found_any=0
 summary=()
 for t in "${targets[@]}"; do
@@ -57,6 +63,8 @@ for t in "${targets[@]}"; do
     status=$?
     set -e
     elapsed=$(( $(date +%s) - start ))
+    # libFuzzer's own count of fuzzing time ("Done N runs in S second(s)").
+    fuzzed=$(grep -oE 'Done [0-9]+ runs in [0-9]+ second' "$log" | grep -oE '[0-9]+ second' | grep -oE '[0-9]+' | tail -1)
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
     if [[ -z "$execs" ]]; then
         # Fork mode prints no final stats; take the last status line.
@@ -67,7 +75,7 @@ for t in "${targets[@]}"; do
     after=$(find "artifacts/$t" -type f | wc -l)
     findings=$(( after - before ))
     (( findings > 0 )) && found_any=1
-    line="$t: ${elapsed}s, ${execs:-?} execs (${rate:-?}/s), corpus $corpus, findings $findings, exit $status"
+    line="$t: fuzzed ${fuzzed:-?}s (wall ${elapsed}s), ${execs:-?} execs (${rate:-?}/s), corpus $corpus, findings $findings, exit $status"
     echo "$line"
     if (( findings > 0 )); then
         find "artifacts/$t" -type f -newer "$marker" | sort | sed 's/^/  /'

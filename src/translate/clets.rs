@@ -268,7 +268,7 @@ impl<'a> Translator<'a> {
         let mut middle = middle;
         let mut first = first;
         let mut value = compose(&first, &middle, &suffix);
-        let mut shortened = |part: &str, what: &str, warnings: &mut Vec<FieldError>| {
+        let shortened = |part: &str, what: &str, warnings: &mut Vec<FieldError>| {
             warnings.push(FieldError::new(
                 ErrorCode::Shortened,
                 format!("{canonical}.{part}"),
