@@ -87,7 +87,10 @@ fn read(path: &str) -> Vec<u8> {
 
 fn group<'a>(c: &'a mut Criterion, name: &str, bytes: &[u8]) -> BenchmarkGroup<'a, WallTime> {
     let mut g = c.benchmark_group(name);
-    g.throughput(Throughput::ElementsAndBytes { elements: 1, bytes: bytes.len() as u64 });
+    g.throughput(Throughput::ElementsAndBytes {
+        elements: 1,
+        bytes: bytes.len() as u64,
+    });
     g
 }
 
@@ -114,7 +117,9 @@ fn bench_xml(c: &mut Criterion, setup: &Setup) {
 
     let mut g = group(c, "xml", &body);
     g.bench_function("scan", |b| b.iter(|| xml_scan(black_box(&body))));
-    g.bench_function("parse", |b| b.iter(|| read_order(black_box(&body), &limits)));
+    g.bench_function("parse", |b| {
+        b.iter(|| read_order(black_box(&body), &limits))
+    });
     g.bench_function("validate", |b| {
         b.iter(|| {
             let parsed = read_order(black_box(&body), &limits);
@@ -152,7 +157,9 @@ fn fixed_slice(body: &[u8], positions: &[Vec<(usize, usize)>]) -> usize {
     let mut touched = 0usize;
     for record in body.split(|&b| b == b'\n') {
         let record = record.strip_suffix(b"\r").unwrap_or(record);
-        let Some(&kind) = record.first() else { continue };
+        let Some(&kind) = record.first() else {
+            continue;
+        };
         for &(start, len) in &positions[kind as usize] {
             if let Some(field) = record.get(start..start + len) {
                 touched += black_box(field).len();
@@ -170,7 +177,9 @@ fn bench_fixed(c: &mut Criterion, setup: &Setup) {
     assert!(fixed_slice(&body, &positions) > 500);
 
     let mut g = group(c, "cms-a-1", &body);
-    g.bench_function("slice", |b| b.iter(|| fixed_slice(black_box(&body), &positions)));
+    g.bench_function("slice", |b| {
+        b.iter(|| fixed_slice(black_box(&body), &positions))
+    });
     g.bench_function("parse", |b| b.iter(|| layout.read_order(black_box(&body))));
     g.bench_function("validate", |b| {
         b.iter(|| {
@@ -203,12 +212,21 @@ fn summary() {
     println!("\nsummary (mean times)         MB/s   orders/s   share of baseline");
     for (group, input, baseline, target) in [
         ("xml", "tests/fixtures/xml/issue-sample.xml", "scan", 0.25),
-        ("cms-a-1", "tests/fixtures/fixed/issue-sample.txt", "slice", 0.30),
+        (
+            "cms-a-1",
+            "tests/fixtures/fixed/issue-sample.txt",
+            "slice",
+            0.30,
+        ),
     ] {
         let bytes = read(input).len() as f64;
-        let Some(base) = mean_ns(&dir, group, baseline) else { continue };
+        let Some(base) = mean_ns(&dir, group, baseline) else {
+            continue;
+        };
         for bench in [baseline, "parse", "validate", "pipeline"] {
-            let Some(ns) = mean_ns(&dir, group, bench) else { continue };
+            let Some(ns) = mean_ns(&dir, group, bench) else {
+                continue;
+            };
             let share = base / ns;
             let verdict = match bench {
                 "pipeline" if share >= target => format!("  (target {:.0} %: met)", target * 100.0),

@@ -64,13 +64,14 @@ for t in "${targets[@]}"; do
     set -e
     elapsed=$(( $(date +%s) - start ))
     # libFuzzer's own count of fuzzing time ("Done N runs in S second(s)").
-    fuzzed=$(grep -oE 'Done [0-9]+ runs in [0-9]+ second' "$log" | grep -oE '[0-9]+ second' | grep -oE '[0-9]+' | tail -1)
-    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+    # (Each may find nothing, as after a crash: `|| true`.)
+    fuzzed=$(grep -oE 'Done [0-9]+ runs in [0-9]+ second' "$log" | grep -oE '[0-9]+ second' | grep -oE '[0-9]+' | tail -1 || true)
+    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)
     if [[ -z "$execs" ]]; then
-        # Fork mode prints no final stats; take the last status line.
-        execs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
+        # No final stats (fork mode, or a crash): take the last status line.
+        execs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#' || true)
     fi
-    rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)
+    rate=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)
     corpus=$(find "corpus/$t" -type f | wc -l)
     after=$(find "artifacts/$t" -type f | wc -l)
     findings=$(( after - before ))

@@ -10,6 +10,10 @@ fuzz_target!(|data: &[u8]| {
     porter_fuzz::check_clets_request(data);
     if let Ok(reply) = CletsReply::parse(data) {
         let text = reply.to_frame_text();
-        assert_eq!(CletsReply::parse_str(&text), Ok(reply), "rendered reply parses differently: {text}");
+        assert_eq!(
+            CletsReply::parse_str(&text),
+            Ok(reply),
+            "rendered reply parses differently: {text}"
+        );
     }
 });

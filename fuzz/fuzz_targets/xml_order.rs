@@ -9,8 +9,15 @@ fuzz_target!(|data: &[u8]| {
     let parsed = read_order(data, &XmlLimits::default());
     if parsed.errors.is_empty() {
         let again = read_order(&write_order(&parsed.message), &XmlLimits::default());
-        assert!(again.errors.is_empty(), "written XML does not read: {:?}", again.errors);
-        assert_eq!(again.message, parsed.message, "written XML reads differently");
+        assert!(
+            again.errors.is_empty(),
+            "written XML does not read: {:?}",
+            again.errors
+        );
+        assert_eq!(
+            again.message, parsed.message,
+            "written XML reads differently"
+        );
     }
     porter_fuzz::check_order(&parsed);
 });

@@ -128,41 +128,35 @@ impl CletsTables {
         }
         let mut by_tag = BTreeMap::new();
         for (name, spec) in &file.fields {
+            let at = |why: String| MappingError::at_entry(path, text, "fields", name, why);
             let tag_ok = !spec.tag.is_empty()
                 && spec.tag.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
             if !tag_ok {
-                return Err(MappingError::new(
-                    path,
-                    format!("[fields] entry {name:?}: tag {:?} must be A-Z and 0-9", spec.tag),
-                ));
+                return Err(at(format!("tag {:?} must be A-Z and 0-9", spec.tag)));
             }
             if spec.max == 0 {
-                return Err(MappingError::new(path, format!("[fields] entry {name:?}: max must be at least 1")));
+                return Err(at("max must be at least 1".into()));
             }
             if let Some(other) = by_tag.insert(spec.tag.clone(), name.clone()) {
-                return Err(MappingError::new(
-                    path,
-                    format!("[fields] entry {name:?}: tag {:?} is also the tag of {other:?}", spec.tag),
-                ));
+                return Err(at(format!("tag {:?} is also the tag of {other:?}", spec.tag)));
             }
         }
-        let presence = check_presence(&file, path)?;
+        let presence = check_presence(&file, path, text)?;
         for (field, needs) in &file.required_with {
             for f in [field, needs] {
                 if !file.fields.contains_key(f) {
-                    return Err(MappingError::new(path, format!("[required_with] entry {field:?}: unknown field {f:?}")));
+                    let why = format!("unknown field {f:?}");
+                    return Err(MappingError::at_entry(path, text, "required_with", field, why));
                 }
             }
         }
         for (name, &max) in &file.repeats {
+            let at = |why: String| MappingError::at_entry(path, text, "repeats", name, why);
             if name != PROTECTED && (!file.fields.contains_key(name) || PROTECTED_GROUP.contains(&name.as_str())) {
-                return Err(MappingError::new(
-                    path,
-                    format!("[repeats] entry {name:?}: not a field (or {PROTECTED:?}) that can repeat"),
-                ));
+                return Err(at(format!("not a field (or {PROTECTED:?}) that can repeat")));
             }
             if max == 0 {
-                return Err(MappingError::new(path, format!("[repeats] entry {name:?}: must be at least 1")));
+                return Err(at("must be at least 1".into()));
             }
         }
         Ok(CletsTables {
@@ -234,52 +228,58 @@ impl CletsTables {
 /// Checks `[presence]` against `[field_order]`: one table per key, naming
 /// exactly the fields the key carries (the group by its members), each `R`
 /// or `O`; and no field twice in one key's order.
+/// An error about a whole `[table]`, with the line of its header.
+fn at_table(path: &Path, text: &str, table: &str, why: String) -> MappingError {
+    match super::entry_line(text, table, "") {
+        Some(line) => MappingError::new(path, format!("line {line}: [{table}]: {why}")),
+        None => MappingError::new(path, format!("[{table}]: {why}")),
+    }
+}
+
 fn check_presence(
     file: &CletsFile,
     path: &Path,
+    text: &str,
 ) -> Result<BTreeMap<String, BTreeMap<String, Presence>>, MappingError> {
     let mut out = BTreeMap::new();
     for mke in file.presence.keys() {
         if !file.field_order.contains_key(mke) {
-            return Err(MappingError::new(path, format!("[presence.{mke}]: key {mke:?} has no [field_order] entry")));
+            let why = format!("key {mke:?} has no [field_order] entry");
+            return Err(at_table(path, text, &format!("presence.{mke}"), why));
         }
     }
     for (mke, order) in &file.field_order {
+        let table_name = format!("presence.{mke}");
         let Some(table) = file.presence.get(mke) else {
-            return Err(MappingError::new(path, format!("[presence]: missing table for key {mke:?}")));
+            return Err(MappingError::new(path, format!("[{table_name}]: missing table for key {mke:?}")));
         };
         let mut carried: Vec<&str> = Vec::new();
         for f in order {
             let names: Vec<&str> = if f == PROTECTED { PROTECTED_GROUP.to_vec() } else { vec![f.as_str()] };
             for n in names {
                 if carried.contains(&n) {
-                    return Err(MappingError::new(path, format!("[field_order] entry {mke:?}: field {n:?} twice")));
+                    let why = format!("field {n:?} twice");
+                    return Err(MappingError::at_entry(path, text, "field_order", mke, why));
                 }
                 carried.push(n);
             }
         }
         let mut resolved = BTreeMap::new();
         for (field, rule) in table {
+            let at = |why: String| MappingError::at_entry(path, text, &table_name, field, why);
             if !carried.contains(&field.as_str()) {
-                return Err(MappingError::new(
-                    path,
-                    format!("[presence.{mke}] entry {field:?}: not in the key's [field_order]"),
-                ));
+                return Err(at("not in the key's [field_order]".into()));
             }
             let p = match rule.as_str() {
                 "R" => Presence::Required,
                 "O" => Presence::Optional,
-                other => {
-                    return Err(MappingError::new(
-                        path,
-                        format!("[presence.{mke}] entry {field:?}: {other:?} is neither \"R\" nor \"O\""),
-                    ));
-                }
+                other => return Err(at(format!("{other:?} is neither \"R\" nor \"O\""))),
             };
             resolved.insert(field.clone(), p);
         }
         if let Some(f) = carried.iter().find(|f| !table.contains_key(**f)) {
-            return Err(MappingError::new(path, format!("[presence.{mke}]: missing entry {f:?}")));
+            let why = format!("missing entry {f:?}");
+            return Err(at_table(path, text, &table_name, why));
         }
         out.insert(mke.clone(), resolved);
     }
@@ -345,7 +345,7 @@ mod tests {
         let msg = load(&text.replacen("[presence.CPO]\nnic = \"R\"\n", "[presence.CPO]\n", 1));
         assert!(msg.contains("[presence.CPO]") && msg.contains("nic"), "{msg}");
         let msg = load(&text.replacen("[presence.XPO]\nnic = \"R\"", "[presence.XPO]\nnic = \"X\"", 1));
-        assert!(msg.contains("neither"), "{msg}");
+        assert!(msg.contains("neither") && msg.contains("line "), "{msg}");
         let msg = load(&text.replacen("[presence.XPO]\n", "[presence.XPO]\ndoc = \"O\"\n", 1));
         assert!(msg.contains("not in the key's [field_order]"), "{msg}");
         let msg = load(&text.replacen("rea = { tag = \"REA\"", "rea = { tag = \"DOC\"", 1));

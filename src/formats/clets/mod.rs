@@ -41,11 +41,17 @@ pub struct CletsRequest {
 impl CletsRequest {
     /// The first value of `tag`, if any.
     pub fn get(&self, tag: &str) -> Option<&str> {
-        self.fields.iter().find(|(t, _)| t == tag).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .find(|(t, _)| t == tag)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of `tag`, in wire order (`PCO`, the `PPN` group members).
     pub fn get_all<'a>(&'a self, tag: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.fields.iter().filter(move |(t, _)| t == tag).map(|(_, v)| v.as_str())
+        self.fields
+            .iter()
+            .filter(move |(t, _)| t == tag)
+            .map(|(_, v)| v.as_str())
     }
 }

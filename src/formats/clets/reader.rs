@@ -86,10 +86,19 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     fn new(tables: &'a CletsTables) -> Self {
-        Reader { tables, errors: Vec::new() }
+        Reader {
+            tables,
+            errors: Vec::new(),
+        }
     }
 
-    fn error(&mut self, code: ErrorCode, field: impl Into<String>, column: Option<usize>, text: impl Into<String>) {
+    fn error(
+        &mut self,
+        code: ErrorCode,
+        field: impl Into<String>,
+        column: Option<usize>,
+        text: impl Into<String>,
+    ) {
         if self.errors.len() < MAX_ERRORS {
             let mut e = FieldError::new(code, field, text);
             e.location = column.map(|c| format!("1:{c}"));
@@ -103,7 +112,10 @@ impl<'a> Reader<'a> {
                 ErrorCode::TooLong,
                 "request",
                 Some(1),
-                format!("{} bytes; a CLETS request is at most {MAX_REQUEST_BYTES}", bytes.len()),
+                format!(
+                    "{} bytes; a CLETS request is at most {MAX_REQUEST_BYTES}",
+                    bytes.len()
+                ),
             );
             return Err(self.errors);
         }
@@ -156,7 +168,12 @@ impl<'a> Reader<'a> {
         let [mke, ori, mcn] = header;
         let mke_known = self.tables.is_message_key(mke);
         if !mke_known {
-            self.error(ErrorCode::InvalidCode, "MKE", Some(1), format!("'{mke}' is not a CLETS message key"));
+            self.error(
+                ErrorCode::InvalidCode,
+                "MKE",
+                Some(1),
+                format!("'{mke}' is not a CLETS message key"),
+            );
         }
         if !is_ori(ori) {
             self.error(
@@ -194,15 +211,30 @@ impl<'a> Reader<'a> {
 
         for (column, part) in parts {
             let Some((tag, value)) = part.split_once('/').filter(|(t, _)| !t.is_empty()) else {
-                self.error(ErrorCode::InvalidFormat, "request", Some(column), format!("'{part}' is not TAG/value"));
+                self.error(
+                    ErrorCode::InvalidFormat,
+                    "request",
+                    Some(column),
+                    format!("'{part}' is not TAG/value"),
+                );
                 continue;
             };
             let Some(name) = self.tables.field_by_tag(tag) else {
-                self.error(ErrorCode::InvalidFormat, tag, Some(column), format!("'{tag}' is not a CLETS tag"));
+                self.error(
+                    ErrorCode::InvalidFormat,
+                    tag,
+                    Some(column),
+                    format!("'{tag}' is not a CLETS tag"),
+                );
                 continue;
             };
             let Some(slot) = order.iter().position(|n| *n == name) else {
-                self.error(ErrorCode::InvalidFormat, tag, Some(column), format!("{mke} does not carry {tag}"));
+                self.error(
+                    ErrorCode::InvalidFormat,
+                    tag,
+                    Some(column),
+                    format!("{mke} does not carry {tag}"),
+                );
                 continue;
             };
             let member = PROTECTED_GROUP.iter().position(|m| *m == name);
@@ -218,8 +250,17 @@ impl<'a> Reader<'a> {
                 if slot == c && self.repeatable(name) {
                     // A repeated field right after itself: counted below.
                 } else if slot == c {
-                    let what = if member.is_some() { "once per protected person" } else { "once" };
-                    self.error(ErrorCode::InvalidFormat, tag, Some(column), format!("{tag} may occur only {what}"));
+                    let what = if member.is_some() {
+                        "once per protected person"
+                    } else {
+                        "once"
+                    };
+                    self.error(
+                        ErrorCode::InvalidFormat,
+                        tag,
+                        Some(column),
+                        format!("{tag} may occur only {what}"),
+                    );
                     continue;
                 } else {
                     let after = self.tables.field(order[c]).tag.clone();
@@ -227,14 +268,19 @@ impl<'a> Reader<'a> {
                         ErrorCode::InvalidFormat,
                         tag,
                         Some(column),
-                        format!("{tag} is out of order: it comes before {after} in a {mke} request"),
+                        format!(
+                            "{tag} is out of order: it comes before {after} in a {mke} request"
+                        ),
                     );
                     continue;
                 }
             }
             let field_name = match member {
                 Some(0) => {
-                    groups.push(Group { members: [true, false, false, false], column });
+                    groups.push(Group {
+                        members: [true, false, false, false],
+                        column,
+                    });
                     let max = self.tables.max_repeats(PROTECTED);
                     if groups.len() == max + 1 {
                         self.error(
@@ -256,7 +302,10 @@ impl<'a> Reader<'a> {
                             ErrorCode::InvalidFormat,
                             tag,
                             Some(column),
-                            format!("{tag} before any {}: a protected person starts with {0}", self.ppn_tag()),
+                            format!(
+                                "{tag} before any {}: a protected person starts with {0}",
+                                self.ppn_tag()
+                            ),
                         );
                         continue;
                     }
@@ -272,7 +321,11 @@ impl<'a> Reader<'a> {
                             format!("{tag} more than {max} times"),
                         );
                     }
-                    if max > 1 { format!("{tag}[{}]", counts[slot] - 1) } else { tag.to_string() }
+                    if max > 1 {
+                        format!("{tag}[{}]", counts[slot] - 1)
+                    } else {
+                        tag.to_string()
+                    }
                 }
             };
             cursor = Some(slot);
@@ -288,12 +341,22 @@ impl<'a> Reader<'a> {
 
         if exp_none && let Some(c) = ext_column {
             let ext = self.tables.field("ext").tag.clone();
-            self.error(ErrorCode::InvalidFormat, ext, Some(c), "a time of expiration for an order that does not expire");
+            self.error(
+                ErrorCode::InvalidFormat,
+                ext,
+                Some(c),
+                "a time of expiration for an order that does not expire",
+            );
         }
         self.required(mke, &order, &counts, &groups);
 
         if self.errors.is_empty() {
-            Ok(CletsRequest { mke: mke.to_string(), ori: ori.to_string(), mcn: mcn.to_string(), fields })
+            Ok(CletsRequest {
+                mke: mke.to_string(),
+                ori: ori.to_string(),
+                mcn: mcn.to_string(),
+                fields,
+            })
         } else {
             Err(self.errors)
         }
@@ -305,7 +368,10 @@ impl<'a> Reader<'a> {
         for f in self.tables.field_order(mke) {
             if f == PROTECTED {
                 out.extend_from_slice(PROTECTED_GROUP);
-            } else if let Some(known) = crate::mapping::clets::KNOWN_FIELDS.iter().find(|k| **k == f) {
+            } else if let Some(known) = crate::mapping::clets::KNOWN_FIELDS
+                .iter()
+                .find(|k| **k == f)
+            {
                 out.push(*known);
             }
         }
@@ -342,7 +408,12 @@ impl<'a> Reader<'a> {
             return;
         }
         if value.bytes().any(|b| b.is_ascii_lowercase()) {
-            self.error(ErrorCode::InvalidFormat, field, Some(column), "lowercase letters: CLETS text is uppercase");
+            self.error(
+                ErrorCode::InvalidFormat,
+                field,
+                Some(column),
+                "lowercase letters: CLETS text is uppercase",
+            );
             return;
         }
         let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
@@ -351,15 +422,29 @@ impl<'a> Reader<'a> {
             "exp" if value == "NONEXP" => None,
             "exp" => date_problem(value),
             "ext" | "svt" => time_problem(value),
-            "nic" => (!is_nic(value))
-                .then(|| (ErrorCode::InvalidFormat, format!("'{value}' is not a NIC: a letter and 9 digits"))),
-            "sva" => (!is_ori(value))
-                .then(|| (ErrorCode::InvalidFormat, format!("'{value}' is not an ORI: 9 characters, A-Z and 0-9"))),
-            "pno" => (!value.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-'))
-                .then(|| (ErrorCode::InvalidFormat, format!("'{value}' has characters other than A-Z, 0-9 and '-'"))),
-            "height" | "weight" => {
-                (!digits(value)).then(|| (ErrorCode::InvalidFormat, format!("'{value}' is not digits")))
-            }
+            "nic" => (!is_nic(value)).then(|| {
+                (
+                    ErrorCode::InvalidFormat,
+                    format!("'{value}' is not a NIC: a letter and 9 digits"),
+                )
+            }),
+            "sva" => (!is_ori(value)).then(|| {
+                (
+                    ErrorCode::InvalidFormat,
+                    format!("'{value}' is not an ORI: 9 characters, A-Z and 0-9"),
+                )
+            }),
+            "pno" => (!value
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-'))
+            .then(|| {
+                (
+                    ErrorCode::InvalidFormat,
+                    format!("'{value}' has characters other than A-Z, 0-9 and '-'"),
+                )
+            }),
+            "height" | "weight" => (!digits(value))
+                .then(|| (ErrorCode::InvalidFormat, format!("'{value}' is not digits"))),
             _ => match code_table(name) {
                 Some(table) if !self.tables.is_clets_code(table, value) => Some((
                     ErrorCode::InvalidCode,
@@ -376,7 +461,10 @@ impl<'a> Reader<'a> {
     /// Required fields, per key and per protected-person group.
     fn required(&mut self, mke: &str, order: &[&str], counts: &[usize], groups: &[Group]) {
         let present = |name: &str| {
-            order.iter().position(|n| *n == name).is_some_and(|i| counts[i] > 0)
+            order
+                .iter()
+                .position(|n| *n == name)
+                .is_some_and(|i| counts[i] > 0)
         };
         for (slot, name) in order.iter().enumerate() {
             let tag = self.tables.field(name).tag.clone();
@@ -384,7 +472,12 @@ impl<'a> Reader<'a> {
             match PROTECTED_GROUP.iter().position(|m| m == name) {
                 Some(0) => {
                     if required && groups.is_empty() {
-                        self.error(ErrorCode::Missing, tag, None, format!("{mke} requires at least one protected person"));
+                        self.error(
+                            ErrorCode::Missing,
+                            tag,
+                            None,
+                            format!("{mke} requires at least one protected person"),
+                        );
                     }
                 }
                 Some(m) => {
@@ -406,12 +499,22 @@ impl<'a> Reader<'a> {
                         continue;
                     }
                     if required {
-                        self.error(ErrorCode::Missing, &tag, None, format!("{mke} requires {tag}"));
+                        self.error(
+                            ErrorCode::Missing,
+                            &tag,
+                            None,
+                            format!("{mke} requires {tag}"),
+                        );
                     } else if let Some(needs) = self.tables.required_with(name)
                         && present(needs)
                     {
                         let needs_tag = self.tables.field(needs).tag.clone();
-                        self.error(ErrorCode::Missing, &tag, None, format!("{tag} is required with {needs_tag}"));
+                        self.error(
+                            ErrorCode::Missing,
+                            &tag,
+                            None,
+                            format!("{tag} is required with {needs_tag}"),
+                        );
                     }
                 }
             }
@@ -421,11 +524,19 @@ impl<'a> Reader<'a> {
 
 fn date_problem(value: &str) -> Option<(ErrorCode, String)> {
     if value.len() != 8 || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Some((ErrorCode::InvalidFormat, format!("'{value}' is not a date CCYYMMDD")));
+        return Some((
+            ErrorCode::InvalidFormat,
+            format!("'{value}' is not a date CCYYMMDD"),
+        ));
     }
     NaiveDate::parse_from_str(value, "%Y%m%d")
         .is_err()
-        .then(|| (ErrorCode::InvalidDate, format!("'{value}' is not a date of the calendar")))
+        .then(|| {
+            (
+                ErrorCode::InvalidDate,
+                format!("'{value}' is not a date of the calendar"),
+            )
+        })
 }
 
 fn time_problem(value: &str) -> Option<(ErrorCode, String)> {
@@ -433,12 +544,19 @@ fn time_problem(value: &str) -> Option<(ErrorCode, String)> {
         && value.bytes().all(|b| b.is_ascii_digit())
         && value[..2] < *"24"
         && value[2..] < *"60";
-    (!ok).then(|| (ErrorCode::InvalidFormat, format!("'{value}' is not a time HHMM")))
+    (!ok).then(|| {
+        (
+            ErrorCode::InvalidFormat,
+            format!("'{value}' is not a time HHMM"),
+        )
+    })
 }
 
 /// 9 characters `[A-Z0-9]`.
 fn is_ori(s: &str) -> bool {
-    s.len() == 9 && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    s.len() == 9
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// ICD §5: `<sequence:4><revision:1><15 of base32>`.
@@ -446,7 +564,9 @@ fn is_mcn(s: &str) -> bool {
     let b = s.as_bytes();
     b.len() == 20
         && b[..5].iter().all(u8::is_ascii_digit)
-        && b[5..].iter().all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(c))
+        && b[5..]
+            .iter()
+            .all(|c| c.is_ascii_uppercase() || (b'2'..=b'7').contains(c))
 }
 
 /// A letter, then 9 digits.
