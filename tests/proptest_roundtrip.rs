@@ -937,11 +937,9 @@ fn over_long_clets_cancel_reason_is_too_long() {
     assert_eq!(errors[0].field, "REA");
 }
 
-/// ICD §0 allows a 30-character last name and ICD §6 cuts only the middle
-/// and first names of `NAM`, so `LAST, F` cannot fit when the last name has
-/// 28 or more characters. The translator then refuses a valid order with
-/// `TOO_LONG`; it should drop the first name (or cut the last) with a
-/// `SHORTENED` warning instead. Ignored until `translate::clets` does.
+/// ICD §0 allows a 30-character last name, and `NAM` holds 30 characters:
+/// the translator gives way with the given names (then the suffix), with
+/// `SHORTENED` warnings, rather than refusing a valid order.
 #[test]
 fn long_last_name_fits_clets() {
     let mut runner = proptest::test_runner::TestRunner::new(config(1));
