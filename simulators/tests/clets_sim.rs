@@ -134,8 +134,13 @@ async fn order_lifecycle_faults_and_reset() {
     assert_eq!(again.to_frame_text(), first.to_frame_text());
     assert_eq!(h.state().await.counters.duplicates, 1);
 
-    // Same order under a new MCN while active: E05.
-    assert_eq!(rejection_code(&h.send(&epo(2)).await), "E05");
+    // Same order under a new MCN while active: E05 (a sequence of its own:
+    // answers are remembered per MCN, and the MPO below is sequence 2).
+    let duplicate_entry = epo(9);
+    assert_eq!(rejection_code(&h.send(&duplicate_entry).await), "E05");
+    // Sent again, the REJ comes back unchanged from memory (ICD §6).
+    assert_eq!(rejection_code(&h.send(&duplicate_entry).await), "E05");
+    assert_eq!(h.state().await.counters.duplicates, 2);
 
     // MPO and CPO on the NIC.
     match h.send(&mpo(2, &nic)).await {
@@ -161,7 +166,7 @@ async fn order_lifecycle_faults_and_reset() {
             c.duplicates,
             c.double_records
         ),
-        (6, 3, 2, 0, 1, 0)
+        (7, 3, 2, 0, 2, 0)
     );
     assert!(c.connections >= 1);
     assert_eq!(state.records.len(), 1);
@@ -186,7 +191,7 @@ async fn order_lifecycle_faults_and_reset() {
         .json()
         .await
         .unwrap();
-    assert_eq!(messages.len(), 6);
+    assert_eq!(messages.len(), 7);
     assert_eq!(messages[0].request, epo(1));
     assert_eq!(
         messages[0].reply.as_deref(),
