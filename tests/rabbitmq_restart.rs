@@ -42,8 +42,9 @@ async fn publish_on(url: &str, court: &str, id: &str, body: &[u8]) {
 /// every order still becomes exactly one CARPOS record, every court gets
 /// PARTNER_ACCEPTED for every message, and no record is applied twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug (docs/open-points.md): under CPU load a court queue can be left without a consumer after lapin's auto-recovery; run with --ignored"]
+#[ignore = "intermittent (docs/open-points.md): passes alone, failed once inside the full suite; run with --ignored"]
 async fn rabbitmq_restart_mid_flow_loses_nothing_and_applies_nothing_twice() {
+    let _ = tracing_subscriber::fmt().with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,porter=info".into())).try_init();
     const BEFORE: usize = 200;
     const AFTER: usize = 40;
     let rabbit = tokio::task::spawn_blocking(PrivateRabbit::start).await.unwrap();

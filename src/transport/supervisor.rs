@@ -1,8 +1,8 @@
 //! The connection supervisor.
 //!
 //! lapin's `enable_auto_recover()` replays the topology and consumers after
-//! a short outage. When recovery fails, or a consumer or the publisher pump
-//! ends with an error, the supervisor closes what is left, waits (backoff
+//! a short outage. When recovery fails or stalls (a health watch gives it
+//! 15 s), or a consumer or the publisher pump ends with an error, the supervisor closes what is left, waits (backoff
 //! doubling from `reconnect_ms` to 30 s), and builds a new connection: the
 //! topology is declared again, the pump restarts on a fresh channel, and
 //! every court queue is consumed again. Work that was in flight is safe: it
@@ -62,7 +62,7 @@ impl Supervisor {
         let properties = ConnectionProperties::default()
             .with_connection_name("porter-broker".into())
             .enable_auto_recover();
-        let conn = Connection::connect(&self.amqp.url, properties).await?;
+        let conn = Arc::new(Connection::connect(&self.amqp.url, properties).await?);
         let setup = conn.create_channel().await?;
         topology::declare(&setup, &self.courts).await?;
         let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
@@ -84,17 +84,50 @@ impl Supervisor {
                 ));
             }
         }
+        tasks.spawn(watch_health(conn.clone(), close.clone()));
         let _ = self.connected.send(true);
         tracing::info!(courts = self.courts.len(), "Connected to RabbitMQ; consuming court queues.");
         while let Some(joined) = tasks.join_next().await {
             let result = joined.map_err(anyhow::Error::from).and_then(|r| r);
             if let Err(e) = result {
                 tasks.abort_all();
-                let _ = conn.close(320, "porter reconnecting".into()).await;
+                let _ = self.connected.send(false);
+                let closing = conn.close(320, "porter reconnecting".into());
+                let _ = tokio::time::timeout(Duration::from_secs(5), closing).await;
                 return Err(e);
             }
         }
         let _ = conn.close(200, "porter shutting down".into()).await;
         Ok(())
+    }
+}
+
+/// How long lapin's own recovery may keep a connection down before the
+/// supervisor gives up on it and builds a new one.
+const RECOVERY_GRACE: Duration = Duration::from_secs(15);
+
+/// Ends the session when the connection has not been connected for
+/// [`RECOVERY_GRACE`]: lapin's auto-recovery can stall (seen in the
+/// RabbitMQ-restart test, with a node that reset connections while it
+/// started), and nothing else would notice, since consumers simply wait.
+async fn watch_health(conn: Arc<Connection>, close: CancellationToken) -> anyhow::Result<()> {
+    let mut down_since: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = close.cancelled() => return Ok(()),
+        }
+        let status = conn.status();
+        if status.connected() {
+            down_since = None;
+            continue;
+        }
+        if status.closed() || status.errored() {
+            anyhow::bail!("connection is closed");
+        }
+        let since = *down_since.get_or_insert_with(Instant::now);
+        if since.elapsed() > RECOVERY_GRACE {
+            anyhow::bail!("connection not recovered within {} s", RECOVERY_GRACE.as_secs());
+        }
     }
 }
