@@ -117,9 +117,7 @@ fn bench_xml(c: &mut Criterion, setup: &Setup) {
 
     let mut g = group(c, "xml", &body);
     g.bench_function("scan", |b| b.iter(|| xml_scan(black_box(&body))));
-    g.bench_function("parse", |b| {
-        b.iter(|| read_order(black_box(&body), &limits))
-    });
+    g.bench_function("parse", |b| b.iter(|| read_order(black_box(&body), &limits)));
     g.bench_function("validate", |b| {
         b.iter(|| {
             let parsed = read_order(black_box(&body), &limits);
@@ -177,9 +175,7 @@ fn bench_fixed(c: &mut Criterion, setup: &Setup) {
     assert!(fixed_slice(&body, &positions) > 500);
 
     let mut g = group(c, "cms-a-1", &body);
-    g.bench_function("slice", |b| {
-        b.iter(|| fixed_slice(black_box(&body), &positions))
-    });
+    g.bench_function("slice", |b| b.iter(|| fixed_slice(black_box(&body), &positions)));
     g.bench_function("parse", |b| b.iter(|| layout.read_order(black_box(&body))));
     g.bench_function("validate", |b| {
         b.iter(|| {
@@ -212,12 +208,7 @@ fn summary() {
     println!("\nsummary (mean times)         MB/s   orders/s   share of baseline");
     for (group, input, baseline, target) in [
         ("xml", "tests/fixtures/xml/issue-sample.xml", "scan", 0.25),
-        (
-            "cms-a-1",
-            "tests/fixtures/fixed/issue-sample.txt",
-            "slice",
-            0.30,
-        ),
+        ("cms-a-1", "tests/fixtures/fixed/issue-sample.txt", "slice", 0.30),
     ] {
         let bytes = read(input).len() as f64;
         let Some(base) = mean_ns(&dir, group, baseline) else {

@@ -47,7 +47,11 @@ pub fn load_formats(config: &Config) -> anyhow::Result<Formats> {
             let mut layout = Layout::load(&path).map_err(|e| anyhow::anyhow!("{e}"))?;
             if let Some(name) = layout.code_map_name() {
                 let map = code_maps.get(name).with_context(|| {
-                    format!("layout {}: code_map {name:?} is not in {}", path.display(), maps_dir.display())
+                    format!(
+                        "layout {}: code_map {name:?} is not in {}",
+                        path.display(),
+                        maps_dir.display()
+                    )
                 })?;
                 layout = layout.with_code_map(map.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
             }
@@ -56,19 +60,36 @@ pub fn load_formats(config: &Config) -> anyhow::Result<Formats> {
     }
     for court in &config.courts {
         for name in &court.layouts {
-            anyhow::ensure!(layouts.contains_key(name), "court {}: layout {name:?} is not in {}", court.ori, dir.display());
+            anyhow::ensure!(
+                layouts.contains_key(name),
+                "court {}: layout {name:?} is not in {}",
+                court.ori,
+                dir.display()
+            );
         }
         if let Some(name) = &court.code_map {
-            let map = code_maps
-                .get(name)
-                .with_context(|| format!("court {}: code_map {name:?} is not in {}", court.ori, maps_dir.display()))?;
+            let map = code_maps.get(name).with_context(|| {
+                format!(
+                    "court {}: code_map {name:?} is not in {}",
+                    court.ori,
+                    maps_dir.display()
+                )
+            })?;
             for layout in &court.layouts {
-                layouts[layout].check_code_map(map).map_err(|e| anyhow::anyhow!("court {}: {e}", court.ori))?;
+                layouts[layout]
+                    .check_code_map(map)
+                    .map_err(|e| anyhow::anyhow!("court {}: {e}", court.ori))?;
             }
         }
     }
     let clets = CletsTables::load(&config.paths.mappings.join("clets.toml"))?;
-    Ok(Formats { layouts, code_maps, codes, clets, xml_limits: XmlLimits::default() })
+    Ok(Formats {
+        layouts,
+        code_maps,
+        codes,
+        clets,
+        xml_limits: XmlLimits::default(),
+    })
 }
 
 /// Loads and checks every code-map set in `dir` (`mappings/code-maps/*.toml`),
@@ -84,7 +105,12 @@ fn load_code_maps(dir: &Path, codes: &CodeLists) -> anyhow::Result<HashMap<Strin
     for path in paths.into_iter().filter(|p| p.extension().is_some_and(|e| e == "toml")) {
         let map = CodeMap::load(&path, codes).map_err(|e| anyhow::anyhow!("{e}"))?;
         if let Some(other) = maps.get(map.name()) {
-            anyhow::bail!("code map {}: name {:?} is also the name of {}", path.display(), map.name(), other.file());
+            anyhow::bail!(
+                "code map {}: name {:?} is also the name of {}",
+                path.display(),
+                map.name(),
+                other.file()
+            );
         }
         maps.insert(map.name().to_string(), Arc::new(map));
     }
@@ -95,9 +121,16 @@ fn load_code_maps(dir: &Path, codes: &CodeLists) -> anyhow::Result<HashMap<Strin
 pub async fn run(config: Config, http: TcpListener, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
     let formats = Arc::new(load_formats(&config)?);
     prepare_sqlite_dir(&config.store.url);
-    let store: Arc<dyn Store> = Arc::new(SqlStore::connect(&config.store.url).await.context("opening the store")?);
+    let store: Arc<dyn Store> = Arc::new(
+        SqlStore::connect(&config.store.url)
+            .await
+            .context("opening the store")?,
+    );
     let publisher = Publisher::new(config.amqp.confirm_window * 2);
-    let relay = Relay { store: store.clone(), publisher: publisher.clone() };
+    let relay = Relay {
+        store: store.clone(),
+        publisher: publisher.clone(),
+    };
     let (connected_tx, connected_rx) = watch::channel(false);
     let (intake_tx, intake_rx) = mpsc::channel(4096);
     let courts = Arc::new(config.courts.clone());
@@ -128,10 +161,18 @@ pub async fn run(config: Config, http: TcpListener, shutdown: impl Future<Output
     let intake_task = tokio::spawn(intake.run(intake_rx, stop_consuming.clone()));
 
     let clets = &config.partners.clets;
-    let client = CletsClient::new(clets.address.clone(), clets.connections, Duration::from_millis(clets.timeout_ms));
+    let client = CletsClient::new(
+        clets.address.clone(),
+        clets.connections,
+        Duration::from_millis(clets.timeout_ms),
+    );
     let clets_loop = DeliveryLoop {
         store: store.clone(),
-        adapter: Arc::new(CletsPartner { client, tables: Arc::new(formats.clets.clone()), config: clets.clone() }),
+        adapter: Arc::new(CletsPartner {
+            client,
+            tables: Arc::new(formats.clets.clone()),
+            config: clets.clone(),
+        }),
         relay: relay.clone(),
         batch: clets.batch,
         concurrency: clets.connections,
@@ -142,7 +183,11 @@ pub async fn run(config: Config, http: TcpListener, shutdown: impl Future<Output
     let retention = chrono::Duration::days(i64::from(config.store.dedup_retention_days));
     let purge_task = tokio::spawn(purge_loop(store.clone(), retention, stop_work.clone()));
 
-    let ops = OpsState { store: store.clone(), amqp_connected: connected_rx, metrics: crate::ops::metrics::handle() };
+    let ops = OpsState {
+        store: store.clone(),
+        amqp_connected: connected_rx,
+        metrics: crate::ops::metrics::handle(),
+    };
     let http_stop = stop_http.clone();
     let http_task = tokio::spawn(serve_http(http, ops, async move { http_stop.cancelled().await }));
     tracing::info!(courts = config.courts.len(), store = %redact(&config.store.url), "Porter broker started.");

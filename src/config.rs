@@ -254,22 +254,32 @@ impl Default for AmqpConfig {
 }
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { url: default_store_url(), dedup_retention_days: default_dedup_days() }
+        StoreConfig {
+            url: default_store_url(),
+            dedup_retention_days: default_dedup_days(),
+        }
     }
 }
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { listen: default_http_listen() }
+        HttpConfig {
+            listen: default_http_listen(),
+        }
     }
 }
 impl Default for IntakeConfig {
     fn default() -> Self {
-        IntakeConfig { batch_size: default_batch_size() }
+        IntakeConfig {
+            batch_size: default_batch_size(),
+        }
     }
 }
 impl Default for PathsConfig {
     fn default() -> Self {
-        PathsConfig { schemas: default_schemas(), mappings: default_mappings() }
+        PathsConfig {
+            schemas: default_schemas(),
+            mappings: default_mappings(),
+        }
     }
 }
 impl Default for CletsConfig {
@@ -289,8 +299,10 @@ impl Default for CletsConfig {
 impl Config {
     /// Reads, overrides from the environment, resolves paths and checks.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let mut config = Config::from_toml_str(&text, path)?;
         config.apply_env(|k| std::env::var(k).ok())?;
         config.validate()?;
@@ -299,8 +311,10 @@ impl Config {
 
     /// Parses TOML; relative paths are resolved against `path`'s folder.
     pub fn from_toml_str(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let mut config: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         config.paths.schemas = base.join(&config.paths.schemas);
         config.paths.mappings = base.join(&config.paths.mappings);
@@ -335,17 +349,26 @@ impl Config {
 
     /// Checks what serde cannot: ORIs, duplicates, required values.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid { path: self.source.clone(), message };
+        let invalid = |message: String| ConfigError::Invalid {
+            path: self.source.clone(),
+            message,
+        };
         let mut seen = std::collections::HashSet::new();
         for court in &self.courts {
             if !is_ori(&court.ori) {
-                return Err(invalid(format!("court ori {:?} is not 9 characters [A-Z0-9]", court.ori)));
+                return Err(invalid(format!(
+                    "court ori {:?} is not 9 characters [A-Z0-9]",
+                    court.ori
+                )));
             }
             if !seen.insert(court.ori.as_str()) {
                 return Err(invalid(format!("court {} is configured twice", court.ori)));
             }
             if !is_ori(&court.sheriff_ori) {
-                return Err(invalid(format!("court {}: sheriff_ori {:?} is not a valid ORI", court.ori, court.sheriff_ori)));
+                return Err(invalid(format!(
+                    "court {}: sheriff_ori {:?} is not a valid ORI",
+                    court.ori, court.sheriff_ori
+                )));
             }
             if court.layouts.is_empty() {
                 return Err(invalid(format!("court {}: layouts must not be empty", court.ori)));
@@ -391,9 +414,13 @@ mod tests {
     #[test]
     fn env_overrides_apply() {
         let mut c = Config::from_toml_str("", Path::new("p.toml")).unwrap();
-        c.apply_env(|k| (k == "PORTER_STORE_URL").then(|| "postgres://x/y".to_string())).unwrap();
+        c.apply_env(|k| (k == "PORTER_STORE_URL").then(|| "postgres://x/y".to_string()))
+            .unwrap();
         assert_eq!(c.store.url, "postgres://x/y");
-        assert!(c.apply_env(|k| (k == "PORTER_HTTP_LISTEN").then(|| "nonsense".to_string())).is_err());
+        assert!(
+            c.apply_env(|k| (k == "PORTER_HTTP_LISTEN").then(|| "nonsense".to_string()))
+                .is_err()
+        );
     }
 
     /// A court with a malformed ORI stops the broker at start.

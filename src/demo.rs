@@ -38,10 +38,13 @@ pub async fn run(config_path: &Path, shutdown: impl Future<Output = ()> + Send +
 }
 
 async fn start_and_publish(config: &Config, stop: &CancellationToken) -> anyhow::Result<()> {
-
     let clets_addr = config.partners.clets.address.clone();
-    let clets_tcp = TcpListener::bind(&clets_addr).await.with_context(|| format!("binding the CLETS simulator to {clets_addr}"))?;
-    let clets_control = TcpListener::bind("127.0.0.1:7101").await.context("binding the CLETS simulator's control port 127.0.0.1:7101")?;
+    let clets_tcp = TcpListener::bind(&clets_addr)
+        .await
+        .with_context(|| format!("binding the CLETS simulator to {clets_addr}"))?;
+    let clets_control = TcpListener::bind("127.0.0.1:7101")
+        .await
+        .context("binding the CLETS simulator's control port 127.0.0.1:7101")?;
     let sim_stop = stop.clone();
     let clets_sim = tokio::spawn(porter_simulators::clets::run(
         clets_tcp,
@@ -51,23 +54,44 @@ async fn start_and_publish(config: &Config, stop: &CancellationToken) -> anyhow:
     ));
     println!("CLETS/CARPOS simulator: TCP {clets_addr}, control http://127.0.0.1:7101/_sim/state");
 
-    let http = TcpListener::bind(config.http.listen).await.with_context(|| format!("binding HTTP {}", config.http.listen))?;
+    let http = TcpListener::bind(config.http.listen)
+        .await
+        .with_context(|| format!("binding HTTP {}", config.http.listen))?;
     let broker_stop = stop.clone();
-    let broker = tokio::spawn(crate::broker::run(config.clone(), http, async move { broker_stop.cancelled().await }));
+    let broker = tokio::spawn(crate::broker::run(config.clone(), http, async move {
+        broker_stop.cancelled().await
+    }));
     let ready_url = format!("http://{}/readyz", config.http.listen);
     tokio::select! {
         ready = wait_ready(&ready_url, Duration::from_secs(60)) => ready?,
         _ = stop.cancelled() => return finish(broker, clets_sim).await,
     }
-    println!("Porter broker: http://{} (metrics at /metrics, API at /api/v1)", config.http.listen);
+    println!(
+        "Porter broker: http://{} (metrics at /metrics, API at /api/v1)",
+        config.http.listen
+    );
 
     let courts = config
         .courts
         .iter()
         .enumerate()
-        .map(|(i, c)| SimCourt { ori: c.ori.clone(), name: c.name.clone(), format: if i % 2 == 0 { CourtFormat::Xml } else { CourtFormat::Fixed } })
+        .map(|(i, c)| SimCourt {
+            ori: c.ori.clone(),
+            name: c.name.clone(),
+            format: if i % 2 == 0 {
+                CourtFormat::Xml
+            } else {
+                CourtFormat::Fixed
+            },
+        })
         .collect();
-    let sim_config = CourtSimConfig { amqp_url: config.amqp.url.clone(), courts, orders_per_court: 2, lifecycle: true, ..CourtSimConfig::default() };
+    let sim_config = CourtSimConfig {
+        amqp_url: config.amqp.url.clone(),
+        courts,
+        orders_per_court: 2,
+        lifecycle: true,
+        ..CourtSimConfig::default()
+    };
     println!("Court simulator: publishing orders for {} courts…", config.courts.len());
     let court_stop = stop.clone();
     let report = porter_simulators::court::run(sim_config, async move { court_stop.cancelled().await }).await?;
@@ -93,7 +117,9 @@ async fn finish(
 /// empty store too: otherwise work left from an earlier run would go to a
 /// CARPOS that never saw its orders. Only a SQLite file is removed.
 fn fresh_store(url: &str) -> anyhow::Result<()> {
-    let Some(path) = url.strip_prefix("sqlite://") else { return Ok(()) };
+    let Some(path) = url.strip_prefix("sqlite://") else {
+        return Ok(());
+    };
     for suffix in ["", "-wal", "-shm"] {
         let file = format!("{path}{suffix}");
         match std::fs::remove_file(&file) {
@@ -116,5 +142,8 @@ async fn wait_ready(url: &str, limit: Duration) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    anyhow::bail!("the broker was not ready within {} s ({url}); is RabbitMQ running?", limit.as_secs())
+    anyhow::bail!(
+        "the broker was not ready within {} s ({url}); is RabbitMQ running?",
+        limit.as_secs()
+    )
 }

@@ -48,7 +48,7 @@ pub mod publish;
 pub mod routing;
 pub mod status;
 pub mod store;
-pub mod transport;
 pub mod translate;
+pub mod transport;
 pub mod validate;
 pub mod vendor;

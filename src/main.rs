@@ -117,7 +117,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Validate(_) => unreachable!("handled before the runtime starts"),
         Command::Publish(args) => porter::publish::publish(args).await,
         Command::Court(CourtCmd::FileDrop(args)) => porter::court::file_drop::run(args, shutdown_signal()).await,
-        Command::Sim(Sim::Clets { listen, control, config }) => {
+        Command::Sim(Sim::Clets {
+            listen,
+            control,
+            config,
+        }) => {
             let mut sim = porter_simulators::clets::CletsSimConfig::default();
             if let Some(path) = config {
                 let config = porter::config::Config::load(&path)?;
@@ -128,7 +132,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             eprintln!("CLETS simulator on {listen}, control http://{control}/_sim/state");
             porter_simulators::clets::run(tcp, control_listener, sim, shutdown_signal()).await
         }
-        Command::Sim(Sim::Court { config, orders, lifecycle, rate }) => {
+        Command::Sim(Sim::Court {
+            config,
+            orders,
+            lifecycle,
+            rate,
+        }) => {
             let config = porter::config::Config::load(&config)?;
             let courts = config
                 .courts
@@ -137,7 +146,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 .map(|(i, c)| porter_simulators::court::SimCourt {
                     ori: c.ori.clone(),
                     name: c.name.clone(),
-                    format: if i % 2 == 0 { CourtFormat::Xml } else { CourtFormat::Fixed },
+                    format: if i % 2 == 0 {
+                        CourtFormat::Xml
+                    } else {
+                        CourtFormat::Fixed
+                    },
                 })
                 .collect();
             let sim = porter_simulators::court::CourtSimConfig {
@@ -150,7 +163,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             };
             let report = porter_simulators::court::run(sim, ctrl_c()).await?;
             println!("{}", report.summary());
-            anyhow::ensure!(report.incomplete.is_empty(), "{} messages incomplete", report.incomplete.len());
+            anyhow::ensure!(
+                report.incomplete.is_empty(),
+                "{} messages incomplete",
+                report.incomplete.len()
+            );
             Ok(())
         }
     }

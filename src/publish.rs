@@ -19,7 +19,11 @@ use crate::transport::topology::INBOUND_EXCHANGE;
 #[derive(Debug, Clone, clap::Args)]
 pub struct PublishArgs {
     /// AMQP URL.
-    #[arg(long, env = "PORTER_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+    #[arg(
+        long,
+        env = "PORTER_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+    )]
     pub amqp_url: String,
     /// The court's ORI (the routing key).
     #[arg(long)]
@@ -47,10 +51,18 @@ pub struct PublishArgs {
 pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
     let body = std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     let content_type = args.content_type.clone().unwrap_or_else(|| {
-        if args.file.extension().is_some_and(|e| e == "xml") { "application/xml".into() } else { "text/plain".into() }
+        if args.file.extension().is_some_and(|e| e == "xml") {
+            "application/xml".into()
+        } else {
+            "text/plain".into()
+        }
     });
     let message_id = args.message_id.clone().unwrap_or_else(|| {
-        format!("{}-{}", args.court.to_lowercase(), chrono::Utc::now().timestamp_millis())
+        format!(
+            "{}-{}",
+            args.court.to_lowercase(),
+            chrono::Utc::now().timestamp_millis()
+        )
     });
     let conn = Connection::connect(&args.amqp_url, ConnectionProperties::default()).await?;
     let channel = conn.create_channel().await?;
@@ -70,15 +82,26 @@ pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
         .basic_publish(
             INBOUND_EXCHANGE.into(),
             args.court.as_str().into(),
-            BasicPublishOptions { mandatory: true, ..Default::default() },
+            BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            },
             &body,
             properties,
         )
         .await?
         .await?;
     match confirm {
-        Confirmation::Ack(None) => println!("published {message_id} for {} ({content_type}, {} bytes)", args.court, body.len()),
-        Confirmation::Ack(Some(r)) => bail!("RabbitMQ returned the message ({}): is court {} configured?", r.reply_text, args.court),
+        Confirmation::Ack(None) => println!(
+            "published {message_id} for {} ({content_type}, {} bytes)",
+            args.court,
+            body.len()
+        ),
+        Confirmation::Ack(Some(r)) => bail!(
+            "RabbitMQ returned the message ({}): is court {} configured?",
+            r.reply_text,
+            args.court
+        ),
         Confirmation::Nack(_) => bail!("RabbitMQ refused the message"),
         Confirmation::NotRequested => bail!("publisher confirms were not enabled"),
     }
@@ -90,7 +113,10 @@ pub async fn publish(args: PublishArgs) -> anyhow::Result<()> {
 }
 
 async fn watch(base: &str, court: &str, message_id: &str, limit: Duration) -> anyhow::Result<()> {
-    let url = format!("{}/api/v1/courts/{court}/messages/{message_id}", base.trim_end_matches('/'));
+    let url = format!(
+        "{}/api/v1/courts/{court}/messages/{message_id}",
+        base.trim_end_matches('/')
+    );
     let client = reqwest::Client::new();
     let started = Instant::now();
     let mut printed = 0;
@@ -127,7 +153,11 @@ pub fn describe(s: &Value) -> String {
         line.push_str(&format!(" →{}", p.as_str().unwrap_or("?")));
     }
     for id in s["partner_record_ids"].as_array().into_iter().flatten() {
-        line.push_str(&format!(" {}={}", id["scheme"].as_str().unwrap_or("?"), id["id"].as_str().unwrap_or("?")));
+        line.push_str(&format!(
+            " {}={}",
+            id["scheme"].as_str().unwrap_or("?"),
+            id["id"].as_str().unwrap_or("?")
+        ));
     }
     for (kind, list) in [("error", &s["errors"]), ("warning", &s["warnings"])] {
         for e in list.as_array().into_iter().flatten() {
@@ -147,10 +177,19 @@ fn complete(statuses: &[Value]) -> bool {
     if statuses.iter().any(|s| s["status"] == "CONFLICT_REJECTED") {
         return true;
     }
-    let first = statuses.iter().find_map(|s| s["status"].as_str().filter(|k| ["ACCEPTED", "REJECTED", "CONFLICT_REJECTED"].contains(k)));
+    let first = statuses.iter().find_map(|s| {
+        s["status"]
+            .as_str()
+            .filter(|k| ["ACCEPTED", "REJECTED", "CONFLICT_REJECTED"].contains(k))
+    });
     match first {
         Some("ACCEPTED") => {
-            let routed = statuses.iter().find(|s| s["status"] == "ACCEPTED").and_then(|s| s["routed_partners"].as_array()).cloned().unwrap_or_default();
+            let routed = statuses
+                .iter()
+                .find(|s| s["status"] == "ACCEPTED")
+                .and_then(|s| s["routed_partners"].as_array())
+                .cloned()
+                .unwrap_or_default();
             routed.iter().all(|p| statuses.iter().any(|s| s["partner"] == *p))
         }
         Some(_) => true,

@@ -74,12 +74,21 @@ async fn broker_and_clets_simulator_run_as_processes_and_stop_on_ctrl_c() {
     let config_path = dir.path().join("porter.toml");
     std::fs::write(&config_path, config).unwrap();
 
-    let sim = porter(&["sim", "clets", "--listen", &format!("127.0.0.1:{clets}"), "--control", &format!("127.0.0.1:{control}")]);
+    let sim = porter(&[
+        "sim",
+        "clets",
+        "--listen",
+        &format!("127.0.0.1:{clets}"),
+        "--control",
+        &format!("127.0.0.1:{control}"),
+    ]);
     let broker = porter(&["broker", "--config", config_path.to_str().unwrap()]);
     wait_http(&format!("http://127.0.0.1:{control}/_sim/state")).await;
     wait_http(&format!("http://127.0.0.1:{http}/readyz")).await;
 
-    let conn = lapin::Connection::connect(&amqp_url(), Default::default()).await.unwrap();
+    let conn = lapin::Connection::connect(&amqp_url(), Default::default())
+        .await
+        .unwrap();
     let watch = StatusWatcher::start(&conn, &court).await;
     let id = unique_id("process");
     let ch = conn.create_channel().await.unwrap();
@@ -88,14 +97,32 @@ async fn broker_and_clets_simulator_run_as_processes_and_stop_on_ctrl_c() {
         .with_message_id(id.as_str().into())
         .with_content_type("application/xml".into())
         .with_delivery_mode(2);
-    let options = lapin::options::BasicPublishOptions { mandatory: true, ..Default::default() };
+    let options = lapin::options::BasicPublishOptions {
+        mandatory: true,
+        ..Default::default()
+    };
     let body = for_court(&fixture("xml/issue-sample.xml"), &court);
-    let confirm = ch.basic_publish("por.inbound".into(), court.as_str().into(), options, &body, props).await.unwrap().await.unwrap();
+    let confirm = ch
+        .basic_publish("por.inbound".into(), court.as_str().into(), options, &body, props)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
     assert!(matches!(confirm, lapin::Confirmation::Ack(None)));
     let statuses = watch.wait(&id, Duration::from_secs(30), has("PARTNER_ACCEPTED")).await;
-    let nic = statuses.iter().flat_map(|s| &s.partner_record_ids).find(|r| r.scheme == "NIC").unwrap().id.clone();
-    let state: serde_json::Value =
-        reqwest::get(format!("http://127.0.0.1:{control}/_sim/state")).await.unwrap().json().await.unwrap();
+    let nic = statuses
+        .iter()
+        .flat_map(|s| &s.partner_record_ids)
+        .find(|r| r.scheme == "NIC")
+        .unwrap()
+        .id
+        .clone();
+    let state: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{control}/_sim/state"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(state["records"][0]["nic"], nic.as_str());
 
     interrupt(broker, "porter broker");

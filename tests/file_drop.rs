@@ -101,7 +101,11 @@ fn start_in_process(args: FileDropArgs) -> (JoinHandle<anyhow::Result<()>>, Canc
 async fn wait_for_file(path: &Path, limit: Duration) {
     let started = Instant::now();
     while !path.is_file() {
-        assert!(started.elapsed() < limit, "{} did not appear within {limit:?}", path.display());
+        assert!(
+            started.elapsed() < limit,
+            "{} did not appear within {limit:?}",
+            path.display()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -118,7 +122,12 @@ fn files_in(dir: &Path) -> Vec<String> {
 }
 
 fn records_for<'a>(state: &'a Value, court: &str, pno: &str) -> Vec<&'a Value> {
-    state["records"].as_array().unwrap().iter().filter(|r| r["ori"] == court && r["pno"] == pno).collect()
+    state["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["ori"] == court && r["pno"] == pno)
+        .collect()
 }
 
 /// Waits for PARTNER_ACCEPTED on every id, checks each was ACCEPTED for its
@@ -126,10 +135,15 @@ fn records_for<'a>(state: &'a Value, court: &str, pno: &str) -> Vec<&'a Value> {
 async fn expect_all_delivered(watch: &StatusWatcher, ids: &[String], pnos: &[String]) {
     for (id, pno) in ids.iter().zip(pnos) {
         let statuses = watch.wait(id, WAIT, has("PARTNER_ACCEPTED")).await;
-        let accepted = statuses.iter().find(|s| s.status == StatusKind::Accepted).expect("ACCEPTED");
+        let accepted = statuses
+            .iter()
+            .find(|s| s.status == StatusKind::Accepted)
+            .expect("ACCEPTED");
         assert_eq!(accepted.order_number.as_deref(), Some(pno.as_str()), "{id}");
         assert!(
-            statuses.iter().all(|s| !matches!(s.status, StatusKind::ConflictRejected | StatusKind::Rejected)),
+            statuses
+                .iter()
+                .all(|s| !matches!(s.status, StatusKind::ConflictRejected | StatusKind::Rejected)),
             "{id}: {statuses:#?}"
         );
     }
@@ -208,14 +222,31 @@ async fn bad_framing_goes_to_error_with_a_report_and_nothing_is_published() {
     once.once = true;
     run(once, std::future::pending()).await.unwrap();
 
-    assert_eq!(files_in(&dir.path().join("error")), ["batch-43.txt", "batch-43.txt.report.txt"]);
+    assert_eq!(
+        files_in(&dir.path().join("error")),
+        ["batch-43.txt", "batch-43.txt.report.txt"]
+    );
     assert!(files_in(dir.path()).is_empty() && files_in(&dir.path().join("done")).is_empty());
     let report = std::fs::read_to_string(dir.path().join("error/batch-43.txt.report.txt")).unwrap();
     let lines: Vec<&str> = report.lines().filter(|l| !l.starts_with('#')).collect();
     assert_eq!(lines.len(), 2, "one line per error:\n{report}");
-    assert!(lines.iter().any(|l| l.starts_with("INVALID_FORMAT batch.record 3:200 ")), "{report}");
-    assert!(lines.iter().any(|l| l.starts_with("INVALID_FORMAT batch.trailer.order_count 10:2 ")), "{report}");
-    assert_eq!(std::fs::read(dir.path().join("error/batch-43.txt")).unwrap(), bad, "the file is kept as dropped");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("INVALID_FORMAT batch.record 3:200 ")),
+        "{report}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("INVALID_FORMAT batch.trailer.order_count 10:2 ")),
+        "{report}"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("error/batch-43.txt")).unwrap(),
+        bad,
+        "the file is kept as dropped"
+    );
 
     tokio::time::sleep(Duration::from_secs(3)).await;
     for id in ids(&court, "0000000043", 2) {
@@ -223,7 +254,13 @@ async fn bad_framing_goes_to_error_with_a_report_and_nothing_is_published() {
     }
     assert!(watch.all().is_empty(), "no status at all for this court");
     let state = h.sim_state().await;
-    assert!(state["records"].as_array().unwrap().iter().all(|r| r["ori"] != court.as_str()));
+    assert!(
+        state["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["ori"] != court.as_str())
+    );
     h.stop().await;
 }
 
@@ -284,7 +321,10 @@ async fn killed_mid_file_and_restarted_has_no_duplicate_effect() {
         .expect("porter runs");
     watch.wait(&ids[0], WAIT, has("ACCEPTED")).await;
     first.kill().await.unwrap(); // SIGKILL
-    assert!(dir.path().join("work/batch-11.txt").is_file(), "killed mid-file, the file is in work/");
+    assert!(
+        dir.path().join("work/batch-11.txt").is_file(),
+        "killed mid-file, the file is in work/"
+    );
     let status = child(&court, dir.path(), &config, &["--once"]).status().await.unwrap();
     assert!(status.success(), "the restarted adapter finishes the file: {status}");
 
@@ -295,7 +335,11 @@ async fn killed_mid_file_and_restarted_has_no_duplicate_effect() {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let state = h.sim_state().await;
     for pno in &pnos {
-        assert_eq!(records_for(&state, &court, pno).len(), 1, "exactly one CARPOS record for {pno}");
+        assert_eq!(
+            records_for(&state, &court, pno).len(),
+            1,
+            "exactly one CARPOS record for {pno}"
+        );
     }
     assert_eq!(state["counters"]["double_records"], 0);
     h.stop().await;
@@ -322,7 +366,9 @@ async fn unfinished_file_in_work_is_republished_without_duplicates() {
     // The state a crash after the first publish leaves behind.
     std::fs::create_dir(dir.path().join("work")).unwrap();
     std::fs::write(dir.path().join("work/batch-12.txt"), &bytes).unwrap();
-    let first = porter::formats::batch::read_batch(&bytes, 200, b'O').unwrap().messages[0].body.clone();
+    let first = porter::formats::batch::read_batch(&bytes, 200, b'O').unwrap().messages[0]
+        .body
+        .clone();
     h.publish(&court, Some(&ids[0]), "text/plain", &first).await;
     watch.wait(&ids[0], WAIT, has("PARTNER_ACCEPTED")).await;
 
@@ -332,10 +378,18 @@ async fn unfinished_file_in_work_is_republished_without_duplicates() {
     assert_eq!(files_in(&dir.path().join("done")), ["batch-12.txt"]);
     expect_all_delivered(&watch, &ids, &pnos).await;
     // The repeat of message 1 is answered by re-sending its statuses.
-    watch.wait(&ids[0], WAIT, |s| s.iter().filter(|x| x.status == StatusKind::PartnerAccepted).count() == 2).await;
+    watch
+        .wait(&ids[0], WAIT, |s| {
+            s.iter().filter(|x| x.status == StatusKind::PartnerAccepted).count() == 2
+        })
+        .await;
     let state = h.sim_state().await;
     for pno in &pnos {
-        assert_eq!(records_for(&state, &court, pno).len(), 1, "exactly one CARPOS record for {pno}");
+        assert_eq!(
+            records_for(&state, &court, pno).len(),
+            1,
+            "exactly one CARPOS record for {pno}"
+        );
     }
     assert_eq!(state["counters"]["double_records"], 0);
     h.stop().await;

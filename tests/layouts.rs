@@ -61,10 +61,7 @@ impl Site {
                 }
             }
         };
-        copy(
-            &repo().join("schemas/layouts"),
-            &dir.path().join("schemas/layouts"),
-        );
+        copy(&repo().join("schemas/layouts"), &dir.path().join("schemas/layouts"));
         copy(&repo().join("mappings"), &dir.path().join("mappings"));
         copy(
             &repo().join("mappings/code-maps"),
@@ -126,23 +123,11 @@ fn props(content_type: &str, layout: Option<&str>) -> InboundProperties {
 
 /// The broker's verdict on a fixed-width body in `layout` from `ori`'s queue.
 fn fixed(f: &Formats, config: &Config, ori: &str, layout: &str, body: &[u8]) -> Verdict {
-    examine(
-        court(config, ori),
-        &props("text/plain", Some(layout)),
-        body,
-        f,
-    )
-    .verdict
+    examine(court(config, ori), &props("text/plain", Some(layout)), body, f).verdict
 }
 
 fn xml(f: &Formats, config: &Config, ori: &str, body: &str) -> Verdict {
-    examine(
-        court(config, ori),
-        &props("application/xml", None),
-        body.as_bytes(),
-        f,
-    )
-    .verdict
+    examine(court(config, ori), &props("application/xml", None), body.as_bytes(), f).verdict
 }
 
 fn accepted(v: Verdict) -> OrderMessage {
@@ -185,10 +170,7 @@ fn patch(body: &[u8], record: usize, column: usize, text: &str) -> Vec<u8> {
         .map(<[u8]>::to_vec)
         .collect();
     lines[record - 1][column - 1..column - 1 + text.len()].copy_from_slice(text.as_bytes());
-    lines
-        .iter()
-        .flat_map(|l| l.iter().copied().chain([b'\n']))
-        .collect()
+    lines.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect()
 }
 
 /// Removes a record (1-based) from a fixed-width body.
@@ -223,13 +205,7 @@ fn cms_b_issue_is_the_cms_a_sample() {
         "cms-a/1",
         &fixture("fixed/issue-sample.txt"),
     ));
-    let b = accepted(fixed(
-        &f,
-        &config,
-        "CA034025J",
-        "cms-b/2",
-        &fixture("cms-b/issue.txt"),
-    ));
+    let b = accepted(fixed(&f, &config, "CA034025J", "cms-b/2", &fixture("cms-b/issue.txt")));
     let layout_specific = |mut m: OrderMessage| {
         for p in &mut m.protected_persons {
             p.name.suffix = None;
@@ -289,11 +265,7 @@ fn court_default_layout_and_code_map() {
     );
     assert_eq!(v.inbound.layout.as_deref(), Some("cms-b/2"));
     assert_eq!(
-        accepted(v.verdict)
-            .restrained_person
-            .unwrap()
-            .race
-            .as_deref(),
+        accepted(v.verdict).restrained_person.unwrap().race.as_deref(),
         Some("W")
     );
     // Sacramento's default layout is cms-a/1: the same body without
@@ -314,19 +286,8 @@ fn court_default_layout_and_code_map() {
 fn unmapped_court_code_is_invalid_code_at_its_column() {
     let (_site, config, f) = shipped();
     let body = fixture("cms-b/issue.txt");
-    let e = rejected(fixed(
-        &f,
-        &config,
-        "CA034025J",
-        "cms-b/2",
-        &patch(&body, 2, 85, "M"),
-    ));
-    only(
-        &e,
-        ErrorCode::InvalidCode,
-        "restrained_person.sex",
-        Some("2:85"),
-    );
+    let e = rejected(fixed(&f, &config, "CA034025J", "cms-b/2", &patch(&body, 2, 85, "M")));
+    only(&e, ErrorCode::InvalidCode, "restrained_person.sex", Some("2:85"));
     assert!(
         e[0].text
             .contains("'M' is not a court sex code of code map cms-b (1 2 3 9)"),
@@ -493,25 +454,14 @@ layouts = ["cms-c/1"]
         rec(120, &[(1, "NO CONTACT."), (120, "D")]),
     ]
     .concat();
-    let v = examine(
-        court(&config, "CA0570001"),
-        &props("text/plain", None),
-        &body,
-        &f,
-    );
+    let v = examine(court(&config, "CA0570001"), &props("text/plain", None), &body, &f);
     assert_eq!(v.inbound.layout.as_deref(), Some("cms-c/1"));
     let m = accepted(v.verdict);
     assert_eq!(m.order.order_number.as_deref(), Some("25CH00077"));
-    assert_eq!(
-        m.order.issue_date,
-        chrono::NaiveDate::from_ymd_opt(2026, 1, 15)
-    );
+    assert_eq!(m.order.issue_date, chrono::NaiveDate::from_ymd_opt(2026, 1, 15));
     assert_eq!(m.order.condition_codes, ["01", "02", "06"]);
     let rp = m.restrained_person.as_ref().unwrap();
-    assert_eq!(
-        (rp.sex.as_deref(), rp.race.as_deref()),
-        (Some("M"), Some("U"))
-    );
+    assert_eq!((rp.sex.as_deref(), rp.race.as_deref()), (Some("M"), Some("U")));
     assert_eq!(m.protected_persons[0].sex.as_deref(), Some("F"));
     assert_eq!(m.order.condition_text.as_deref(), Some("NO CONTACT."));
 
@@ -519,23 +469,11 @@ layouts = ["cms-c/1"]
     let mut bad = body.clone();
     bad[122 + 50..122 + 56].copy_from_slice(b"M     ");
     bad[51..61].copy_from_slice(b"2026-02-30");
-    let e = rejected(
-        examine(
-            court(&config, "CA0570001"),
-            &props("text/plain", None),
-            &bad,
-            &f,
-        )
-        .verdict,
-    );
+    let e = rejected(examine(court(&config, "CA0570001"), &props("text/plain", None), &bad, &f).verdict);
     assert_eq!(
         errs(&e),
         [
-            (
-                ErrorCode::InvalidDate,
-                "order.issue_date".into(),
-                Some("1:52".into())
-            ),
+            (ErrorCode::InvalidDate, "order.issue_date".into(), Some("1:52".into())),
             (
                 ErrorCode::InvalidCode,
                 "restrained_person.sex".into(),
@@ -549,15 +487,7 @@ layouts = ["cms-c/1"]
     let layout = &f.layouts["cms-c/1"];
     let written = layout.write_order(&m).unwrap();
     assert!(written.starts_with(b"CA057000125CH00077      I001"));
-    let again = accepted(
-        examine(
-            court(&config, "CA0570001"),
-            &props("text/plain", None),
-            &written,
-            &f,
-        )
-        .verdict,
-    );
+    let again = accepted(examine(court(&config, "CA0570001"), &props("text/plain", None), &written, &f).verdict);
     assert_eq!(again, m);
 }
 
@@ -608,9 +538,7 @@ fn broken_code_maps_stop_the_start() {
     let e = site.start_error(COURTS);
     assert!(e.contains("mappings/code-maps/cms-b.toml"), "{e}");
     assert!(
-        e.contains(&format!(
-            "line {line}: eye.HAZEL: 'HZL' is not a canonical eye code"
-        )),
+        e.contains(&format!("line {line}: eye.HAZEL: 'HZL' is not a canonical eye code")),
         "{e}"
     );
 
@@ -622,20 +550,12 @@ fn broken_code_maps_stop_the_start() {
     assert!(e.contains("cms-b.toml: line 4"), "{e}");
 
     let site = Site::new(&[]);
-    let e = site.start_error(
-        "[[courts]]\nori = \"CA034025J\"\nsheriff_ori = \"CA0340000\"\ncode_map = \"cms-z\"\n",
-    );
-    assert!(
-        e.contains("court CA034025J: code_map \"cms-z\" is not in"),
-        "{e}"
-    );
+    let e = site.start_error("[[courts]]\nori = \"CA034025J\"\nsheriff_ori = \"CA0340000\"\ncode_map = \"cms-z\"\n");
+    assert!(e.contains("court CA034025J: code_map \"cms-z\" is not in"), "{e}");
 
     let site = Site::new(&[("schemas/layouts/cms-c-1.toml", CMS_C_LAYOUT)]);
     let e = site.start_error(COURTS);
-    assert!(
-        e.contains("cms-c-1.toml: code_map \"cms-c\" is not in"),
-        "{e}"
-    );
+    assert!(e.contains("cms-c-1.toml: code_map \"cms-c\" is not in"), "{e}");
 
     let wide = shipped.replace("\"9\" = \"U\"", "\"99\" = \"U\"");
     let site = Site::new(&[("mappings/code-maps/cms-b.toml", &wide)]);
@@ -685,20 +605,12 @@ fn missing_per_action() {
         &xml_sample().replace("<por:SexCode>M</por:SexCode>", ""),
     ));
     assert_eq!(
-        errs(&e)
-            .iter()
-            .map(|(c, f, _)| (*c, f.as_str()))
-            .collect::<Vec<_>>(),
+        errs(&e).iter().map(|(c, f, _)| (*c, f.as_str())).collect::<Vec<_>>(),
         [(ErrorCode::Missing, "restrained_person.sex")]
     );
     // MODIFY: no condition code; no issue date.
     only(
-        &a(&patch(
-            &fixture("fixed/modify-sample.txt"),
-            1,
-            84,
-            &" ".repeat(18),
-        )),
+        &a(&patch(&fixture("fixed/modify-sample.txt"), 1, 84, &" ".repeat(18))),
         ErrorCode::Missing,
         "order.condition_codes",
         Some("1:84"),
@@ -711,12 +623,7 @@ fn missing_per_action() {
     );
     // TERMINATE.
     only(
-        &a(&patch(
-            &fixture("fixed/terminate-sample.txt"),
-            1,
-            133,
-            "        ",
-        )),
+        &a(&patch(&fixture("fixed/terminate-sample.txt"), 1, 133, "        ")),
         ErrorCode::Missing,
         "order.termination_date",
         Some("1:133"),
@@ -729,46 +636,26 @@ fn missing_per_action() {
     );
     // CANCEL.
     only(
-        &a(&patch(
-            &fixture("fixed/cancel-sample.txt"),
-            1,
-            141,
-            &" ".repeat(60),
-        )),
+        &a(&patch(&fixture("fixed/cancel-sample.txt"), 1, 141, &" ".repeat(60))),
         ErrorCode::Missing,
         "order.cancel_reason",
         Some("1:141"),
     );
     only(
-        &b(&patch(
-            &fixture("cms-b/cancel.txt"),
-            1,
-            157,
-            &" ".repeat(60),
-        )),
+        &b(&patch(&fixture("cms-b/cancel.txt"), 1, 157, &" ".repeat(60))),
         ErrorCode::Missing,
         "order.cancel_reason",
         Some("1:157"),
     );
     // SERVICE.
     only(
-        &a(&patch(
-            &fixture("fixed/service-sample.txt"),
-            2,
-            14,
-            &" ".repeat(30),
-        )),
+        &a(&patch(&fixture("fixed/service-sample.txt"), 2, 14, &" ".repeat(30))),
         ErrorCode::Missing,
         "order.service.served_by",
         Some("2:14"),
     );
     only(
-        &b(&patch(
-            &fixture("cms-b/service.txt"),
-            2,
-            24,
-            &" ".repeat(30),
-        )),
+        &b(&patch(&fixture("cms-b/service.txt"), 2, 24, &" ".repeat(30))),
         ErrorCode::Missing,
         "order.service.served_by",
         Some("2:24"),
@@ -808,11 +695,7 @@ fn invalid_format() {
     let e = b(&fixture("fixed/issue-sample.txt"));
     assert_eq!(
         errs(&e[..1]),
-        [(
-            ErrorCode::InvalidFormat,
-            "message".into(),
-            Some("1:201".into())
-        )]
+        [(ErrorCode::InvalidFormat, "message".into(), Some("1:201".into()))]
     );
     only(
         &b(&patch(&fixture("cms-b/issue.txt"), 1, 27, "CA03402-J")),
@@ -820,12 +703,7 @@ fn invalid_format() {
         "court_ori",
         Some("1:27"),
     );
-    let e = rejected(xml(
-        &f,
-        &config,
-        "CA034025J",
-        &fixture_text("xml/broken.xml"),
-    ));
+    let e = rejected(xml(&f, &config, "CA034025J", &fixture_text("xml/broken.xml")));
     assert_eq!(
         (e[0].code, e[0].field.as_str()),
         (ErrorCode::InvalidFormat, "message"),
@@ -863,18 +741,8 @@ fn invalid_code() {
         "cms-b/2",
         &patch(&fixture("cms-b/service.txt"), 2, 54, "HAND"),
     ));
-    only(
-        &e,
-        ErrorCode::InvalidCode,
-        "order.service.method",
-        Some("2:54"),
-    );
-    let e = rejected(xml(
-        &f,
-        &config,
-        "CA034025J",
-        &xml_sample().replace(">BRO<", ">BRN<"),
-    ));
+    only(&e, ErrorCode::InvalidCode, "order.service.method", Some("2:54"));
+    let e = rejected(xml(&f, &config, "CA034025J", &xml_sample().replace(">BRO<", ">BRN<")));
     assert_eq!(e.len(), 1, "{e:#?}");
     assert_eq!(
         (e[0].code, e[0].field.as_str()),
@@ -917,10 +785,7 @@ fn too_long() {
         &xml_sample().replace("24FL001234", "24FL001234-0000000000"),
     ));
     assert_eq!(
-        errs(&e)
-            .iter()
-            .map(|(c, f, _)| (*c, f.as_str()))
-            .collect::<Vec<_>>(),
+        errs(&e).iter().map(|(c, f, _)| (*c, f.as_str())).collect::<Vec<_>>(),
         [(ErrorCode::TooLong, "order.case_number")]
     );
 }
@@ -945,12 +810,7 @@ fn invalid_date() {
         Some("1:68"),
     );
     only(
-        &a(&patch(
-            &fixture("fixed/issue-sample.txt"),
-            1,
-            71,
-            "20261124",
-        )),
+        &a(&patch(&fixture("fixed/issue-sample.txt"), 1, 71, "20261124")),
         ErrorCode::InvalidDate,
         "order.expiration",
         Some("1:71"),
@@ -968,10 +828,7 @@ fn invalid_date() {
         &xml_sample().replace("2031-11-25T23:59:00", "2026-11-24T23:59:00"),
     ));
     assert_eq!(
-        errs(&e)
-            .iter()
-            .map(|(c, f, _)| (*c, f.as_str()))
-            .collect::<Vec<_>>(),
+        errs(&e).iter().map(|(c, f, _)| (*c, f.as_str())).collect::<Vec<_>>(),
         [(ErrorCode::InvalidDate, "order.expiration")]
     );
     let e = rejected(xml(
@@ -1019,10 +876,7 @@ fn invalid_sequence() {
         &xml_sample().replace("<por:Sequence>1<", "<por:Sequence>0<"),
     ));
     assert_eq!(
-        errs(&e)
-            .iter()
-            .map(|(c, f, _)| (*c, f.as_str()))
-            .collect::<Vec<_>>(),
+        errs(&e).iter().map(|(c, f, _)| (*c, f.as_str())).collect::<Vec<_>>(),
         [(ErrorCode::InvalidSequence, "sequence")]
     );
 }
@@ -1053,28 +907,17 @@ fn ori_mismatch() {
         Some("1:2"),
     );
     only(
-        &v(
-            la,
-            "text/plain",
-            Some("cms-b/2"),
-            &fixture("cms-b/issue.txt"),
-        ),
+        &v(la, "text/plain", Some("cms-b/2"), &fixture("cms-b/issue.txt")),
         ErrorCode::OriMismatch,
         "court_ori",
         Some("1:27"),
     );
     let e = v(la, "application/xml", None, xml_sample().as_bytes());
     assert_eq!(
-        errs(&e)
-            .iter()
-            .map(|(c, f, _)| (*c, f.as_str()))
-            .collect::<Vec<_>>(),
+        errs(&e).iter().map(|(c, f, _)| (*c, f.as_str())).collect::<Vec<_>>(),
         [(ErrorCode::OriMismatch, "court_ori")]
     );
-    assert!(
-        e[0].location.as_deref().is_some_and(|l| l.contains(':')),
-        "{e:#?}"
-    );
+    assert!(e[0].location.as_deref().is_some_and(|l| l.contains(':')), "{e:#?}");
 
     // The AMQP user.
     let sac = court(&config, "CA034025J");
@@ -1082,25 +925,9 @@ fn ori_mismatch() {
         user_id: Some(user.into()),
         ..props("text/plain", Some("cms-b/2"))
     };
-    let e = rejected(
-        examine(
-            sac,
-            &with_user("court-ca019015j"),
-            &fixture("cms-b/issue.txt"),
-            &f,
-        )
-        .verdict,
-    );
+    let e = rejected(examine(sac, &with_user("court-ca019015j"), &fixture("cms-b/issue.txt"), &f).verdict);
     only(&e, ErrorCode::OriMismatch, "user_id", None);
-    accepted(
-        examine(
-            sac,
-            &with_user("court-ca034025j"),
-            &fixture("cms-b/issue.txt"),
-            &f,
-        )
-        .verdict,
-    );
+    accepted(examine(sac, &with_user("court-ca034025j"), &fixture("cms-b/issue.txt"), &f).verdict);
     let xml_user = InboundProperties {
         user_id: Some("guest".into()),
         ..props("application/xml", None)

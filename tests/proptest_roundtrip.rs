@@ -45,8 +45,8 @@ use porter::mapping::clets::CletsTables;
 use porter::mapping::code_map::CodeMap;
 use porter::mapping::codes::{CodeList, CodeLists};
 use porter::model::{
-    Action, Address, DriverLicense, ErrorCode, FieldError, Locations, OrderImage, OrderMessage,
-    PersonName, ProtectedPerson, ProtectionOrder, RestrainedPerson, Service,
+    Action, Address, DriverLicense, ErrorCode, FieldError, Locations, OrderImage, OrderMessage, PersonName,
+    ProtectedPerson, ProtectionOrder, RestrainedPerson, Service,
 };
 use porter::translate::clets::translate;
 use porter::translate::text::to_clets_text;
@@ -60,12 +60,10 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-static CODES: LazyLock<CodeLists> = LazyLock::new(|| {
-    CodeLists::load(repo().join("mappings/codes.toml")).expect("mappings/codes.toml loads")
-});
-static TABLES: LazyLock<CletsTables> = LazyLock::new(|| {
-    CletsTables::load(&repo().join("mappings/clets.toml")).expect("mappings/clets.toml loads")
-});
+static CODES: LazyLock<CodeLists> =
+    LazyLock::new(|| CodeLists::load(repo().join("mappings/codes.toml")).expect("mappings/codes.toml loads"));
+static TABLES: LazyLock<CletsTables> =
+    LazyLock::new(|| CletsTables::load(&repo().join("mappings/clets.toml")).expect("mappings/clets.toml loads"));
 
 /// What the target format can carry (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,9 +197,7 @@ fn time_of_day(p: Profile) -> BoxedStrategy<NaiveTime> {
             0u32..60,
             prop_oneof![3 => Just(0u32), 1 => 0u32..1000],
         )
-            .prop_map(|(h, m, s, ms)| {
-                NaiveTime::from_hms_milli_opt(h, m, s, ms).expect("a real time")
-            })
+            .prop_map(|(h, m, s, ms)| NaiveTime::from_hms_milli_opt(h, m, s, ms).expect("a real time"))
             .boxed(),
         _ => (0u32..24, 0u32..60)
             .prop_map(|(h, m)| NaiveTime::from_hms_opt(h, m, 0).expect("a real time"))
@@ -312,19 +308,17 @@ fn restrained(p: Profile, issue: NaiveDate) -> impl Strategy<Value = RestrainedP
         driver_license(p),
     )
         .prop_map(
-            |(name, dob, sex, race, height, weight, eye, hair, residence, driver_license)| {
-                RestrainedPerson {
-                    name,
-                    birth_date: Some(dob),
-                    sex: Some(sex),
-                    race: Some(race),
-                    height,
-                    weight,
-                    eye,
-                    hair,
-                    residence,
-                    driver_license,
-                }
+            |(name, dob, sex, race, height, weight, eye, hair, residence, driver_license)| RestrainedPerson {
+                name,
+                birth_date: Some(dob),
+                sex: Some(sex),
+                race: Some(race),
+                height,
+                weight,
+                eye,
+                hair,
+                residence,
+                driver_license,
             },
         )
 }
@@ -332,23 +326,18 @@ fn restrained(p: Profile, issue: NaiveDate) -> impl Strategy<Value = RestrainedP
 fn protected(p: Profile, issue: NaiveDate) -> impl Strategy<Value = ProtectedPerson> {
     (
         person_name(p, false, p.protected_suffix()),
-        proptest::option::of(date_in(
-            ymd(1900, 1, 1),
-            (issue - ymd(1900, 1, 1)).num_days(),
-        )),
+        proptest::option::of(date_in(ymd(1900, 1, 1), (issue - ymd(1900, 1, 1)).num_days())),
         code(CodeList::Sex),
         proptest::option::of(code(CodeList::Race)),
         proptest::option::of(code(CodeList::Relationship)),
     )
-        .prop_map(
-            |(name, birth_date, sex, race, relationship)| ProtectedPerson {
-                name,
-                birth_date,
-                sex: Some(sex),
-                race,
-                relationship,
-            },
-        )
+        .prop_map(|(name, birth_date, sex, race, relationship)| ProtectedPerson {
+            name,
+            birth_date,
+            sex: Some(sex),
+            race,
+            relationship,
+        })
 }
 
 // ---------------------------------------------------------------------------
@@ -381,10 +370,7 @@ fn header(
 fn full_order(p: Profile, action: Action) -> BoxedStrategy<OrderMessage> {
     (header(p, action), date_in(ymd(2000, 1, 1), 36_000))
         .prop_flat_map(move |(h, issue)| {
-            let pcos: Vec<String> = CODES
-                .codes(CodeList::Condition)
-                .map(str::to_string)
-                .collect();
+            let pcos: Vec<String> = CODES.codes(CodeList::Condition).map(str::to_string).collect();
             let terms = (
                 text(p, 1, 20),
                 opt_text(p, 8),
@@ -409,34 +395,32 @@ fn full_order(p: Profile, action: Action) -> BoxedStrategy<OrderMessage> {
                 image,
             )
         })
-        .prop_map(
-            move |((ori, seq, sent, number, typ), issue, terms, rp, pps, image)| {
-                let (case, form, expiration, judge, brady, cond_text, pcos, firearm) = terms;
-                OrderMessage {
-                    court_ori: ori,
-                    action: Some(action),
-                    sequence: Some(seq),
-                    sent_at: sent,
-                    order: ProtectionOrder {
-                        order_number: Some(number),
-                        case_number: Some(case),
-                        order_type: Some(typ),
-                        form_id: form,
-                        issue_date: Some(issue),
-                        expiration,
-                        judicial_officer: judge,
-                        brady: Some(brady),
-                        condition_text: cond_text,
-                        condition_codes: pcos,
-                        firearm_relinquishment: firearm,
-                        ..Default::default()
-                    },
-                    restrained_person: Some(rp),
-                    protected_persons: pps,
-                    image,
-                }
-            },
-        )
+        .prop_map(move |((ori, seq, sent, number, typ), issue, terms, rp, pps, image)| {
+            let (case, form, expiration, judge, brady, cond_text, pcos, firearm) = terms;
+            OrderMessage {
+                court_ori: ori,
+                action: Some(action),
+                sequence: Some(seq),
+                sent_at: sent,
+                order: ProtectionOrder {
+                    order_number: Some(number),
+                    case_number: Some(case),
+                    order_type: Some(typ),
+                    form_id: form,
+                    issue_date: Some(issue),
+                    expiration,
+                    judicial_officer: judge,
+                    brady: Some(brady),
+                    condition_text: cond_text,
+                    condition_codes: pcos,
+                    firearm_relinquishment: firearm,
+                    ..Default::default()
+                },
+                restrained_person: Some(rp),
+                protected_persons: pps,
+                image,
+            }
+        })
         .boxed()
 }
 
@@ -453,10 +437,7 @@ fn short_order(p: Profile, action: Action) -> BoxedStrategy<OrderMessage> {
     );
     (header(p, action), part)
         .prop_map(
-            move |(
-                (ori, seq, sent, number, typ),
-                (end, reason, served, by, agency, method, case),
-            )| {
+            move |((ori, seq, sent, number, typ), (end, reason, served, by, agency, method, case))| {
                 let mut order = ProtectionOrder {
                     order_number: Some(number),
                     order_type: Some(typ),
@@ -559,12 +540,10 @@ proptest! {
     }
 }
 
-static CMS_A: LazyLock<Layout> = LazyLock::new(|| {
-    Layout::load(repo().join("schemas/layouts/cms-a-1.toml")).expect("cms-a/1 loads")
-});
+static CMS_A: LazyLock<Layout> =
+    LazyLock::new(|| Layout::load(repo().join("schemas/layouts/cms-a-1.toml")).expect("cms-a/1 loads"));
 static CMS_B: LazyLock<Layout> = LazyLock::new(|| {
-    let map = CodeMap::load(repo().join("mappings/code-maps/cms-b.toml"), &CODES)
-        .expect("code map cms-b loads");
+    let map = CodeMap::load(repo().join("mappings/code-maps/cms-b.toml"), &CODES).expect("code map cms-b loads");
     Layout::load(repo().join("schemas/layouts/cms-b-2.toml"))
         .and_then(|l| l.with_code_map(Arc::new(map)))
         .expect("cms-b/2 loads with its code map")
@@ -608,8 +587,7 @@ proptest! {
 /// characters: `TOO_LONG` from the reader, nothing cut.
 #[test]
 fn over_long_fixed_condition_text_is_too_long() {
-    let body =
-        std::fs::read(repo().join("tests/fixtures/fixed/issue-sample.txt")).expect("fixture");
+    let body = std::fs::read(repo().join("tests/fixtures/fixed/issue-sample.txt")).expect("fixture");
     let mut records: Vec<Vec<u8>> = body
         .split(|&b| b == b'\n')
         .filter(|r| !r.is_empty() && r[0] != b'M')
@@ -620,10 +598,7 @@ fn over_long_fixed_condition_text_is_too_long() {
         r.resize(200, b' ');
         records.push(r);
     }
-    let body: Vec<u8> = records
-        .iter()
-        .flat_map(|r| r.iter().copied().chain([b'\n']))
-        .collect();
+    let body: Vec<u8> = records.iter().flat_map(|r| r.iter().copied().chain([b'\n'])).collect();
     let parsed = CMS_A.read_order(&body);
     assert!(
         parsed
@@ -637,9 +612,7 @@ fn over_long_fixed_condition_text_is_too_long() {
 
 /// CLETS text for a canonical value: what ICD §0/§6 make of it.
 fn clets(v: &str) -> String {
-    to_clets_text(v)
-        .expect("printable ASCII always has a CLETS form")
-        .0
+    to_clets_text(v).expect("printable ASCII always has a CLETS form").0
 }
 
 fn ccyymmdd(d: NaiveDate) -> String {
@@ -665,28 +638,16 @@ fn check_composite(value: &str, name: &PersonName, with_suffix: bool) -> Result<
     if full.len() <= 30 {
         prop_assert_eq!(value, full.as_str());
     } else {
-        prop_assert!(
-            value.len() <= 30 && value.starts_with(&last),
-            "{} from {}",
-            value,
-            full
-        );
+        prop_assert!(value.len() <= 30 && value.starts_with(&last), "{} from {}", value, full);
     }
     Ok(())
 }
 
 /// Each field of the request read back against the canonical order.
-fn check_clets_fields(
-    m: &OrderMessage,
-    nic: Option<&str>,
-    r: &CletsRequest,
-) -> Result<(), TestCaseError> {
+fn check_clets_fields(m: &OrderMessage, nic: Option<&str>, r: &CletsRequest) -> Result<(), TestCaseError> {
     let o = &m.order;
     prop_assert_eq!(&r.ori, &m.court_ori);
-    prop_assert_eq!(
-        r.mke.as_str(),
-        TABLES.message_key(m.action.expect("action"))
-    );
+    prop_assert_eq!(r.mke.as_str(), TABLES.message_key(m.action.expect("action")));
     let sequence = format!("{:04}", m.sequence.expect("sequence"));
     prop_assert_eq!(&r.mcn[..4], sequence.as_str());
     prop_assert_eq!(r.get("NIC"), nic);
@@ -697,10 +658,7 @@ fn check_clets_fields(
             check_composite(r.get("NAM").expect("NAM"), &rp.name, true)?;
             prop_assert_eq!(r.get("SEX"), rp.sex.as_deref());
             prop_assert_eq!(r.get("RAC"), rp.race.as_deref());
-            prop_assert_eq!(
-                r.get("DOB").map(str::to_string),
-                rp.birth_date.map(ccyymmdd)
-            );
+            prop_assert_eq!(r.get("DOB").map(str::to_string), rp.birth_date.map(ccyymmdd));
             prop_assert_eq!(r.get("HGT"), rp.height.as_deref());
             prop_assert_eq!(r.get("WGT"), rp.weight.as_deref());
             prop_assert_eq!(r.get("EYE"), rp.eye.as_deref());
@@ -711,19 +669,13 @@ fn check_clets_fields(
             if oln.is_some() {
                 prop_assert_eq!(r.get("OLS"), dl.and_then(|d| d.state.as_deref()));
             }
-            prop_assert_eq!(
-                r.get("OCA").map(str::to_string),
-                o.case_number.as_deref().map(clets)
-            );
+            prop_assert_eq!(r.get("OCA").map(str::to_string), o.case_number.as_deref().map(clets));
             prop_assert_eq!(r.get("TYP"), o.order_type.as_deref());
             prop_assert_eq!(r.get("ISD").map(str::to_string), o.issue_date.map(ccyymmdd));
             match o.expiration {
                 Some(e) => {
                     prop_assert_eq!(r.get("EXP").map(str::to_string), Some(ccyymmdd(e.date())));
-                    prop_assert_eq!(
-                        r.get("EXT").map(str::to_string),
-                        Some(e.format("%H%M").to_string())
-                    );
+                    prop_assert_eq!(r.get("EXT").map(str::to_string), Some(e.format("%H%M").to_string()));
                 }
                 None => {
                     prop_assert_eq!(r.get("EXP"), Some("NONEXP"));
@@ -733,20 +685,13 @@ fn check_clets_fields(
             prop_assert_eq!(r.get("BRD"), o.brady.as_deref());
             prop_assert_eq!(
                 r.get_all("PCO").collect::<Vec<_>>(),
-                o.condition_codes
-                    .iter()
-                    .map(String::as_str)
-                    .collect::<Vec<_>>()
+                o.condition_codes.iter().map(String::as_str).collect::<Vec<_>>()
             );
             prop_assert_eq!(r.get_all("PPN").count(), m.protected_persons.len());
             for (ppn, p) in r.get_all("PPN").zip(&m.protected_persons) {
                 check_composite(ppn, &p.name, false)?;
             }
-            let psx: Vec<&str> = m
-                .protected_persons
-                .iter()
-                .filter_map(|p| p.sex.as_deref())
-                .collect();
+            let psx: Vec<&str> = m.protected_persons.iter().filter_map(|p| p.sex.as_deref()).collect();
             prop_assert_eq!(r.get_all("PSX").collect::<Vec<_>>(), psx);
             let ppb: Vec<String> = m
                 .protected_persons
@@ -754,41 +699,23 @@ fn check_clets_fields(
                 .filter_map(|p| p.birth_date)
                 .map(ccyymmdd)
                 .collect();
-            prop_assert_eq!(
-                r.get_all("PPB").map(str::to_string).collect::<Vec<_>>(),
-                ppb
-            );
-            prop_assert_eq!(
-                r.get("MIS").map(str::to_string),
-                o.condition_text.as_deref().map(clets)
-            );
+            prop_assert_eq!(r.get_all("PPB").map(str::to_string).collect::<Vec<_>>(), ppb);
+            prop_assert_eq!(r.get("MIS").map(str::to_string), o.condition_text.as_deref().map(clets));
         }
         Action::Terminate => {
-            prop_assert_eq!(
-                r.get("DOC").map(str::to_string),
-                o.termination_date.map(ccyymmdd)
-            );
+            prop_assert_eq!(r.get("DOC").map(str::to_string), o.termination_date.map(ccyymmdd));
             prop_assert_eq!(r.fields.len(), 3);
         }
         Action::Cancel => {
-            prop_assert_eq!(
-                r.get("REA").map(str::to_string),
-                o.cancel_reason.as_deref().map(clets)
-            );
+            prop_assert_eq!(r.get("REA").map(str::to_string), o.cancel_reason.as_deref().map(clets));
             prop_assert_eq!(r.fields.len(), 3);
         }
         Action::Service => {
             let s = o.service.as_ref().expect("service");
             let at = s.served_at.expect("served_at");
             prop_assert_eq!(r.get("SVD").map(str::to_string), Some(ccyymmdd(at.date())));
-            prop_assert_eq!(
-                r.get("SVT").map(str::to_string),
-                Some(at.format("%H%M").to_string())
-            );
-            prop_assert_eq!(
-                r.get("SVB").map(str::to_string),
-                s.served_by.as_deref().map(clets)
-            );
+            prop_assert_eq!(r.get("SVT").map(str::to_string), Some(at.format("%H%M").to_string()));
+            prop_assert_eq!(r.get("SVB").map(str::to_string), s.served_by.as_deref().map(clets));
             prop_assert_eq!(r.get("SVA"), s.serving_agency_ori.as_deref());
             prop_assert_eq!(r.get("SVM"), s.method.as_deref());
         }
@@ -866,20 +793,15 @@ impl Long {
 fn over_long(which: Long) -> BoxedStrategy<String> {
     let max = which.max();
     match which {
-        Long::OrderNumber => {
-            proptest::string::string_regex(&format!("[A-Z0-9-]{{{},{}}}", max + 1, max + 40))
-                .expect("regex")
-                .boxed()
-        }
+        Long::OrderNumber => proptest::string::string_regex(&format!("[A-Z0-9-]{{{},{}}}", max + 1, max + 40))
+            .expect("regex")
+            .boxed(),
         _ => text(Profile::CmsA, max + 1, max + 200),
     }
 }
 
 fn long_case() -> impl Strategy<Value = (Long, OrderMessage, String)> {
-    (
-        select(Long::ALL.to_vec()),
-        full_order(Profile::Xml, Action::Issue),
-    )
+    (select(Long::ALL.to_vec()), full_order(Profile::Xml, Action::Issue))
         .prop_flat_map(|(which, m)| (Just(which), Just(m), over_long(which)))
 }
 

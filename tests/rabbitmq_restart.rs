@@ -23,8 +23,14 @@ async fn publish_on(url: &str, court: &str, id: &str, body: &[u8]) {
                 .with_message_id(id.into())
                 .with_content_type("application/xml".into())
                 .with_delivery_mode(2);
-            let options = BasicPublishOptions { mandatory: true, ..Default::default() };
-            let confirm = match ch.basic_publish("por.inbound".into(), court.into(), options, body, props).await {
+            let options = BasicPublishOptions {
+                mandatory: true,
+                ..Default::default()
+            };
+            let confirm = match ch
+                .basic_publish("por.inbound".into(), court.into(), options, body, props)
+                .await
+            {
                 Ok(pending) => pending.await,
                 Err(e) => Err(e),
             };
@@ -44,7 +50,9 @@ async fn publish_on(url: &str, court: &str, id: &str, body: &[u8]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "intermittent (docs/open-points.md): passes alone, failed once inside the full suite; run with --ignored"]
 async fn rabbitmq_restart_mid_flow_loses_nothing_and_applies_nothing_twice() {
-    let _ = tracing_subscriber::fmt().with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,porter=info".into())).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,porter=info".into()))
+        .try_init();
     const BEFORE: usize = 200;
     const AFTER: usize = 40;
     let rabbit = tokio::task::spawn_blocking(PrivateRabbit::start).await.unwrap();
@@ -61,21 +69,27 @@ async fn rabbitmq_restart_mid_flow_loses_nothing_and_applies_nothing_twice() {
     let started = std::time::Instant::now();
     let r = std::sync::Arc::new(rabbit);
     let r2 = r.clone();
-    tokio::task::spawn_blocking(move || r2.restart(Duration::from_secs(2))).await.unwrap();
+    tokio::task::spawn_blocking(move || r2.restart(Duration::from_secs(2)))
+        .await
+        .unwrap();
     for i in BEFORE..BEFORE + AFTER {
         publish_on(&r.url, &court, &id(i), &body(i)).await;
     }
 
     // Statuses are durable in the court's quorum queue and in the store:
     // read them on a fresh connection, after the restart.
-    let conn = Connection::connect(&r.url, ConnectionProperties::default()).await.unwrap();
+    let conn = Connection::connect(&r.url, ConnectionProperties::default())
+        .await
+        .unwrap();
     let watch = StatusWatcher::start(&conn, &court).await;
     for i in 0..BEFORE + AFTER {
         let (_, view) = {
             let deadline = std::time::Instant::now() + Duration::from_secs(120);
             loop {
                 let (code, view) = h.api(&format!("/api/v1/courts/{court}/messages/{}", id(i))).await;
-                let done = view["statuses"].as_array().is_some_and(|s| s.iter().any(|x| x["status"] == "PARTNER_ACCEPTED"));
+                let done = view["statuses"]
+                    .as_array()
+                    .is_some_and(|s| s.iter().any(|x| x["status"] == "PARTNER_ACCEPTED"));
                 if done || std::time::Instant::now() > deadline {
                     break (code, view);
                 }
@@ -83,18 +97,29 @@ async fn rabbitmq_restart_mid_flow_loses_nothing_and_applies_nothing_twice() {
             }
         };
         assert!(
-            view["statuses"].as_array().unwrap().iter().any(|x| x["status"] == "PARTNER_ACCEPTED"),
+            view["statuses"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["status"] == "PARTNER_ACCEPTED"),
             "message {} never reached CARPOS: {view:#}",
             id(i)
         );
     }
     // The court receives the final status of every message on its queue.
     for i in 0..BEFORE + AFTER {
-        watch.wait(&id(i), Duration::from_secs(60), |s| s.iter().any(|x| x.status == StatusKind::PartnerAccepted)).await;
+        watch
+            .wait(&id(i), Duration::from_secs(60), |s| {
+                s.iter().any(|x| x.status == StatusKind::PartnerAccepted)
+            })
+            .await;
     }
     let state = h.sim_state().await;
     let metrics = h.metrics().await;
-    let reconnects = metrics.lines().find(|l| l.starts_with("porter_amqp_reconnects_total")).unwrap_or("porter_amqp_reconnects_total 0");
+    let reconnects = metrics
+        .lines()
+        .find(|l| l.starts_with("porter_amqp_reconnects_total"))
+        .unwrap_or("porter_amqp_reconnects_total 0");
     println!("{reconnects}");
     println!(
         "restart test: {} messages, {:.1} s, CARPOS received {} (duplicates {}), records {}",
@@ -104,7 +129,11 @@ async fn rabbitmq_restart_mid_flow_loses_nothing_and_applies_nothing_twice() {
         state["counters"]["duplicates"],
         state["records"].as_array().unwrap().len()
     );
-    assert_eq!(state["records"].as_array().unwrap().len(), BEFORE + AFTER, "one record per order");
+    assert_eq!(
+        state["records"].as_array().unwrap().len(),
+        BEFORE + AFTER,
+        "one record per order"
+    );
     assert_eq!(state["counters"]["double_records"], 0);
     let _ = conn.close(200, "done".into()).await;
     h.stop().await;

@@ -13,11 +13,7 @@ fn repo() -> PathBuf {
 }
 
 fn fixture(path: &str) -> String {
-    repo()
-        .join("tests/fixtures")
-        .join(path)
-        .display()
-        .to_string()
+    repo().join("tests/fixtures").join(path).display().to_string()
 }
 
 /// A configuration over the shipped schemas and mappings: Sacramento sends
@@ -52,11 +48,7 @@ fn config(site: &TempDir) -> String {
 
 /// Runs `porter validate ARGS` in `dir`; returns the exit code and stdout.
 fn porter_in(dir: &Path, args: &[&str]) -> (i32, String) {
-    let Output {
-        status,
-        stdout,
-        stderr,
-    } = Command::new(env!("CARGO_BIN_EXE_porter"))
+    let Output { status, stdout, stderr } = Command::new(env!("CARGO_BIN_EXE_porter"))
         .arg("validate")
         .args(args)
         .current_dir(dir)
@@ -121,9 +113,7 @@ fn invalid_file_exits_1_with_located_errors() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("bad-feb-30.txt: INVALID"), "{out}");
     assert!(
-        out.contains(
-            "INVALID_DATE order.issue_date at 1:63: '20260230' is not a calendar date (CCYYMMDD)"
-        ),
+        out.contains("INVALID_DATE order.issue_date at 1:63: '20260230' is not a calendar date (CCYYMMDD)"),
         "{out}"
     );
     let (code, out) = porter(&[
@@ -158,23 +148,12 @@ fn json_report() {
     assert_eq!(files[0]["valid"], false);
     let e = &files[0]["messages"][0]["errors"][0];
     assert_eq!(
-        (
-            e["code"].as_str(),
-            e["field"].as_str(),
-            e["location"].as_str()
-        ),
-        (
-            Some("INVALID_FORMAT"),
-            Some("restrained_person.name.last"),
-            Some("2:3")
-        )
+        (e["code"].as_str(), e["field"].as_str(), e["location"].as_str()),
+        (Some("INVALID_FORMAT"), Some("restrained_person.name.last"), Some("2:3"))
     );
     assert_eq!(files[1]["valid"], true);
     assert_eq!(files[1]["messages"].as_array().unwrap().len(), 3);
-    assert_eq!(
-        files[1]["messages"][2]["message_id"],
-        "CA034025J-B0000000042-3"
-    );
+    assert_eq!(files[1]["messages"][2]["message_id"], "CA034025J-B0000000042-3");
     assert!(files[1]["framing_errors"].as_array().unwrap().is_empty());
 }
 
@@ -191,10 +170,7 @@ fn batch_framing_errors() {
         &fixture("batch/bad-trailer-short-record.txt"),
     ]);
     assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains("framing: INVALID_FORMAT batch.record at 3:200"),
-        "{out}"
-    );
+    assert!(out.contains("framing: INVALID_FORMAT batch.record at 3:200"), "{out}");
     assert!(
         out.contains("framing: INVALID_FORMAT batch.trailer.order_count at 10:2"),
         "{out}"
@@ -221,13 +197,7 @@ fn usage_errors_exit_2() {
         &sample,
     ]);
     assert_eq!(code, 2);
-    let (code, _) = porter(&[
-        "--court",
-        "CA034025J",
-        "--config",
-        "/nonexistent/porter.toml",
-        &sample,
-    ]);
+    let (code, _) = porter(&["--court", "CA034025J", "--config", "/nonexistent/porter.toml", &sample]);
     assert_eq!(code, 2);
     let (code, _) = porter(&[
         "--court",
@@ -245,9 +215,6 @@ fn usage_errors_exit_2() {
 /// (`deploy/local/porter.toml`) is used.
 #[test]
 fn default_config() {
-    let (code, out) = porter_in(
-        &repo(),
-        &["--court", "CA034025J", &fixture("fixed/issue-sample.txt")],
-    );
+    let (code, out) = porter_in(&repo(), &["--court", "CA034025J", &fixture("fixed/issue-sample.txt")]);
     assert_eq!(code, 0, "{out}");
 }

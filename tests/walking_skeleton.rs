@@ -13,7 +13,12 @@ use serde_json::Value;
 const WAIT: Duration = Duration::from_secs(30);
 
 fn record_for<'a>(state: &'a Value, pno: &str) -> Vec<&'a Value> {
-    state["records"].as_array().unwrap().iter().filter(|r| r["pno"] == pno).collect()
+    state["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["pno"] == pno)
+        .collect()
 }
 
 fn field<'a>(record: &'a Value, tag: &str) -> Vec<&'a str> {
@@ -36,20 +41,45 @@ async fn xml_and_fixed_width_orders_become_carpos_records_with_nic_status_to_the
     let watch = h.watch(court).await;
     let xml_id = unique_id("skeleton-xml");
     let fixed_id = unique_id("skeleton-fixed");
-    h.publish(court, Some(&xml_id), "application/xml", &fixture("xml/issue-sample.xml")).await;
+    h.publish(
+        court,
+        Some(&xml_id),
+        "application/xml",
+        &fixture("xml/issue-sample.xml"),
+    )
+    .await;
     // Same order, another order number (both 9 characters: columns hold).
     let fixed = replace(&fixture("fixed/issue-sample.txt"), "24DV01234", "24DV05678");
     h.publish(court, Some(&fixed_id), "text/plain", &fixed).await;
 
     for (id, pno) in [(&xml_id, "24DV01234"), (&fixed_id, "24DV05678")] {
         let statuses = watch.wait(id, WAIT, has("PARTNER_ACCEPTED")).await;
-        let accepted = statuses.iter().find(|s| s.status == StatusKind::Accepted).expect("ACCEPTED first");
-        assert_eq!(accepted.routed_partners.iter().map(|p| p.wire_name()).collect::<Vec<_>>(), ["CLETS"]);
+        let accepted = statuses
+            .iter()
+            .find(|s| s.status == StatusKind::Accepted)
+            .expect("ACCEPTED first");
+        assert_eq!(
+            accepted
+                .routed_partners
+                .iter()
+                .map(|p| p.wire_name())
+                .collect::<Vec<_>>(),
+            ["CLETS"]
+        );
         assert_eq!(accepted.order_number.as_deref(), Some(pno));
-        let done = statuses.iter().find(|s| s.status == StatusKind::PartnerAccepted).unwrap();
+        let done = statuses
+            .iter()
+            .find(|s| s.status == StatusKind::PartnerAccepted)
+            .unwrap();
         assert_eq!(done.partner.as_ref().unwrap().wire_name(), "CLETS");
         assert!(done.status_sequence > accepted.status_sequence);
-        let nic = done.partner_record_ids.iter().find(|r| r.scheme == "NIC").expect("NIC").id.clone();
+        let nic = done
+            .partner_record_ids
+            .iter()
+            .find(|r| r.scheme == "NIC")
+            .expect("NIC")
+            .id
+            .clone();
         assert!(done.partner_record_ids.iter().any(|r| r.scheme == "FCN"));
 
         let state = h.sim_state().await;
@@ -89,7 +119,10 @@ async fn malformed_message_is_rejected_and_dead_lettered_and_the_next_still_flow
     assert_eq!(bad.len(), 1, "exactly one status for a rejected message: {bad:#?}");
     let e = &bad[0].errors[0];
     assert_eq!(e.code, ErrorCode::InvalidFormat);
-    assert!(e.location.as_deref().is_some_and(|l| l.starts_with("1:")), "located at record:column: {e:?}");
+    assert!(
+        e.location.as_deref().is_some_and(|l| l.starts_with("1:")),
+        "located at record:column: {e:?}"
+    );
 
     let (code, dead) = h.api(&format!("/api/v1/dead-letters?court={court}")).await;
     assert_eq!(code, 200);
@@ -122,7 +155,9 @@ async fn repeated_message_id_is_deduplicated_and_a_different_body_is_conflict_re
     h.publish(&court, Some(&id), "application/xml", &body).await;
     // Every status already sent is sent again: each status sequence twice.
     watch
-        .wait(&id, WAIT, |s| s.iter().filter(|x| x.status == StatusKind::PartnerAccepted).count() == 2)
+        .wait(&id, WAIT, |s| {
+            s.iter().filter(|x| x.status == StatusKind::PartnerAccepted).count() == 2
+        })
         .await;
 
     let other = replace(&body, "HON MARIA LOPEZ", "HON MARIA LOPES");
@@ -133,16 +168,27 @@ async fn repeated_message_id_is_deduplicated_and_a_different_body_is_conflict_re
 
     let (_, view) = h.api(&format!("/api/v1/courts/{court}/messages/{id}")).await;
     // The store decides once per arrival: one delivery means no second send was ever queued.
-    assert_eq!(view["deliveries"].as_array().unwrap().len(), 1, "one delivery for the message: {view:#}");
+    assert_eq!(
+        view["deliveries"].as_array().unwrap().len(),
+        1,
+        "one delivery for the message: {view:#}"
+    );
     assert_eq!(view["deliveries"][0]["state"], "ACCEPTED");
     let state = h.sim_state().await;
-    assert_eq!(state["records"], record_before, "no second record; the original is untouched");
+    assert_eq!(
+        state["records"], record_before,
+        "no second record; the original is untouched"
+    );
     assert_eq!(state["counters"]["double_records"], 0);
     assert_eq!(state["counters"]["received"], 1, "CARPOS saw exactly one request");
     let listed = view["statuses"].as_array().unwrap();
     let original: Vec<_> = listed.iter().filter(|s| s["status"] != "CONFLICT_REJECTED").collect();
     assert_eq!(original.len(), first.len(), "the original's statuses are unchanged");
-    assert_eq!(listed.last().unwrap()["status"], "CONFLICT_REJECTED", "the API lists the conflict after them");
+    assert_eq!(
+        listed.last().unwrap()["status"],
+        "CONFLICT_REJECTED",
+        "the API lists the conflict after them"
+    );
     h.stop().await;
 }
 
@@ -167,14 +213,24 @@ async fn bad_input_of_every_kind_is_rejected_and_never_blocks_the_queue() {
     let broken = xml[..xml.len() / 2].to_vec();
     let oversized = vec![b' '; 16 * 1024 * 1024 + 1];
     let cases: Vec<(&str, &str, Vec<u8>, ErrorCode)> = vec![
-        ("truncated", "text/plain", fixed[..120].to_vec(), ErrorCode::InvalidFormat),
+        (
+            "truncated",
+            "text/plain",
+            fixed[..120].to_vec(),
+            ErrorCode::InvalidFormat,
+        ),
         ("wrong-length", "text/plain", wrong_length, ErrorCode::InvalidFormat),
         ("high-byte", "text/plain", high_byte, ErrorCode::InvalidFormat),
         ("invalid-utf8", "application/xml", bad_utf8, ErrorCode::InvalidFormat),
         ("broken-xml", "application/xml", broken, ErrorCode::InvalidFormat),
         ("dtd", "application/xml", dtd, ErrorCode::InvalidFormat),
         ("oversized", "application/xml", oversized, ErrorCode::TooLong),
-        ("wrong-content-type", "application/json", b"{}".to_vec(), ErrorCode::InvalidFormat),
+        (
+            "wrong-content-type",
+            "application/json",
+            b"{}".to_vec(),
+            ErrorCode::InvalidFormat,
+        ),
     ];
     let mut ids = Vec::new();
     for (name, ct, body, code) in &cases {
@@ -187,12 +243,23 @@ async fn bad_input_of_every_kind_is_rejected_and_never_blocks_the_queue() {
     for (id, code) in &ids {
         let s = watch.wait(id, WAIT, has("REJECTED")).await;
         assert_eq!(s.len(), 1, "{id}: one status");
-        assert!(s[0].errors.iter().any(|e| e.code == *code), "{id}: expected {code}: {:#?}", s[0].errors);
-        assert!(s[0].errors.iter().all(|e| !e.field.is_empty() && !e.text.is_empty()), "{id}: field-level errors");
+        assert!(
+            s[0].errors.iter().any(|e| e.code == *code),
+            "{id}: expected {code}: {:#?}",
+            s[0].errors
+        );
+        assert!(
+            s[0].errors.iter().all(|e| !e.field.is_empty() && !e.text.is_empty()),
+            "{id}: field-level errors"
+        );
     }
     watch.wait(&good, WAIT, has("PARTNER_ACCEPTED")).await;
     let (_, dead) = h.api(&format!("/api/v1/dead-letters?court={court}")).await;
-    assert_eq!(dead.as_array().unwrap().len(), cases.len(), "one dead letter per bad input");
+    assert_eq!(
+        dead.as_array().unwrap().len(),
+        cases.len(),
+        "one dead letter per bad input"
+    );
     h.stop().await;
 }
 
@@ -208,22 +275,53 @@ async fn topology_is_declared_idempotently_with_quorum_queues_only() {
     let court = unique_ori();
     let first = Harness::start(&[&court]).await;
     let second = Harness::start(&[&court]).await; // declares the same topology again
-    let conn = lapin::Connection::connect(&amqp_url(), Default::default()).await.unwrap();
+    let conn = lapin::Connection::connect(&amqp_url(), Default::default())
+        .await
+        .unwrap();
     let mut quorum = FieldTable::default();
     quorum.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
-    for q in [format!("por.inbound.{court}"), format!("por.responses.{court}"), "por.dead".to_string()] {
+    for q in [
+        format!("por.inbound.{court}"),
+        format!("por.responses.{court}"),
+        "por.dead".to_string(),
+    ] {
         let ch = conn.create_channel().await.unwrap();
-        let same = QueueDeclareOptions { durable: true, ..Default::default() };
-        ch.queue_declare(q.as_str().into(), same, quorum.clone()).await.expect("identical redeclare succeeds");
+        let same = QueueDeclareOptions {
+            durable: true,
+            ..Default::default()
+        };
+        ch.queue_declare(q.as_str().into(), same, quorum.clone())
+            .await
+            .expect("identical redeclare succeeds");
         let mut other = quorum.clone();
         other.insert("x-max-length".into(), AMQPValue::LongLongInt(10));
         let ch = conn.create_channel().await.unwrap();
-        assert!(ch.queue_declare(q.as_str().into(), same, other).await.is_err(), "{q}: extra arguments are refused");
+        assert!(
+            ch.queue_declare(q.as_str().into(), same, other).await.is_err(),
+            "{q}: extra arguments are refused"
+        );
     }
     let ch = conn.create_channel().await.unwrap();
-    let passive = ExchangeDeclareOptions { passive: true, ..Default::default() };
-    ch.exchange_declare("por.inbound".into(), lapin::ExchangeKind::Topic, passive, FieldTable::default()).await.unwrap();
-    ch.exchange_declare("por.responses".into(), lapin::ExchangeKind::Direct, passive, FieldTable::default()).await.unwrap();
+    let passive = ExchangeDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    ch.exchange_declare(
+        "por.inbound".into(),
+        lapin::ExchangeKind::Topic,
+        passive,
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.exchange_declare(
+        "por.responses".into(),
+        lapin::ExchangeKind::Direct,
+        passive,
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
     let _ = conn.close(200, "done".into()).await;
     second.stop().await;
     first.stop().await;

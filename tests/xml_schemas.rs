@@ -77,8 +77,12 @@ fn codes() -> CodeLists {
 
 /// Porter's stateless validation of a parsed message, for court CA034025J.
 fn porter_errors(parsed: &Parsed, codes: &CodeLists) -> Vec<FieldError> {
-    let ctx =
-        ValidationContext { queue_court_ori: "CA034025J", user_id: None, amqp_users: &[], codes };
+    let ctx = ValidationContext {
+        queue_court_ori: "CA034025J",
+        user_id: None,
+        amqp_users: &[],
+        codes,
+    };
     let mut errors = parsed.errors.clone();
     errors.extend(validate(&parsed.message, &parsed.locations, &ctx));
     errors
@@ -101,7 +105,10 @@ fn samples_are_valid_by_every_check() {
         assert!(errors.is_empty(), "{}: {errors:#?}", name(&path));
     }
     for action in ACTIONS {
-        assert!(repo().join(format!("schemas/samples/{action}.xml")).is_file(), "{action}.xml");
+        assert!(
+            repo().join(format!("schemas/samples/{action}.xml")).is_file(),
+            "{action}.xml"
+        );
     }
 }
 
@@ -141,8 +148,10 @@ fn icd_samples_validate() {
         .skip(1)
         .map(|rest| &rest[..rest.find("```").expect("closed block")])
         .collect();
-    let order =
-        blocks.iter().find(|b| b.contains("<por:ProtectiveOrderMessage")).expect("§2 sample");
+    let order = blocks
+        .iter()
+        .find(|b| b.contains("<por:ProtectiveOrderMessage"))
+        .expect("§2 sample");
     let without_image: String = order
         .lines()
         .filter(|l| !l.contains("<por:OrderImage"))
@@ -151,10 +160,12 @@ fn icd_samples_validate() {
     if let Err(report) = xmllint(without_image.as_bytes()) {
         panic!("ICD §2 sample without its image: {report}");
     }
-    let fixture =
-        std::fs::read_to_string(repo().join("tests/fixtures/xml/issue-sample.xml")).unwrap();
+    let fixture = std::fs::read_to_string(repo().join("tests/fixtures/xml/issue-sample.xml")).unwrap();
     assert_eq!(without_image, fixture);
-    let status = blocks.iter().find(|b| b.contains("<por:OrderStatusMessage")).expect("§4 sample");
+    let status = blocks
+        .iter()
+        .find(|b| b.contains("<por:OrderStatusMessage"))
+        .expect("§4 sample");
     if let Err(report) = xmllint(status.as_bytes()) {
         panic!("ICD §4 sample: {report}");
     }
@@ -224,15 +235,8 @@ fn emitted_statuses_validate() {
     ];
     let statuses = vec![
         StatusMessage {
-            routed_partners: vec![
-                PartnerId::Clets,
-                PartnerId::Doj,
-                PartnerId::Lea("CA0341100".into()),
-            ],
-            warnings: vec![
-                FieldError::new(ErrorCode::Shortened, "restrained_person.name", "NAM shortened")
-                    .at("26:5"),
-            ],
+            routed_partners: vec![PartnerId::Clets, PartnerId::Doj, PartnerId::Lea("CA0341100".into())],
+            warnings: vec![FieldError::new(ErrorCode::Shortened, "restrained_person.name", "NAM shortened").at("26:5")],
             ..base.clone()
         },
         StatusMessage {
@@ -246,7 +250,10 @@ fn emitted_statuses_validate() {
             // A rejected message's order number is echoed as it came.
             order_number: Some("24dv 0123456789012".into()),
             status: StatusKind::Rejected,
-            errors: all_codes.iter().map(|&c| FieldError::new(c, "message", c.as_str())).collect(),
+            errors: all_codes
+                .iter()
+                .map(|&c| FieldError::new(c, "message", c.as_str()))
+                .collect(),
             ..base.clone()
         },
         StatusMessage {
@@ -265,8 +272,14 @@ fn emitted_statuses_validate() {
             status: StatusKind::PartnerAccepted,
             partner: Some(PartnerId::Clets),
             partner_record_ids: vec![
-                PartnerRecordId { scheme: "NIC".into(), id: "H123456789".into() },
-                PartnerRecordId { scheme: "FCN".into(), id: "0340000012345".into() },
+                PartnerRecordId {
+                    scheme: "NIC".into(),
+                    id: "H123456789".into(),
+                },
+                PartnerRecordId {
+                    scheme: "FCN".into(),
+                    id: "0340000012345".into(),
+                },
             ],
             ..base.clone()
         },
@@ -341,7 +354,11 @@ fn emitted_orders_validate() {
         assert!(parsed.is_ok(), "{}: {:#?}", name(&path), parsed.errors);
         let body = write_order(&parsed.message);
         if let Err(report) = xmllint(&body) {
-            panic!("write_order of {}:\n{}\n{report}", name(&path), String::from_utf8_lossy(&body));
+            panic!(
+                "write_order of {}:\n{}\n{report}",
+                name(&path),
+                String::from_utf8_lossy(&body)
+            );
         }
         assert_eq!(read(&body).message, parsed.message, "{}", name(&path));
     }
@@ -349,11 +366,13 @@ fn emitted_orders_validate() {
     for action in ACTIONS {
         let mut parsed = layout.read_order(&sample(&format!("{action}.txt")));
         assert!(parsed.is_ok(), "{action}.txt: {:#?}", parsed.errors);
-        parsed.message.sent_at =
-            Some(DateTime::parse_from_rfc3339("2026-11-25T10:15:00-08:00").unwrap());
+        parsed.message.sent_at = Some(DateTime::parse_from_rfc3339("2026-11-25T10:15:00-08:00").unwrap());
         let body = write_order(&parsed.message);
         if let Err(report) = xmllint(&body) {
-            panic!("write_order of {action}.txt:\n{}\n{report}", String::from_utf8_lossy(&body));
+            panic!(
+                "write_order of {action}.txt:\n{}\n{report}",
+                String::from_utf8_lossy(&body)
+            );
         }
     }
 }
@@ -363,8 +382,7 @@ fn cms_a() -> Layout {
 }
 
 fn sample(file: &str) -> Vec<u8> {
-    std::fs::read(repo().join("schemas/samples").join(file))
-        .unwrap_or_else(|e| panic!("{file}: {e}"))
+    std::fs::read(repo().join("schemas/samples").join(file)).unwrap_or_else(|e| panic!("{file}: {e}"))
 }
 
 /// Each fixed-width sample is fully padded `cms-a/1` (every record exactly
@@ -395,7 +413,10 @@ fn fixed_width_samples_match_the_xml_ones() {
         assert!(xml.sent_at.is_some(), "{action}.xml has its SentDateTime");
         xml.sent_at = None;
         assert_eq!(from_fixed.message, xml, "{action}: fixed-width and XML differ");
-        assert_eq!((xml.court_ori.as_str(), xml.order_number()), ("CA034025J", Some("24DV01234")));
+        assert_eq!(
+            (xml.court_ori.as_str(), xml.order_number()),
+            ("CA034025J", Some("24DV01234"))
+        );
         sequences.push((action, xml.action.unwrap().name(), xml.sequence.unwrap()));
     }
     assert_eq!(
@@ -418,13 +439,16 @@ fn reader_verdict(path: &Path, body: &[u8]) -> Result<(), Vec<FieldError>> {
     for error in &parsed.errors {
         let located = error.location.as_deref().is_some_and(|l| {
             l.split_once(':').is_some_and(|(line, column)| {
-                line.parse::<u32>().is_ok_and(|n| n > 0)
-                    && column.parse::<u32>().is_ok_and(|n| n > 0)
+                line.parse::<u32>().is_ok_and(|n| n > 0) && column.parse::<u32>().is_ok_and(|n| n > 0)
             })
         });
         assert!(located, "{}: error without line:column: {error}", name(path));
     }
-    if parsed.errors.is_empty() { Ok(()) } else { Err(parsed.errors) }
+    if parsed.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(parsed.errors)
+    }
 }
 
 /// The verdict fixtures get the same verdict from `xmllint --schema` and
@@ -435,9 +459,16 @@ fn reader_verdict(path: &Path, body: &[u8]) -> Result<(), Vec<FieldError>> {
 #[test]
 fn xmllint_and_the_reader_agree() {
     let mut cases: Vec<(PathBuf, bool)> = Vec::new();
-    cases.extend(files("tests/fixtures/xml/verdict/valid", "xml").into_iter().map(|p| (p, true)));
-    cases
-        .extend(files("tests/fixtures/xml/verdict/invalid", "xml").into_iter().map(|p| (p, false)));
+    cases.extend(
+        files("tests/fixtures/xml/verdict/valid", "xml")
+            .into_iter()
+            .map(|p| (p, true)),
+    );
+    cases.extend(
+        files("tests/fixtures/xml/verdict/invalid", "xml")
+            .into_iter()
+            .map(|p| (p, false)),
+    );
     for old in ["broken.xml", "dtd.xml", "wrong-ns.xml"] {
         cases.push((repo().join("tests/fixtures/xml").join(old), false));
     }
@@ -472,8 +503,7 @@ fn xmllint_and_the_reader_agree() {
 /// values whose white-space runs only fit once collapsed (`xs:token`).
 #[test]
 fn bounds_agree_with_the_xsd() {
-    let sample =
-        std::fs::read_to_string(repo().join("tests/fixtures/xml/issue-sample.xml")).unwrap();
+    let sample = std::fs::read_to_string(repo().join("tests/fixtures/xml/issue-sample.xml")).unwrap();
     let cancel = std::fs::read_to_string(repo().join("schemas/samples/cancel.xml")).unwrap();
     let service = std::fs::read_to_string(repo().join("schemas/samples/service.xml")).unwrap();
     // (document, value, what follows it, field, maximum, error code past it)
@@ -488,8 +518,22 @@ fn bounds_agree_with_the_xsd() {
             30,
             ErrorCode::TooLong,
         ),
-        (&sample, "JOHN", "<", "restrained_person.name.first", 20, ErrorCode::TooLong),
-        (&sample, "ALLEN", "<", "restrained_person.name.middle", 20, ErrorCode::TooLong),
+        (
+            &sample,
+            "JOHN",
+            "<",
+            "restrained_person.name.first",
+            20,
+            ErrorCode::TooLong,
+        ),
+        (
+            &sample,
+            "ALLEN",
+            "<",
+            "restrained_person.name.middle",
+            20,
+            ErrorCode::TooLong,
+        ),
         (
             &sample,
             "D1234567",
@@ -514,7 +558,14 @@ fn bounds_agree_with_the_xsd() {
             60,
             ErrorCode::TooLong,
         ),
-        (&service, "DEP R SMITH 4411", "<", "order.service.served_by", 30, ErrorCode::TooLong),
+        (
+            &service,
+            "DEP R SMITH 4411",
+            "<",
+            "order.service.served_by",
+            30,
+            ErrorCode::TooLong,
+        ),
     ];
     let mut problems = Vec::new();
     for (document, value, closing, field, max, code) in bounds {
@@ -522,7 +573,13 @@ fn bounds_agree_with_the_xsd() {
         let fill = |len: usize| -> String {
             // Upper-case letters and digits fit every pattern here.
             (0..len)
-                .map(|i| if i % 7 == 3 { '7' } else { (b'A' + (i % 26) as u8) as char })
+                .map(|i| {
+                    if i % 7 == 3 {
+                        '7'
+                    } else {
+                        (b'A' + (i % 26) as u8) as char
+                    }
+                })
                 .collect()
         };
         let at_max = fill(max);
@@ -535,18 +592,23 @@ fn bounds_agree_with_the_xsd() {
         ];
         let spaced_case = (
             format!(">{spaced}{closing}"),
-            if field == "order.order_number" { Some(ErrorCode::InvalidFormat) } else { None },
+            if field == "order.order_number" {
+                Some(ErrorCode::InvalidFormat)
+            } else {
+                None
+            },
         );
         for (replacement, expected) in cases.into_iter().chain([spaced_case]) {
             let body = document.replacen(&target, &replacement, 1);
             assert_ne!(body, *document, "{target}");
             let xsd_ok = xmllint(body.as_bytes()).is_ok();
             let parsed = read(body.as_bytes());
-            let found: Vec<(ErrorCode, &str)> =
-                parsed.errors.iter().map(|e| (e.code, e.field.as_str())).collect();
+            let found: Vec<(ErrorCode, &str)> = parsed.errors.iter().map(|e| (e.code, e.field.as_str())).collect();
             let want: Vec<(ErrorCode, &str)> = expected.map(|c| (c, field)).into_iter().collect();
             if xsd_ok != expected.is_none() || found != want {
-                problems.push(format!("{field} = {replacement:?}: xmllint valid: {xsd_ok}; reader: {found:?}; expected {want:?}"));
+                problems.push(format!(
+                    "{field} = {replacement:?}: xmllint valid: {xsd_ok}; reader: {found:?}; expected {want:?}"
+                ));
             }
         }
     }
@@ -559,16 +621,23 @@ fn bounds_agree_with_the_xsd() {
         (&sample, ">24DV01234<", ">24DV_01234<", "order.order_number"),
         (&sample, ">24DV01234<", ">24DV 01234<", "order.order_number"),
         (&sample, ">24DV01234<", ">-<", ""),
-        (&service, ">CA0340000<", ">CA034000<", "order.service.serving_agency_ori"),
+        (
+            &service,
+            ">CA0340000<",
+            ">CA034000<",
+            "order.service.serving_agency_ori",
+        ),
         (&service, ">CA0340000<", ">CA0340000 <", ""),
     ] {
         let body = document.replacen(target, replacement, 1);
         let xsd_ok = xmllint(body.as_bytes()).is_ok();
         let parsed = read(body.as_bytes());
-        let found: Vec<(ErrorCode, &str)> =
-            parsed.errors.iter().map(|e| (e.code, e.field.as_str())).collect();
-        let want: Vec<(ErrorCode, &str)> =
-            if field.is_empty() { vec![] } else { vec![(ErrorCode::InvalidFormat, field)] };
+        let found: Vec<(ErrorCode, &str)> = parsed.errors.iter().map(|e| (e.code, e.field.as_str())).collect();
+        let want: Vec<(ErrorCode, &str)> = if field.is_empty() {
+            vec![]
+        } else {
+            vec![(ErrorCode::InvalidFormat, field)]
+        };
         if xsd_ok != field.is_empty() || found != want {
             problems.push(format!(
                 "{replacement:?}: xmllint valid: {xsd_ok}; reader: {found:?}; expected {want:?}"
@@ -606,7 +675,10 @@ fn porter_is_stricter_only_where_documented() {
 #[test]
 fn porter_validate_agrees_with_xmllint() {
     let porter = env!("CARGO_BIN_EXE_porter");
-    let help = Command::new(porter).args(["validate", "--help"]).output().expect("porter runs");
+    let help = Command::new(porter)
+        .args(["validate", "--help"])
+        .output()
+        .expect("porter runs");
     if !help.status.success() {
         eprintln!("SKIPPED: the porter binary has no `validate` subcommand yet");
         return;
@@ -614,15 +686,29 @@ fn porter_validate_agrees_with_xmllint() {
     let validate = |path: &Path| -> Option<i32> {
         let out = Command::new(porter)
             .current_dir(repo())
-            .args(["validate", "--court", "CA034025J", "--config", "deploy/local/porter.toml"])
+            .args([
+                "validate",
+                "--court",
+                "CA034025J",
+                "--config",
+                "deploy/local/porter.toml",
+            ])
             .arg(path)
             .output()
             .expect("porter runs");
         out.status.code()
     };
     let mut cases: Vec<(PathBuf, i32)> = Vec::new();
-    cases.extend(files("tests/fixtures/xml/verdict/valid", "xml").into_iter().map(|p| (p, 0)));
-    cases.extend(files("tests/fixtures/xml/verdict/invalid", "xml").into_iter().map(|p| (p, 1)));
+    cases.extend(
+        files("tests/fixtures/xml/verdict/valid", "xml")
+            .into_iter()
+            .map(|p| (p, 0)),
+    );
+    cases.extend(
+        files("tests/fixtures/xml/verdict/invalid", "xml")
+            .into_iter()
+            .map(|p| (p, 1)),
+    );
     let mut disagreements = Vec::new();
     for (path, expected) in &cases {
         let xsd = if xmllint_file(path).is_ok() { 0 } else { 1 };
@@ -634,10 +720,12 @@ fn porter_validate_agrees_with_xmllint() {
             ));
         }
     }
-    for path in files("schemas/samples", "xml").into_iter().chain(files("schemas/samples", "txt")) {
+    for path in files("schemas/samples", "xml")
+        .into_iter()
+        .chain(files("schemas/samples", "txt"))
+    {
         if validate(&path) != Some(0) {
-            disagreements
-                .push(format!("{}: porter validate refuses a normative sample", name(&path)));
+            disagreements.push(format!("{}: porter validate refuses a normative sample", name(&path)));
         }
     }
     assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
@@ -651,7 +739,11 @@ fn simulated_court_xml_validates() {
     use porter_simulators::court::orders::OrderGenerator;
     use porter_simulators::court::{CourtFormat, SimCourt, to_xml};
 
-    let court = SimCourt { ori: "CA034025J".into(), name: String::new(), format: CourtFormat::Xml };
+    let court = SimCourt {
+        ori: "CA034025J".into(),
+        name: String::new(),
+        format: CourtFormat::Xml,
+    };
     let now = DateTime::parse_from_rfc3339("2026-11-25T10:15:00-08:00").unwrap();
     let mut generator = OrderGenerator::new(&court, 7, now, "xsd");
     let dir = tempfile::tempdir().unwrap();
@@ -667,7 +759,12 @@ fn simulated_court_xml_validates() {
         for (j, message) in messages.iter().enumerate() {
             let body = to_xml(message);
             let parsed = read(&body);
-            assert!(parsed.is_ok(), "{:#?}\n{}", parsed.errors, String::from_utf8_lossy(&body));
+            assert!(
+                parsed.is_ok(),
+                "{:#?}\n{}",
+                parsed.errors,
+                String::from_utf8_lossy(&body)
+            );
             let path = dir.path().join(format!("{i:03}-{j}.xml"));
             std::fs::write(&path, body).unwrap();
             paths.push(path);

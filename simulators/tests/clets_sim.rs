@@ -34,10 +34,7 @@ fn mpo(sequence: u16, nic: &str) -> String {
 }
 
 fn cpo(sequence: u16, nic: &str) -> String {
-    format!(
-        "CPO.{ORI}.{}.NIC/{nic}.PNO/24DV01234.DOC/20270101.",
-        mcn(sequence)
-    )
+    format!("CPO.{ORI}.{}.NIC/{nic}.PNO/24DV01234.DOC/20270101.", mcn(sequence))
 }
 
 /// A simulator running in-process, with a CLETS client and an HTTP client for its control API.
@@ -147,10 +144,7 @@ async fn order_lifecycle_faults_and_reset() {
         CletsReply::Ack { nic: n, .. } => assert_eq!(n, nic),
         other => panic!("expected ACK, got {other}"),
     }
-    assert!(matches!(
-        h.send(&cpo(3, &nic)).await,
-        CletsReply::Ack { .. }
-    ));
+    assert!(matches!(h.send(&cpo(3, &nic)).await, CletsReply::Ack { .. }));
 
     // After the clear, the NIC is no longer usable: E04.
     assert_eq!(rejection_code(&h.send(&mpo(4, &nic)).await), "E04");
@@ -172,11 +166,7 @@ async fn order_lifecycle_faults_and_reset() {
     assert_eq!(state.records.len(), 1);
     let record = &state.records[0];
     assert_eq!(
-        (
-            record.nic.as_str(),
-            record.ori.as_str(),
-            record.pno.as_str()
-        ),
+        (record.nic.as_str(), record.ori.as_str(), record.pno.as_str()),
         (nic.as_str(), ORI, "24DV01234")
     );
     assert_eq!(serde_json::to_value(record.status).unwrap(), "cleared");
@@ -193,10 +183,7 @@ async fn order_lifecycle_faults_and_reset() {
         .unwrap();
     assert_eq!(messages.len(), 7);
     assert_eq!(messages[0].request, epo(1));
-    assert_eq!(
-        messages[0].reply.as_deref(),
-        Some(first.to_frame_text().as_str())
-    );
+    assert_eq!(messages[0].reply.as_deref(), Some(first.to_frame_text().as_str()));
     chrono::DateTime::parse_from_rfc3339(&messages[0].at).unwrap();
 
     // Busy fault: BSY, counted.
@@ -212,16 +199,9 @@ async fn order_lifecycle_faults_and_reset() {
     );
 
     // Down: connections are refused (a transient transport error), and come back when it is lifted.
-    assert!(
-        h.post("/_sim/faults", json!({"down": true}))
-            .await
-            .is_success()
-    );
+    assert!(h.post("/_sim/faults", json!({"down": true})).await.is_success());
     let err = h.clets.send(epo(5).as_bytes()).await.unwrap_err();
-    assert!(
-        matches!(err, CletsError::Transport(_)) && err.is_transient(),
-        "{err:?}"
-    );
+    assert!(matches!(err, CletsError::Transport(_)) && err.is_transient(), "{err:?}");
     assert!(h.post("/_sim/faults", json!({})).await.is_success());
 
     // Reset: everything forgotten, faults cleared, a new entry accepted.

@@ -14,22 +14,20 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions,
-    QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use porter_simulators::court::{
-    self, CourtFormat, CourtSimConfig, GeneratedMessage, PublishEvent, Publisher, SimCourt,
-    publish_all,
+    self, CourtFormat, CourtSimConfig, GeneratedMessage, PublishEvent, Publisher, SimCourt, publish_all,
 };
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use rand::Rng;
 
 fn amqp_url() -> String {
-    std::env::var("PORTER_TEST_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    std::env::var("PORTER_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
 async fn connect() -> Connection {
@@ -153,16 +151,8 @@ fn read_xml(body: &[u8]) -> (String, String, u32) {
         }
     }
     assert_eq!(depth, 0);
-    assert_eq!(
-        root,
-        Some(("urn:por:order:1".into(), "ProtectiveOrderMessage".into()))
-    );
-    let get = |k: &str| {
-        found
-            .get(k)
-            .cloned()
-            .unwrap_or_else(|| panic!("{k} missing"))
-    };
+    assert_eq!(root, Some(("urn:por:order:1".into(), "ProtectiveOrderMessage".into())));
+    let get = |k: &str| found.get(k).cloned().unwrap_or_else(|| panic!("{k} missing"));
     (
         get("urn:por:order:1|CourtORI"),
         get("http://release.niem.gov/niem/niem-core/4.0/|IdentificationID"),
@@ -177,10 +167,7 @@ fn read_fixed(body: &[u8]) -> (String, String, u32) {
     let text = std::str::from_utf8(body).unwrap();
     assert!(text.ends_with('\n'));
     let records: Vec<&str> = text.strip_suffix('\n').unwrap().split('\n').collect();
-    assert!(
-        records.iter().all(|r| r.len() == 200),
-        "every record is 200 bytes"
-    );
+    assert!(records.iter().all(|r| r.len() == 200), "every record is 200 bytes");
     let o = records[0];
     assert_eq!(&o[..1], "O");
     let action = &o[45..47];
@@ -263,10 +250,7 @@ async fn publisher_sends_icd_messages() {
         d.ack(BasicAckOptions::default()).await.unwrap();
         let p = &d.properties;
         let id = p.message_id().as_ref().unwrap().as_str().to_string();
-        assert!(
-            id.len() <= 64 && ids.insert(id.clone()),
-            "message ids are unique"
-        );
+        assert!(id.len() <= 64 && ids.insert(id.clone()), "message ids are unique");
         let sent = &published[&id];
         assert_eq!(d.exchange.as_str(), "por.inbound");
         assert_eq!(d.routing_key.as_str(), sent.court_ori);
@@ -284,18 +268,10 @@ async fn publisher_sends_icd_messages() {
         };
         assert_eq!(
             (ori.as_str(), order.as_str(), sequence),
-            (
-                sent.court_ori.as_str(),
-                sent.order.order_number.as_str(),
-                sent.sequence
-            )
+            (sent.court_ori.as_str(), sent.order.order_number.as_str(), sent.sequence)
         );
         let last = last_sequence.insert((ori, order), sequence).unwrap_or(0);
-        assert_eq!(
-            sequence,
-            last + 1,
-            "an order's messages arrive in sequence order"
-        );
+        assert_eq!(sequence, last + 1, "an order's messages arrive in sequence order");
     }
     assert_eq!(last_sequence.len(), 6);
     assert!(last_sequence.values().all(|s| *s == 3));
@@ -378,13 +354,7 @@ async fn run_completes_on_porter_statuses() {
         while let Some(Ok(d)) = inbound_consumer.next().await {
             d.ack(BasicAckOptions::default()).await.unwrap();
             n += 1;
-            let id = d
-                .properties
-                .message_id()
-                .as_ref()
-                .unwrap()
-                .as_str()
-                .to_string();
+            let id = d.properties.message_id().as_ref().unwrap().as_str().to_string();
             let routing_key = d.routing_key.as_str().to_string();
             if routing_key == porter_xml_ori {
                 let (ori, order, seq) = read_xml(&d.data);
@@ -393,7 +363,8 @@ async fn run_completes_on_porter_statuses() {
                 let clets = format!(
                     "<por:Partner>CLETS</por:Partner><por:PartnerRecordID scheme=\"NIC\">H{n:09}</por:PartnerRecordID><por:PartnerRecordID scheme=\"FCN\">03400000{n:05}</por:PartnerRecordID>"
                 );
-                let routed = "<por:RoutedPartner>CLETS</por:RoutedPartner><por:RoutedPartner>LEA:CA0341100</por:RoutedPartner>";
+                let routed =
+                    "<por:RoutedPartner>CLETS</por:RoutedPartner><por:RoutedPartner>LEA:CA0341100</por:RoutedPartner>";
                 for (sseq, status, extra) in [
                     (3, "PARTNER_ACCEPTED", lea.to_string()),
                     (1, "ACCEPTED", routed.to_string()),
@@ -454,11 +425,7 @@ async fn run_completes_on_porter_statuses() {
     assert_eq!(report.rejected, 6);
     assert_eq!(report.partner_accepted, 12);
     assert_eq!(
-        (
-            report.partner_rejected,
-            report.dead_lettered,
-            report.not_sent
-        ),
+        (report.partner_rejected, report.dead_lettered, report.not_sent),
         (0, 0, 0)
     );
     assert!(
@@ -480,7 +447,9 @@ async fn run_completes_on_porter_statuses() {
             .any(|l| l.starts_with(&xml_ori) && l.contains("PARTNER_ACCEPTED CLETS NIC=H"))
     );
     assert!(lines.iter().any(|l| l.starts_with(&fixed_ori)
-        && l.contains("REJECTED | ERROR INVALID_CODE protected_persons[0].relationship @3:82: not a relationship code")));
+        && l.contains(
+            "REJECTED | ERROR INVALID_CODE protected_persons[0].relationship @3:82: not a relationship code"
+        )));
     let _ = conn.close(200, "OK".into()).await;
 }
 
@@ -507,12 +476,7 @@ async fn unroutable_court_is_reported() {
         .unwrap();
     assert_eq!(report.sent, 0);
     assert_eq!(report.publish_failed.len(), 2, "{}", report.summary());
-    assert!(
-        report
-            .publish_failed
-            .iter()
-            .all(|(_, why)| why.contains("NO_ROUTE"))
-    );
+    assert!(report.publish_failed.iter().all(|(_, why)| why.contains("NO_ROUTE")));
     assert_eq!(report.not_sent, 4);
     assert!(!report.is_clean());
     let _ = conn.close(200, "OK".into()).await;

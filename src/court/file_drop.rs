@@ -154,11 +154,18 @@ pub async fn run(args: FileDropArgs, shutdown: impl Future<Output = ()>) -> anyh
     let formats = load_formats(&config)?;
     let mut layouts = Vec::new();
     for name in &court.layouts {
-        let layout = formats.layouts.get(name).with_context(|| format!("layout {name:?} is not loaded"))?;
+        let layout = formats
+            .layouts
+            .get(name)
+            .with_context(|| format!("layout {name:?} is not loaded"))?;
         layouts.push(BatchLayout::of(layout));
     }
     if let Some(Err(why)) = layouts.first().map(|l| &l.order_type) {
-        bail!("court {}: its default layout {:?} cannot be read in batch files: {why}", court.ori, layouts[0].name);
+        bail!(
+            "court {}: its default layout {:?} cannot be read in batch files: {why}",
+            court.ori,
+            layouts[0].name
+        );
     }
     let dirs = Dirs::make(&args.dir)?;
     let mut adapter = FileDrop {
@@ -198,8 +205,16 @@ impl BatchLayout {
     /// `cms-b/2`) must begin no other record type, nor be `H` or `T`.
     fn of(layout: &Layout) -> BatchLayout {
         let spec = layout.spec();
-        let order_code = spec.record_order.first().and_then(|o| o.records.first()).map(|r| r.record_type.as_bytes());
-        let first_bytes = || spec.records.iter().filter_map(|r| r.record_type.as_bytes().first().copied());
+        let order_code = spec
+            .record_order
+            .first()
+            .and_then(|o| o.records.first())
+            .map(|r| r.record_type.as_bytes());
+        let first_bytes = || {
+            spec.records
+                .iter()
+                .filter_map(|r| r.record_type.as_bytes().first().copied())
+        };
         let order_type = match order_code.and_then(|c| c.first().copied()) {
             _ if spec.record_type.start != 1 => {
                 Err("batch files need the record type to start in column 1".to_string())
@@ -208,12 +223,17 @@ impl BatchLayout {
             Some(_) if first_bytes().any(|b| b == b'H' || b == b'T') => {
                 Err("one of its record types begins with H or T, like the batch header and trailer".to_string())
             }
-            Some(t) if first_bytes().filter(|&b| b == t).count() > 1 => {
-                Err(format!("another record type begins with {:?}, like its order record", t as char))
-            }
+            Some(t) if first_bytes().filter(|&b| b == t).count() > 1 => Err(format!(
+                "another record type begins with {:?}, like its order record",
+                t as char
+            )),
             Some(t) => Ok(t),
         };
-        BatchLayout { name: layout.name().to_string(), record_length: spec.record_length, order_type }
+        BatchLayout {
+            name: layout.name().to_string(),
+            record_length: spec.record_length,
+            order_type,
+        }
     }
 }
 
@@ -294,7 +314,9 @@ impl FileDrop {
         let mut still = HashMap::new();
         for name in names {
             let path = self.dirs.root.join(&name);
-            let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
             let now = (meta.len(), meta.modified().ok());
             if !once && self.seen.get(&name) != Some(&now) {
                 still.insert(name, now);
@@ -318,7 +340,9 @@ impl FileDrop {
     async fn process(&mut self, name: &std::ffi::OsStr) -> anyhow::Result<()> {
         let path = self.dirs.work.join(name);
         let file = name.to_string_lossy().into_owned();
-        let size = std::fs::metadata(&path).with_context(|| format!("reading {}", path.display()))?.len();
+        let size = std::fs::metadata(&path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .len();
         let checked = if size > MAX_BATCH_BYTES {
             Err(vec![FieldError::new(
                 ErrorCode::TooLong,
@@ -340,7 +364,9 @@ impl FileDrop {
                 Ok(())
             }
             Ok(batch) => {
-                self.publish(&batch).await.with_context(|| format!("batch file {file}"))?;
+                self.publish(&batch)
+                    .await
+                    .with_context(|| format!("batch file {file}"))?;
                 let target = free_name(&self.dirs.done, name)?;
                 std::fs::rename(&path, self.dirs.done.join(&target))
                     .with_context(|| format!("moving {file} to done/"))?;
@@ -357,7 +383,9 @@ impl FileDrop {
     /// The batch's framing, and its header against this court.
     fn check(&self, bytes: &[u8]) -> Result<Batch, Vec<FieldError>> {
         let peeked = peek_header(bytes);
-        let named = peeked.as_ref().and_then(|(_, layout)| self.layouts.iter().find(|l| &l.name == layout));
+        let named = peeked
+            .as_ref()
+            .and_then(|(_, layout)| self.layouts.iter().find(|l| &l.name == layout));
         let layout = named.unwrap_or(&self.layouts[0]);
         let mut errors = Vec::new();
         if let Some((ori, name)) = &peeked {
@@ -444,10 +472,18 @@ impl FileDrop {
         self.disconnect().await;
         let properties =
             ConnectionProperties::default().with_connection_name(format!("porter-file-drop {}", self.court).into());
-        let connection = Connection::connect(&self.amqp_url, properties).await.context("connecting to RabbitMQ")?;
+        let connection = Connection::connect(&self.amqp_url, properties)
+            .await
+            .context("connecting to RabbitMQ")?;
         let channel = connection.create_channel().await.context("opening a channel")?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await.context("enabling publisher confirms")?;
-        self.amqp = Some(Amqp { connection, channel: channel.clone() });
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .context("enabling publisher confirms")?;
+        self.amqp = Some(Amqp {
+            connection,
+            channel: channel.clone(),
+        });
         Ok(channel)
     }
 
@@ -463,7 +499,10 @@ impl FileDrop {
         let channel = self.channel().await?;
         let timestamp = chrono::Utc::now().timestamp().max(0) as u64;
         let mut headers = FieldTable::default();
-        headers.insert("x-por-layout".into(), AMQPValue::LongString(batch.header.layout.as_str().into()));
+        headers.insert(
+            "x-por-layout".into(),
+            AMQPValue::LongString(batch.header.layout.as_str().into()),
+        );
         let mut in_flight = FuturesUnordered::new();
         for m in &batch.messages {
             while in_flight.len() >= self.window {
@@ -481,7 +520,10 @@ impl FileDrop {
                 .basic_publish(
                     INBOUND_EXCHANGE.into(),
                     self.court.as_str().into(),
-                    BasicPublishOptions { mandatory: true, ..Default::default() },
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..Default::default()
+                    },
                     &m.body,
                     properties,
                 )
@@ -507,7 +549,9 @@ async fn next_confirm<F>(in_flight: &mut FuturesUnordered<F>) -> ConfirmResult
 where
     F: Future<Output = (usize, lapin::Result<Confirmation>)>,
 {
-    tokio::time::timeout(CONFIRM_TIMEOUT, in_flight.next()).await.unwrap_or(None)
+    tokio::time::timeout(CONFIRM_TIMEOUT, in_flight.next())
+        .await
+        .unwrap_or(None)
 }
 
 /// A confirm as a result: only a plain ack is a success.
@@ -588,7 +632,13 @@ fn report(file: &str, court: &str, errors: &[FieldError]) -> String {
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
     for e in errors {
-        text.push_str(&format!("{} {} {} {}\n", e.code, e.field, e.location.as_deref().unwrap_or("-"), e.text));
+        text.push_str(&format!(
+            "{} {} {} {}\n",
+            e.code,
+            e.field,
+            e.location.as_deref().unwrap_or("-"),
+            e.text
+        ));
     }
     text
 }
@@ -624,7 +674,11 @@ mod tests {
     fn report_lists_each_error() {
         let e = FieldError::new(ErrorCode::InvalidFormat, "batch.record", "record 3 is 199 bytes long").at("3:200");
         let text = report("b.txt", "CA034025J", &[e]);
-        assert!(text.lines().any(|l| l == "INVALID_FORMAT batch.record 3:200 record 3 is 199 bytes long"), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l == "INVALID_FORMAT batch.record 3:200 record 3 is 199 bytes long"),
+            "{text}"
+        );
     }
 
     /// The arguments parse as `porter court file-drop …` spells them once
@@ -679,7 +733,10 @@ mod tests {
         let d =
             Cli::try_parse_from(["porter", "court", "file-drop", "--court", "CA034025J", "--dir", "/drop"]).unwrap();
         let Top::Court(Court::FileDrop(d)) = d.command;
-        assert_eq!((d.amqp_url, d.once, d.poll_ms, d.confirm_window), (None, false, 500, None));
+        assert_eq!(
+            (d.amqp_url, d.once, d.poll_ms, d.confirm_window),
+            (None, false, 500, None)
+        );
     }
 
     /// The shipped layouts can be read in batch files: `cms-a/1` by its `O`

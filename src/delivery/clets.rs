@@ -44,9 +44,17 @@ impl CletsPartner {
             Duration::from_millis(self.config.retry_max_ms),
         );
         let next_attempt_at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::seconds(1));
-        tracing::warn!(partner = "CLETS", delivery = job.id, attempt = job.attempts + 1, "CLETS did not take the message; will retry.");
+        tracing::warn!(
+            partner = "CLETS",
+            delivery = job.id,
+            attempt = job.attempts + 1,
+            "CLETS did not take the message; will retry."
+        );
         metrics::counter!("porter_partner_retries_total", "partner" => "CLETS").increment(1);
-        DeliveryOutcome::Retry { next_attempt_at, reason }
+        DeliveryOutcome::Retry {
+            next_attempt_at,
+            reason,
+        }
     }
 }
 
@@ -63,12 +71,27 @@ impl PartnerAdapter for CletsPartner {
                 let unknown = errors.iter().any(|e| e.code == ErrorCode::UnknownOrder);
                 let reason = errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
                 let outcome = if unknown {
-                    DeliveryOutcome::DeadLettered { code: ErrorCode::UnknownOrder, reason }
+                    DeliveryOutcome::DeadLettered {
+                        code: ErrorCode::UnknownOrder,
+                        reason,
+                    }
                 } else {
-                    DeliveryOutcome::Rejected { reason, warnings: Vec::new() }
+                    DeliveryOutcome::Rejected {
+                        reason,
+                        warnings: Vec::new(),
+                    }
                 };
-                let attempt = PartnerAttempt { at, request: Vec::new(), response: None, error: Some("not translatable".into()) };
-                return DeliveryResult { delivery_id: job.id, attempt, outcome };
+                let attempt = PartnerAttempt {
+                    at,
+                    request: Vec::new(),
+                    response: None,
+                    error: Some("not translatable".into()),
+                };
+                return DeliveryResult {
+                    delivery_id: job.id,
+                    attempt,
+                    outcome,
+                };
             }
         };
         let request = translation.request.to_text().into_bytes();
@@ -82,22 +105,34 @@ impl PartnerAdapter for CletsPartner {
                 let outcome = match reply {
                     CletsReply::Ack { nic, fcn, .. } => DeliveryOutcome::Accepted {
                         record_ids: vec![
-                            PartnerRecordId { scheme: "NIC".into(), id: nic.clone() },
-                            PartnerRecordId { scheme: "FCN".into(), id: fcn },
+                            PartnerRecordId {
+                                scheme: "NIC".into(),
+                                id: nic.clone(),
+                            },
+                            PartnerRecordId {
+                                scheme: "FCN".into(),
+                                id: fcn,
+                            },
                         ],
                         nic: (job.action == Action::Issue).then_some(nic),
                         warnings: translation.warnings,
                     },
                     CletsReply::Rej { code, message, .. } => {
                         tracing::error!(partner = "CLETS", delivery = job.id, code = %code, "CLETS rejected the message; it is now a dead letter for operators.");
-                        DeliveryOutcome::Rejected { reason: format!("{code}: {message}"), warnings: translation.warnings }
+                        DeliveryOutcome::Rejected {
+                            reason: format!("{code}: {message}"),
+                            warnings: translation.warnings,
+                        }
                     }
                     CletsReply::Bsy { message, .. } => self.retry_or_give_up(&job, format!("BSY: {message}")),
                 };
                 (Some(text), None, outcome)
             }
             Err(CletsError::InvalidRequest(reason)) => {
-                let outcome = DeliveryOutcome::Rejected { reason: format!("not sendable to CLETS: {reason}"), warnings: translation.warnings };
+                let outcome = DeliveryOutcome::Rejected {
+                    reason: format!("not sendable to CLETS: {reason}"),
+                    warnings: translation.warnings,
+                };
                 (None, Some(reason), outcome)
             }
             Err(e) => {
@@ -105,6 +140,15 @@ impl PartnerAdapter for CletsPartner {
                 (None, Some(reason.clone()), self.retry_or_give_up(&job, reason))
             }
         };
-        DeliveryResult { delivery_id: job.id, attempt: PartnerAttempt { at, request, response, error }, outcome }
+        DeliveryResult {
+            delivery_id: job.id,
+            attempt: PartnerAttempt {
+                at,
+                request,
+                response,
+                error,
+            },
+            outcome,
+        }
     }
 }

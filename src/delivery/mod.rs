@@ -89,7 +89,9 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
                             }
                         }
                     }
-                    Err(e) => tracing::warn!(partner = %partner, error = %e, "Could not read due deliveries; will try again."),
+                    Err(e) => {
+                        tracing::warn!(partner = %partner, error = %e, "Could not read due deliveries; will try again.")
+                    }
                 }
             }
             let first = tokio::select! {

@@ -145,12 +145,18 @@ struct Reader {
 
 impl Reader {
     fn new(record_length: usize, order_type: u8) -> Reader {
-        Reader { record_length, order_type, errors: Vec::new(), dropped: 0 }
+        Reader {
+            record_length,
+            order_type,
+            errors: Vec::new(),
+            dropped: 0,
+        }
     }
 
     fn push(&mut self, field: &str, record: usize, column: usize, text: String) {
         if self.errors.len() < MAX_ERRORS {
-            self.errors.push(FieldError::new(ErrorCode::InvalidFormat, field, text).at(format!("{record}:{column}")));
+            self.errors
+                .push(FieldError::new(ErrorCode::InvalidFormat, field, text).at(format!("{record}:{column}")));
         } else {
             self.dropped += 1;
         }
@@ -183,7 +189,12 @@ impl Reader {
         }
         let records = split(bytes);
         if records.is_empty() {
-            self.push("batch.header", 1, 1, "the file is empty: a batch begins with a header record H".into());
+            self.push(
+                "batch.header",
+                1,
+                1,
+                "the file is empty: a batch begins with a header record H".into(),
+            );
             return Err(self.errors);
         }
         let record_kind = |r: &Record<'_>| -> &'static str {
@@ -206,19 +217,30 @@ impl Reader {
                     "batch.header",
                     1,
                     1,
-                    format!("the header record H is missing: record 1 is an order record {:?}", t as char),
+                    format!(
+                        "the header record H is missing: record 1 is an order record {:?}",
+                        t as char
+                    ),
                 );
                 (None, 0)
             }
             other => {
-                self.push("batch.header", 1, 1, format!("record 1 must be the header H, not {}", describe_type(other)));
+                self.push(
+                    "batch.header",
+                    1,
+                    1,
+                    format!("record 1 must be the header H, not {}", describe_type(other)),
+                );
                 (None, 1)
             }
         };
 
         // The trailer: the first T after the header.
-        let trailer_index =
-            records.iter().skip(body_start).position(|r| r.kind() == Some(TRAILER_TYPE)).map(|i| i + body_start);
+        let trailer_index = records
+            .iter()
+            .skip(body_start)
+            .position(|r| r.kind() == Some(TRAILER_TYPE))
+            .map(|i| i + body_start);
         let body_end = trailer_index.unwrap_or(records.len());
         match trailer_index {
             None => {
@@ -257,7 +279,12 @@ impl Reader {
                     body: Vec::new(),
                 }),
                 Some(HEADER_TYPE) => {
-                    self.push("batch.messages", r.number, 1, "a second header record H inside the batch".into());
+                    self.push(
+                        "batch.messages",
+                        r.number,
+                        1,
+                        "a second header record H inside the batch".into(),
+                    );
                     continue;
                 }
                 other if messages.is_empty() => {
@@ -306,9 +333,12 @@ impl Reader {
             );
         }
         match (header, counts) {
-            (Some(header), Some((trailer_orders, trailer_records))) if self.errors.is_empty() => {
-                Ok(Batch { header, messages, trailer_orders, trailer_records })
-            }
+            (Some(header), Some((trailer_orders, trailer_records))) if self.errors.is_empty() => Ok(Batch {
+                header,
+                messages,
+                trailer_orders,
+                trailer_records,
+            }),
             _ => {
                 // Defensive: every path to here without a value pushed an error.
                 if self.errors.is_empty() {
@@ -328,7 +358,10 @@ impl Reader {
                 field,
                 r.number,
                 column,
-                format!("record {} is {len} bytes long; every record must be {} bytes", r.number, self.record_length),
+                format!(
+                    "record {} is {len} bytes long; every record must be {} bytes",
+                    r.number, self.record_length
+                ),
             );
         }
         let mut bad = r.data.iter().enumerate().filter(|(_, b)| **b > 0x7F);
@@ -369,7 +402,10 @@ impl Reader {
                 "batch.header.created",
                 r.number,
                 11,
-                format!("the creation time {:?} is not a real date and time CCYYMMDDHHMMSS", printable(created)),
+                format!(
+                    "the creation time {:?} is not a real date and time CCYYMMDDHHMMSS",
+                    printable(created)
+                ),
             );
         }
         let number = r.columns(25, 10).unwrap_or_default();
@@ -378,7 +414,10 @@ impl Reader {
                 "batch.header.batch_number",
                 r.number,
                 25,
-                format!("the batch number {:?} is not 10 digits (zero-padded)", printable(number)),
+                format!(
+                    "the batch number {:?} is not 10 digits (zero-padded)",
+                    printable(number)
+                ),
             );
         }
         let layout = r.columns(35, 10).unwrap_or_default();
@@ -388,7 +427,10 @@ impl Reader {
                 "batch.header.layout",
                 r.number,
                 35,
-                format!("the layout name {:?} is not a left-justified name such as \"cms-a/1\"", printable(layout)),
+                format!(
+                    "the layout name {:?} is not a left-justified name such as \"cms-a/1\"",
+                    printable(layout)
+                ),
             );
         }
         if self.errors.len() + self.dropped != before {
@@ -439,7 +481,10 @@ impl Reader {
                 field,
                 r.number,
                 start,
-                format!("the {what} {:?} is not {length} digits (zero-padded)", printable(digits)),
+                format!(
+                    "the {what} {:?} is not {length} digits (zero-padded)",
+                    printable(digits)
+                ),
             );
             return None;
         }
@@ -570,10 +615,17 @@ mod tests {
     /// The shipped fixtures read as their README says.
     #[test]
     fn fixtures_read_as_documented() {
-        let good = read_batch(include_bytes!("../../tests/fixtures/batch/good-3-orders.txt"), 200, b'O').unwrap();
+        let good = read_batch(
+            include_bytes!("../../tests/fixtures/batch/good-3-orders.txt"),
+            200,
+            b'O',
+        )
+        .unwrap();
         assert_eq!(good.header.batch_number, "0000000042");
         assert_eq!(good.messages.len(), 3);
-        let e = errors(include_bytes!("../../tests/fixtures/batch/bad-trailer-short-record.txt"));
+        let e = errors(include_bytes!(
+            "../../tests/fixtures/batch/bad-trailer-short-record.txt"
+        ));
         assert!(has(&e, "batch.record", "3:200"), "{e:#?}");
         assert!(has(&e, "batch.trailer.order_count", "10:2"), "{e:#?}");
         assert_eq!(e.len(), 2, "{e:#?}");
@@ -590,8 +642,10 @@ mod tests {
     #[test]
     fn crlf_and_missing_final_terminator_are_accepted() {
         let lf = sample(2);
-        let mut crlf: Vec<u8> =
-            lf.iter().flat_map(|&b| if b == b'\n' { vec![b'\r', b'\n'] } else { vec![b] }).collect();
+        let mut crlf: Vec<u8> = lf
+            .iter()
+            .flat_map(|&b| if b == b'\n' { vec![b'\r', b'\n'] } else { vec![b] })
+            .collect();
         crlf.truncate(crlf.len() - 2);
         let a = read_batch(&lf, 200, b'O').unwrap();
         let b = read_batch(&crlf, 200, b'O').unwrap();

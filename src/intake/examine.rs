@@ -90,21 +90,37 @@ pub fn receive(court: &CourtConfig, props: &InboundProperties, body: &[u8]) -> (
     let mut errors = Vec::new();
     let message_id = match props.message_id.as_deref().filter(|m| !m.is_empty()) {
         Some(m) if m.chars().any(char::is_control) => {
-            errors.push(FieldError::new(ErrorCode::InvalidFormat, "message_id", "message_id contains control characters"));
+            errors.push(FieldError::new(
+                ErrorCode::InvalidFormat,
+                "message_id",
+                "message_id contains control characters",
+            ));
             format!("invalid-{}", &body_sha256[..16])
         }
         Some(m) if m.chars().count() <= MAX_MESSAGE_ID => m.to_string(),
         Some(m) => {
-            errors.push(FieldError::new(ErrorCode::TooLong, "message_id", format!("{} characters; at most {MAX_MESSAGE_ID}", m.chars().count())));
+            errors.push(FieldError::new(
+                ErrorCode::TooLong,
+                "message_id",
+                format!("{} characters; at most {MAX_MESSAGE_ID}", m.chars().count()),
+            ));
             m.chars().take(MAX_MESSAGE_ID).collect()
         }
         None => {
-            errors.push(FieldError::new(ErrorCode::Missing, "message_id", "the AMQP message_id property is required"));
+            errors.push(FieldError::new(
+                ErrorCode::Missing,
+                "message_id",
+                "the AMQP message_id property is required",
+            ));
             format!("missing-{}", &body_sha256[..16])
         }
     };
     if props.delivery_mode != Some(2) {
-        errors.push(FieldError::new(ErrorCode::InvalidFormat, "delivery_mode", "messages must be published persistent (delivery_mode 2)"));
+        errors.push(FieldError::new(
+            ErrorCode::InvalidFormat,
+            "delivery_mode",
+            "messages must be published persistent (delivery_mode 2)",
+        ));
     }
     // Stored and echoed: keep it printable and short whatever was sent.
     let content_type: String = props
@@ -134,14 +150,21 @@ pub fn examine(court: &CourtConfig, props: &InboundProperties, body: &[u8], form
     let mut layout_used = None;
     let mut attempted = true;
     let parsed = if body.len() > MAX_MESSAGE_BYTES {
-        errors.push(FieldError::new(ErrorCode::TooLong, "message", format!("{} bytes; at most {MAX_MESSAGE_BYTES}", body.len())));
+        errors.push(FieldError::new(
+            ErrorCode::TooLong,
+            "message",
+            format!("{} bytes; at most {MAX_MESSAGE_BYTES}", body.len()),
+        ));
         attempted = false;
         Parsed::default()
     } else {
         match content_type.as_str() {
             "application/xml" => read_order(body, &formats.xml_limits),
             "text/plain" => {
-                let name = props.layout.clone().unwrap_or_else(|| court.default_layout().to_string());
+                let name = props
+                    .layout
+                    .clone()
+                    .unwrap_or_else(|| court.default_layout().to_string());
                 match formats.layouts.get(&name).filter(|_| court.layouts.contains(&name)) {
                     Some(layout) => {
                         layout_used = Some(name);
@@ -152,14 +175,22 @@ pub fn examine(court: &CourtConfig, props: &InboundProperties, body: &[u8], form
                         parsed
                     }
                     None => {
-                        errors.push(FieldError::new(ErrorCode::InvalidCode, "x-por-layout", format!("layout {name:?} is not configured for court {}", court.ori)));
+                        errors.push(FieldError::new(
+                            ErrorCode::InvalidCode,
+                            "x-por-layout",
+                            format!("layout {name:?} is not configured for court {}", court.ori),
+                        ));
                         attempted = false;
                         Parsed::default()
                     }
                 }
             }
             other => {
-                errors.push(FieldError::new(ErrorCode::InvalidFormat, "content_type", format!("{other:?} is neither application/xml nor text/plain")));
+                errors.push(FieldError::new(
+                    ErrorCode::InvalidFormat,
+                    "content_type",
+                    format!("{other:?} is neither application/xml nor text/plain"),
+                ));
                 attempted = false;
                 Parsed::default()
             }
@@ -177,7 +208,11 @@ pub fn examine(court: &CourtConfig, props: &InboundProperties, body: &[u8], form
         errors.extend(merge(parsed.errors, checked));
     }
     inbound.layout = layout_used;
-    let verdict = if errors.is_empty() { accept(message, court, formats) } else { reject(&message, errors) };
+    let verdict = if errors.is_empty() {
+        accept(message, court, formats)
+    } else {
+        reject(&message, errors)
+    };
     IntakeItem { inbound, verdict }
 }
 
@@ -207,7 +242,12 @@ fn accept(message: OrderMessage, court: &CourtConfig, formats: &Formats) -> Verd
         }
     }
     let canonical_sha256 = canonical_sha256(&message);
-    Verdict::Accepted { order: Box::new(message), canonical_sha256, partners, warnings }
+    Verdict::Accepted {
+        order: Box::new(message),
+        canonical_sha256,
+        partners,
+        warnings,
+    }
 }
 
 /// SHA-256 of the canonical content: the message without its send time,

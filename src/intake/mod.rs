@@ -29,8 +29,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::CourtConfig;
-use crate::status::Relay;
 use crate::model::{ErrorCode, FieldError};
+use crate::status::Relay;
 use crate::store::{IntakeItem, IntakeOutcome, Store, Verdict};
 use crate::transport::consumer::InboundDelivery;
 
@@ -74,7 +74,10 @@ impl Intake {
         }
         let drained = tokio::time::timeout(DRAIN_LIMIT, async { while acks.join_next().await.is_some() {} }).await;
         if drained.is_err() {
-            tracing::warn!(pending = acks.len(), "Statuses not confirmed before shutdown; their messages will be redelivered and answered again.");
+            tracing::warn!(
+                pending = acks.len(),
+                "Statuses not confirmed before shutdown; their messages will be redelivered and answered again."
+            );
             acks.abort_all();
         }
     }
@@ -83,7 +86,10 @@ impl Intake {
         let formats = self.formats.clone();
         let courts = self.courts.clone();
         let examined = tokio::task::spawn_blocking(move || {
-            let items = batch.iter().map(|d| examine_guarded(&courts[&d.court_ori], d, &formats)).collect::<Vec<_>>();
+            let items = batch
+                .iter()
+                .map(|d| examine_guarded(&courts[&d.court_ori], d, &formats))
+                .collect::<Vec<_>>();
             (batch, items)
         })
         .await;
@@ -92,7 +98,9 @@ impl Intake {
             tracing::error!("Intake examination could not run; the batch will be redelivered.");
             return;
         };
-        let Some(outcomes) = self.commit(items, stop).await else { return };
+        let Some(outcomes) = self.commit(items, stop).await else {
+            return;
+        };
         metrics::counter!("porter_intake_committed_total").increment(batch.len() as u64);
         self.deliveries_due.notify_waiters();
         acks.spawn(confirm_then_ack(self.relay.clone(), batch, outcomes));
@@ -140,9 +148,20 @@ fn examine_guarded(court: &CourtConfig, d: &InboundDelivery, formats: &Formats) 
         Ok(item) => item,
         Err(_) => {
             tracing::error!(court = %court.ori, "Examining a message panicked; it is rejected as a dead letter. This is a bug.");
-            let error = FieldError::new(ErrorCode::InvalidFormat, "message", "Porter could not read this message (internal error); operators have been alerted");
+            let error = FieldError::new(
+                ErrorCode::InvalidFormat,
+                "message",
+                "Porter could not read this message (internal error); operators have been alerted",
+            );
             let (inbound, _) = receive(court, &props, &d.delivery.data);
-            IntakeItem { inbound, verdict: Verdict::Rejected { order_number: None, sequence: None, errors: vec![error] } }
+            IntakeItem {
+                inbound,
+                verdict: Verdict::Rejected {
+                    order_number: None,
+                    sequence: None,
+                    errors: vec![error],
+                },
+            }
         }
     }
 }
@@ -153,7 +172,10 @@ async fn confirm_then_ack(relay: Relay, batch: Vec<InboundDelivery>, outcomes: V
     let mut dead = Vec::new();
     for outcome in outcomes {
         match outcome {
-            IntakeOutcome::Stored { statuses: s, dead_letters } => {
+            IntakeOutcome::Stored {
+                statuses: s,
+                dead_letters,
+            } => {
                 statuses.extend(s);
                 dead.extend(dead_letters);
             }
@@ -183,7 +205,10 @@ async fn confirm_then_ack(relay: Relay, batch: Vec<InboundDelivery>, outcomes: V
 }
 
 async fn requeue(d: &InboundDelivery) {
-    let options = BasicNackOptions { requeue: true, ..Default::default() };
+    let options = BasicNackOptions {
+        requeue: true,
+        ..Default::default()
+    };
     if let Err(e) = d.delivery.acker.nack(options).await {
         tracing::warn!(court = %d.court_ori, error = %e, "Nack failed; RabbitMQ will redeliver when the channel closes.");
     }

@@ -13,9 +13,8 @@ use crate::model::Action;
 
 /// Porter's name for each CLETS field (the keys of `[fields]`).
 pub const KNOWN_FIELDS: &[&str] = &[
-    "nic", "name", "sex", "race", "dob", "height", "weight", "eye", "hair", "oln", "ols", "pno",
-    "oca", "typ", "isd", "exp", "ext", "brady", "pco", "ppn", "psx", "ppr", "ppb", "mis", "doc",
-    "rea", "svd", "svt", "svb", "sva", "svm",
+    "nic", "name", "sex", "race", "dob", "height", "weight", "eye", "hair", "oln", "ols", "pno", "oca", "typ", "isd",
+    "exp", "ext", "brady", "pco", "ppn", "psx", "ppr", "ppb", "mis", "doc", "rea", "svd", "svt", "svb", "sva", "svm",
 ];
 
 /// The members of the repeated protected-person group, in wire order; the
@@ -38,8 +37,16 @@ pub enum Presence {
 }
 
 /// Code tables the translator needs.
-pub const CODE_TABLES: &[&str] =
-    &["order_type", "sex", "race", "eye", "hair", "brady", "pco", "service_method"];
+pub const CODE_TABLES: &[&str] = &[
+    "order_type",
+    "sex",
+    "race",
+    "eye",
+    "hair",
+    "brady",
+    "pco",
+    "service_method",
+];
 
 /// One field's wire tag and maximum length.
 #[derive(Debug, Clone, Deserialize)]
@@ -100,7 +107,10 @@ impl CletsTables {
         }
         for a in Action::ALL {
             if !message_keys.contains_key(&a) {
-                return Err(MappingError::new(path, format!("[message_keys]: missing entry {:?}", a.name())));
+                return Err(MappingError::new(
+                    path,
+                    format!("[message_keys]: missing entry {:?}", a.name()),
+                ));
             }
         }
         for name in file.fields.keys() {
@@ -129,8 +139,7 @@ impl CletsTables {
         let mut by_tag = BTreeMap::new();
         for (name, spec) in &file.fields {
             let at = |why: String| MappingError::at_entry(path, text, "fields", name, why);
-            let tag_ok = !spec.tag.is_empty()
-                && spec.tag.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+            let tag_ok = !spec.tag.is_empty() && spec.tag.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
             if !tag_ok {
                 return Err(at(format!("tag {:?} must be A-Z and 0-9", spec.tag)));
             }
@@ -179,7 +188,11 @@ impl CletsTables {
     /// Whether `mke` carries `field` (a field name; group members by name),
     /// and whether it requires it.
     pub fn presence(&self, mke: &str, field: &str) -> Presence {
-        self.presence.get(mke).and_then(|p| p.get(field)).copied().unwrap_or(Presence::Absent)
+        self.presence
+            .get(mke)
+            .and_then(|p| p.get(field))
+            .copied()
+            .unwrap_or(Presence::Absent)
     }
 
     /// The field whose presence makes `field` required (`ols` → `oln`).
@@ -251,11 +264,18 @@ fn check_presence(
     for (mke, order) in &file.field_order {
         let table_name = format!("presence.{mke}");
         let Some(table) = file.presence.get(mke) else {
-            return Err(MappingError::new(path, format!("[{table_name}]: missing table for key {mke:?}")));
+            return Err(MappingError::new(
+                path,
+                format!("[{table_name}]: missing table for key {mke:?}"),
+            ));
         };
         let mut carried: Vec<&str> = Vec::new();
         for f in order {
-            let names: Vec<&str> = if f == PROTECTED { PROTECTED_GROUP.to_vec() } else { vec![f.as_str()] };
+            let names: Vec<&str> = if f == PROTECTED {
+                PROTECTED_GROUP.to_vec()
+            } else {
+                vec![f.as_str()]
+            };
             for n in names {
                 if carried.contains(&n) {
                     let why = format!("field {n:?} twice");
@@ -309,7 +329,9 @@ mod tests {
     #[test]
     fn broken_entry_names_file_and_entry() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/clets.toml");
-        let text = std::fs::read_to_string(&path).unwrap().replace("nic = { tag", "nicc = { tag");
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("nic = { tag", "nicc = { tag");
         let err = CletsTables::from_toml_str(&text, Path::new("mappings/clets.toml")).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("mappings/clets.toml") && msg.contains("nicc"), "{msg}");
@@ -341,7 +363,11 @@ mod tests {
     fn presence_must_match_field_order() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/clets.toml");
         let text = std::fs::read_to_string(&path).unwrap();
-        let load = |t: &str| CletsTables::from_toml_str(t, Path::new("mappings/clets.toml")).unwrap_err().to_string();
+        let load = |t: &str| {
+            CletsTables::from_toml_str(t, Path::new("mappings/clets.toml"))
+                .unwrap_err()
+                .to_string()
+        };
         let msg = load(&text.replacen("[presence.CPO]\nnic = \"R\"\n", "[presence.CPO]\n", 1));
         assert!(msg.contains("[presence.CPO]") && msg.contains("nic"), "{msg}");
         let msg = load(&text.replacen("[presence.XPO]\nnic = \"R\"", "[presence.XPO]\nnic = \"X\"", 1));

@@ -62,10 +62,7 @@ pub const MAX_COURT_CODE: usize = 16;
 #[derive(Debug)]
 pub enum CodeMapError {
     /// The file could not be read.
-    Io {
-        file: String,
-        source: std::io::Error,
-    },
+    Io { file: String, source: std::io::Error },
     /// Not TOML, not the set's shape, or a value that cannot be used.
     /// `entry` names it (`sex."7"`) when there is one.
     Invalid {
@@ -206,25 +203,15 @@ impl CodeMap {
 
     /// Parses and checks a set from TOML text; `name_for_errors` names the
     /// source in errors (usually the file path).
-    pub fn from_toml_str(
-        name_for_errors: &str,
-        text: &str,
-        canonical: &CodeLists,
-    ) -> Result<CodeMap, CodeMapError> {
-        let invalid =
-            |offset: Option<usize>, entry: Option<String>, message: String| CodeMapError::Invalid {
-                file: name_for_errors.to_string(),
-                line: offset.map(|o| line_of(text, o)),
-                entry,
-                message,
-            };
-        let file: CodeMapFile = toml::from_str(text).map_err(|e| {
-            invalid(
-                e.span().map(|s| s.start),
-                None,
-                e.message().trim().to_string(),
-            )
-        })?;
+    pub fn from_toml_str(name_for_errors: &str, text: &str, canonical: &CodeLists) -> Result<CodeMap, CodeMapError> {
+        let invalid = |offset: Option<usize>, entry: Option<String>, message: String| CodeMapError::Invalid {
+            file: name_for_errors.to_string(),
+            line: offset.map(|o| line_of(text, o)),
+            entry,
+            message,
+        };
+        let file: CodeMapFile = toml::from_str(text)
+            .map_err(|e| invalid(e.span().map(|s| s.start), None, e.message().trim().to_string()))?;
         let name = file.name.get_ref().trim();
         if name.is_empty() || name.len() > 64 || !name.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(invalid(
@@ -247,8 +234,7 @@ impl CodeMap {
             }
             // File order decides which court code a shared canonical code
             // is written as.
-            let mut entries: Vec<(&Spanned<String>, &Spanned<String>)> =
-                table.get_ref().iter().collect();
+            let mut entries: Vec<(&Spanned<String>, &Spanned<String>)> = table.get_ref().iter().collect();
             entries.sort_by_key(|(k, _)| k.span().start);
             let mut map = ListMap::default();
             for (court, canon) in entries {
@@ -348,22 +334,16 @@ impl CodeMap {
     /// part's).
     pub fn apply(&self, msg: &mut OrderMessage, locations: &Locations) -> Vec<FieldError> {
         let mut errors = Vec::new();
-        for_each_code(msg, |field, list, value| {
-            match self.to_canonical(list, value) {
-                Some(c) => {
-                    if c != value.as_str() {
-                        *value = c.to_string();
-                    }
+        for_each_code(msg, |field, list, value| match self.to_canonical(list, value) {
+            Some(c) => {
+                if c != value.as_str() {
+                    *value = c.to_string();
                 }
-                None => {
-                    let mut e = FieldError::new(
-                        ErrorCode::InvalidCode,
-                        field,
-                        self.unknown_text(list, "court", value),
-                    );
-                    e.location = locate(locations, field);
-                    errors.push(e);
-                }
+            }
+            None => {
+                let mut e = FieldError::new(ErrorCode::InvalidCode, field, self.unknown_text(list, "court", value));
+                e.location = locate(locations, field);
+                errors.push(e);
             }
         });
         errors
@@ -403,10 +383,7 @@ impl CodeMap {
                 known.join(" ")
             )
         } else {
-            format!(
-                "'{value}' is not a {side} {what} code of code map {}",
-                self.name
-            )
+            format!("'{value}' is not a {side} {what} code of code map {}", self.name)
         }
     }
 }
@@ -442,19 +419,11 @@ fn for_each_code(msg: &mut OrderMessage, mut f: impl FnMut(&str, CodeList, &mut 
     one("order.brady", CodeList::Brady, &mut o.brady);
     for (i, c) in o.condition_codes.iter_mut().enumerate() {
         let mut v = Some(std::mem::take(c));
-        one(
-            &format!("order.condition_codes[{i}]"),
-            CodeList::Condition,
-            &mut v,
-        );
+        one(&format!("order.condition_codes[{i}]"), CodeList::Condition, &mut v);
         *c = v.unwrap_or_default();
     }
     if let Some(s) = o.service.as_mut() {
-        one(
-            "order.service.method",
-            CodeList::ServiceMethod,
-            &mut s.method,
-        );
+        one("order.service.method", CodeList::ServiceMethod, &mut s.method);
     }
     if let Some(rp) = msg.restrained_person.as_mut() {
         one("restrained_person.sex", CodeList::Sex, &mut rp.sex);
@@ -463,16 +432,8 @@ fn for_each_code(msg: &mut OrderMessage, mut f: impl FnMut(&str, CodeList, &mut 
         one("restrained_person.hair", CodeList::Hair, &mut rp.hair);
     }
     for (i, p) in msg.protected_persons.iter_mut().enumerate() {
-        one(
-            &format!("protected_persons[{i}].sex"),
-            CodeList::Sex,
-            &mut p.sex,
-        );
-        one(
-            &format!("protected_persons[{i}].race"),
-            CodeList::Race,
-            &mut p.race,
-        );
+        one(&format!("protected_persons[{i}].sex"), CodeList::Sex, &mut p.sex);
+        one(&format!("protected_persons[{i}].race"), CodeList::Race, &mut p.race);
         one(
             &format!("protected_persons[{i}].relationship"),
             CodeList::Relationship,

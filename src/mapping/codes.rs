@@ -98,10 +98,7 @@ struct CodeListsFile {
 #[derive(Debug)]
 pub enum CodeListError {
     /// The file could not be read.
-    Io {
-        file: String,
-        source: std::io::Error,
-    },
+    Io { file: String, source: std::io::Error },
     /// Not TOML, or not the expected shape (unknown or missing list or key).
     Syntax {
         file: String,
@@ -136,11 +133,7 @@ impl fmt::Display for CodeListError {
             } => {
                 write!(f, "code lists {file}: {message}")
             }
-            CodeListError::Invalid {
-                file,
-                entry,
-                message,
-            } => {
+            CodeListError::Invalid { file, entry, message } => {
                 write!(f, "code lists {file}: {entry}: {message}")
             }
         }
@@ -195,11 +188,7 @@ impl CodeLists {
                 });
             }
             if let Some(code) = table.codes.keys().find(|c| {
-                c.is_empty()
-                    || c.len() > 8
-                    || !c
-                        .bytes()
-                        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+                c.is_empty() || c.len() > 8 || !c.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
             }) {
                 return Err(CodeListError::Invalid {
                     file: name_for_errors.to_string(),
@@ -261,10 +250,7 @@ mod tests {
         assert_eq!(all(CodeList::OrderType), "CH CPO DV EA EPO GV JV SV WV");
         assert_eq!(all(CodeList::Sex), "F M U X");
         assert_eq!(all(CodeList::Race), "A B H I P U W");
-        assert_eq!(
-            all(CodeList::Eye),
-            "BLK BLU BRO GRN GRY HAZ MAR MUL PNK XXX"
-        );
+        assert_eq!(all(CodeList::Eye), "BLK BLU BRO GRN GRY HAZ MAR MUL PNK XXX");
         assert_eq!(
             all(CodeList::Hair),
             "BAL BLK BLN BLU BRO GRN GRY ONG PLE PNK RED SDY WHI XXX"
@@ -286,31 +272,24 @@ mod tests {
         assert!(!c.contains(CodeList::Sex, "BRO"));
         assert!(!c.contains(CodeList::Condition, "7"));
         assert!(!c.contains(CodeList::Condition, ""));
-        assert_eq!(
-            c.meaning(CodeList::ServiceMethod, "P"),
-            Some("personal service")
-        );
+        assert_eq!(c.meaning(CodeList::ServiceMethod, "P"), Some("personal service"));
     }
 
     /// Unknown keys, missing lists and bad codes are refused, naming file and entry.
     #[test]
     fn broken_files_are_refused() {
-        let e = CodeLists::from_toml_str(
-            "x.toml",
-            &format!("{CODES}\n[colours]\ndescription = \"x\"\n"),
-        )
-        .unwrap_err()
-        .to_string();
+        let e = CodeLists::from_toml_str("x.toml", &format!("{CODES}\n[colours]\ndescription = \"x\"\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("code lists x.toml: line "), "{e}");
         assert!(e.contains("colours"), "{e}");
         let e = CodeLists::from_toml_str("x.toml", &CODES.replacen("[sex]", "[sexx]", 1))
             .unwrap_err()
             .to_string();
         assert!(e.contains("missing field `description`"), "{e}");
-        let e =
-            CodeLists::from_toml_str("x.toml", &CODES.replacen("M = \"male\"", "m = \"male\"", 1))
-                .unwrap_err()
-                .to_string();
+        let e = CodeLists::from_toml_str("x.toml", &CODES.replacen("M = \"male\"", "m = \"male\"", 1))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("sex.codes.m"), "{e}");
         let e = CodeLists::from_toml_str(
             "x.toml",

@@ -25,7 +25,10 @@ pub struct MappingError {
 
 impl MappingError {
     pub fn new(path: &Path, message: impl Into<String>) -> Self {
-        MappingError { path: path.to_path_buf(), message: message.into() }
+        MappingError {
+            path: path.to_path_buf(),
+            message: message.into(),
+        }
     }
 
     /// An error about `key` in `[table]`, with its line when it can be found.

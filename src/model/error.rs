@@ -85,7 +85,12 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(code: ErrorCode, field: impl Into<String>, text: impl Into<String>) -> Self {
-        FieldError { code, field: field.into(), location: None, text: text.into() }
+        FieldError {
+            code,
+            field: field.into(),
+            location: None,
+            text: text.into(),
+        }
     }
 
     pub fn at(mut self, location: impl Into<String>) -> Self {

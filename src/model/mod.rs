@@ -13,7 +13,7 @@ pub mod status;
 
 pub use error::{ErrorCode, FieldError, Locations};
 pub use order::{
-    Action, Address, DriverLicense, OrderImage, OrderMessage, PersonName, ProtectedPerson,
-    ProtectionOrder, RestrainedPerson, Service,
+    Action, Address, DriverLicense, OrderImage, OrderMessage, PersonName, ProtectedPerson, ProtectionOrder,
+    RestrainedPerson, Service,
 };
 pub use status::{PartnerId, PartnerRecordId, StatusKind, StatusMessage, now_pacific};

@@ -20,8 +20,13 @@ pub enum Action {
 }
 
 impl Action {
-    pub const ALL: [Action; 5] =
-        [Action::Issue, Action::Modify, Action::Terminate, Action::Cancel, Action::Service];
+    pub const ALL: [Action; 5] = [
+        Action::Issue,
+        Action::Modify,
+        Action::Terminate,
+        Action::Cancel,
+        Action::Service,
+    ];
 
     /// Spelled-out name, as in XML `por:Action` (`ISSUE`, …).
     pub fn name(self) -> &'static str {

@@ -138,5 +138,7 @@ pub struct StatusMessage {
 /// The current time in California civil time, with its offset, as status
 /// timestamps carry it (ICD §0).
 pub fn now_pacific() -> DateTime<FixedOffset> {
-    chrono::Utc::now().with_timezone(&chrono_tz::America::Los_Angeles).fixed_offset()
+    chrono::Utc::now()
+        .with_timezone(&chrono_tz::America::Los_Angeles)
+        .fixed_offset()
 }

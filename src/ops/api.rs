@@ -25,7 +25,10 @@ pub fn router() -> Router<OpsState> {
 type ApiError = (StatusCode, Json<Value>);
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
-    (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({ "error": e.to_string() })))
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({ "error": e.to_string() })),
+    )
 }
 
 #[derive(Serialize)]
@@ -47,18 +50,30 @@ async fn message(
     State(s): State<OpsState>,
     Path((ori, message_id)): Path<(String, String)>,
 ) -> Result<Json<MessageView>, ApiError> {
-    let statuses = s.store.statuses_for_message(&ori, &message_id).await.map_err(internal)?;
+    let statuses = s
+        .store
+        .statuses_for_message(&ori, &message_id)
+        .await
+        .map_err(internal)?;
     if statuses.is_empty() {
         return Err((StatusCode::NOT_FOUND, Json(json!({ "error": "no such message" }))));
     }
-    let deliveries = s.store.deliveries_for_message(&ori, &message_id).await.map_err(internal)?;
+    let deliveries = s
+        .store
+        .deliveries_for_message(&ori, &message_id)
+        .await
+        .map_err(internal)?;
     Ok(Json(MessageView {
         court_ori: ori,
         message_id,
         statuses: statuses.into_iter().map(|s| s.message).collect(),
         deliveries: deliveries
             .into_iter()
-            .map(|d| DeliveryJson { partner: d.partner.wire_name(), state: d.state, attempts: d.attempts })
+            .map(|d| DeliveryJson {
+                partner: d.partner.wire_name(),
+                state: d.state,
+                attempts: d.attempts,
+            })
             .collect(),
     }))
 }

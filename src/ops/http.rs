@@ -37,7 +37,9 @@ pub async fn run(
     state: OpsState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 async fn readyz(State(s): State<OpsState>) -> (StatusCode, &'static str) {

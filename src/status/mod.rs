@@ -36,7 +36,11 @@ impl Relay {
         if statuses.is_empty() && dead.is_empty() {
             return Ok(());
         }
-        let messages = statuses.iter().map(status_message).chain(dead.iter().map(dead_letter_message)).collect();
+        let messages = statuses
+            .iter()
+            .map(status_message)
+            .chain(dead.iter().map(dead_letter_message))
+            .collect();
         self.publisher.publish_all(messages).await?;
         metrics::counter!("porter_statuses_published_total").increment(statuses.len() as u64);
         let status_ids: Vec<i64> = statuses.iter().map(|s| s.id).collect();
@@ -76,8 +80,13 @@ impl Relay {
             .into_iter()
             .filter(|s| s.message.status_at.with_timezone(&Utc) < cutoff)
             .collect();
-        let dead: Vec<_> =
-            self.store.pending_dead_letters(1000).await?.into_iter().filter(|d| d.created_at < cutoff).collect();
+        let dead: Vec<_> = self
+            .store
+            .pending_dead_letters(1000)
+            .await?
+            .into_iter()
+            .filter(|d| d.created_at < cutoff)
+            .collect();
         self.send(&statuses, &dead).await?;
         Ok(())
     }
@@ -124,5 +133,10 @@ pub fn dead_letter_message(d: &StoredDeadLetter) -> Outgoing {
         .with_delivery_mode(2)
         .with_timestamp(d.created_at.timestamp().max(0) as u64)
         .with_headers(headers);
-    Outgoing { exchange: String::new(), routing_key: DEAD_QUEUE.into(), body: d.body.clone(), properties }
+    Outgoing {
+        exchange: String::new(),
+        routing_key: DEAD_QUEUE.into(),
+        body: d.body.clone(),
+        properties,
+    }
 }

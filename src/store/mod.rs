@@ -42,9 +42,7 @@ mod tests;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::model::{
-    Action, ErrorCode, FieldError, OrderMessage, PartnerId, PartnerRecordId, StatusMessage,
-};
+use crate::model::{Action, ErrorCode, FieldError, OrderMessage, PartnerId, PartnerRecordId, StatusMessage};
 
 pub use sql::SqlStore;
 
@@ -111,7 +109,10 @@ pub enum IntakeOutcome {
     /// its own `ACCEPTED`, or `REJECTED` plus its dead letter; and, when an
     /// accepted message fills a sequence gap, the `DEAD_LETTERED` statuses and
     /// dead letters of the waiting messages it left refused (a closed order).
-    Stored { statuses: Vec<StoredStatus>, dead_letters: Vec<StoredDeadLetter> },
+    Stored {
+        statuses: Vec<StoredStatus>,
+        dead_letters: Vec<StoredDeadLetter>,
+    },
     /// Same court, `message_id` and body as before: nothing changed. These
     /// are every status recorded for it so far, to be sent again.
     Duplicate { statuses: Vec<StoredStatus> },
@@ -220,11 +221,18 @@ pub struct PartnerAttempt {
 pub enum DeliveryOutcome {
     /// The partner accepted: `PARTNER_ACCEPTED` with these ids. `nic` is set
     /// when this answer gave the order its CARPOS record id.
-    Accepted { record_ids: Vec<PartnerRecordId>, nic: Option<String>, warnings: Vec<FieldError> },
+    Accepted {
+        record_ids: Vec<PartnerRecordId>,
+        nic: Option<String>,
+        warnings: Vec<FieldError>,
+    },
     /// A permanent rejection: `PARTNER_REJECTED` and a dead letter.
     Rejected { reason: String, warnings: Vec<FieldError> },
     /// A transient failure: try again at `next_attempt_at`.
-    Retry { next_attempt_at: DateTime<Utc>, reason: String },
+    Retry {
+        next_attempt_at: DateTime<Utc>,
+        reason: String,
+    },
     /// Given up (retries exhausted, gap timeout, unknown order):
     /// `DEAD_LETTERED` and a dead letter.
     DeadLettered { code: ErrorCode, reason: String },
@@ -291,18 +299,10 @@ pub trait Store: Send + Sync + 'static {
     /// Every status under one correlation id (inbound `message_id`), by
     /// status sequence: the stored message's, and the `CONFLICT_REJECTED`
     /// of each conflicting arrival among them.
-    async fn statuses_for_message(
-        &self,
-        court_ori: &str,
-        message_id: &str,
-    ) -> StoreResult<Vec<StoredStatus>>;
+    async fn statuses_for_message(&self, court_ori: &str, message_id: &str) -> StoreResult<Vec<StoredStatus>>;
 
     /// The deliveries of one inbound message.
-    async fn deliveries_for_message(
-        &self,
-        court_ori: &str,
-        message_id: &str,
-    ) -> StoreResult<Vec<DeliveryView>>;
+    async fn deliveries_for_message(&self, court_ori: &str, message_id: &str) -> StoreResult<Vec<DeliveryView>>;
 
     async fn dead_letters(&self, filter: &DeadLetterFilter) -> StoreResult<Vec<StoredDeadLetter>>;
     async fn dead_letter(&self, id: i64) -> StoreResult<Option<StoredDeadLetter>>;

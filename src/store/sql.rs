@@ -86,8 +86,8 @@ use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::{
-    DeadLetterFilter, DeliveryJob, DeliveryResult, DeliveryView, IntakeItem, IntakeOutcome,
-    PartnerAttempt, Produced, Store, StoreError, StoreResult, StoredDeadLetter, StoredStatus,
+    DeadLetterFilter, DeliveryJob, DeliveryResult, DeliveryView, IntakeItem, IntakeOutcome, PartnerAttempt, Produced,
+    Store, StoreError, StoreResult, StoredDeadLetter, StoredStatus,
 };
 use crate::model::PartnerId;
 
@@ -152,7 +152,9 @@ pub struct SqlStore {
 
 impl std::fmt::Debug for SqlStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlStore").field("backend", &self.backend).finish_non_exhaustive()
+        f.debug_struct("SqlStore")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
     }
 }
 
@@ -209,7 +211,11 @@ impl SqlStore {
             Backend::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&pool).await?,
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
-        Ok(SqlStore { pool, backend, writer: Arc::new(Mutex::new(())) })
+        Ok(SqlStore {
+            pool,
+            backend,
+            writer: Arc::new(Mutex::new(())),
+        })
     }
 
     /// Closes the pool, waiting for connections in use to come back.
@@ -228,9 +234,15 @@ impl SqlStore {
             Backend::Sqlite => {
                 let guard = self.writer.lock().await;
                 let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-                Ok(WriteTx { tx, _guard: Some(guard) })
+                Ok(WriteTx {
+                    tx,
+                    _guard: Some(guard),
+                })
             }
-            Backend::Postgres => Ok(WriteTx { tx: self.pool.begin().await?, _guard: None }),
+            Backend::Postgres => Ok(WriteTx {
+                tx: self.pool.begin().await?,
+                _guard: None,
+            }),
         }
     }
 }
@@ -295,20 +307,12 @@ impl Store for SqlStore {
         tx.commit().await
     }
 
-    async fn statuses_for_message(
-        &self,
-        court_ori: &str,
-        message_id: &str,
-    ) -> StoreResult<Vec<StoredStatus>> {
+    async fn statuses_for_message(&self, court_ori: &str, message_id: &str) -> StoreResult<Vec<StoredStatus>> {
         let mut conn = self.pool.acquire().await?;
         queries::statuses_for_message(&mut conn, court_ori, message_id).await
     }
 
-    async fn deliveries_for_message(
-        &self,
-        court_ori: &str,
-        message_id: &str,
-    ) -> StoreResult<Vec<DeliveryView>> {
+    async fn deliveries_for_message(&self, court_ori: &str, message_id: &str) -> StoreResult<Vec<DeliveryView>> {
         let mut conn = self.pool.acquire().await?;
         queries::deliveries_for_message(&mut conn, court_ori, message_id).await
     }

@@ -12,9 +12,7 @@ use sha2::{Digest, Sha256};
 use sqlx::{Connection, Executor, Row};
 
 use super::*;
-use crate::model::{
-    PersonName, ProtectedPerson, ProtectionOrder, RestrainedPerson, Service, StatusKind,
-};
+use crate::model::{PersonName, ProtectedPerson, ProtectionOrder, RestrainedPerson, Service, StatusKind};
 
 const COURT: &str = "CA034025J";
 const OTHER_COURT: &str = "CA019015J";
@@ -42,14 +40,17 @@ where
     F: FnOnce(SqlStore) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let base = std::env::var("PORTER_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    let base =
+        std::env::var("PORTER_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
     sqlx::any::install_default_drivers();
     let mut admin = sqlx::AnyConnection::connect(&base)
         .await
         .unwrap_or_else(|e| panic!("PostgreSQL must be reachable at {base}: {e}"));
     let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    admin.execute(format!("CREATE SCHEMA {schema}").as_str()).await.expect("create schema");
+    admin
+        .execute(format!("CREATE SCHEMA {schema}").as_str())
+        .await
+        .expect("create schema");
     let sep = if base.contains('?') { '&' } else { '?' };
     let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
     let outcome = match SqlStore::connect(&url).await {
@@ -59,12 +60,14 @@ where
             outcome.map_err(|e| e.into_panic())
         }
         Err(e) => {
-            let message: Box<dyn std::any::Any + Send> =
-                Box::new(format!("open the PostgreSQL store: {e}"));
+            let message: Box<dyn std::any::Any + Send> = Box::new(format!("open the PostgreSQL store: {e}"));
             Err(message)
         }
     };
-    admin.execute(format!("DROP SCHEMA {schema} CASCADE").as_str()).await.expect("drop schema");
+    admin
+        .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+        .await
+        .expect("drop schema");
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
@@ -157,7 +160,10 @@ fn message(number: &str, action: Action, sequence: u32, variant: &str) -> OrderM
                 ..RestrainedPerson::default()
             });
             m.protected_persons = vec![ProtectedPerson {
-                name: PersonName { last: Some("DOE".into()), ..PersonName::default() },
+                name: PersonName {
+                    last: Some("DOE".into()),
+                    ..PersonName::default()
+                },
                 sex: Some("F".into()),
                 ..ProtectedPerson::default()
             }];
@@ -241,13 +247,22 @@ fn attempt() -> PartnerAttempt {
 }
 
 fn result(delivery_id: i64, outcome: DeliveryOutcome) -> DeliveryResult {
-    DeliveryResult { delivery_id, attempt: attempt(), outcome }
+    DeliveryResult {
+        delivery_id,
+        attempt: attempt(),
+        outcome,
+    }
 }
 
 fn accepted_with_nic(nic: Option<&str>) -> DeliveryOutcome {
     DeliveryOutcome::Accepted {
         record_ids: nic
-            .map(|n| vec![PartnerRecordId { scheme: "NIC".into(), id: n.into() }])
+            .map(|n| {
+                vec![PartnerRecordId {
+                    scheme: "NIC".into(),
+                    id: n.into(),
+                }]
+            })
             .unwrap_or_default(),
         nic: nic.map(str::to_string),
         warnings: Vec::new(),
@@ -290,13 +305,19 @@ async fn reject_code(store: &dyn Store, item: IntakeItem) -> ErrorCode {
 }
 
 async fn due_jobs(store: &dyn Store, partner: &PartnerId) -> Vec<DeliveryJob> {
-    store.due_deliveries(partner, far_future(), 100).await.expect("due deliveries")
+    store
+        .due_deliveries(partner, far_future(), 100)
+        .await
+        .expect("due deliveries")
 }
 
 /// The single due job of `partner` for `number`, if any.
 async fn due_for(store: &dyn Store, partner: &PartnerId, number: &str) -> Option<DeliveryJob> {
-    let jobs: Vec<_> =
-        due_jobs(store, partner).await.into_iter().filter(|j| j.order_number == number).collect();
+    let jobs: Vec<_> = due_jobs(store, partner)
+        .await
+        .into_iter()
+        .filter(|j| j.order_number == number)
+        .collect();
     assert!(jobs.len() <= 1, "at most one job per order: {jobs:?}");
     jobs.into_iter().next()
 }
@@ -305,7 +326,10 @@ async fn due_for(store: &dyn Store, partner: &PartnerId, number: &str) -> Option
 async fn deliver(store: &dyn Store, number: &str, sequence: u32, nic: Option<&str>) {
     let job = due_for(store, &PartnerId::Clets, number).await.expect("a due job");
     assert_eq!(job.sequence, sequence);
-    store.record_deliveries(vec![result(job.id, accepted_with_nic(nic))]).await.expect("record");
+    store
+        .record_deliveries(vec![result(job.id, accepted_with_nic(nic))])
+        .await
+        .expect("record");
 }
 
 /// The order row: state, current order and the sequence that closed it.
@@ -321,7 +345,11 @@ async fn order_row(store: &SqlStore, number: &str) -> (String, OrderMessage, Opt
     .expect("order row");
     let json: String = row.try_get("order_json").unwrap();
     let order = serde_json::from_str(&json).expect("order JSON");
-    (row.try_get("state").unwrap(), order, row.try_get("closed_sequence").unwrap())
+    (
+        row.try_get("state").unwrap(),
+        order,
+        row.try_get("closed_sequence").unwrap(),
+    )
 }
 
 /// (correlation id, kind, partner, StatusSequence) of each status.
@@ -362,7 +390,10 @@ async fn accepted_message_gets_status_and_deliveries(store: SqlStore) {
 
     let job = due_for(s, &PartnerId::Clets, "24DV01234").await.expect("CLETS job");
     assert_eq!((job.court_ori.as_str(), job.message_id.as_str()), (COURT, "m-1"));
-    assert_eq!((job.sequence, job.action, job.revision, job.attempts), (1, Action::Issue, 0, 0));
+    assert_eq!(
+        (job.sequence, job.action, job.revision, job.attempts),
+        (1, Action::Issue, 0, 0)
+    );
     assert_eq!(job.order, order);
     assert_eq!(job.nic, None);
     assert!(due_for(s, &PartnerId::Doj, "24DV01234").await.is_some());
@@ -390,7 +421,10 @@ async fn same_body_again_is_a_duplicate_with_earlier_statuses(store: SqlStore) {
     assert_eq!(statuses, s.statuses_for_message(COURT, "m-1").await.unwrap());
     let kinds: Vec<_> = statuses.iter().map(|st| st.message.status).collect();
     assert_eq!(kinds, [StatusKind::Accepted, StatusKind::PartnerAccepted]);
-    assert_eq!(statuses.iter().map(|st| st.message.status_sequence).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(
+        statuses.iter().map(|st| st.message.status_sequence).collect::<Vec<_>>(),
+        [1, 2]
+    );
     assert_eq!(s.deliveries_for_message(COURT, "m-1").await.unwrap().len(), 1);
     assert_eq!(s.pending_statuses(100).await.unwrap().len(), pending_before);
     assert!(due_jobs(s, &PartnerId::Clets).await.is_empty());
@@ -399,7 +433,11 @@ async fn same_body_again_is_a_duplicate_with_earlier_statuses(store: SqlStore) {
 /// The same message_id with another body gets CONFLICT_REJECTED (next StatusSequence of the original, outbox), listed with the original's statuses, and leaves the original untouched.
 async fn same_message_id_with_other_body_is_a_conflict(store: SqlStore) {
     let s: &dyn Store = &store;
-    accept(s, accepted("m-1", message("24DV01234", Action::Issue, 1, "001"), &clets())).await;
+    accept(
+        s,
+        accepted("m-1", message("24DV01234", Action::Issue, 1, "001"), &clets()),
+    )
+    .await;
     let other = accepted("m-1", message("24DV01234", Action::Issue, 1, "002"), &clets());
     let IntakeOutcome::Conflict { status } = intake_one(s, other).await else {
         panic!("expected Conflict");
@@ -407,7 +445,10 @@ async fn same_message_id_with_other_body_is_a_conflict(store: SqlStore) {
     let m = &status.message;
     assert_eq!(m.status, StatusKind::ConflictRejected);
     assert_eq!((m.correlates_to.as_str(), m.status_sequence), ("m-1", 2));
-    assert_eq!((m.court_ori.as_str(), m.order_number.as_deref()), (COURT, Some("24DV01234")));
+    assert_eq!(
+        (m.court_ori.as_str(), m.order_number.as_deref()),
+        (COURT, Some("24DV01234"))
+    );
     assert_eq!(m.errors[0].code, ErrorCode::DuplicateConflict);
     assert_eq!(m.errors[0].field, "message_id");
 
@@ -450,7 +491,11 @@ async fn rejected_message_gets_status_and_dead_letter_and_frees_its_sequence(sto
     assert!(due_jobs(s, &PartnerId::Clets).await.is_empty());
 
     // The corrected message takes the same sequence under a new message_id.
-    accept(s, accepted("good-1", message("24DV00001", Action::Issue, 1, "001"), &clets())).await;
+    accept(
+        s,
+        accepted("good-1", message("24DV00001", Action::Issue, 1, "001"), &clets()),
+    )
+    .await;
     assert!(due_for(s, &PartnerId::Clets, "24DV00001").await.is_some());
 }
 
@@ -482,18 +527,30 @@ async fn same_sequence_under_new_message_id(store: SqlStore) {
 /// An ISSUE for an order that exists and is active is REJECTED with SEQUENCE_CONFLICT.
 async fn issue_of_an_active_order_is_a_sequence_conflict(store: SqlStore) {
     let s: &dyn Store = &store;
-    accept(s, accepted("m-1", message("24DV01234", Action::Issue, 1, "001"), &clets())).await;
+    accept(
+        s,
+        accepted("m-1", message("24DV01234", Action::Issue, 1, "001"), &clets()),
+    )
+    .await;
     let reissue = accepted("m-2", message("24DV01234", Action::Issue, 2, "001"), &clets());
     assert_eq!(reject_code(s, reissue).await, ErrorCode::SequenceConflict);
     // A MODIFY with that sequence is still welcome.
-    accept(s, accepted("m-3", message("24DV01234", Action::Modify, 2, "001"), &clets())).await;
+    accept(
+        s,
+        accepted("m-3", message("24DV01234", Action::Modify, 2, "001"), &clets()),
+    )
+    .await;
 }
 
 /// After TERMINATE or CANCEL, later messages are ORDER_CLOSED (only the next-sequence ISSUE after a CANCEL re-enters).
 async fn closed_orders_reject_later_messages(store: SqlStore) {
     let s: &dyn Store = &store;
     accept(s, accepted("a-1", message("24DVA", Action::Issue, 1, "A"), &clets())).await;
-    accept(s, accepted("a-2", message("24DVA", Action::Terminate, 2, "A"), &clets())).await;
+    accept(
+        s,
+        accepted("a-2", message("24DVA", Action::Terminate, 2, "A"), &clets()),
+    )
+    .await;
     let modify = accepted("a-3", message("24DVA", Action::Modify, 3, "A"), &clets());
     assert_eq!(reject_code(s, modify).await, ErrorCode::OrderClosed);
     let reissue = accepted("a-4", message("24DVA", Action::Issue, 3, "A"), &clets());
@@ -551,10 +608,16 @@ async fn later_sequences_wait_for_earlier_deliveries(store: SqlStore) {
 
     // A retry keeps sequence 2 waiting and makes sequence 1 due later.
     let retry_at = Utc::now() + chrono::Duration::minutes(10);
-    let retry = DeliveryOutcome::Retry { next_attempt_at: retry_at, reason: "BSY".into() };
+    let retry = DeliveryOutcome::Retry {
+        next_attempt_at: retry_at,
+        reason: "BSY".into(),
+    };
     s.record_deliveries(vec![result(jobs[0].id, retry)]).await.unwrap();
     let soon = s.due_deliveries(&PartnerId::Clets, Utc::now(), 10).await.unwrap();
-    assert_eq!(soon.iter().map(|j| j.order_number.as_str()).collect::<Vec<_>>(), ["24DVY"]);
+    assert_eq!(
+        soon.iter().map(|j| j.order_number.as_str()).collect::<Vec<_>>(),
+        ["24DVY"]
+    );
     let again = due_for(s, &PartnerId::Clets, "24DVX").await.unwrap();
     assert_eq!((again.sequence, again.attempts), (1, 1));
 
@@ -578,13 +641,19 @@ async fn gap_holds_deliveries_until_filled(store: SqlStore) {
     deliver(s, n, 1, Some("H000000001")).await;
     // Sequence 2 is rejected (say, invalid); 3 arrives and waits.
     let mut bad = rejected(COURT, "m-2", vec![FieldError::new(ErrorCode::Missing, "x", "y")]);
-    if let Verdict::Rejected { order_number, sequence, .. } = &mut bad.verdict {
+    if let Verdict::Rejected {
+        order_number, sequence, ..
+    } = &mut bad.verdict
+    {
         *order_number = Some(n.into());
         *sequence = Some(2);
     }
     reject_code(s, bad).await;
     accept(s, accepted("m-3", message(n, Action::Terminate, 3, "001"), &clets())).await;
-    assert!(due_for(s, &PartnerId::Clets, n).await.is_none(), "sequence 3 waits for 2");
+    assert!(
+        due_for(s, &PartnerId::Clets, n).await.is_none(),
+        "sequence 3 waits for 2"
+    );
     // Nothing may follow the TERMINATE.
     let after = accepted("m-4", message(n, Action::Modify, 4, "001"), &clets());
     assert_eq!(reject_code(s, after).await, ErrorCode::OrderClosed);
@@ -618,8 +687,14 @@ async fn delivery_outcomes_produce_statuses_and_dead_letters(store: SqlStore) {
     }
     let warning = FieldError::new(ErrorCode::Shortened, "restrained_person.name", "cut to 30");
     let record_ids = vec![
-        PartnerRecordId { scheme: "NIC".into(), id: "H123456789".into() },
-        PartnerRecordId { scheme: "FCN".into(), id: "0340000012345".into() },
+        PartnerRecordId {
+            scheme: "NIC".into(),
+            id: "H123456789".into(),
+        },
+        PartnerRecordId {
+            scheme: "FCN".into(),
+            id: "0340000012345".into(),
+        },
     ];
     let produced = s
         .record_deliveries(vec![
@@ -640,7 +715,10 @@ async fn delivery_outcomes_produce_statuses_and_dead_letters(store: SqlStore) {
             ),
             result(
                 ids[2],
-                DeliveryOutcome::Retry { next_attempt_at: far_future(), reason: "BSY".into() },
+                DeliveryOutcome::Retry {
+                    next_attempt_at: far_future(),
+                    reason: "BSY".into(),
+                },
             ),
             result(
                 ids[3],
@@ -656,7 +734,11 @@ async fn delivery_outcomes_produce_statuses_and_dead_letters(store: SqlStore) {
     let kinds: Vec<_> = produced.statuses.iter().map(|st| st.message.status).collect();
     assert_eq!(
         kinds,
-        [StatusKind::PartnerAccepted, StatusKind::PartnerRejected, StatusKind::DeadLettered]
+        [
+            StatusKind::PartnerAccepted,
+            StatusKind::PartnerRejected,
+            StatusKind::DeadLettered
+        ]
     );
     for st in &produced.statuses {
         assert_eq!(st.message.partner, Some(PartnerId::Clets));
@@ -664,7 +746,10 @@ async fn delivery_outcomes_produce_statuses_and_dead_letters(store: SqlStore) {
         assert_eq!(st.message.sequence, Some(1));
     }
     let ok = &produced.statuses[0].message;
-    assert_eq!((ok.partner_record_ids.clone(), ok.warnings.clone()), (record_ids, vec![warning]));
+    assert_eq!(
+        (ok.partner_record_ids.clone(), ok.warnings.clone()),
+        (record_ids, vec![warning])
+    );
     let rej = &produced.statuses[1].message;
     assert_eq!(rej.errors[0].code, ErrorCode::PartnerRejected);
     assert_eq!(
@@ -675,7 +760,10 @@ async fn delivery_outcomes_produce_statuses_and_dead_letters(store: SqlStore) {
 
     assert_eq!(produced.dead_letters.len(), 2);
     let (dl_rej, dl_dead) = (&produced.dead_letters[0], &produced.dead_letters[1]);
-    assert_eq!((dl_rej.stage.as_str(), dl_rej.reason.as_str()), ("deliver", "PARTNER_REJECTED"));
+    assert_eq!(
+        (dl_rej.stage.as_str(), dl_rej.reason.as_str()),
+        ("deliver", "PARTNER_REJECTED")
+    );
     assert_eq!((dl_rej.partner.clone(), dl_rej.attempts), (Some(PartnerId::Clets), 1));
     assert_eq!(dl_rej.message_id, "24DVB-1");
     assert!(dl_rej.body.starts_with(b"<24DVB-1>"));
@@ -694,7 +782,12 @@ async fn delivery_outcomes_produce_statuses_and_dead_letters(store: SqlStore) {
     };
     assert_eq!(
         states,
-        [("ACCEPTED".into(), 1), ("REJECTED".into(), 1), ("PENDING".into(), 1), ("DEAD".into(), 1)]
+        [
+            ("ACCEPTED".into(), 1),
+            ("REJECTED".into(), 1),
+            ("PENDING".into(), 1),
+            ("DEAD".into(), 1)
+        ]
     );
     let attempts = s.partner_attempts(ids[1]).await.unwrap();
     assert_eq!(attempts.len(), 1);
@@ -702,17 +795,32 @@ async fn delivery_outcomes_produce_statuses_and_dead_letters(store: SqlStore) {
     assert_eq!(attempts[0].response.as_deref(), Some("ACK"));
 
     // A rejected or dead-lettered sequence holds the later ones back.
-    accept(s, accepted("24DVB-2", message("24DVB", Action::Modify, 2, "001"), &clets())).await;
-    accept(s, accepted("24DVD-2", message("24DVD", Action::Modify, 2, "001"), &clets())).await;
+    accept(
+        s,
+        accepted("24DVB-2", message("24DVB", Action::Modify, 2, "001"), &clets()),
+    )
+    .await;
+    accept(
+        s,
+        accepted("24DVD-2", message("24DVD", Action::Modify, 2, "001"), &clets()),
+    )
+    .await;
     assert!(due_for(s, &PartnerId::Clets, "24DVB").await.is_none());
     assert!(due_for(s, &PartnerId::Clets, "24DVD").await.is_none());
     // The accepted EPO's NIC goes with the next job.
-    accept(s, accepted("24DVA-2", message("24DVA", Action::Service, 2, "001"), &clets())).await;
+    accept(
+        s,
+        accepted("24DVA-2", message("24DVA", Action::Service, 2, "001"), &clets()),
+    )
+    .await;
     let spo = due_for(s, &PartnerId::Clets, "24DVA").await.unwrap();
     assert_eq!(spo.nic.as_deref(), Some("H123456789"));
 
     // A late second report for a finished delivery is recorded but changes nothing.
-    let late = s.record_deliveries(vec![result(ids[0], accepted_with_nic(None))]).await.unwrap();
+    let late = s
+        .record_deliveries(vec![result(ids[0], accepted_with_nic(None))])
+        .await
+        .unwrap();
     assert!(late.statuses.is_empty() && late.dead_letters.is_empty());
     assert_eq!(s.partner_attempts(ids[0]).await.unwrap().len(), 2);
     assert_eq!(s.statuses_for_message(COURT, "24DVA-1").await.unwrap().len(), 2);
@@ -723,8 +831,16 @@ async fn status_sequence_counts_per_message(store: SqlStore) {
     let s: &dyn Store = &store;
     let lea = PartnerId::Lea("CA0340000".into());
     let partners = vec![PartnerId::Clets, PartnerId::Doj, lea.clone()];
-    accept(s, accepted("m-1", message("24DV01234", Action::Issue, 1, "001"), &partners)).await;
-    accept(s, accepted("n-1", message("24DV05678", Action::Issue, 1, "001"), &partners)).await;
+    accept(
+        s,
+        accepted("m-1", message("24DV01234", Action::Issue, 1, "001"), &partners),
+    )
+    .await;
+    accept(
+        s,
+        accepted("n-1", message("24DV05678", Action::Issue, 1, "001"), &partners),
+    )
+    .await;
     let job = |p: PartnerId| async move { due_for(s, &p, "24DV01234").await.unwrap().id };
     let (c, d, l) = (job(PartnerId::Clets).await, job(PartnerId::Doj).await, job(lea).await);
     s.record_deliveries(vec![
@@ -733,7 +849,9 @@ async fn status_sequence_counts_per_message(store: SqlStore) {
     ])
     .await
     .unwrap();
-    s.record_deliveries(vec![result(l, accepted_with_nic(None))]).await.unwrap();
+    s.record_deliveries(vec![result(l, accepted_with_nic(None))])
+        .await
+        .unwrap();
     let seqs: Vec<_> = s
         .statuses_for_message(COURT, "m-1")
         .await
@@ -743,30 +861,50 @@ async fn status_sequence_counts_per_message(store: SqlStore) {
         .collect();
     assert_eq!(seqs, [1, 2, 3, 4]);
     let other = s.statuses_for_message(COURT, "n-1").await.unwrap();
-    assert_eq!(other.iter().map(|st| st.message.status_sequence).collect::<Vec<_>>(), [1]);
+    assert_eq!(
+        other.iter().map(|st| st.message.status_sequence).collect::<Vec<_>>(),
+        [1]
+    );
 }
 
 /// Statuses and dead letters stay pending, oldest first, until marked published; marking is idempotent.
 async fn outbox_lists_rows_until_marked(store: SqlStore) {
     let s: &dyn Store = &store;
-    accept(s, accepted("m-1", message("24DV01234", Action::Issue, 1, "001"), &clets())).await;
-    reject_code(s, rejected(COURT, "bad-1", vec![FieldError::new(ErrorCode::Missing, "a", "b")]))
-        .await;
+    accept(
+        s,
+        accepted("m-1", message("24DV01234", Action::Issue, 1, "001"), &clets()),
+    )
+    .await;
     reject_code(
         s,
-        rejected(OTHER_COURT, "bad-2", vec![FieldError::new(ErrorCode::TooLong, "c", "d")]),
+        rejected(COURT, "bad-1", vec![FieldError::new(ErrorCode::Missing, "a", "b")]),
+    )
+    .await;
+    reject_code(
+        s,
+        rejected(
+            OTHER_COURT,
+            "bad-2",
+            vec![FieldError::new(ErrorCode::TooLong, "c", "d")],
+        ),
     )
     .await;
 
     let statuses = s.pending_statuses(100).await.unwrap();
     assert_eq!(
-        statuses.iter().map(|st| st.message.correlates_to.as_str()).collect::<Vec<_>>(),
+        statuses
+            .iter()
+            .map(|st| st.message.correlates_to.as_str())
+            .collect::<Vec<_>>(),
         ["m-1", "bad-1", "bad-2"]
     );
     assert_eq!(s.pending_statuses(2).await.unwrap().len(), 2);
     s.mark_statuses_published(&[statuses[0].id]).await.unwrap();
     let left = s.pending_statuses(100).await.unwrap();
-    assert_eq!(left.iter().map(|st| st.id).collect::<Vec<_>>(), [statuses[1].id, statuses[2].id]);
+    assert_eq!(
+        left.iter().map(|st| st.id).collect::<Vec<_>>(),
+        [statuses[1].id, statuses[2].id]
+    );
     let all: Vec<_> = statuses.iter().map(|st| st.id).collect();
     s.mark_statuses_published(&all).await.unwrap();
     s.mark_statuses_published(&all).await.unwrap();
@@ -774,7 +912,10 @@ async fn outbox_lists_rows_until_marked(store: SqlStore) {
     assert!(s.pending_statuses(100).await.unwrap().is_empty());
 
     let dead = s.pending_dead_letters(100).await.unwrap();
-    assert_eq!(dead.iter().map(|d| d.message_id.as_str()).collect::<Vec<_>>(), ["bad-1", "bad-2"]);
+    assert_eq!(
+        dead.iter().map(|d| d.message_id.as_str()).collect::<Vec<_>>(),
+        ["bad-1", "bad-2"]
+    );
     s.mark_dead_letters_published(&[dead[1].id]).await.unwrap();
     assert_eq!(s.pending_dead_letters(100).await.unwrap(), vec![dead[0].clone()]);
     s.mark_dead_letters_published(&[dead[0].id, dead[1].id]).await.unwrap();
@@ -787,8 +928,11 @@ async fn outbox_lists_rows_until_marked(store: SqlStore) {
 async fn dead_letters_filter_and_sort(store: SqlStore) {
     let s: &dyn Store = &store;
     let pause = || tokio::time::sleep(Duration::from_millis(5));
-    reject_code(s, rejected(COURT, "v-1", vec![FieldError::new(ErrorCode::Missing, "a", "b")]))
-        .await;
+    reject_code(
+        s,
+        rejected(COURT, "v-1", vec![FieldError::new(ErrorCode::Missing, "a", "b")]),
+    )
+    .await;
     pause().await;
     reject_code(
         s,
@@ -798,11 +942,19 @@ async fn dead_letters_filter_and_sort(store: SqlStore) {
     pause().await;
     accept(s, accepted("d-1", message("24DVA", Action::Issue, 1, "A"), &both())).await;
     let clets_job = due_for(s, &PartnerId::Clets, "24DVA").await.unwrap();
-    let rejection = DeliveryOutcome::Rejected { reason: "E03".into(), warnings: Vec::new() };
-    s.record_deliveries(vec![result(clets_job.id, rejection)]).await.unwrap();
+    let rejection = DeliveryOutcome::Rejected {
+        reason: "E03".into(),
+        warnings: Vec::new(),
+    };
+    s.record_deliveries(vec![result(clets_job.id, rejection)])
+        .await
+        .unwrap();
     pause().await;
     let doj_job = due_for(s, &PartnerId::Doj, "24DVA").await.unwrap();
-    let dead = DeliveryOutcome::DeadLettered { code: ErrorCode::SequenceGap, reason: "gap".into() };
+    let dead = DeliveryOutcome::DeadLettered {
+        code: ErrorCode::SequenceGap,
+        reason: "gap".into(),
+    };
     s.record_deliveries(vec![result(doj_job.id, dead)]).await.unwrap();
 
     let all = s.dead_letters(&DeadLetterFilter::default()).await.unwrap();
@@ -811,13 +963,25 @@ async fn dead_letters_filter_and_sort(store: SqlStore) {
     let ids = |v: Vec<StoredDeadLetter>| v.into_iter().map(|d| d.reason).collect::<Vec<_>>();
     let f = |f: DeadLetterFilter| async move { ids(s.dead_letters(&f).await.unwrap()) };
 
-    let court = f(DeadLetterFilter { court_ori: Some(OTHER_COURT.into()), ..Default::default() });
+    let court = f(DeadLetterFilter {
+        court_ori: Some(OTHER_COURT.into()),
+        ..Default::default()
+    });
     assert_eq!(court.await, ["TOO_LONG"]);
-    let stage = f(DeadLetterFilter { stage: Some("deliver".into()), ..Default::default() });
+    let stage = f(DeadLetterFilter {
+        stage: Some("deliver".into()),
+        ..Default::default()
+    });
     assert_eq!(stage.await, ["SEQUENCE_GAP", "PARTNER_REJECTED"]);
-    let partner = f(DeadLetterFilter { partner: Some(PartnerId::Clets), ..Default::default() });
+    let partner = f(DeadLetterFilter {
+        partner: Some(PartnerId::Clets),
+        ..Default::default()
+    });
     assert_eq!(partner.await, ["PARTNER_REJECTED"]);
-    let reason = f(DeadLetterFilter { reason: Some("MISSING".into()), ..Default::default() });
+    let reason = f(DeadLetterFilter {
+        reason: Some("MISSING".into()),
+        ..Default::default()
+    });
     assert_eq!(reason.await, ["MISSING"]);
     let combined = DeadLetterFilter {
         court_ori: Some(COURT.into()),
@@ -831,9 +995,15 @@ async fn dead_letters_filter_and_sort(store: SqlStore) {
         ..Default::default()
     };
     assert_eq!(f(window).await, ["PARTNER_REJECTED", "TOO_LONG"]);
-    let limited = DeadLetterFilter { limit: Some(1), ..Default::default() };
+    let limited = DeadLetterFilter {
+        limit: Some(1),
+        ..Default::default()
+    };
     assert_eq!(f(limited).await, ["SEQUENCE_GAP"]);
-    let none = DeadLetterFilter { court_ori: Some("CA0000000".into()), ..Default::default() };
+    let none = DeadLetterFilter {
+        court_ori: Some("CA0000000".into()),
+        ..Default::default()
+    };
     assert!(f(none).await.is_empty());
 
     assert_eq!(s.dead_letter(all[1].id).await.unwrap().as_ref(), Some(&all[1]));
@@ -866,7 +1036,13 @@ async fn batch_of_500_in_one_call(store: SqlStore) {
         }
         other => panic!("last item: {other:?}"),
     }
-    assert_eq!(s.due_deliveries(&PartnerId::Clets, far_future(), 1000).await.unwrap().len(), 499);
+    assert_eq!(
+        s.due_deliveries(&PartnerId::Clets, far_future(), 1000)
+            .await
+            .unwrap()
+            .len(),
+        499
+    );
     assert_eq!(s.pending_statuses(1000).await.unwrap().len(), 499);
 }
 
@@ -877,8 +1053,11 @@ async fn purge_forgets_finished_messages_but_keeps_order_rules(store: SqlStore) 
     let issue = accepted("m-1", message(n, Action::Issue, 1, "001"), &clets());
     accept(s, issue.clone()).await;
     deliver(s, n, 1, Some("H000000001")).await;
-    reject_code(s, rejected(COURT, "bad-1", vec![FieldError::new(ErrorCode::Missing, "a", "b")]))
-        .await;
+    reject_code(
+        s,
+        rejected(COURT, "bad-1", vec![FieldError::new(ErrorCode::Missing, "a", "b")]),
+    )
+    .await;
     accept(s, accepted("w-1", message("24DVW", Action::Issue, 1, "W"), &clets())).await;
     let conflict = accepted("m-1", message(n, Action::Issue, 1, "002"), &clets());
     assert!(matches!(intake_one(s, conflict).await, IntakeOutcome::Conflict { .. }));
@@ -927,7 +1106,11 @@ async fn sqlite_file_is_created_in_wal_mode_and_reopens() {
     let path = dir.path().join("sub.db");
     let url = format!("sqlite://{}", path.display());
     let store = SqlStore::connect(&url).await.unwrap();
-    accept(&store, accepted("m-1", message("24DV01234", Action::Issue, 1, "001"), &clets())).await;
+    accept(
+        &store,
+        accepted("m-1", message("24DV01234", Action::Issue, 1, "001"), &clets()),
+    )
+    .await;
     assert!(path.exists());
     assert!(dir.path().join("sub.db-wal").exists(), "WAL mode");
     store.close().await;
@@ -956,8 +1139,10 @@ async fn conflicting_arrivals_are_kept_and_ordered(store: SqlStore) {
     };
     assert_eq!((c1.message.status_sequence, c2.message.status_sequence), (3, 4));
     let doj = due_for(s, &PartnerId::Doj, n).await.unwrap();
-    let produced =
-        s.record_deliveries(vec![result(doj.id, accepted_with_nic(None))]).await.unwrap();
+    let produced = s
+        .record_deliveries(vec![result(doj.id, accepted_with_nic(None))])
+        .await
+        .unwrap();
     assert_eq!(produced.statuses[0].message.status_sequence, 5);
 
     // The same conflicting body again: the same answer, nothing new.
@@ -982,7 +1167,11 @@ async fn conflicting_arrivals_are_kept_and_ordered(store: SqlStore) {
         panic!("expected Duplicate");
     };
     let seqs: Vec<_> = statuses.iter().map(|st| st.message.status_sequence).collect();
-    assert_eq!(seqs, [1, 2, 5], "a duplicate of the original does not re-send the conflicts");
+    assert_eq!(
+        seqs,
+        [1, 2, 5],
+        "a duplicate of the original does not re-send the conflicts"
+    );
 
     let rows = sqlx::query(
         "SELECT body, body_sha256, content_type, received_at, status_id FROM conflicts \
@@ -1045,15 +1234,24 @@ async fn gap_filled_by_terminate_refuses_the_waiting_messages(store: SqlStore) {
     assert_eq!(dead_letters.len(), 3);
     for (dl, st) in dead_letters.iter().zip(&statuses[1..]) {
         assert_eq!((dl.stage.as_str(), dl.reason.as_str()), ("sequence", "ORDER_CLOSED"));
-        assert_eq!((&dl.partner, &dl.message_id), (&st.message.partner, &st.message.correlates_to));
+        assert_eq!(
+            (&dl.partner, &dl.message_id),
+            (&st.message.partner, &st.message.correlates_to)
+        );
         assert_eq!((dl.sequence, dl.attempts), (st.message.sequence, 0));
         assert_eq!(dl.errors, st.message.errors);
     }
     assert!(dead_letters[0].body.starts_with(b"<m-3>"));
-    assert_eq!(states(&s.deliveries_for_message(COURT, "m-3").await.unwrap()), ["DEAD", "DEAD"]);
+    assert_eq!(
+        states(&s.deliveries_for_message(COURT, "m-3").await.unwrap()),
+        ["DEAD", "DEAD"]
+    );
     assert_eq!(states(&s.deliveries_for_message(COURT, "m-4").await.unwrap()), ["DEAD"]);
     let m3 = s.statuses_for_message(COURT, "m-3").await.unwrap();
-    assert_eq!(m3.iter().map(|st| st.message.status_sequence).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(
+        m3.iter().map(|st| st.message.status_sequence).collect::<Vec<_>>(),
+        [1, 2, 3]
+    );
 
     // CLETS gets the CPO with the NIC, and nothing after it.
     let cpo = due_for(s, &PartnerId::Clets, n).await.unwrap();
@@ -1125,9 +1323,8 @@ async fn held_messages_are_refused_when_the_gap_shows_them_invalid(store: SqlSto
     accept(s, accepted("a-1", message(n, Action::Issue, 1, "001"), &clets())).await;
     accept(s, accepted("a-3", message(n, Action::Modify, 3, "002"), &clets())).await;
     accept(s, accepted("a-4", message(n, Action::Service, 4, "002"), &[])).await;
-    let (statuses, dead_letters) = stored(
-        intake_one(s, accepted("a-2", message(n, Action::Cancel, 2, "001"), &clets())).await,
-    );
+    let (statuses, dead_letters) =
+        stored(intake_one(s, accepted("a-2", message(n, Action::Cancel, 2, "001"), &clets())).await);
     assert_eq!(
         summary(&statuses),
         [
@@ -1136,10 +1333,18 @@ async fn held_messages_are_refused_when_the_gap_shows_them_invalid(store: SqlSto
             ("a-4".to_string(), StatusKind::DeadLettered, None, 2),
         ]
     );
-    assert!(statuses[1..].iter().all(|st| st.message.errors[0].code == ErrorCode::OrderClosed));
+    assert!(
+        statuses[1..]
+            .iter()
+            .all(|st| st.message.errors[0].code == ErrorCode::OrderClosed)
+    );
     let partners: Vec<_> = dead_letters.iter().map(|d| d.partner.clone()).collect();
     assert_eq!(partners, [Some(PartnerId::Clets), None]);
-    assert!(dead_letters.iter().all(|d| d.stage == "sequence" && d.reason == "ORDER_CLOSED"));
+    assert!(
+        dead_letters
+            .iter()
+            .all(|d| d.stage == "sequence" && d.reason == "ORDER_CLOSED")
+    );
     let (state, _, closed) = order_row(&store, n).await;
     assert_eq!((state.as_str(), closed), ("CANCELLED", Some(2)));
     // The refused MODIFY used sequence 3: no re-entry can take it now.
@@ -1150,9 +1355,8 @@ async fn held_messages_are_refused_when_the_gap_shows_them_invalid(store: SqlSto
     accept(s, accepted("b-1", message(m, Action::Issue, 1, "001"), &clets())).await;
     deliver(s, m, 1, Some("H000000001")).await;
     accept(s, accepted("b-3", message(m, Action::Issue, 3, "002"), &clets())).await;
-    let (statuses, dead_letters) = stored(
-        intake_one(s, accepted("b-2", message(m, Action::Modify, 2, "002"), &clets())).await,
-    );
+    let (statuses, dead_letters) =
+        stored(intake_one(s, accepted("b-2", message(m, Action::Modify, 2, "002"), &clets())).await);
     assert_eq!(
         summary(&statuses),
         [
@@ -1161,14 +1365,20 @@ async fn held_messages_are_refused_when_the_gap_shows_them_invalid(store: SqlSto
         ]
     );
     let error = &statuses[1].message.errors[0];
-    assert_eq!((error.code, error.field.as_str()), (ErrorCode::SequenceConflict, "sequence"));
+    assert_eq!(
+        (error.code, error.field.as_str()),
+        (ErrorCode::SequenceConflict, "sequence")
+    );
     assert_eq!(dead_letters.len(), 1);
     assert_eq!(
         (dead_letters[0].stage.as_str(), dead_letters[0].reason.as_str()),
         ("sequence", "SEQUENCE_CONFLICT")
     );
     let (state, order, _) = order_row(&store, m).await;
-    assert_eq!((state.as_str(), order.order.case_number.as_deref()), ("ACTIVE", Some("24FL002")));
+    assert_eq!(
+        (state.as_str(), order.order.case_number.as_deref()),
+        ("ACTIVE", Some("24FL002"))
+    );
     // The order stays active: a MODIFY is applied, but waits behind the dead letter.
     accept(s, accepted("b-4", message(m, Action::Modify, 4, "003"), &clets())).await;
     deliver(s, m, 2, None).await;
@@ -1191,14 +1401,20 @@ async fn repeat_under_new_message_id_warns_duplicate(store: SqlStore) {
     assert_eq!(codes, ["DUPLICATE"]);
     let stored = s.statuses_for_message(COURT, "m-2").await.unwrap();
     let json = serde_json::to_string(&stored[0].message).unwrap();
-    assert!(json.contains("\"DUPLICATE\"") && !json.contains("DUPLICATE_CONFLICT"), "{json}");
+    assert!(
+        json.contains("\"DUPLICATE\"") && !json.contains("DUPLICATE_CONFLICT"),
+        "{json}"
+    );
 }
 
 /// Proves finding 5: NUL in any text from a court or a partner (message_id, content type, layout, order number, partner answers, errors, reasons, NIC) is stored as U+FFFD on both backends instead of failing the batch, and lookups spelled with the NUL find the row.
 async fn nul_in_input_text_is_stored_as_replacement(store: SqlStore) {
     let s: &dyn Store = &store;
-    let mut bad =
-        rejected(COURT, "bad\0id", vec![FieldError::new(ErrorCode::Missing, "a\0", "b\0")]);
+    let mut bad = rejected(
+        COURT,
+        "bad\0id",
+        vec![FieldError::new(ErrorCode::Missing, "a\0", "b\0")],
+    );
     bad.inbound.content_type = "text/plain\0".into();
     bad.inbound.layout = Some("cms\0a".into());
     if let Verdict::Rejected { order_number, .. } = &mut bad.verdict {
@@ -1211,16 +1427,25 @@ async fn nul_in_input_text_is_stored_as_replacement(store: SqlStore) {
         ("bad\u{FFFD}id", Some("24DV\u{FFFD}X"))
     );
     assert_eq!(
-        (dead_letters[0].message_id.as_str(), dead_letters[0].content_type.as_str()),
+        (
+            dead_letters[0].message_id.as_str(),
+            dead_letters[0].content_type.as_str()
+        ),
         ("bad\u{FFFD}id", "text/plain\u{FFFD}")
     );
-    assert!(matches!(intake_one(s, bad.clone()).await, IntakeOutcome::Duplicate { .. }));
+    assert!(matches!(
+        intake_one(s, bad.clone()).await,
+        IntakeOutcome::Duplicate { .. }
+    ));
     let mut other = bad;
     other.inbound.body = b"other".to_vec();
     other.inbound.body_sha256 = sha256_hex(b"other");
     assert!(matches!(intake_one(s, other).await, IntakeOutcome::Conflict { .. }));
     assert_eq!(s.statuses_for_message(COURT, "bad\0id").await.unwrap().len(), 2);
-    let filter = DeadLetterFilter { reason: Some("MIS\0SING".into()), ..Default::default() };
+    let filter = DeadLetterFilter {
+        reason: Some("MIS\0SING".into()),
+        ..Default::default()
+    };
     assert!(s.dead_letters(&filter).await.unwrap().is_empty());
 
     // An order number the validator would never pass, and partner answers.
@@ -1246,14 +1471,21 @@ async fn nul_in_input_text_is_stored_as_replacement(store: SqlStore) {
         Some("ACK\u{FFFD}")
     );
     let doj = due_for(s, &PartnerId::Doj, "24DV\u{FFFD}N").await.unwrap();
-    let retry = DeliveryOutcome::Retry { next_attempt_at: Utc::now(), reason: "busy\0".into() };
+    let retry = DeliveryOutcome::Retry {
+        next_attempt_at: Utc::now(),
+        reason: "busy\0".into(),
+    };
     s.record_deliveries(vec![result(doj.id, retry)]).await.unwrap();
     let dead = DeliveryOutcome::DeadLettered {
         code: ErrorCode::RetriesExhausted,
         reason: "gone\0".into(),
     };
     s.record_deliveries(vec![result(doj.id, dead)]).await.unwrap();
-    accept(s, accepted("n-2", message("24DV\0N", Action::Modify, 2, "001"), &clets())).await;
+    accept(
+        s,
+        accepted("n-2", message("24DV\0N", Action::Modify, 2, "001"), &clets()),
+    )
+    .await;
     let mpo = due_for(s, &PartnerId::Clets, "24DV\u{FFFD}N").await.unwrap();
     assert_eq!(mpo.nic.as_deref(), Some("H\u{FFFD}"));
 }

@@ -45,9 +45,20 @@ pub fn translate(
     revision: u32,
     tables: &CletsTables,
 ) -> Result<Translation, Vec<FieldError>> {
-    let mut t = Translator { msg, nic, tables, fields: Vec::new(), warnings: Vec::new(), errors: Vec::new() };
+    let mut t = Translator {
+        msg,
+        nic,
+        tables,
+        fields: Vec::new(),
+        warnings: Vec::new(),
+        errors: Vec::new(),
+    };
     let Some(action) = msg.action else {
-        return Err(vec![FieldError::new(ErrorCode::Missing, "action", "the action is required")]);
+        return Err(vec![FieldError::new(
+            ErrorCode::Missing,
+            "action",
+            "the action is required",
+        )]);
     };
     let order_number = msg.order_number().unwrap_or_default();
     let mke = tables.message_key(action).to_string();
@@ -63,7 +74,10 @@ pub fn translate(
         mcn: mcn(&msg.court_ori, order_number, msg.sequence.unwrap_or(0), revision),
         fields: t.fields,
     };
-    Ok(Translation { request, warnings: t.warnings })
+    Ok(Translation {
+        request,
+        warnings: t.warnings,
+    })
 }
 
 struct Translator<'a> {
@@ -104,20 +118,46 @@ impl<'a> Translator<'a> {
                 }
             }
             "sex" => self.code("sex", "sex", "restrained_person.sex", r.and_then(|r| r.sex.as_deref())),
-            "race" => self.code("race", "race", "restrained_person.race", r.and_then(|r| r.race.as_deref())),
+            "race" => self.code(
+                "race",
+                "race",
+                "restrained_person.race",
+                r.and_then(|r| r.race.as_deref()),
+            ),
             "dob" => self.opt_raw("dob", r.and_then(|r| r.birth_date).map(date)),
-            "height" => self.text("height", "restrained_person.height", r.and_then(|r| r.height.as_deref())),
-            "weight" => self.text("weight", "restrained_person.weight", r.and_then(|r| r.weight.as_deref())),
+            "height" => self.text(
+                "height",
+                "restrained_person.height",
+                r.and_then(|r| r.height.as_deref()),
+            ),
+            "weight" => self.text(
+                "weight",
+                "restrained_person.weight",
+                r.and_then(|r| r.weight.as_deref()),
+            ),
             "eye" => self.code("eye", "eye", "restrained_person.eye", r.and_then(|r| r.eye.as_deref())),
-            "hair" => self.code("hair", "hair", "restrained_person.hair", r.and_then(|r| r.hair.as_deref())),
+            "hair" => self.code(
+                "hair",
+                "hair",
+                "restrained_person.hair",
+                r.and_then(|r| r.hair.as_deref()),
+            ),
             "oln" => {
                 let dl = r.and_then(|r| r.driver_license.as_ref());
-                self.text("oln", "restrained_person.driver_license.number", dl.and_then(|d| d.number.as_deref()))
+                self.text(
+                    "oln",
+                    "restrained_person.driver_license.number",
+                    dl.and_then(|d| d.number.as_deref()),
+                )
             }
             "ols" => {
                 let dl = r.and_then(|r| r.driver_license.as_ref());
                 if dl.and_then(|d| d.number.as_deref()).is_some() {
-                    self.text("ols", "restrained_person.driver_license.state", dl.and_then(|d| d.state.as_deref()))
+                    self.text(
+                        "ols",
+                        "restrained_person.driver_license.state",
+                        dl.and_then(|d| d.state.as_deref()),
+                    )
                 }
             }
             "pno" => self.text("pno", "order.order_number", o.order_number.as_deref()),
@@ -149,13 +189,22 @@ impl<'a> Translator<'a> {
             "rea" => self.text("rea", "order.cancel_reason", o.cancel_reason.as_deref()),
             "svd" => self.opt_raw("svd", svc.and_then(|s| s.served_at).map(|t| date(t.date()))),
             "svt" => self.opt_raw("svt", svc.and_then(|s| s.served_at).map(time)),
-            "svb" => self.text("svb", "order.service.served_by", svc.and_then(|s| s.served_by.as_deref())),
+            "svb" => self.text(
+                "svb",
+                "order.service.served_by",
+                svc.and_then(|s| s.served_by.as_deref()),
+            ),
             "sva" => self.text(
                 "sva",
                 "order.service.serving_agency_ori",
                 svc.and_then(|s| s.serving_agency_ori.as_deref()),
             ),
-            "svm" => self.code("svm", "service_method", "order.service.method", svc.and_then(|s| s.method.as_deref())),
+            "svm" => self.code(
+                "svm",
+                "service_method",
+                "order.service.method",
+                svc.and_then(|s| s.method.as_deref()),
+            ),
             other => self.errors.push(FieldError::new(
                 ErrorCode::InvalidFormat,
                 other,
@@ -177,7 +226,9 @@ impl<'a> Translator<'a> {
 
     /// Sanitises free text; `None` or empty is omitted.
     fn text(&mut self, field: &str, canonical: &str, value: Option<&str>) {
-        let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else { return };
+        let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+            return;
+        };
         if let Some(v) = self.sanitize(canonical, value) {
             self.push_checked(field, canonical, v);
         }
@@ -189,7 +240,11 @@ impl<'a> Translator<'a> {
             self.errors.push(FieldError::new(
                 ErrorCode::TooLong,
                 canonical,
-                format!("{} characters; CLETS {} allows at most {max}", value.chars().count(), self.tables.field(field).tag),
+                format!(
+                    "{} characters; CLETS {} allows at most {max}",
+                    value.chars().count(),
+                    self.tables.field(field).tag
+                ),
             ));
             return;
         }
@@ -227,7 +282,9 @@ impl<'a> Translator<'a> {
     }
 
     fn code(&mut self, field: &str, table: &str, canonical: &str, value: Option<&str>) {
-        let Some(value) = value.filter(|v| !v.is_empty()) else { return };
+        let Some(value) = value.filter(|v| !v.is_empty()) else {
+            return;
+        };
         match self.tables.code(table, value) {
             Some(c) => {
                 let c = c.to_string();
@@ -243,7 +300,12 @@ impl<'a> Translator<'a> {
 
     /// `LAST SUFFIX, FIRST MIDDLE`, shortened as ICD §6 describes.
     fn composite_name(&mut self, field: &str, canonical: &str, name: &PersonName, with_suffix: bool) {
-        let part = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+        let part = |s: &Option<String>| {
+            s.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
         let mut pieces = Vec::new();
         for p in [&name.last, &name.suffix, &name.first, &name.middle] {
             pieces.push(part(p).and_then(|v| self.sanitize(canonical, &v)));
@@ -325,7 +387,12 @@ mod tests {
     }
 
     fn issue() -> OrderMessage {
-        let mut m = OrderMessage { court_ori: "CA034025J".into(), action: Some(Action::Issue), sequence: Some(1), ..Default::default() };
+        let mut m = OrderMessage {
+            court_ori: "CA034025J".into(),
+            action: Some(Action::Issue),
+            sequence: Some(1),
+            ..Default::default()
+        };
         m.order.order_number = Some("24DV01234".into());
         m.order.case_number = Some("24FL001234".into());
         m.order.order_type = Some("DV".into());
@@ -341,7 +408,11 @@ mod tests {
             race: Some("W".into()),
             ..Default::default()
         });
-        m.protected_persons = vec![ProtectedPerson { name: name("DOE", "JANE", "B"), sex: Some("F".into()), ..Default::default() }];
+        m.protected_persons = vec![ProtectedPerson {
+            name: name("DOE", "JANE", "B"),
+            sex: Some("F".into()),
+            ..Default::default()
+        }];
         m
     }
 
@@ -351,8 +422,14 @@ mod tests {
         let t = translate(&issue(), None, 0, &tables()).unwrap();
         let text = t.request.to_text();
         assert!(text.starts_with("EPO.CA034025J."), "{text}");
-        assert!(text.contains(".NAM/DOE, JOHN ALLEN.SEX/M.RAC/W.DOB/19850214.PNO/24DV01234."), "{text}");
-        assert!(text.contains(".EXP/20311125.EXT/2359.BRD/Y.PCO/01.PCO/05.PCO/07.PPN/DOE, JANE B.PSX/F.MIS/STAY AWAY ."), "{text}");
+        assert!(
+            text.contains(".NAM/DOE, JOHN ALLEN.SEX/M.RAC/W.DOB/19850214.PNO/24DV01234."),
+            "{text}"
+        );
+        assert!(
+            text.contains(".EXP/20311125.EXT/2359.BRD/Y.PCO/01.PCO/05.PCO/07.PPN/DOE, JANE B.PSX/F.MIS/STAY AWAY ."),
+            "{text}"
+        );
         assert_eq!(t.warnings.len(), 1, "the '.' in MIS is a warning: {:?}", t.warnings);
     }
 

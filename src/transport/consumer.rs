@@ -35,7 +35,12 @@ pub async fn consume(
     channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
     let tag = format!("porter-{court_ori}");
     let mut consumer = channel
-        .basic_consume(queue.as_str().into(), tag.as_str().into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            queue.as_str().into(),
+            tag.as_str().into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await?;
     loop {
         let next = tokio::select! {
@@ -50,7 +55,10 @@ pub async fn consume(
         };
         match next {
             Some(Ok(delivery)) => {
-                let item = InboundDelivery { court_ori: court_ori.clone(), delivery };
+                let item = InboundDelivery {
+                    court_ori: court_ori.clone(),
+                    delivery,
+                };
                 if intake.send(item).await.is_err() {
                     return Ok(());
                 }

@@ -36,7 +36,11 @@ pub struct Outgoing {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum PublishError {
     #[error("message returned by RabbitMQ ({code} {text}): no queue for routing key {routing_key:?}")]
-    Returned { code: u16, text: String, routing_key: String },
+    Returned {
+        code: u16,
+        text: String,
+        routing_key: String,
+    },
     #[error("message nacked by RabbitMQ")]
     Nacked,
     #[error("channel failed: {0}")]
@@ -69,7 +73,11 @@ impl Publisher {
     /// A publisher whose queue holds up to `capacity` waiting messages.
     pub fn new(capacity: usize) -> Publisher {
         let (tx, rx) = mpsc::channel(capacity);
-        Publisher { tx, rx: Arc::new(Mutex::new(rx)), stats: Arc::default() }
+        Publisher {
+            tx,
+            rx: Arc::new(Mutex::new(rx)),
+            stats: Arc::default(),
+        }
     }
 
     pub fn stats(&self) -> &PublishStats {
@@ -82,7 +90,10 @@ impl Publisher {
         let mut waits = Vec::with_capacity(messages.len());
         for message in messages {
             let (done, wait) = oneshot::channel();
-            self.tx.send(Request { message, done }).await.map_err(|_| PublishError::Closed)?;
+            self.tx
+                .send(Request { message, done })
+                .await
+                .map_err(|_| PublishError::Closed)?;
             waits.push(wait);
         }
         let mut first_error = None;
@@ -153,7 +164,9 @@ impl Publisher {
 fn confirmation(result: lapin::Result<(Confirmation, String)>) -> Result<(), PublishError> {
     match result {
         Ok((Confirmation::Ack(None), _)) => Ok(()),
-        Ok((Confirmation::NotRequested, _)) => Err(PublishError::Channel("publisher confirms are not enabled on the channel".into())),
+        Ok((Confirmation::NotRequested, _)) => Err(PublishError::Channel(
+            "publisher confirms are not enabled on the channel".into(),
+        )),
         Ok((Confirmation::Ack(Some(returned)), routing_key)) => Err(PublishError::Returned {
             code: returned.reply_code,
             text: returned.reply_text.to_string(),

@@ -86,7 +86,10 @@ impl Supervisor {
         }
         tasks.spawn(watch_health(conn.clone(), close.clone()));
         let _ = self.connected.send(true);
-        tracing::info!(courts = self.courts.len(), "Connected to RabbitMQ; consuming court queues.");
+        tracing::info!(
+            courts = self.courts.len(),
+            "Connected to RabbitMQ; consuming court queues."
+        );
         while let Some(joined) = tasks.join_next().await {
             let result = joined.map_err(anyhow::Error::from).and_then(|r| r);
             if let Err(e) = result {

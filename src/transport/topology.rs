@@ -23,12 +23,25 @@ pub fn quorum_arguments() -> FieldTable {
 /// Declares the exchanges, `por.dead`, and each court's queues and bindings.
 /// Safe to run again: the declarations are identical each time.
 pub async fn declare(channel: &Channel, courts: &[CourtConfig]) -> lapin::Result<()> {
-    let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
     channel
-        .exchange_declare(INBOUND_EXCHANGE.into(), ExchangeKind::Topic, durable, FieldTable::default())
+        .exchange_declare(
+            INBOUND_EXCHANGE.into(),
+            ExchangeKind::Topic,
+            durable,
+            FieldTable::default(),
+        )
         .await?;
     channel
-        .exchange_declare(RESPONSES_EXCHANGE.into(), ExchangeKind::Direct, durable, FieldTable::default())
+        .exchange_declare(
+            RESPONSES_EXCHANGE.into(),
+            ExchangeKind::Direct,
+            durable,
+            FieldTable::default(),
+        )
         .await?;
     declare_queue(channel, DEAD_QUEUE).await?;
     for court in courts {
@@ -41,12 +54,24 @@ pub async fn declare(channel: &Channel, courts: &[CourtConfig]) -> lapin::Result
 }
 
 async fn declare_queue(channel: &Channel, name: &str) -> lapin::Result<()> {
-    let options = QueueDeclareOptions { durable: true, ..Default::default() };
-    channel.queue_declare(name.into(), options, quorum_arguments()).await.map(|_| ())
+    let options = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    channel
+        .queue_declare(name.into(), options, quorum_arguments())
+        .await
+        .map(|_| ())
 }
 
 async fn bind(channel: &Channel, queue: &str, exchange: &str, key: &str) -> lapin::Result<()> {
     channel
-        .queue_bind(queue.into(), exchange.into(), key.into(), QueueBindOptions::default(), FieldTable::default())
+        .queue_bind(
+            queue.into(),
+            exchange.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
         .await
 }

@@ -79,11 +79,7 @@ pub struct ValidationContext<'a> {
 }
 
 /// Checks one message; returns every problem found (empty when valid).
-pub fn validate(
-    msg: &OrderMessage,
-    locations: &Locations,
-    ctx: &ValidationContext<'_>,
-) -> Vec<FieldError> {
+pub fn validate(msg: &OrderMessage, locations: &Locations, ctx: &ValidationContext<'_>) -> Vec<FieldError> {
     let mut c = Check {
         locations,
         codes: ctx.codes,
@@ -110,10 +106,7 @@ pub fn merge(parse: Vec<FieldError>, validation: Vec<FieldError>) -> Vec<FieldEr
                     .is_some_and(|rest| rest.starts_with('.') || rest.starts_with('['))
         })
     };
-    let kept: Vec<FieldError> = validation
-        .into_iter()
-        .filter(|v| !covered(&v.field))
-        .collect();
+    let kept: Vec<FieldError> = validation.into_iter().filter(|v| !covered(&v.field)).collect();
     let mut all = parse;
     all.extend(kept);
     all
@@ -141,9 +134,7 @@ fn present(v: &Option<String>) -> Option<&str> {
 
 /// 9 characters `[A-Z0-9]`.
 pub fn is_ori(s: &str) -> bool {
-    s.len() == 9
-        && s.bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    s.len() == 9 && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// `[A-Z0-9-]`, at least one character.
@@ -187,11 +178,7 @@ impl Check<'_> {
         if let Some(s) = v.as_deref() {
             let n = s.chars().count();
             if n > max {
-                self.error(
-                    ErrorCode::TooLong,
-                    field,
-                    format!("{n} characters; at most {max}"),
-                );
+                self.error(ErrorCode::TooLong, field, format!("{n} characters; at most {max}"));
             }
         }
     }
@@ -231,12 +218,7 @@ impl Check<'_> {
         false
     }
 
-    fn born_after_issue(
-        &mut self,
-        field: &str,
-        birth: Option<NaiveDate>,
-        issue: Option<NaiveDate>,
-    ) {
+    fn born_after_issue(&mut self, field: &str, birth: Option<NaiveDate>, issue: Option<NaiveDate>) {
         if let (Some(b), Some(i)) = (birth, issue)
             && b > i
         {
@@ -287,10 +269,7 @@ impl Check<'_> {
             (Some(1), Some(a)) if a != Action::Issue => self.error(
                 ErrorCode::InvalidSequence,
                 "sequence",
-                format!(
-                    "sequence 1 is the order's ISSUE; a {} comes later",
-                    a.name()
-                ),
+                format!("sequence 1 is the order's ISSUE; a {} comes later", a.name()),
             ),
             // The MCN carries the sequence in 4 digits (ICD §5), as does
             // fixed-width; a larger one would reuse an earlier MCN.
@@ -322,22 +301,10 @@ impl Check<'_> {
         self.code("order.order_type", &o.order_type, CodeList::OrderType);
         self.max_len("order.case_number", &o.case_number, limits::CASE_NUMBER);
         self.max_len("order.form_id", &o.form_id, limits::FORM_ID);
-        self.max_len(
-            "order.judicial_officer",
-            &o.judicial_officer,
-            limits::JUDICIAL_OFFICER,
-        );
+        self.max_len("order.judicial_officer", &o.judicial_officer, limits::JUDICIAL_OFFICER);
         self.code("order.brady", &o.brady, CodeList::Brady);
-        self.max_len(
-            "order.condition_text",
-            &o.condition_text,
-            limits::CONDITION_TEXT,
-        );
-        self.max_len(
-            "order.cancel_reason",
-            &o.cancel_reason,
-            limits::CANCEL_REASON,
-        );
+        self.max_len("order.condition_text", &o.condition_text, limits::CONDITION_TEXT);
+        self.max_len("order.cancel_reason", &o.cancel_reason, limits::CANCEL_REASON);
         if o.condition_codes.len() > limits::CONDITION_CODES {
             self.error(
                 ErrorCode::InvalidFormat,
@@ -350,11 +317,7 @@ impl Check<'_> {
             );
         }
         for (i, code) in o.condition_codes.iter().enumerate() {
-            self.code_value(
-                &format!("order.condition_codes[{i}]"),
-                code,
-                CodeList::Condition,
-            );
+            self.code_value(&format!("order.condition_codes[{i}]"), code, CodeList::Condition);
         }
         if let (Some(exp), Some(issue)) = (o.expiration, o.issue_date)
             && exp.date() < issue
@@ -373,16 +336,8 @@ impl Check<'_> {
         };
         let f = "restrained_person";
         self.max_len(&format!("{f}.name.last"), &rp.name.last, limits::LAST_NAME);
-        self.max_len(
-            &format!("{f}.name.first"),
-            &rp.name.first,
-            limits::FIRST_NAME,
-        );
-        self.max_len(
-            &format!("{f}.name.middle"),
-            &rp.name.middle,
-            limits::MIDDLE_NAME,
-        );
+        self.max_len(&format!("{f}.name.first"), &rp.name.first, limits::FIRST_NAME);
+        self.max_len(&format!("{f}.name.middle"), &rp.name.middle, limits::MIDDLE_NAME);
         self.max_len(&format!("{f}.name.suffix"), &rp.name.suffix, limits::SUFFIX);
         self.code(&format!("{f}.sex"), &rp.sex, CodeList::Sex);
         self.code(&format!("{f}.race"), &rp.race, CodeList::Race);
@@ -433,11 +388,7 @@ impl Check<'_> {
             self.max_len(&format!("{f}.number"), &dl.number, limits::DL_NUMBER);
             self.state(&format!("{f}.state"), &dl.state);
         }
-        self.born_after_issue(
-            "restrained_person.birth_date",
-            rp.birth_date,
-            msg.order.issue_date,
-        );
+        self.born_after_issue("restrained_person.birth_date", rp.birth_date, msg.order.issue_date);
     }
 
     fn state(&mut self, field: &str, v: &Option<String>) {
@@ -467,29 +418,13 @@ impl Check<'_> {
         for (i, p) in msg.protected_persons.iter().enumerate() {
             let f = format!("protected_persons[{i}]");
             self.max_len(&format!("{f}.name.last"), &p.name.last, limits::LAST_NAME);
-            self.max_len(
-                &format!("{f}.name.first"),
-                &p.name.first,
-                limits::FIRST_NAME,
-            );
-            self.max_len(
-                &format!("{f}.name.middle"),
-                &p.name.middle,
-                limits::MIDDLE_NAME,
-            );
+            self.max_len(&format!("{f}.name.first"), &p.name.first, limits::FIRST_NAME);
+            self.max_len(&format!("{f}.name.middle"), &p.name.middle, limits::MIDDLE_NAME);
             self.max_len(&format!("{f}.name.suffix"), &p.name.suffix, limits::SUFFIX);
             self.code(&format!("{f}.sex"), &p.sex, CodeList::Sex);
             self.code(&format!("{f}.race"), &p.race, CodeList::Race);
-            self.code(
-                &format!("{f}.relationship"),
-                &p.relationship,
-                CodeList::Relationship,
-            );
-            self.born_after_issue(
-                &format!("{f}.birth_date"),
-                p.birth_date,
-                msg.order.issue_date,
-            );
+            self.code(&format!("{f}.relationship"), &p.relationship, CodeList::Relationship);
+            self.born_after_issue(&format!("{f}.birth_date"), p.birth_date, msg.order.issue_date);
         }
     }
 
@@ -527,11 +462,7 @@ impl Check<'_> {
                             "the restrained person's first name",
                         );
                         self.require(&format!("{f}.sex"), &rp.sex, "the restrained person's sex");
-                        self.require(
-                            &format!("{f}.race"),
-                            &rp.race,
-                            "the restrained person's race",
-                        );
+                        self.require(&format!("{f}.race"), &rp.race, "the restrained person's race");
                         self.require_some(
                             &format!("{f}.birth_date"),
                             &rp.birth_date,
@@ -556,11 +487,7 @@ impl Check<'_> {
                 }
             }
             Some(Action::Terminate) => {
-                self.require_some(
-                    "order.termination_date",
-                    &o.termination_date,
-                    "the termination date",
-                );
+                self.require_some("order.termination_date", &o.termination_date, "the termination date");
             }
             Some(Action::Cancel) => {
                 self.require("order.cancel_reason", &o.cancel_reason, "the cancel reason");
@@ -569,16 +496,8 @@ impl Check<'_> {
                 None => self.missing("order.service", "the proof of service"),
                 Some(s) => {
                     let f = "order.service";
-                    self.require_some(
-                        &format!("{f}.served_at"),
-                        &s.served_at,
-                        "the served date and time",
-                    );
-                    self.require(
-                        &format!("{f}.served_by"),
-                        &s.served_by,
-                        "who served the order",
-                    );
+                    self.require_some(&format!("{f}.served_at"), &s.served_at, "the served date and time");
+                    self.require(&format!("{f}.served_by"), &s.served_by, "who served the order");
                     self.require(
                         &format!("{f}.serving_agency_ori"),
                         &s.serving_agency_ori,

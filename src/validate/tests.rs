@@ -7,9 +7,7 @@ use super::{ValidationContext, locate, merge, validate};
 use crate::formats::Parsed;
 use crate::formats::fixed::Layout;
 use crate::mapping::codes::CodeLists;
-use crate::model::{
-    Action, ErrorCode, FieldError, Locations, OrderMessage, PersonName, ProtectedPerson, Service,
-};
+use crate::model::{Action, ErrorCode, FieldError, Locations, OrderMessage, PersonName, ProtectedPerson, Service};
 
 const CMS_A: &str = include_str!("../../schemas/layouts/cms-a-1.toml");
 const CODES: &str = include_str!("../../mappings/codes.toml");
@@ -24,9 +22,7 @@ fn codes() -> CodeLists {
 }
 
 fn read(body: &[u8]) -> Parsed {
-    Layout::from_toml_str("cms-a-1.toml", CMS_A)
-        .unwrap()
-        .read_order(body)
+    Layout::from_toml_str("cms-a-1.toml", CMS_A).unwrap().read_order(body)
 }
 
 /// Validates with the sample court's queue and users.
@@ -34,12 +30,7 @@ fn check(msg: &OrderMessage, locations: &Locations) -> Vec<FieldError> {
     check_as(msg, locations, "CA034025J", None)
 }
 
-fn check_as(
-    msg: &OrderMessage,
-    locations: &Locations,
-    queue: &str,
-    user: Option<&str>,
-) -> Vec<FieldError> {
+fn check_as(msg: &OrderMessage, locations: &Locations, queue: &str, user: Option<&str>) -> Vec<FieldError> {
     let codes = codes();
     let users = vec!["court-ca034025j".to_string()];
     let ctx = ValidationContext {
@@ -65,11 +56,7 @@ fn errs(errors: &[FieldError]) -> Vec<(ErrorCode, String, Option<String>)> {
         .collect()
 }
 
-fn one(
-    code: ErrorCode,
-    field: &str,
-    location: Option<&str>,
-) -> Vec<(ErrorCode, String, Option<String>)> {
+fn one(code: ErrorCode, field: &str, location: Option<&str>) -> Vec<(ErrorCode, String, Option<String>)> {
     vec![(code, field.to_string(), location.map(str::to_string))]
 }
 
@@ -97,26 +84,14 @@ fn missing_per_action() {
     assert_eq!(
         errs(&e),
         vec![
-            (
-                ErrorCode::Missing,
-                "order.issue_date".into(),
-                Some("1:63".into())
-            ),
-            (
-                ErrorCode::Missing,
-                "restrained_person.sex".into(),
-                Some("2:75".into())
-            ),
+            (ErrorCode::Missing, "order.issue_date".into(), Some("1:63".into())),
+            (ErrorCode::Missing, "restrained_person.sex".into(), Some("2:75".into())),
             (
                 ErrorCode::Missing,
                 "protected_persons[0].name.last".into(),
                 Some("3:2".into())
             ),
-            (
-                ErrorCode::Missing,
-                "order.condition_codes".into(),
-                Some("1:84".into())
-            ),
+            (ErrorCode::Missing, "order.condition_codes".into(), Some("1:84".into())),
         ]
     );
 
@@ -214,11 +189,7 @@ fn invalid_format() {
     m.restrained_person.as_mut().unwrap().height = Some("512".into());
     assert_eq!(
         errs(&check(&m, &p.locations)),
-        one(
-            ErrorCode::InvalidFormat,
-            "restrained_person.height",
-            Some("2:85")
-        )
+        one(ErrorCode::InvalidFormat, "restrained_person.height", Some("2:85"))
     );
 
     let mut m = p.message.clone();
@@ -253,11 +224,7 @@ fn invalid_format() {
                 "order.condition_codes".into(),
                 Some("1:84".into())
             ),
-            (
-                ErrorCode::InvalidFormat,
-                "protected_persons".into(),
-                Some("3:1".into())
-            ),
+            (ErrorCode::InvalidFormat, "protected_persons".into(), Some("3:1".into())),
         ]
     );
 }
@@ -279,10 +246,7 @@ fn invalid_code() {
     pp.sex = Some("Q".into());
     pp.race = Some("Q".into());
     pp.relationship = Some("ZZ".into());
-    let fields: Vec<(ErrorCode, String)> = check(&m, &p.locations)
-        .into_iter()
-        .map(|e| (e.code, e.field))
-        .collect();
+    let fields: Vec<(ErrorCode, String)> = check(&m, &p.locations).into_iter().map(|e| (e.code, e.field)).collect();
     let want = [
         "order.order_type",
         "order.brady",
@@ -295,17 +259,10 @@ fn invalid_code() {
         "protected_persons[0].race",
         "protected_persons[0].relationship",
     ];
-    assert_eq!(
-        fields,
-        want.map(|f| (ErrorCode::InvalidCode, f.to_string()))
-    );
+    assert_eq!(fields, want.map(|f| (ErrorCode::InvalidCode, f.to_string())));
     let e = check(&m, &p.locations);
     assert_eq!(e[2].location.as_deref(), Some("1:86"));
-    assert!(
-        e[3].text.contains("'m' is not a sex code (F M U X)"),
-        "{}",
-        e[3].text
-    );
+    assert!(e[3].text.contains("'m' is not a sex code (F M U X)"), "{}", e[3].text);
 
     let p = read(SERVICE);
     let mut m = p.message.clone();
@@ -334,11 +291,7 @@ fn too_long() {
         middle: Some(at_max(20)),
         suffix: Some(at_max(3)),
     };
-    assert!(
-        check(&m, &p.locations).is_empty(),
-        "{:?}",
-        check(&m, &p.locations)
-    );
+    assert!(check(&m, &p.locations).is_empty(), "{:?}", check(&m, &p.locations));
 
     let over = |n: usize| Some("A".repeat(n + 1));
     m.order.order_number = over(15);
@@ -420,11 +373,7 @@ fn invalid_date() {
     assert_eq!(
         errs(&check(&m, &p.locations)),
         vec![
-            (
-                ErrorCode::InvalidDate,
-                "order.expiration".into(),
-                Some("1:71".into())
-            ),
+            (ErrorCode::InvalidDate, "order.expiration".into(), Some("1:71".into())),
             (
                 ErrorCode::InvalidDate,
                 "restrained_person.birth_date".into(),
@@ -465,11 +414,7 @@ fn invalid_sequence() {
     m.sequence = Some(7);
     // A re-entry ISSUE after a CANCEL has a later sequence: not an error here
     // (the ISSUE's own requirements are, though).
-    assert!(
-        check(&m, &p.locations)
-            .iter()
-            .all(|e| e.code == ErrorCode::Missing)
-    );
+    assert!(check(&m, &p.locations).iter().all(|e| e.code == ErrorCode::Missing));
 }
 
 /// ORI_MISMATCH: another court's queue, and an AMQP user not configured for the court.
@@ -477,25 +422,9 @@ fn invalid_sequence() {
 fn ori_mismatch() {
     let p = sample();
     let e = check_as(&p.message, &p.locations, "CA0190000", None);
-    assert_eq!(
-        errs(&e),
-        one(ErrorCode::OriMismatch, "court_ori", Some("1:2"))
-    );
-    assert!(
-        check_as(
-            &p.message,
-            &p.locations,
-            "CA034025J",
-            Some("court-ca034025j")
-        )
-        .is_empty()
-    );
-    let e = check_as(
-        &p.message,
-        &p.locations,
-        "CA034025J",
-        Some("court-ca0190000"),
-    );
+    assert_eq!(errs(&e), one(ErrorCode::OriMismatch, "court_ori", Some("1:2")));
+    assert!(check_as(&p.message, &p.locations, "CA034025J", Some("court-ca034025j")).is_empty());
+    let e = check_as(&p.message, &p.locations, "CA034025J", Some("court-ca0190000"));
     assert_eq!(errs(&e), one(ErrorCode::OriMismatch, "user_id", None));
 }
 
@@ -505,20 +434,11 @@ fn locate_falls_back() {
     let mut l = Locations::default();
     assert_eq!(locate(&l, "protected_persons[3].name.last"), None);
     l.insert("message", "1:1");
-    assert_eq!(
-        locate(&l, "protected_persons[3].name.last").as_deref(),
-        Some("1:1")
-    );
+    assert_eq!(locate(&l, "protected_persons[3].name.last").as_deref(), Some("1:1"));
     l.insert("protected_persons", "3:1");
-    assert_eq!(
-        locate(&l, "protected_persons[3].name.last").as_deref(),
-        Some("3:1")
-    );
+    assert_eq!(locate(&l, "protected_persons[3].name.last").as_deref(), Some("3:1"));
     l.insert("protected_persons[3]", "6:1");
-    assert_eq!(
-        locate(&l, "protected_persons[3].name.last").as_deref(),
-        Some("6:1")
-    );
+    assert_eq!(locate(&l, "protected_persons[3].name.last").as_deref(), Some("6:1"));
 }
 
 /// `merge` keeps the reader's error and drops the validator's echo of it.
@@ -526,21 +446,14 @@ fn locate_falls_back() {
 fn merge_drops_echoes() {
     let p = read(BAD_FEB_30);
     let v = check(&p.message, &p.locations);
-    assert_eq!(
-        errs(&v),
-        one(ErrorCode::Missing, "order.issue_date", Some("1:63"))
-    );
+    assert_eq!(errs(&v), one(ErrorCode::Missing, "order.issue_date", Some("1:63")));
     let all = merge(p.errors.clone(), v);
     assert_eq!(
         errs(&all),
         one(ErrorCode::InvalidDate, "order.issue_date", Some("1:63"))
     );
 
-    let parse = vec![FieldError::new(
-        ErrorCode::InvalidFormat,
-        "restrained_person",
-        "short",
-    )];
+    let parse = vec![FieldError::new(ErrorCode::InvalidFormat, "restrained_person", "short")];
     let v = vec![
         FieldError::new(ErrorCode::Missing, "restrained_person.sex", "x"),
         FieldError::new(ErrorCode::Missing, "restrained_person_extra", "x"),
@@ -549,10 +462,6 @@ fn merge_drops_echoes() {
     let fields: Vec<String> = merge(parse, v).into_iter().map(|e| e.field).collect();
     assert_eq!(
         fields,
-        [
-            "restrained_person",
-            "restrained_person_extra",
-            "order.issue_date"
-        ]
+        ["restrained_person", "restrained_person_extra", "order.issue_date"]
     );
 }

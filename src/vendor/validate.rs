@@ -68,11 +68,7 @@ pub struct ValidateArgs {
     #[arg(long)]
     pub layout: Option<String>,
     /// The broker configuration naming the court, its layouts and code maps.
-    #[arg(
-        long,
-        env = "PORTER_CONFIG",
-        default_value = "deploy/local/porter.toml"
-    )]
+    #[arg(long, env = "PORTER_CONFIG", default_value = "deploy/local/porter.toml")]
     pub config: PathBuf,
     /// Print one JSON document instead of text.
     #[arg(long)]
@@ -125,11 +121,7 @@ impl Problem {
                 "files": [],
                 "exit_code": EXIT_USAGE,
             });
-            writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(&doc).unwrap_or_default()
-            )
+            writeln!(out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default())
         } else {
             writeln!(out, "porter validate: {}: {}", self.code, self.text)
         }
@@ -179,11 +171,7 @@ impl<'a> Session<'a> {
                 ),
             });
         }
-        Ok(Session {
-            args,
-            court,
-            formats,
-        })
+        Ok(Session { args, court, formats })
     }
 
     fn check(&self, path: &Path) -> FileReport {
@@ -219,12 +207,9 @@ impl<'a> Session<'a> {
         if matches!(item.verdict, Verdict::Rejected { .. }) {
             report.hint = self.layout_hint(report.layout.as_deref(), &bytes);
         }
-        report.messages.push(MessageReport::new(
-            1,
-            item.inbound.message_id,
-            None,
-            item.verdict,
-        ));
+        report
+            .messages
+            .push(MessageReport::new(1, item.inbound.message_id, None, item.verdict));
         report
     }
 
@@ -290,10 +275,7 @@ impl<'a> Session<'a> {
                 FieldError::new(
                     ErrorCode::InvalidCode,
                     "batch.header.layout",
-                    format!(
-                        "layout {name:?} is not configured for court {}",
-                        self.court.ori
-                    ),
+                    format!("layout {name:?} is not configured for court {}", self.court.ori),
                 )
                 .at("1:35"),
             );
@@ -381,9 +363,7 @@ impl<'a> Session<'a> {
 
 /// `application/xml` or `text/plain`: by extension, else sniffed.
 fn content_type(path: &Path, bytes: &[u8]) -> &'static str {
-    let ext = path
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase());
+    let ext = path.extension().map(|e| e.to_string_lossy().to_ascii_lowercase());
     match ext.as_deref() {
         Some("xml") => "application/xml",
         Some("txt") => "text/plain",
@@ -413,9 +393,7 @@ struct FileReport {
 
 impl FileReport {
     fn valid(&self) -> bool {
-        self.unreadable.is_none()
-            && self.framing_errors.is_empty()
-            && self.messages.iter().all(|m| m.errors.is_empty())
+        self.unreadable.is_none() && self.framing_errors.is_empty() && self.messages.iter().all(|m| m.errors.is_empty())
     }
 
     fn is_batch(&self) -> bool {
@@ -437,12 +415,7 @@ struct MessageReport {
 }
 
 impl MessageReport {
-    fn new(
-        position: usize,
-        message_id: String,
-        records: Option<(usize, usize)>,
-        verdict: Verdict,
-    ) -> Self {
+    fn new(position: usize, message_id: String, records: Option<(usize, usize)>, verdict: Verdict) -> Self {
         let (errors, warnings) = match verdict {
             Verdict::Accepted { warnings, .. } => (Vec::new(), warnings),
             Verdict::Rejected { errors, .. } => (errors, Vec::new()),
@@ -521,11 +494,7 @@ fn write_text(reports: &[FileReport], out: &mut impl Write) -> std::io::Result<(
         }
         for m in &r.messages {
             let indent = if r.is_batch() {
-                let v = if m.errors.is_empty() {
-                    "valid"
-                } else {
-                    "INVALID"
-                };
+                let v = if m.errors.is_empty() { "valid" } else { "INVALID" };
                 writeln!(out, "  {} {}: {v}", m.title(), m.message_id)?;
                 "    "
             } else {
@@ -563,12 +532,7 @@ fn error_json(e: &FieldError, file_location: Option<String>) -> Value {
     v
 }
 
-fn write_json(
-    session: &Session<'_>,
-    reports: &[FileReport],
-    code: i32,
-    out: &mut impl Write,
-) -> std::io::Result<()> {
+fn write_json(session: &Session<'_>, reports: &[FileReport], code: i32, out: &mut impl Write) -> std::io::Result<()> {
     let files: Vec<Value> = reports
         .iter()
         .map(|r| {
@@ -630,11 +594,7 @@ fn write_json(
         "exit_code": code,
         "files": files,
     });
-    writeln!(
-        out,
-        "{}",
-        serde_json::to_string_pretty(&doc).unwrap_or_default()
-    )
+    writeln!(out, "{}", serde_json::to_string_pretty(&doc).unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -45,7 +45,9 @@ pub fn fixture(path: &str) -> Vec<u8> {
 pub fn unique_ori() -> String {
     const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut rng = rand::rng();
-    let tail: String = (0..7).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect();
+    let tail: String = (0..7)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect();
     format!("ZT{tail}")
 }
 
@@ -60,7 +62,10 @@ pub fn for_court(body: &[u8], ori: &str) -> Vec<u8> {
 }
 
 pub fn replace(body: &[u8], from: &str, to: &str) -> Vec<u8> {
-    String::from_utf8(body.to_vec()).expect("fixture is UTF-8").replace(from, to).into_bytes()
+    String::from_utf8(body.to_vec())
+        .expect("fixture is UTF-8")
+        .replace(from, to)
+        .into_bytes()
 }
 
 pub struct Harness {
@@ -94,9 +99,12 @@ impl Harness {
         let clets_control = format!("http://{}", sim_control.local_addr().unwrap());
         let stop = CancellationToken::new();
         let s = stop.clone();
-        let sim = tokio::spawn(porter_simulators::clets::run(sim_tcp, sim_control, Default::default(), async move {
-            s.cancelled().await
-        }));
+        let sim = tokio::spawn(porter_simulators::clets::run(
+            sim_tcp,
+            sim_control,
+            Default::default(),
+            async move { s.cancelled().await },
+        ));
 
         let store_url = std::env::var("PORTER_TEST_STORE_URL")
             .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("porter.db").display()));
@@ -109,7 +117,9 @@ impl Harness {
             repo().join("mappings").display().to_string(),
         );
         for c in courts {
-            toml.push_str(&format!("[[courts]]\nori = \"{c}\"\nsheriff_ori = \"CA0340000\"\nlayouts = [\"cms-a/1\"]\n"));
+            toml.push_str(&format!(
+                "[[courts]]\nori = \"{c}\"\nsheriff_ori = \"CA0340000\"\nlayouts = [\"cms-a/1\"]\n"
+            ));
         }
         let config = Config::from_toml_str(&toml, &dir.path().join("porter.toml")).unwrap();
         config.validate().unwrap();
@@ -118,7 +128,9 @@ impl Harness {
         let s = stop.clone();
         let broker = tokio::spawn(porter::broker::run(config, http, async move { s.cancelled().await }));
 
-        let conn = Connection::connect(amqp, ConnectionProperties::default()).await.unwrap();
+        let conn = Connection::connect(amqp, ConnectionProperties::default())
+            .await
+            .unwrap();
         let channel = conn.create_channel().await.unwrap();
         channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
         let h = Harness {
@@ -164,7 +176,10 @@ impl Harness {
             .basic_publish(
                 "por.inbound".into(),
                 court.into(),
-                BasicPublishOptions { mandatory: true, ..Default::default() },
+                BasicPublishOptions {
+                    mandatory: true,
+                    ..Default::default()
+                },
                 body,
                 props,
             )
@@ -172,7 +187,10 @@ impl Harness {
             .unwrap()
             .await
             .unwrap();
-        assert!(matches!(confirm, Confirmation::Ack(None)), "publish not confirmed: {confirm:?}");
+        assert!(
+            matches!(confirm, Confirmation::Ack(None)),
+            "publish not confirmed: {confirm:?}"
+        );
     }
 
     /// Starts collecting the statuses on `por.responses.<court>`.
@@ -182,18 +200,35 @@ impl Harness {
 
     /// Takes this court's dead letters off `por.dead` (others are left
     /// there), waiting until `expected` have been seen or `limit` passes.
-    pub async fn take_dead_letters(&self, court: &str, expected: usize, limit: Duration) -> Vec<lapin::message::Delivery> {
+    pub async fn take_dead_letters(
+        &self,
+        court: &str,
+        expected: usize,
+        limit: Duration,
+    ) -> Vec<lapin::message::Delivery> {
         let channel = self.conn.create_channel().await.unwrap();
         let mut consumer = channel
-            .basic_consume("por.dead".into(), unique_id("test-dead").as_str().into(), BasicConsumeOptions::default(), FieldTable::default())
+            .basic_consume(
+                "por.dead".into(),
+                unique_id("test-dead").as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
             .await
             .unwrap();
         let mut ours = Vec::new();
         let started = Instant::now();
         while ours.len() < expected && started.elapsed() < limit {
-            let Ok(Some(Ok(d))) = tokio::time::timeout(Duration::from_millis(500), consumer.next()).await else { continue };
-            let header = d.properties.headers().as_ref().and_then(|h| h.inner().get("x-por-court").cloned());
-            let is_ours = matches!(header, Some(lapin::types::AMQPValue::LongString(ref s)) if s.as_bytes() == court.as_bytes());
+            let Ok(Some(Ok(d))) = tokio::time::timeout(Duration::from_millis(500), consumer.next()).await else {
+                continue;
+            };
+            let header = d
+                .properties
+                .headers()
+                .as_ref()
+                .and_then(|h| h.inner().get("x-por-court").cloned());
+            let is_ours =
+                matches!(header, Some(lapin::types::AMQPValue::LongString(ref s)) if s.as_bytes() == court.as_bytes());
             if is_ours {
                 d.ack(BasicAckOptions::default()).await.unwrap();
                 ours.push(d);
@@ -204,7 +239,12 @@ impl Harness {
     }
 
     pub async fn sim_state(&self) -> Value {
-        reqwest::get(format!("{}/_sim/state", self.clets_control)).await.unwrap().json().await.unwrap()
+        reqwest::get(format!("{}/_sim/state", self.clets_control))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub async fn api(&self, path: &str) -> (u16, Value) {
@@ -214,7 +254,12 @@ impl Harness {
     }
 
     pub async fn metrics(&self) -> String {
-        reqwest::get(format!("{}/metrics", self.http)).await.unwrap().text().await.unwrap()
+        reqwest::get(format!("{}/metrics", self.http))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     /// Stops broker and simulator and removes the test courts' queues.
@@ -225,7 +270,10 @@ impl Harness {
         if self.delete_queues {
             for c in &self.courts {
                 for q in [format!("por.inbound.{c}"), format!("por.responses.{c}")] {
-                    let _ = self.channel.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
+                    let _ = self
+                        .channel
+                        .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                        .await;
                 }
             }
         }
@@ -238,12 +286,16 @@ async fn purge_real_court_queues(courts: &[&str]) {
     if real.is_empty() {
         return;
     }
-    let conn = Connection::connect(&amqp_url(), ConnectionProperties::default()).await.unwrap();
+    let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
+        .await
+        .unwrap();
     for c in real {
         for q in [format!("por.inbound.{c}"), format!("por.responses.{c}")] {
             // A queue that does not exist yet closes this channel: use one each.
             let ch = conn.create_channel().await.unwrap();
-            let _ = ch.queue_purge(q.as_str().into(), lapin::options::QueuePurgeOptions::default()).await;
+            let _ = ch
+                .queue_purge(q.as_str().into(), lapin::options::QueuePurgeOptions::default())
+                .await;
         }
     }
     let _ = conn.close(200, "purged".into()).await;
@@ -283,7 +335,10 @@ impl StatusWatcher {
                     Ok(status) => {
                         let correlation = d.properties.correlation_id().as_ref().map(|c| c.as_str().to_string());
                         if correlation.as_deref() != Some(status.correlates_to.as_str()) {
-                            complain.lock().unwrap().push(format!("correlation_id {correlation:?} ≠ CorrelatesTo {}", status.correlates_to));
+                            complain.lock().unwrap().push(format!(
+                                "correlation_id {correlation:?} ≠ CorrelatesTo {}",
+                                status.correlates_to
+                            ));
                         }
                         sink.lock().unwrap().push(status);
                     }
@@ -291,7 +346,11 @@ impl StatusWatcher {
                 }
             }
         });
-        StatusWatcher { statuses, problems, _task: task }
+        StatusWatcher {
+            statuses,
+            problems,
+            _task: task,
+        }
     }
 
     fn check(&self) {
@@ -301,8 +360,14 @@ impl StatusWatcher {
 
     /// Statuses seen so far for `message_id`, by status sequence.
     pub fn for_message(&self, message_id: &str) -> Vec<StatusMessage> {
-        let mut v: Vec<_> =
-            self.statuses.lock().unwrap().iter().filter(|s| s.correlates_to == message_id).cloned().collect();
+        let mut v: Vec<_> = self
+            .statuses
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| s.correlates_to == message_id)
+            .cloned()
+            .collect();
         v.sort_by_key(|s| s.status_sequence);
         v
     }
@@ -312,7 +377,12 @@ impl StatusWatcher {
     }
 
     /// Waits until `done` holds for `message_id`'s statuses, or panics.
-    pub async fn wait(&self, message_id: &str, limit: Duration, done: impl Fn(&[StatusMessage]) -> bool) -> Vec<StatusMessage> {
+    pub async fn wait(
+        &self,
+        message_id: &str,
+        limit: Duration,
+        done: impl Fn(&[StatusMessage]) -> bool,
+    ) -> Vec<StatusMessage> {
         let started = Instant::now();
         loop {
             self.check();

@@ -36,9 +36,20 @@ impl PrivateRabbit {
         )
         .unwrap();
         // The server runs as the rabbitmq user: it must own its folder.
-        let _ = Command::new("chown").args(["-R", "rabbitmq:rabbitmq"]).arg(dir.path()).status();
-        let r = PrivateRabbit { url: format!("amqp://guest:guest@127.0.0.1:{port}/%2f"), node, port, dir };
-        let status = r.command("rabbitmq-server", &["-detached"], dist).status().expect("rabbitmq-server runs");
+        let _ = Command::new("chown")
+            .args(["-R", "rabbitmq:rabbitmq"])
+            .arg(dir.path())
+            .status();
+        let r = PrivateRabbit {
+            url: format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+            node,
+            port,
+            dir,
+        };
+        let status = r
+            .command("rabbitmq-server", &["-detached"], dist)
+            .status()
+            .expect("rabbitmq-server runs");
         assert!(status.success(), "rabbitmq-server -detached failed");
         r.wait_open(true);
         r
@@ -48,7 +59,13 @@ impl PrivateRabbit {
         let d = self.dir.path();
         let mut c = Command::new(program);
         c.args(args)
-            .env("PATH", format!("/usr/sbin:/usr/bin:/sbin:/bin:{}", std::env::var("PATH").unwrap_or_default()))
+            .env(
+                "PATH",
+                format!(
+                    "/usr/sbin:/usr/bin:/sbin:/bin:{}",
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
             .env("RABBITMQ_NODENAME", &self.node)
             .env("RABBITMQ_NODE_PORT", self.port.to_string())
             .env("RABBITMQ_DIST_PORT", dist.to_string())
@@ -65,14 +82,21 @@ impl PrivateRabbit {
     fn ctl(&self, args: &[&str]) {
         let mut full = vec!["-n", self.node.as_str()];
         full.extend_from_slice(args);
-        let status = self.command("rabbitmqctl", &full, 0).status().expect("rabbitmqctl runs");
+        let status = self
+            .command("rabbitmqctl", &full, 0)
+            .status()
+            .expect("rabbitmqctl runs");
         assert!(status.success(), "rabbitmqctl {args:?} failed");
     }
 
     fn wait_open(&self, open: bool) {
         let started = Instant::now();
         while port_open(self.port) != open {
-            assert!(started.elapsed() < Duration::from_secs(90), "RabbitMQ node did not {} in time", if open { "open" } else { "close" });
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "RabbitMQ node did not {} in time",
+                if open { "open" } else { "close" }
+            );
             std::thread::sleep(Duration::from_millis(200));
         }
     }

@@ -31,8 +31,7 @@ static CODES: LazyLock<CodeLists> =
 static CMS_A: LazyLock<Layout> =
     LazyLock::new(|| Layout::load(repo().join("schemas/layouts/cms-a-1.toml")).expect("cms-a/1"));
 static CMS_B: LazyLock<Layout> = LazyLock::new(|| {
-    let map = CodeMap::load(repo().join("mappings/code-maps/cms-b.toml"), &CODES)
-        .expect("cms-b code map");
+    let map = CodeMap::load(repo().join("mappings/code-maps/cms-b.toml"), &CODES).expect("cms-b code map");
     Layout::load(repo().join("schemas/layouts/cms-b-2.toml"))
         .and_then(|l| l.with_code_map(Arc::new(map)))
         .expect("cms-b/2")
@@ -125,12 +124,7 @@ fn fixed_layout_regressions() {
                 let body = layout.write_order(&parsed.message);
                 let body = body.unwrap_or_else(|e| panic!("{name} {}: {e:?}", layout.name()));
                 let again = layout.read_order(&body);
-                assert!(
-                    again.errors.is_empty(),
-                    "{name} {}: {:?}",
-                    layout.name(),
-                    again.errors
-                );
+                assert!(again.errors.is_empty(), "{name} {}: {:?}", layout.name(), again.errors);
                 assert_eq!(again.message, parsed.message, "{name} {}", layout.name());
             }
             check_order(name, &parsed);
@@ -151,11 +145,7 @@ fn clets_reader_regressions() {
             ),
         }
         if let Ok(reply) = CletsReply::parse(data) {
-            assert_eq!(
-                CletsReply::parse_str(&reply.to_frame_text()),
-                Ok(reply),
-                "{name}"
-            );
+            assert_eq!(CletsReply::parse_str(&reply.to_frame_text()), Ok(reply), "{name}");
         }
     });
 }

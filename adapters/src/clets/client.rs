@@ -128,9 +128,7 @@ pub enum ProtocolError {
 impl From<FrameError> for CletsError {
     fn from(e: FrameError) -> Self {
         match e {
-            FrameError::TooLong { .. } | FrameError::NotAscii { .. } => {
-                ProtocolError::Frame(e).into()
-            }
+            FrameError::TooLong { .. } | FrameError::NotAscii { .. } => ProtocolError::Frame(e).into(),
             FrameError::Truncated | FrameError::Io(_) => TransportError::Frame(e).into(),
         }
     }
@@ -160,9 +158,7 @@ impl CletsClient {
 
     /// A client for the configured endpoint. Connections open on first use.
     pub fn from_config(config: CletsClientConfig) -> Self {
-        let slots = (0..config.connections.max(1))
-            .map(|_| Mutex::new(None))
-            .collect();
+        let slots = (0..config.connections.max(1)).map(|_| Mutex::new(None)).collect();
         Self {
             config,
             slots,
@@ -219,15 +215,8 @@ impl CletsClient {
     }
 
     /// Connects the slot if needed, writes the request and reads one reply.
-    async fn exchange(
-        &self,
-        slot: &mut Option<TcpStream>,
-        request: &[u8],
-    ) -> Result<CletsReply, CletsError> {
-        if slot
-            .as_ref()
-            .is_some_and(|stream| !is_idle_and_open(stream))
-        {
+    async fn exchange(&self, slot: &mut Option<TcpStream>, request: &[u8]) -> Result<CletsReply, CletsError> {
+        if slot.as_ref().is_some_and(|stream| !is_idle_and_open(stream)) {
             debug!(addr = %self.config.addr, "Replacing a CLETS connection closed while idle.");
             *slot = None;
         }
@@ -235,13 +224,12 @@ impl CletsClient {
             Some(stream) => stream,
             None => {
                 let addr = &self.config.addr;
-                let stream =
-                    TcpStream::connect(addr)
-                        .await
-                        .map_err(|source| TransportError::Connect {
-                            addr: addr.clone(),
-                            source,
-                        })?;
+                let stream = TcpStream::connect(addr)
+                    .await
+                    .map_err(|source| TransportError::Connect {
+                        addr: addr.clone(),
+                        source,
+                    })?;
                 // Frames are small and each waits for its answer: Nagle would only add latency.
                 let _ = stream.set_nodelay(true);
                 debug!(addr = %addr, "Connected to CLETS.");
@@ -249,9 +237,7 @@ impl CletsClient {
             }
         };
         frame::write_frame(stream, request).await?;
-        let payload = frame::read_frame(stream)
-            .await?
-            .ok_or(TransportError::Closed)?;
+        let payload = frame::read_frame(stream).await?.ok_or(TransportError::Closed)?;
         Ok(CletsReply::parse(&payload).map_err(ProtocolError::Reply)?)
     }
 }
@@ -275,8 +261,9 @@ fn request_mcn(request: &[u8]) -> Result<&str, CletsError> {
     let mut fields = request.splitn(4, |b| *b == b'.');
     let (_mke, _ori, mcn, rest) = (fields.next(), fields.next(), fields.next(), fields.next());
     match (mcn, rest) {
-        (Some(mcn), Some(_)) if !mcn.is_empty() => std::str::from_utf8(mcn)
-            .map_err(|_| CletsError::InvalidRequest("the request's MCN is not ASCII".into())),
+        (Some(mcn), Some(_)) if !mcn.is_empty() => {
+            std::str::from_utf8(mcn).map_err(|_| CletsError::InvalidRequest("the request's MCN is not ASCII".into()))
+        }
         _ => Err(CletsError::InvalidRequest(
             "the request has no MKE.ORI.MCN. header".into(),
         )),
@@ -317,9 +304,7 @@ mod tests {
                         let text = String::from_utf8(req).unwrap();
                         let mcn = text.split('.').nth(2).unwrap().to_owned();
                         match answer(&mcn) {
-                            Some(reply) => frame::write_frame(&mut socket, reply.as_bytes())
-                                .await
-                                .unwrap(),
+                            Some(reply) => frame::write_frame(&mut socket, reply.as_bytes()).await.unwrap(),
                             None => return,
                         }
                     }
@@ -411,10 +396,7 @@ mod tests {
         })
         .await;
         let client = client(&addr, 1);
-        let err = client
-            .send(&request("99990ABCDEFGHIJKLMNO"))
-            .await
-            .unwrap_err();
+        let err = client.send(&request("99990ABCDEFGHIJKLMNO")).await.unwrap_err();
         assert!(
             matches!(err, CletsError::Protocol(ProtocolError::McnMismatch { .. })),
             "{err:?}"
@@ -434,15 +416,8 @@ mod tests {
                 // Answer one request per connection, then hang up.
                 let (mut socket, _) = listener.accept().await.unwrap();
                 let req = frame::read_frame(&mut socket).await.unwrap().unwrap();
-                let mcn = String::from_utf8(req)
-                    .unwrap()
-                    .split('.')
-                    .nth(2)
-                    .unwrap()
-                    .to_owned();
-                frame::write_frame(&mut socket, ack_for(&mcn).as_bytes())
-                    .await
-                    .unwrap();
+                let mcn = String::from_utf8(req).unwrap().split('.').nth(2).unwrap().to_owned();
+                frame::write_frame(&mut socket, ack_for(&mcn).as_bytes()).await.unwrap();
             }
         });
         let client = client(&addr, 1);
@@ -484,14 +459,8 @@ mod tests {
         })
         .await;
         let client = client(&addr, 1);
-        let err = client
-            .send(&request("00010ABCDEFGHIJKLMNO"))
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, CletsError::Transport(TransportError::Closed)),
-            "{err:?}"
-        );
+        let err = client.send(&request("00010ABCDEFGHIJKLMNO")).await.unwrap_err();
+        assert!(matches!(err, CletsError::Transport(TransportError::Closed)), "{err:?}");
         assert!(err.is_transient());
         client.send(&request("00020ABCDEFGHIJKLMNO")).await.unwrap();
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
@@ -513,10 +482,7 @@ mod tests {
             ..CletsClientConfig::new(addr)
         });
         let started = std::time::Instant::now();
-        let err = client
-            .send(&request("00010ABCDEFGHIJKLMNO"))
-            .await
-            .unwrap_err();
+        let err = client.send(&request("00010ABCDEFGHIJKLMNO")).await.unwrap_err();
         assert!(
             matches!(err, CletsError::Transport(TransportError::Timeout(_))),
             "{err:?}"
@@ -552,9 +518,7 @@ mod tests {
             b"EPO.CA034025J.".to_vec(),
             b"EPO.CA034025J.00010ABCDEFGHIJKLMNO".to_vec(),
             too_long,
-            "EPO.CA034025J.00010ABCDEFGHIJKLMNO.NAM/PEÑA."
-                .as_bytes()
-                .to_vec(),
+            "EPO.CA034025J.00010ABCDEFGHIJKLMNO.NAM/PEÑA.".as_bytes().to_vec(),
         ] {
             let err = client.send(&bad).await.unwrap_err();
             assert!(matches!(err, CletsError::InvalidRequest(_)), "{err:?}");

@@ -75,10 +75,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> Result<Option<Vec<u8
 ///
 /// The payload is checked (length and ASCII) before anything is written, so a refused payload leaves the
 /// connection untouched.
-pub async fn write_frame<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    payload: &[u8],
-) -> Result<(), FrameError> {
+pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, payload: &[u8]) -> Result<(), FrameError> {
     check_payload(payload)?;
     let mut buf = Vec::with_capacity(4 + payload.len());
     // The length fits in u32: check_payload bounded it by MAX_FRAME_LEN.
@@ -142,11 +139,7 @@ mod tests {
         let mut wire = Vec::new();
         write_frame(&mut wire, &max).await.unwrap();
         assert_eq!(
-            read_frame(&mut wire.as_slice())
-                .await
-                .unwrap()
-                .unwrap()
-                .len(),
+            read_frame(&mut wire.as_slice()).await.unwrap().unwrap().len(),
             MAX_FRAME_LEN
         );
 
@@ -180,17 +173,11 @@ mod tests {
         let mut out = Vec::new();
         assert!(matches!(
             write_frame(&mut out, payload).await,
-            Err(FrameError::NotAscii {
-                offset: 6,
-                byte: 0xC3
-            })
+            Err(FrameError::NotAscii { offset: 6, byte: 0xC3 })
         ));
         assert!(matches!(
             read_frame(&mut framed(payload).as_slice()).await,
-            Err(FrameError::NotAscii {
-                offset: 6,
-                byte: 0xC3
-            })
+            Err(FrameError::NotAscii { offset: 6, byte: 0xC3 })
         ));
     }
 

@@ -90,8 +90,7 @@ impl CletsReply {
             return Err(ReplyError::NotPrintable(offset));
         }
         // Every byte is printable ASCII, so this cannot fail.
-        let text =
-            std::str::from_utf8(frame).map_err(|e| ReplyError::NotPrintable(e.valid_up_to()))?;
+        let text = std::str::from_utf8(frame).map_err(|e| ReplyError::NotPrintable(e.valid_up_to()))?;
         Self::parse_str(text)
     }
 
@@ -155,10 +154,7 @@ impl CletsReply {
             "REJ" => {
                 let (err_field, msg_field) = rest.split_once('.').unwrap_or((rest, ""));
                 let code = tagged(err_field, "ERR")?;
-                if code.is_empty()
-                    || code.len() > 8
-                    || !code.bytes().all(|b| b.is_ascii_alphanumeric())
-                {
+                if code.is_empty() || code.len() > 8 || !code.bytes().all(|b| b.is_ascii_alphanumeric()) {
                     return Err(ReplyError::Malformed {
                         field: "ERR",
                         value: code.to_owned(),
@@ -204,12 +200,7 @@ impl CletsReply {
             } => {
                 format!("REJ.{mke}.{ori}.{mcn}.ERR/{code}.MSG/{message}")
             }
-            Self::Bsy {
-                mke,
-                ori,
-                mcn,
-                message,
-            } => format!("BSY.{mke}.{ori}.{mcn}.MSG/{message}"),
+            Self::Bsy { mke, ori, mcn, message } => format!("BSY.{mke}.{ori}.{mcn}.MSG/{message}"),
         }
     }
 
@@ -311,10 +302,7 @@ mod tests {
             format!("BSY.CPO.CA034025J.{MCN}.MSG/CARPOS BUSY, RETRY LATER")
         );
         for reply in [ack(), rej, bsy] {
-            assert_eq!(
-                CletsReply::parse(reply.to_frame_text().as_bytes()).unwrap(),
-                reply
-            );
+            assert_eq!(CletsReply::parse(reply.to_frame_text().as_bytes()).unwrap(), reply);
         }
     }
 
@@ -322,10 +310,7 @@ mod tests {
     #[test]
     fn accessors_give_the_echoed_header() {
         let reply = ack();
-        assert_eq!(
-            (reply.mke(), reply.ori(), reply.mcn()),
-            ("EPO", "CA034025J", MCN)
-        );
+        assert_eq!((reply.mke(), reply.ori(), reply.mcn()), ("EPO", "CA034025J", MCN));
     }
 
     /// A message text containing `.` is kept whole, because MSG is the last field.
@@ -358,10 +343,7 @@ mod tests {
         use ReplyError::*;
         let cases: Vec<(String, ReplyError)> = vec![
             (String::new(), UnknownKind(String::new())),
-            (
-                "NAK.EPO.CA034025J.X.MSG/NO".into(),
-                UnknownKind("NAK".into()),
-            ),
+            ("NAK.EPO.CA034025J.X.MSG/NO".into(), UnknownKind("NAK".into())),
             ("ACK".into(), Missing("MKE")),
             ("ACK.EPO.CA034025J".into(), Missing("ORI")),
             (format!("ACK.EPO.CA034025J.{MCN}"), Missing("MCN")),
@@ -373,10 +355,7 @@ mod tests {
                     value: String::new(),
                 },
             ),
-            (
-                format!("ACK.EPO.CA034025J.{MCN}.NIC/H123456789"),
-                Missing("FCN"),
-            ),
+            (format!("ACK.EPO.CA034025J.{MCN}.NIC/H123456789"), Missing("FCN")),
             (
                 format!("ACK.EPO.CA034025J.{MCN}.NIC/123456789.FCN/0340000012345"),
                 Malformed {
@@ -427,25 +406,15 @@ mod tests {
             ),
         ];
         for (text, expected) in cases {
-            assert_eq!(
-                CletsReply::parse_str(&text),
-                Err(expected),
-                "parsing {text:?}"
-            );
+            assert_eq!(CletsReply::parse_str(&text), Err(expected), "parsing {text:?}");
         }
     }
 
     /// Control characters and non-ASCII bytes are refused with their offset.
     #[test]
     fn unprintable_bytes_are_refused() {
-        assert_eq!(
-            CletsReply::parse(b"ACK.EPO\n"),
-            Err(ReplyError::NotPrintable(7))
-        );
-        assert_eq!(
-            CletsReply::parse("BSY.É".as_bytes()),
-            Err(ReplyError::NotPrintable(4))
-        );
+        assert_eq!(CletsReply::parse(b"ACK.EPO\n"), Err(ReplyError::NotPrintable(7)));
+        assert_eq!(CletsReply::parse("BSY.É".as_bytes()), Err(ReplyError::NotPrintable(4)));
     }
 
     /// NIC and FCN checks accept exactly the ICD shapes.

@@ -28,11 +28,7 @@ pub fn router(sim: Arc<Simulator>) -> Router {
 }
 
 /// Serves the control API until `stop` turns true.
-pub async fn serve(
-    listener: TcpListener,
-    sim: Arc<Simulator>,
-    mut stop: watch::Receiver<bool>,
-) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, sim: Arc<Simulator>, mut stop: watch::Receiver<bool>) -> std::io::Result<()> {
     axum::serve(listener, router(sim))
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|stopped| *stopped).await;
@@ -54,11 +50,7 @@ async fn faults(State(sim): State<Arc<Simulator>>) -> Json<Faults> {
 
 async fn set_faults(State(sim): State<Arc<Simulator>>, Json(faults): Json<Faults>) -> Response {
     if let Err(reason) = faults.validate() {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(serde_json::json!({ "error": reason })),
-        )
-            .into_response();
+        return (StatusCode::BAD_REQUEST, Json(serde_json::json!({ "error": reason }))).into_response();
     }
     info!(
         latency_ms = faults.latency_ms,

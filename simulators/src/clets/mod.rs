@@ -106,18 +106,12 @@ impl CletsSimConfig {
         if let Some(bad) = self.valid_oris.iter().find(|o| !records::is_ori(o)) {
             anyhow::bail!("valid_oris: {bad:?} is not 9 characters [A-Z0-9]");
         }
-        anyhow::ensure!(
-            self.nic_prefix.is_ascii_uppercase(),
-            "nic_prefix must be a letter A-Z"
-        );
+        anyhow::ensure!(self.nic_prefix.is_ascii_uppercase(), "nic_prefix must be a letter A-Z");
         anyhow::ensure!(
             self.fcn_prefix.len() <= 7 && self.fcn_prefix.bytes().all(|b| b.is_ascii_digit()),
             "fcn_prefix must be at most 7 digits"
         );
-        anyhow::ensure!(
-            self.max_connections > 0,
-            "max_connections must be at least 1"
-        );
+        anyhow::ensure!(self.max_connections > 0, "max_connections must be at least 1");
         Ok(())
     }
 }
@@ -264,9 +258,7 @@ impl Simulator {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the state half-updated in a way that matters to a
         // test tool, so keep serving.
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Counts a connection that is being served.
@@ -376,13 +368,7 @@ impl Simulator {
 
 impl State {
     /// Steps 4 to 7 of the module doc.
-    fn process(
-        &mut self,
-        request: &str,
-        busy: bool,
-        reject: bool,
-        config: &CletsSimConfig,
-    ) -> String {
+    fn process(&mut self, request: &str, busy: bool, reject: bool, config: &CletsSimConfig) -> String {
         let [mke, ori, mcn] = echo_header(request);
         if busy {
             self.counters.busy += 1;
@@ -460,14 +446,8 @@ fn echo_header(request: &str) -> [String; 3] {
         let part = parts.next().unwrap_or_default();
         let echoable = !part.is_empty()
             && part.len() <= records::MCN_LEN
-            && part
-                .bytes()
-                .all(|b| (0x20..=0x7E).contains(&b) && b != b'/');
-        if echoable {
-            part.to_owned()
-        } else {
-            "?".to_owned()
-        }
+            && part.bytes().all(|b| (0x20..=0x7E).contains(&b) && b != b'/');
+        if echoable { part.to_owned() } else { "?".to_owned() }
     })
 }
 
@@ -480,9 +460,7 @@ pub async fn run(
     config: CletsSimConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    config
-        .validate()
-        .context("invalid CLETS simulator configuration")?;
+    config.validate().context("invalid CLETS simulator configuration")?;
     let tcp_addr = tcp.local_addr()?;
     let control_addr = control.local_addr()?;
     let sim = Arc::new(Simulator::new(config));
@@ -536,10 +514,7 @@ mod tests {
         );
         assert_eq!(sim.answer(&epo(1)).await.unwrap(), first);
         let counters = sim.state().counters;
-        assert_eq!(
-            (counters.received, counters.accepted, counters.duplicates),
-            (2, 1, 1)
-        );
+        assert_eq!((counters.received, counters.accepted, counters.duplicates), (2, 1, 1));
     }
 
     /// A rejected MCN sent again gets the same REJ unchanged, counted as a duplicate (ICD §6).
@@ -549,7 +524,11 @@ mod tests {
         let bad = epo(1).replacen("SEX/M.", "SEX/Q.", 1);
         let first = sim.answer(&bad).await.unwrap();
         assert!(first.starts_with("REJ.EPO.CA034025J.00010ABCDEFGHIJKLMNO.ERR/E03.MSG/"));
-        assert_eq!(sim.answer(&epo(1)).await.unwrap(), first, "same MCN: the earlier answer");
+        assert_eq!(
+            sim.answer(&epo(1)).await.unwrap(),
+            first,
+            "same MCN: the earlier answer"
+        );
         assert_eq!(sim.state().counters.duplicates, 1);
         assert!(sim.state().records.is_empty());
     }
@@ -578,11 +557,7 @@ mod tests {
         assert_eq!(sim.answer(&epo(1)).await, None);
         let state = sim.state();
         assert_eq!(
-            (
-                state.counters.received,
-                state.counters.busy,
-                state.counters.rejected
-            ),
+            (state.counters.received, state.counters.busy, state.counters.rejected),
             (3, 1, 1)
         );
         assert!(state.records.is_empty());
@@ -646,9 +621,7 @@ mod tests {
             ..CletsSimConfig::default()
         });
         for seq in 1..=3 {
-            sim.answer(&format!("ZPO.{ORI}.{}.", mcn(seq)))
-                .await
-                .unwrap();
+            sim.answer(&format!("ZPO.{ORI}.{}.", mcn(seq))).await.unwrap();
         }
         let messages = sim.messages();
         assert_eq!(messages.len(), 2);
@@ -660,22 +633,15 @@ mod tests {
     async fn unechoable_header_is_replaced() {
         let sim = sim();
         let reply = sim.answer("NAM/DOE, JOHN.").await.unwrap();
-        assert_eq!(
-            reply,
-            "REJ.?.?.?.ERR/E01.MSG/HEADER MUST BE MKE, ORI AND MCN"
-        );
+        assert_eq!(reply, "REJ.?.?.?.ERR/E01.MSG/HEADER MUST BE MKE, ORI AND MCN");
         assert!(CletsReply::parse_str(&reply).is_ok());
     }
 
     /// The configuration reads from TOML-like JSON with defaults and refuses unknown fields.
     #[test]
     fn config_defaults_and_unknown_fields() {
-        let config: CletsSimConfig =
-            serde_json::from_str(r#"{"valid_oris":["CA034025J"]}"#).unwrap();
-        assert_eq!(
-            (config.nic_prefix, config.fcn_prefix.as_str()),
-            ('H', "034")
-        );
+        let config: CletsSimConfig = serde_json::from_str(r#"{"valid_oris":["CA034025J"]}"#).unwrap();
+        assert_eq!((config.nic_prefix, config.fcn_prefix.as_str()), ('H', "034"));
         config.validate().unwrap();
         assert!(serde_json::from_str::<CletsSimConfig>(r#"{"valid_ori":[]}"#).is_err());
         let bad = CletsSimConfig {
@@ -691,10 +657,7 @@ mod tests {
         let body = r#"{"latency_ms":0,"busy_rate":0.5,"reject_rate":0.0,"disconnect_rate":0.0,"down":false,"agency":"CA0341100"}"#;
         let faults: Faults = serde_json::from_str(body).unwrap();
         assert!(faults.validate().is_ok());
-        assert_eq!(
-            serde_json::from_str::<Faults>("{}").unwrap(),
-            Faults::default()
-        );
+        assert_eq!(serde_json::from_str::<Faults>("{}").unwrap(), Faults::default());
         assert!(
             Faults {
                 busy_rate: 1.5,

@@ -151,10 +151,7 @@ pub struct Request {
 impl Request {
     /// The first value of `tag`, if present.
     pub fn value(&self, tag: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(t, _)| t == tag)
-            .map(|(_, v)| v.as_str())
+        self.fields.iter().find(|(t, _)| t == tag).map(|(_, v)| v.as_str())
     }
 
     /// The order sequence: the MCN's first 4 digits.
@@ -228,12 +225,9 @@ struct FieldSpec {
 
 const SEX: &[&str] = &["M", "F", "X", "U"];
 const RACE: &[&str] = &["A", "B", "H", "I", "P", "U", "W"];
-const EYE: &[&str] = &[
-    "BLK", "BLU", "BRO", "GRN", "GRY", "HAZ", "MAR", "MUL", "PNK", "XXX",
-];
+const EYE: &[&str] = &["BLK", "BLU", "BRO", "GRN", "GRY", "HAZ", "MAR", "MUL", "PNK", "XXX"];
 const HAIR: &[&str] = &[
-    "BAL", "BLK", "BLN", "BLU", "BRO", "GRN", "GRY", "ONG", "PLE", "PNK", "RED", "SDY", "WHI",
-    "XXX",
+    "BAL", "BLK", "BLN", "BLU", "BRO", "GRN", "GRY", "ONG", "PLE", "PNK", "RED", "SDY", "WHI", "XXX",
 ];
 const BRADY: &[&str] = &["Y", "N", "U"];
 const PCO: &[&str] = &["01", "02", "03", "04", "05", "06", "07", "08", "09"];
@@ -254,13 +248,7 @@ const fn spec(tag: &'static str, max: usize, check: Check, usage: [Usage; 5]) ->
     }
 }
 
-const fn group(
-    tag: &'static str,
-    max: usize,
-    check: Check,
-    usage: [Usage; 5],
-    group: Group,
-) -> FieldSpec {
+const fn group(tag: &'static str, max: usize, check: Check, usage: [Usage; 5], group: Group) -> FieldSpec {
     FieldSpec {
         tag,
         max,
@@ -326,9 +314,7 @@ fn rank(tag: &str) -> Option<usize> {
 
 /// Whether `s` is a well-formed ORI: 9 characters `[A-Z0-9]`.
 pub fn is_ori(s: &str) -> bool {
-    s.len() == 9
-        && s.bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    s.len() == 9 && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// Whether `s` is a well-formed MCN: 4 sequence digits, 1 revision digit, 15 base32 characters (`A-Z2-7`).
@@ -382,10 +368,7 @@ pub fn parse_request(text: &str, valid_oris: &[String]) -> Result<Request, Rejec
 }
 
 /// Splits the fields and checks tags, presence per key, order and repetition (`E01`).
-fn check_structure<'a>(
-    mke: MessageKey,
-    parts: &[&'a str],
-) -> Result<Vec<(&'static FieldSpec, &'a str)>, Rejection> {
+fn check_structure<'a>(mke: MessageKey, parts: &[&'a str]) -> Result<Vec<(&'static FieldSpec, &'a str)>, Rejection> {
     use RejectCode::E01;
     let ppn_rank = rank("PPN").unwrap_or_default();
     let mut fields = Vec::with_capacity(parts.len());
@@ -396,14 +379,10 @@ fn check_structure<'a>(
         let (tag, value) = part
             .split_once('/')
             .ok_or_else(|| Rejection::new(E01, format!("FIELD {position} IS NOT TAG/VALUE")))?;
-        let r = rank(tag)
-            .ok_or_else(|| Rejection::new(E01, format!("FIELD {position} HAS AN UNKNOWN TAG")))?;
+        let r = rank(tag).ok_or_else(|| Rejection::new(E01, format!("FIELD {position} HAS AN UNKNOWN TAG")))?;
         let spec = &FIELDS[r];
         if spec.usage[mke.column()] == Usage::Absent {
-            return Err(Rejection::new(
-                E01,
-                format!("{tag} IS NOT A FIELD OF {}", mke.as_str()),
-            ));
+            return Err(Rejection::new(E01, format!("{tag} IS NOT A FIELD OF {}", mke.as_str())));
         }
         if value.is_empty() {
             return Err(Rejection::new(
@@ -448,10 +427,7 @@ fn check_required(mke: MessageKey, fields: &[(&'static FieldSpec, &str)]) -> Res
     use RejectCode::E02;
     let has = |tag: &str| fields.iter().any(|(s, _)| s.tag == tag);
     for spec in FIELDS {
-        if spec.usage[mke.column()] == Usage::Required
-            && spec.group != Group::Member
-            && !has(spec.tag)
-        {
+        if spec.usage[mke.column()] == Usage::Required && spec.group != Group::Member && !has(spec.tag) {
             return Err(Rejection::new(E02, format!("MISSING {}", spec.tag)));
         }
     }
@@ -498,10 +474,7 @@ fn check_values(fields: &[(&'static FieldSpec, &str)]) -> Result<(), Rejection> 
     use RejectCode::E03;
     for (spec, value) in fields {
         if value.len() > spec.max {
-            return Err(Rejection::new(
-                E03,
-                format!("{} LONGER THAN {}", spec.tag, spec.max),
-            ));
+            return Err(Rejection::new(E03, format!("{} LONGER THAN {}", spec.tag, spec.max)));
         }
         if !value_is_valid(spec.check, value) {
             return Err(Rejection::new(E03, format!("INVALID {}", spec.tag)));
@@ -547,22 +520,15 @@ fn value_is_valid(check: Check, v: &str) -> bool {
                 && v[2..].parse::<u8>().is_ok_and(|m| m < 60)
         }
         Check::Height => {
-            digits(v)
-                && v.len() == 3
-                && v.as_bytes()[0] != b'0'
-                && v[1..].parse::<u8>().is_ok_and(|i| i < 12)
+            digits(v) && v.len() == 3 && v.as_bytes()[0] != b'0' && v[1..].parse::<u8>().is_ok_and(|i| i < 12)
         }
         Check::Weight => digits(v) && v.parse::<u16>().is_ok_and(|w| w > 0),
-        Check::Alnum => v
-            .bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()),
+        Check::Alnum => v.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()),
         Check::State => v.len() == 2 && v.bytes().all(|b| b.is_ascii_uppercase()),
         Check::OrderNumber => v
             .bytes()
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'-'),
-        Check::Text => v
-            .bytes()
-            .all(|b| (0x20..=0x7E).contains(&b) && !b.is_ascii_lowercase()),
+        Check::Text => v.bytes().all(|b| (0x20..=0x7E).contains(&b) && !b.is_ascii_lowercase()),
         Check::Ori => is_ori(v),
     }
 }
@@ -575,13 +541,7 @@ fn is_name(v: &str) -> bool {
     let Some((last, first)) = v.split_once(',') else {
         return false;
     };
-    allowed
-        && !first.contains(',')
-        && last
-            .trim()
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_uppercase())
+    allowed && !first.contains(',') && last.trim().bytes().next().is_some_and(|b| b.is_ascii_uppercase())
 }
 
 /// Whether a CARPOS record is in force.
@@ -693,9 +653,7 @@ impl RecordTable {
                     .records
                     .get_mut(nic)
                     .filter(|r| r.ori == req.ori && r.pno == pno)
-                    .ok_or_else(|| {
-                        Rejection::new(RejectCode::E04, "NIC NOT ON FILE FOR THIS ORI AND PNO")
-                    })?;
+                    .ok_or_else(|| Rejection::new(RejectCode::E04, "NIC NOT ON FILE FOR THIS ORI AND PNO"))?;
                 let usable = match key {
                     MessageKey::Xpo => record.status != RecordStatus::Cancelled,
                     _ => record.status == RecordStatus::Active,
@@ -708,9 +666,7 @@ impl RecordTable {
                     MessageKey::Mpo => record.entry = data.collect(),
                     _ => {
                         let data: Vec<Field> = data.filter(|(t, _)| t != "PNO").collect();
-                        record
-                            .supplement
-                            .retain(|(t, _)| !data.iter().any(|(d, _)| d == t));
+                        record.supplement.retain(|(t, _)| !data.iter().any(|(d, _)| d == t));
                         record.supplement.extend(data);
                         record.supplement.sort_by_key(|(t, _)| rank(t));
                         match key {
@@ -724,9 +680,7 @@ impl RecordTable {
                 nic.to_owned()
             }
         };
-        let double_record = !self
-            .applied
-            .insert((req.ori.clone(), pno, req.sequence().to_owned()));
+        let double_record = !self.applied.insert((req.ori.clone(), pno, req.sequence().to_owned()));
         let fcn = self.records[&nic].fcn.clone();
         Ok(Applied {
             nic,
@@ -739,10 +693,7 @@ impl RecordTable {
     fn enter(&mut self, req: &Request, pno: &str) -> Result<String, Rejection> {
         let order = (req.ori.clone(), pno.to_owned());
         if let Some(nic) = self.latest_by_order.get(&order)
-            && self
-                .records
-                .get(nic)
-                .is_some_and(|r| r.status == RecordStatus::Active)
+            && self.records.get(nic).is_some_and(|r| r.status == RecordStatus::Active)
         {
             return Err(Rejection::new(
                 RejectCode::E05,
@@ -805,10 +756,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn cpo(sequence: u16, nic: &str) -> String {
-        format!(
-            "CPO.{ORI}.{}.NIC/{nic}.PNO/24DV01234.DOC/20270101.",
-            mcn(sequence)
-        )
+        format!("CPO.{ORI}.{}.NIC/{nic}.PNO/24DV01234.DOC/20270101.", mcn(sequence))
     }
 
     fn xpo(sequence: u16, nic: &str) -> String {
@@ -877,10 +825,7 @@ pub(crate) mod tests {
         let sample = epo(1);
         assert_eq!(code_of(sample.strip_suffix('.').unwrap()), RejectCode::E01);
         assert_eq!(code_of("EPO.CA034025J."), RejectCode::E01);
-        assert_eq!(
-            code_of(&sample.replacen("EPO.", "ZPO.", 1)),
-            RejectCode::E01
-        );
+        assert_eq!(code_of(&sample.replacen("EPO.", "ZPO.", 1)), RejectCode::E01);
         for bad_mcn in [
             "0001ABCDEFGHIJKLMNOP",
             "00010ABCDEFGHIJKLMNOP",
@@ -899,29 +844,17 @@ pub(crate) mod tests {
     #[test]
     fn bad_or_unlisted_ori_is_e06() {
         let sample = epo(1);
-        assert_eq!(
-            code_of(&sample.replacen(ORI, "CA03402", 1)),
-            RejectCode::E06
-        );
-        assert_eq!(
-            code_of(&sample.replacen(ORI, "ca034025j", 1)),
-            RejectCode::E06
-        );
+        assert_eq!(code_of(&sample.replacen(ORI, "CA03402", 1)), RejectCode::E06);
+        assert_eq!(code_of(&sample.replacen(ORI, "ca034025j", 1)), RejectCode::E06);
         let listed = vec!["CA0341100".to_owned()];
-        assert_eq!(
-            parse_request(&sample, &listed).unwrap_err().code,
-            RejectCode::E06
-        );
+        assert_eq!(parse_request(&sample, &listed).unwrap_err().code, RejectCode::E06);
         assert!(parse_request(&sample, &[ORI.to_owned()]).is_ok());
     }
 
     /// Fields out of table order are E01.
     #[test]
     fn out_of_order_fields_are_e01() {
-        assert_eq!(
-            code_of(&epo_with("SEX/M.RAC/W.", "RAC/W.SEX/M.")),
-            RejectCode::E01
-        );
+        assert_eq!(code_of(&epo_with("SEX/M.RAC/W.", "RAC/W.SEX/M.")), RejectCode::E01);
         assert_eq!(
             code_of(&epo_with("PCO/01.PCO/05.", "PCO/05.TYP/DV.PCO/01.")),
             RejectCode::E01
@@ -939,26 +872,13 @@ pub(crate) mod tests {
     /// A repeated single field, unknown tag, foreign tag, empty value or non TAG/value field is E01.
     #[test]
     fn malformed_fields_are_e01() {
-        assert_eq!(
-            code_of(&epo_with("SEX/M.", "SEX/M.SEX/M.")),
-            RejectCode::E01
-        );
-        assert_eq!(
-            code_of(&epo_with("SEX/M.", "SEX/M.ZZZ/1.")),
-            RejectCode::E01
-        );
-        assert_eq!(
-            code_of(&epo_with("MIS/", "DOC/20270101.MIS/")),
-            RejectCode::E01
-        );
+        assert_eq!(code_of(&epo_with("SEX/M.", "SEX/M.SEX/M.")), RejectCode::E01);
+        assert_eq!(code_of(&epo_with("SEX/M.", "SEX/M.ZZZ/1.")), RejectCode::E01);
+        assert_eq!(code_of(&epo_with("MIS/", "DOC/20270101.MIS/")), RejectCode::E01);
         assert_eq!(code_of(&epo_with("HGT/510.", "HGT/.")), RejectCode::E01);
         assert_eq!(code_of(&epo_with("HGT/510.", "HGT 510.")), RejectCode::E01);
         assert_eq!(
-            code_of(&format!(
-                "EPO.{ORI}.{}.NIC/H000000001.{}",
-                mcn(1),
-                &epo(1)[35..]
-            )),
+            code_of(&format!("EPO.{ORI}.{}.NIC/H000000001.{}", mcn(1), &epo(1)[35..])),
             RejectCode::E01
         );
     }
@@ -969,26 +889,13 @@ pub(crate) mod tests {
         let group = "PPN/DOE, JANE B.PSX/F.PPR/W.PPB/19870302.";
         let nine_groups = epo_with(group, &group.repeat(9));
         assert!(parse(&nine_groups).is_ok());
-        let parsed = parse(&epo_with(
-            group,
-            "PPN/DOE, JANE.PSX/F.PPN/DOE, JIM.PSX/M.PPB/20150101.",
-        ))
-        .unwrap();
+        let parsed = parse(&epo_with(group, "PPN/DOE, JANE.PSX/F.PPN/DOE, JIM.PSX/M.PPB/20150101.")).unwrap();
         assert_eq!(parsed.fields.iter().filter(|(t, _)| t == "PPN").count(), 2);
-        assert_eq!(
-            code_of(&epo_with(group, &group.repeat(10))),
-            RejectCode::E01
-        );
-        assert_eq!(
-            code_of(&epo_with("PCO/01.", &"PCO/01.".repeat(8))),
-            RejectCode::E01
-        );
+        assert_eq!(code_of(&epo_with(group, &group.repeat(10))), RejectCode::E01);
+        assert_eq!(code_of(&epo_with("PCO/01.", &"PCO/01.".repeat(8))), RejectCode::E01);
         assert!(parse(&epo_with("PCO/01.", &"PCO/01.".repeat(7))).is_ok());
         assert_eq!(code_of(&epo_with("PPN/DOE, JANE B.", "")), RejectCode::E01);
-        assert_eq!(
-            code_of(&epo_with("PSX/F.PPR/W.", "PPR/W.PSX/F.")),
-            RejectCode::E01
-        );
+        assert_eq!(code_of(&epo_with("PSX/F.PPR/W.", "PPR/W.PSX/F.")), RejectCode::E01);
     }
 
     /// Missing required fields are E02, per key, per protected person, and for OLN/OLS pairs.
@@ -1001,11 +908,7 @@ pub(crate) mod tests {
             "EXP/20311125.",
             "PCO/01.PCO/05.PCO/07.",
         ] {
-            assert_eq!(
-                code_of(&epo_with(field, "")),
-                RejectCode::E02,
-                "without {field}"
-            );
+            assert_eq!(code_of(&epo_with(field, "")), RejectCode::E02, "without {field}");
         }
         assert_eq!(
             code_of(&epo_with("PPN/DOE, JANE B.PSX/F.PPR/W.PPB/19870302.", "")),
@@ -1026,10 +929,7 @@ pub(crate) mod tests {
             code_of(&cpo(2, "H000000001").replace("NIC/H000000001.", "")),
             RejectCode::E02
         );
-        assert_eq!(
-            code_of(&spo(2, "H000000001").replace("SVM/P.", "")),
-            RejectCode::E02
-        );
+        assert_eq!(code_of(&spo(2, "H000000001").replace("SVM/P.", "")), RejectCode::E02);
     }
 
     /// Values off their code lists, malformed, impossible or over their maximum length are E03.
@@ -1059,10 +959,7 @@ pub(crate) mod tests {
             ("OLS/CA.", "OLS/C1."),
             ("NAM/DOE, JOHN ALLEN.", "NAM/DOE JOHN ALLEN."),
             ("NAM/DOE, JOHN ALLEN.", "NAM/Doe, John."),
-            (
-                "NAM/DOE, JOHN ALLEN.",
-                "NAM/DOEFFFFFFFFFFFFFFFFFFFFFFFFF, JOHN.",
-            ),
+            ("NAM/DOE, JOHN ALLEN.", "NAM/DOEFFFFFFFFFFFFFFFFFFFFFFFFF, JOHN."),
             ("PNO/24DV01234.", "PNO/24DV/01234."),
             ("PNO/24DV01234.", "PNO/24DV0123456789012."),
             ("OCA/24FL001234.", "OCA/24fl001234."),
@@ -1074,10 +971,7 @@ pub(crate) mod tests {
         let long_mis = format!("MIS/{}.", "X".repeat(501));
         let text = epo(1);
         let mis_start = text.find("MIS/").unwrap();
-        assert_eq!(
-            code_of(&format!("{}{long_mis}", &text[..mis_start])),
-            RejectCode::E03
-        );
+        assert_eq!(code_of(&format!("{}{long_mis}", &text[..mis_start])), RejectCode::E03);
         assert_eq!(
             code_of(&spo(2, "H000000001").replace("SVM/P.", "SVM/X.")),
             RejectCode::E03
@@ -1125,10 +1019,7 @@ pub(crate) mod tests {
     fn duplicate_active_order_is_e05_until_cancelled() {
         let mut table = RecordTable::new('H', "034");
         apply(&mut table, &epo(1)).unwrap();
-        assert_eq!(
-            apply(&mut table, &epo(2)).unwrap_err().code,
-            RejectCode::E05
-        );
+        assert_eq!(apply(&mut table, &epo(2)).unwrap_err().code, RejectCode::E05);
         apply(&mut table, &xpo(2, "H000000001")).unwrap();
         let reentry = apply(&mut table, &epo(3)).unwrap();
         assert_eq!(reentry.nic, "H000000002");
@@ -1155,10 +1046,7 @@ pub(crate) mod tests {
         };
         assert_eq!(value("PCO"), ["01"]);
         assert_eq!(value("BRD"), ["N"]);
-        assert!(
-            value("MIS").is_empty(),
-            "a field absent from MPO is cleared"
-        );
+        assert!(value("MIS").is_empty(), "a field absent from MPO is cleared");
         assert!(value("NIC").is_empty());
         assert_eq!(record.mcns, vec![mcn(1), mcn(2)]);
     }
@@ -1169,26 +1057,12 @@ pub(crate) mod tests {
         let mut table = RecordTable::new('H', "034");
         apply(&mut table, &epo(1)).unwrap();
         apply(&mut table, &cpo(2, "H000000001")).unwrap();
-        assert_eq!(
-            table.get("H000000001").unwrap().status,
-            RecordStatus::Cleared
-        );
-        for text in [
-            mpo(3, "H000000001"),
-            cpo(3, "H000000001"),
-            spo(3, "H000000001"),
-        ] {
-            assert_eq!(
-                apply(&mut table, &text).unwrap_err().code,
-                RejectCode::E04,
-                "{text}"
-            );
+        assert_eq!(table.get("H000000001").unwrap().status, RecordStatus::Cleared);
+        for text in [mpo(3, "H000000001"), cpo(3, "H000000001"), spo(3, "H000000001")] {
+            assert_eq!(apply(&mut table, &text).unwrap_err().code, RejectCode::E04, "{text}");
         }
         apply(&mut table, &xpo(3, "H000000001")).unwrap();
-        assert_eq!(
-            table.get("H000000001").unwrap().status,
-            RecordStatus::Cancelled
-        );
+        assert_eq!(table.get("H000000001").unwrap().status, RecordStatus::Cancelled);
         assert_eq!(
             apply(&mut table, &xpo(4, "H000000001")).unwrap_err().code,
             RejectCode::E04
@@ -1205,15 +1079,9 @@ pub(crate) mod tests {
         );
         apply(&mut table, &epo(1)).unwrap();
         let other_pno = cpo(2, "H000000001").replace("PNO/24DV01234", "PNO/24DV09999");
-        assert_eq!(
-            apply(&mut table, &other_pno).unwrap_err().code,
-            RejectCode::E04
-        );
+        assert_eq!(apply(&mut table, &other_pno).unwrap_err().code, RejectCode::E04);
         let other_ori = cpo(2, "H000000001").replace(ORI, "CA0341100");
-        assert_eq!(
-            apply(&mut table, &other_ori).unwrap_err().code,
-            RejectCode::E04
-        );
+        assert_eq!(apply(&mut table, &other_ori).unwrap_err().code, RejectCode::E04);
     }
 
     /// SPO records service data that survives a later MPO.
@@ -1234,11 +1102,7 @@ pub(crate) mod tests {
     fn same_sequence_under_new_mcn_is_double_record() {
         let mut table = RecordTable::new('H', "034");
         apply(&mut table, &epo(1)).unwrap();
-        assert!(
-            !apply(&mut table, &mpo(2, "H000000001"))
-                .unwrap()
-                .double_record
-        );
+        assert!(!apply(&mut table, &mpo(2, "H000000001")).unwrap().double_record);
         // Sequence 2 again, revision 1: a different MCN for an already applied message.
         let again = mpo(2, "H000000001").replacen(&mcn(2), &format!("00021{HASH}"), 1);
         assert!(apply(&mut table, &again).unwrap().double_record);

@@ -18,11 +18,7 @@ use tracing::{debug, warn};
 use super::Simulator;
 
 /// Accepts and serves CLETS connections until `stop` turns true.
-pub async fn serve(
-    listener: TcpListener,
-    sim: Arc<Simulator>,
-    mut stop: watch::Receiver<bool>,
-) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, sim: Arc<Simulator>, mut stop: watch::Receiver<bool>) -> std::io::Result<()> {
     let limit = Arc::new(Semaphore::new(sim.config().max_connections));
     let mut connections = JoinSet::new();
     loop {
@@ -67,10 +63,7 @@ async fn connection(
     _permit: OwnedSemaphorePermit,
 ) {
     let _ = socket.set_nodelay(true);
-    let peer = socket
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let peer = socket.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let mut down = sim.watch_down();
     debug!(%peer, "CLETS connection opened.");
     loop {

@@ -92,16 +92,8 @@ impl CourtSimConfig {
         }
         let mut seen = std::collections::HashSet::new();
         for court in &self.courts {
-            if court.ori.len() != 9
-                || !court
-                    .ori
-                    .bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-            {
-                anyhow::bail!(
-                    "court simulator: ORI {:?} is not 9 characters [A-Z0-9]",
-                    court.ori
-                );
+            if court.ori.len() != 9 || !court.ori.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+                anyhow::bail!("court simulator: ORI {:?} is not 9 characters [A-Z0-9]", court.ori);
             }
             if !seen.insert(court.ori.as_str()) {
                 anyhow::bail!("court simulator: court {} is configured twice", court.ori);
@@ -180,10 +172,9 @@ mod tests {
     /// Formats are spelt `xml` and `fixed`; bad ORIs and duplicates fail validation.
     #[test]
     fn courts_are_checked() {
-        let c: CourtSimConfig = serde_json::from_str(
-            r#"{"courts": [{"ori": "CA034025J", "name": "S", "format": "fixed"}], "seed": 7}"#,
-        )
-        .unwrap();
+        let c: CourtSimConfig =
+            serde_json::from_str(r#"{"courts": [{"ori": "CA034025J", "name": "S", "format": "fixed"}], "seed": 7}"#)
+                .unwrap();
         assert_eq!(c.courts[0].format, CourtFormat::Fixed);
         assert_eq!(c.seed, 7);
         c.validate().unwrap();

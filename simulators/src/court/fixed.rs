@@ -315,27 +315,14 @@ mod tests {
             ),
             (104, 200, ""),
         ];
-        for (record, table) in [
-            (o, expected_o),
-            (r, expected_r),
-            (p, expected_p),
-            (m, expected_m),
-        ] {
+        for (record, table) in [(o, expected_o), (r, expected_r), (p, expected_p), (m, expected_m)] {
             let mut next = 1;
             for &(from, to, value) in table {
                 assert_eq!(from, next, "the table leaves a gap before column {from}");
                 next = to + 1;
                 let field = col(record, from, to);
-                assert_eq!(
-                    field.trim_end(),
-                    value,
-                    "{} columns {from}-{to}",
-                    &record[..1]
-                );
-                assert!(
-                    !field.starts_with(' ') || value.is_empty(),
-                    "not left-justified"
-                );
+                assert_eq!(field.trim_end(), value, "{} columns {from}-{to}", &record[..1]);
+                assert!(!field.starts_with(' ') || value.is_empty(), "not left-justified");
             }
             assert_eq!(next, RECORD_LEN + 1);
         }
@@ -358,10 +345,7 @@ mod tests {
         let recs = records(&to_fixed(&m));
         assert_eq!(recs.len(), 2);
         let o = &recs[0];
-        assert_eq!(
-            col(o, 1, 54),
-            "OCA034025J24FL001234          24DV01234      SV0003DV "
-        );
+        assert_eq!(col(o, 1, 54), "OCA034025J24FL001234          24DV01234      SV0003DV ");
         assert_eq!(col(o, 55, 200).trim(), "", "SV carries no order terms");
         let s = &recs[1];
         assert_eq!(col(s, 1, 1), "S");

@@ -67,10 +67,7 @@ pub fn response_queue(ori: &str) -> String {
 }
 
 /// Runs the simulator, printing each status line to stdout.
-pub async fn run(
-    config: CourtSimConfig,
-    shutdown: impl Future<Output = ()> + Send,
-) -> anyhow::Result<CourtSimReport> {
+pub async fn run(config: CourtSimConfig, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<CourtSimReport> {
     run_with_printer(config, shutdown, |line| println!("{line}")).await
 }
 
@@ -116,9 +113,7 @@ pub async fn run_with_printer(
             FieldTable::default(),
         )
         .await
-        .context(
-            "court simulator: exchange por.inbound does not exist (the Porter broker declares it)",
-        )?;
+        .context("court simulator: exchange por.inbound does not exist (the Porter broker declares it)")?;
     let _ = check.close(200, "OK".into()).await;
 
     // Consumers first, so that no status is missed.
@@ -126,9 +121,7 @@ pub async fn run_with_printer(
     let progress = Arc::new(Notify::new());
     let printer: statuses::Printer = Arc::new(printer);
     let consume_channel = connection.create_channel().await?;
-    consume_channel
-        .basic_qos(256, BasicQosOptions::default())
-        .await?;
+    consume_channel.basic_qos(256, BasicQosOptions::default()).await?;
     let mut consumers = Vec::new();
     let mut untracked_courts = Vec::new();
     for court in &config.courts {
@@ -159,9 +152,7 @@ pub async fn run_with_printer(
         orders,
         config.rate_per_sec,
         |event| match event {
-            PublishEvent::Publishing(m) if !untracked_courts.contains(&m.court_ori) => {
-                lock(&tracker).expect(m)
-            }
+            PublishEvent::Publishing(m) if !untracked_courts.contains(&m.court_ori) => lock(&tracker).expect(m),
             PublishEvent::Confirmed(m) if untracked_courts.contains(&m.court_ori) => {
                 untracked_sent.push(m.message_id.clone())
             }
@@ -180,8 +171,7 @@ pub async fn run_with_printer(
     );
 
     if !summary.interrupted {
-        let deadline =
-            tokio::time::Instant::now() + Duration::from_secs(config.status_timeout_secs);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(config.status_timeout_secs);
         loop {
             if lock(&tracker).all_complete() {
                 break;
@@ -306,11 +296,7 @@ mod tests {
         let orders = plan(&config, now, "t");
         let courts: Vec<&str> = orders.iter().map(|o| o[0].court_ori.as_str()).collect();
         assert_eq!(courts, ["CA034025J", "CA019015J", "CA034025J", "CA019015J"]);
-        assert!(
-            orders
-                .iter()
-                .all(|o| o.iter().map(|m| m.sequence).eq(1..=3))
-        );
+        assert!(orders.iter().all(|o| o.iter().map(|m| m.sequence).eq(1..=3)));
         assert_eq!(orders[1][0].format, CourtFormat::Fixed);
         assert!(run_tag().len() >= 8);
     }

@@ -22,10 +22,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{
-    DateTime, Datelike, Duration, FixedOffset, Months, NaiveDate, NaiveDateTime, NaiveTime,
-    Timelike,
-};
+use chrono::{DateTime, Datelike, Duration, FixedOffset, Months, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
 use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -346,11 +343,7 @@ impl OrderGenerator {
             serving_agency_ori: agency,
             method,
         };
-        self.message(
-            Action::Service(service),
-            previous.sequence + 1,
-            previous.order.clone(),
-        )
+        self.message(Action::Service(service), previous.sequence + 1, previous.order.clone())
     }
 
     /// TERMINATE of `previous`'s order, today.
@@ -366,11 +359,7 @@ impl OrderGenerator {
     /// CANCEL (entered in error) of `previous`'s order.
     pub fn cancel(&mut self, previous: &GeneratedMessage) -> GeneratedMessage {
         let reason = pick(&mut self.rng, CANCEL_REASONS).to_string();
-        self.message(
-            Action::Cancel { reason },
-            previous.sequence + 1,
-            previous.order.clone(),
-        )
+        self.message(Action::Cancel { reason }, previous.sequence + 1, previous.order.clone())
     }
 
     fn message(&mut self, action: Action, sequence: u32, order: Order) -> GeneratedMessage {
@@ -433,11 +422,7 @@ impl OrderGenerator {
         if order_type != "JV" && rng.random_bool(0.9) {
             conditions.add(rng, Condition::Firearms);
         }
-        for extra in [
-            Condition::MoveOut,
-            Condition::Animals,
-            Condition::Electronic,
-        ] {
+        for extra in [Condition::MoveOut, Condition::Animals, Condition::Electronic] {
             if rng.random_bool(0.2) {
                 conditions.add(rng, extra);
             }
@@ -484,9 +469,7 @@ impl OrderGenerator {
                 order.expiration = order
                     .issue_date
                     .checked_add_months(Months::new(60))
-                    .map(|d| {
-                        d.and_time(NaiveTime::from_hms_opt(23, 59, 0).unwrap_or(NaiveTime::MIN))
-                    });
+                    .map(|d| d.and_time(NaiveTime::from_hms_opt(23, 59, 0).unwrap_or(NaiveTime::MIN)));
             }
             // Firearms are added, or else a no-contact order.
             _ => {
@@ -561,15 +544,9 @@ const ORDER_TYPES: &[(&str, &str, u32)] = &[
 
 /// The next value of a counter that starts at a random point and advances by
 /// a few numbers at a time, as other cases get filed in between.
-fn next_counter(
-    rng: &mut StdRng,
-    counters: &mut HashMap<&'static str, u32>,
-    key: &'static str,
-) -> u32 {
+fn next_counter(rng: &mut StdRng, counters: &mut HashMap<&'static str, u32>, key: &'static str) -> u32 {
     let step = rng.random_range(1..=25);
-    let counter = counters
-        .entry(key)
-        .or_insert_with(|| rng.random_range(1_000..40_000));
+    let counter = counters.entry(key).or_insert_with(|| rng.random_range(1_000..40_000));
     *counter += step;
     *counter
 }
@@ -660,12 +637,7 @@ fn protected_persons(
     persons
 }
 
-fn protected_person(
-    rng: &mut StdRng,
-    sex: char,
-    relationship: &str,
-    today: NaiveDate,
-) -> ProtectedPerson {
+fn protected_person(rng: &mut StdRng, sex: char, relationship: &str, today: NaiveDate) -> ProtectedPerson {
     let birth_date = if relationship == "CH" {
         birth_date(rng, today, 1, 17)
     } else {
@@ -705,11 +677,7 @@ fn person_name(rng: &mut StdRng, sex: char, may_have_suffix: bool) -> PersonName
 
 fn judge_name(rng: &mut StdRng) -> String {
     loop {
-        let firsts = if rng.random_bool(0.5) {
-            MALE_FIRST
-        } else {
-            FEMALE_FIRST
-        };
+        let firsts = if rng.random_bool(0.5) { MALE_FIRST } else { FEMALE_FIRST };
         let title = if rng.random_bool(0.8) { "HON" } else { "COMM" };
         let name = format!("{title} {} {}", pick(rng, firsts), pick(rng, LAST_NAMES));
         if name.chars().count() <= 30 {
@@ -719,18 +687,10 @@ fn judge_name(rng: &mut StdRng) -> String {
 }
 
 fn race(rng: &mut StdRng) -> char {
-    *[
-        ('H', 38),
-        ('W', 34),
-        ('A', 13),
-        ('B', 10),
-        ('I', 1),
-        ('P', 1),
-        ('U', 3),
-    ]
-    .choose_weighted(rng, |r| r.1)
-    .map(|r| &r.0)
-    .unwrap_or(&'U')
+    *[('H', 38), ('W', 34), ('A', 13), ('B', 10), ('I', 1), ('P', 1), ('U', 3)]
+        .choose_weighted(rng, |r| r.1)
+        .map(|r| &r.0)
+        .unwrap_or(&'U')
 }
 
 /// A date of birth for someone between `min_age` and `max_age` years old.
@@ -859,10 +819,7 @@ impl Conditions {
             distance: 100,
         };
         for distance in [50, 100, 150, 200, 300] {
-            if order
-                .condition_text
-                .contains(&format!("AT LEAST {distance} YARDS"))
-            {
+            if order.condition_text.contains(&format!("AT LEAST {distance} YARDS")) {
                 conditions.distance = distance;
             }
         }
@@ -878,9 +835,7 @@ impl Conditions {
     /// longer fit the order (500 characters, five fixed-width lines).
     fn add(&mut self, rng: &mut StdRng, condition: Condition) {
         if self.distance == 0 {
-            self.distance = *[50, 100, 100, 100, 150, 200, 300]
-                .choose(rng)
-                .unwrap_or(&100);
+            self.distance = *[50, 100, 100, 100, 150, 200, 300].choose(rng).unwrap_or(&100);
         }
         if !self.has(condition) {
             self.list.push(condition);
@@ -922,9 +877,7 @@ fn pick<'a>(rng: &mut StdRng, list: &[&'a str]) -> &'a str {
 }
 
 fn weighted<'a>(rng: &mut StdRng, list: &[(&'a str, u32)]) -> &'a str {
-    list.choose_weighted(rng, |e| e.1)
-        .map(|e| e.0)
-        .unwrap_or(list[0].0)
+    list.choose_weighted(rng, |e| e.1).map(|e| e.0).unwrap_or(list[0].0)
 }
 
 fn ascii_only(s: &str) -> String {
@@ -932,11 +885,7 @@ fn ascii_only(s: &str) -> String {
 }
 
 fn cut(s: &str, max: usize) -> String {
-    s.chars()
-        .take(max)
-        .collect::<String>()
-        .trim_end()
-        .to_string()
+    s.chars().take(max).collect::<String>().trim_end().to_string()
 }
 
 /// FNV-1a, to derive a court's stream from the run seed and its ORI.
@@ -1108,11 +1057,7 @@ mod tests {
                 assert!(condition_text_fits(&o.condition_text) && o.condition_text.is_ascii());
                 assert!((1..=9).contains(&o.condition_codes.len()));
                 assert!(o.condition_codes.windows(2).all(|w| w[0] < w[1]));
-                assert!(
-                    o.condition_codes
-                        .iter()
-                        .all(|c| ("01"..="09").contains(&c.as_str()))
-                );
+                assert!(o.condition_codes.iter().all(|c| ("01"..="09").contains(&c.as_str())));
                 assert!((1..=9).contains(&o.protected.len()));
                 assert!(o.expiration.unwrap().date() > o.issue_date);
                 assert!("YNU".contains(o.brady));
@@ -1136,10 +1081,7 @@ mod tests {
                     assert!("PSMC".contains(s.method));
                 }
                 if m.sequence == 1 {
-                    assert!(
-                        numbers.insert(o.order_number.clone()),
-                        "order number repeated"
-                    );
+                    assert!(numbers.insert(o.order_number.clone()), "order number repeated");
                 }
             }
         }
@@ -1161,10 +1103,7 @@ mod tests {
     #[test]
     fn lifecycle_is_in_sequence() {
         let messages = generate("CA034025J", 3, 1);
-        let names: Vec<_> = messages
-            .iter()
-            .map(|m| (m.action.name(), m.sequence))
-            .collect();
+        let names: Vec<_> = messages.iter().map(|m| (m.action.name(), m.sequence)).collect();
         assert_eq!(names, [("ISSUE", 1), ("MODIFY", 2), ("SERVICE", 3)]);
         assert!(
             messages
@@ -1177,9 +1116,7 @@ mod tests {
         let o = &messages[0].order;
         assert_eq!(o.issue_date, NaiveDate::from_ymd_opt(2026, 11, 25).unwrap());
         let exp = o.expiration.unwrap();
-        assert!(
-            [2029, 2031].contains(&exp.year()) && exp.format("%m%d%H%M").to_string() == "11252359"
-        );
+        assert!([2029, 2031].contains(&exp.year()) && exp.format("%m%d%H%M").to_string() == "11252359");
     }
 
     /// A MODIFY changes something but keeps the order key and the full order.

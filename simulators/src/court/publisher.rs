@@ -88,9 +88,7 @@ impl Publisher {
     /// Opens a channel on `connection` and puts it in confirm mode.
     pub async fn open(connection: &Connection) -> anyhow::Result<Publisher> {
         let channel = connection.create_channel().await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
         Ok(Publisher { channel })
     }
 
@@ -155,12 +153,9 @@ where
     S: Future<Output = ()> + ?Sized,
 {
     let mut summary = PublishSummary::default();
-    let mut pending: Vec<VecDeque<GeneratedMessage>> =
-        orders.into_iter().map(VecDeque::from).collect();
+    let mut pending: Vec<VecDeque<GeneratedMessage>> = orders.into_iter().map(VecDeque::from).collect();
     // Orders whose next message may go now, in the order they became ready.
-    let mut ready: VecDeque<usize> = (0..pending.len())
-        .filter(|i| !pending[*i].is_empty())
-        .collect();
+    let mut ready: VecDeque<usize> = (0..pending.len()).filter(|i| !pending[*i].is_empty()).collect();
     let mut in_flight: FuturesUnordered<InFlight> = FuturesUnordered::new();
     let mut ticker = (rate_per_sec > 0.0).then(|| {
         let mut t = tokio::time::interval(Duration::from_secs_f64(1.0 / rate_per_sec));
@@ -301,11 +296,7 @@ async fn retry(
 
 /// After a channel error: the message for another attempt once the channel
 /// has recovered, or the reason to give up.
-async fn recover(
-    publisher: &Publisher,
-    mut p: Prepared,
-    error: lapin::Error,
-) -> Result<Prepared, (Prepared, String)> {
+async fn recover(publisher: &Publisher, mut p: Prepared, error: lapin::Error) -> Result<Prepared, (Prepared, String)> {
     let reason = error.to_string();
     if p.attempt >= MAX_ATTEMPTS {
         let reason = format!("gave up after {} attempts: {reason}", p.attempt);
@@ -331,9 +322,7 @@ fn fail(
 ) {
     warn!(court = %p.message.court_ori, message_id = %p.message.message_id, reason, "Message not published.");
     on_event(PublishEvent::Failed(&p.message, reason));
-    summary
-        .failed
-        .push((p.message.message_id.clone(), reason.to_string()));
+    summary.failed.push((p.message.message_id.clone(), reason.to_string()));
     let rest = std::mem::take(&mut pending[p.order]);
     summary.not_sent += rest.len();
 }

@@ -69,18 +69,8 @@ impl CourtSimReport {
             }
         };
         if !self.incomplete.is_empty() {
-            let shown: Vec<&str> = self
-                .incomplete
-                .iter()
-                .take(SHOWN)
-                .map(String::as_str)
-                .collect();
-            let _ = write!(
-                s,
-                "\n  incomplete: {}{}",
-                shown.join(" "),
-                more(self.incomplete.len())
-            );
+            let shown: Vec<&str> = self.incomplete.iter().take(SHOWN).map(String::as_str).collect();
+            let _ = write!(s, "\n  incomplete: {}{}", shown.join(" "), more(self.incomplete.len()));
         }
         for (id, reason) in self.publish_failed.iter().take(SHOWN) {
             let _ = write!(s, "\n  publish failed: {id}: {reason}");
@@ -108,18 +98,12 @@ mod tests {
             ..Default::default()
         };
         r.incomplete.push("ca034025j-x-000004".into());
-        r.publish_failed.push((
-            "ca019015j-x-000001".into(),
-            "returned by RabbitMQ: 312 NO_ROUTE".into(),
-        ));
+        r.publish_failed
+            .push(("ca019015j-x-000001".into(), "returned by RabbitMQ: 312 NO_ROUTE".into()));
         let s = r.summary();
-        assert!(s.starts_with(
-            "court simulator: sent 4, complete 3, incomplete 1, rejected 0, partner accepted 5,"
-        ));
+        assert!(s.starts_with("court simulator: sent 4, complete 3, incomplete 1, rejected 0, partner accepted 5,"));
         assert!(s.contains("\n  incomplete: ca034025j-x-000004"));
-        assert!(s.contains(
-            "\n  publish failed: ca019015j-x-000001: returned by RabbitMQ: 312 NO_ROUTE"
-        ));
+        assert!(s.contains("\n  publish failed: ca019015j-x-000001: returned by RabbitMQ: 312 NO_ROUTE"));
         assert!(!r.is_clean());
         assert!(CourtSimReport::default().is_clean());
     }

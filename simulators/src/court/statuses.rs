@@ -198,13 +198,10 @@ pub fn parse_status(xml: &[u8]) -> Result<OrderStatus, StatusParseError> {
                 if stack.len() == 1 {
                     match name.as_deref() {
                         Some("PartnerRecordID") => {
-                            scheme =
-                                match e.try_get_attribute("scheme").map_err(|e| xml_error(&e))? {
-                                    Some(a) => {
-                                        a.unescape_value().map_err(|e| xml_error(&e))?.into_owned()
-                                    }
-                                    None => String::new(),
-                                };
+                            scheme = match e.try_get_attribute("scheme").map_err(|e| xml_error(&e))? {
+                                Some(a) => a.unescape_value().map_err(|e| xml_error(&e))?.into_owned(),
+                                None => String::new(),
+                            };
                         }
                         Some("Error") | Some("Warning") => note = Some(StatusNote::default()),
                         _ => {}
@@ -279,11 +276,10 @@ pub fn parse_status(xml: &[u8]) -> Result<OrderStatus, StatusParseError> {
         value: status_text,
     })?;
     let status_at_text = required(&mut fields, "StatusDateTime")?;
-    let status_at =
-        DateTime::parse_from_rfc3339(&status_at_text).map_err(|_| StatusParseError::Invalid {
-            field: "StatusDateTime",
-            value: status_at_text,
-        })?;
+    let status_at = DateTime::parse_from_rfc3339(&status_at_text).map_err(|_| StatusParseError::Invalid {
+        field: "StatusDateTime",
+        value: status_at_text,
+    })?;
     Ok(OrderStatus {
         court_ori: required(&mut fields, "CourtORI")?,
         order_number: fields.remove("OrderNumber").filter(|v| !v.is_empty()),
@@ -368,10 +364,7 @@ pub fn status_line(status: &OrderStatus) -> String {
         "{:<9}  {:<15} seq {:<3} {}  {}",
         status.court_ori,
         status.order_number.as_deref().unwrap_or("?"),
-        status
-            .sequence
-            .map(|s| s.to_string())
-            .unwrap_or_else(|| "?".into()),
+        status.sequence.map(|s| s.to_string()).unwrap_or_else(|| "?".into()),
         status.correlates_to,
         status.status.as_str(),
     );
@@ -417,9 +410,7 @@ impl Progress {
     fn is_complete(&self) -> bool {
         match self.first {
             Some((_, kind)) if kind.is_rejection() => true,
-            Some((_, StatusKind::Accepted)) => {
-                self.routed.iter().all(|p| self.partners.contains_key(p))
-            }
+            Some((_, StatusKind::Accepted)) => self.routed.iter().all(|p| self.partners.contains_key(p)),
             _ => false,
         }
     }
@@ -519,9 +510,7 @@ impl StatusTracker {
 
     /// Whether `message_id` is complete.
     pub fn is_complete(&self, message_id: &str) -> bool {
-        self.messages
-            .get(message_id)
-            .is_some_and(Progress::is_complete)
+        self.messages.get(message_id).is_some_and(Progress::is_complete)
     }
 
     /// Whether every sent message is complete.
@@ -543,11 +532,7 @@ impl StatusTracker {
                 status.court_ori, p.court_ori
             ));
         }
-        if status
-            .order_number
-            .as_ref()
-            .is_some_and(|n| *n != p.order_number)
-        {
+        if status.order_number.as_ref().is_some_and(|n| *n != p.order_number) {
             anomalies.push(format!("{id}: status names another order number"));
         }
         if status.sequence.is_some_and(|s| s != p.sequence) {
@@ -558,11 +543,9 @@ impl StatusTracker {
         }
         if status.status.is_first_group() {
             match p.first {
-                Some((_, kind)) if kind != status.status => anomalies.push(format!(
-                    "{id}: {} after {}",
-                    status.status.as_str(),
-                    kind.as_str()
-                )),
+                Some((_, kind)) if kind != status.status => {
+                    anomalies.push(format!("{id}: {} after {}", status.status.as_str(), kind.as_str()))
+                }
                 _ => {}
             }
             if p.first.is_none_or(|(seq, _)| status.status_sequence >= seq) {
@@ -573,21 +556,12 @@ impl StatusTracker {
             }
         } else {
             if p.first.is_some_and(|(_, kind)| kind.is_rejection()) {
-                anomalies.push(format!(
-                    "{id}: {} after a rejection",
-                    status.status.as_str()
-                ));
+                anomalies.push(format!("{id}: {} after a rejection", status.status.as_str()));
             }
             match &status.partner {
-                None => anomalies.push(format!(
-                    "{id}: {} without por:Partner",
-                    status.status.as_str()
-                )),
+                None => anomalies.push(format!("{id}: {} without por:Partner", status.status.as_str())),
                 Some(partner) => {
-                    let entry = p
-                        .partners
-                        .entry(partner.clone())
-                        .or_insert((0, status.status));
+                    let entry = p.partners.entry(partner.clone()).or_insert((0, status.status));
                     if status.status_sequence >= entry.0 {
                         *entry = (status.status_sequence, status.status);
                     }
@@ -631,11 +605,9 @@ impl StatusTracker {
                     StatusKind::DeadLettered => t.dead_lettered += 1,
                     _ => {}
                 }
-                if matches!(p.first, Some((_, StatusKind::Accepted))) && !p.routed.contains(partner)
-                {
-                    t.anomalies.push(format!(
-                        "{id}: status from {partner}, which it was not routed to"
-                    ));
+                if matches!(p.first, Some((_, StatusKind::Accepted))) && !p.routed.contains(partner) {
+                    t.anomalies
+                        .push(format!("{id}: status from {partner}, which it was not routed to"));
                 }
             }
         }
@@ -688,9 +660,7 @@ pub async fn consume(
                     let recorded = tracker.lock().map(|mut t| {
                         let recorded = t.record(&status);
                         if recorded != Recorded::NotOurs
-                            && correlation
-                                .as_ref()
-                                .is_some_and(|c| *c != status.correlates_to)
+                            && correlation.as_ref().is_some_and(|c| *c != status.correlates_to)
                         {
                             t.anomaly(format!(
                                 "{}: correlation_id differs from por:CorrelatesTo",
@@ -804,11 +774,7 @@ mod tests {
   <RoutedPartner>CLETS</RoutedPartner><RoutedPartner>LEA:CA0341100</RoutedPartner>
 </OrderStatusMessage>"#;
         let s = parse_status(xml.as_bytes()).unwrap();
-        assert_eq!(
-            s.status,
-            StatusKind::Rejected,
-            "the foreign x:Status is ignored"
-        );
+        assert_eq!(s.status, StatusKind::Rejected, "the foreign x:Status is ignored");
         assert_eq!(s.order_number, None);
         assert_eq!(s.sequence, None);
         assert_eq!(
@@ -830,10 +796,7 @@ mod tests {
     #[test]
     fn refuses_what_is_not_a_status() {
         let other = ICD_SAMPLE.replace("urn:por:order:1", "urn:other");
-        assert_eq!(
-            parse_status(other.as_bytes()),
-            Err(StatusParseError::NotAStatus)
-        );
+        assert_eq!(parse_status(other.as_bytes()), Err(StatusParseError::NotAStatus));
         let no_corr = ICD_SAMPLE.replace("<por:CorrelatesTo>cms-000123</por:CorrelatesTo>", "");
         assert_eq!(
             parse_status(no_corr.as_bytes()),
@@ -842,10 +805,7 @@ mod tests {
         let bad = ICD_SAMPLE.replace("PARTNER_ACCEPTED", "FINE");
         assert!(matches!(
             parse_status(bad.as_bytes()),
-            Err(StatusParseError::Invalid {
-                field: "Status",
-                ..
-            })
+            Err(StatusParseError::Invalid { field: "Status", .. })
         ));
         let dtd = format!("<!DOCTYPE x [<!ENTITY e 'x'>]>{ICD_SAMPLE}");
         assert_eq!(parse_status(dtd.as_bytes()), Err(StatusParseError::DocType));
@@ -907,11 +867,7 @@ mod tests {
         );
         t.mark_sent("cms-000123");
         assert!(t.all_complete());
-        t.record(&status(
-            2,
-            "PARTNER_ACCEPTED",
-            "<s:Partner>CLETS</s:Partner>",
-        ));
+        t.record(&status(2, "PARTNER_ACCEPTED", "<s:Partner>CLETS</s:Partner>"));
         let mut wrong = status(3, "REJECTED", "");
         wrong.court_ori = "CA019015J".into();
         t.record(&wrong);

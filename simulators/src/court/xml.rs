@@ -67,12 +67,7 @@ pub fn to_xml(message: &GeneratedMessage) -> Vec<u8> {
         line(&mut x, 4, "por:JudicialOfficerName", &o.judicial_officer);
         line(&mut x, 4, "por:BradyCode", &o.brady.to_string());
         if !o.condition_text.is_empty() {
-            line(
-                &mut x,
-                4,
-                "j:ProtectionOrderConditionText",
-                &o.condition_text,
-            );
+            line(&mut x, 4, "j:ProtectionOrderConditionText", &o.condition_text);
         }
         for code in &o.condition_codes {
             line(&mut x, 4, "j:ProtectionOrderConditionCode", code);
@@ -81,22 +76,13 @@ pub fn to_xml(message: &GeneratedMessage) -> Vec<u8> {
             &mut x,
             4,
             "por:FirearmRelinquishmentIndicator",
-            if o.firearm_relinquishment {
-                "true"
-            } else {
-                "false"
-            },
+            if o.firearm_relinquishment { "true" } else { "false" },
         );
     }
     match &message.action {
         Action::Issue | Action::Modify => {}
         Action::Terminate { date } => {
-            line(
-                &mut x,
-                4,
-                "por:TerminationDate",
-                &date.format("%Y-%m-%d").to_string(),
-            );
+            line(&mut x, 4, "por:TerminationDate", &date.format("%Y-%m-%d").to_string());
         }
         Action::Cancel { reason } => line(&mut x, 4, "por:CancelReason", reason),
         Action::Service(s) => {
@@ -211,9 +197,7 @@ pub(crate) mod tests {
 
     use super::*;
     use crate::court::config::CourtFormat;
-    use crate::court::orders::{
-        Address, DriverLicense, Order, ProtectedPerson, RestrainedPerson, Service,
-    };
+    use crate::court::orders::{Address, DriverLicense, Order, ProtectedPerson, RestrainedPerson, Service};
 
     /// The ICD §2/§3 sample order as a generated ISSUE.
     pub(crate) fn sample_message() -> GeneratedMessage {
@@ -234,9 +218,7 @@ pub(crate) mod tests {
                 expiration: Some(d(2031, 11, 25).and_hms_opt(23, 59, 0).unwrap()),
                 judicial_officer: "HON MARIA LOPEZ".into(),
                 brady: 'Y',
-                condition_text:
-                    "STAY AT LEAST 100 YARDS AWAY FROM PROTECTED PERSON, HOME, WORK AND VEHICLE."
-                        .into(),
+                condition_text: "STAY AT LEAST 100 YARDS AWAY FROM PROTECTED PERSON, HOME, WORK AND VEHICLE.".into(),
                 condition_codes: vec!["01".into(), "05".into(), "07".into()],
                 firearm_relinquishment: true,
                 restrained: RestrainedPerson {
@@ -324,10 +306,7 @@ pub(crate) mod tests {
   </por:ProtectedPerson>
 </por:ProtectiveOrderMessage>
 "#;
-        assert_eq!(
-            String::from_utf8(to_xml(&sample_message())).unwrap(),
-            expected
-        );
+        assert_eq!(String::from_utf8(to_xml(&sample_message())).unwrap(), expected);
     }
 
     /// SERVICE carries the order id, case and type, then `por:Service` last, and no persons.
@@ -378,18 +357,13 @@ pub(crate) mod tests {
             reason: "ENTERED IN ERROR".into(),
         };
         let xml = String::from_utf8(to_xml(&m)).unwrap();
-        assert!(xml.contains(
-            "<por:CancelReason>ENTERED IN ERROR</por:CancelReason>\n  </por:ProtectionOrder>"
-        ));
+        assert!(xml.contains("<por:CancelReason>ENTERED IN ERROR</por:CancelReason>\n  </por:ProtectionOrder>"));
         m.action = Action::Modify;
         let issue = String::from_utf8(to_xml(&sample_message())).unwrap();
         let modify = String::from_utf8(to_xml(&m)).unwrap();
         assert_eq!(
             modify,
-            issue.replace(
-                "<por:Action>ISSUE</por:Action>",
-                "<por:Action>MODIFY</por:Action>"
-            )
+            issue.replace("<por:Action>ISSUE</por:Action>", "<por:Action>MODIFY</por:Action>")
         );
     }
 

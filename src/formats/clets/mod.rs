@@ -41,10 +41,7 @@ pub struct CletsRequest {
 impl CletsRequest {
     /// The first value of `tag`, if any.
     pub fn get(&self, tag: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(t, _)| t == tag)
-            .map(|(_, v)| v.as_str())
+        self.fields.iter().find(|(t, _)| t == tag).map(|(_, v)| v.as_str())
     }
 
     /// Every value of `tag`, in wire order (`PCO`, the `PPN` group members).

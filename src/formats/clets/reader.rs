@@ -92,13 +92,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn error(
-        &mut self,
-        code: ErrorCode,
-        field: impl Into<String>,
-        column: Option<usize>,
-        text: impl Into<String>,
-    ) {
+    fn error(&mut self, code: ErrorCode, field: impl Into<String>, column: Option<usize>, text: impl Into<String>) {
         if self.errors.len() < MAX_ERRORS {
             let mut e = FieldError::new(code, field, text);
             e.location = column.map(|c| format!("1:{c}"));
@@ -112,10 +106,7 @@ impl<'a> Reader<'a> {
                 ErrorCode::TooLong,
                 "request",
                 Some(1),
-                format!(
-                    "{} bytes; a CLETS request is at most {MAX_REQUEST_BYTES}",
-                    bytes.len()
-                ),
+                format!("{} bytes; a CLETS request is at most {MAX_REQUEST_BYTES}", bytes.len()),
             );
             return Err(self.errors);
         }
@@ -268,9 +259,7 @@ impl<'a> Reader<'a> {
                         ErrorCode::InvalidFormat,
                         tag,
                         Some(column),
-                        format!(
-                            "{tag} is out of order: it comes before {after} in a {mke} request"
-                        ),
+                        format!("{tag} is out of order: it comes before {after} in a {mke} request"),
                     );
                     continue;
                 }
@@ -368,10 +357,7 @@ impl<'a> Reader<'a> {
         for f in self.tables.field_order(mke) {
             if f == PROTECTED {
                 out.extend_from_slice(PROTECTED_GROUP);
-            } else if let Some(known) = crate::mapping::clets::KNOWN_FIELDS
-                .iter()
-                .find(|k| **k == f)
-            {
+            } else if let Some(known) = crate::mapping::clets::KNOWN_FIELDS.iter().find(|k| **k == f) {
                 out.push(*known);
             }
         }
@@ -443,8 +429,9 @@ impl<'a> Reader<'a> {
                     format!("'{value}' has characters other than A-Z, 0-9 and '-'"),
                 )
             }),
-            "height" | "weight" => (!digits(value))
-                .then(|| (ErrorCode::InvalidFormat, format!("'{value}' is not digits"))),
+            "height" | "weight" => {
+                (!digits(value)).then(|| (ErrorCode::InvalidFormat, format!("'{value}' is not digits")))
+            }
             _ => match code_table(name) {
                 Some(table) if !self.tables.is_clets_code(table, value) => Some((
                     ErrorCode::InvalidCode,
@@ -460,12 +447,7 @@ impl<'a> Reader<'a> {
 
     /// Required fields, per key and per protected-person group.
     fn required(&mut self, mke: &str, order: &[&str], counts: &[usize], groups: &[Group]) {
-        let present = |name: &str| {
-            order
-                .iter()
-                .position(|n| *n == name)
-                .is_some_and(|i| counts[i] > 0)
-        };
+        let present = |name: &str| order.iter().position(|n| *n == name).is_some_and(|i| counts[i] > 0);
         for (slot, name) in order.iter().enumerate() {
             let tag = self.tables.field(name).tag.clone();
             let required = self.tables.presence(mke, name) == Presence::Required;
@@ -499,12 +481,7 @@ impl<'a> Reader<'a> {
                         continue;
                     }
                     if required {
-                        self.error(
-                            ErrorCode::Missing,
-                            &tag,
-                            None,
-                            format!("{mke} requires {tag}"),
-                        );
+                        self.error(ErrorCode::Missing, &tag, None, format!("{mke} requires {tag}"));
                     } else if let Some(needs) = self.tables.required_with(name)
                         && present(needs)
                     {
@@ -524,39 +501,24 @@ impl<'a> Reader<'a> {
 
 fn date_problem(value: &str) -> Option<(ErrorCode, String)> {
     if value.len() != 8 || !value.bytes().all(|b| b.is_ascii_digit()) {
-        return Some((
-            ErrorCode::InvalidFormat,
-            format!("'{value}' is not a date CCYYMMDD"),
-        ));
+        return Some((ErrorCode::InvalidFormat, format!("'{value}' is not a date CCYYMMDD")));
     }
-    NaiveDate::parse_from_str(value, "%Y%m%d")
-        .is_err()
-        .then(|| {
-            (
-                ErrorCode::InvalidDate,
-                format!("'{value}' is not a date of the calendar"),
-            )
-        })
-}
-
-fn time_problem(value: &str) -> Option<(ErrorCode, String)> {
-    let ok = value.len() == 4
-        && value.bytes().all(|b| b.is_ascii_digit())
-        && value[..2] < *"24"
-        && value[2..] < *"60";
-    (!ok).then(|| {
+    NaiveDate::parse_from_str(value, "%Y%m%d").is_err().then(|| {
         (
-            ErrorCode::InvalidFormat,
-            format!("'{value}' is not a time HHMM"),
+            ErrorCode::InvalidDate,
+            format!("'{value}' is not a date of the calendar"),
         )
     })
 }
 
+fn time_problem(value: &str) -> Option<(ErrorCode, String)> {
+    let ok = value.len() == 4 && value.bytes().all(|b| b.is_ascii_digit()) && value[..2] < *"24" && value[2..] < *"60";
+    (!ok).then(|| (ErrorCode::InvalidFormat, format!("'{value}' is not a time HHMM")))
+}
+
 /// 9 characters `[A-Z0-9]`.
 fn is_ori(s: &str) -> bool {
-    s.len() == 9
-        && s.bytes()
-            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+    s.len() == 9 && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// ICD §5: `<sequence:4><revision:1><15 of base32>`.

@@ -5,13 +5,7 @@ use super::CletsRequest;
 impl CletsRequest {
     /// The request as sent: `MKE.ORI.MCN.TAG/value.TAG/value.`
     pub fn to_text(&self) -> String {
-        let mut out = String::with_capacity(
-            64 + self
-                .fields
-                .iter()
-                .map(|(t, v)| t.len() + v.len() + 2)
-                .sum::<usize>(),
-        );
+        let mut out = String::with_capacity(64 + self.fields.iter().map(|(t, v)| t.len() + v.len() + 2).sum::<usize>());
         for part in [&self.mke, &self.ori, &self.mcn] {
             out.push_str(part);
             out.push('.');
@@ -37,15 +31,9 @@ mod tests {
             mke: "EPO".into(),
             ori: "CA034025J".into(),
             mcn: "00010ABCDEFGHIJKLMNO".into(),
-            fields: vec![
-                ("NAM".into(), "DOE, JOHN".into()),
-                ("PCO".into(), "01".into()),
-            ],
+            fields: vec![("NAM".into(), "DOE, JOHN".into()), ("PCO".into(), "01".into())],
         };
-        assert_eq!(
-            r.to_text(),
-            "EPO.CA034025J.00010ABCDEFGHIJKLMNO.NAM/DOE, JOHN.PCO/01."
-        );
+        assert_eq!(r.to_text(), "EPO.CA034025J.00010ABCDEFGHIJKLMNO.NAM/DOE, JOHN.PCO/01.");
         assert_eq!(r.get_all("PCO").collect::<Vec<_>>(), ["01"]);
     }
 }

@@ -26,10 +26,7 @@ pub const MAX_RECORD_LENGTH: usize = 65_536;
 #[derive(Debug)]
 pub enum LayoutError {
     /// The file could not be read.
-    Io {
-        file: String,
-        source: std::io::Error,
-    },
+    Io { file: String, source: std::io::Error },
     /// The file is not valid TOML, or does not have the layout's shape
     /// (unknown key, missing key, wrong value type).
     Syntax {
@@ -65,11 +62,7 @@ impl fmt::Display for LayoutError {
                 }
                 f.write_str(message)
             }
-            LayoutError::Invalid {
-                file,
-                entry,
-                message,
-            } => {
+            LayoutError::Invalid { file, entry, message } => {
                 write!(f, "layout {file}: {entry}: {message}")
             }
         }
@@ -366,10 +359,7 @@ impl Layout {
 
     /// Checks a layout built in code; `name_for_errors` names it in errors.
     pub fn from_spec(name_for_errors: &str, spec: LayoutSpec) -> Result<Layout, LayoutError> {
-        Checker {
-            file: name_for_errors,
-        }
-        .check(spec)
+        Checker { file: name_for_errors }.check(spec)
     }
 
     /// The layout's name (`cms-a/1`).
@@ -485,15 +475,8 @@ impl Layout {
             return Err("batch files need the record type to start in column 1".into());
         }
         let first = |r: &CompiledRecord| r.type_code.first().copied();
-        if self
-            .records
-            .iter()
-            .any(|r| matches!(first(r), Some(b'H' | b'T')))
-        {
-            return Err(
-                "one of its record types begins with H or T, like the batch header and trailer"
-                    .into(),
-            );
+        if self.records.iter().any(|r| matches!(first(r), Some(b'H' | b'T'))) {
+            return Err("one of its record types begins with H or T, like the batch header and trailer".into());
         }
         let action = self
             .records
@@ -501,13 +484,7 @@ impl Layout {
             .find(|r| r.fields.iter().any(|f| matches!(f.read, Read::Action(_))))
             .and_then(first)
             .ok_or("it has no record holding the action")?;
-        if self
-            .records
-            .iter()
-            .filter(|r| first(r) == Some(action))
-            .count()
-            > 1
-        {
+        if self.records.iter().filter(|r| first(r) == Some(action)).count() > 1 {
             return Err(format!(
                 "another record type begins with {:?}, like its order record",
                 char::from(action)
@@ -543,10 +520,7 @@ impl Checker<'_> {
             return Err(self.invalid("name", "must not be empty"));
         }
         if spec.record_length == 0 || spec.record_length > MAX_RECORD_LENGTH {
-            return Err(self.invalid(
-                "record_length",
-                format!("must be between 1 and {MAX_RECORD_LENGTH}"),
-            ));
+            return Err(self.invalid("record_length", format!("must be between 1 and {MAX_RECORD_LENGTH}")));
         }
         if spec.terminators.is_empty() {
             return Err(self.invalid("terminators", "name at least one of \"LF\", \"CRLF\""));
@@ -558,9 +532,7 @@ impl Checker<'_> {
         let mut owner: BTreeMap<&'static str, String> = BTreeMap::new();
         for r in &spec.records {
             let entry = format!("records[{}]", r.record_type);
-            if r.record_type.len() != tc.length
-                || !r.record_type.bytes().all(|b| b.is_ascii_graphic())
-            {
+            if r.record_type.len() != tc.length || !r.record_type.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(self.invalid(
                     entry,
                     format!(
@@ -569,10 +541,7 @@ impl Checker<'_> {
                     ),
                 ));
             }
-            if records
-                .iter()
-                .any(|c| c.type_code == r.record_type.as_bytes())
-            {
+            if records.iter().any(|c| c.type_code == r.record_type.as_bytes()) {
                 return Err(self.invalid(entry, "record type declared twice"));
             }
             let rec = self.record(&entry, r, &spec)?;
@@ -621,32 +590,20 @@ impl Checker<'_> {
             }
             for a in &o.actions {
                 if seen_actions.contains(a) {
-                    return Err(self.invalid(
-                        entry,
-                        format!("action {} already has a record order", a.name()),
-                    ));
+                    return Err(self.invalid(entry, format!("action {} already has a record order", a.name())));
                 }
                 seen_actions.push(*a);
             }
             let mut groups = Vec::new();
             let mut total = 0usize;
             for g in &o.records {
-                let Some(i) = records
-                    .iter()
-                    .position(|r| r.type_code == g.record_type.as_bytes())
-                else {
-                    return Err(self.invalid(
-                        &entry,
-                        format!("record type '{}' is not declared", g.record_type),
-                    ));
+                let Some(i) = records.iter().position(|r| r.type_code == g.record_type.as_bytes()) else {
+                    return Err(self.invalid(&entry, format!("record type '{}' is not declared", g.record_type)));
                 };
                 if g.max == 0 || g.min > g.max || g.max > 999 {
                     return Err(self.invalid(
                         &entry,
-                        format!(
-                            "record {}: need 0 <= min <= max, 1 <= max <= 999",
-                            g.record_type
-                        ),
+                        format!("record {}: need 0 <= min <= max, 1 <= max <= 999", g.record_type),
                     ));
                 }
                 if groups.last().is_some_and(|&(last, _, _)| last == i) {
@@ -656,9 +613,7 @@ impl Checker<'_> {
                     ));
                 }
                 if groups.iter().any(|&(j, _, _)| j == i) {
-                    return Err(
-                        self.invalid(&entry, format!("record {} appears twice", g.record_type))
-                    );
+                    return Err(self.invalid(&entry, format!("record {} appears twice", g.record_type)));
                 }
                 if g.max > 1 {
                     repeatable[i] = true;
@@ -708,9 +663,11 @@ impl Checker<'_> {
                         ));
                     }
                 }
-            } else if let Some(f) = r.fields.iter().find(|f| {
-                f.target.is_some_and(Target::indexed) || matches!(f.read, Read::LineNumber)
-            }) {
+            } else if let Some(f) = r
+                .fields
+                .iter()
+                .find(|f| f.target.is_some_and(Target::indexed) || matches!(f.read, Read::LineNumber))
+            {
                 return Err(self.invalid(
                     format!("{entry}.fields[column {}]", f.start),
                     "list elements and line numbers need a record that can repeat (max > 1)",
@@ -744,12 +701,7 @@ impl Checker<'_> {
         Ok(())
     }
 
-    fn record(
-        &self,
-        entry: &str,
-        r: &RecordSpec,
-        spec: &LayoutSpec,
-    ) -> Result<CompiledRecord, LayoutError> {
+    fn record(&self, entry: &str, r: &RecordSpec, spec: &LayoutSpec) -> Result<CompiledRecord, LayoutError> {
         let container = match &r.container {
             None => None,
             Some(c) => Some(Container::parse(c).ok_or_else(|| {
@@ -764,11 +716,8 @@ impl Checker<'_> {
         };
         // (start, end inclusive, label) of every used column range.
         let tc = spec.record_type;
-        let mut taken: Vec<(usize, usize, String)> = vec![(
-            tc.start,
-            tc.start + tc.length - 1,
-            "record_type".to_string(),
-        )];
+        let mut taken: Vec<(usize, usize, String)> =
+            vec![(tc.start, tc.start + tc.length - 1, "record_type".to_string())];
         let mut fields: Vec<CompiledField> = Vec::new();
         for f in &r.fields {
             let label = f
@@ -801,20 +750,12 @@ impl Checker<'_> {
             fields.push(cf);
         }
         self.date_times(entry, &fields)?;
-        if fields
-            .iter()
-            .filter(|f| matches!(f.read, Read::LineNumber))
-            .count()
-            > 1
-        {
+        if fields.iter().filter(|f| matches!(f.read, Read::LineNumber)).count() > 1 {
             return Err(self.invalid(entry, "more than one line_number field"));
         }
         let error_field = match container {
             Some(c) => c.template(),
-            None => fields
-                .iter()
-                .find_map(|f| f.target)
-                .map_or("message", Target::template),
+            None => fields.iter().find_map(|f| f.target).map_or("message", Target::template),
         };
         Ok(CompiledRecord {
             type_code: r.record_type.as_bytes().to_vec(),
@@ -839,8 +780,7 @@ impl Checker<'_> {
                 let dates = count(|r| matches!(r, Read::Date(_)));
                 let times = count(|r| matches!(r, Read::Time { .. }));
                 let both = count(|r| matches!(r, Read::DateTime(_)));
-                let ok = (dates == 1 && times == 1 && both == 0)
-                    || (dates == 0 && times == 0 && both == 1);
+                let ok = (dates == 1 && times == 1 && both == 0) || (dates == 0 && times == 0 && both == 1);
                 if !ok {
                     return Err(self.invalid(
                         fe,
@@ -854,12 +794,7 @@ impl Checker<'_> {
         Ok(())
     }
 
-    fn field(
-        &self,
-        fe: &str,
-        f: &FieldSpec,
-        container: Option<Container>,
-    ) -> Result<CompiledField, LayoutError> {
+    fn field(&self, fe: &str, f: &FieldSpec, container: Option<Container>) -> Result<CompiledField, LayoutError> {
         use FieldType as F;
         let targetless = matches!(f.field_type, F::Filler | F::LineNumber);
         let target = match (&f.field, targetless) {
@@ -908,15 +843,13 @@ impl Checker<'_> {
             if !fits {
                 return Err(self.invalid(
                     fe,
-                    format!("type {:?} cannot fill this canonical field", f.field_type)
-                        .to_lowercase(),
+                    format!("type {:?} cannot fill this canonical field", f.field_type).to_lowercase(),
                 ));
             }
         }
 
         // Attributes only make sense for some types.
-        let not_for =
-            |attr: &str| self.invalid(fe, format!("`{attr}` does not apply to this type"));
+        let not_for = |attr: &str| self.invalid(fe, format!("`{attr}` does not apply to this type"));
         let is = |types: &[F]| types.contains(&f.field_type);
         if f.pattern.is_some() && !is(&[F::Date, F::Time, F::Datetime]) {
             return Err(not_for("pattern"));
@@ -947,25 +880,21 @@ impl Checker<'_> {
         }
 
         let pattern = |want_date: bool, want_time: bool| -> Result<Pattern, LayoutError> {
-            let text = f.pattern.as_deref().ok_or_else(|| {
-                self.invalid(fe, "give the `pattern` (for example CCYYMMDD or HHMM)")
-            })?;
+            let text = f
+                .pattern
+                .as_deref()
+                .ok_or_else(|| self.invalid(fe, "give the `pattern` (for example CCYYMMDD or HHMM)"))?;
             let p = Pattern::parse(text).map_err(|m| self.invalid(fe, m))?;
             if p.has_date() != want_date || p.has_time() != want_time {
                 return Err(self.invalid(
                     fe,
-                    format!("pattern '{text}' does not fit a {:?} field", f.field_type)
-                        .to_lowercase(),
+                    format!("pattern '{text}' does not fit a {:?} field", f.field_type).to_lowercase(),
                 ));
             }
             if p.width() != f.length {
                 return Err(self.invalid(
                     fe,
-                    format!(
-                        "pattern '{text}' is {} bytes; the field is {}",
-                        p.width(),
-                        f.length
-                    ),
+                    format!("pattern '{text}' is {} bytes; the field is {}", p.width(), f.length),
                 ));
             }
             Ok(p)
@@ -996,53 +925,38 @@ impl Checker<'_> {
                     Some(d) => match p.read(d.as_bytes()) {
                         Ok(Some(parts)) => parts.time,
                         _ => {
-                            return Err(self.invalid(
-                                fe,
-                                format!("default '{d}' does not match pattern '{}'", p.text()),
-                            ));
+                            return Err(
+                                self.invalid(fe, format!("default '{d}' does not match pattern '{}'", p.text()))
+                            );
                         }
                     },
                 };
-                Read::Time {
-                    pattern: p,
-                    default,
-                }
+                Read::Time { pattern: p, default }
             }
             F::Codes => {
                 let w = f
                     .width
                     .ok_or_else(|| self.invalid(fe, "give the `width` of each code"))?;
                 if w == 0 || !f.length.is_multiple_of(w) {
-                    return Err(self.invalid(
-                        fe,
-                        format!("length {} is not a multiple of width {w}", f.length),
-                    ));
+                    return Err(self.invalid(fe, format!("length {} is not a multiple of width {w}", f.length)));
                 }
                 Read::Codes { width: w }
             }
             F::Flag => {
                 let yes = f.yes.clone().unwrap_or_else(|| "Y".into());
                 let no = f.no.clone().unwrap_or_else(|| "N".into());
-                let bad = |v: &str| {
-                    v.trim().is_empty()
-                        || v.len() > f.length
-                        || !v.bytes().all(|b| b.is_ascii_graphic())
-                };
+                let bad =
+                    |v: &str| v.trim().is_empty() || v.len() > f.length || !v.bytes().all(|b| b.is_ascii_graphic());
                 if bad(&yes) || bad(&no) || yes == no {
-                    return Err(self.invalid(
-                        fe,
-                        "yes and no must differ, be printable ASCII and fit the field",
-                    ));
+                    return Err(self.invalid(fe, "yes and no must differ, be printable ASCII and fit the field"));
                 }
                 Read::Flag { yes, no }
             }
             F::Action => {
-                let codes = f.codes.clone().unwrap_or_else(|| {
-                    Action::ALL
-                        .iter()
-                        .map(|a| (a.code().to_string(), *a))
-                        .collect()
-                });
+                let codes = f
+                    .codes
+                    .clone()
+                    .unwrap_or_else(|| Action::ALL.iter().map(|a| (a.code().to_string(), *a)).collect());
                 if codes.is_empty() {
                     return Err(self.invalid(fe, "codes must name at least one action"));
                 }
@@ -1094,9 +1008,7 @@ mod tests {
     const CMS_B: &str = include_str!("../../../schemas/layouts/cms-b-2.toml");
 
     fn err(text: &str) -> String {
-        Layout::from_toml_str("test.toml", text)
-            .unwrap_err()
-            .to_string()
+        Layout::from_toml_str("test.toml", text).unwrap_err().to_string()
     }
 
     /// The shipped `cms-a/1` layout loads, with the ICD's limits.
@@ -1110,10 +1022,7 @@ mod tests {
         // This source file's crate root, whether compiled in place or by path.
         let file = Path::new(file!());
         let here = Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
-        let root = here
-            .ancestors()
-            .nth(4)
-            .expect("src/formats/fixed/layout.rs");
+        let root = here.ancestors().nth(4).expect("src/formats/fixed/layout.rs");
         let path = root.join("schemas/layouts/cms-a-1.toml");
         assert!(path.exists(), "{}", path.display());
         assert_eq!(Layout::load(&path).unwrap().name(), "cms-a/1");
@@ -1165,20 +1074,14 @@ mod tests {
     /// A missing file is an I/O error naming the file.
     #[test]
     fn missing_file_names_it() {
-        let e = Layout::load("/nonexistent/layout.toml")
-            .unwrap_err()
-            .to_string();
+        let e = Layout::load("/nonexistent/layout.toml").unwrap_err().to_string();
         assert!(e.contains("/nonexistent/layout.toml"), "{e}");
     }
 
     /// An unknown key is refused (deny_unknown_fields), with file and line.
     #[test]
     fn unknown_key_names_file_and_line() {
-        let text = CMS_A.replacen(
-            "record_length = 200",
-            "record_length = 200\nrecord_lenght = 1",
-            1,
-        );
+        let text = CMS_A.replacen("record_length = 200", "record_length = 200\nrecord_lenght = 1", 1);
         let e = err(&text);
         assert!(e.starts_with("layout test.toml: line "), "{e}");
         assert!(e.contains("record_lenght"), "{e}");
@@ -1223,11 +1126,7 @@ mod tests {
         assert!(err(&text).contains("does not fit a date field"));
         let text = CMS_A.replacen("default = \"2359\"", "default = \"2399\"", 1);
         assert!(err(&text).contains("default '2399'"));
-        let text = CMS_A.replacen(
-            "type = \"codes\", width = 2",
-            "type = \"codes\", width = 4",
-            1,
-        );
+        let text = CMS_A.replacen("type = \"codes\", width = 2", "type = \"codes\", width = 4", 1);
         assert!(err(&text).contains("not a multiple of width"));
         let text = CMS_A.replacen(
             "{ field = \"order.form_id\", start = 55, length = 8, type = \"text\" }",
@@ -1259,25 +1158,13 @@ mod tests {
     /// A non-list field in a repeatable record is refused (it would be overwritten).
     #[test]
     fn repeatable_record_needs_list_fields() {
-        let text = CMS_A.replacen(
-            "\"protected_persons[].sex\"",
-            "\"restrained_person.sex\"",
-            1,
-        );
-        assert!(
-            err(&text).contains("outside the record's container"),
-            "{}",
-            err(&text)
-        );
+        let text = CMS_A.replacen("\"protected_persons[].sex\"", "\"restrained_person.sex\"", 1);
+        assert!(err(&text).contains("outside the record's container"), "{}", err(&text));
         let text = CMS_A.replacen(
             "{ type = \"S\", min = 1, max = 1 }",
             "{ type = \"S\", min = 1, max = 2 }",
             1,
         );
-        assert!(
-            err(&text).contains("must be a list element"),
-            "{}",
-            err(&text)
-        );
+        assert!(err(&text).contains("must be a list element"), "{}", err(&text));
     }
 }

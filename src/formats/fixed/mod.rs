@@ -153,6 +153,6 @@ mod target;
 mod writer;
 
 pub use layout::{
-    Columns, FieldSpec, FieldType, Layout, LayoutError, LayoutSpec, MAX_RECORD_LENGTH, RecordCount,
-    RecordOrder, RecordSpec, Terminator,
+    Columns, FieldSpec, FieldType, Layout, LayoutError, LayoutSpec, MAX_RECORD_LENGTH, RecordCount, RecordOrder,
+    RecordSpec, Terminator,
 };

@@ -66,20 +66,14 @@ impl Pattern {
             let item = if rest.starts_with(b"CCYY") || rest.starts_with(b"YYYY") {
                 Item::Year
             } else if rest.starts_with(b"YY") {
-                return Err(format!(
-                    "pattern '{text}': two-digit years are not supported; use CCYY"
-                ));
+                return Err(format!("pattern '{text}': two-digit years are not supported; use CCYY"));
             } else if rest.starts_with(b"MM") {
                 let after_hour = items
                     .iter()
                     .rev()
                     .find(|i| !matches!(i, Item::Literal(_)))
                     .is_some_and(|i| *i == Item::Hour);
-                if after_hour {
-                    Item::Minute
-                } else {
-                    Item::Month
-                }
+                if after_hour { Item::Minute } else { Item::Month }
             } else if rest.starts_with(b"MI") {
                 Item::Minute
             } else if rest.starts_with(b"DD") {
@@ -114,11 +108,8 @@ impl Pattern {
             return Err(format!("pattern '{text}': a date needs CCYY, MM and DD"));
         }
         let time = [Item::Hour, Item::Minute].map(|t| p.items.contains(&t));
-        if (time.iter().any(|&x| x) || p.items.contains(&Item::Second)) && !time.iter().all(|&x| x)
-        {
-            return Err(format!(
-                "pattern '{text}': a time needs HH and MI (or HHMM)"
-            ));
+        if (time.iter().any(|&x| x) || p.items.contains(&Item::Second)) && !time.iter().all(|&x| x) {
+            return Err(format!("pattern '{text}': a time needs HH and MI (or HHMM)"));
         }
         if !p.has_date() && !p.has_time() {
             return Err(format!("pattern '{text}': no date or time tokens"));
@@ -167,9 +158,7 @@ impl Pattern {
             if !chunk.iter().all(u8::is_ascii_digit) {
                 return Err(PatternError::Shape);
             }
-            let n = chunk
-                .iter()
-                .fold(0u32, |acc, b| acc * 10 + u32::from(b - b'0'));
+            let n = chunk.iter().fold(0u32, |acc, b| acc * 10 + u32::from(b - b'0'));
             match item {
                 Item::Year => y = n as i32,
                 Item::Month => mo = n,
@@ -202,11 +191,7 @@ impl Pattern {
     /// Fails, saying why, when the value cannot be written in the pattern: a
     /// year outside 0000–9999, or seconds (or fractions) that a pattern
     /// without `SS` would silently drop.
-    pub(crate) fn write(
-        &self,
-        date: Option<NaiveDate>,
-        time: Option<NaiveTime>,
-    ) -> Result<Vec<u8>, String> {
+    pub(crate) fn write(&self, date: Option<NaiveDate>, time: Option<NaiveTime>) -> Result<Vec<u8>, String> {
         use chrono::{Datelike, Timelike};
         if date.is_none() && time.is_none() {
             return Ok(vec![b' '; self.width()]);
@@ -223,10 +208,7 @@ impl Pattern {
         if let Some(t) = time {
             let has_seconds = self.items.contains(&Item::Second);
             if t.nanosecond() != 0 || (!has_seconds && t.second() != 0) {
-                return Err(format!(
-                    "time {t} has more precision than {} holds",
-                    self.text
-                ));
+                return Err(format!("time {t} has more precision than {} holds", self.text));
             }
         }
         let mut out = Vec::with_capacity(self.width());
@@ -266,18 +248,9 @@ mod tests {
         let a = Pattern::parse("CCYYMMDD").unwrap();
         let b = Pattern::parse("MMDDYYYY").unwrap();
         let c = Pattern::parse("MM/DD/CCYY").unwrap();
-        assert_eq!(
-            a.read(b"20261125").unwrap().unwrap().date,
-            ymd(2026, 11, 25)
-        );
-        assert_eq!(
-            b.read(b"11252026").unwrap().unwrap().date,
-            ymd(2026, 11, 25)
-        );
-        assert_eq!(
-            c.read(b"11/25/2026").unwrap().unwrap().date,
-            ymd(2026, 11, 25)
-        );
+        assert_eq!(a.read(b"20261125").unwrap().unwrap().date, ymd(2026, 11, 25));
+        assert_eq!(b.read(b"11252026").unwrap().unwrap().date, ymd(2026, 11, 25));
+        assert_eq!(c.read(b"11/25/2026").unwrap().unwrap().date, ymd(2026, 11, 25));
         assert_eq!(a.read(b"        "), Ok(None));
     }
 
@@ -338,11 +311,7 @@ mod tests {
     #[test]
     fn refuses_bad_patterns() {
         assert!(Pattern::parse("YYMMDD").unwrap_err().contains("two-digit"));
-        assert!(
-            Pattern::parse("CCYYMM")
-                .unwrap_err()
-                .contains("CCYY, MM and DD")
-        );
+        assert!(Pattern::parse("CCYYMM").unwrap_err().contains("CCYY, MM and DD"));
         assert!(Pattern::parse("CCYYMMDDX").is_err());
         assert!(Pattern::parse("--").is_err());
         assert!(Pattern::parse("CCYYCCYY").is_err());

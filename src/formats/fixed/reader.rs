@@ -117,9 +117,7 @@ fn at(record: usize, column: usize) -> String {
 
 /// Shows field bytes in an error text (ASCII already checked).
 fn shown(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .trim_end_matches(' ')
-        .to_string()
+    String::from_utf8_lossy(bytes).trim_end_matches(' ').to_string()
 }
 
 /// The canonical path naming a whole record type in errors, without index.
@@ -130,9 +128,7 @@ fn base(template: &str) -> String {
 impl Reader<'_> {
     fn push(&mut self, code: ErrorCode, field: impl Into<String>, location: String, text: String) {
         if !self.suppress {
-            self.parsed
-                .errors
-                .push(FieldError::new(code, field, text).at(location));
+            self.parsed.errors.push(FieldError::new(code, field, text).at(location));
         }
     }
 
@@ -221,8 +217,7 @@ impl Reader<'_> {
         let index = type_bytes.and_then(|t| layout.records.iter().position(|r| r.type_code == t));
         let record = index.map(|i| &layout.records[i]);
         let occurrence = index.map_or(0, |i| self.counts[i]);
-        let record_field =
-            record.map_or("message".to_string(), |r| expand(r.error_field, occurrence));
+        let record_field = record.map_or("message".to_string(), |r| expand(r.error_field, occurrence));
 
         if line.terminator == Some(Terminator::Lf) && !layout.allows(Terminator::Lf) {
             self.push(
@@ -248,13 +243,7 @@ impl Reader<'_> {
                 ),
             );
         }
-        self.bad_bytes(
-            n,
-            &data[..data.len().min(length)],
-            record,
-            occurrence,
-            &record_field,
-        );
+        self.bad_bytes(n, &data[..data.len().min(length)], record, occurrence, &record_field);
 
         let (Some(i), Some(record)) = (index, record) else {
             if let Some(t) = type_bytes
@@ -347,10 +336,9 @@ impl Reader<'_> {
         date_times: &mut Vec<DateTimeParts>,
     ) {
         let location = at(n, f.start);
-        let path = f.target.map_or_else(
-            || expand(record.error_field, occurrence),
-            |t| t.path(occurrence),
-        );
+        let path = f
+            .target
+            .map_or_else(|| expand(record.error_field, occurrence), |t| t.path(occurrence));
         if f.target.is_some() && !matches!(f.read, Read::Time { .. }) {
             self.locate(&path, &location);
         }
@@ -381,10 +369,7 @@ impl Reader<'_> {
             } => {
                 self.join(target, trimmed, sep, *max_length, location);
             }
-            Read::Text {
-                join: None,
-                max_length,
-            } => {
+            Read::Text { join: None, max_length } => {
                 if trimmed.is_empty() {
                     return;
                 }
@@ -442,12 +427,7 @@ impl Reader<'_> {
                 let digits = if *zero_padded { text.as_ref() } else { trimmed };
                 match digits.parse::<u32>() {
                     Ok(v) if digits.bytes().all(|b| b.is_ascii_digit()) => {
-                        store(
-                            &mut self.parsed.message,
-                            target,
-                            occurrence,
-                            Value::Number(v),
-                        );
+                        store(&mut self.parsed.message, target, occurrence, Value::Number(v));
                     }
                     _ => {
                         let want = if *zero_padded {
@@ -519,31 +499,16 @@ impl Reader<'_> {
                     self.locate(&element, &at(n, f.start + k * width));
                     codes.push(code.to_string());
                 }
-                store(
-                    &mut self.parsed.message,
-                    target,
-                    occurrence,
-                    Value::List(codes),
-                );
+                store(&mut self.parsed.message, target, occurrence, Value::List(codes));
             }
             Read::Flag { yes, no } => {
                 if trimmed.is_empty() {
                     return;
                 }
                 if trimmed == yes {
-                    store(
-                        &mut self.parsed.message,
-                        target,
-                        occurrence,
-                        Value::Bool(true),
-                    );
+                    store(&mut self.parsed.message, target, occurrence, Value::Bool(true));
                 } else if trimmed == no {
-                    store(
-                        &mut self.parsed.message,
-                        target,
-                        occurrence,
-                        Value::Bool(false),
-                    );
+                    store(&mut self.parsed.message, target, occurrence, Value::Bool(false));
                 } else {
                     self.push(
                         ErrorCode::InvalidCode,
@@ -558,22 +523,14 @@ impl Reader<'_> {
                     return;
                 }
                 match codes.get(trimmed) {
-                    Some(a) => store(
-                        &mut self.parsed.message,
-                        target,
-                        occurrence,
-                        Value::Action(*a),
-                    ),
+                    Some(a) => store(&mut self.parsed.message, target, occurrence, Value::Action(*a)),
                     None => {
                         let known: Vec<&str> = codes.keys().map(String::as_str).collect();
                         self.push(
                             ErrorCode::InvalidCode,
                             path,
                             location,
-                            format!(
-                                "unknown action code '{trimmed}'; expected one of {}",
-                                known.join(", ")
-                            ),
+                            format!("unknown action code '{trimmed}'; expected one of {}", known.join(", ")),
                         );
                     }
                 }
@@ -581,20 +538,10 @@ impl Reader<'_> {
         }
     }
 
-    fn pattern_error(
-        &mut self,
-        e: PatternError,
-        path: &str,
-        location: String,
-        pattern: &str,
-        bytes: &[u8],
-    ) {
+    fn pattern_error(&mut self, e: PatternError, path: &str, location: String, pattern: &str, bytes: &[u8]) {
         let found = shown(bytes);
         let (code, text) = match e {
-            PatternError::Shape => (
-                ErrorCode::InvalidFormat,
-                format!("expected {pattern}, found '{found}'"),
-            ),
+            PatternError::Shape => (ErrorCode::InvalidFormat, format!("expected {pattern}, found '{found}'")),
             PatternError::NoSuchDate => (
                 ErrorCode::InvalidDate,
                 format!("'{found}' is not a calendar date ({pattern})"),
@@ -623,14 +570,7 @@ impl Reader<'_> {
     }
 
     /// Appends one trimmed line to a joined field; blank lines add nothing.
-    fn join(
-        &mut self,
-        target: Target,
-        piece: &str,
-        sep: &str,
-        max_length: Option<usize>,
-        location: String,
-    ) {
+    fn join(&mut self, target: Target, piece: &str, sep: &str, max_length: Option<usize>, location: String) {
         if piece.is_empty() {
             return;
         }
@@ -717,26 +657,16 @@ impl Reader<'_> {
         };
         let layout = self.layout;
         let Some(order) = layout.orders.iter().find(|o| o.actions.contains(&action)) else {
-            let location = self
-                .parsed
-                .locations
-                .get("action")
-                .unwrap_or("1:1")
-                .to_string();
+            let location = self.parsed.locations.get("action").unwrap_or("1:1").to_string();
             self.push(
                 ErrorCode::InvalidFormat,
                 "action",
                 location,
-                format!(
-                    "layout {} does not carry {} messages",
-                    layout.name(),
-                    action.name()
-                ),
+                format!("layout {} does not carry {} messages", layout.name(), action.name()),
             );
             return;
         };
-        let type_name =
-            |i: usize| String::from_utf8_lossy(&layout.records[i].type_code).to_string();
+        let type_name = |i: usize| String::from_utf8_lossy(&layout.records[i].type_code).to_string();
         // "1 R record", "1–9 P records".
         let count_text = |min: usize, max: usize, i: usize| {
             let noun = if max == 1 { "record" } else { "records" };
@@ -775,10 +705,7 @@ impl Reader<'_> {
                         errors.push((
                             base(layout.records[i].error_field),
                             n,
-                            format!(
-                                "record {n}: more than {max} {} records {expected}",
-                                type_name(i)
-                            ),
+                            format!("record {n}: more than {max} {} records {expected}", type_name(i)),
                         ));
                     }
                     break;
@@ -804,10 +731,7 @@ impl Reader<'_> {
                 errors.push((
                     base(layout.records[gi].error_field),
                     end,
-                    format!(
-                        "the message ends without its {} {expected}",
-                        count_text(min, max, gi)
-                    ),
+                    format!("the message ends without its {} {expected}", count_text(min, max, gi)),
                 ));
             }
             g += 1;

@@ -8,8 +8,7 @@
 use chrono::{NaiveDate, NaiveDateTime};
 
 use crate::model::{
-    Action, Address, DriverLicense, OrderMessage, PersonName, ProtectedPerson, RestrainedPerson,
-    Service,
+    Action, Address, DriverLicense, OrderMessage, PersonName, ProtectedPerson, RestrainedPerson, Service,
 };
 
 /// What kind of value a canonical field holds, which decides the layout
@@ -94,11 +93,7 @@ const TARGETS: &[(&str, Target, Kind)] = &[
     ("order.form_id", Target::FormId, Kind::Text),
     ("order.issue_date", Target::IssueDate, Kind::Date),
     ("order.expiration", Target::Expiration, Kind::DateTime),
-    (
-        "order.judicial_officer",
-        Target::JudicialOfficer,
-        Kind::Text,
-    ),
+    ("order.judicial_officer", Target::JudicialOfficer, Kind::Text),
     ("order.brady", Target::Brady, Kind::Text),
     ("order.condition_text", Target::ConditionText, Kind::Text),
     ("order.condition_codes", Target::ConditionCodes, Kind::List),
@@ -107,106 +102,47 @@ const TARGETS: &[(&str, Target, Kind)] = &[
         Target::FirearmRelinquishment,
         Kind::Bool,
     ),
-    (
-        "order.termination_date",
-        Target::TerminationDate,
-        Kind::Date,
-    ),
+    ("order.termination_date", Target::TerminationDate, Kind::Date),
     ("order.cancel_reason", Target::CancelReason, Kind::Text),
     ("order.service.served_at", Target::ServedAt, Kind::DateTime),
     ("order.service.served_by", Target::ServedBy, Kind::Text),
-    (
-        "order.service.serving_agency_ori",
-        Target::ServingAgencyOri,
-        Kind::Text,
-    ),
+    ("order.service.serving_agency_ori", Target::ServingAgencyOri, Kind::Text),
     ("order.service.method", Target::ServiceMethod, Kind::Text),
     ("restrained_person.name.last", Target::RpLast, Kind::Text),
     ("restrained_person.name.first", Target::RpFirst, Kind::Text),
-    (
-        "restrained_person.name.middle",
-        Target::RpMiddle,
-        Kind::Text,
-    ),
-    (
-        "restrained_person.name.suffix",
-        Target::RpSuffix,
-        Kind::Text,
-    ),
-    (
-        "restrained_person.birth_date",
-        Target::RpBirthDate,
-        Kind::Date,
-    ),
+    ("restrained_person.name.middle", Target::RpMiddle, Kind::Text),
+    ("restrained_person.name.suffix", Target::RpSuffix, Kind::Text),
+    ("restrained_person.birth_date", Target::RpBirthDate, Kind::Date),
     ("restrained_person.sex", Target::RpSex, Kind::Text),
     ("restrained_person.race", Target::RpRace, Kind::Text),
     ("restrained_person.height", Target::RpHeight, Kind::Text),
     ("restrained_person.weight", Target::RpWeight, Kind::Text),
     ("restrained_person.eye", Target::RpEye, Kind::Text),
     ("restrained_person.hair", Target::RpHair, Kind::Text),
-    (
-        "restrained_person.residence.street",
-        Target::RpStreet,
-        Kind::Text,
-    ),
-    (
-        "restrained_person.residence.city",
-        Target::RpCity,
-        Kind::Text,
-    ),
-    (
-        "restrained_person.residence.state",
-        Target::RpState,
-        Kind::Text,
-    ),
+    ("restrained_person.residence.street", Target::RpStreet, Kind::Text),
+    ("restrained_person.residence.city", Target::RpCity, Kind::Text),
+    ("restrained_person.residence.state", Target::RpState, Kind::Text),
     ("restrained_person.residence.zip", Target::RpZip, Kind::Text),
     (
         "restrained_person.driver_license.number",
         Target::RpDlNumber,
         Kind::Text,
     ),
-    (
-        "restrained_person.driver_license.state",
-        Target::RpDlState,
-        Kind::Text,
-    ),
+    ("restrained_person.driver_license.state", Target::RpDlState, Kind::Text),
     ("protected_persons[].name.last", Target::PpLast, Kind::Text),
-    (
-        "protected_persons[].name.first",
-        Target::PpFirst,
-        Kind::Text,
-    ),
-    (
-        "protected_persons[].name.middle",
-        Target::PpMiddle,
-        Kind::Text,
-    ),
-    (
-        "protected_persons[].name.suffix",
-        Target::PpSuffix,
-        Kind::Text,
-    ),
-    (
-        "protected_persons[].birth_date",
-        Target::PpBirthDate,
-        Kind::Date,
-    ),
+    ("protected_persons[].name.first", Target::PpFirst, Kind::Text),
+    ("protected_persons[].name.middle", Target::PpMiddle, Kind::Text),
+    ("protected_persons[].name.suffix", Target::PpSuffix, Kind::Text),
+    ("protected_persons[].birth_date", Target::PpBirthDate, Kind::Date),
     ("protected_persons[].sex", Target::PpSex, Kind::Text),
     ("protected_persons[].race", Target::PpRace, Kind::Text),
-    (
-        "protected_persons[].relationship",
-        Target::PpRelationship,
-        Kind::Text,
-    ),
+    ("protected_persons[].relationship", Target::PpRelationship, Kind::Text),
 ];
 
 impl Target {
     /// The target a layout path names, if any.
     pub(crate) fn parse(path: &str) -> Option<Target> {
-        TARGETS
-            .iter()
-            .find(|(p, _, _)| *p == path)
-            .map(|(_, t, _)| *t)
+        TARGETS.iter().find(|(p, _, _)| *p == path).map(|(_, t, _)| *t)
     }
 
     /// The path as written in a layout (`protected_persons[].sex`).
@@ -307,8 +243,7 @@ impl Container {
         match self {
             Container::Message | Container::Order => {}
             Container::RestrainedPerson => {
-                msg.restrained_person
-                    .get_or_insert_with(RestrainedPerson::default);
+                msg.restrained_person.get_or_insert_with(RestrainedPerson::default);
             }
             Container::ProtectedPersons => {
                 protected(msg, index);
@@ -352,8 +287,7 @@ fn protected(msg: &mut OrderMessage, index: usize) -> Option<&mut ProtectedPerso
 }
 
 fn rp(msg: &mut OrderMessage) -> &mut RestrainedPerson {
-    msg.restrained_person
-        .get_or_insert_with(RestrainedPerson::default)
+    msg.restrained_person.get_or_insert_with(RestrainedPerson::default)
 }
 
 fn rp_name(msg: &mut OrderMessage) -> &mut PersonName {
@@ -365,9 +299,7 @@ fn residence(msg: &mut OrderMessage) -> &mut Address {
 }
 
 fn licence(msg: &mut OrderMessage) -> &mut DriverLicense {
-    rp(msg)
-        .driver_license
-        .get_or_insert_with(DriverLicense::default)
+    rp(msg).driver_license.get_or_insert_with(DriverLicense::default)
 }
 
 fn service(msg: &mut OrderMessage) -> &mut Service {
@@ -409,13 +341,7 @@ pub(crate) fn store(msg: &mut OrderMessage, target: Target, index: usize, value:
                 T::RpZip => &mut residence(msg).zip,
                 T::RpDlNumber => &mut licence(msg).number,
                 T::RpDlState => &mut licence(msg).state,
-                T::PpLast
-                | T::PpFirst
-                | T::PpMiddle
-                | T::PpSuffix
-                | T::PpSex
-                | T::PpRace
-                | T::PpRelationship => {
+                T::PpLast | T::PpFirst | T::PpMiddle | T::PpSuffix | T::PpSex | T::PpRace | T::PpRelationship => {
                     let Some(p) = protected(msg, index) else {
                         return;
                     };
@@ -505,9 +431,7 @@ pub(crate) fn fetch(msg: &OrderMessage, target: Target, index: usize) -> Option<
         T::JudicialOfficer => text(&o.judicial_officer),
         T::Brady => text(&o.brady),
         T::ConditionText => text(&o.condition_text),
-        T::ConditionCodes => {
-            Some(Value::List(o.condition_codes.clone())).filter(|_| !o.condition_codes.is_empty())
-        }
+        T::ConditionCodes => Some(Value::List(o.condition_codes.clone())).filter(|_| !o.condition_codes.is_empty()),
         T::FirearmRelinquishment => o.firearm_relinquishment.map(Value::Bool),
         T::TerminationDate => o.termination_date.map(Value::Date),
         T::CancelReason => text(&o.cancel_reason),
@@ -526,24 +450,12 @@ pub(crate) fn fetch(msg: &OrderMessage, target: Target, index: usize) -> Option<
         T::RpWeight => rp.and_then(|p| text(&p.weight)),
         T::RpEye => rp.and_then(|p| text(&p.eye)),
         T::RpHair => rp.and_then(|p| text(&p.hair)),
-        T::RpStreet => rp
-            .and_then(|p| p.residence.as_ref())
-            .and_then(|r| text(&r.street)),
-        T::RpCity => rp
-            .and_then(|p| p.residence.as_ref())
-            .and_then(|r| text(&r.city)),
-        T::RpState => rp
-            .and_then(|p| p.residence.as_ref())
-            .and_then(|r| text(&r.state)),
-        T::RpZip => rp
-            .and_then(|p| p.residence.as_ref())
-            .and_then(|r| text(&r.zip)),
-        T::RpDlNumber => rp
-            .and_then(|p| p.driver_license.as_ref())
-            .and_then(|d| text(&d.number)),
-        T::RpDlState => rp
-            .and_then(|p| p.driver_license.as_ref())
-            .and_then(|d| text(&d.state)),
+        T::RpStreet => rp.and_then(|p| p.residence.as_ref()).and_then(|r| text(&r.street)),
+        T::RpCity => rp.and_then(|p| p.residence.as_ref()).and_then(|r| text(&r.city)),
+        T::RpState => rp.and_then(|p| p.residence.as_ref()).and_then(|r| text(&r.state)),
+        T::RpZip => rp.and_then(|p| p.residence.as_ref()).and_then(|r| text(&r.zip)),
+        T::RpDlNumber => rp.and_then(|p| p.driver_license.as_ref()).and_then(|d| text(&d.number)),
+        T::RpDlState => rp.and_then(|p| p.driver_license.as_ref()).and_then(|d| text(&d.state)),
         T::PpLast => pp.and_then(|p| text(&p.name.last)),
         T::PpFirst => pp.and_then(|p| text(&p.name.first)),
         T::PpMiddle => pp.and_then(|p| text(&p.name.middle)),

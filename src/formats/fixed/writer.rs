@@ -32,11 +32,7 @@ impl Layout {
 
     /// Writes `msg` in this layout, mapping canonical codes through
     /// `code_map`, or writing them as they are when `None`.
-    pub fn write_order_with(
-        &self,
-        msg: &OrderMessage,
-        code_map: Option<&CodeMap>,
-    ) -> Result<Vec<u8>, Vec<FieldError>> {
+    pub fn write_order_with(&self, msg: &OrderMessage, code_map: Option<&CodeMap>) -> Result<Vec<u8>, Vec<FieldError>> {
         let mut msg = msg.clone();
         let mut w = Writer {
             layout: self,
@@ -55,21 +51,13 @@ impl Layout {
             w.errors.push(FieldError::new(
                 ErrorCode::InvalidFormat,
                 "action",
-                format!(
-                    "layout {} does not carry {} messages",
-                    self.name(),
-                    action.name()
-                ),
+                format!("layout {} does not carry {} messages", self.name(), action.name()),
             ));
             return Err(w.errors);
         };
         w.uncovered(&msg, action, order);
         w.records(&msg, order);
-        if w.errors.is_empty() {
-            Ok(w.out)
-        } else {
-            Err(w.errors)
-        }
+        if w.errors.is_empty() { Ok(w.out) } else { Err(w.errors) }
     }
 }
 
@@ -102,11 +90,7 @@ impl Writer<'_> {
             if covered.contains(&t) {
                 continue;
             }
-            let count = if t.indexed() {
-                msg.protected_persons.len()
-            } else {
-                1
-            };
+            let count = if t.indexed() { msg.protected_persons.len() } else { 1 };
             for index in 0..count {
                 if fetch(msg, t, index).is_some() {
                     self.error(
@@ -156,10 +140,7 @@ impl Writer<'_> {
                 let kind = String::from_utf8_lossy(&record.type_code).to_string();
                 let (code, field) = match lines.iter().find(|(_, l)| l.len() > max) {
                     Some((t, _)) => (ErrorCode::TooLong, t.template().to_string()),
-                    None => (
-                        ErrorCode::InvalidFormat,
-                        record.error_field.replace("[]", ""),
-                    ),
+                    None => (ErrorCode::InvalidFormat, record.error_field.replace("[]", "")),
                 };
                 self.error(
                     code,
@@ -183,13 +164,7 @@ impl Writer<'_> {
     fn lines(&mut self, msg: &OrderMessage, record: &CompiledRecord) -> Vec<(Target, Vec<String>)> {
         let mut all = Vec::new();
         for f in &record.fields {
-            let (
-                Some(t),
-                Read::Text {
-                    join: Some(sep), ..
-                },
-            ) = (f.target, &f.read)
-            else {
+            let (Some(t), Read::Text { join: Some(sep), .. }) = (f.target, &f.read) else {
                 continue;
             };
             let Some(Value::Text(text)) = fetch(msg, t, 0) else {
@@ -327,9 +302,7 @@ impl Writer<'_> {
                 Some(s.into_bytes())
             }
             (Read::Date(p), Value::Date(d)) => self.pattern(p.write(Some(d), None), &path),
-            (Read::Date(p), Value::DateTime(dt)) => {
-                self.pattern(p.write(Some(date_time(&dt).0), None), &path)
-            }
+            (Read::Date(p), Value::DateTime(dt)) => self.pattern(p.write(Some(date_time(&dt).0), None), &path),
             (Read::Time { pattern, .. }, Value::DateTime(dt)) => {
                 self.pattern(pattern.write(None, Some(date_time(&dt).1)), &path)
             }
@@ -351,11 +324,7 @@ impl Writer<'_> {
                 for (k, code) in codes.iter().enumerate() {
                     let element = format!("{path}[{k}]");
                     if code.trim().is_empty() {
-                        self.error(
-                            ErrorCode::InvalidFormat,
-                            element,
-                            "a blank code reads as no code",
-                        );
+                        self.error(ErrorCode::InvalidFormat, element, "a blank code reads as no code");
                         return None;
                     }
                     if !printable(code) {
@@ -382,11 +351,7 @@ impl Writer<'_> {
                 match code {
                     Some(c) => left(self, &c, &path),
                     None => {
-                        self.error(
-                            ErrorCode::InvalidCode,
-                            path,
-                            format!("no action code for {}", a.name()),
-                        );
+                        self.error(ErrorCode::InvalidCode, path, format!("no action code for {}", a.name()));
                         None
                     }
                 }
@@ -422,9 +387,7 @@ pub(crate) fn wrap(text: &str, sep: &str, width: usize) -> Option<Vec<String>> {
         // The longest piece that ends where `sep` begins and leaves neither
         // piece with a space at the cut (trimming would change it).
         let cut = (i + 1..=i + width).rev().find(|&j| {
-            text[j..].starts_with(sep)
-                && b[j - 1] != b' '
-                && b.get(j + sep.len()).is_some_and(|&c| c != b' ')
+            text[j..].starts_with(sep) && b[j - 1] != b' ' && b.get(j + sep.len()).is_some_and(|&c| c != b' ')
         })?;
         pieces.push(text[i..cut].to_string());
         i = cut + sep.len();

@@ -192,9 +192,7 @@ impl Element {
             (E::Order, N::JudicialOfficerName) => E::Leaf(F::JudicialOfficer),
             (E::Order, N::BradyCode) => E::Leaf(F::Brady),
             (E::Order, N::ProtectionOrderConditionText) => E::Leaf(F::ConditionText),
-            (E::Order, N::ProtectionOrderConditionCode) => {
-                E::Leaf(F::ConditionCode(msg.order.condition_codes.len()))
-            }
+            (E::Order, N::ProtectionOrderConditionCode) => E::Leaf(F::ConditionCode(msg.order.condition_codes.len())),
             (E::Order, N::FirearmRelinquishmentIndicator) => E::Leaf(F::FirearmRelinquishment),
             (E::Order, N::TerminationDate) => E::Leaf(F::TerminationDate),
             (E::Order, N::CancelReason) => E::Leaf(F::CancelReason),
@@ -209,9 +207,7 @@ impl Element {
             (E::PersonName(who), N::PersonGivenName) => E::Leaf(F::Name(who, NamePart::First)),
             (E::PersonName(who), N::PersonMiddleName) => E::Leaf(F::Name(who, NamePart::Middle)),
             (E::PersonName(who), N::PersonSurName) => E::Leaf(F::Name(who, NamePart::Last)),
-            (E::PersonName(who), N::PersonNameSuffixText) => {
-                E::Leaf(F::Name(who, NamePart::Suffix))
-            }
+            (E::PersonName(who), N::PersonNameSuffixText) => E::Leaf(F::Name(who, NamePart::Suffix)),
             (E::Restrained, N::PersonBirthDate) => E::BirthDate(Who::Restrained),
             (E::Protected(i), N::PersonBirthDate) => E::BirthDate(Who::Protected(i)),
             (E::BirthDate(who), N::Date) => E::Leaf(F::BirthDate(who)),
@@ -280,7 +276,10 @@ impl Element {
                 msg.order.service.get_or_insert_default();
             }
             Element::Residence => {
-                msg.restrained_person.get_or_insert_default().residence.get_or_insert_default();
+                msg.restrained_person
+                    .get_or_insert_default()
+                    .residence
+                    .get_or_insert_default();
             }
             Element::DriverLicense => {
                 let person = msg.restrained_person.get_or_insert_default();
@@ -341,9 +340,7 @@ pub(super) fn store(msg: &mut OrderMessage, field: Field, value: &str) -> Result
         // and the indices of the codes after it stay those of the document.
         ConditionCode(_) => msg.order.condition_codes.push(value.to_owned()),
         FirearmRelinquishment if empty => {}
-        FirearmRelinquishment => {
-            msg.order.firearm_relinquishment = Some(values::parse_boolean(value)?)
-        }
+        FirearmRelinquishment => msg.order.firearm_relinquishment = Some(values::parse_boolean(value)?),
         TerminationDate if empty => {}
         TerminationDate => msg.order.termination_date = Some(values::parse_date(value)?),
         CancelReason => msg.order.cancel_reason = text(value),
@@ -353,9 +350,7 @@ pub(super) fn store(msg: &mut OrderMessage, field: Field, value: &str) -> Result
             msg.order.service.get_or_insert_default().served_at = Some(at);
         }
         ServedBy => msg.order.service.get_or_insert_default().served_by = text(value),
-        ServingAgencyOri => {
-            msg.order.service.get_or_insert_default().serving_agency_ori = text(value)
-        }
+        ServingAgencyOri => msg.order.service.get_or_insert_default().serving_agency_ori = text(value),
         ServiceMethod => msg.order.service.get_or_insert_default().method = text(value),
         Name(who, part) => {
             if let Some(name) = name_of(msg, who) {
@@ -404,8 +399,11 @@ pub(super) fn store(msg: &mut OrderMessage, field: Field, value: &str) -> Result
         }
         LicenseNumber | LicenseState => {
             let license = person(msg).driver_license.get_or_insert_default();
-            let slot =
-                if field == LicenseNumber { &mut license.number } else { &mut license.state };
+            let slot = if field == LicenseNumber {
+                &mut license.number
+            } else {
+                &mut license.state
+            };
             *slot = text(value);
         }
     }

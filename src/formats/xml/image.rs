@@ -75,11 +75,7 @@ pub(super) fn check_attributes(raw: &RawImage, errors: &mut Vec<FieldError>) -> 
 /// digest. Problems go to `errors`; the image is returned whenever its bytes
 /// decoded and both attributes were present, so that the message stays as
 /// complete as possible.
-pub(super) fn decode_image(
-    raw: RawImage,
-    max_bytes: usize,
-    errors: &mut Vec<FieldError>,
-) -> Option<OrderImage> {
+pub(super) fn decode_image(raw: RawImage, max_bytes: usize, errors: &mut Vec<FieldError>) -> Option<OrderImage> {
     let declared = check_attributes(&raw, errors);
     let at = |code, field: &str, text: String| FieldError::new(code, field, text).at(&raw.location);
     let data = match BASE64.decode(&raw.base64) {
@@ -108,7 +104,11 @@ pub(super) fn decode_image(
         }
     }
     let declared = declared.or_else(|| raw.sha256.as_deref().map(str::to_ascii_lowercase));
-    Some(OrderImage { mime_type: raw.mime_type?, sha256: declared?, data })
+    Some(OrderImage {
+        mime_type: raw.mime_type?,
+        sha256: declared?,
+        data,
+    })
 }
 
 #[cfg(test)]
@@ -168,10 +168,7 @@ mod tests {
         assert!(decode_image(r, 10, &mut errors).is_none());
         assert_eq!(errors[0].code, ErrorCode::InvalidFormat);
         errors.clear();
-        assert!(
-            decode_image(raw("application/pdf", &sha(&[0; 11]), &[0; 11]), 10, &mut errors)
-                .is_none()
-        );
+        assert!(decode_image(raw("application/pdf", &sha(&[0; 11]), &[0; 11]), 10, &mut errors).is_none());
         assert_eq!(errors[0].code, ErrorCode::TooLong);
         assert_eq!(max_base64_len(10), 16);
     }

@@ -15,7 +15,12 @@ pub(super) struct LineIndex<'a> {
 
 impl<'a> LineIndex<'a> {
     pub(super) fn new(input: &'a [u8]) -> Self {
-        LineIndex { input, offset: 0, line: 1, column: 1 }
+        LineIndex {
+            input,
+            offset: 0,
+            line: 1,
+            column: 1,
+        }
     }
 
     /// The `(line, column)` of the byte at `offset` (clamped to the input).

@@ -46,9 +46,9 @@ pub fn read_order(body: &[u8], limits: &XmlLimits) -> Parsed {
     let text = match check_characters(body) {
         Ok(text) => text,
         Err((offset, why)) => {
-            parsed.errors.push(
-                FieldError::new(ErrorCode::InvalidFormat, "message", why).at(lines.locate(offset)),
-            );
+            parsed
+                .errors
+                .push(FieldError::new(ErrorCode::InvalidFormat, "message", why).at(lines.locate(offset)));
             return parsed;
         }
     };
@@ -61,8 +61,8 @@ pub fn read_order(body: &[u8], limits: &XmlLimits) -> Parsed {
 /// Checks that the body is UTF-8 and holds only characters XML 1.0 allows;
 /// on failure returns the byte offset of the first bad one and why.
 fn check_characters(body: &[u8]) -> Result<&str, (usize, String)> {
-    let text = std::str::from_utf8(body)
-        .map_err(|e| (e.valid_up_to(), "the message is not valid UTF-8".to_string()))?;
+    let text =
+        std::str::from_utf8(body).map_err(|e| (e.valid_up_to(), "the message is not valid UTF-8".to_string()))?;
     // Forbidden: C0 controls other than tab, LF and CR; U+FFFE and U+FFFF
     // (UTF-8 EF BF BE / EF BF BF).
     for (i, &b) in body.iter().enumerate() {
@@ -115,7 +115,14 @@ struct Frame {
 
 impl Frame {
     fn new(element: Element, tag: Option<Tag>) -> Self {
-        Frame { element, tag, seen: 0, at: None, count: 0, passed: Vec::new() }
+        Frame {
+            element,
+            tag,
+            seen: 0,
+            at: None,
+            count: 0,
+            passed: Vec::new(),
+        }
     }
 }
 
@@ -175,13 +182,7 @@ impl<'a> OrderReader<'a> {
     }
 
     /// Records an error at a byte offset; stops once there are too many.
-    fn error(
-        &mut self,
-        code: ErrorCode,
-        field: &str,
-        offset: usize,
-        text: String,
-    ) -> Result<(), Stop> {
+    fn error(&mut self, code: ErrorCode, field: &str, offset: usize, text: String) -> Result<(), Stop> {
         let location = self.lines.locate(offset);
         self.parsed.errors.push(FieldError::new(code, field, text).at(location));
         if self.parsed.errors.len() >= MAX_ERRORS {
@@ -196,13 +197,7 @@ impl<'a> OrderReader<'a> {
     }
 
     /// Records an error after which reading cannot go on.
-    fn fatal<T>(
-        &mut self,
-        code: ErrorCode,
-        field: &str,
-        offset: usize,
-        text: String,
-    ) -> Result<T, Stop> {
+    fn fatal<T>(&mut self, code: ErrorCode, field: &str, offset: usize, text: String) -> Result<T, Stop> {
         let location = self.lines.locate(offset);
         self.parsed.errors.push(FieldError::new(code, field, text).at(location));
         Err(Stop)
@@ -247,8 +242,7 @@ impl<'a> OrderReader<'a> {
                 Event::Comment(_) => {}
                 Event::Decl(d) => {
                     if !first {
-                        return self
-                            .malformed(offset, "the XML declaration must come first".into());
+                        return self.malformed(offset, "the XML declaration must come first".into());
                     }
                     let version = d.version().ok();
                     if version.as_deref() != Some(b"1.0") {
@@ -257,14 +251,12 @@ impl<'a> OrderReader<'a> {
                     if let Some(encoding) = d.encoding() {
                         let utf8 = encoding.is_ok_and(|e| e.eq_ignore_ascii_case(b"UTF-8"));
                         if !utf8 {
-                            return self
-                                .malformed(offset, "only the UTF-8 encoding is accepted".into());
+                            return self.malformed(offset, "only the UTF-8 encoding is accepted".into());
                         }
                     }
                 }
                 Event::PI(_) => {
-                    return self
-                        .malformed(offset, "processing instructions are not accepted".into());
+                    return self.malformed(offset, "processing instructions are not accepted".into());
                 }
                 Event::DocType(_) => {
                     return self.malformed(
@@ -279,8 +271,7 @@ impl<'a> OrderReader<'a> {
 
     fn eof(&mut self, offset: usize) -> Result<(), Stop> {
         if !self.stack.is_empty() {
-            return self
-                .malformed(offset, "the message ends before its elements are closed".into());
+            return self.malformed(offset, "the message ends before its elements are closed".into());
         }
         if !self.root_closed {
             return self.malformed(offset, "the message has no root element".into());
@@ -288,12 +279,7 @@ impl<'a> OrderReader<'a> {
         Ok(())
     }
 
-    fn start(
-        &mut self,
-        e: &BytesStart<'_>,
-        name: Option<Resolved>,
-        offset: usize,
-    ) -> Result<(), Stop> {
+    fn start(&mut self, e: &BytesStart<'_>, name: Option<Resolved>, offset: usize) -> Result<(), Stop> {
         if self.stack.len() >= self.limits.max_depth {
             return self.fatal(
                 ErrorCode::TooLong,
@@ -306,8 +292,7 @@ impl<'a> OrderReader<'a> {
             Some(Resolved::Known(name)) => Some(name),
             Some(Resolved::Other) | None => None,
             Some(Resolved::UndeclaredPrefix) => {
-                return self
-                    .malformed(offset, format!("element {} uses an undeclared prefix", qname(e)));
+                return self.malformed(offset, format!("element {} uses an undeclared prefix", qname(e)));
             }
         };
         let element = match self.stack.last() {
@@ -342,8 +327,10 @@ impl<'a> OrderReader<'a> {
             match element {
                 Element::Leaf(_) => self.text.clear(),
                 Element::Image => {
-                    self.image =
-                        Some(RawImage { location: location.clone(), ..RawImage::default() });
+                    self.image = Some(RawImage {
+                        location: location.clone(),
+                        ..RawImage::default()
+                    });
                     self.image_too_long = false;
                 }
                 Element::Protected(0) => {
@@ -367,11 +354,12 @@ impl<'a> OrderReader<'a> {
     /// checked against that element's content model (order, `maxOccurs`);
     /// [`Element::Skipped`] when it is refused.
     fn child(&mut self, tag: Tag, e: &BytesStart<'_>, offset: usize) -> Result<Element, Stop> {
-        let Some(parent) = self.stack.last_mut() else { return Ok(Element::Skipped) };
+        let Some(parent) = self.stack.last_mut() else {
+            return Ok(Element::Skipped);
+        };
         let model = schema::content(parent.element);
         let position = model.iter().position(|p| p.tag == tag);
-        let (Some(i), Some(child)) = (position, parent.element.child(tag, &self.parsed.message))
-        else {
+        let (Some(i), Some(child)) = (position, parent.element.child(tag, &self.parsed.message)) else {
             self.unexpected(e, offset)?;
             return Ok(Element::Skipped);
         };
@@ -385,9 +373,10 @@ impl<'a> OrderReader<'a> {
             Some(at) if i == at && particle.max == 1 => Placement::Duplicate,
             Some(at) if i == at => Placement::TooMany(particle.max),
             Some(at) if i < at && seen && particle.max == 1 => Placement::Duplicate,
-            Some(at) if i < at => {
-                Placement::OutOfOrder { before: model[at].tag, read: !seen && particle.max == 1 }
-            }
+            Some(at) if i < at => Placement::OutOfOrder {
+                before: model[at].tag,
+                read: !seen && particle.max == 1,
+            },
             at => {
                 let from = at.map_or(0, |a| a + 1);
                 for p in &model[from..i] {
@@ -400,8 +389,7 @@ impl<'a> OrderReader<'a> {
                 Placement::InOrder
             }
         };
-        let read =
-            matches!(placement, Placement::InOrder | Placement::OutOfOrder { read: true, .. });
+        let read = matches!(placement, Placement::InOrder | Placement::OutOfOrder { read: true, .. });
         if read {
             parent.seen |= tag.bit();
             parent.passed.retain(|(t, _)| *t != tag);
@@ -409,9 +397,10 @@ impl<'a> OrderReader<'a> {
         let text = match placement {
             Placement::InOrder => None,
             Placement::Duplicate => Some(format!("element {} appears more than once", qname(e))),
-            Placement::TooMany(max) => {
-                Some(format!("more than {max} {} elements; at most {max} are allowed", qname(e)))
-            }
+            Placement::TooMany(max) => Some(format!(
+                "more than {max} {} elements; at most {max} are allowed",
+                qname(e)
+            )),
             Placement::OutOfOrder { before, .. } => Some(format!(
                 "element {} is out of order: it must come before {}",
                 qname(e),
@@ -422,9 +411,7 @@ impl<'a> OrderReader<'a> {
             let path = child.report_path().unwrap_or_else(|| self.here());
             // Too many of a list is about the list, not its n-th element.
             let path = match placement {
-                Placement::TooMany(_) => {
-                    Cow::Owned(path.split('[').next().unwrap_or(&path).to_owned())
-                }
+                Placement::TooMany(_) => Cow::Owned(path.split('[').next().unwrap_or(&path).to_owned()),
                 _ => path,
             };
             self.error(ErrorCode::InvalidFormat, &path, offset, text)?;
@@ -486,12 +473,7 @@ impl<'a> OrderReader<'a> {
 
     /// Checks every attribute is well formed, and that only allowed ones
     /// appear; keeps the image's.
-    fn attributes(
-        &mut self,
-        e: &BytesStart<'_>,
-        element: Element,
-        offset: usize,
-    ) -> Result<(), Stop> {
+    fn attributes(&mut self, e: &BytesStart<'_>, element: Element, offset: usize) -> Result<(), Stop> {
         for attribute in e.attributes() {
             let attribute = match attribute {
                 Ok(a) => a,
@@ -521,8 +503,7 @@ impl<'a> OrderReader<'a> {
                 }
                 (ResolveResult::Unknown(_), _) => {
                     let key = String::from_utf8_lossy(attribute.key.as_ref()).into_owned();
-                    return self
-                        .malformed(offset, format!("attribute {key} uses an undeclared prefix"));
+                    return self.malformed(offset, format!("attribute {key} uses an undeclared prefix"));
                 }
                 _ => {
                     let key = String::from_utf8_lossy(attribute.key.as_ref()).into_owned();
@@ -561,21 +542,14 @@ impl<'a> OrderReader<'a> {
                 if self.image_too_long {
                     image::check_attributes(&raw, &mut self.parsed.errors);
                     let max = self.limits.max_image_bytes;
-                    let error = FieldError::new(
-                        ErrorCode::TooLong,
-                        "image",
-                        format!("the image is over {max} bytes"),
-                    );
+                    let error = FieldError::new(ErrorCode::TooLong, "image", format!("the image is over {max} bytes"));
                     self.parsed.errors.push(error.at(raw.location));
                 } else if raw.base64.is_empty() {
                     // No image; the attributes are still required.
                     image::check_attributes(&raw, &mut self.parsed.errors);
                 } else {
-                    self.parsed.message.image = image::decode_image(
-                        raw,
-                        self.limits.max_image_bytes,
-                        &mut self.parsed.errors,
-                    );
+                    self.parsed.message.image =
+                        image::decode_image(raw, self.limits.max_image_bytes, &mut self.parsed.errors);
                 }
             }
             Element::Skipped => {}
@@ -624,8 +598,7 @@ impl<'a> OrderReader<'a> {
                 Ok(Some(c)) if is_xml_char(c) => c,
                 _ => {
                     let name = String::from_utf8_lossy(r.as_ref());
-                    return self
-                        .malformed(offset, format!("character reference &{name}; is not allowed"));
+                    return self.malformed(offset, format!("character reference &{name}; is not allowed"));
                 }
             }
         } else {
@@ -660,8 +633,9 @@ enum Resolved {
 
 fn resolve(ns: &ResolveResult<'_>, e: &BytesStart<'_>) -> Resolved {
     match ns {
-        ResolveResult::Bound(ns) => Tag::classify(ns.as_ref(), e.local_name().as_ref())
-            .map_or(Resolved::Other, Resolved::Known),
+        ResolveResult::Bound(ns) => {
+            Tag::classify(ns.as_ref(), e.local_name().as_ref()).map_or(Resolved::Other, Resolved::Known)
+        }
         ResolveResult::Unbound => Resolved::Other,
         ResolveResult::Unknown(_) => Resolved::UndeclaredPrefix,
     }

@@ -4,13 +4,12 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime};
 use sha2::{Digest, Sha256};
 
 use crate::model::{
-    Action, Address, DriverLicense, OrderImage, OrderMessage, PersonName, ProtectedPerson,
-    ProtectionOrder, RestrainedPerson, Service,
+    Action, Address, DriverLicense, OrderImage, OrderMessage, PersonName, ProtectedPerson, ProtectionOrder,
+    RestrainedPerson, Service,
 };
 
 /// The ICD §2 sample without `por:OrderImage`, as a file.
-pub(super) const ISSUE_SAMPLE: &[u8] =
-    include_bytes!("../../../tests/fixtures/xml/issue-sample.xml");
+pub(super) const ISSUE_SAMPLE: &[u8] = include_bytes!("../../../tests/fixtures/xml/issue-sample.xml");
 
 fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).unwrap()
@@ -40,9 +39,7 @@ pub(super) fn issue_sample() -> OrderMessage {
             expiration: Some(local("2031-11-25T23:59:00")),
             judicial_officer: s("HON MARIA LOPEZ"),
             brady: s("Y"),
-            condition_text: s(
-                "STAY AT LEAST 100 YARDS AWAY FROM PROTECTED PERSON, HOME, WORK AND VEHICLE.",
-            ),
+            condition_text: s("STAY AT LEAST 100 YARDS AWAY FROM PROTECTED PERSON, HOME, WORK AND VEHICLE."),
             condition_codes: vec!["01".into(), "05".into(), "07".into()],
             firearm_relinquishment: Some(true),
             termination_date: None,
@@ -50,7 +47,12 @@ pub(super) fn issue_sample() -> OrderMessage {
             service: None,
         },
         restrained_person: Some(RestrainedPerson {
-            name: PersonName { last: s("DOE"), first: s("JOHN"), middle: s("ALLEN"), suffix: None },
+            name: PersonName {
+                last: s("DOE"),
+                first: s("JOHN"),
+                middle: s("ALLEN"),
+                suffix: None,
+            },
             birth_date: Some(date(1985, 2, 14)),
             sex: s("M"),
             race: s("W"),
@@ -64,10 +66,18 @@ pub(super) fn issue_sample() -> OrderMessage {
                 state: s("CA"),
                 zip: s("95814"),
             }),
-            driver_license: Some(DriverLicense { number: s("D1234567"), state: s("CA") }),
+            driver_license: Some(DriverLicense {
+                number: s("D1234567"),
+                state: s("CA"),
+            }),
         }),
         protected_persons: vec![ProtectedPerson {
-            name: PersonName { last: s("DOE"), first: s("JANE"), middle: s("B"), suffix: None },
+            name: PersonName {
+                last: s("DOE"),
+                first: s("JANE"),
+                middle: s("B"),
+                suffix: None,
+            },
             birth_date: Some(date(1987, 3, 2)),
             sex: s("F"),
             race: s("W"),
@@ -99,7 +109,12 @@ pub(super) fn full_issue() -> OrderMessage {
         person.name.first = s("JOSÉ");
     }
     msg.protected_persons.push(ProtectedPerson {
-        name: PersonName { last: s("DOE"), first: s("JIMMY"), middle: None, suffix: None },
+        name: PersonName {
+            last: s("DOE"),
+            first: s("JIMMY"),
+            middle: None,
+            suffix: None,
+        },
         birth_date: Some(date(2015, 6, 1)),
         sex: s("M"),
         race: None,

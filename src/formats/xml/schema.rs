@@ -57,8 +57,7 @@ const MESSAGE: &[Particle] = &[
 ];
 
 /// `por:MessageHeaderType`.
-const HEADER: &[Particle] =
-    &[one(T::CourtOri), one(T::Action), one(T::Sequence), one(T::SentDateTime)];
+const HEADER: &[Particle] = &[one(T::CourtOri), one(T::Action), one(T::Sequence), one(T::SentDateTime)];
 
 /// `por:ProtectionOrderType`.
 const ORDER: &[Particle] = &[
@@ -85,8 +84,12 @@ const IDENTIFICATION: &[Particle] = &[one(T::IdentificationId)];
 const DATE: &[Particle] = &[one(T::Date)];
 
 /// `por:ServiceType`.
-const SERVICE: &[Particle] =
-    &[one(T::ServedDateTime), one(T::ServedBy), one(T::ServingAgencyOri), one(T::ServiceMethod)];
+const SERVICE: &[Particle] = &[
+    one(T::ServedDateTime),
+    one(T::ServedBy),
+    one(T::ServingAgencyOri),
+    one(T::ServiceMethod),
+];
 
 /// `por:RestrainedPersonType`.
 const RESTRAINED: &[Particle] = &[
@@ -236,9 +239,7 @@ pub(super) fn check_value(field: Field, value: &str) -> Result<(), ValueError> {
     match facet {
         Facet::None | Facet::Typed(_) => Ok(()),
         Facet::Ori => {
-            if value.len() == 9
-                && value.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-            {
+            if value.len() == 9 && value.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
                 Ok(())
             } else {
                 Err((
@@ -269,7 +270,10 @@ pub(super) fn check_value(field: Field, value: &str) -> Result<(), ValueError> {
         Facet::MaxLength(max) => {
             let len = token_len(value);
             if len > max {
-                Err((ErrorCode::TooLong, format!("{len} characters; at most {max} are allowed")))
+                Err((
+                    ErrorCode::TooLong,
+                    format!("{len} characters; at most {max} are allowed"),
+                ))
             } else {
                 Ok(())
             }
@@ -304,19 +308,28 @@ mod tests {
         assert_eq!(code(Field::CourtOri, "CA034025J"), None);
         assert_eq!(code(Field::CourtOri, ""), Some(ErrorCode::Missing));
         assert_eq!(code(Field::CourtOri, "ca034025j"), Some(ErrorCode::InvalidFormat));
-        assert_eq!(code(Field::ServingAgencyOri, "CA03400000"), Some(ErrorCode::InvalidFormat));
+        assert_eq!(
+            code(Field::ServingAgencyOri, "CA03400000"),
+            Some(ErrorCode::InvalidFormat)
+        );
         assert_eq!(code(Field::OrderNumber, "24DV-01234"), None);
         assert_eq!(code(Field::OrderNumber, "24DV_01234"), Some(ErrorCode::InvalidFormat));
         assert_eq!(code(Field::OrderNumber, "A B"), Some(ErrorCode::InvalidFormat));
         assert_eq!(code(Field::OrderNumber, &"9".repeat(15)), None);
         assert_eq!(code(Field::OrderNumber, &"9".repeat(16)), Some(ErrorCode::TooLong));
-        assert_eq!(code(Field::Name(Who::Restrained, NamePart::Last), &"É".repeat(30)), None);
+        assert_eq!(
+            code(Field::Name(Who::Restrained, NamePart::Last), &"É".repeat(30)),
+            None
+        );
         assert_eq!(
             code(Field::Name(Who::Protected(0), NamePart::Last), &"É".repeat(31)),
             Some(ErrorCode::TooLong)
         );
         assert_eq!(
-            code(Field::CancelReason, &format!("{}    {}", "A".repeat(29), "B".repeat(30))),
+            code(
+                Field::CancelReason,
+                &format!("{}    {}", "A".repeat(29), "B".repeat(30))
+            ),
             None
         );
         assert_eq!(code(Field::ConditionText, &"x".repeat(501)), Some(ErrorCode::TooLong));

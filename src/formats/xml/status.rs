@@ -23,9 +23,15 @@ pub fn write_status(status: &StatusMessage) -> Vec<u8> {
     x.leaf_opt("por:Sequence", status.sequence.map(|s| s.to_string()).as_deref());
     x.leaf("por:CorrelatesTo", &status.correlates_to);
     x.leaf("por:StatusSequence", &status.status_sequence.to_string());
-    x.leaf("por:StatusDateTime", &status.status_at.to_rfc3339_opts(SecondsFormat::Millis, false));
+    x.leaf(
+        "por:StatusDateTime",
+        &status.status_at.to_rfc3339_opts(SecondsFormat::Millis, false),
+    );
     x.leaf("por:Status", status.status.as_str());
-    x.leaf_opt("por:Partner", status.partner.as_ref().map(PartnerId::wire_name).as_deref());
+    x.leaf_opt(
+        "por:Partner",
+        status.partner.as_ref().map(PartnerId::wire_name).as_deref(),
+    );
     for partner in &status.routed_partners {
         x.leaf("por:RoutedPartner", &partner.wire_name());
     }
@@ -133,7 +139,9 @@ fn once<T>(slot: &mut Option<T>, value: T, name: &str) -> Result<(), String> {
 }
 
 fn number(value: &str, name: &str) -> Result<u32, String> {
-    value.parse().map_err(|_| format!("por:{name} {value:?} is not a non-negative integer"))
+    value
+        .parse()
+        .map_err(|_| format!("por:{name} {value:?} is not a non-negative integer"))
 }
 
 fn partner(value: &str) -> Result<PartnerId, String> {
@@ -141,8 +149,7 @@ fn partner(value: &str) -> Result<PartnerId, String> {
 }
 
 fn error_code(value: &str) -> Result<ErrorCode, String> {
-    let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> =
-        value.into_deserializer();
+    let de: serde::de::value::StrDeserializer<'_, serde::de::value::Error> = value.into_deserializer();
     ErrorCode::deserialize(de).map_err(|_| format!("unknown error code {value:?}"))
 }
 
@@ -155,17 +162,18 @@ impl Draft {
             Part::OrderNumber => once(&mut self.order_number, text, "OrderNumber"),
             Part::Sequence => once(&mut self.sequence, number(value, "Sequence")?, "Sequence"),
             Part::CorrelatesTo => once(&mut self.correlates_to, text, "CorrelatesTo"),
-            Part::StatusSequence => {
-                once(&mut self.status_sequence, number(value, "StatusSequence")?, "StatusSequence")
-            }
+            Part::StatusSequence => once(
+                &mut self.status_sequence,
+                number(value, "StatusSequence")?,
+                "StatusSequence",
+            ),
             Part::StatusDateTime => {
-                let at = DateTime::parse_from_rfc3339(value)
-                    .map_err(|e| format!("por:StatusDateTime {value:?}: {e}"))?;
+                let at =
+                    DateTime::parse_from_rfc3339(value).map_err(|e| format!("por:StatusDateTime {value:?}: {e}"))?;
                 once(&mut self.status_at, at, "StatusDateTime")
             }
             Part::Status => {
-                let kind =
-                    StatusKind::parse(value).ok_or_else(|| format!("unknown status {value:?}"))?;
+                let kind = StatusKind::parse(value).ok_or_else(|| format!("unknown status {value:?}"))?;
                 once(&mut self.status, kind, "Status")
             }
             Part::Partner => once(&mut self.partner, partner(value)?, "Partner"),
@@ -174,8 +182,10 @@ impl Draft {
                 Ok(())
             }
             Part::PartnerRecordId => {
-                let scheme =
-                    self.scheme.take().ok_or("por:PartnerRecordID needs a scheme attribute")?;
+                let scheme = self
+                    .scheme
+                    .take()
+                    .ok_or("por:PartnerRecordID needs a scheme attribute")?;
                 self.partner_record_ids.push(PartnerRecordId { scheme, id: text });
                 Ok(())
             }
@@ -194,7 +204,12 @@ impl Draft {
         let code = error_code(&code.ok_or_else(|| format!("{name} needs por:Code"))?)?;
         let field = field.ok_or_else(|| format!("{name} needs por:Field"))?;
         let text = text.ok_or_else(|| format!("{name} needs por:Text"))?;
-        let issue = FieldError { code, field, location, text };
+        let issue = FieldError {
+            code,
+            field,
+            location,
+            text,
+        };
         if warning {
             self.warnings.push(issue)
         } else {
@@ -226,8 +241,7 @@ impl Draft {
 /// default namespace). The error says what is wrong and, for malformed XML,
 /// at which byte.
 pub fn read_status(body: &[u8]) -> Result<StatusMessage, String> {
-    let text =
-        std::str::from_utf8(body).map_err(|e| format!("not UTF-8 at byte {}", e.valid_up_to()))?;
+    let text = std::str::from_utf8(body).map_err(|e| format!("not UTF-8 at byte {}", e.valid_up_to()))?;
     let mut reader = NsReader::from_str(text);
     reader.config_mut().enable_all_checks(true);
     let mut draft = Draft::default();
@@ -286,16 +300,17 @@ pub fn read_status(body: &[u8]) -> Result<StatusMessage, String> {
             Event::CData(t) => value.push_str(&t.xml10_content().map_err(|e| e.to_string())?),
             Event::GeneralRef(r) => {
                 let raw: &[u8] = r.as_ref();
-                let c = match raw {
-                    b"lt" => '<',
-                    b"gt" => '>',
-                    b"amp" => '&',
-                    b"apos" => '\'',
-                    b"quot" => '"',
-                    _ => r.resolve_char_ref().ok().flatten().ok_or_else(|| {
-                        format!("entity reference &{}; is not accepted", String::from_utf8_lossy(r))
-                    })?,
-                };
+                let c =
+                    match raw {
+                        b"lt" => '<',
+                        b"gt" => '>',
+                        b"amp" => '&',
+                        b"apos" => '\'',
+                        b"quot" => '"',
+                        _ => r.resolve_char_ref().ok().flatten().ok_or_else(|| {
+                            format!("entity reference &{}; is not accepted", String::from_utf8_lossy(r))
+                        })?,
+                    };
                 value.push(c);
             }
             Event::Comment(_) | Event::Decl(_) => {}
@@ -340,11 +355,7 @@ mod tests {
                 + chrono::Duration::milliseconds(250),
             status: StatusKind::Accepted,
             partner: None,
-            routed_partners: vec![
-                PartnerId::Clets,
-                PartnerId::Doj,
-                PartnerId::Lea("CA0341100".into()),
-            ],
+            routed_partners: vec![PartnerId::Clets, PartnerId::Doj, PartnerId::Lea("CA0341100".into())],
             partner_record_ids: vec![],
             errors: vec![],
             warnings: vec![],
@@ -360,8 +371,14 @@ mod tests {
             partner: Some(PartnerId::Clets),
             routed_partners: vec![],
             partner_record_ids: vec![
-                PartnerRecordId { scheme: "NIC".into(), id: "H123456789".into() },
-                PartnerRecordId { scheme: "FCN".into(), id: "0340000012345".into() },
+                PartnerRecordId {
+                    scheme: "NIC".into(),
+                    id: "H123456789".into(),
+                },
+                PartnerRecordId {
+                    scheme: "FCN".into(),
+                    id: "0340000012345".into(),
+                },
             ],
             ..accepted()
         };
@@ -406,7 +423,12 @@ mod tests {
         };
         for status in [accepted(), rejected] {
             let bytes = write_status(&status);
-            assert_eq!(read_status(&bytes).unwrap(), status, "{}", String::from_utf8_lossy(&bytes));
+            assert_eq!(
+                read_status(&bytes).unwrap(),
+                status,
+                "{}",
+                String::from_utf8_lossy(&bytes)
+            );
             assert_eq!(write_status(&status), bytes, "deterministic");
         }
     }
@@ -415,8 +437,10 @@ mod tests {
     #[test]
     fn namespace_aware() {
         let text = String::from_utf8(write_status(&accepted())).unwrap();
-        let default_ns =
-            text.replace("xmlns:por=", "xmlns=").replace("<por:", "<").replace("</por:", "</");
+        let default_ns = text
+            .replace("xmlns:por=", "xmlns=")
+            .replace("<por:", "<")
+            .replace("</por:", "</");
         assert_eq!(read_status(default_ns.as_bytes()).unwrap(), accepted());
         let other = text
             .replace("xmlns:por=", "xmlns:s=")

@@ -21,7 +21,10 @@ pub(super) fn quote(value: &str) -> String {
 }
 
 fn format_error(expected: &str, value: &str) -> ValueError {
-    (ErrorCode::InvalidFormat, format!("expected {expected}, found {}", quote(value)))
+    (
+        ErrorCode::InvalidFormat,
+        format!("expected {expected}, found {}", quote(value)),
+    )
 }
 
 fn date_error(what: &str, value: &str) -> ValueError {
@@ -79,8 +82,7 @@ fn make_date(year: u32, month: u32, day: u32) -> Option<NaiveDate> {
 
 /// An `xs:date` without time zone: `YYYY-MM-DD`.
 pub(super) fn parse_date(value: &str) -> Result<NaiveDate, ValueError> {
-    let (y, m, d) =
-        date_parts(value.as_bytes()).ok_or_else(|| format_error("a date YYYY-MM-DD", value))?;
+    let (y, m, d) = date_parts(value.as_bytes()).ok_or_else(|| format_error("a date YYYY-MM-DD", value))?;
     make_date(y, m, d).ok_or_else(|| date_error("date", value))
 }
 
@@ -131,11 +133,13 @@ pub(super) fn parse_offset_date_time(value: &str) -> Result<DateTime<FixedOffset
         if zone[3] != b':' {
             return Err(shape());
         }
-        let (hours, minutes) =
-            (number(&zone[1..3]).ok_or_else(shape)?, number(&zone[4..]).ok_or_else(shape)?);
+        let (hours, minutes) = (
+            number(&zone[1..3]).ok_or_else(shape)?,
+            number(&zone[4..]).ok_or_else(shape)?,
+        );
         // xs:dateTime offsets run from -14:00 to +14:00.
-        let seconds = (minutes <= 59 && hours * 60 + minutes <= 14 * 60)
-            .then(|| sign * (hours * 3600 + minutes * 60) as i32);
+        let seconds =
+            (minutes <= 59 && hours * 60 + minutes <= 14 * 60).then(|| sign * (hours * 3600 + minutes * 60) as i32);
         (time, seconds)
     };
     let time = time_parts(time, true).ok_or_else(shape)?;
@@ -143,7 +147,10 @@ pub(super) fn parse_offset_date_time(value: &str) -> Result<DateTime<FixedOffset
     let offset = offset
         .and_then(FixedOffset::east_opt)
         .ok_or_else(|| date_error("time zone offset", value))?;
-    local.and_local_timezone(offset).single().ok_or_else(|| date_error("date-time", value))
+    local
+        .and_local_timezone(offset)
+        .single()
+        .ok_or_else(|| date_error("date-time", value))
 }
 
 /// An `xs:unsignedInt` written as plain digits (no sign).
@@ -153,7 +160,10 @@ pub(super) fn parse_sequence(value: &str) -> Result<u32, ValueError> {
         return Err(format_error("a non-negative integer", value));
     }
     digits.parse().map_err(|_| {
-        (ErrorCode::InvalidFormat, format!("{} is too large for a sequence", quote(value)))
+        (
+            ErrorCode::InvalidFormat,
+            format!("{} is too large for a sequence", quote(value)),
+        )
     })
 }
 
@@ -190,11 +200,21 @@ mod tests {
     /// A badly shaped date is INVALID_FORMAT, an impossible one INVALID_DATE.
     #[test]
     fn dates_tell_shape_from_value() {
-        assert_eq!(parse_date("2026-11-25"), Ok(NaiveDate::from_ymd_opt(2026, 11, 25).unwrap()));
+        assert_eq!(
+            parse_date("2026-11-25"),
+            Ok(NaiveDate::from_ymd_opt(2026, 11, 25).unwrap())
+        );
         assert_eq!(parse_date("2026-02-30").unwrap_err().0, ErrorCode::InvalidDate);
         assert_eq!(parse_date("2026-13-01").unwrap_err().0, ErrorCode::InvalidDate);
         assert_eq!(parse_date("0000-01-01").unwrap_err().0, ErrorCode::InvalidDate);
-        for bad in ["2026-2-3", "26-02-03", "2026/02/03", "2026-02-03Z", "", "２０２６-02-03"] {
+        for bad in [
+            "2026-2-3",
+            "26-02-03",
+            "2026/02/03",
+            "2026-02-03Z",
+            "",
+            "２０２６-02-03",
+        ] {
             assert_eq!(parse_date(bad).unwrap_err().0, ErrorCode::InvalidFormat, "{bad}");
         }
     }
@@ -263,9 +283,12 @@ mod tests {
         }
         assert!(parse_offset_date_time("2026-02-03T10:15:00+14:00").is_ok());
         assert!(parse_offset_date_time("2026-02-03T10:15:00-14:00").is_ok());
-        for bad in
-            ["2026-11-25T10:15:00", "2026-11-25T10:15-08:00", "2026-11-25T10:15:00 -08:00", "x"]
-        {
+        for bad in [
+            "2026-11-25T10:15:00",
+            "2026-11-25T10:15-08:00",
+            "2026-11-25T10:15:00 -08:00",
+            "x",
+        ] {
             assert_eq!(
                 parse_offset_date_time(bad).unwrap_err().0,
                 ErrorCode::InvalidFormat,

@@ -15,7 +15,11 @@ use super::values::{format_date, format_local_date_time, format_offset_date_time
 pub fn write_order(msg: &OrderMessage) -> Vec<u8> {
     let mut x = XmlOut::new(
         "por:ProtectiveOrderMessage",
-        &[("xmlns:por", names::POR), ("xmlns:nc", names::NC), ("xmlns:j", names::J)],
+        &[
+            ("xmlns:por", names::POR),
+            ("xmlns:nc", names::NC),
+            ("xmlns:j", names::J),
+        ],
     );
 
     x.open("por:MessageHeader");
@@ -40,7 +44,10 @@ pub fn write_order(msg: &OrderMessage) -> Vec<u8> {
         x.leaf("nc:Date", &format_date(date));
         x.close("j:CourtOrderIssuingDate");
     }
-    x.leaf_opt("por:ExpirationDateTime", order.expiration.map(format_local_date_time).as_deref());
+    x.leaf_opt(
+        "por:ExpirationDateTime",
+        order.expiration.map(format_local_date_time).as_deref(),
+    );
     x.leaf_opt("por:JudicialOfficerName", order.judicial_officer.as_deref());
     x.leaf_opt("por:BradyCode", order.brady.as_deref());
     x.leaf_opt("j:ProtectionOrderConditionText", order.condition_text.as_deref());
@@ -51,11 +58,17 @@ pub fn write_order(msg: &OrderMessage) -> Vec<u8> {
         "por:FirearmRelinquishmentIndicator",
         order.firearm_relinquishment.map(|b| if b { "true" } else { "false" }),
     );
-    x.leaf_opt("por:TerminationDate", order.termination_date.map(format_date).as_deref());
+    x.leaf_opt(
+        "por:TerminationDate",
+        order.termination_date.map(format_date).as_deref(),
+    );
     x.leaf_opt("por:CancelReason", order.cancel_reason.as_deref());
     if let Some(service) = &order.service {
         x.open("por:Service");
-        x.leaf_opt("por:ServedDateTime", service.served_at.map(format_local_date_time).as_deref());
+        x.leaf_opt(
+            "por:ServedDateTime",
+            service.served_at.map(format_local_date_time).as_deref(),
+        );
         x.leaf_opt("por:ServedBy", service.served_by.as_deref());
         x.leaf_opt("por:ServingAgencyORI", service.serving_agency_ori.as_deref());
         x.leaf_opt("por:ServiceMethod", service.method.as_deref());
@@ -237,9 +250,7 @@ fn push_escaped(out: &mut String, value: &str, attribute: bool) {
             '\r' => out.push_str("&#13;"),
             '\n' if attribute => out.push_str("&#10;"),
             '\t' if attribute => out.push_str("&#9;"),
-            '\t' | '\n' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'.. => {
-                out.push(c)
-            }
+            '\t' | '\n' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'.. => out.push(c),
             _ => out.push('\u{FFFD}'),
         }
     }

@@ -43,10 +43,7 @@ fn shipped_set_loads() {
         assert_eq!(m.to_canonical(list, "Y"), Some("Y"));
         assert_eq!(m.to_court(list, "Y"), Some("Y"));
     }
-    assert_eq!(
-        m.court_codes(CodeList::Sex).collect::<Vec<_>>(),
-        ["1", "2", "3", "9"]
-    );
+    assert_eq!(m.court_codes(CodeList::Sex).collect::<Vec<_>>(), ["1", "2", "3", "9"]);
     assert_eq!(m.to_canonical(CodeList::Sex, "1"), Some("M"));
     assert_eq!(m.to_canonical(CodeList::Sex, "M"), None);
     assert_eq!(m.to_canonical(CodeList::Race, "WHITE"), Some("W"));
@@ -62,9 +59,7 @@ fn shipped_set_covers_every_canonical_code() {
     let c = canonical();
     for list in CodeList::ALL {
         for code in c.codes(list) {
-            let court = m
-                .to_court(list, code)
-                .unwrap_or_else(|| panic!("{list} {code}"));
+            let court = m.to_court(list, code).unwrap_or_else(|| panic!("{list} {code}"));
             assert_eq!(m.to_canonical(list, court), Some(code), "{list} {code}");
         }
     }
@@ -81,10 +76,7 @@ fn shared_canonical_codes_write_the_first() {
     assert_eq!(m.to_canonical(CodeList::Hair, "AUBURN"), Some("RED"));
     assert_eq!(m.to_court(CodeList::Hair, "RED"), Some("RED"));
     // File order, not sort order: swapping the lines swaps the choice.
-    let swapped = CMS_B.replace(
-        "GRAY = \"GRY\"\nGREY = \"GRY\"",
-        "GREY = \"GRY\"\nGRAY = \"GRY\"",
-    );
+    let swapped = CMS_B.replace("GRAY = \"GRY\"\nGREY = \"GRY\"", "GREY = \"GRY\"\nGRAY = \"GRY\"");
     assert_ne!(swapped, CMS_B);
     let m = CodeMap::from_toml_str("x.toml", &swapped, &canonical()).unwrap();
     assert_eq!(m.to_court(CodeList::Eye, "GRY"), Some("GREY"));
@@ -126,10 +118,7 @@ fn apply_and_reverse() {
     assert_eq!(msg.order.order_type.as_deref(), Some("DV"));
     assert_eq!(msg.order.brady.as_deref(), Some("Y"));
     assert_eq!(msg.order.condition_codes, ["01", "07"]);
-    assert_eq!(
-        msg.order.service.as_ref().unwrap().method.as_deref(),
-        Some("P")
-    );
+    assert_eq!(msg.order.service.as_ref().unwrap().method.as_deref(), Some("P"));
     assert_eq!(
         (
             rp.sex.as_deref(),
@@ -140,10 +129,7 @@ fn apply_and_reverse() {
         (Some("M"), Some("H"), Some("GRY"), Some("RED"))
     );
     let pp = &msg.protected_persons[0];
-    assert_eq!(
-        (pp.sex.as_deref(), pp.race.as_deref()),
-        (Some("F"), Some("W"))
-    );
+    assert_eq!((pp.sex.as_deref(), pp.race.as_deref()), (Some("F"), Some("W")));
 
     assert!(m.to_court_codes(&mut msg).is_empty());
     let mut want = coded_message();
@@ -172,16 +158,8 @@ fn unmapped_codes_are_invalid_code() {
     assert_eq!(
         got,
         [
-            (
-                ErrorCode::InvalidCode,
-                "restrained_person.sex",
-                Some("2:85")
-            ),
-            (
-                ErrorCode::InvalidCode,
-                "protected_persons[0].race",
-                Some("3:1")
-            ),
+            (ErrorCode::InvalidCode, "restrained_person.sex", Some("2:85")),
+            (ErrorCode::InvalidCode, "protected_persons[0].race", Some("3:1")),
         ]
     );
     assert!(
@@ -190,10 +168,7 @@ fn unmapped_codes_are_invalid_code() {
         "{}",
         e[0].text
     );
-    assert_eq!(
-        msg.restrained_person.as_ref().unwrap().sex.as_deref(),
-        Some("M")
-    );
+    assert_eq!(msg.restrained_person.as_ref().unwrap().sex.as_deref(), Some("M"));
 
     let mut msg = OrderMessage::default();
     msg.order.order_type = Some("XX".into());
@@ -210,11 +185,7 @@ fn unmapped_codes_are_invalid_code() {
 fn broken_files_name_file_line_and_entry() {
     // A canonical code that is not canonical.
     let e = err(&CMS_B.replace("\"9\" = \"U\"", "\"9\" = \"Q\""));
-    let line = CMS_B
-        .lines()
-        .position(|l| l.starts_with("\"9\" = "))
-        .unwrap()
-        + 1;
+    let line = CMS_B.lines().position(|l| l.starts_with("\"9\" = ")).unwrap() + 1;
     assert!(
         e.starts_with(&format!(
             "code map x.toml: line {line}: sex.9: 'Q' is not a canonical sex code"
@@ -223,24 +194,14 @@ fn broken_files_name_file_line_and_entry() {
     );
     // A court code that cannot be one.
     let e = err(&CMS_B.replace("\"9\" = \"U\"", "\" 9\" = \"U\""));
-    assert!(
-        e.contains(&format!("line {line}: sex.\" 9\": a court code")),
-        "{e}"
-    );
+    assert!(e.contains(&format!("line {line}: sex.\" 9\": a court code")), "{e}");
     // An unknown list, a misspelt key, a duplicate court code: TOML errors with the line.
     let e = err(&format!("{CMS_B}\n[colour]\nRED = \"RED\"\n"));
     assert!(e.starts_with("code map x.toml: line "), "{e}");
     assert!(e.contains("colour"), "{e}");
     let e = err(&CMS_B.replace("description =", "descripton ="));
-    let line = CMS_B
-        .lines()
-        .position(|l| l.starts_with("description ="))
-        .unwrap()
-        + 1;
-    assert!(
-        e.contains(&format!("line {line}:")) && e.contains("descripton"),
-        "{e}"
-    );
+    let line = CMS_B.lines().position(|l| l.starts_with("description =")).unwrap() + 1;
+    assert!(e.contains(&format!("line {line}:")) && e.contains("descripton"), "{e}");
     let e = err(&CMS_B.replace("\"3\" = \"X\"", "\"1\" = \"X\""));
     assert!(e.starts_with("code map x.toml: line "), "{e}");
     // An empty list, and a missing name.
@@ -258,13 +219,7 @@ fn broken_files_name_file_line_and_entry() {
 /// Field paths name their code lists; other fields hold no code.
 #[test]
 fn fields_name_their_lists() {
-    assert_eq!(
-        list_of_field("protected_persons[].sex"),
-        Some(CodeList::Sex)
-    );
-    assert_eq!(
-        list_of_field("order.condition_codes"),
-        Some(CodeList::Condition)
-    );
+    assert_eq!(list_of_field("protected_persons[].sex"), Some(CodeList::Sex));
+    assert_eq!(list_of_field("order.condition_codes"), Some(CodeList::Condition));
     assert_eq!(list_of_field("restrained_person.name.last"), None);
 }

@@ -15,14 +15,11 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 
 use super::rows::{
-    DeadLetterDraft, StatusDraft, Stream, from_json, from_ms, insert_dead_letter, insert_status,
-    now_ms, parse_partner, text, text_opt, to_ms, to_u32,
+    DeadLetterDraft, StatusDraft, Stream, from_json, from_ms, insert_dead_letter, insert_status, now_ms, parse_partner,
+    text, text_opt, to_ms, to_u32,
 };
 use crate::model::{Action, ErrorCode, FieldError, PartnerId, StatusKind};
-use crate::store::{
-    DeadLetterStage, DeliveryJob, DeliveryOutcome, DeliveryResult, Produced, StoreError,
-    StoreResult,
-};
+use crate::store::{DeadLetterStage, DeliveryJob, DeliveryOutcome, DeliveryResult, Produced, StoreError, StoreResult};
 
 /// Deliveries for `partner` that may go now; see the module note of `sql`.
 pub(super) async fn due(
@@ -86,7 +83,11 @@ pub(super) async fn record_one(
     result: DeliveryResult,
     produced: &mut Produced,
 ) -> StoreResult<()> {
-    let DeliveryResult { delivery_id, attempt, outcome } = result;
+    let DeliveryResult {
+        delivery_id,
+        attempt,
+        outcome,
+    } = result;
     let row = sqlx::query(
         "SELECT d.inbound_id, d.partner, d.state, d.attempts, d.court_ori, d.order_number, \
                 d.sequence, i.message_id, i.action, i.body, i.content_type \
@@ -137,8 +138,7 @@ pub(super) async fn record_one(
     let action: String = row.try_get("action")?;
     let now = now_ms();
     let draft = |kind| {
-        let mut d =
-            StatusDraft::new(&court_ori, &message_id, Some(&order_number), Some(sequence), kind);
+        let mut d = StatusDraft::new(&court_ori, &message_id, Some(&order_number), Some(sequence), kind);
         d.partner = Some(partner.clone());
         d
     };
@@ -155,7 +155,11 @@ pub(super) async fn record_one(
     };
 
     match outcome {
-        DeliveryOutcome::Accepted { record_ids, nic, warnings } => {
+        DeliveryOutcome::Accepted {
+            record_ids,
+            nic,
+            warnings,
+        } => {
             finish("ACCEPTED", None).execute(&mut *conn).await?;
             if let Some(nic) = nic {
                 set_nic(conn, &court_ori, &order_number, Some(nic), now).await?;
@@ -167,7 +171,9 @@ pub(super) async fn record_one(
             let mut d = draft(StatusKind::PartnerAccepted);
             d.partner_record_ids = record_ids;
             d.warnings = warnings;
-            produced.statuses.push(insert_status(conn, Stream::Next(inbound_id), d).await?);
+            produced
+                .statuses
+                .push(insert_status(conn, Stream::Next(inbound_id), d).await?);
         }
         DeliveryOutcome::Rejected { reason, warnings } => {
             finish("REJECTED", Some(reason.clone())).execute(&mut *conn).await?;
@@ -175,7 +181,9 @@ pub(super) async fn record_one(
             let mut d = draft(StatusKind::PartnerRejected);
             d.errors = vec![error.clone()];
             d.warnings = warnings;
-            produced.statuses.push(insert_status(conn, Stream::Next(inbound_id), d).await?);
+            produced
+                .statuses
+                .push(insert_status(conn, Stream::Next(inbound_id), d).await?);
             let body: Vec<u8> = row.try_get("body")?;
             let dl = DeadLetterDraft {
                 inbound_id: Some(inbound_id),
@@ -194,7 +202,10 @@ pub(super) async fn record_one(
             };
             produced.dead_letters.push(insert_dead_letter(conn, dl).await?);
         }
-        DeliveryOutcome::Retry { next_attempt_at, reason } => {
+        DeliveryOutcome::Retry {
+            next_attempt_at,
+            reason,
+        } => {
             sqlx::query(
                 "UPDATE deliveries SET attempts = $2, next_attempt_at = $3, last_error = $4, \
                  updated_at = $5 WHERE id = $1",
@@ -217,7 +228,9 @@ pub(super) async fn record_one(
             let error = FieldError::new(code, field, reason);
             let mut d = draft(StatusKind::DeadLettered);
             d.errors = vec![error.clone()];
-            produced.statuses.push(insert_status(conn, Stream::Next(inbound_id), d).await?);
+            produced
+                .statuses
+                .push(insert_status(conn, Stream::Next(inbound_id), d).await?);
             let body: Vec<u8> = row.try_get("body")?;
             let dl = DeadLetterDraft {
                 inbound_id: Some(inbound_id),

@@ -72,13 +72,12 @@ use sqlx::Row;
 
 use super::Backend;
 use super::rows::{
-    DeadLetterDraft, Params, StatusDraft, Stream, Value, clean, from_json, insert_dead_letter,
-    insert_status, now_ms, parse_partner, status_from_row, text, text_opt, to_json, to_u32,
+    DeadLetterDraft, Params, StatusDraft, Stream, Value, clean, from_json, insert_dead_letter, insert_status, now_ms,
+    parse_partner, status_from_row, text, text_opt, to_json, to_u32,
 };
 use crate::model::{Action, ErrorCode, FieldError, OrderMessage, PartnerId, StatusKind};
 use crate::store::{
-    DeadLetterStage, InboundMessage, IntakeItem, IntakeOutcome, StoreResult, StoredDeadLetter,
-    StoredStatus, Verdict,
+    DeadLetterStage, InboundMessage, IntakeItem, IntakeOutcome, StoreResult, StoredDeadLetter, StoredStatus, Verdict,
 };
 
 /// The `orders.state` values.
@@ -95,7 +94,9 @@ pub(super) async fn intake_one(
 ) -> StoreResult<IntakeOutcome> {
     let IntakeItem { inbound, verdict } = item;
     let inbound = without_nul(inbound);
-    backend.lock_key(conn, &["message", &inbound.court_ori, &inbound.message_id]).await?;
+    backend
+        .lock_key(conn, &["message", &inbound.court_ori, &inbound.message_id])
+        .await?;
 
     let earlier = sqlx::query(
         "SELECT id, body_sha256, received_at FROM inbound_messages \
@@ -109,19 +110,38 @@ pub(super) async fn intake_one(
         let id: i64 = row.try_get("id")?;
         let sha: String = row.try_get("body_sha256")?;
         if sha == inbound.body_sha256 {
-            return Ok(IntakeOutcome::Duplicate { statuses: statuses_of(conn, id).await? });
+            return Ok(IntakeOutcome::Duplicate {
+                statuses: statuses_of(conn, id).await?,
+            });
         }
-        let original = Original { id, received_at: row.try_get("received_at")? };
+        let original = Original {
+            id,
+            received_at: row.try_get("received_at")?,
+        };
         return conflict(conn, original, &inbound, &verdict).await;
     }
 
     match verdict {
-        Verdict::Rejected { order_number, sequence, errors } => {
+        Verdict::Rejected {
+            order_number,
+            sequence,
+            errors,
+        } => {
             let order_number = text_opt(order_number.as_deref());
-            let facts = Facts { order_number, sequence, action: None, canonical: None };
+            let facts = Facts {
+                order_number,
+                sequence,
+                action: None,
+                canonical: None,
+            };
             reject(conn, &inbound, facts, errors, Vec::new()).await
         }
-        Verdict::Accepted { order, canonical_sha256, partners, warnings } => {
+        Verdict::Accepted {
+            order,
+            canonical_sha256,
+            partners,
+            warnings,
+        } => {
             let (Some(order_number), Some(sequence), Some(action)) =
                 (order.order_number().map(text), order.sequence, order.action)
             else {
@@ -139,9 +159,17 @@ pub(super) async fn intake_one(
                 };
                 return reject(conn, &inbound, facts, errors, warnings).await;
             };
-            backend.lock_key(conn, &["order", &inbound.court_ori, &order_number]).await?;
-            let key = OrderKey { court_ori: &inbound.court_ori, order_number: &order_number };
-            let canonical = Canonical { json: to_json(&*order)?, sha256: text(&canonical_sha256) };
+            backend
+                .lock_key(conn, &["order", &inbound.court_ori, &order_number])
+                .await?;
+            let key = OrderKey {
+                court_ori: &inbound.court_ori,
+                order_number: &order_number,
+            };
+            let canonical = Canonical {
+                json: to_json(&*order)?,
+                sha256: text(&canonical_sha256),
+            };
             let facts = Facts {
                 order_number: Some(order_number.clone()),
                 sequence: Some(sequence),
@@ -150,12 +178,12 @@ pub(super) async fn intake_one(
             };
             let row = OrderRow::load(conn, &key).await?;
             match decide(conn, &key, row.as_ref(), sequence, action, facts.canonical_sha()).await? {
-                Decision::Reject(error) => {
-                    reject(conn, &inbound, facts, vec![error], warnings).await
-                }
-                Decision::SameContent { original_id, original_message_id } => {
-                    let id = insert_inbound(conn, &inbound, "DUPLICATE", &facts, Some(original_id))
-                        .await?;
+                Decision::Reject(error) => reject(conn, &inbound, facts, vec![error], warnings).await,
+                Decision::SameContent {
+                    original_id,
+                    original_message_id,
+                } => {
+                    let id = insert_inbound(conn, &inbound, "DUPLICATE", &facts, Some(original_id)).await?;
                     let mut draft = facts.status(&inbound, StatusKind::Accepted);
                     draft.warnings = warnings;
                     draft.warnings.push(FieldError::new(
@@ -168,7 +196,10 @@ pub(super) async fn intake_one(
                         ),
                     ));
                     let status = insert_status(conn, Stream::First(id), draft).await?;
-                    Ok(IntakeOutcome::Stored { statuses: vec![status], dead_letters: Vec::new() })
+                    Ok(IntakeOutcome::Stored {
+                        statuses: vec![status],
+                        dead_letters: Vec::new(),
+                    })
                 }
                 Decision::Accept => {
                     let id = insert_inbound(conn, &inbound, "ACCEPTED", &facts, None).await?;
@@ -186,7 +217,12 @@ pub(super) async fn intake_one(
                         statuses: vec![insert_status(conn, Stream::First(id), draft).await?],
                         dead_letters: Vec::new(),
                     };
-                    let arrival = Arrival { inbound_id: id, sequence, action, message: *order };
+                    let arrival = Arrival {
+                        inbound_id: id,
+                        sequence,
+                        action,
+                        message: *order,
+                    };
                     for refused in apply_to_order(conn, &key, row, arrival).await? {
                         refuse(conn, refused, &mut produced).await?;
                     }
@@ -246,11 +282,15 @@ async fn conflict(
     .fetch_optional(&mut *conn)
     .await?;
     if let Some(row) = before {
-        return Ok(IntakeOutcome::Conflict { status: status_from_row(&row)? });
+        return Ok(IntakeOutcome::Conflict {
+            status: status_from_row(&row)?,
+        });
     }
     let (order_number, sequence) = match verdict {
         Verdict::Accepted { order, .. } => (order.order_number(), order.sequence),
-        Verdict::Rejected { order_number, sequence, .. } => (order_number.as_deref(), *sequence),
+        Verdict::Rejected {
+            order_number, sequence, ..
+        } => (order_number.as_deref(), *sequence),
     };
     let mut draft = StatusDraft::new(
         &inbound.court_ori,
@@ -305,9 +345,7 @@ async fn insert_deliveries(
         .iter()
         .map(|p| {
             let partner = params.push(Value::Text(p.wire_name()));
-            format!(
-                "({id}, {court}, {number}, {seq}, {partner}, 'PENDING', 0, 0, {now}, {now}, {now})"
-            )
+            format!("({id}, {court}, {number}, {seq}, {partner}, 'PENDING', 0, 0, {now}, {now}, {now})")
         })
         .collect();
     let sql = format!(
@@ -389,7 +427,10 @@ impl Facts {
 /// What ICD §5 says about an accepted verdict.
 enum Decision {
     Accept,
-    SameContent { original_id: i64, original_message_id: String },
+    SameContent {
+        original_id: i64,
+        original_message_id: String,
+    },
     Reject(FieldError),
 }
 
@@ -433,11 +474,18 @@ async fn decide(
         )));
     }
 
-    let prefix = order.map_or(Prefix { state: NEW, applied: 0, closed: None }, |o| Prefix {
-        state: o.state.as_str(),
-        applied: o.applied,
-        closed: o.closed,
-    });
+    let prefix = order.map_or(
+        Prefix {
+            state: NEW,
+            applied: 0,
+            closed: None,
+        },
+        |o| Prefix {
+            state: o.state.as_str(),
+            applied: o.applied,
+            closed: o.closed,
+        },
+    );
     if seq <= prefix.applied {
         // Inside the applied prefix but no accepted row: it was purged.
         return Ok(Decision::Reject(FieldError::new(
@@ -598,7 +646,10 @@ async fn reject(
         },
     )
     .await?;
-    Ok(IntakeOutcome::Stored { statuses: vec![status], dead_letters: vec![dead_letter] })
+    Ok(IntakeOutcome::Stored {
+        statuses: vec![status],
+        dead_letters: vec![dead_letter],
+    })
 }
 
 /// Stores an inbound message with its outcome. Its first status is issued in
@@ -687,19 +738,17 @@ impl Applying {
     ) -> StoreResult<()> {
         let seq = self.applied + 1;
         self.applied = seq;
-        if let Some((code, text)) = refusal(&self.state, self.closed, seq, action, key.order_number)
-        {
+        if let Some((code, text)) = refusal(&self.state, self.closed, seq, action, key.order_number) {
             self.refused.push(Refused { inbound_id, code, text });
             return Ok(());
         }
         if !self.loaded && !action.carries_full_order() {
-            let json: Option<String> = sqlx::query_scalar(
-                "SELECT order_json FROM orders WHERE court_ori = $1 AND order_number = $2",
-            )
-            .bind(key.court_ori.to_string())
-            .bind(key.order_number.to_string())
-            .fetch_one(&mut *conn)
-            .await?;
+            let json: Option<String> =
+                sqlx::query_scalar("SELECT order_json FROM orders WHERE court_ori = $1 AND order_number = $2")
+                    .bind(key.court_ori.to_string())
+                    .bind(key.order_number.to_string())
+                    .fetch_one(&mut *conn)
+                    .await?;
             self.current = json.as_deref().map(|j| from_json(j, "order")).transpose()?;
         }
         self.loaded = true;
@@ -716,13 +765,7 @@ impl Applying {
 /// Why the order, as it is when `seq` comes to be applied, refuses it:
 /// after a TERMINATE, or after a CANCEL except for the ISSUE right after it
 /// (`ORDER_CLOSED`); an ISSUE of an active order (`SEQUENCE_CONFLICT`).
-fn refusal(
-    state: &str,
-    closed: Option<i64>,
-    seq: i64,
-    action: Action,
-    number: &str,
-) -> Option<(ErrorCode, String)> {
+fn refusal(state: &str, closed: Option<i64>, seq: i64, action: Action, number: &str) -> Option<(ErrorCode, String)> {
     let by = closed.map_or_else(String::new, |c| format!(" by sequence {c}"));
     match state {
         TERMINATED => Some((
@@ -760,12 +803,29 @@ async fn apply_to_order(
     let now = now_ms();
     let seq = i64::from(arrival.sequence);
     let exists = row.is_some();
-    let OrderRow { state, applied, last, closed } =
-        row.unwrap_or(OrderRow { state: NEW.to_string(), applied: 0, last: 0, closed: None });
-    let mut order =
-        Applying { state, closed, current: None, loaded: !exists, applied, refused: Vec::new() };
+    let OrderRow {
+        state,
+        applied,
+        last,
+        closed,
+    } = row.unwrap_or(OrderRow {
+        state: NEW.to_string(),
+        applied: 0,
+        last: 0,
+        closed: None,
+    });
+    let mut order = Applying {
+        state,
+        closed,
+        current: None,
+        loaded: !exists,
+        applied,
+        refused: Vec::new(),
+    };
     if seq == applied + 1 {
-        order.settle(conn, key, arrival.inbound_id, arrival.action, arrival.message).await?;
+        order
+            .settle(conn, key, arrival.inbound_id, arrival.action, arrival.message)
+            .await?;
         if last > seq {
             // Messages that waited behind this one.
             let waiting = sqlx::query(
@@ -824,12 +884,12 @@ struct Settled {
 /// Records a refusal (see the module note): its pending deliveries become
 /// `DEAD`, each with a `DEAD_LETTERED` status and a dead letter at stage
 /// `sequence`; with no delivery, one of each without a partner.
-async fn refuse(
-    conn: &mut AnyConnection,
-    refused: Refused,
-    produced: &mut Settled,
-) -> StoreResult<()> {
-    let Refused { inbound_id, code, text: why } = refused;
+async fn refuse(conn: &mut AnyConnection, refused: Refused, produced: &mut Settled) -> StoreResult<()> {
+    let Refused {
+        inbound_id,
+        code,
+        text: why,
+    } = refused;
     let message = sqlx::query(
         "SELECT court_ori, message_id, order_number, sequence, body, content_type \
          FROM inbound_messages WHERE id = $1",
@@ -871,7 +931,11 @@ async fn refuse(
     .execute(&mut *conn)
     .await?;
 
-    let field = if code == ErrorCode::OrderClosed { "order.order_number" } else { "sequence" };
+    let field = if code == ErrorCode::OrderClosed {
+        "order.order_number"
+    } else {
+        "sequence"
+    };
     let error = FieldError::new(code, field, why);
     for (delivery_id, partner, attempts) in targets {
         let mut draft = StatusDraft::new(
@@ -883,7 +947,9 @@ async fn refuse(
         );
         draft.partner = partner.clone();
         draft.errors = vec![error.clone()];
-        produced.statuses.push(insert_status(conn, Stream::Next(inbound_id), draft).await?);
+        produced
+            .statuses
+            .push(insert_status(conn, Stream::Next(inbound_id), draft).await?);
         let dead_letter = DeadLetterDraft {
             inbound_id: Some(inbound_id),
             delivery_id,
@@ -906,12 +972,7 @@ async fn refuse(
 
 /// One message's effect on the order: ISSUE and MODIFY replace the order;
 /// TERMINATE, CANCEL and SERVICE keep it and add their own fields.
-fn apply(
-    state: &mut String,
-    current: &mut Option<OrderMessage>,
-    action: Action,
-    message: OrderMessage,
-) {
+fn apply(state: &mut String, current: &mut Option<OrderMessage>, action: Action, message: OrderMessage) {
     match action {
         Action::Issue | Action::Modify => {
             if action == Action::Issue || state == NEW {

@@ -5,33 +5,23 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 
 use super::rows::{
-    DEAD_LETTER_COLUMNS, Params, Value, dead_letter_from_row, from_ms, now_ms, parse_partner,
-    status_from_row, text, to_ms, to_u32,
+    DEAD_LETTER_COLUMNS, Params, Value, dead_letter_from_row, from_ms, now_ms, parse_partner, status_from_row, text,
+    to_ms, to_u32,
 };
-use crate::store::{
-    DeadLetterFilter, DeliveryView, PartnerAttempt, StoreResult, StoredDeadLetter, StoredStatus,
-};
+use crate::store::{DeadLetterFilter, DeliveryView, PartnerAttempt, StoreResult, StoredDeadLetter, StoredStatus};
 
 /// How many ids go into one `IN (…)` list.
 const ID_CHUNK: usize = 500;
 
-pub(super) async fn pending_statuses(
-    conn: &mut AnyConnection,
-    limit: u32,
-) -> StoreResult<Vec<StoredStatus>> {
-    let rows = sqlx::query(
-        "SELECT id, message_json FROM statuses WHERE published_at IS NULL ORDER BY id LIMIT $1",
-    )
-    .bind(i64::from(limit))
-    .fetch_all(&mut *conn)
-    .await?;
+pub(super) async fn pending_statuses(conn: &mut AnyConnection, limit: u32) -> StoreResult<Vec<StoredStatus>> {
+    let rows = sqlx::query("SELECT id, message_json FROM statuses WHERE published_at IS NULL ORDER BY id LIMIT $1")
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await?;
     rows.iter().map(status_from_row).collect()
 }
 
-pub(super) async fn pending_dead_letters(
-    conn: &mut AnyConnection,
-    limit: u32,
-) -> StoreResult<Vec<StoredDeadLetter>> {
+pub(super) async fn pending_dead_letters(conn: &mut AnyConnection, limit: u32) -> StoreResult<Vec<StoredDeadLetter>> {
     let sql = format!(
         "SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE published_at IS NULL \
          ORDER BY id LIMIT $1"
@@ -42,11 +32,7 @@ pub(super) async fn pending_dead_letters(
 
 /// Marks outbox rows of `table` (`statuses` or `dead_letters`) published.
 /// Rows already marked keep their first time.
-pub(super) async fn mark_published(
-    conn: &mut AnyConnection,
-    table: &'static str,
-    ids: &[i64],
-) -> StoreResult<()> {
+pub(super) async fn mark_published(conn: &mut AnyConnection, table: &'static str, ids: &[i64]) -> StoreResult<()> {
     let now = now_ms();
     for chunk in ids.chunks(ID_CHUNK) {
         let mut params = Params::default();
@@ -144,19 +130,13 @@ pub(super) async fn dead_letters(
     rows.iter().map(dead_letter_from_row).collect()
 }
 
-pub(super) async fn dead_letter(
-    conn: &mut AnyConnection,
-    id: i64,
-) -> StoreResult<Option<StoredDeadLetter>> {
+pub(super) async fn dead_letter(conn: &mut AnyConnection, id: i64) -> StoreResult<Option<StoredDeadLetter>> {
     let sql = format!("SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE id = $1");
     let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *conn).await?;
     row.as_ref().map(dead_letter_from_row).transpose()
 }
 
-pub(super) async fn partner_attempts(
-    conn: &mut AnyConnection,
-    delivery_id: i64,
-) -> StoreResult<Vec<PartnerAttempt>> {
+pub(super) async fn partner_attempts(conn: &mut AnyConnection, delivery_id: i64) -> StoreResult<Vec<PartnerAttempt>> {
     let rows = sqlx::query(
         "SELECT attempted_at, request, response, error FROM partner_attempts \
          WHERE delivery_id = $1 ORDER BY id",
@@ -181,10 +161,7 @@ pub(super) async fn partner_attempts(
 /// statuses, deliveries and attempts go with them; dead letters and orders
 /// stay. Conflicting arrivals received before `cutoff` whose
 /// `CONFLICT_REJECTED` is published go too, with that status.
-pub(super) async fn purge_before(
-    conn: &mut AnyConnection,
-    cutoff: DateTime<Utc>,
-) -> StoreResult<u64> {
+pub(super) async fn purge_before(conn: &mut AnyConnection, cutoff: DateTime<Utc>) -> StoreResult<u64> {
     let cutoff = to_ms(cutoff);
     let ids: Vec<i64> = sqlx::query(
         "SELECT i.id FROM inbound_messages i WHERE i.received_at < $1 \

@@ -6,9 +6,7 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use crate::model::{
-    FieldError, PartnerId, PartnerRecordId, StatusKind, StatusMessage, now_pacific,
-};
+use crate::model::{FieldError, PartnerId, PartnerRecordId, StatusKind, StatusMessage, now_pacific};
 use crate::store::{DeadLetterStage, StoreError, StoreResult, StoredDeadLetter, StoredStatus};
 
 /// A time as stored: unix milliseconds.
@@ -17,8 +15,7 @@ pub(super) fn to_ms(t: DateTime<Utc>) -> i64 {
 }
 
 pub(super) fn from_ms(ms: i64) -> StoreResult<DateTime<Utc>> {
-    DateTime::from_timestamp_millis(ms)
-        .ok_or_else(|| StoreError::Corrupt(format!("time out of range: {ms} ms")))
+    DateTime::from_timestamp_millis(ms).ok_or_else(|| StoreError::Corrupt(format!("time out of range: {ms} ms")))
 }
 
 /// Now, at the millisecond precision the store keeps.
@@ -177,7 +174,10 @@ async fn next_status_sequence(conn: &mut AnyConnection, inbound_id: i64) -> Stor
 /// Reads a status row (`id`, `message_json`).
 pub(super) fn status_from_row(row: &AnyRow) -> StoreResult<StoredStatus> {
     let json: String = row.try_get("message_json")?;
-    Ok(StoredStatus { id: row.try_get("id")?, message: from_json(&json, "status")? })
+    Ok(StoredStatus {
+        id: row.try_get("id")?,
+        message: from_json(&json, "status")?,
+    })
 }
 
 /// A dead letter about to be stored.

@@ -63,8 +63,7 @@ fn json(args: &ValidateArgs) -> (i32, Value) {
     a.json = true;
     let mut out = Vec::new();
     let code = run(&a, &mut out);
-    let doc = serde_json::from_slice(&out)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)));
+    let doc = serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out)));
     (code, doc)
 }
 
@@ -83,10 +82,7 @@ fn patch(body: &[u8], record: usize, column: usize, text: &str) -> Vec<u8> {
         .map(<[u8]>::to_vec)
         .collect();
     lines[record - 1][column - 1..column - 1 + text.len()].copy_from_slice(text.as_bytes());
-    lines
-        .iter()
-        .flat_map(|l| l.iter().copied().chain([b'\n']))
-        .collect()
+    lines.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect()
 }
 
 fn read(p: &Path) -> Vec<u8> {
@@ -131,10 +127,7 @@ fn valid_messages_exit_0() {
         out.contains("issue-sample.txt: valid (order message, layout cms-a/1)"),
         "{out}"
     );
-    assert!(
-        out.contains("issue-sample.xml: valid (order message, XML)"),
-        "{out}"
-    );
+    assert!(out.contains("issue-sample.xml: valid (order message, XML)"), "{out}");
     assert!(out.contains("3 file(s): 3 valid, 0 invalid"), "{out}");
 
     let mut a = args(
@@ -168,12 +161,13 @@ fn invalid_message_exit_1_with_every_error() {
         "{out}"
     );
     assert!(
-        out.contains(
-            "  INVALID_DATE order.issue_date at 1:68: '02302026' is not a calendar date (MMDDYYYY)"
-        ),
+        out.contains("  INVALID_DATE order.issue_date at 1:68: '02302026' is not a calendar date (MMDDYYYY)"),
         "{out}"
     );
-    assert!(out.contains("  INVALID_CODE restrained_person.sex at 2:85: '7' is not a court sex code of code map cms-b"), "{out}");
+    assert!(
+        out.contains("  INVALID_CODE restrained_person.sex at 2:85: '7' is not a court sex code of code map cms-b"),
+        "{out}"
+    );
     assert!(out.contains("cancel.txt: valid"), "{out}");
 
     let (code, doc) = json(&a);
@@ -255,14 +249,16 @@ fn broker_verdict_and_sniffing() {
     // report says which of the court's layouts the records' length fits.
     let (code, out) = text(&args(&s, "CA034025J", &[fixture("cms-b/issue.txt")]));
     assert_eq!(code, EXIT_INVALID);
-    assert!(out.contains("  hint: the records are 240 bytes, as in layout cms-b/2 of court CA034025J: try --layout cms-b/2"), "{out}");
+    assert!(
+        out.contains(
+            "  hint: the records are 240 bytes, as in layout cms-b/2 of court CA034025J: try --layout cms-b/2"
+        ),
+        "{out}"
+    );
     let xml = file(&s, "order.dat", &read(&fixture("xml/issue-sample.xml")));
     let (code, out) = text(&args(&s, "CA034025J", &[xml]));
     assert_eq!(code, EXIT_VALID, "{out}");
-    assert!(
-        out.contains("order.dat: valid (order message, XML)"),
-        "{out}"
-    );
+    assert!(out.contains("order.dat: valid (order message, XML)"), "{out}");
 }
 
 /// A batch file is checked for framing and each of its order messages is
@@ -271,13 +267,14 @@ fn broker_verdict_and_sniffing() {
 #[test]
 fn batch_files() {
     let s = site();
-    let (code, out) = text(&args(
-        &s,
-        "CA034025J",
-        &[fixture("batch/good-3-orders.txt")],
-    ));
+    let (code, out) = text(&args(&s, "CA034025J", &[fixture("batch/good-3-orders.txt")]));
     assert_eq!(code, EXIT_VALID, "{out}");
-    assert!(out.contains("good-3-orders.txt: valid (batch 0000000042 of court CA034025J, layout cms-a/1, 3 order messages)"), "{out}");
+    assert!(
+        out.contains(
+            "good-3-orders.txt: valid (batch 0000000042 of court CA034025J, layout cms-a/1, 3 order messages)"
+        ),
+        "{out}"
+    );
     assert!(
         out.contains("  message 2 (records 6–9) CA034025J-B0000000042-2: valid"),
         "{out}"
@@ -295,7 +292,10 @@ fn batch_files() {
         out.contains("  message 2 (records 6–9) CA034025J-B0000000042-2: INVALID"),
         "{out}"
     );
-    assert!(out.contains("    INVALID_CODE restrained_person.sex at 2:75 (file record:column 7:75): 'Q' is not a sex code"), "{out}");
+    assert!(
+        out.contains("    INVALID_CODE restrained_person.sex at 2:75 (file record:column 7:75): 'Q' is not a sex code"),
+        "{out}"
+    );
     let (_, doc) = json(&args(&s, "CA034025J", &[bad]));
     let f = &doc["files"][0];
     assert_eq!(f["kind"], "batch");
@@ -314,29 +314,15 @@ fn batch_files() {
     assert_eq!(f["messages"][0]["valid"], true);
 
     // Framing errors: nothing is examined; each names record and column.
-    let (code, out) = text(&args(
-        &s,
-        "CA034025J",
-        &[fixture("batch/bad-trailer-short-record.txt")],
-    ));
+    let (code, out) = text(&args(&s, "CA034025J", &[fixture("batch/bad-trailer-short-record.txt")]));
     assert_eq!(code, EXIT_INVALID, "{out}");
-    assert!(
-        out.contains("  framing: INVALID_FORMAT batch.record at 3:200"),
-        "{out}"
-    );
+    assert!(out.contains("  framing: INVALID_FORMAT batch.record at 3:200"), "{out}");
     assert!(
         out.contains("  framing: INVALID_FORMAT batch.trailer.order_count at 10:2"),
         "{out}"
     );
-    let (_, doc) = json(&args(
-        &s,
-        "CA034025J",
-        &[fixture("batch/bad-trailer-short-record.txt")],
-    ));
-    assert_eq!(
-        doc["files"][0]["framing_errors"].as_array().unwrap().len(),
-        2
-    );
+    let (_, doc) = json(&args(&s, "CA034025J", &[fixture("batch/bad-trailer-short-record.txt")]));
+    assert_eq!(doc["files"][0]["framing_errors"].as_array().unwrap().len(), 2);
     assert_eq!(doc["files"][0]["messages"].as_array().unwrap().len(), 0);
 }
 

@@ -12,8 +12,7 @@ use crate::formats::xml::{XmlLimits, read_order};
 use crate::mapping::clets::CletsTables;
 use crate::mapping::codes::CodeLists;
 use crate::model::{
-    Action, DriverLicense, ErrorCode, FieldError, OrderMessage, PersonName, ProtectedPerson,
-    RestrainedPerson, Service,
+    Action, DriverLicense, ErrorCode, FieldError, OrderMessage, PersonName, ProtectedPerson, RestrainedPerson, Service,
 };
 use crate::translate::clets::translate;
 use crate::validate::{ValidationContext, validate};
@@ -36,10 +35,7 @@ fn read(text: &str) -> Result<CletsRequest, Vec<FieldError>> {
 fn errors(text: &str) -> Vec<(ErrorCode, String, Option<String>)> {
     match read(text) {
         Ok(r) => panic!("{text:?} read as {r:?}"),
-        Err(e) => e
-            .into_iter()
-            .map(|e| (e.code, e.field, e.location))
-            .collect(),
+        Err(e) => e.into_iter().map(|e| (e.code, e.field, e.location)).collect(),
     }
 }
 
@@ -148,8 +144,7 @@ fn round_trip(m: &OrderMessage, what: &str) -> CletsRequest {
     let nic = (m.action != Some(Action::Issue)).then_some(NIC);
     let t = translate(m, nic, 0, &tables()).unwrap_or_else(|e| panic!("{what}: translate: {e:?}"));
     let text = t.request.to_text();
-    let back = CletsRequest::read(text.as_bytes(), &tables())
-        .unwrap_or_else(|e| panic!("{what}: {text}\n{e:#?}"));
+    let back = CletsRequest::read(text.as_bytes(), &tables()).unwrap_or_else(|e| panic!("{what}: {text}\n{e:#?}"));
     assert_eq!(back, t.request, "{what}");
     back
 }
@@ -167,10 +162,7 @@ fn every_action_reads_back() {
     assert_eq!(r.get("OLS"), Some("CA"));
     let mut nonexp = issue();
     nonexp.order.expiration = None;
-    assert_eq!(
-        round_trip(&nonexp, "no expiration").get("EXP"),
-        Some("NONEXP")
-    );
+    assert_eq!(round_trip(&nonexp, "no expiration").get("EXP"), Some("NONEXP"));
 }
 
 /// The fixtures (and `schemas/samples/`, when present), parsed, valid and
@@ -194,10 +186,7 @@ fn samples_read_back() {
     }
     let mut checked = 0;
     for path in files {
-        let ext = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .unwrap_or_default();
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or_default();
         let body = std::fs::read(&path).unwrap();
         let parsed = match ext {
             "xml" => read_order(&body, &XmlLimits::default()),
@@ -249,20 +238,13 @@ fn frame_level_refusals() {
     assert_eq!(errors("EPO.CA034025J\t.")[0].2.as_deref(), Some("1:14"));
     assert_eq!(errors(&EPO[..EPO.len() - 1])[0].1, "request");
     assert_eq!(errors("")[0].1, "request");
-    assert_eq!(
-        errors(".")[0],
-        (ErrorCode::Missing, "ORI".into(), Some("1:2".into()))
-    );
+    assert_eq!(errors(".")[0], (ErrorCode::Missing, "ORI".into(), Some("1:2".into())));
 }
 
 /// The header: known key, ORI, MCN.
 #[test]
 fn header_is_checked() {
-    has(
-        &EPO.replacen("EPO.", "ZPO.", 1),
-        ErrorCode::InvalidCode,
-        "MKE",
-    );
+    has(&EPO.replacen("EPO.", "ZPO.", 1), ErrorCode::InvalidCode, "MKE");
     has(
         &EPO.replacen("CA034025J", "CA03402", 1),
         ErrorCode::InvalidFormat,
@@ -302,18 +284,11 @@ fn tags_are_checked() {
         ErrorCode::InvalidFormat,
         "NIC",
     );
-    has(
-        &format!("{EPO}DOC/20270101."),
-        ErrorCode::InvalidFormat,
-        "DOC",
-    );
+    has(&format!("{EPO}DOC/20270101."), ErrorCode::InvalidFormat, "DOC");
     has(&format!("{EPO}MIS."), ErrorCode::InvalidFormat, "request");
     has(&format!("{EPO}/X."), ErrorCode::InvalidFormat, "request");
     let e = errors(&format!("{EPO}XYZ/1."));
-    assert_eq!(
-        e[0].2.as_deref(),
-        Some(format!("1:{}", EPO.len() + 1).as_str())
-    );
+    assert_eq!(e[0].2.as_deref(), Some(format!("1:{}", EPO.len() + 1).as_str()));
 }
 
 /// Fields out of table order are refused (E01), including a group member
@@ -326,11 +301,7 @@ fn order_is_checked() {
         "SEX",
     );
     has(
-        &EPO.replacen(
-            "PNO/24DV01234.OCA/24FL001234.",
-            "OCA/24FL001234.PNO/24DV01234.",
-            1,
-        ),
+        &EPO.replacen("PNO/24DV01234.OCA/24FL001234.", "OCA/24FL001234.PNO/24DV01234.", 1),
         ErrorCode::InvalidFormat,
         "PNO",
     );
@@ -349,11 +320,7 @@ fn order_is_checked() {
         ErrorCode::InvalidFormat,
         "PPN",
     );
-    has(
-        &format!("{EPO}PPB/19800101.PSX/M."),
-        ErrorCode::InvalidFormat,
-        "PSX",
-    );
+    has(&format!("{EPO}PPB/19800101.PSX/M."), ErrorCode::InvalidFormat, "PSX");
     let cpo = format!("CPO.CA034025J.{MCN}.PNO/24DV01234.NIC/{NIC}.DOC/20270301.");
     has(&cpo, ErrorCode::InvalidFormat, "NIC");
 }
@@ -381,30 +348,15 @@ fn repeats_are_checked() {
     assert_eq!(e[0].1, "PPN[9]");
     // Groups may skip optional members and PPN may directly follow PPN.
     let r = read(&format!("{EPO}PPN/B.PSX/M.PPB/20000101.PPN/C.PSX/U.PPR/W.")).unwrap();
-    assert_eq!(
-        r.get_all("PPN").collect::<Vec<_>>(),
-        ["DOE, JANE", "B", "C"]
-    );
+    assert_eq!(r.get_all("PPN").collect::<Vec<_>>(), ["DOE, JANE", "B", "C"]);
 }
 
 /// Required fields per key, per group, and OLS with OLN.
 #[test]
 fn required_fields_are_checked() {
-    has(
-        &EPO.replacen("DOB/19850214.", "", 1),
-        ErrorCode::Missing,
-        "DOB",
-    );
-    has(
-        &EPO.replacen("PCO/01.PCO/07.", "", 1),
-        ErrorCode::Missing,
-        "PCO",
-    );
-    has(
-        &EPO.replacen("PPN/DOE, JANE.PSX/F.", "", 1),
-        ErrorCode::Missing,
-        "PPN",
-    );
+    has(&EPO.replacen("DOB/19850214.", "", 1), ErrorCode::Missing, "DOB");
+    has(&EPO.replacen("PCO/01.PCO/07.", "", 1), ErrorCode::Missing, "PCO");
+    has(&EPO.replacen("PPN/DOE, JANE.PSX/F.", "", 1), ErrorCode::Missing, "PPN");
     has(&format!("{EPO}PPN/B.PPR/W."), ErrorCode::Missing, "PSX[1]");
     has(
         &EPO.replacen("DOB/19850214.", "DOB/19850214.OLN/D1234567.", 1),
@@ -436,16 +388,9 @@ fn required_fields_are_checked() {
         ),
     ] {
         read(&text).unwrap_or_else(|e| panic!("{key}: {e:?}"));
-        let without_last = text[..text.len() - 1]
-            .rsplit_once('.')
-            .unwrap()
-            .0
-            .to_string()
-            + ".";
+        let without_last = text[..text.len() - 1].rsplit_once('.').unwrap().0.to_string() + ".";
         assert!(
-            errors(&without_last)
-                .iter()
-                .any(|(c, ..)| *c == ErrorCode::Missing),
+            errors(&without_last).iter().any(|(c, ..)| *c == ErrorCode::Missing),
             "{key}"
         );
     }
@@ -455,11 +400,7 @@ fn required_fields_are_checked() {
 #[test]
 fn values_are_checked() {
     has(&format!("{EPO}MIS/."), ErrorCode::InvalidFormat, "MIS");
-    has(
-        &format!("{EPO}MIS/{}.", "A".repeat(501)),
-        ErrorCode::TooLong,
-        "MIS",
-    );
+    has(&format!("{EPO}MIS/{}.", "A".repeat(501)), ErrorCode::TooLong, "MIS");
     read(&format!("{EPO}MIS/{}.", "A".repeat(500))).unwrap();
     has(
         &EPO.replacen("NAM/DOE, JOHN", &format!("NAM/{}", "A".repeat(31)), 1),
@@ -502,50 +443,27 @@ fn values_are_checked() {
         "EXT",
     );
     read(&EPO.replacen("EXP/20311125.EXT/2359", "EXP/NONEXP", 1)).unwrap();
-    has(
-        &EPO.replacen("SEX/M", "SEX/Q", 1),
-        ErrorCode::InvalidCode,
-        "SEX",
-    );
-    has(
-        &EPO.replacen("TYP/DV", "TYP/XX", 1),
-        ErrorCode::InvalidCode,
-        "TYP",
-    );
-    has(
-        &EPO.replacen("PCO/07", "PCO/10", 1),
-        ErrorCode::InvalidCode,
-        "PCO[1]",
-    );
-    has(
-        &EPO.replacen("PSX/F", "PSX/Q", 1),
-        ErrorCode::InvalidCode,
-        "PSX[0]",
-    );
+    has(&EPO.replacen("SEX/M", "SEX/Q", 1), ErrorCode::InvalidCode, "SEX");
+    has(&EPO.replacen("TYP/DV", "TYP/XX", 1), ErrorCode::InvalidCode, "TYP");
+    has(&EPO.replacen("PCO/07", "PCO/10", 1), ErrorCode::InvalidCode, "PCO[1]");
+    has(&EPO.replacen("PSX/F", "PSX/Q", 1), ErrorCode::InvalidCode, "PSX[0]");
     has(
         &EPO.replacen("DOB/19850214.", "DOB/19850214.HGT/5X0.", 1),
         ErrorCode::InvalidFormat,
         "HGT",
     );
-    let spo = format!(
-        "SPO.CA034025J.{MCN}.NIC/H00000001.PNO/24DV01234.SVD/20261126.SVT/1430.SVB/X.SVA/CA03.SVM/Z."
-    );
+    let spo = format!("SPO.CA034025J.{MCN}.NIC/H00000001.PNO/24DV01234.SVD/20261126.SVT/1430.SVB/X.SVA/CA03.SVM/Z.");
     has(&spo, ErrorCode::InvalidFormat, "NIC");
     has(&spo, ErrorCode::InvalidFormat, "SVA");
     has(&spo, ErrorCode::InvalidCode, "SVM");
     // A value may carry '/', since only the first one ends the tag.
-    assert_eq!(
-        read(&format!("{EPO}MIS/A/B.")).unwrap().get("MIS"),
-        Some("A/B")
-    );
+    assert_eq!(read(&format!("{EPO}MIS/A/B.")).unwrap().get("MIS"), Some("A/B"));
 }
 
 /// Every problem is reported, each with its column, in one pass.
 #[test]
 fn every_problem_is_reported() {
-    let text = EPO
-        .replacen("SEX/M", "SEX/Q", 1)
-        .replacen("DOB/19850214", "DOB/X", 1);
+    let text = EPO.replacen("SEX/M", "SEX/Q", 1).replacen("DOB/19850214", "DOB/X", 1);
     let e = errors(&text);
     assert_eq!(e.len(), 2, "{e:?}");
     let col = text.find("SEX/").unwrap() + 1;

@@ -6,8 +6,8 @@ use chrono::{NaiveDate, NaiveDateTime};
 use crate::formats::Parsed;
 use crate::formats::fixed::Layout;
 use crate::model::{
-    Action, Address, DriverLicense, ErrorCode, OrderMessage, PersonName, ProtectedPerson,
-    ProtectionOrder, RestrainedPerson, Service,
+    Action, Address, DriverLicense, ErrorCode, OrderMessage, PersonName, ProtectedPerson, ProtectionOrder,
+    RestrainedPerson, Service,
 };
 
 const CMS_A: &str = include_str!("../../../../schemas/layouts/cms-a-1.toml");
@@ -44,9 +44,7 @@ fn records(body: &[u8]) -> Vec<Vec<u8>> {
 }
 
 fn join(recs: &[Vec<u8>]) -> Vec<u8> {
-    recs.iter()
-        .flat_map(|r| r.iter().copied().chain([b'\n']))
-        .collect()
+    recs.iter().flat_map(|r| r.iter().copied().chain([b'\n'])).collect()
 }
 
 /// A 200-byte record with `text` written at 1-based `column`s.
@@ -67,13 +65,7 @@ fn patch(recs: &mut [Vec<u8>], i: usize, column: usize, text: &str) {
 fn errs(p: &Parsed) -> Vec<(ErrorCode, String, String)> {
     p.errors
         .iter()
-        .map(|e| {
-            (
-                e.code,
-                e.field.clone(),
-                e.location.clone().unwrap_or_default(),
-            )
-        })
+        .map(|e| (e.code, e.field.clone(), e.location.clone().unwrap_or_default()))
         .collect()
 }
 
@@ -98,9 +90,7 @@ fn expected_issue() -> OrderMessage {
             expiration: Some(datetime(2031, 11, 25, 23, 59)),
             judicial_officer: s("HON MARIA LOPEZ"),
             brady: s("Y"),
-            condition_text: s(
-                "STAY AT LEAST 100 YARDS AWAY FROM PROTECTED PERSON, HOME, WORK AND VEHICLE.",
-            ),
+            condition_text: s("STAY AT LEAST 100 YARDS AWAY FROM PROTECTED PERSON, HOME, WORK AND VEHICLE."),
             condition_codes: vec!["01".into(), "05".into(), "07".into()],
             firearm_relinquishment: Some(true),
             termination_date: None,
@@ -187,10 +177,7 @@ fn sample_records_locations() {
 #[test]
 fn crlf_and_missing_last_terminator() {
     let recs = records(ISSUE);
-    let crlf: Vec<u8> = recs
-        .iter()
-        .flat_map(|r| r.iter().copied().chain(*b"\r\n"))
-        .collect();
+    let crlf: Vec<u8> = recs.iter().flat_map(|r| r.iter().copied().chain(*b"\r\n")).collect();
     let p = cms_a().read_order(&crlf);
     assert!(p.is_ok(), "{:?}", p.errors);
     assert_eq!(p.message, expected_issue());
@@ -214,10 +201,7 @@ fn other_actions_parse() {
     let p = l.read_order(CANCEL);
     assert!(p.is_ok(), "{:?}", p.errors);
     assert_eq!(p.message.action, Some(Action::Cancel));
-    assert_eq!(
-        p.message.order.cancel_reason,
-        s("ENTERED IN ERROR - WRONG CASE NUMBER")
-    );
+    assert_eq!(p.message.order.cancel_reason, s("ENTERED IN ERROR - WRONG CASE NUMBER"));
 
     let p = l.read_order(SERVICE);
     assert!(p.is_ok(), "{:?}", p.errors);
@@ -250,11 +234,7 @@ fn short_record_is_invalid_format() {
     let mut recs = records(ISSUE);
     recs[0].push(b' ');
     let p = cms_a().read_order(&join(&recs));
-    assert!(
-        has(&p, ErrorCode::InvalidFormat, "order", "1:201"),
-        "{:?}",
-        errs(&p)
-    );
+    assert!(has(&p, ErrorCode::InvalidFormat, "order", "1:201"), "{:?}", errs(&p));
 }
 
 /// Byte 0x80 is INVALID_FORMAT at its exact record and column.
@@ -269,10 +249,7 @@ fn non_ascii_byte_is_invalid_format_at_its_column() {
             "2:3".into()
         )]
     );
-    assert_eq!(
-        p.message.restrained_person.as_ref().unwrap().name.last,
-        None
-    );
+    assert_eq!(p.message.restrained_person.as_ref().unwrap().name.last, None);
 }
 
 /// Every single byte of the sample replaced by a byte above 0x7F is reported
@@ -287,16 +264,13 @@ fn every_high_byte_is_located() {
         let mut body = ISSUE.to_vec();
         body[i] = 0x80 + (i % 128) as u8;
         let record = ISSUE[..i].iter().filter(|&&c| c == b'\n').count() + 1;
-        let column = i - ISSUE[..i]
-            .iter()
-            .rposition(|&c| c == b'\n')
-            .map_or(0, |p| p + 1)
-            + 1;
+        let column = i - ISSUE[..i].iter().rposition(|&c| c == b'\n').map_or(0, |p| p + 1) + 1;
         let p = l.read_order(&body);
         let want = format!("{record}:{column}");
         assert!(
-            p.errors.iter().any(|e| e.code == ErrorCode::InvalidFormat
-                && e.location.as_deref() == Some(want.as_str())),
+            p.errors
+                .iter()
+                .any(|e| e.code == ErrorCode::InvalidFormat && e.location.as_deref() == Some(want.as_str())),
             "byte {i} ({want}): {:?}",
             errs(&p)
         );
@@ -309,11 +283,7 @@ fn dates_impossible_and_misshapen() {
     let p = cms_a().read_order(BAD_FEB_30);
     assert_eq!(
         errs(&p),
-        vec![(
-            ErrorCode::InvalidDate,
-            "order.issue_date".into(),
-            "1:63".into()
-        )]
+        vec![(ErrorCode::InvalidDate, "order.issue_date".into(), "1:63".into())]
     );
     assert_eq!(p.message.order.issue_date, None);
 
@@ -377,11 +347,7 @@ fn service_time_required() {
     let p = cms_a().read_order(&join(&recs));
     assert_eq!(
         errs(&p),
-        vec![(
-            ErrorCode::Missing,
-            "order.service.served_at".into(),
-            "2:10".into()
-        )]
+        vec![(ErrorCode::Missing, "order.service.served_at".into(), "2:10".into())]
     );
 }
 
@@ -391,10 +357,7 @@ fn unknown_action_code() {
     let mut recs = records(ISSUE);
     patch(&mut recs, 0, 46, "XX");
     let p = cms_a().read_order(&join(&recs));
-    assert_eq!(
-        errs(&p),
-        vec![(ErrorCode::InvalidCode, "action".into(), "1:46".into())]
-    );
+    assert_eq!(errs(&p), vec![(ErrorCode::InvalidCode, "action".into(), "1:46".into())]);
     assert_eq!(p.message.action, None);
 }
 
@@ -417,24 +380,14 @@ fn digits_numbers_and_flags() {
     patch(&mut recs, 1, 159, "9581A");
     patch(&mut recs, 0, 102, "X");
     let p = l.read_order(&join(&recs));
-    assert!(has(
-        &p,
-        ErrorCode::InvalidFormat,
-        "restrained_person.height",
-        "2:85"
-    ));
+    assert!(has(&p, ErrorCode::InvalidFormat, "restrained_person.height", "2:85"));
     assert!(has(
         &p,
         ErrorCode::InvalidFormat,
         "restrained_person.residence.zip",
         "2:159"
     ));
-    assert!(has(
-        &p,
-        ErrorCode::InvalidCode,
-        "order.firearm_relinquishment",
-        "1:102"
-    ));
+    assert!(has(&p, ErrorCode::InvalidCode, "order.firearm_relinquishment", "1:102"));
     assert_eq!(p.errors.len(), 3, "{:?}", errs(&p));
 }
 
@@ -534,9 +487,7 @@ fn condition_lines() {
     assert!(p.is_ok(), "{:?}", errs(&p));
     assert_eq!(
         p.message.order.condition_text,
-        s(
-            "STAY AT LEAST 100 YARDS AWAY FROM PROTECTED PERSON, HOME, WORK AND VEHICLE. AND NO CONTACT."
-        )
+        s("STAY AT LEAST 100 YARDS AWAY FROM PROTECTED PERSON, HOME, WORK AND VEHICLE. AND NO CONTACT.")
     );
 
     let mut recs = records(ISSUE);
@@ -544,11 +495,7 @@ fn condition_lines() {
     let p = l.read_order(&join(&recs));
     assert_eq!(
         errs(&p),
-        vec![(
-            ErrorCode::InvalidFormat,
-            "order.condition_text".into(),
-            "5:2".into()
-        )]
+        vec![(ErrorCode::InvalidFormat, "order.condition_text".into(), "5:2".into())]
     );
 
     let mut recs = records(ISSUE);
@@ -561,11 +508,7 @@ fn condition_lines() {
     // 5 × 100 + 4 separators = 504 characters; line 5 passes 500.
     assert_eq!(
         errs(&p),
-        vec![(
-            ErrorCode::TooLong,
-            "order.condition_text".into(),
-            "8:4".into()
-        )]
+        vec![(ErrorCode::TooLong, "order.condition_text".into(), "8:4".into())]
     );
     assert_eq!(p.message.order.condition_text.map(|t| t.len()), Some(504));
 }
@@ -573,18 +516,9 @@ fn condition_lines() {
 /// More records than any action allows stops reading early with INVALID_FORMAT.
 #[test]
 fn too_many_records_stop_early() {
-    let body: Vec<u8> = ISSUE
-        .iter()
-        .copied()
-        .cycle()
-        .take(ISSUE.len() * 1000)
-        .collect();
+    let body: Vec<u8> = ISSUE.iter().copied().cycle().take(ISSUE.len() * 1000).collect();
     let p = cms_a().read_order(&body);
-    assert!(
-        has(&p, ErrorCode::InvalidFormat, "message", "17:1"),
-        "{:?}",
-        errs(&p)
-    );
+    assert!(has(&p, ErrorCode::InvalidFormat, "message", "17:1"), "{:?}", errs(&p));
 }
 
 /// Empty input is one INVALID_FORMAT on `message`.
@@ -596,11 +530,7 @@ fn empty_input() {
         vec![(ErrorCode::InvalidFormat, "message".into(), "1:1".into())]
     );
     let p = cms_a().read_order(b"\n");
-    assert!(
-        has(&p, ErrorCode::InvalidFormat, "message", "1:1"),
-        "{:?}",
-        errs(&p)
-    );
+    assert!(has(&p, ErrorCode::InvalidFormat, "message", "1:1"), "{:?}", errs(&p));
 }
 
 /// Tiny xorshift generator, so the fuzz tests need no extra crate.
@@ -620,9 +550,7 @@ impl Rng {
 #[test]
 fn never_panics() {
     let l = cms_a();
-    for body in [
-        ISSUE, TERMINATE, CANCEL, SERVICE, BAD_SHORT, BAD_BYTE, BAD_FEB_30,
-    ] {
+    for body in [ISSUE, TERMINATE, CANCEL, SERVICE, BAD_SHORT, BAD_BYTE, BAD_FEB_30] {
         for k in 0..=body.len() {
             let _ = l.read_order(&body[..k]);
         }
@@ -743,13 +671,7 @@ fields = [
             (57, "1"),
             (79, "HD"),
         ]),
-        line(&[
-            (1, "DOE"),
-            (21, "JOHN"),
-            (36, "MW"),
-            (38, "02141985"),
-            (79, "DF"),
-        ]),
+        line(&[(1, "DOE"), (21, "JOHN"), (36, "MW"), (38, "02141985"), (79, "DF")]),
         line(&[(1, "DOE"), (21, "JANE"), (36, "FSP"), (79, "VI")]),
         line(&[(1, "ROE"), (21, "JUNE"), (36, "FCH"), (79, "VI")]),
         line(&[(1, "1"), (2, "NO CONTACT"), (79, "TX")]),
@@ -773,14 +695,8 @@ fields = [
     assert_eq!(m.protected_persons.len(), 2);
     assert_eq!(m.protected_persons[1].name.last, s("ROE"));
     assert_eq!(m.protected_persons[1].relationship, s("CH"));
-    assert_eq!(
-        p.locations.get("protected_persons[1].relationship"),
-        Some("4:37")
-    );
-    assert_eq!(
-        p.locations.get("restrained_person.birth_date"),
-        Some("2:38")
-    );
+    assert_eq!(p.locations.get("protected_persons[1].relationship"), Some("4:37"));
+    assert_eq!(p.locations.get("restrained_person.birth_date"), Some("2:38"));
 
     // The cms-b/2 rules are its own: a bare LF is refused, as is an
     // ISO date where MM/DD/CCYY is expected.
@@ -795,10 +711,6 @@ fields = [
     let p = layout.read_order(&iso);
     assert_eq!(
         errs(&p),
-        vec![(
-            ErrorCode::InvalidFormat,
-            "order.issue_date".into(),
-            "1:29".into()
-        )]
+        vec![(ErrorCode::InvalidFormat, "order.issue_date".into(), "1:29".into())]
     );
 }

@@ -11,8 +11,8 @@ use crate::formats::fixed::Layout;
 use crate::mapping::code_map::CodeMap;
 use crate::mapping::codes::CodeLists;
 use crate::model::{
-    Action, Address, DriverLicense, ErrorCode, FieldError, OrderImage, OrderMessage, PersonName,
-    ProtectedPerson, ProtectionOrder, RestrainedPerson, Service,
+    Action, Address, DriverLicense, ErrorCode, FieldError, OrderImage, OrderMessage, PersonName, ProtectedPerson,
+    ProtectionOrder, RestrainedPerson, Service,
 };
 
 const CMS_A: &str = include_str!("../../../../schemas/layouts/cms-a-1.toml");
@@ -122,9 +122,7 @@ pub(crate) fn issue() -> OrderMessage {
             expiration: Some(datetime(2031, 11, 25, 23, 59)),
             judicial_officer: s("HON MARIA LOPEZ"),
             brady: s("Y"),
-            condition_text: s(
-                "STAY AT LEAST 100 YARDS AWAY FROM PROTECTED PERSON, HOME, WORK AND VEHICLE.",
-            ),
+            condition_text: s("STAY AT LEAST 100 YARDS AWAY FROM PROTECTED PERSON, HOME, WORK AND VEHICLE."),
             condition_codes: vec!["01".into(), "05".into(), "07".into()],
             firearm_relinquishment: Some(true),
             termination_date: None,
@@ -270,17 +268,11 @@ fn write_then_read_round_trips() {
         let l = layout(which);
         for action in ["issue", "modify", "terminate", "cancel", "service"] {
             let m = canonical(action);
-            let bytes = l
-                .write_order(&m)
-                .unwrap_or_else(|e| panic!("{which} {action}: {e:?}"));
+            let bytes = l.write_order(&m).unwrap_or_else(|e| panic!("{which} {action}: {e:?}"));
             let p = l.read_order(&bytes);
             assert!(p.is_ok(), "{which} {action}: {:?}", p.errors);
             assert_eq!(p.message, m, "{which} {action}");
-            assert_eq!(
-                l.write_order(&p.message).unwrap(),
-                bytes,
-                "{which} {action}"
-            );
+            assert_eq!(l.write_order(&p.message).unwrap(), bytes, "{which} {action}");
         }
     }
 }
@@ -308,15 +300,11 @@ fn fixtures_are_what_the_writer_writes() {
 #[test]
 fn cms_b_writes_its_own_codes_and_columns() {
     let bytes = cms_b().write_order(&issue()).unwrap();
-    let recs: Vec<&[u8]> = bytes
-        .split(|&b| b == b'\n')
-        .filter(|r| !r.is_empty())
-        .collect();
+    let recs: Vec<&[u8]> = bytes.split(|&b| b == b'\n').filter(|r| !r.is_empty()).collect();
     assert_eq!(recs.len(), 4);
     assert!(recs.iter().all(|r| r.len() == 240));
-    let at = |r: usize, start: usize, len: usize| {
-        String::from_utf8_lossy(&recs[r][start - 1..start - 1 + len]).to_string()
-    };
+    let at =
+        |r: usize, start: usize, len: usize| String::from_utf8_lossy(&recs[r][start - 1..start - 1 + len]).to_string();
     assert_eq!(at(0, 1, 2), "10");
     assert_eq!(at(0, 3, 4), "NEW ");
     assert_eq!(at(0, 22, 5), "00001");
@@ -352,10 +340,7 @@ fn refuses_what_does_not_fit() {
             (ErrorCode::TooLong, "sequence".into()),
             (ErrorCode::InvalidFormat, "order.condition_codes".into()),
             (ErrorCode::TooLong, "restrained_person.name.last".into()),
-            (
-                ErrorCode::InvalidFormat,
-                "restrained_person.name.first".into()
-            ),
+            (ErrorCode::InvalidFormat, "restrained_person.name.first".into()),
         ]
     );
     let mut m = issue();
@@ -406,10 +391,7 @@ fn refuses_what_would_be_lost() {
     m.protected_persons[0].name.suffix = s("JR");
     assert_eq!(
         fields(&cms_a().write_order(&m).unwrap_err()),
-        [(
-            ErrorCode::InvalidFormat,
-            "protected_persons[0].name.suffix".into()
-        )]
+        [(ErrorCode::InvalidFormat, "protected_persons[0].name.suffix".into())]
     );
     // cms-b/2 has a column for it.
     let bytes = cms_b().write_order(&m).unwrap();

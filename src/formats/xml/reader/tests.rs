@@ -13,7 +13,11 @@ fn sample() -> String {
 
 /// The (code, field, location) of every error, for compact assertions.
 fn errors(parsed: &Parsed) -> Vec<(ErrorCode, &str, Option<&str>)> {
-    parsed.errors.iter().map(|e| (e.code, e.field.as_str(), e.location.as_deref())).collect()
+    parsed
+        .errors
+        .iter()
+        .map(|e| (e.code, e.field.as_str(), e.location.as_deref()))
+        .collect()
 }
 
 /// The one error of a refused message.
@@ -31,7 +35,11 @@ fn sample_parses_to_the_model() {
     let m = &parsed.message;
     let person = m.restrained_person.as_ref().unwrap();
     assert_eq!(
-        (person.name.first.as_deref(), person.name.middle.as_deref(), person.name.last.as_deref()),
+        (
+            person.name.first.as_deref(),
+            person.name.middle.as_deref(),
+            person.name.last.as_deref()
+        ),
         (Some("JOHN"), Some("ALLEN"), Some("DOE"))
     );
     assert_eq!(person.birth_date.unwrap().to_string(), "1985-02-14");
@@ -110,8 +118,10 @@ fn prefixes_do_not_matter() {
         .replace("</nc:", "</niem:")
         .replace("<j:", "<jxdm:")
         .replace("</j:", "</jxdm:");
-    let default_por =
-        text.replace("xmlns:por=", "xmlns=").replace("<por:", "<").replace("</por:", "</");
+    let default_por = text
+        .replace("xmlns:por=", "xmlns=")
+        .replace("<por:", "<")
+        .replace("</por:", "</");
     // Declarations on inner elements, and a default namespace switched per subtree.
     let nested = text
         .replace(" xmlns:nc=\"http://release.niem.gov/niem/niem-core/4.0/\"", "")
@@ -150,7 +160,10 @@ fn prefixes_do_not_matter() {
 fn wrong_namespace_is_refused() {
     let parsed = read(include_bytes!("../../../../tests/fixtures/xml/wrong-ns.xml"));
     let error = only_error(&parsed);
-    assert_eq!((error.code, error.location.as_deref()), (ErrorCode::InvalidFormat, Some("1:1")));
+    assert_eq!(
+        (error.code, error.location.as_deref()),
+        (ErrorCode::InvalidFormat, Some("1:1"))
+    );
     assert!(error.text.contains("urn:por:order:2"), "{}", error.text);
     let parsed = read(b"<ProtectiveOrderMessage/>");
     assert_eq!(only_error(&parsed).code, ErrorCode::InvalidFormat);
@@ -179,17 +192,28 @@ fn entities_are_refused() {
     let with_entity = text.replace(">HON MARIA LOPEZ<", ">HON &judge;<");
     let parsed = read(with_entity.as_bytes());
     let error = only_error(&parsed);
-    assert_eq!((error.code, error.location.as_deref()), (ErrorCode::InvalidFormat, Some("17:34")));
+    assert_eq!(
+        (error.code, error.location.as_deref()),
+        (ErrorCode::InvalidFormat, Some("17:34"))
+    );
     assert!(error.text.contains("&judge;"), "{}", error.text);
     // In an attribute value too.
     let in_attribute = text.replace("<por:ProtectedPerson>", "<por:ProtectedPerson a=\"&x;\">");
-    assert_eq!(only_error(&read(in_attribute.as_bytes())).code, ErrorCode::InvalidFormat);
+    assert_eq!(
+        only_error(&read(in_attribute.as_bytes())).code,
+        ErrorCode::InvalidFormat
+    );
     // Predefined entities and character references are text.
-    let escaped =
-        text.replace(">HON MARIA LOPEZ<", ">HON &lt;MARIA&gt; &amp; &#76;OPEZ &#x4c;&apos;&quot;<");
+    let escaped = text.replace(
+        ">HON MARIA LOPEZ<",
+        ">HON &lt;MARIA&gt; &amp; &#76;OPEZ &#x4c;&apos;&quot;<",
+    );
     let parsed = read(escaped.as_bytes());
     assert!(parsed.is_ok(), "{:#?}", parsed.errors);
-    assert_eq!(parsed.message.order.judicial_officer.as_deref(), Some("HON <MARIA> & LOPEZ L'\""));
+    assert_eq!(
+        parsed.message.order.judicial_officer.as_deref(),
+        Some("HON <MARIA> & LOPEZ L'\"")
+    );
     // A character reference to a character XML forbids is refused.
     let bad_char = text.replace(">HON MARIA LOPEZ<", ">HON &#1;<");
     assert_eq!(only_error(&read(bad_char.as_bytes())).code, ErrorCode::InvalidFormat);
@@ -199,8 +223,7 @@ fn entities_are_refused() {
 #[test]
 fn declarations_and_processing_instructions() {
     let text = sample();
-    let declared =
-        format!("\u{FEFF}<?xml version=\"1.0\" encoding=\"utf-8\" standalone=\"yes\"?>\n{text}");
+    let declared = format!("\u{FEFF}<?xml version=\"1.0\" encoding=\"utf-8\" standalone=\"yes\"?>\n{text}");
     let parsed = read(declared.as_bytes());
     assert!(parsed.is_ok(), "{:#?}", parsed.errors);
     assert_eq!(parsed.locations.get("action"), Some("7:5"));
@@ -218,10 +241,16 @@ fn declarations_and_processing_instructions() {
 /// Nesting deeper than the bound is TOO_LONG, however deep the input goes.
 #[test]
 fn depth_is_bounded() {
-    let limits = XmlLimits { max_depth: 3, ..XmlLimits::default() };
+    let limits = XmlLimits {
+        max_depth: 3,
+        ..XmlLimits::default()
+    };
     let parsed = read_order(ISSUE_SAMPLE, &limits);
     let error = only_error(&parsed);
-    assert_eq!((error.code, error.location.as_deref()), (ErrorCode::TooLong, Some("11:32")));
+    assert_eq!(
+        (error.code, error.location.as_deref()),
+        (ErrorCode::TooLong, Some("11:32"))
+    );
     let depth = 100_000;
     let deep = format!(
         "<por:ProtectiveOrderMessage xmlns:por=\"urn:por:order:1\">{}{}</por:ProtectiveOrderMessage>",
@@ -232,17 +261,32 @@ fn depth_is_bounded() {
     assert_eq!(errors(&parsed).last().unwrap().0, ErrorCode::TooLong);
     assert!(parsed.errors.len() <= 2, "{:#?}", parsed.errors);
     // The sample itself is well within the default bound.
-    assert!(read_order(ISSUE_SAMPLE, &XmlLimits { max_depth: 4, ..XmlLimits::default() }).is_ok());
+    assert!(
+        read_order(
+            ISSUE_SAMPLE,
+            &XmlLimits {
+                max_depth: 4,
+                ..XmlLimits::default()
+            }
+        )
+        .is_ok()
+    );
 }
 
 /// A body over the size bound is TOO_LONG and is not read at all.
 #[test]
 fn size_is_bounded() {
-    let limits = XmlLimits { max_bytes: ISSUE_SAMPLE.len() - 1, ..XmlLimits::default() };
+    let limits = XmlLimits {
+        max_bytes: ISSUE_SAMPLE.len() - 1,
+        ..XmlLimits::default()
+    };
     let parsed = read_order(ISSUE_SAMPLE, &limits);
     assert_eq!(only_error(&parsed).code, ErrorCode::TooLong);
     assert_eq!(parsed.message, OrderMessage::default());
-    let limits = XmlLimits { max_bytes: ISSUE_SAMPLE.len(), ..XmlLimits::default() };
+    let limits = XmlLimits {
+        max_bytes: ISSUE_SAMPLE.len(),
+        ..XmlLimits::default()
+    };
     assert!(read_order(ISSUE_SAMPLE, &limits).is_ok());
 }
 
@@ -254,11 +298,17 @@ fn invalid_utf8() {
     let at = body.windows(2).position(|w| w == "Ó".as_bytes()).unwrap();
     body[at] = 0xFF;
     let error = only_error(&read(&body)).clone();
-    assert_eq!((error.code, error.location.as_deref()), (ErrorCode::InvalidFormat, Some("17:41")));
+    assert_eq!(
+        (error.code, error.location.as_deref()),
+        (ErrorCode::InvalidFormat, Some("17:41"))
+    );
     assert!(error.text.contains("UTF-8"));
     let control = text.replace("HON MARIA", "HON\u{7}MARIA");
     let error = only_error(&read(control.as_bytes())).clone();
-    assert_eq!((error.code, error.location.as_deref()), (ErrorCode::InvalidFormat, Some("17:33")));
+    assert_eq!(
+        (error.code, error.location.as_deref()),
+        (ErrorCode::InvalidFormat, Some("17:33"))
+    );
 }
 
 /// February 30 is INVALID_DATE on the field, located at its element.
@@ -266,7 +316,10 @@ fn invalid_utf8() {
 fn impossible_date() {
     let text = sample().replace("<nc:Date>2026-11-25</nc:Date>", "<nc:Date>2026-02-30</nc:Date>");
     let parsed = read(text.as_bytes());
-    assert_eq!(errors(&parsed), [(ErrorCode::InvalidDate, "order.issue_date", Some("15:30"))]);
+    assert_eq!(
+        errors(&parsed),
+        [(ErrorCode::InvalidDate, "order.issue_date", Some("15:30"))]
+    );
     assert_eq!(parsed.message.order.issue_date, None);
     // The rest is still read.
     assert_eq!(parsed.message.order.order_number.as_deref(), Some("24DV01234"));
@@ -274,7 +327,11 @@ fn impossible_date() {
     let parsed = read(text.as_bytes());
     assert_eq!(
         errors(&parsed),
-        [(ErrorCode::InvalidFormat, "protected_persons[0].birth_date", Some("36:25"))]
+        [(
+            ErrorCode::InvalidFormat,
+            "protected_persons[0].birth_date",
+            Some("36:25")
+        )]
     );
 }
 
@@ -292,7 +349,10 @@ fn scalar_values() {
             "<por:CaseNumber>  </por:CaseNumber>",
         )
         .replace("<por:FormID>DV-130</por:FormID>", "<por:FormID/>")
-        .replace("<por:City>SACRAMENTO</por:City>", "<por:City>\n   SACRAMENTO\t</por:City>");
+        .replace(
+            "<por:City>SACRAMENTO</por:City>",
+            "<por:City>\n   SACRAMENTO\t</por:City>",
+        );
     let parsed = read(text.as_bytes());
     assert_eq!(
         errors(&parsed),
@@ -306,8 +366,19 @@ fn scalar_values() {
     );
     let m = &parsed.message;
     assert_eq!((m.action, m.sequence, m.sent_at), (None, None, None));
-    assert_eq!((m.order.case_number.as_deref(), m.order.form_id.as_deref()), (None, None));
-    let city = m.restrained_person.as_ref().unwrap().residence.as_ref().unwrap().city.as_deref();
+    assert_eq!(
+        (m.order.case_number.as_deref(), m.order.form_id.as_deref()),
+        (None, None)
+    );
+    let city = m
+        .restrained_person
+        .as_ref()
+        .unwrap()
+        .residence
+        .as_ref()
+        .unwrap()
+        .city
+        .as_deref();
     assert_eq!(city, Some("SACRAMENTO"));
 }
 
@@ -320,8 +391,14 @@ fn strict_structure() {
             "    <por:CaseNumber>",
             "    <por:Nickname>X</por:Nickname><x:Extra xmlns:x=\"urn:x\"><x:Deep/></x:Extra>\n    <por:CaseNumber>",
         )
-        .replace("<por:OrderType>DV</por:OrderType>", "<por:OrderType>DV</por:OrderType><por:OrderType>CH</por:OrderType>")
-        .replace("<por:SexCode>M</por:SexCode>", "<por:SexCode>M<b>bold</b></por:SexCode>")
+        .replace(
+            "<por:OrderType>DV</por:OrderType>",
+            "<por:OrderType>DV</por:OrderType><por:OrderType>CH</por:OrderType>",
+        )
+        .replace(
+            "<por:SexCode>M</por:SexCode>",
+            "<por:SexCode>M<b>bold</b></por:SexCode>",
+        )
         .replace("<por:ProtectedPerson>", "<por:ProtectedPerson>stray");
     let parsed = read(text.as_bytes());
     let found = errors(&parsed);
@@ -337,9 +414,17 @@ fn strict_structure() {
         "{:#?}",
         parsed.errors
     );
-    assert!(parsed.errors[0].text.contains("por:Nickname"), "{}", parsed.errors[0].text);
+    assert!(
+        parsed.errors[0].text.contains("por:Nickname"),
+        "{}",
+        parsed.errors[0].text
+    );
     assert!(parsed.errors[1].text.contains("{urn:x}"), "{}", parsed.errors[1].text);
-    assert!(parsed.errors[2].text.contains("more than once"), "{}", parsed.errors[2].text);
+    assert!(
+        parsed.errors[2].text.contains("more than once"),
+        "{}",
+        parsed.errors[2].text
+    );
     let m = &parsed.message;
     assert_eq!(m.order.order_type.as_deref(), Some("DV"));
     assert_eq!(m.order.case_number.as_deref(), Some("24FL001234"));
@@ -393,7 +478,10 @@ fn order_image() {
         .chunks(20)
         .map(|c| format!("\n    {}", std::str::from_utf8(c).unwrap()))
         .collect();
-    let good = format!("mimeType=\"application/pdf\" sha256=\"{}\"", image.sha256.to_uppercase());
+    let good = format!(
+        "mimeType=\"application/pdf\" sha256=\"{}\"",
+        image.sha256.to_uppercase()
+    );
     let parsed = read(with_image(&good, &wrapped).as_bytes());
     assert!(parsed.is_ok(), "{:#?}", parsed.errors);
     assert_eq!(parsed.message.image.as_ref(), Some(&image));
@@ -403,19 +491,31 @@ fn order_image() {
 
     let wrong_hash = format!("mimeType=\"application/pdf\" sha256=\"{}\"", "0".repeat(64));
     let parsed = read(with_image(&wrong_hash, &encoded).as_bytes());
-    assert_eq!(errors(&parsed), [(ErrorCode::InvalidFormat, "image.sha256", Some("39:3"))]);
+    assert_eq!(
+        errors(&parsed),
+        [(ErrorCode::InvalidFormat, "image.sha256", Some("39:3"))]
+    );
 
     let wrong_type = format!("mimeType=\"image/png\" sha256=\"{}\"", image.sha256);
     let parsed = read(with_image(&wrong_type, &encoded).as_bytes());
-    assert_eq!(errors(&parsed), [(ErrorCode::InvalidCode, "image.mime_type", Some("39:3"))]);
+    assert_eq!(
+        errors(&parsed),
+        [(ErrorCode::InvalidCode, "image.mime_type", Some("39:3"))]
+    );
 
     let parsed = read(with_image(&good, "not base64!").as_bytes());
     assert_eq!(errors(&parsed), [(ErrorCode::InvalidFormat, "image", Some("39:3"))]);
 
-    let small = XmlLimits { max_image_bytes: image.data.len() - 1, ..XmlLimits::default() };
+    let small = XmlLimits {
+        max_image_bytes: image.data.len() - 1,
+        ..XmlLimits::default()
+    };
     let parsed = read_order(with_image(&good, &encoded).as_bytes(), &small);
     assert_eq!(errors(&parsed), [(ErrorCode::TooLong, "image", Some("39:3"))]);
-    let tiny = XmlLimits { max_image_bytes: 3, ..XmlLimits::default() };
+    let tiny = XmlLimits {
+        max_image_bytes: 3,
+        ..XmlLimits::default()
+    };
     let parsed = read_order(with_image(&good, &encoded).as_bytes(), &tiny);
     assert_eq!(errors(&parsed), [(ErrorCode::TooLong, "image", Some("39:3"))]);
     assert_eq!(parsed.message.image, None);
@@ -454,8 +554,10 @@ fn malformed_xml() {
             "{body:?}: {error}"
         );
     }
-    let trailing =
-        format!("{}<por:ProtectiveOrderMessage xmlns:por=\"urn:por:order:1\"/>", sample());
+    let trailing = format!(
+        "{}<por:ProtectiveOrderMessage xmlns:por=\"urn:por:order:1\"/>",
+        sample()
+    );
     assert_eq!(
         errors(&read(trailing.as_bytes())),
         [(ErrorCode::InvalidFormat, "message", Some("40:1"))]
@@ -520,7 +622,12 @@ fn write_then_read_round_trips() {
     ] {
         let body = write_order(&msg);
         let parsed = read(&body);
-        assert!(parsed.is_ok(), "{:#?}\n{}", parsed.errors, String::from_utf8_lossy(&body));
+        assert!(
+            parsed.is_ok(),
+            "{:#?}\n{}",
+            parsed.errors,
+            String::from_utf8_lossy(&body)
+        );
         assert_eq!(parsed.message, msg, "{}", String::from_utf8_lossy(&body));
     }
     // Reading the sample and writing it back is stable.
@@ -539,8 +646,15 @@ fn element_order_is_the_schemas() {
     );
     let parsed = read(swapped.as_bytes());
     assert_eq!(errors(&parsed), [(ErrorCode::InvalidFormat, "action", Some("7:5"))]);
-    assert!(parsed.errors[0].text.contains("before por:Sequence"), "{}", parsed.errors[0].text);
-    assert_eq!((parsed.message.action, parsed.message.sequence), (Some(Action::Issue), Some(1)));
+    assert!(
+        parsed.errors[0].text.contains("before por:Sequence"),
+        "{}",
+        parsed.errors[0].text
+    );
+    assert_eq!(
+        (parsed.message.action, parsed.message.sequence),
+        (Some(Action::Issue), Some(1))
+    );
 
     // A person before the order; the image before the protected person.
     let text = sample();
@@ -553,7 +667,11 @@ fn element_order_is_the_schemas() {
         &text[order_start..order_end]
     ) + &text[text.find("  <por:ProtectedPerson>").unwrap()..];
     let parsed = read(moved.as_bytes());
-    assert_eq!(errors(&parsed), [(ErrorCode::InvalidFormat, "order", Some("19:3"))], "{moved}");
+    assert_eq!(
+        errors(&parsed),
+        [(ErrorCode::InvalidFormat, "order", Some("19:3"))],
+        "{moved}"
+    );
     assert_eq!(parsed.message.order_number(), Some("24DV01234"));
 
     // A repeated element after the one that follows it is refused, not read.
@@ -574,16 +692,28 @@ fn element_order_is_the_schemas() {
 #[test]
 fn required_elements() {
     let cases = [
-        ("    <por:SentDateTime>2026-11-25T10:15:00-08:00</por:SentDateTime>\n", "sent_at", "8:3"),
+        (
+            "    <por:SentDateTime>2026-11-25T10:15:00-08:00</por:SentDateTime>\n",
+            "sent_at",
+            "8:3",
+        ),
         ("<por:OrderType>DV</por:OrderType>", "order.order_type", "14:5"),
         (
             "<nc:ActivityIdentification><nc:IdentificationID>24DV01234</nc:IdentificationID></nc:ActivityIdentification>",
             "order.order_number",
             "12:5",
         ),
-        ("<nc:IdentificationID>24DV01234</nc:IdentificationID>", "order.order_number", "11:32"),
+        (
+            "<nc:IdentificationID>24DV01234</nc:IdentificationID>",
+            "order.order_number",
+            "11:32",
+        ),
         ("<nc:Date>2026-11-25</nc:Date>", "order.issue_date", "15:30"),
-        ("<nc:Date>1987-03-02</nc:Date>", "protected_persons[0].birth_date", "36:25"),
+        (
+            "<nc:Date>1987-03-02</nc:Date>",
+            "protected_persons[0].birth_date",
+            "36:25",
+        ),
     ];
     for (cut, field, location) in cases {
         let text = sample().replacen(cut, "", 1);
@@ -592,11 +722,14 @@ fn required_elements() {
     }
     // Whole containers.
     let text = sample();
-    let header = &text[text.find("  <por:MessageHeader>").unwrap()
-        ..text.find("  <por:ProtectionOrder>").unwrap()];
+    let header = &text[text.find("  <por:MessageHeader>").unwrap()..text.find("  <por:ProtectionOrder>").unwrap()];
     let parsed = read(text.replace(header, "").as_bytes());
     assert_eq!(errors(&parsed), [(ErrorCode::Missing, "message", Some("4:3"))]);
-    assert!(parsed.errors[0].text.contains("por:MessageHeader"), "{}", parsed.errors[0].text);
+    assert!(
+        parsed.errors[0].text.contains("por:MessageHeader"),
+        "{}",
+        parsed.errors[0].text
+    );
     let parsed = read(b"<ProtectiveOrderMessage xmlns=\"urn:por:order:1\"><MessageHeader/></ProtectiveOrderMessage>");
     let found: Vec<_> = parsed.errors.iter().map(|e| (e.code, e.field.as_str())).collect();
     assert_eq!(
@@ -627,11 +760,16 @@ fn repeated_elements_are_bounded() {
     let end = text.find("</por:ProtectedPerson>").unwrap() + "</por:ProtectedPerson>\n".len();
     let ten = format!("{}{}{}", &text[..start], text[start..end].repeat(10), &text[end..]);
     let parsed = read(ten.as_bytes());
-    assert_eq!(errors(&parsed), [(ErrorCode::InvalidFormat, "protected_persons", Some("79:3"))]);
+    assert_eq!(
+        errors(&parsed),
+        [(ErrorCode::InvalidFormat, "protected_persons", Some("79:3"))]
+    );
     assert_eq!(parsed.message.protected_persons.len(), 9);
     let codes = "<j:ProtectionOrderConditionCode>01</j:ProtectionOrderConditionCode>".repeat(10);
-    let text = sample()
-        .replace("<j:ProtectionOrderConditionCode>01</j:ProtectionOrderConditionCode>", &codes);
+    let text = sample().replace(
+        "<j:ProtectionOrderConditionCode>01</j:ProtectionOrderConditionCode>",
+        &codes,
+    );
     let parsed = read(text.as_bytes());
     assert_eq!(errors(&parsed)[0].1, "order.condition_codes");
     assert_eq!(parsed.message.order.condition_codes.len(), 9);
@@ -673,7 +811,10 @@ fn value_facets() {
     assert_eq!(first.as_deref(), Some("JOHNATHAN  \n  ALEXANDER"));
     // A bad order-number character is INVALID_FORMAT.
     let parsed = read(sample().replace(">24DV01234<", ">24dv01234<").as_bytes());
-    assert_eq!(errors(&parsed), [(ErrorCode::InvalidFormat, "order.order_number", Some("11:32"))]);
+    assert_eq!(
+        errors(&parsed),
+        [(ErrorCode::InvalidFormat, "order.order_number", Some("11:32"))]
+    );
 }
 
 /// An empty image is no image, but its attributes are still required.
@@ -683,12 +824,18 @@ fn empty_image_needs_its_attributes() {
     let found: Vec<_> = parsed.errors.iter().map(|e| (e.code, e.field.as_str())).collect();
     assert_eq!(
         found,
-        [(ErrorCode::Missing, "image.mime_type"), (ErrorCode::Missing, "image.sha256")]
+        [
+            (ErrorCode::Missing, "image.mime_type"),
+            (ErrorCode::Missing, "image.sha256")
+        ]
     );
     let attributes = format!("mimeType=\"image/tiff\" sha256=\"{}\"", "a".repeat(64));
     let parsed = read(with_image(&attributes, "\n  ").as_bytes());
     assert!(parsed.is_ok(), "{:#?}", parsed.errors);
     assert_eq!(parsed.message.image, None);
     let attributes = "mimeType=\"image/tiff\" sha256=\"abc\"";
-    assert_eq!(errors(&read(with_image(attributes, "").as_bytes()))[0].0, ErrorCode::InvalidFormat);
+    assert_eq!(
+        errors(&read(with_image(attributes, "").as_bytes()))[0].0,
+        ErrorCode::InvalidFormat
+    );
 }
