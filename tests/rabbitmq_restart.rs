@@ -48,7 +48,6 @@ async fn publish_on(url: &str, court: &str, id: &str, body: &[u8]) {
 /// every order still becomes exactly one CARPOS record, every court gets
 /// PARTNER_ACCEPTED for every message, and no record is applied twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "intermittent (docs/open-points.md): passes alone, failed once inside the full suite; run with --ignored"]
 async fn rabbitmq_restart_mid_flow_loses_nothing_and_applies_nothing_twice() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,porter=info".into()))

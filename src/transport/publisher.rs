@@ -15,6 +15,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -22,6 +23,10 @@ use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Channel, Confirmation};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
+
+/// How long a publish may wait for RabbitMQ's confirm before the channel is
+/// given up on.
+pub const CONFIRM_LIMIT: Duration = Duration::from_secs(30);
 
 /// One message to publish.
 #[derive(Debug, Clone)]
@@ -108,14 +113,28 @@ impl Publisher {
 
     /// Runs the pump on `channel` until `stop` fires with nothing in flight,
     /// or the channel fails.
-    pub async fn pump(&self, channel: Channel, window: usize, stop: CancellationToken) -> lapin::Result<()> {
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+    ///
+    /// A confirm that has not come within [`CONFIRM_LIMIT`] fails the
+    /// channel: with auto-recovery a confirm can be lost for good, and its
+    /// caller (and the inbound deliveries waiting on it) would wait forever.
+    pub async fn pump(&self, channel: Channel, window: usize, stop: CancellationToken) -> Result<(), PublishError> {
+        let failed = |e: lapin::Error| PublishError::Channel(e.to_string());
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(failed)?;
         let mut rx = self.rx.lock().await;
         let mut in_flight = FuturesUnordered::new();
         loop {
             tokio::select! {
                 biased;
                 Some((result, done)) = in_flight.next(), if !in_flight.is_empty() => {
+                    let Ok(result) = result else {
+                        let e = PublishError::Channel(format!("no confirm within {} s", CONFIRM_LIMIT.as_secs()));
+                        let _ = <oneshot::Sender<_>>::send(done, Err(e.clone()));
+                        self.set_in_flight(0);
+                        return Err(e);
+                    };
                     metrics::counter!("porter_amqp_confirmed_total").increment(1);
                     let _ = <oneshot::Sender<_>>::send(done, confirmation(result));
                     self.set_in_flight(in_flight.len());
@@ -136,11 +155,13 @@ impl Publisher {
                     match published {
                         Ok(confirm) => {
                             metrics::counter!("porter_amqp_published_total").increment(1);
-                            in_flight.push(async move { (confirm.await.map(|c| (c, routing_key)), done) });
+                            let confirmed = tokio::time::timeout(CONFIRM_LIMIT, confirm);
+                            in_flight.push(async move { (confirmed.await.map(|r| r.map(|c| (c, routing_key))), done) });
                             self.set_in_flight(in_flight.len());
                         }
                         Err(e) => {
-                            let _ = done.send(Err(PublishError::Channel(e.to_string())));
+                            let e = failed(e);
+                            let _ = done.send(Err(e.clone()));
                             self.set_in_flight(0);
                             return Err(e);
                         }

@@ -6,7 +6,9 @@
 //! doubling from `reconnect_ms` to 30 s), and builds a new connection: the
 //! topology is declared again, the pump restarts on a fresh channel, and
 //! every court queue is consumed again. Work that was in flight is safe: it
-//! was never acknowledged, so RabbitMQ delivers it again.
+//! was never acknowledged, so RabbitMQ delivers it again. The abandoned
+//! connection is closed by [`reap`] as soon as it can be, so that lapin
+//! cannot recover it behind the supervisor's back.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -95,13 +97,47 @@ impl Supervisor {
             if let Err(e) = result {
                 tasks.abort_all();
                 let _ = self.connected.send(false);
-                let closing = conn.close(320, "porter reconnecting".into());
-                let _ = tokio::time::timeout(Duration::from_secs(5), closing).await;
+                tokio::spawn(reap(conn));
                 return Err(e);
             }
         }
         let _ = conn.close(200, "porter shutting down".into()).await;
         Ok(())
+    }
+}
+
+/// How long an abandoned connection is watched so that it can be closed.
+const REAP_LIMIT: Duration = Duration::from_secs(600);
+
+/// Closes a connection the supervisor has given up on, even one lapin is
+/// still recovering.
+///
+/// `Connection::close` only works on a connected connection. One that is
+/// abandoned while lapin's auto-recovery is still trying would otherwise
+/// come back on its own later and restore its consumers, which would then
+/// take deliveries (up to the prefetch) that no one reads: they would stay
+/// unacknowledged, and their orders stuck, for as long as the process
+/// lives. So the reaper waits for the connection to connect (then closes
+/// it, which returns those deliveries to their queues), to close, or to
+/// fail for good.
+async fn reap(conn: Arc<Connection>) {
+    let started = Instant::now();
+    loop {
+        let status = conn.status();
+        if status.closed() || status.errored() {
+            return;
+        }
+        if status.connected() {
+            let closing = conn.close(320, "porter reconnecting".into());
+            if let Ok(Ok(())) = tokio::time::timeout(Duration::from_secs(5), closing).await {
+                return;
+            }
+        }
+        if started.elapsed() > REAP_LIMIT {
+            tracing::warn!("An abandoned AMQP connection neither closed nor recovered; leaving it.");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
