@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::Config;
 use crate::delivery::DeliveryLoop;
 use crate::delivery::clets::CletsPartner;
+use crate::delivery::retry::RetryPolicy;
 use crate::formats::fixed::Layout;
 use crate::formats::xml::XmlLimits;
 use crate::intake::{Formats, Intake};
@@ -171,7 +172,7 @@ pub async fn run(config: Config, http: TcpListener, shutdown: impl Future<Output
         adapter: Arc::new(CletsPartner {
             client,
             tables: Arc::new(formats.clets.clone()),
-            config: clets.clone(),
+            retry: RetryPolicy::new("CLETS", &clets.retry),
         }),
         relay: relay.clone(),
         batch: clets.batch,

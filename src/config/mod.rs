@@ -12,6 +12,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod partners;
+mod secret;
+
+pub use partners::{CletsConfig, DojConfig, LeaAgencyConfig, LeaConfig, PartnersConfig, RetryConfig};
+pub use secret::Secret;
+
 /// A configuration problem; it names the file and what is wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -108,42 +114,6 @@ pub struct PathsConfig {
     pub mappings: PathBuf,
 }
 
-/// The partners Porter delivers to.
-#[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct PartnersConfig {
-    #[serde(default)]
-    pub clets: CletsConfig,
-}
-
-/// CLETS/CARPOS over framed TCP (ICD §6).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CletsConfig {
-    /// `host:port`. Override: `PORTER_CLETS_ADDRESS`.
-    #[serde(default = "default_clets_address")]
-    pub address: String,
-    /// TCP connections kept to CLETS.
-    #[serde(default = "default_clets_connections")]
-    pub connections: usize,
-    /// Time allowed for one request's answer, in ms.
-    #[serde(default = "default_clets_timeout_ms")]
-    pub timeout_ms: u64,
-    /// Deliveries taken from the store per round.
-    #[serde(default = "default_delivery_batch")]
-    pub batch: u32,
-    /// Retry backoff: first delay, in ms.
-    #[serde(default = "default_retry_min_ms")]
-    pub retry_min_ms: u64,
-    /// Retry backoff: longest delay, in ms.
-    #[serde(default = "default_retry_max_ms")]
-    pub retry_max_ms: u64,
-    /// How long a message is retried before it becomes a dead letter, in
-    /// seconds (ICD §9: 24 h).
-    #[serde(default = "default_max_age_secs")]
-    pub max_age_secs: u64,
-}
-
 /// One court.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -217,27 +187,6 @@ fn default_schemas() -> PathBuf {
 fn default_mappings() -> PathBuf {
     "mappings".into()
 }
-fn default_clets_address() -> String {
-    "127.0.0.1:7001".into()
-}
-fn default_clets_connections() -> usize {
-    4
-}
-fn default_clets_timeout_ms() -> u64 {
-    10_000
-}
-fn default_delivery_batch() -> u32 {
-    128
-}
-fn default_retry_min_ms() -> u64 {
-    1_000
-}
-fn default_retry_max_ms() -> u64 {
-    300_000
-}
-fn default_max_age_secs() -> u64 {
-    24 * 3600
-}
 fn default_layouts() -> Vec<String> {
     vec!["cms-a/1".into()]
 }
@@ -282,20 +231,6 @@ impl Default for PathsConfig {
         }
     }
 }
-impl Default for CletsConfig {
-    fn default() -> Self {
-        CletsConfig {
-            address: default_clets_address(),
-            connections: default_clets_connections(),
-            timeout_ms: default_clets_timeout_ms(),
-            batch: default_delivery_batch(),
-            retry_min_ms: default_retry_min_ms(),
-            retry_max_ms: default_retry_max_ms(),
-            max_age_secs: default_max_age_secs(),
-        }
-    }
-}
-
 impl Config {
     /// Reads, overrides from the environment, resolves paths and checks.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -304,7 +239,16 @@ impl Config {
             source,
         })?;
         let mut config = Config::from_toml_str(&text, path)?;
-        config.apply_env(|k| std::env::var(k).ok())?;
+        let env = |k: &str| std::env::var(k).ok();
+        config.apply_env(env)?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        config
+            .partners
+            .resolve_secrets(&base, &env)
+            .map_err(|message| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message,
+            })?;
         config.validate()?;
         Ok(config)
     }
@@ -344,6 +288,22 @@ impl Config {
         if let Some(v) = get("PORTER_CLETS_ADDRESS") {
             self.partners.clets.address = v;
         }
+        if let Some(doj) = &mut self.partners.doj {
+            if let Some(v) = get("PORTER_DOJ_URL") {
+                doj.url = v;
+            }
+            if let Some(v) = get("PORTER_DOJ_TOKEN") {
+                doj.token = Secret::literal(v);
+            }
+        }
+        if let Some(lea) = &mut self.partners.lea {
+            if let Some(v) = get("PORTER_LEA_BASE_URL") {
+                lea.base_url = v;
+            }
+            if let Some(v) = get("PORTER_LEA_SECRET") {
+                lea.default_secret = Some(Secret::literal(v));
+            }
+        }
         Ok(())
     }
 
@@ -377,6 +337,8 @@ impl Config {
         if self.amqp.confirm_window == 0 || self.intake.batch_size == 0 {
             return Err(invalid("confirm_window and batch_size must be at least 1".into()));
         }
+        let sheriffs = self.courts.iter().map(|c| c.sheriff_ori.as_str());
+        self.partners.validate(sheriffs).map_err(invalid)?;
         Ok(())
     }
 

@@ -7,16 +7,13 @@
 //! - `BSY`, a timeout or a connection error → transient: retried later with
 //!   the same MCN.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use chrono::Utc;
 use porter_adapters::clets::client::CletsClient;
 use porter_adapters::clets::{CletsError, CletsReply};
+use std::sync::Arc;
 
 use super::PartnerAdapter;
-use super::retry;
-use crate::config::CletsConfig;
+use super::retry::RetryPolicy;
 use crate::mapping::clets::CletsTables;
 use crate::model::{Action, ErrorCode, PartnerId, PartnerRecordId};
 use crate::store::{DeliveryJob, DeliveryOutcome, DeliveryResult, PartnerAttempt};
@@ -26,36 +23,7 @@ use crate::translate::clets::translate;
 pub struct CletsPartner {
     pub client: CletsClient,
     pub tables: Arc<CletsTables>,
-    pub config: CletsConfig,
-}
-
-impl CletsPartner {
-    fn retry_or_give_up(&self, job: &DeliveryJob, reason: String) -> DeliveryOutcome {
-        let age = Utc::now() - job.created_at;
-        if age.num_seconds() >= self.config.max_age_secs as i64 {
-            return DeliveryOutcome::DeadLettered {
-                code: ErrorCode::RetriesExhausted,
-                reason: format!("no answer from CLETS within {} s: {reason}", self.config.max_age_secs),
-            };
-        }
-        let wait = retry::delay(
-            job.attempts,
-            Duration::from_millis(self.config.retry_min_ms),
-            Duration::from_millis(self.config.retry_max_ms),
-        );
-        let next_attempt_at = Utc::now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::seconds(1));
-        tracing::warn!(
-            partner = "CLETS",
-            delivery = job.id,
-            attempt = job.attempts + 1,
-            "CLETS did not take the message; will retry."
-        );
-        metrics::counter!("porter_partner_retries_total", "partner" => "CLETS").increment(1);
-        DeliveryOutcome::Retry {
-            next_attempt_at,
-            reason,
-        }
-    }
+    pub retry: RetryPolicy,
 }
 
 impl PartnerAdapter for CletsPartner {
@@ -124,7 +92,9 @@ impl PartnerAdapter for CletsPartner {
                             warnings: translation.warnings,
                         }
                     }
-                    CletsReply::Bsy { message, .. } => self.retry_or_give_up(&job, format!("BSY: {message}")),
+                    CletsReply::Bsy { message, .. } => {
+                        self.retry.after_transient(&job, format!("BSY: {message}"), None)
+                    }
                 };
                 (Some(text), None, outcome)
             }
@@ -137,7 +107,11 @@ impl PartnerAdapter for CletsPartner {
             }
             Err(e) => {
                 let reason = e.to_string();
-                (None, Some(reason.clone()), self.retry_or_give_up(&job, reason))
+                (
+                    None,
+                    Some(reason.clone()),
+                    self.retry.after_transient(&job, reason, None),
+                )
             }
         };
         DeliveryResult {

@@ -110,7 +110,7 @@ impl Harness {
             .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("porter.db").display()));
         let mut toml = format!(
             "[amqp]\nurl = {:?}\nreconnect_ms = 200\n[store]\nurl = {:?}\n[paths]\nschemas = {:?}\nmappings = {:?}\n\
-             [partners.clets]\naddress = \"{clets_addr}\"\nretry_min_ms = 200\nretry_max_ms = 2000\n",
+             [partners.clets]\naddress = \"{clets_addr}\"\n[partners.clets.retry]\nmin_ms = 200\nmax_ms = 2000\n",
             amqp,
             store_url,
             repo().join("schemas").display().to_string(),
