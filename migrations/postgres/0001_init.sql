@@ -27,6 +27,7 @@ CREATE TABLE inbound_messages (
     action           TEXT,                       -- ISSUE | MODIFY | TERMINATE | CANCEL | SERVICE, when it could be read
     canonical_json   TEXT,                       -- the canonical OrderMessage (serde_json), for valid messages
     canonical_sha256 TEXT,                       -- hex SHA-256 of canonical_json as the validator computed it
+    state_json       TEXT,                       -- the whole order once this message is applied (serde_json); NULL until applied
     duplicate_of     BIGINT,                     -- outcome DUPLICATE: the accepted inbound_messages.id it repeats
     status_count     BIGINT  NOT NULL DEFAULT 0  -- statuses issued so far; the source of status_sequence
 );

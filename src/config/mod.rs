@@ -91,6 +91,11 @@ pub struct HttpConfig {
     /// Listen address. Override: `PORTER_HTTP_LISTEN`.
     #[serde(default = "default_http_listen")]
     pub listen: SocketAddr,
+    /// The address partners reach this surface at, for the signed image
+    /// links of ICD §8 (`<public_base_url>/images/<sha256>?…`).
+    /// Override: `PORTER_PUBLIC_BASE_URL`.
+    #[serde(default = "default_public_base_url")]
+    pub public_base_url: String,
 }
 
 /// Intake batching (group commit).
@@ -178,6 +183,9 @@ fn default_dedup_days() -> u32 {
 fn default_http_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
+fn default_public_base_url() -> String {
+    "http://127.0.0.1:8080".into()
+}
 fn default_batch_size() -> usize {
     256
 }
@@ -213,6 +221,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             listen: default_http_listen(),
+            public_base_url: default_public_base_url(),
         }
     }
 }
@@ -284,6 +293,9 @@ impl Config {
                 path: self.source.clone(),
                 message: format!("PORTER_HTTP_LISTEN={v:?} is not an address such as 127.0.0.1:8080"),
             })?;
+        }
+        if let Some(v) = get("PORTER_PUBLIC_BASE_URL") {
+            self.http.public_base_url = v;
         }
         if let Some(v) = get("PORTER_CLETS_ADDRESS") {
             self.partners.clets.address = v;

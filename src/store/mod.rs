@@ -198,6 +198,9 @@ pub struct DeliveryJob {
     pub revision: u32,
     /// The canonical message as accepted.
     pub order: OrderMessage,
+    /// The whole order as it stands once this message is applied (what the
+    /// HTTP partners receive, ICD §7–§8).
+    pub state: OrderMessage,
     /// The CARPOS record id, once the order's `EPO` was acknowledged.
     pub nic: Option<String>,
     /// Attempts made so far.

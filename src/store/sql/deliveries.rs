@@ -31,6 +31,7 @@ pub(super) async fn due(
     let rows = sqlx::query(
         "SELECT d.id, d.partner, d.court_ori, d.order_number, d.sequence, d.revision, \
                 d.attempts, d.created_at, i.message_id, i.action, i.canonical_json, \
+                COALESCE(i.state_json, i.canonical_json) AS state_json, \
                 CASE WHEN i.action = 'ISSUE' THEN NULL ELSE o.clets_nic END AS nic \
          FROM deliveries d \
          JOIN inbound_messages i ON i.id = d.inbound_id \
@@ -65,6 +66,7 @@ pub(super) async fn due(
                     .ok_or_else(|| StoreError::Corrupt(format!("unknown action {action:?}")))?,
                 revision: to_u32(row.try_get("revision")?, "revision")?,
                 order: from_json(&json, "canonical order")?,
+                state: from_json(&row.try_get::<String, _>("state_json")?, "order state")?,
                 nic: row.try_get("nic")?,
                 attempts: to_u32(row.try_get("attempts")?, "attempts")?,
                 created_at: from_ms(row.try_get("created_at")?)?,

@@ -758,6 +758,12 @@ impl Applying {
             Action::Issue => self.closed = None,
             Action::Modify | Action::Service => {}
         }
+        let state_json = self.current.as_ref().map(to_json).transpose()?;
+        sqlx::query("UPDATE inbound_messages SET state_json = $1 WHERE id = $2")
+            .bind(state_json)
+            .bind(inbound_id)
+            .execute(&mut *conn)
+            .await?;
         Ok(())
     }
 }
