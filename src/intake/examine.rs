@@ -21,7 +21,6 @@ use crate::mapping::clets::CletsTables;
 use crate::mapping::code_map::CodeMap;
 use crate::mapping::codes::CodeLists;
 use crate::model::{ErrorCode, FieldError, OrderMessage, PartnerId};
-use crate::routing::route;
 use crate::store::{InboundMessage, IntakeItem, Verdict};
 use crate::translate::clets::translate;
 use crate::validate::{ValidationContext, merge, validate};
@@ -209,7 +208,7 @@ pub fn examine(court: &CourtConfig, props: &InboundProperties, body: &[u8], form
     }
     inbound.layout = layout_used;
     let verdict = if errors.is_empty() {
-        accept(message, court, formats)
+        accept(message, formats)
     } else {
         reject(&message, errors)
     };
@@ -230,8 +229,10 @@ fn reject(message: &OrderMessage, errors: Vec<FieldError>) -> Verdict {
 }
 
 /// Routes a valid message and checks that each partner can take it.
-fn accept(message: OrderMessage, court: &CourtConfig, formats: &Formats) -> Verdict {
-    let partners = route(&message, court);
+fn accept(message: OrderMessage, formats: &Formats) -> Verdict {
+    // Stage 1 of routing (see `crate::routing`): every order goes to CLETS;
+    // the store adds DOJ and the agencies from the order's state.
+    let partners = vec![PartnerId::Clets];
     let mut warnings = Vec::new();
     if partners.contains(&PartnerId::Clets) {
         // The real NIC is known only at delivery; a placeholder of the
