@@ -28,6 +28,8 @@ CREATE TABLE inbound_messages (
     canonical_json   TEXT,                       -- the canonical OrderMessage (serde_json), for valid messages
     canonical_sha256 TEXT,                       -- hex SHA-256 of canonical_json as the validator computed it
     state_json       TEXT,                       -- the whole order once this message is applied (serde_json); NULL until applied
+    candidates_json  TEXT,                       -- partners the intake routed it to from the message alone (JSON array of wire names); the store adds the rest when it is applied
+    warnings_json    TEXT,                       -- the validator's warnings (Vec<FieldError>, serde_json), for the ACCEPTED status sent when it is applied
     duplicate_of     INTEGER,                    -- outcome DUPLICATE: the accepted inbound_messages.id it repeats
     status_count     INTEGER NOT NULL DEFAULT 0  -- statuses issued so far; the source of status_sequence
 );
@@ -53,6 +55,7 @@ CREATE TABLE orders (
     closed_sequence  INTEGER,                    -- the applied TERMINATE or CANCEL that closed the order; NULL while NEW or ACTIVE
     order_json       TEXT,                       -- current canonical OrderMessage (serde_json); NULL while NEW
     clets_nic        TEXT,                       -- CARPOS record id from the latest EPO ACK; cleared when XPO is acknowledged
+    routing_json     TEXT,                       -- the routing memory (routing::Sticky, serde_json): partners that keep receiving the order
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL,
     PRIMARY KEY (court_ori, order_number)

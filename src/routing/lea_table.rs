@@ -65,14 +65,21 @@ impl LeaTable {
     pub fn parse(text: &str, path: &Path) -> Result<LeaTable, MappingError> {
         let file: File = toml::from_str(text).map_err(|e| MappingError::new(path, e.to_string()))?;
         let at = |offset: usize, message: String| {
-            let line = text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1;
+            let line = text.as_bytes()[..offset.min(text.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
             MappingError::new(path, format!("line {line}: {message}"))
         };
         let mut sheriffs = HashMap::new();
         for county in &file.county {
             let (span, c) = (county.span(), county.get_ref());
             if !is_ori(&c.sheriff) {
-                return Err(at(span.start, format!("county {}: sheriff {:?} is not an ORI", c.name, c.sheriff)));
+                return Err(at(
+                    span.start,
+                    format!("county {}: sheriff {:?} is not an ORI", c.name, c.sheriff),
+                ));
             }
             if sheriffs.insert(normalize(&c.name), c.sheriff.clone()).is_some() {
                 return Err(at(span.start, format!("county {} is listed twice", c.name)));
@@ -84,10 +91,17 @@ impl LeaTable {
             let problem = if !is_ori(&a.ori) {
                 Some(format!("agency {:?} is not an ORI", a.ori))
             } else if !sheriffs.contains_key(&normalize(&a.county)) {
-                Some(format!("agency {}: county {:?} has no [[county]] entry", a.ori, a.county))
+                Some(format!(
+                    "agency {}: county {:?} has no [[county]] entry",
+                    a.ori, a.county
+                ))
             } else if agencies.iter().any(|b| normalize(&b.city) == normalize(&a.city)) {
                 Some(format!("agency {}: city {:?} already has an agency", a.ori, a.city))
-            } else if let Some(z) = a.zips.iter().find(|z| z.len() != 5 || !z.bytes().all(|b| b.is_ascii_digit())) {
+            } else if let Some(z) = a
+                .zips
+                .iter()
+                .find(|z| z.len() != 5 || !z.bytes().all(|b| b.is_ascii_digit()))
+            {
                 Some(format!("agency {}: ZIP {z:?} is not five digits", a.ori))
             } else {
                 None
@@ -106,11 +120,18 @@ impl LeaTable {
     /// The agency with jurisdiction over `residence`, if the table knows it.
     /// An address outside California has none.
     pub fn jurisdiction(&self, residence: &Address) -> Option<&Agency> {
-        if residence.state.as_deref().is_some_and(|s| !s.trim().eq_ignore_ascii_case("CA")) {
+        if residence
+            .state
+            .as_deref()
+            .is_some_and(|s| !s.trim().eq_ignore_ascii_case("CA"))
+        {
             return None;
         }
         let city = residence.city.as_deref().map(normalize).filter(|c| !c.is_empty());
-        let zip = residence.zip.as_deref().map(|z| z.trim().chars().take(5).collect::<String>());
+        let zip = residence
+            .zip
+            .as_deref()
+            .map(|z| z.trim().chars().take(5).collect::<String>());
         let zip_matches = |a: &&Agency| zip.as_ref().is_some_and(|z| a.zips.iter().any(|x| x == z));
         let city_matches = |a: &&Agency| city.as_ref().is_some_and(|c| &a.city == c);
         let agencies = || self.agencies.iter();
@@ -190,11 +211,20 @@ mod tests {
     #[test]
     fn lookup_prefers_zip_and_city_then_city_then_zip() {
         let table = shipped();
-        assert_eq!(table.jurisdiction(&at("sacramento ", "95814", "CA")).unwrap().ori, "CA0340400");
+        assert_eq!(
+            table.jurisdiction(&at("sacramento ", "95814", "CA")).unwrap().ori,
+            "CA0340400"
+        );
         // The city decides over a ZIP that belongs to another agency.
-        assert_eq!(table.jurisdiction(&at("Sacramento", "95624", "CA")).unwrap().ori, "CA0340400");
+        assert_eq!(
+            table.jurisdiction(&at("Sacramento", "95624", "CA")).unwrap().ori,
+            "CA0340400"
+        );
         // An unknown city falls back to the ZIP.
-        assert_eq!(table.jurisdiction(&at("Laguna", "95758", "CA")).unwrap().ori, "CA0341100");
+        assert_eq!(
+            table.jurisdiction(&at("Laguna", "95758", "CA")).unwrap().ori,
+            "CA0341100"
+        );
         assert_eq!(table.jurisdiction(&at("Nowhere", "99999", "CA")), None);
     }
 
@@ -209,7 +239,10 @@ mod tests {
     fn broken_entry_names_its_line() {
         let text = "[[county]]\nname = \"A\"\nsheriff = \"CA0010000\"\n\n[[agency]]\nori = \"BAD\"\ncounty = \"A\"\ncity = \"X\"\n";
         let err = LeaTable::parse(text, Path::new("m/lea.toml")).unwrap_err().to_string();
-        assert!(err.contains("m/lea.toml") && err.contains("line 5") && err.contains("BAD"), "{err}");
+        assert!(
+            err.contains("m/lea.toml") && err.contains("line 5") && err.contains("BAD"),
+            "{err}"
+        );
         let text = "[[agency]]\nori = \"CA0010100\"\ncounty = \"NOPE\"\ncity = \"X\"\n";
         let err = LeaTable::parse(text, Path::new("m/lea.toml")).unwrap_err().to_string();
         assert!(err.contains("NOPE"), "{err}");

@@ -60,28 +60,48 @@ fn the_courts_sheriff_always_receives_the_order() {
 /// beside the sheriff; the same county adds no second sheriff.
 #[test]
 fn the_residence_agency_receives_the_order() {
-    let (p, _) = route(SACRAMENTO_COURT, None, &order("Elk Grove", "95757", "CA"), &Sticky::default());
+    let (p, _) = route(
+        SACRAMENTO_COURT,
+        None,
+        &order("Elk Grove", "95757", "CA"),
+        &Sticky::default(),
+    );
     assert_eq!(p, ["CLETS", "LEA:CA0340000", "LEA:CA0341100"]);
 }
 
 /// A residence in another county brings that county's sheriff too.
 #[test]
 fn another_countys_residence_adds_that_sheriff() {
-    let (p, _) = route(SACRAMENTO_COURT, None, &order("Oakland", "94612", "CA"), &Sticky::default());
+    let (p, _) = route(
+        SACRAMENTO_COURT,
+        None,
+        &order("Oakland", "94612", "CA"),
+        &Sticky::default(),
+    );
     assert_eq!(p, ["CLETS", "LEA:CA0010000", "LEA:CA0010900", "LEA:CA0340000"]);
 }
 
 /// Out of state, or unknown: the sheriff only.
 #[test]
 fn out_of_state_goes_to_the_sheriff_only() {
-    let (p, _) = route(SACRAMENTO_COURT, None, &order("Reno", "89501", "NV"), &Sticky::default());
+    let (p, _) = route(
+        SACRAMENTO_COURT,
+        None,
+        &order("Reno", "89501", "NV"),
+        &Sticky::default(),
+    );
     assert_eq!(p, ["CLETS", "LEA:CA0340000"]);
 }
 
 /// An agency named twice (the sheriff polices the residence) gets one delivery.
 #[test]
 fn an_agency_named_twice_gets_one_delivery() {
-    let (p, _) = route(SACRAMENTO_COURT, None, &order("Carmichael", "95608", "CA"), &Sticky::default());
+    let (p, _) = route(
+        SACRAMENTO_COURT,
+        None,
+        &order("Carmichael", "95608", "CA"),
+        &Sticky::default(),
+    );
     assert_eq!(p, ["CLETS", "LEA:CA0340000"]);
 }
 

@@ -90,6 +90,7 @@ use super::{
     Store, StoreError, StoreResult, StoredDeadLetter, StoredStatus,
 };
 use crate::model::PartnerId;
+use crate::routing::{Candidates, Route};
 
 /// The database behind a [`SqlStore`]: the few places where SQLite and
 /// PostgreSQL need different statements.
@@ -148,6 +149,8 @@ pub struct SqlStore {
     /// The single-writer lock for SQLite: without it, two write transactions
     /// could both start and one fail with `SQLITE_BUSY`. Unused on PostgreSQL.
     writer: Arc<Mutex<()>>,
+    /// Routes each message when it is applied (see [`crate::routing`]).
+    router: Arc<dyn Route>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -177,6 +180,13 @@ impl WriteTx<'_> {
 }
 
 impl SqlStore {
+    /// Routes applied messages with `router` instead of the default
+    /// [`Candidates`] (the intake verdict's partners only).
+    pub fn with_router(mut self, router: Arc<dyn Route>) -> SqlStore {
+        self.router = router;
+        self
+    }
+
     /// Opens the store at `url` and brings its schema up to date.
     ///
     /// `sqlite://PATH` creates the file when it is missing; `postgres://…`
@@ -212,6 +222,7 @@ impl SqlStore {
             Backend::Postgres => sqlx::migrate!("./migrations/postgres").run(&pool).await?,
         }
         Ok(SqlStore {
+            router: Arc::new(Candidates),
             pool,
             backend,
             writer: Arc::new(Mutex::new(())),
@@ -253,7 +264,7 @@ impl Store for SqlStore {
         let mut tx = self.begin_write().await?;
         let mut outcomes = Vec::with_capacity(items.len());
         for item in items {
-            outcomes.push(intake::intake_one(tx.conn(), self.backend, item).await?);
+            outcomes.push(intake::intake_one(tx.conn(), self.backend, &*self.router, item).await?);
         }
         tx.commit().await?;
         Ok(outcomes)

@@ -293,6 +293,28 @@ async fn accept(store: &dyn Store, item: IntakeItem) -> StatusMessage {
     status
 }
 
+/// Intake of a message that waits behind a sequence gap: stored, with no
+/// status yet (its ACCEPTED comes when it is applied).
+async fn hold(store: &dyn Store, item: IntakeItem) {
+    let (statuses, dead_letters) = stored(intake_one(store, item).await);
+    assert!(
+        statuses.is_empty() && dead_letters.is_empty(),
+        "{statuses:?} {dead_letters:?}"
+    );
+}
+
+/// Intake that fills a gap: every status must be ACCEPTED; returns the
+/// message ids they answer, in order.
+async fn accept_filling(store: &dyn Store, item: IntakeItem) -> Vec<String> {
+    let (statuses, dead_letters) = stored(intake_one(store, item).await);
+    assert!(dead_letters.is_empty(), "{dead_letters:?}");
+    assert!(
+        statuses.iter().all(|s| s.message.status == StatusKind::Accepted),
+        "{statuses:?}"
+    );
+    statuses.iter().map(|s| s.message.correlates_to.clone()).collect()
+}
+
 /// Intake that must be rejected; returns the single error code.
 async fn reject_code(store: &dyn Store, item: IntakeItem) -> ErrorCode {
     let (statuses, dead_letters) = stored(intake_one(store, item).await);
@@ -649,7 +671,7 @@ async fn gap_holds_deliveries_until_filled(store: SqlStore) {
         *sequence = Some(2);
     }
     reject_code(s, bad).await;
-    accept(s, accepted("m-3", message(n, Action::Terminate, 3, "001"), &clets())).await;
+    hold(s, accepted("m-3", message(n, Action::Terminate, 3, "001"), &clets())).await;
     assert!(
         due_for(s, &PartnerId::Clets, n).await.is_none(),
         "sequence 3 waits for 2"
@@ -659,16 +681,17 @@ async fn gap_holds_deliveries_until_filled(store: SqlStore) {
     assert_eq!(reject_code(s, after).await, ErrorCode::OrderClosed);
 
     // The corrected sequence 2 fills the gap below the TERMINATE.
-    accept(s, accepted("m-2b", message(n, Action::Modify, 2, "002"), &clets())).await;
+    let filled = accept_filling(s, accepted("m-2b", message(n, Action::Modify, 2, "002"), &clets())).await;
+    assert_eq!(filled, ["m-2b", "m-3"], "the waiting message is accepted when applied");
     let job = due_for(s, &PartnerId::Clets, n).await.unwrap();
     assert_eq!((job.sequence, job.nic.as_deref()), (2, Some("H000000001")));
     deliver(s, n, 2, None).await;
     assert_eq!(due_for(s, &PartnerId::Clets, n).await.unwrap().sequence, 3);
 
     // A first message past a gap (no ISSUE yet) waits too.
-    accept(s, accepted("z-2", message("24DVZ", Action::Modify, 2, "Z"), &clets())).await;
+    hold(s, accepted("z-2", message("24DVZ", Action::Modify, 2, "Z"), &clets())).await;
     assert!(due_for(s, &PartnerId::Clets, "24DVZ").await.is_none());
-    accept(s, accepted("z-1", message("24DVZ", Action::Issue, 1, "Z"), &clets())).await;
+    accept_filling(s, accepted("z-1", message("24DVZ", Action::Issue, 1, "Z"), &clets())).await;
     assert_eq!(due_for(s, &PartnerId::Clets, "24DVZ").await.unwrap().sequence, 1);
 }
 
@@ -1201,26 +1224,24 @@ async fn conflicting_arrivals_are_kept_and_ordered(store: SqlStore) {
     assert!(job.is_empty());
 }
 
-/// Proves finding 3: a TERMINATE that fills a gap closes the order to the messages that waited past it. They are not applied (the order keeps the termination date and the ISSUE's content; nothing follows the CPO), and each of their deliveries is DEAD with a DEAD_LETTERED ORDER_CLOSED status and a dead letter at stage sequence, all returned in the TERMINATE's Stored outcome.
+/// Proves finding 3: a TERMINATE that fills a gap closes the order to the messages that waited past it. They are not applied (the order keeps the termination date and the ISSUE's content; nothing follows the CPO), never routed (no deliveries), and each gets a REJECTED ORDER_CLOSED status and a dead letter at stage sequence, all returned in the TERMINATE's Stored outcome.
 async fn gap_filled_by_terminate_refuses_the_waiting_messages(store: SqlStore) {
     let s: &dyn Store = &store;
     let n = "24DV01234";
     accept(s, accepted("m-1", message(n, Action::Issue, 1, "001"), &both())).await;
     deliver(s, n, 1, Some("H000000001")).await;
-    accept(s, accepted("m-3", message(n, Action::Modify, 3, "002"), &both())).await;
-    accept(s, accepted("m-4", message(n, Action::Service, 4, "002"), &clets())).await;
+    hold(s, accepted("m-3", message(n, Action::Modify, 3, "002"), &both())).await;
+    hold(s, accepted("m-4", message(n, Action::Service, 4, "002"), &clets())).await;
     assert!(due_for(s, &PartnerId::Clets, n).await.is_none());
 
     let terminate = accepted("m-2", message(n, Action::Terminate, 2, "001"), &both());
     let (statuses, dead_letters) = stored(intake_one(s, terminate).await);
-    let (clets, doj) = (Some(PartnerId::Clets), Some(PartnerId::Doj));
     assert_eq!(
         summary(&statuses),
         [
             ("m-2".to_string(), StatusKind::Accepted, None, 1),
-            ("m-3".to_string(), StatusKind::DeadLettered, clets.clone(), 2),
-            ("m-3".to_string(), StatusKind::DeadLettered, doj.clone(), 3),
-            ("m-4".to_string(), StatusKind::DeadLettered, clets.clone(), 2),
+            ("m-3".to_string(), StatusKind::Rejected, None, 1),
+            ("m-4".to_string(), StatusKind::Rejected, None, 1),
         ]
     );
     for st in &statuses[1..] {
@@ -1231,7 +1252,7 @@ async fn gap_filled_by_terminate_refuses_the_waiting_messages(store: SqlStore) {
         );
         assert!(e[0].text.contains("terminated by sequence 2"), "{}", e[0].text);
     }
-    assert_eq!(dead_letters.len(), 3);
+    assert_eq!(dead_letters.len(), 2);
     for (dl, st) in dead_letters.iter().zip(&statuses[1..]) {
         assert_eq!((dl.stage.as_str(), dl.reason.as_str()), ("sequence", "ORDER_CLOSED"));
         assert_eq!(
@@ -1242,16 +1263,10 @@ async fn gap_filled_by_terminate_refuses_the_waiting_messages(store: SqlStore) {
         assert_eq!(dl.errors, st.message.errors);
     }
     assert!(dead_letters[0].body.starts_with(b"<m-3>"));
-    assert_eq!(
-        states(&s.deliveries_for_message(COURT, "m-3").await.unwrap()),
-        ["DEAD", "DEAD"]
-    );
-    assert_eq!(states(&s.deliveries_for_message(COURT, "m-4").await.unwrap()), ["DEAD"]);
+    assert!(s.deliveries_for_message(COURT, "m-3").await.unwrap().is_empty());
+    assert!(s.deliveries_for_message(COURT, "m-4").await.unwrap().is_empty());
     let m3 = s.statuses_for_message(COURT, "m-3").await.unwrap();
-    assert_eq!(
-        m3.iter().map(|st| st.message.status_sequence).collect::<Vec<_>>(),
-        [1, 2, 3]
-    );
+    assert_eq!(m3.iter().map(|st| st.message.status_sequence).collect::<Vec<_>>(), [1]);
 
     // CLETS gets the CPO with the NIC, and nothing after it.
     let cpo = due_for(s, &PartnerId::Clets, n).await.unwrap();
@@ -1271,7 +1286,7 @@ async fn gap_filled_by_terminate_refuses_the_waiting_messages(store: SqlStore) {
     let later = accepted("m-5", message(n, Action::Modify, 5, "003"), &both());
     assert_eq!(reject_code(s, later).await, ErrorCode::OrderClosed);
     let pending = s.pending_dead_letters(100).await.unwrap();
-    assert_eq!(pending.iter().filter(|d| d.stage == "sequence").count(), 3);
+    assert_eq!(pending.iter().filter(|d| d.stage == "sequence").count(), 2);
 }
 
 /// Proves finding 3's reverse case: a re-entry ISSUE that arrives before its CANCEL (sequence n + 1 while n is missing) is held, not SEQUENCE_CONFLICT; when the CANCEL fills the gap the XPO (old NIC), the re-entry's EPO (no NIC) and a later MPO (new NIC) go out in order. Likewise a MODIFY past a still-missing re-entry after an applied CANCEL waits for it.
@@ -1280,11 +1295,12 @@ async fn reentry_before_its_cancel_is_held_and_applied(store: SqlStore) {
     let n = "24DVA";
     accept(s, accepted("a-1", message(n, Action::Issue, 1, "001"), &clets())).await;
     deliver(s, n, 1, Some("H000000001")).await;
-    accept(s, accepted("a-3", message(n, Action::Issue, 3, "002"), &clets())).await;
-    accept(s, accepted("a-4", message(n, Action::Modify, 4, "002"), &clets())).await;
+    hold(s, accepted("a-3", message(n, Action::Issue, 3, "002"), &clets())).await;
+    hold(s, accepted("a-4", message(n, Action::Modify, 4, "002"), &clets())).await;
     assert!(due_for(s, &PartnerId::Clets, n).await.is_none());
     // The CANCEL fills the gap; nothing is refused.
-    accept(s, accepted("a-2", message(n, Action::Cancel, 2, "001"), &clets())).await;
+    let filled = accept_filling(s, accepted("a-2", message(n, Action::Cancel, 2, "001"), &clets())).await;
+    assert_eq!(filled, ["a-2", "a-3", "a-4"]);
     let xpo = due_for(s, &PartnerId::Clets, n).await.unwrap();
     assert_eq!(
         (xpo.sequence, xpo.action, xpo.nic.as_deref()),
@@ -1308,29 +1324,29 @@ async fn reentry_before_its_cancel_is_held_and_applied(store: SqlStore) {
     deliver(s, m, 1, Some("H000000003")).await;
     accept(s, accepted("b-2", message(m, Action::Cancel, 2, "001"), &clets())).await;
     deliver(s, m, 2, None).await;
-    accept(s, accepted("b-4", message(m, Action::Modify, 4, "002"), &clets())).await;
+    hold(s, accepted("b-4", message(m, Action::Modify, 4, "002"), &clets())).await;
     assert!(due_for(s, &PartnerId::Clets, m).await.is_none());
-    accept(s, accepted("b-3", message(m, Action::Issue, 3, "002"), &clets())).await;
+    accept_filling(s, accepted("b-3", message(m, Action::Issue, 3, "002"), &clets())).await;
     deliver(s, m, 3, Some("H000000004")).await;
     let mpo = due_for(s, &PartnerId::Clets, m).await.unwrap();
     assert_eq!((mpo.sequence, mpo.nic.as_deref()), (4, Some("H000000004")));
 }
 
-/// Proves that held messages the filled gap shows invalid are refused, not applied: after a CANCEL, a waiting MODIFY (not the re-entry) is ORDER_CLOSED and keeps its sequence; a message routed to no partner still gets one DEAD_LETTERED and one dead letter, without a partner; an ISSUE held behind a gap that a MODIFY fills is SEQUENCE_CONFLICT (and, as a dead letter, holds back that partner's later deliveries). An ISSUE whose known predecessor is not a CANCEL is rejected at once.
+/// Proves that held messages the filled gap shows invalid are refused, not applied: after a CANCEL, a waiting MODIFY (not the re-entry) is REJECTED ORDER_CLOSED and keeps its sequence; each refused message gets one REJECTED status and one dead letter at stage sequence, without a partner (it was never routed); an ISSUE held behind a gap that a MODIFY fills is SEQUENCE_CONFLICT and, never having been routed, holds nothing back. An ISSUE whose known predecessor is not a CANCEL is rejected at once.
 async fn held_messages_are_refused_when_the_gap_shows_them_invalid(store: SqlStore) {
     let s: &dyn Store = &store;
     let n = "24DVA";
     accept(s, accepted("a-1", message(n, Action::Issue, 1, "001"), &clets())).await;
-    accept(s, accepted("a-3", message(n, Action::Modify, 3, "002"), &clets())).await;
-    accept(s, accepted("a-4", message(n, Action::Service, 4, "002"), &[])).await;
+    hold(s, accepted("a-3", message(n, Action::Modify, 3, "002"), &clets())).await;
+    hold(s, accepted("a-4", message(n, Action::Service, 4, "002"), &[])).await;
     let (statuses, dead_letters) =
         stored(intake_one(s, accepted("a-2", message(n, Action::Cancel, 2, "001"), &clets())).await);
     assert_eq!(
         summary(&statuses),
         [
             ("a-2".to_string(), StatusKind::Accepted, None, 1),
-            ("a-3".to_string(), StatusKind::DeadLettered, Some(PartnerId::Clets), 2),
-            ("a-4".to_string(), StatusKind::DeadLettered, None, 2),
+            ("a-3".to_string(), StatusKind::Rejected, None, 1),
+            ("a-4".to_string(), StatusKind::Rejected, None, 1),
         ]
     );
     assert!(
@@ -1339,7 +1355,7 @@ async fn held_messages_are_refused_when_the_gap_shows_them_invalid(store: SqlSto
             .all(|st| st.message.errors[0].code == ErrorCode::OrderClosed)
     );
     let partners: Vec<_> = dead_letters.iter().map(|d| d.partner.clone()).collect();
-    assert_eq!(partners, [Some(PartnerId::Clets), None]);
+    assert_eq!(partners, [None, None]);
     assert!(
         dead_letters
             .iter()
@@ -1354,14 +1370,14 @@ async fn held_messages_are_refused_when_the_gap_shows_them_invalid(store: SqlSto
     let m = "24DVB";
     accept(s, accepted("b-1", message(m, Action::Issue, 1, "001"), &clets())).await;
     deliver(s, m, 1, Some("H000000001")).await;
-    accept(s, accepted("b-3", message(m, Action::Issue, 3, "002"), &clets())).await;
+    hold(s, accepted("b-3", message(m, Action::Issue, 3, "002"), &clets())).await;
     let (statuses, dead_letters) =
         stored(intake_one(s, accepted("b-2", message(m, Action::Modify, 2, "002"), &clets())).await);
     assert_eq!(
         summary(&statuses),
         [
             ("b-2".to_string(), StatusKind::Accepted, None, 1),
-            ("b-3".to_string(), StatusKind::DeadLettered, Some(PartnerId::Clets), 2),
+            ("b-3".to_string(), StatusKind::Rejected, None, 1),
         ]
     );
     let error = &statuses[1].message.errors[0];
@@ -1379,14 +1395,14 @@ async fn held_messages_are_refused_when_the_gap_shows_them_invalid(store: SqlSto
         (state.as_str(), order.order.case_number.as_deref()),
         ("ACTIVE", Some("24FL002"))
     );
-    // The order stays active: a MODIFY is applied, but waits behind the dead letter.
+    // The order stays active: a MODIFY is applied and goes out after sequence 2.
     accept(s, accepted("b-4", message(m, Action::Modify, 4, "003"), &clets())).await;
     deliver(s, m, 2, None).await;
-    assert!(due_for(s, &PartnerId::Clets, m).await.is_none());
+    assert_eq!(due_for(s, &PartnerId::Clets, m).await.unwrap().sequence, 4);
 
     let c = "24DVC";
     accept(s, accepted("c-1", message(c, Action::Issue, 1, "001"), &clets())).await;
-    accept(s, accepted("c-3", message(c, Action::Modify, 3, "001"), &clets())).await;
+    hold(s, accepted("c-3", message(c, Action::Modify, 3, "001"), &clets())).await;
     let issue = accepted("c-4", message(c, Action::Issue, 4, "001"), &clets());
     assert_eq!(reject_code(s, issue).await, ErrorCode::SequenceConflict);
 }

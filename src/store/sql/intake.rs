@@ -36,10 +36,10 @@
 //!      is active), in particular when it would follow an applied, still
 //!      active order. When its predecessor is still missing it may be a
 //!      re-entry arriving before its CANCEL: it is held.
-//!    - (d) otherwise it is accepted: stored (outcome `ACCEPTED`), one
-//!      `PENDING` delivery per routed partner, an `ACCEPTED` status listing
-//!      them, and then applied to the order with every message that no
-//!      longer waits behind a gap (see below).
+//!    - (d) otherwise it is accepted: stored (outcome `ACCEPTED`, with the
+//!      verdict's candidate partners and warnings), and then applied to the
+//!      order with every message that no longer waits behind a gap (see
+//!      below). A message waiting behind a gap has no status yet.
 //!
 //!    Rules (b) and (c) look at the order's sequence history, not only at its
 //!    latest state, so a corrected message that fills a gap below a TERMINATE
@@ -49,23 +49,24 @@
 //!
 //! **Applying in sequence.** Each message whose turn comes (the next
 //! sequence after `applied_sequence`) is settled against the order as it is
-//! then: a TERMINATEd order, or a CANCELled one other than for the re-entry
-//! ISSUE right after the CANCEL, refuses it with `ORDER_CLOSED`; an active
-//! order refuses a (held) ISSUE with `SEQUENCE_CONFLICT`. A refused message
-//! changes nothing on the order (its `order_json` and state stay), but its
-//! sequence counts as settled (`applied_sequence` moves past it; its outcome
-//! stays `ACCEPTED`). Its deliveries, which were never due, become `DEAD`,
-//! and for each one it gets a `DEAD_LETTERED` status (with the partner) and
-//! a dead letter at stage `sequence` whose reason is the code; a message
-//! routed to no partner gets one of each with no partner. One per delivery,
-//! not one per message, keeps ICD §4's "one final status per routed
-//! partner" and the store's "every `DEAD` delivery has its dead letter"
-//! (which an operator's discard resolves). These statuses and dead letters
-//! are returned in the `Stored` outcome of the item whose arrival settled
-//! them. Once a message is refused for a closed order, every later one is
-//! too, so its `DEAD` deliveries hold nothing valid back; a refused ISSUE of
-//! an active order holds back the order's later deliveries to its partners
-//! like any dead letter, until an operator discards it.
+//! then:
+//! - **Applied**: the order takes it, the store keeps the resulting order
+//!   (`state_json`), the [`Route`] decides its partners from the order
+//!   before and after and the order's routing memory (`orders.routing_json`,
+//!   see [`crate::routing`]), one `PENDING` delivery is created per partner,
+//!   and its `ACCEPTED` status lists them. Routing at this point, not on
+//!   arrival, is what lets DOJ and the agencies follow the order's state.
+//! - **Refused**: a TERMINATEd order, or a CANCELled one other than for the
+//!   re-entry ISSUE right after the CANCEL, refuses it with `ORDER_CLOSED`;
+//!   an active order refuses a (held) ISSUE with `SEQUENCE_CONFLICT`. The
+//!   order is unchanged, but the sequence counts as settled
+//!   (`applied_sequence` moves past it; its outcome stays `ACCEPTED`). It is
+//!   answered `REJECTED` with the code and gets a dead letter at stage
+//!   `sequence`, without a partner: it was never routed, so it has no
+//!   deliveries and holds nothing back.
+//!
+//! These statuses and dead letters are returned in the `Stored` outcome of
+//! the item whose arrival settled them.
 
 use sqlx::AnyConnection;
 use sqlx::Row;
@@ -76,8 +77,10 @@ use super::rows::{
     parse_partner, status_from_row, text, text_opt, to_json, to_u32,
 };
 use crate::model::{Action, ErrorCode, FieldError, OrderMessage, PartnerId, StatusKind};
+use crate::routing::{Applied as RoutedMessage, Route, Sticky};
 use crate::store::{
-    DeadLetterStage, InboundMessage, IntakeItem, IntakeOutcome, StoreResult, StoredDeadLetter, StoredStatus, Verdict,
+    DeadLetterStage, InboundMessage, IntakeItem, IntakeOutcome, StoreError, StoreResult, StoredDeadLetter,
+    StoredStatus, Verdict,
 };
 
 /// The `orders.state` values.
@@ -90,6 +93,7 @@ const CANCELLED: &str = "CANCELLED";
 pub(super) async fn intake_one(
     conn: &mut AnyConnection,
     backend: Backend,
+    router: &dyn Route,
     item: IntakeItem,
 ) -> StoreResult<IntakeOutcome> {
     let IntakeItem { inbound, verdict } = item;
@@ -202,29 +206,24 @@ pub(super) async fn intake_one(
                     })
                 }
                 Decision::Accept => {
-                    let id = insert_inbound(conn, &inbound, "ACCEPTED", &facts, None).await?;
-                    let mut routed: Vec<PartnerId> = Vec::with_capacity(partners.len());
-                    for partner in partners {
-                        if !routed.contains(&partner) {
-                            routed.push(partner);
-                        }
-                    }
-                    insert_deliveries(conn, id, &key, sequence, &routed).await?;
-                    let mut draft = facts.status(&inbound, StatusKind::Accepted);
-                    draft.routed_partners = routed;
-                    draft.warnings = warnings;
-                    let mut produced = Settled {
-                        statuses: vec![insert_status(conn, Stream::First(id), draft).await?],
-                        dead_letters: Vec::new(),
+                    let held = Held {
+                        candidates: &partners,
+                        warnings: &warnings,
                     };
+                    let id = insert_held(conn, &inbound, &facts, held).await?;
                     let arrival = Arrival {
                         inbound_id: id,
                         sequence,
                         action,
                         message: *order,
+                        candidates: partners,
                     };
-                    for refused in apply_to_order(conn, &key, row, arrival).await? {
-                        refuse(conn, refused, &mut produced).await?;
+                    let mut produced = Settled::default();
+                    for settlement in apply_to_order(conn, &key, row, arrival, router).await? {
+                        match settlement {
+                            Settlement::Applied(applied) => announce(conn, &key, applied, &mut produced).await?,
+                            Settlement::Refused(refused) => refuse(conn, refused, &mut produced).await?,
+                        }
                     }
                     Ok(IntakeOutcome::Stored {
                         statuses: produced.statuses,
@@ -370,12 +369,14 @@ struct OrderRow {
     last: i64,
     /// The applied TERMINATE or CANCEL that closed the order.
     closed: Option<i64>,
+    /// The order's routing memory.
+    sticky: Sticky,
 }
 
 impl OrderRow {
     async fn load(conn: &mut AnyConnection, key: &OrderKey<'_>) -> StoreResult<Option<OrderRow>> {
         let row = sqlx::query(
-            "SELECT state, applied_sequence, last_sequence, closed_sequence FROM orders \
+            "SELECT state, applied_sequence, last_sequence, closed_sequence, routing_json FROM orders \
              WHERE court_ori = $1 AND order_number = $2",
         )
         .bind(key.court_ori.to_string())
@@ -388,6 +389,11 @@ impl OrderRow {
                 applied: row.try_get("applied_sequence")?,
                 last: row.try_get("last_sequence")?,
                 closed: row.try_get("closed_sequence")?,
+                sticky: row
+                    .try_get::<Option<String>, _>("routing_json")?
+                    .map(|j| from_json(&j, "routing"))
+                    .transpose()?
+                    .unwrap_or_default(),
             })
         })
         .transpose()
@@ -686,6 +692,69 @@ async fn insert_inbound(
     Ok(id)
 }
 
+/// What an accepted message keeps until it is applied.
+struct Held<'a> {
+    candidates: &'a [PartnerId],
+    warnings: &'a [FieldError],
+}
+
+/// Stores an accepted message. It has no status yet: its `ACCEPTED`, which
+/// lists its partners, is issued when it is applied ([`announce`]).
+async fn insert_held(
+    conn: &mut AnyConnection,
+    inbound: &InboundMessage,
+    facts: &Facts,
+    held: Held<'_>,
+) -> StoreResult<i64> {
+    let id = insert_inbound(conn, inbound, "ACCEPTED", facts, None).await?;
+    let names: Vec<String> = held.candidates.iter().map(PartnerId::wire_name).collect();
+    sqlx::query("UPDATE inbound_messages SET status_count = 0, candidates_json = $1, warnings_json = $2 WHERE id = $3")
+        .bind(to_json(&names)?)
+        .bind(to_json(&held.warnings)?)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(id)
+}
+
+/// Issues the `ACCEPTED` status of a message just applied, with one
+/// `PENDING` delivery per partner it was routed to.
+async fn announce(
+    conn: &mut AnyConnection,
+    key: &OrderKey<'_>,
+    applied: AppliedMessage,
+    produced: &mut Settled,
+) -> StoreResult<()> {
+    let AppliedMessage {
+        inbound_id,
+        sequence,
+        partners,
+    } = applied;
+    insert_deliveries(conn, inbound_id, key, sequence, &partners).await?;
+    let row = sqlx::query("SELECT message_id, warnings_json FROM inbound_messages WHERE id = $1")
+        .bind(inbound_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let message_id: String = row.try_get("message_id")?;
+    let warnings: Option<String> = row.try_get("warnings_json")?;
+    let mut draft = StatusDraft::new(
+        key.court_ori,
+        &message_id,
+        Some(key.order_number),
+        Some(sequence),
+        StatusKind::Accepted,
+    );
+    draft.routed_partners = partners;
+    draft.warnings = warnings
+        .map(|w| from_json(&w, "warnings"))
+        .transpose()?
+        .unwrap_or_default();
+    produced
+        .statuses
+        .push(insert_status(conn, Stream::Next(inbound_id), draft).await?);
+    Ok(())
+}
+
 /// Every status of one stored inbound message, by status sequence.
 async fn statuses_of(conn: &mut AnyConnection, inbound_id: i64) -> StoreResult<Vec<StoredStatus>> {
     let rows = sqlx::query(
@@ -704,6 +773,21 @@ struct Arrival {
     sequence: u32,
     action: Action,
     message: OrderMessage,
+    /// The intake verdict's partners.
+    candidates: Vec<PartnerId>,
+}
+
+/// How a message was settled when its turn came.
+enum Settlement {
+    Applied(AppliedMessage),
+    Refused(Refused),
+}
+
+/// A message applied to its order, and where it goes.
+struct AppliedMessage {
+    inbound_id: i64,
+    sequence: u32,
+    partners: Vec<PartnerId>,
 }
 
 /// A message refused when its turn came to be applied, and why.
@@ -714,18 +798,20 @@ struct Refused {
 }
 
 /// The order as it is being brought forward, one sequence at a time.
-struct Applying {
+struct Applying<'r> {
     state: String,
     closed: Option<i64>,
+    router: &'r dyn Route,
+    sticky: Sticky,
     /// The current order, once read or replaced (`None` with `loaded` false:
     /// still only in the row's `order_json`).
     current: Option<OrderMessage>,
     loaded: bool,
     applied: i64,
-    refused: Vec<Refused>,
+    settled: Vec<Settlement>,
 }
 
-impl Applying {
+impl Applying<'_> {
     /// Settles the message at the next sequence: applies it, or refuses it
     /// when the order no longer takes it.
     async fn settle(
@@ -735,14 +821,16 @@ impl Applying {
         inbound_id: i64,
         action: Action,
         message: OrderMessage,
+        candidates: &[PartnerId],
     ) -> StoreResult<()> {
         let seq = self.applied + 1;
         self.applied = seq;
         if let Some((code, text)) = refusal(&self.state, self.closed, seq, action, key.order_number) {
-            self.refused.push(Refused { inbound_id, code, text });
+            self.settled
+                .push(Settlement::Refused(Refused { inbound_id, code, text }));
             return Ok(());
         }
-        if !self.loaded && !action.carries_full_order() {
+        if !self.loaded {
             let json: Option<String> =
                 sqlx::query_scalar("SELECT order_json FROM orders WHERE court_ori = $1 AND order_number = $2")
                     .bind(key.court_ori.to_string())
@@ -752,18 +840,37 @@ impl Applying {
             self.current = json.as_deref().map(|j| from_json(j, "order")).transpose()?;
         }
         self.loaded = true;
+        let before = self.current.clone();
         apply(&mut self.state, &mut self.current, action, message);
         match action {
             Action::Terminate | Action::Cancel => self.closed = Some(seq),
             Action::Issue => self.closed = None,
             Action::Modify | Action::Service => {}
         }
-        let state_json = self.current.as_ref().map(to_json).transpose()?;
+        let Some(after) = self.current.as_ref() else {
+            return Err(StoreError::Corrupt(format!(
+                "order {} has no state after applying",
+                key.order_number
+            )));
+        };
+        let (partners, sticky) = self.router.route(RoutedMessage {
+            court_ori: key.court_ori,
+            before: before.as_ref(),
+            after,
+            candidates,
+            sticky: &self.sticky,
+        });
+        self.sticky = sticky;
         sqlx::query("UPDATE inbound_messages SET state_json = $1 WHERE id = $2")
-            .bind(state_json)
+            .bind(to_json(after)?)
             .bind(inbound_id)
             .execute(&mut *conn)
             .await?;
+        self.settled.push(Settlement::Applied(AppliedMessage {
+            inbound_id,
+            sequence: u32::try_from(seq).unwrap_or(u32::MAX),
+            partners,
+        }));
         Ok(())
     }
 }
@@ -805,7 +912,8 @@ async fn apply_to_order(
     key: &OrderKey<'_>,
     row: Option<OrderRow>,
     arrival: Arrival,
-) -> StoreResult<Vec<Refused>> {
+    router: &dyn Route,
+) -> StoreResult<Vec<Settlement>> {
     let now = now_ms();
     let seq = i64::from(arrival.sequence);
     let exists = row.is_some();
@@ -814,28 +922,39 @@ async fn apply_to_order(
         applied,
         last,
         closed,
+        sticky,
     } = row.unwrap_or(OrderRow {
         state: NEW.to_string(),
         applied: 0,
         last: 0,
         closed: None,
+        sticky: Sticky::default(),
     });
     let mut order = Applying {
         state,
         closed,
+        router,
+        sticky,
         current: None,
         loaded: !exists,
         applied,
-        refused: Vec::new(),
+        settled: Vec::new(),
     };
     if seq == applied + 1 {
+        let Arrival {
+            inbound_id,
+            action,
+            message,
+            candidates,
+            ..
+        } = arrival;
         order
-            .settle(conn, key, arrival.inbound_id, arrival.action, arrival.message)
+            .settle(conn, key, inbound_id, action, message, &candidates)
             .await?;
         if last > seq {
             // Messages that waited behind this one.
             let waiting = sqlx::query(
-                "SELECT id, sequence, action, canonical_json FROM inbound_messages \
+                "SELECT id, sequence, action, canonical_json, candidates_json FROM inbound_messages \
                  WHERE court_ori = $1 AND order_number = $2 AND outcome = 'ACCEPTED' \
                    AND sequence > $3 ORDER BY sequence",
             )
@@ -853,19 +972,23 @@ async fn apply_to_order(
                 let json: String = row.try_get("canonical_json")?;
                 let action = Action::from_name(&name).unwrap_or(Action::Modify);
                 let message = from_json(&json, "canonical order")?;
-                order.settle(conn, key, row.try_get("id")?, action, message).await?;
+                let candidates: Option<String> = row.try_get("candidates_json")?;
+                let candidates = candidates_from(candidates.as_deref())?;
+                order
+                    .settle(conn, key, row.try_get("id")?, action, message, &candidates)
+                    .await?;
             }
         }
     }
     let order_json = order.current.as_ref().map(to_json).transpose()?;
     let sql = if exists {
         "UPDATE orders SET state = $3, applied_sequence = $4, last_sequence = $5, \
-         order_json = COALESCE($6, order_json), closed_sequence = $8, updated_at = $7 \
+         order_json = COALESCE($6, order_json), closed_sequence = $8, routing_json = $9, updated_at = $7 \
          WHERE court_ori = $1 AND order_number = $2"
     } else {
         "INSERT INTO orders (court_ori, order_number, state, applied_sequence, last_sequence, \
-         order_json, clets_nic, closed_sequence, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, NULL, $8, $7, $7)"
+         order_json, clets_nic, closed_sequence, routing_json, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, NULL, $8, $9, $7, $7)"
     };
     sqlx::query(sql)
         .bind(key.court_ori.to_string())
@@ -876,20 +999,31 @@ async fn apply_to_order(
         .bind(order_json)
         .bind(now)
         .bind(order.closed)
+        .bind(to_json(&order.sticky)?)
         .execute(&mut *conn)
         .await?;
-    Ok(order.refused)
+    Ok(order.settled)
+}
+
+/// The intake verdict's partners, as kept with a held message.
+fn candidates_from(json: Option<&str>) -> StoreResult<Vec<PartnerId>> {
+    let names: Vec<String> = json
+        .map(|j| from_json(j, "candidates"))
+        .transpose()?
+        .unwrap_or_default();
+    names.iter().map(|n| parse_partner(n)).collect()
 }
 
 /// The statuses and dead letters one intake item produced.
+#[derive(Default)]
 struct Settled {
     statuses: Vec<StoredStatus>,
     dead_letters: Vec<StoredDeadLetter>,
 }
 
-/// Records a refusal (see the module note): its pending deliveries become
-/// `DEAD`, each with a `DEAD_LETTERED` status and a dead letter at stage
-/// `sequence`; with no delivery, one of each without a partner.
+/// Records a refusal (see the module note): the message, which had no
+/// status yet, gets `REJECTED` with the reason, and a dead letter at stage
+/// `sequence`. It was never routed, so it has no deliveries.
 async fn refuse(conn: &mut AnyConnection, refused: Refused, produced: &mut Settled) -> StoreResult<()> {
     let Refused {
         inbound_id,
@@ -908,71 +1042,39 @@ async fn refuse(conn: &mut AnyConnection, refused: Refused, produced: &mut Settl
     let order_number: Option<String> = message.try_get("order_number")?;
     let sequence: Option<i64> = message.try_get("sequence")?;
     let sequence = sequence.map(|s| to_u32(s, "sequence")).transpose()?;
-    let body: Vec<u8> = message.try_get("body")?;
-    let content_type: String = message.try_get("content_type")?;
-
-    let rows = sqlx::query(
-        "SELECT id, partner, attempts FROM deliveries WHERE inbound_id = $1 AND state = 'PENDING' \
-         ORDER BY id",
-    )
-    .bind(inbound_id)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut targets: Vec<(Option<i64>, Option<PartnerId>, u32)> = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let partner = parse_partner(&row.try_get::<String, _>("partner")?)?;
-        let attempts = to_u32(row.try_get("attempts")?, "attempts")?;
-        targets.push((Some(row.try_get("id")?), Some(partner), attempts));
-    }
-    if targets.is_empty() {
-        targets.push((None, None, 0));
-    }
-    sqlx::query(
-        "UPDATE deliveries SET state = 'DEAD', last_error = $2, updated_at = $3 \
-         WHERE inbound_id = $1 AND state = 'PENDING'",
-    )
-    .bind(inbound_id)
-    .bind(format!("{code}: {why}"))
-    .bind(now_ms())
-    .execute(&mut *conn)
-    .await?;
-
     let field = if code == ErrorCode::OrderClosed {
         "order.order_number"
     } else {
         "sequence"
     };
     let error = FieldError::new(code, field, why);
-    for (delivery_id, partner, attempts) in targets {
-        let mut draft = StatusDraft::new(
-            &court_ori,
-            &message_id,
-            order_number.as_deref(),
-            sequence,
-            StatusKind::DeadLettered,
-        );
-        draft.partner = partner.clone();
-        draft.errors = vec![error.clone()];
-        produced
-            .statuses
-            .push(insert_status(conn, Stream::Next(inbound_id), draft).await?);
-        let dead_letter = DeadLetterDraft {
-            inbound_id: Some(inbound_id),
-            delivery_id,
-            court_ori: court_ori.clone(),
-            message_id: message_id.clone(),
-            order_number: order_number.clone(),
-            sequence,
-            stage: DeadLetterStage::Sequence,
-            partner,
-            reason: code.as_str().to_string(),
-            errors: vec![error.clone()],
-            body: body.clone(),
-            content_type: content_type.clone(),
-            attempts,
-        };
-        produced.dead_letters.push(insert_dead_letter(conn, dead_letter).await?);
-    }
+    let mut draft = StatusDraft::new(
+        &court_ori,
+        &message_id,
+        order_number.as_deref(),
+        sequence,
+        StatusKind::Rejected,
+    );
+    draft.errors = vec![error.clone()];
+    produced
+        .statuses
+        .push(insert_status(conn, Stream::Next(inbound_id), draft).await?);
+    let dead_letter = DeadLetterDraft {
+        inbound_id: Some(inbound_id),
+        delivery_id: None,
+        court_ori,
+        message_id,
+        order_number,
+        sequence,
+        stage: DeadLetterStage::Sequence,
+        partner: None,
+        reason: code.as_str().to_string(),
+        errors: vec![error],
+        body: message.try_get("body")?,
+        content_type: message.try_get("content_type")?,
+        attempts: 0,
+    };
+    produced.dead_letters.push(insert_dead_letter(conn, dead_letter).await?);
     Ok(())
 }
 
