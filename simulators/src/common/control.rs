@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::Serialize;
+use serde::{Deserialize as _, Serialize};
 use tracing::info;
 
 use super::Faults;
@@ -65,7 +65,14 @@ async fn faults<S: SimControl>(State(sim): State<Arc<S>>) -> Json<S::FaultsView>
 }
 
 async fn set_faults<S: SimControl>(State(sim): State<Arc<S>>, body: Bytes) -> Response {
-    let faults: Faults = match serde_json::from_slice(&body) {
+    // Through a `Value`, so that only an object is taken (serde would also read a struct from an array).
+    let parsed = serde_json::from_slice::<serde_json::Value>(&body)
+        .map_err(|e| e.to_string())
+        .and_then(|value| match value {
+            serde_json::Value::Object(_) => Faults::deserialize(value).map_err(|e| e.to_string()),
+            _ => Err("the faults body must be a JSON object".into()),
+        });
+    let faults = match parsed {
         Ok(faults) => faults,
         Err(e) => return reason(StatusCode::BAD_REQUEST, format!("invalid faults body: {e}")),
     };

@@ -288,6 +288,15 @@ mod tests {
         ));
     }
 
+    /// A body up to 16 MiB is read whole; one byte more is `413`.
+    #[tokio::test]
+    async fn body_limit_is_16_mib() {
+        let at_limit = read_body(Body::from(vec![b'x'; MAX_BODY_BYTES])).await.unwrap();
+        assert_eq!(at_limit.len(), MAX_BODY_BYTES);
+        let over = read_body(Body::from(vec![b'x'; MAX_BODY_BYTES + 1])).await.unwrap_err();
+        assert_eq!(over.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    }
+
     /// The key header is required and must be visible ASCII.
     #[test]
     fn idempotency_key_header_is_checked() {

@@ -403,10 +403,15 @@ impl LeaSimulator {
         if roll.reject {
             return http::injected_rejection();
         }
-        match step {
-            Ok(step) => agency.apply(ori, key, digest, step),
-            Err(why) => Outcome::bad_request(why),
-        }
+        let step = match step {
+            Ok(step) => step,
+            Err(why) => return Outcome::bad_request(why),
+        };
+        let doubles_before = agency.counters.double_records;
+        let outcome = agency.apply(ori, key, digest, step);
+        let doubled = agency.counters.double_records - doubles_before;
+        state.counters.double_records += doubled;
+        outcome
     }
 }
 
