@@ -14,7 +14,16 @@
 //!   body `422`.
 //! - `double_records` counts a (court ORI, order number, sequence) applied again under another key: a
 //!   well-behaved broker keeps it at 0. Each one is also logged at WARN.
+//! - `connections` counts every TCP connection accepted on the port, the control API's included.
 //! - All state sits behind one mutex, never held across an `.await`.
+//!
+//! Trying it by hand (with `tokens = ["t0ken"]`):
+//! ```text
+//! curl -i -X POST http://127.0.0.1:7002/doj/firearms/v1/notices -H 'Authorization: Bearer t0ken' \
+//!      -H 'Idempotency-Key: por:CA034025J:24DV01234:1:DOJ:0' --data-binary @schemas/samples/issue.xml
+//! curl -s http://127.0.0.1:7002/_sim/state
+//! curl -s -X POST http://127.0.0.1:7002/_sim/faults -d '{"disconnect_rate": 0.2, "latency_ms": 50}'
+//! ```
 //! - Logs carry the court ORI, order number, sequence, action, key and tracking id, never names, dates of
 //!   birth or addresses; bodies are neither logged nor kept.
 

@@ -21,8 +21,20 @@
 //! - Faults: `POST /_sim/faults` with `agency` sets that agency's faults, which replace the global ones
 //!   for it (as a whole, not field by field) until the next reset; without `agency` it sets the global
 //!   faults.
-//! - Counters are kept globally and per agency; `connections` only globally, and a request to an unknown
-//!   agency only globally.
+//! - Counters are kept globally and per agency; `connections` only globally (every TCP connection
+//!   accepted on the port, the control API's included), and a request to an unknown agency only
+//!   globally.
+//!
+//! Trying it by hand (the signature is `t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`):
+//! ```text
+//! body='{"action":"ISSUE","court_ori":"CA034025J","order_number":"24DV01234","sequence":1,"order":{}}'
+//! t=$(date +%s)
+//! v1=$(printf '%s' "$t.$body" | openssl dgst -sha256 -hmac "$SECRET" -r | cut -d' ' -f1)
+//! curl -i -X POST http://127.0.0.1:7003/CA0341100/orders -H "X-POR-Signature: t=$t,v1=$v1" \
+//!      -H 'Idempotency-Key: por:CA034025J:24DV01234:1:LEA-CA0341100:0' -d "$body"
+//! curl -s -X POST http://127.0.0.1:7003/_sim/faults -d '{"busy_rate": 0.5, "agency": "CA0341100"}'
+//! curl -s http://127.0.0.1:7003/_sim/faults
+//! ```
 //! - Logs carry ORIs, order numbers, sequences, keys and record ids, never names, dates of birth or
 //!   addresses; bodies are neither logged nor kept.
 
