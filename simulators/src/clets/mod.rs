@@ -35,21 +35,22 @@ pub mod control;
 pub mod records;
 pub mod server;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use chrono::SecondsFormat;
 use porter_adapters::clets::reply::CletsReply;
-use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use records::{RecordTable, RejectCode};
+
+pub use crate::common::{Counters, Faults};
+use crate::common::{MessageLog, default_message_log_capacity};
 
 /// Configuration of the CLETS simulator (a section of the broker's `--config` file).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,10 +85,6 @@ fn default_max_connections() -> usize {
     256
 }
 
-fn default_message_log_capacity() -> usize {
-    10_000
-}
-
 impl Default for CletsSimConfig {
     fn default() -> Self {
         Self {
@@ -114,60 +111,6 @@ impl CletsSimConfig {
         anyhow::ensure!(self.max_connections > 0, "max_connections must be at least 1");
         Ok(())
     }
-}
-
-/// Injected faults (`POST /_sim/faults`). A post replaces all faults: an absent field is no fault.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Faults {
-    /// Delay before answering each request, in milliseconds.
-    pub latency_ms: u64,
-    /// Share of requests answered `BSY` (0.0 to 1.0).
-    pub busy_rate: f64,
-    /// Share of requests answered `REJ` `E03` at random (0.0 to 1.0).
-    pub reject_rate: f64,
-    /// Share of requests whose connection is closed without an answer (0.0 to 1.0).
-    pub disconnect_rate: f64,
-    /// Refuse connections and drop the open ones.
-    pub down: bool,
-    /// Scopes faults to one LEA agency in the HTTP simulators; accepted and ignored here.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub agency: Option<String>,
-}
-
-impl Faults {
-    /// Checks that each rate is a number from 0.0 to 1.0.
-    pub fn validate(&self) -> Result<(), String> {
-        for (name, rate) in [
-            ("busy_rate", self.busy_rate),
-            ("reject_rate", self.reject_rate),
-            ("disconnect_rate", self.disconnect_rate),
-        ] {
-            if !(0.0..=1.0).contains(&rate) {
-                return Err(format!("{name} must be between 0.0 and 1.0"));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The state counters of ICD §11.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Counters {
-    /// Requests received.
-    pub received: u64,
-    /// Requests accepted (`ACK`), not counting duplicates.
-    pub accepted: u64,
-    /// Requests rejected (`REJ`), including injected rejections.
-    pub rejected: u64,
-    /// `BSY` answers given.
-    pub busy: u64,
-    /// Connections opened and served (not those refused while down).
-    pub connections: u64,
-    /// Repeated `(ORI, MCN)`s answered from memory.
-    pub duplicates: u64,
-    /// The same `(ORI, PNO, sequence)` applied twice under different MCNs; must stay 0.
-    pub double_records: u64,
 }
 
 /// One record as `GET /_sim/state` shows it.
@@ -228,7 +171,7 @@ struct State {
     table: RecordTable,
     /// Final replies (`ACK`, `REJ`) by `(ORI, MCN)`, for repeated MCNs.
     acks: HashMap<(String, String), String>,
-    messages: VecDeque<MessageEntry>,
+    messages: MessageLog<MessageEntry>,
     faults: Faults,
 }
 
@@ -240,7 +183,7 @@ impl Simulator {
             counters: Counters::default(),
             table,
             acks: HashMap::new(),
-            messages: VecDeque::new(),
+            messages: MessageLog::new(config.message_log_capacity),
             faults: Faults::default(),
         };
         Self {
@@ -326,7 +269,7 @@ impl Simulator {
 
     /// The logged requests, oldest first.
     pub fn messages(&self) -> Vec<MessageEntry> {
-        self.lock().messages.iter().cloned().collect()
+        self.lock().messages.to_vec()
     }
 
     /// Answers one request frame's text; `None` means "close the connection without answering".
@@ -339,29 +282,14 @@ impl Simulator {
         if faults.latency_ms > 0 {
             tokio::time::sleep(Duration::from_millis(faults.latency_ms)).await;
         }
-        let (disconnect, busy, reject) = {
-            let mut rng = rand::rng();
-            // A comparison, unlike `random_bool`, cannot panic on a rate outside 0..1 (NaN is no fault).
-            let mut roll = |rate: f64| rng.random::<f64>() < rate;
-            (
-                roll(faults.disconnect_rate),
-                roll(faults.busy_rate),
-                roll(faults.reject_rate),
-            )
-        };
+        let roll = faults.roll();
         let mut state = self.lock();
-        let reply = (!disconnect).then(|| state.process(request, busy, reject, &self.config));
-        if state.messages.len() >= self.config.message_log_capacity {
-            state.messages.pop_front();
-        }
-        if self.config.message_log_capacity > 0 {
-            let at = chrono::Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-            state.messages.push_back(MessageEntry {
-                at,
-                request: request.to_owned(),
-                reply: reply.clone(),
-            });
-        }
+        let reply = (!roll.disconnect).then(|| state.process(request, roll.busy, roll.reject, &self.config));
+        state.messages.push(MessageEntry {
+            at: crate::common::now_rfc3339(),
+            request: request.to_owned(),
+            reply: reply.clone(),
+        });
         reply
     }
 }

@@ -312,10 +312,7 @@ fn rank(tag: &str) -> Option<usize> {
     FIELDS.iter().position(|f| f.tag == tag)
 }
 
-/// Whether `s` is a well-formed ORI: 9 characters `[A-Z0-9]`.
-pub fn is_ori(s: &str) -> bool {
-    s.len() == 9 && s.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-}
+pub use crate::common::is_ori;
 
 /// Whether `s` is a well-formed MCN: 4 sequence digits, 1 revision digit, 15 base32 characters (`A-Z2-7`).
 pub fn is_mcn(s: &str) -> bool {

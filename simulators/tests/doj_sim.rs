@@ -1,0 +1,472 @@
+//! End-to-end tests of the DOJ firearms simulator: `run` on an ephemeral port, driven over real HTTP
+//! with reqwest (ICD §7 and §11).
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use porter_simulators::common::Counters;
+use porter_simulators::doj::{DojSimConfig, run};
+use porter_simulators::doj::{DojStateView, NOTICES_PATH};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use support::{Sim, status_and_json, unpooled_client};
+
+const TOKEN: &str = "doj-test-token";
+
+fn key(sequence: u32) -> String {
+    format!("por:CA034025J:24DV01234:{sequence}:DOJ:0")
+}
+
+/// An ICD §2 order message, as Porter sends it to DOJ.
+fn notice(action: &str, sequence: u32) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<por:ProtectiveOrderMessage xmlns:por="urn:por:order:1"
+    xmlns:nc="http://release.niem.gov/niem/niem-core/4.0/"
+    xmlns:j="http://release.niem.gov/niem/domains/jxdm/6.0/">
+  <por:MessageHeader>
+    <por:CourtORI>CA034025J</por:CourtORI>
+    <por:Action>{action}</por:Action>
+    <por:Sequence>{sequence}</por:Sequence>
+    <por:SentDateTime>2026-11-25T10:15:00-08:00</por:SentDateTime>
+  </por:MessageHeader>
+  <por:ProtectionOrder>
+    <nc:ActivityIdentification><nc:IdentificationID>24DV01234</nc:IdentificationID></nc:ActivityIdentification>
+    <por:CaseNumber>24FL001234</por:CaseNumber>
+    <por:OrderType>DV</por:OrderType>
+    <por:BradyCode>Y</por:BradyCode>
+    <j:ProtectionOrderConditionCode>07</j:ProtectionOrderConditionCode>
+  </por:ProtectionOrder>
+  <por:RestrainedPerson>
+    <nc:PersonName><nc:PersonGivenName>JOHN</nc:PersonGivenName><nc:PersonSurName>DOE</nc:PersonSurName></nc:PersonName>
+    <nc:PersonBirthDate><nc:Date>1985-02-14</nc:Date></nc:PersonBirthDate>
+  </por:RestrainedPerson>
+</por:ProtectiveOrderMessage>"#
+    )
+}
+
+async fn start() -> Sim {
+    let config = DojSimConfig {
+        tokens: vec!["other-token".into(), TOKEN.into()],
+        ..DojSimConfig::default()
+    };
+    Sim::start(|listener, shutdown| run(listener, config, shutdown)).await
+}
+
+/// Posts a notice with the test token and a key.
+async fn post(sim: &Sim, key: &str, body: &str) -> reqwest::Response {
+    post_with(&sim.http, sim, Some(&format!("Bearer {TOKEN}")), Some(key), body)
+        .await
+        .unwrap()
+}
+
+async fn post_with(
+    client: &reqwest::Client,
+    sim: &Sim,
+    authorization: Option<&str>,
+    key: Option<&str>,
+    body: &str,
+) -> reqwest::Result<reqwest::Response> {
+    let mut request = client
+        .post(sim.url(NOTICES_PATH))
+        .header("content-type", "application/xml")
+        .body(body.to_owned());
+    if let Some(authorization) = authorization {
+        request = request.header("authorization", authorization);
+    }
+    if let Some(key) = key {
+        request = request.header("idempotency-key", key);
+    }
+    request.send().await
+}
+
+fn tracking_id(body: &Value) -> String {
+    let id = body["tracking_id"].as_str().expect("a tracking_id").to_owned();
+    assert!(
+        id.len() == 15 && id.starts_with("DOJ") && id[3..].bytes().all(|b| b.is_ascii_digit()),
+        "{id}"
+    );
+    id
+}
+
+/// The first notice under a key is accepted (201, a `DOJ` + 12-digit tracking id, a record with its ids);
+/// the same key and byte-identical body is answered 200 with the same JSON, counted as a duplicate and
+/// not applied again.
+#[tokio::test]
+async fn first_notice_is_created_and_a_repeat_is_answered_from_memory() {
+    let sim = start().await;
+    let (status, first) = status_and_json(post(&sim, &key(1), &notice("ISSUE", 1)).await).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(tracking_id(&first), "DOJ000000000001");
+
+    let (status, again) = status_and_json(post(&sim, &key(1), &notice("ISSUE", 1)).await).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again, first);
+
+    let state: DojStateView = sim.state().await;
+    let c = state.counters;
+    assert_eq!(
+        (c.received, c.accepted, c.duplicates, c.rejected, c.double_records),
+        (2, 1, 1, 0, 0)
+    );
+    assert_eq!(state.records.len(), 1);
+    let record = &state.records[0];
+    assert_eq!(
+        (
+            record.tracking_id.as_str(),
+            record.idempotency_key.as_str(),
+            record.court_ori.as_str(),
+            record.order_number.as_str(),
+            record.sequence,
+            record.action.as_str()
+        ),
+        ("DOJ000000000001", key(1).as_str(), "CA034025J", "24DV01234", 1, "ISSUE")
+    );
+    chrono::DateTime::parse_from_rfc3339(&record.received_at).unwrap();
+    sim.stop().await;
+}
+
+/// The same key with a different body is a permanent 422 with a JSON reason, and changes nothing.
+#[tokio::test]
+async fn same_key_with_a_changed_body_is_422() {
+    let sim = start().await;
+    assert_eq!(
+        post(&sim, &key(1), &notice("ISSUE", 1)).await.status(),
+        StatusCode::CREATED
+    );
+    let changed = notice("ISSUE", 1).replace("<por:BradyCode>Y", "<por:BradyCode>N");
+    let (status, body) = status_and_json(post(&sim, &key(1), &changed).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["reason"].as_str().unwrap().contains("different body"), "{body}");
+    let state: DojStateView = sim.state().await;
+    assert_eq!((state.counters.rejected, state.records.len()), (1, 1));
+    sim.stop().await;
+}
+
+/// A missing Authorization header, another scheme, or a token not configured is 401, and applies
+/// nothing; each configured token is accepted.
+#[tokio::test]
+async fn bad_or_missing_token_is_401() {
+    let sim = start().await;
+    let body = notice("ISSUE", 1);
+    for authorization in [
+        None,
+        Some("Bearer wrong-token"),
+        Some("Basic ZG9qOnRva2Vu"),
+        Some("Bearer"),
+    ] {
+        let response = post_with(&sim.http, &sim, authorization, Some(&key(1)), &body)
+            .await
+            .unwrap();
+        let (status, json) = status_and_json(response).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{authorization:?}");
+        assert!(json["reason"].is_string());
+    }
+    let state: DojStateView = sim.state().await;
+    assert_eq!((state.counters.rejected, state.records.len()), (4, 0));
+    let other = post_with(&sim.http, &sim, Some("Bearer other-token"), Some(&key(1)), &body)
+        .await
+        .unwrap();
+    assert_eq!(other.status(), StatusCode::CREATED);
+    sim.stop().await;
+}
+
+/// A request without an Idempotency-Key is 400 with a reason.
+#[tokio::test]
+async fn missing_idempotency_key_is_400() {
+    let sim = start().await;
+    let response = post_with(
+        &sim.http,
+        &sim,
+        Some(&format!("Bearer {TOKEN}")),
+        None,
+        &notice("ISSUE", 1),
+    )
+    .await
+    .unwrap();
+    let (status, body) = status_and_json(response).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["reason"].as_str().unwrap().contains("Idempotency-Key"));
+    sim.stop().await;
+}
+
+/// A body that is not well-formed XML, carries a DTD, has another root or lacks an identifying field is
+/// 400 with a reason, and nothing is applied.
+#[tokio::test]
+async fn bad_body_is_400() {
+    let sim = start().await;
+    let good = notice("ISSUE", 1);
+    let bodies = [
+        "this is not XML".to_owned(),
+        good.replace("</por:MessageHeader>", ""),
+        good.replacen(
+            "<por:ProtectiveOrderMessage",
+            "<!DOCTYPE x [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]><por:ProtectiveOrderMessage",
+            1,
+        ),
+        good.replace("ProtectiveOrderMessage", "OtherMessage"),
+        good.replace("<por:Sequence>1</por:Sequence>", ""),
+        good.replace("<nc:IdentificationID>24DV01234</nc:IdentificationID>", ""),
+        good.replace("<por:CourtORI>CA034025J</por:CourtORI>", ""),
+        good.replace(">ISSUE<", ">ENTER<"),
+    ];
+    for (i, body) in bodies.iter().enumerate() {
+        let (status, json) = status_and_json(post(&sim, &format!("bad-{i}"), body).await).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "body {i}");
+        let reason = json["reason"].as_str().unwrap();
+        assert!(!reason.contains("DOE") && !reason.contains("1985"), "{reason}");
+    }
+    let state: DojStateView = sim.state().await;
+    assert_eq!((state.counters.rejected, state.records.len()), (8, 0));
+    sim.stop().await;
+}
+
+/// The same (court ORI, order number, sequence) applied under a second key is accepted again (a real
+/// partner would create a second record) and counted in `double_records`; other sequences are not.
+#[tokio::test]
+async fn double_records_count_a_sequence_applied_under_a_second_key() {
+    let sim = start().await;
+    assert_eq!(
+        post(&sim, &key(1), &notice("ISSUE", 1)).await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post(&sim, &key(2), &notice("MODIFY", 2)).await.status(),
+        StatusCode::CREATED
+    );
+    let (status, body) = status_and_json(post(&sim, "another-key", &notice("ISSUE", 1)).await).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(tracking_id(&body), "DOJ000000000003");
+    let state: DojStateView = sim.state().await;
+    assert_eq!((state.counters.accepted, state.counters.double_records), (3, 1));
+    sim.stop().await;
+}
+
+/// `latency_ms` delays every answer by at least that long.
+#[tokio::test]
+async fn latency_fault_delays_answers() {
+    let sim = start().await;
+    assert!(sim.set_faults(json!({"latency_ms": 300})).await.is_success());
+    let started = Instant::now();
+    assert_eq!(
+        post(&sim, &key(1), &notice("ISSUE", 1)).await.status(),
+        StatusCode::CREATED
+    );
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    sim.stop().await;
+}
+
+/// `busy_rate` 1.0 answers 503 with `Retry-After: 1`, counted as busy, applying nothing; once lifted,
+/// the same key is processed afresh.
+#[tokio::test]
+async fn busy_fault_is_503_with_retry_after() {
+    let sim = start().await;
+    assert!(sim.set_faults(json!({"busy_rate": 1.0})).await.is_success());
+    let response = post(&sim, &key(1), &notice("ISSUE", 1)).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let state: DojStateView = sim.state().await;
+    assert_eq!((state.counters.busy, state.records.len()), (1, 0));
+    assert!(sim.set_faults(json!({})).await.is_success());
+    assert_eq!(
+        post(&sim, &key(1), &notice("ISSUE", 1)).await.status(),
+        StatusCode::CREATED
+    );
+    sim.stop().await;
+}
+
+/// `reject_rate` 1.0 answers 400 with a JSON reason, counted as rejected; the rejection is not
+/// remembered, so a plain replay under the same key is accepted once the fault is lifted.
+#[tokio::test]
+async fn reject_fault_is_400_with_a_reason() {
+    let sim = start().await;
+    assert!(sim.set_faults(json!({"reject_rate": 1.0})).await.is_success());
+    let (status, body) = status_and_json(post(&sim, &key(1), &notice("ISSUE", 1)).await).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["reason"].as_str().unwrap().contains("simulated"));
+    let state: DojStateView = sim.state().await;
+    assert_eq!((state.counters.rejected, state.records.len()), (1, 0));
+    assert!(sim.set_faults(json!({})).await.is_success());
+    assert_eq!(
+        post(&sim, &key(1), &notice("ISSUE", 1)).await.status(),
+        StatusCode::CREATED
+    );
+    sim.stop().await;
+}
+
+/// `disconnect_rate` 1.0 applies the notice and then drops the connection: the client sees a transport
+/// error and no status, the record exists, and a resend under the same key gets the lost answer (200).
+#[tokio::test]
+async fn disconnect_fault_loses_the_reply_but_applies_the_record() {
+    let sim = start().await;
+    assert!(sim.set_faults(json!({"disconnect_rate": 1.0})).await.is_success());
+    let client = reqwest::Client::new();
+    let auth = format!("Bearer {TOKEN}");
+    let err = post_with(&client, &sim, Some(&auth), Some(&key(1)), &notice("ISSUE", 1))
+        .await
+        .expect_err("the reply is lost");
+    assert!(!err.is_timeout() && err.status().is_none(), "{err:?}");
+
+    let state: DojStateView = sim.state().await;
+    assert_eq!((state.counters.accepted, state.records.len()), (1, 1));
+    let lost_id = state.records[0].tracking_id.clone();
+    let messages = sim.messages().await;
+    let last = messages.last().unwrap();
+    assert!(last.disconnected && last.status == 201, "{last:?}");
+
+    assert!(sim.set_faults(json!({})).await.is_success());
+    let (status, body) = status_and_json(post(&sim, &key(1), &notice("ISSUE", 1)).await).await;
+    assert_eq!((status, tracking_id(&body)), (StatusCode::OK, lost_id));
+    let state: DojStateView = sim.state().await;
+    assert_eq!((state.counters.duplicates, state.counters.double_records), (1, 0));
+    sim.stop().await;
+}
+
+/// `down` answers every notice 503 (counted as busy) while the control API keeps working.
+#[tokio::test]
+async fn down_fault_is_503_for_every_request() {
+    let sim = start().await;
+    assert!(sim.set_faults(json!({"down": true})).await.is_success());
+    for sequence in 1..=2 {
+        let response = post(&sim, &key(sequence), &notice("ISSUE", sequence)).await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+    let state: DojStateView = sim.state().await;
+    assert!(state.faults.down);
+    assert_eq!((state.counters.busy, state.records.len()), (2, 0));
+    sim.stop().await;
+}
+
+/// The faults body follows ICD §11 (every field optional, `agency` ignored by DOJ); a rate outside 0..1,
+/// an unknown field or a body that is not JSON is 400.
+#[tokio::test]
+async fn faults_body_is_validated() {
+    let sim = start().await;
+    let full = json!({"latency_ms": 0, "busy_rate": 0.0, "reject_rate": 0.0, "disconnect_rate": 0.0, "down": false, "agency": "CA0341100"});
+    assert!(sim.set_faults(full).await.is_success());
+    let faults: Value = sim.get_json("/_sim/faults").await;
+    assert_eq!(
+        faults,
+        json!({"latency_ms": 0, "busy_rate": 0.0, "reject_rate": 0.0, "disconnect_rate": 0.0, "down": false})
+    );
+    for bad in [
+        json!({"busy_rate": 2.0}),
+        json!({"reject_rate": -0.1}),
+        json!({"busy": 1.0}),
+        json!([1]),
+    ] {
+        assert_eq!(sim.set_faults(bad.clone()).await, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    sim.stop().await;
+}
+
+/// Reset forgets records, keys, counters, messages and faults: the same key is accepted anew with the
+/// first tracking id.
+#[tokio::test]
+async fn reset_forgets_everything() {
+    let sim = start().await;
+    assert_eq!(
+        post(&sim, &key(1), &notice("ISSUE", 1)).await.status(),
+        StatusCode::CREATED
+    );
+    assert!(sim.set_faults(json!({"latency_ms": 5})).await.is_success());
+    sim.reset().await;
+    let state: DojStateView = sim.state().await;
+    assert_eq!(
+        Counters {
+            connections: 0,
+            ..state.counters
+        },
+        Counters::default()
+    );
+    assert!(state.records.is_empty() && sim.messages().await.is_empty());
+    assert_eq!(state.faults, Default::default());
+    let (status, body) = status_and_json(post(&sim, &key(1), &notice("ISSUE", 1)).await).await;
+    assert_eq!(
+        (status, tracking_id(&body).as_str()),
+        (StatusCode::CREATED, "DOJ000000000001")
+    );
+    sim.stop().await;
+}
+
+/// `connections` counts TCP connections, not requests: three requests on one keep-alive connection
+/// count once, two requests without keep-alive count twice.
+#[tokio::test]
+async fn connections_counter_counts_tcp_connections() {
+    let sim = start().await;
+    let observer = unpooled_client();
+    let state = |client: reqwest::Client| {
+        let url = sim.url("/_sim/state");
+        async move {
+            let state: DojStateView = client.get(url).send().await.unwrap().json().await.unwrap();
+            state.counters.connections
+        }
+    };
+    let before = state(observer.clone()).await;
+    let pooled = reqwest::Client::new();
+    let unpooled = unpooled_client();
+    let auth = format!("Bearer {TOKEN}");
+    for sequence in 1..=3 {
+        let response = post_with(
+            &pooled,
+            &sim,
+            Some(&auth),
+            Some(&key(sequence)),
+            &notice("ISSUE", sequence),
+        )
+        .await;
+        assert!(response.unwrap().status().is_success());
+    }
+    for sequence in 4..=5 {
+        let response = post_with(
+            &unpooled,
+            &sim,
+            Some(&auth),
+            Some(&key(sequence)),
+            &notice("ISSUE", sequence),
+        )
+        .await;
+        assert!(response.unwrap().status().is_success());
+    }
+    // One pooled, two unpooled, and the observer's own new connection.
+    assert_eq!(state(observer).await - before, 4);
+    sim.stop().await;
+}
+
+/// `GET /_sim/messages` lists each request with its time, path, key and status, and no body content.
+#[tokio::test]
+async fn messages_log_requests_without_bodies() {
+    let sim = start().await;
+    post(&sim, &key(1), &notice("ISSUE", 1)).await;
+    post(&sim, &key(1), &notice("ISSUE", 1)).await;
+    post(&sim, &key(2), "not xml").await;
+    let messages = sim.messages().await;
+    let summary: Vec<(&str, Option<&str>, u16)> = messages
+        .iter()
+        .map(|m| (m.path.as_str(), m.idempotency_key.as_deref(), m.status))
+        .collect();
+    let (k1, k2) = (key(1), key(2));
+    assert_eq!(
+        summary,
+        vec![
+            (NOTICES_PATH, Some(k1.as_str()), 201),
+            (NOTICES_PATH, Some(k1.as_str()), 200),
+            (NOTICES_PATH, Some(k2.as_str()), 400),
+        ]
+    );
+    chrono::DateTime::parse_from_rfc3339(&messages[0].at).unwrap();
+    let raw = serde_json::to_string(&messages).unwrap();
+    assert!(!raw.contains("DOE") && !raw.contains("1985-02-14"), "{raw}");
+    sim.stop().await;
+}
+
+/// `run` refuses a configuration without a token.
+#[tokio::test]
+async fn run_refuses_a_config_without_tokens() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = run(listener, DojSimConfig::default(), std::future::pending())
+        .await
+        .unwrap_err();
+    assert!(format!("{err:#}").contains("token"), "{err:#}");
+}
