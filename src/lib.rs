@@ -46,6 +46,7 @@ pub mod model;
 pub mod ops;
 pub mod publish;
 pub mod routing;
+pub mod simulate;
 pub mod status;
 pub mod store;
 pub mod translate;

@@ -58,6 +58,23 @@ enum Sim {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// The DOJ firearms simulator (HTTP; control API under `/_sim/`).
+    Doj {
+        #[arg(long, default_value = "127.0.0.1:7002")]
+        listen: SocketAddr,
+        /// The broker configuration: the simulator accepts its DOJ token.
+        #[arg(long, default_value = "deploy/local/porter.toml")]
+        config: PathBuf,
+    },
+    /// The LEA RMS simulator: many agencies under `/<ORI>/orders` (HTTP;
+    /// control API under `/_sim/`).
+    Lea {
+        #[arg(long, default_value = "127.0.0.1:7003")]
+        listen: SocketAddr,
+        /// The broker configuration: its agencies and signing secrets.
+        #[arg(long, default_value = "deploy/local/porter.toml")]
+        config: PathBuf,
+    },
     /// A court CMS simulator: publishes orders and checks their statuses.
     Court {
         /// The broker configuration; its courts are simulated.
@@ -131,6 +148,18 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let control_listener = TcpListener::bind(control).await?;
             eprintln!("CLETS simulator on {listen}, control http://{control}/_sim/state");
             porter_simulators::clets::run(tcp, control_listener, sim, shutdown_signal()).await
+        }
+        Command::Sim(Sim::Doj { listen, config }) => {
+            let sim = porter::simulate::doj(&porter::config::Config::load(&config)?)?;
+            let listener = TcpListener::bind(listen).await?;
+            eprintln!("DOJ simulator on http://{listen}/doj/firearms/v1/notices, state http://{listen}/_sim/state");
+            porter_simulators::doj::run(listener, sim, shutdown_signal()).await
+        }
+        Command::Sim(Sim::Lea { listen, config }) => {
+            let sim = porter::simulate::lea(&porter::config::Config::load(&config)?)?;
+            let listener = TcpListener::bind(listen).await?;
+            eprintln!("LEA simulator on http://{listen}/<ORI>/orders, state http://{listen}/_sim/state");
+            porter_simulators::lea::run(listener, sim, shutdown_signal()).await
         }
         Command::Sim(Sim::Court {
             config,

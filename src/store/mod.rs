@@ -184,6 +184,16 @@ pub struct DeadLetterFilter {
     pub limit: Option<u32>,
 }
 
+/// The partners one delivery loop serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartnerSet {
+    One(PartnerId),
+    /// Every LEA agency but these ORIs (whose circuits are open).
+    Lea {
+        except: Vec<String>,
+    },
+}
+
 /// Work for a partner adapter: one inbound message to one partner.
 #[derive(Debug, Clone)]
 pub struct DeliveryJob {
@@ -283,6 +293,18 @@ pub trait Store: Send + Sync + 'static {
     async fn due_deliveries(
         &self,
         partner: &PartnerId,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> StoreResult<Vec<DeliveryJob>> {
+        self.due_deliveries_in(&PartnerSet::One(partner.clone()), now, limit)
+            .await
+    }
+
+    /// [`Store::due_deliveries`] for a set of partners: at most one per
+    /// order and partner.
+    async fn due_deliveries_in(
+        &self,
+        partners: &PartnerSet,
         now: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<DeliveryJob>>;

@@ -85,11 +85,11 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
+use super::PartnerSet;
 use super::{
     DeadLetterFilter, DeliveryJob, DeliveryResult, DeliveryView, IntakeItem, IntakeOutcome, PartnerAttempt, Produced,
     Store, StoreError, StoreResult, StoredDeadLetter, StoredStatus,
 };
-use crate::model::PartnerId;
 use crate::routing::{Candidates, Route};
 
 /// The database behind a [`SqlStore`]: the few places where SQLite and
@@ -270,14 +270,14 @@ impl Store for SqlStore {
         Ok(outcomes)
     }
 
-    async fn due_deliveries(
+    async fn due_deliveries_in(
         &self,
-        partner: &PartnerId,
+        partners: &PartnerSet,
         now: DateTime<Utc>,
         limit: u32,
     ) -> StoreResult<Vec<DeliveryJob>> {
         let mut conn = self.pool.acquire().await?;
-        deliveries::due(&mut conn, partner, now, limit).await
+        deliveries::due(&mut conn, partners, now, limit).await
     }
 
     async fn record_deliveries(&self, results: Vec<DeliveryResult>) -> StoreResult<Produced> {

@@ -119,6 +119,8 @@ store_tests!(
     held_messages_are_refused_when_the_gap_shows_them_invalid,
     repeat_under_new_message_id_warns_duplicate,
     nul_in_input_text_is_stored_as_replacement,
+    lea_loop_takes_every_agency_but_the_excluded,
+    applied_message_keeps_the_resulting_order_state,
 );
 
 // ---------------------------------------------------------------------------
@@ -1504,4 +1506,52 @@ async fn nul_in_input_text_is_stored_as_replacement(store: SqlStore) {
     .await;
     let mpo = due_for(s, &PartnerId::Clets, "24DV\u{FFFD}N").await.unwrap();
     assert_eq!(mpo.nic.as_deref(), Some("H\u{FFFD}"));
+}
+
+/// The LEA delivery loop's query takes every agency's due deliveries (one
+/// per order and agency) and none of another partner's, and leaves out
+/// agencies whose circuit is open.
+async fn lea_loop_takes_every_agency_but_the_excluded(store: SqlStore) {
+    let s: &dyn Store = &store;
+    let (a, b) = (PartnerId::Lea("CA0340000".into()), PartnerId::Lea("CA0341100".into()));
+    let partners = [PartnerId::Clets, a.clone(), b.clone()];
+    accept(s, accepted("m-1", message("24DV1", Action::Issue, 1, "001"), &partners)).await;
+    accept(
+        s,
+        accepted("m-2", message("24DV1", Action::Modify, 2, "002"), &partners),
+    )
+    .await;
+    let all = PartnerSet::Lea { except: Vec::new() };
+    let jobs = s.due_deliveries_in(&all, far_future(), 10).await.unwrap();
+    let got: Vec<_> = jobs.iter().map(|j| (j.partner.clone(), j.sequence)).collect();
+    assert_eq!(got, [(a.clone(), 1), (b.clone(), 1)]);
+    let some = PartnerSet::Lea {
+        except: vec!["CA0340000".into()],
+    };
+    let jobs = s.due_deliveries_in(&some, far_future(), 10).await.unwrap();
+    assert_eq!(jobs.iter().map(|j| j.partner.clone()).collect::<Vec<_>>(), [b]);
+}
+
+/// A delivery job carries both the message and the whole order as it
+/// stands once the message is applied (what the HTTP partners receive).
+async fn applied_message_keeps_the_resulting_order_state(store: SqlStore) {
+    let s: &dyn Store = &store;
+    let n = "24DVS";
+    accept(s, accepted("s-1", message(n, Action::Issue, 1, "001"), &clets())).await;
+    deliver(s, n, 1, Some("H000000001")).await;
+    // A TERMINATE changes only the termination fields of the order.
+    accept(s, accepted("s-2", message(n, Action::Terminate, 2, "009"), &clets())).await;
+    let job = due_for(s, &PartnerId::Clets, n).await.unwrap();
+    assert_eq!(
+        job.order.order.case_number.as_deref(),
+        Some("24FL009"),
+        "the message as sent"
+    );
+    assert_eq!(
+        job.state.order.case_number.as_deref(),
+        Some("24FL001"),
+        "the order as it stands"
+    );
+    assert_eq!(job.state.action, Some(Action::Terminate));
+    assert_eq!(job.state.order.termination_date, job.order.order.termination_date);
 }

@@ -15,20 +15,36 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 
 use super::rows::{
-    DeadLetterDraft, StatusDraft, Stream, from_json, from_ms, insert_dead_letter, insert_status, now_ms, parse_partner,
-    text, text_opt, to_ms, to_u32,
+    DeadLetterDraft, Params, StatusDraft, Stream, Value, from_json, from_ms, insert_dead_letter, insert_status, now_ms,
+    parse_partner, text, text_opt, to_ms, to_u32,
 };
 use crate::model::{Action, ErrorCode, FieldError, PartnerId, StatusKind};
-use crate::store::{DeadLetterStage, DeliveryJob, DeliveryOutcome, DeliveryResult, Produced, StoreError, StoreResult};
+use crate::store::{
+    DeadLetterStage, DeliveryJob, DeliveryOutcome, DeliveryResult, PartnerSet, Produced, StoreError, StoreResult,
+};
 
-/// Deliveries for `partner` that may go now; see the module note of `sql`.
+/// Deliveries for `partners` that may go now; see the module note of `sql`.
 pub(super) async fn due(
     conn: &mut AnyConnection,
-    partner: &PartnerId,
+    partners: &PartnerSet,
     now: chrono::DateTime<chrono::Utc>,
     limit: u32,
 ) -> StoreResult<Vec<DeliveryJob>> {
-    let rows = sqlx::query(
+    let mut params = Params::default();
+    let which = match partners {
+        PartnerSet::One(partner) => format!("d.partner = {}", params.push(Value::Text(partner.wire_name()))),
+        PartnerSet::Lea { except } => {
+            let mut clause = "d.partner LIKE 'LEA:%'".to_string();
+            for ori in except {
+                let p = params.push(Value::Text(PartnerId::Lea(ori.clone()).wire_name()));
+                clause.push_str(&format!(" AND d.partner <> {p}"));
+            }
+            clause
+        }
+    };
+    let now = params.push(Value::Int(to_ms(now)));
+    let limit = params.push(Value::Int(i64::from(limit)));
+    let sql = format!(
         "SELECT d.id, d.partner, d.court_ori, d.order_number, d.sequence, d.revision, \
                 d.attempts, d.created_at, i.message_id, i.action, i.canonical_json, \
                 COALESCE(i.state_json, i.canonical_json) AS state_json, \
@@ -36,20 +52,16 @@ pub(super) async fn due(
          FROM deliveries d \
          JOIN inbound_messages i ON i.id = d.inbound_id \
          JOIN orders o ON o.court_ori = d.court_ori AND o.order_number = d.order_number \
-         WHERE d.partner = $1 AND d.state = 'PENDING' AND d.next_attempt_at <= $2 \
+         WHERE {which} AND d.state = 'PENDING' AND d.next_attempt_at <= {now} \
            AND d.sequence <= o.applied_sequence \
            AND NOT EXISTS (SELECT 1 FROM deliveries e \
                            WHERE e.court_ori = d.court_ori AND e.order_number = d.order_number \
                              AND e.partner = d.partner AND e.sequence < d.sequence \
                              AND e.state NOT IN ('ACCEPTED', 'DISCARDED')) \
          ORDER BY d.created_at, d.id \
-         LIMIT $3",
-    )
-    .bind(text(&partner.wire_name()))
-    .bind(to_ms(now))
-    .bind(i64::from(limit))
-    .fetch_all(&mut *conn)
-    .await?;
+         LIMIT {limit}"
+    );
+    let rows = params.bind(&sql).fetch_all(&mut *conn).await?;
     rows.iter()
         .map(|row| {
             let action: String = row.try_get("action")?;
