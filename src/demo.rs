@@ -1,11 +1,14 @@
 //! `porter demo`: the whole system in one process, for a first look.
 //!
-//! It starts the CLETS/CARPOS simulator, the broker with
+//! It starts the partner simulators (CLETS/CARPOS, and DOJ and LEA when the
+//! configuration has their sections), the broker with
 //! `deploy/local/porter.toml`, and a court simulator that publishes a few
 //! realistic orders for the demo courts (Sacramento, Los Angeles and a
 //! tribal court) and prints every status that comes back. Everything then
 //! keeps running, so you can publish orders of your own, until Ctrl-C.
 //! Each run starts from an empty store, as the simulators start empty.
+//! The demo's partner secrets are generated on first use into the
+//! configuration's `var/secrets/` (never part of the repository).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -20,6 +23,8 @@ use crate::config::Config;
 
 /// Runs the demo until `shutdown` resolves.
 pub async fn run(config_path: &Path, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    let folder = config_path.parent().unwrap_or(Path::new("."));
+    ensure_secrets(&folder.join("var/secrets"), &["doj-token", "lea-secret"])?;
     let config = Config::load(config_path)?;
     fresh_store(&config.store.url)?;
     let stop = CancellationToken::new();
@@ -53,6 +58,31 @@ async fn start_and_publish(config: &Config, stop: &CancellationToken) -> anyhow:
         async move { sim_stop.cancelled().await },
     ));
     println!("CLETS/CARPOS simulator: TCP {clets_addr}, control http://127.0.0.1:7101/_sim/state");
+    let mut sims = vec![clets_sim];
+    if let Some(doj) = &config.partners.doj {
+        let addr = host_port(&doj.url)?;
+        let listener = TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("binding the DOJ simulator to {addr}"))?;
+        let sim_stop = stop.clone();
+        let sim = crate::simulate::doj(config)?;
+        sims.push(tokio::spawn(porter_simulators::doj::run(listener, sim, async move {
+            sim_stop.cancelled().await
+        })));
+        println!("DOJ firearms simulator: http://{addr}/_sim/state");
+    }
+    if let Some(lea) = &config.partners.lea {
+        let addr = host_port(&lea.base_url)?;
+        let listener = TcpListener::bind(&addr)
+            .await
+            .with_context(|| format!("binding the LEA simulator to {addr}"))?;
+        let sim_stop = stop.clone();
+        let sim = crate::simulate::lea(config)?;
+        sims.push(tokio::spawn(porter_simulators::lea::run(listener, sim, async move {
+            sim_stop.cancelled().await
+        })));
+        println!("LEA RMS simulator (every agency): http://{addr}/_sim/state");
+    }
 
     let http = TcpListener::bind(config.http.listen)
         .await
@@ -64,7 +94,7 @@ async fn start_and_publish(config: &Config, stop: &CancellationToken) -> anyhow:
     let ready_url = format!("http://{}/readyz", config.http.listen);
     tokio::select! {
         ready = wait_ready(&ready_url, Duration::from_secs(60)) => ready?,
-        _ = stop.cancelled() => return finish(broker, clets_sim).await,
+        _ = stop.cancelled() => return finish(broker, sims).await,
     }
     println!(
         "Porter broker: http://{} (metrics at /metrics, API at /api/v1)",
@@ -100,16 +130,47 @@ async fn start_and_publish(config: &Config, stop: &CancellationToken) -> anyhow:
         println!("Porter is running. Publish your own orders (see README), or press Ctrl-C to stop.");
     }
     stop.cancelled().await;
-    finish(broker, clets_sim).await
+    finish(broker, sims).await
 }
 
-async fn finish(
-    broker: tokio::task::JoinHandle<anyhow::Result<()>>,
-    clets_sim: tokio::task::JoinHandle<anyhow::Result<()>>,
-) -> anyhow::Result<()> {
+type Task = tokio::task::JoinHandle<anyhow::Result<()>>;
+
+async fn finish(broker: Task, sims: Vec<Task>) -> anyhow::Result<()> {
     broker.await??;
-    clets_sim.await??;
+    for sim in sims {
+        sim.await??;
+    }
     println!("Demo stopped.");
+    Ok(())
+}
+
+/// `host:port` of an `http://host:port[/…]` URL.
+fn host_port(url: &str) -> anyhow::Result<String> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    anyhow::ensure!(authority.contains(':'), "{url}: the demo needs an explicit port");
+    Ok(authority.to_string())
+}
+
+/// Creates each missing secret file in `folder` with 32 random bytes in
+/// hex, readable by the owner only.
+fn ensure_secrets(folder: &Path, names: &[&str]) -> anyhow::Result<()> {
+    use rand::RngCore as _;
+    std::fs::create_dir_all(folder).with_context(|| format!("creating {}", folder.display()))?;
+    for name in names {
+        let path = folder.join(name);
+        if path.exists() {
+            continue;
+        }
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        std::fs::write(&path, hex::encode(bytes)).with_context(|| format!("writing {}", path.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        }
+    }
     Ok(())
 }
 
