@@ -387,9 +387,6 @@ fn summary(statuses: &[StoredStatus]) -> Vec<(String, StatusKind, Option<Partner
         .collect()
 }
 
-fn states(views: &[DeliveryView]) -> Vec<&str> {
-    views.iter().map(|v| v.state.as_str()).collect()
-}
 
 // ---------------------------------------------------------------------------
 // Tests

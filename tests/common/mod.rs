@@ -68,10 +68,30 @@ pub fn replace(body: &[u8], from: &str, to: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// Which HTTP partners a harness runs (CLETS always runs).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Partners {
+    pub doj: bool,
+    pub lea: bool,
+}
+
+impl Partners {
+    pub const ALL: Partners = Partners { doj: true, lea: true };
+}
+
+/// The DOJ token and LEA secret the harness's broker and simulators share.
+pub const DOJ_TOKEN: &str = "harness-doj-token";
+pub const LEA_SECRET: &str = "harness-lea-secret";
+
 pub struct Harness {
     pub courts: Vec<String>,
     pub http: String,
     pub clets_control: String,
+    /// `http://host:port` of the DOJ simulator, when it runs.
+    pub doj: Option<String>,
+    /// `http://host:port` of the LEA simulator, when it runs.
+    pub lea: Option<String>,
+    http_sims: Vec<JoinHandle<anyhow::Result<()>>>,
     pub conn: Connection,
     pub channel: Channel,
     stop: CancellationToken,
@@ -92,6 +112,17 @@ impl Harness {
 
     /// Like [`Harness::start`], on the RabbitMQ at `amqp`.
     pub async fn start_on(courts: &[&str], amqp: &str) -> Harness {
+        Harness::start_with(courts, amqp, Partners::default()).await
+    }
+
+    /// Like [`Harness::start`], with the DOJ and LEA simulators `partners` names.
+    pub async fn start_with_partners(courts: &[&str], partners: Partners) -> Harness {
+        purge_real_court_queues(courts).await;
+        Harness::start_with(courts, &amqp_url(), partners).await
+    }
+
+    /// Starts the simulators `partners` names and a broker for `courts` on `amqp`.
+    pub async fn start_with(courts: &[&str], amqp: &str, partners: Partners) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let sim_tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim_control = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -116,6 +147,40 @@ impl Harness {
             repo().join("schemas").display().to_string(),
             repo().join("mappings").display().to_string(),
         );
+        let mut http_sims = Vec::new();
+        let (mut doj, mut lea) = (None, None);
+        if partners.doj {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let sim = porter_simulators::doj::DojSimConfig {
+                tokens: vec![DOJ_TOKEN.into()],
+                ..Default::default()
+            };
+            let s = stop.clone();
+            http_sims.push(tokio::spawn(porter_simulators::doj::run(listener, sim, async move {
+                s.cancelled().await
+            })));
+            toml.push_str(&format!(
+                "[partners.doj]\nurl = \"{url}\"\ntoken = \"{DOJ_TOKEN}\"\n[partners.doj.retry]\nmin_ms = 200\nmax_ms = 2000\n"
+            ));
+            doj = Some(url);
+        }
+        if partners.lea {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let sim = porter_simulators::lea::LeaSimConfig {
+                default_secret: Some(LEA_SECRET.into()),
+                ..Default::default()
+            };
+            let s = stop.clone();
+            http_sims.push(tokio::spawn(porter_simulators::lea::run(listener, sim, async move {
+                s.cancelled().await
+            })));
+            toml.push_str(&format!(
+                "[partners.lea]\nbase_url = \"{url}\"\ndefault_secret = \"{LEA_SECRET}\"\n[partners.lea.retry]\nmin_ms = 200\nmax_ms = 2000\n"
+            ));
+            lea = Some(url);
+        }
         for c in courts {
             toml.push_str(&format!(
                 "[[courts]]\nori = \"{c}\"\nsheriff_ori = \"CA0340000\"\nlayouts = [\"cms-a/1\"]\n"
@@ -137,6 +202,9 @@ impl Harness {
             courts: courts.iter().map(|c| c.to_string()).collect(),
             http: http_addr,
             clets_control,
+            doj,
+            lea,
+            http_sims,
             conn,
             channel,
             stop,
@@ -238,6 +306,16 @@ impl Harness {
         ours
     }
 
+    /// `GET /_sim/state` of the DOJ or LEA simulator at `base`.
+    pub async fn http_sim_state(base: &str) -> Value {
+        reqwest::get(format!("{base}/_sim/state"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub async fn sim_state(&self) -> Value {
         reqwest::get(format!("{}/_sim/state", self.clets_control))
             .await
@@ -267,6 +345,9 @@ impl Harness {
         self.stop.cancel();
         self.broker.await.unwrap().unwrap();
         self.sim.await.unwrap().unwrap();
+        for sim in self.http_sims {
+            sim.await.unwrap().unwrap();
+        }
         if self.delete_queues {
             for c in &self.courts {
                 for q in [format!("por.inbound.{c}"), format!("por.responses.{c}")] {
