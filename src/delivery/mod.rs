@@ -20,8 +20,15 @@
 //! and the partner answers a repeat with its first answer (ICD §5, §6).
 //! Transient failures are retried with exponential backoff and jitter
 //! ([`retry`]) until the message's maximum age, then dead-lettered.
+//!
+//! The HTTP partners share one answer classification ([`http`]) and
+//! report each attempt to a per-partner circuit breaker ([`circuit`]); LEA
+//! bodies carry the signed image as a link ([`image_link`]).
 
+pub mod circuit;
 pub mod clets;
+pub mod http;
+pub mod image_link;
 pub mod retry;
 
 use std::collections::HashSet;
