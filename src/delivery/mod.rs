@@ -21,15 +21,19 @@
 //! Transient failures are retried with exponential backoff and jitter
 //! ([`retry`]) until the message's maximum age, then dead-lettered.
 //!
-//! The HTTP partners share one answer classification ([`http`]) and
-//! report each attempt to a per-partner circuit breaker ([`circuit`]); LEA
-//! bodies carry the signed image as a link ([`image_link`]).
+//! The HTTP partners ([`doj`]) share one answer classification
+//! ([`http`]) and report each attempt to a per-partner circuit breaker
+//! ([`circuit`]); LEA bodies carry the signed image as a link
+//! ([`image_link`]).
 
 pub mod circuit;
 pub mod clets;
+pub mod doj;
 pub mod http;
 pub mod image_link;
 pub mod retry;
+#[cfg(test)]
+mod testing;
 
 use std::collections::HashSet;
 use std::sync::Arc;
