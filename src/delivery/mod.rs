@@ -20,9 +20,21 @@
 //! and the partner answers a repeat with its first answer (ICD §5, §6).
 //! Transient failures are retried with exponential backoff and jitter
 //! ([`retry`]) until the message's maximum age, then dead-lettered.
+//!
+//! The HTTP partners ([`doj`], [`lea`]) share one answer classification
+//! ([`http`]) and report each attempt to a per-partner circuit breaker
+//! ([`circuit`]); LEA bodies carry the signed image as a link
+//! ([`image_link`]).
 
+pub mod circuit;
 pub mod clets;
+pub mod doj;
+pub mod http;
+pub mod image_link;
+pub mod lea;
 pub mod retry;
+#[cfg(test)]
+mod testing;
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -1,0 +1,408 @@
+//! The LEA client against a mock agency (wiremock), and the body against
+//! `schemas/lea-order.schema.json`.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use super::*;
+use crate::config::{LeaAgencyConfig, RetryConfig, Secret};
+use crate::delivery::circuit::CircuitState;
+use crate::delivery::testing::{image, job, retry};
+use crate::model::PartnerRecordId;
+use crate::store::DeliveryOutcome;
+
+const AGENCY: &str = "CA0341100";
+const SHERIFF: &str = "CA0340000";
+const SECRET: &str = "agency-secret";
+const BASE: &str = "https://porter.example";
+
+fn config(base_url: &str) -> LeaConfig {
+    LeaConfig {
+        base_url: base_url.to_string(),
+        default_secret: None,
+        agencies: vec![
+            LeaAgencyConfig {
+                ori: AGENCY.into(),
+                name: "Police".into(),
+                endpoint: None,
+                secret: Some(Secret::literal(SECRET)),
+            },
+            LeaAgencyConfig {
+                ori: SHERIFF.into(),
+                name: "Sheriff".into(),
+                endpoint: None,
+                secret: Some(Secret::literal("sheriff-secret")),
+            },
+        ],
+        concurrency: 8,
+        per_agency: 4,
+        timeout_ms: 2_000,
+        batch: 16,
+        image_link_days: 7,
+        retry: RetryConfig::default(),
+    }
+}
+
+fn adapter(config: &LeaConfig) -> LeaPartner {
+    LeaPartner::new(config, format!("{BASE}/"), retry("LEA")).unwrap()
+}
+
+fn lea() -> PartnerId {
+    PartnerId::Lea(AGENCY.into())
+}
+
+async fn answer(server: &MockServer, response: ResponseTemplate) {
+    server.reset().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{AGENCY}/orders")))
+        .respond_with(response)
+        .mount(server)
+        .await;
+}
+
+fn header_value<'a>(request: &'a Request, name: &str) -> &'a str {
+    request.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+/// The request goes to `<endpoint>/orders` with `Content-Type:
+/// application/json`, the ICD §5 Idempotency-Key (`LEA-<ORI>`) and an
+/// `X-POR-Signature` that verifies with the agency's secret over the exact
+/// body and a current `t` (and not with another agency's); the answer's
+/// `record_id` becomes the record id.
+#[tokio::test]
+async fn sends_signed_json_with_key_and_reads_record_id() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{AGENCY}/orders")))
+        .and(header("content-type", "application/json"))
+        .and(header("idempotency-key", "por:CA034025J:24DV01234:1:LEA-CA0341100:0"))
+        .respond_with(ResponseTemplate::new(201).set_body_string(r#"{"record_id":"RMS-42"}"#))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let result = adapter(&config(&server.uri())).attempt(job(lea(), Action::Issue)).await;
+    let DeliveryOutcome::Accepted { record_ids, .. } = result.outcome else {
+        panic!("{:?}", result.outcome)
+    };
+    assert_eq!(
+        record_ids,
+        vec![PartnerRecordId {
+            scheme: "record_id".into(),
+            id: "RMS-42".into()
+        }]
+    );
+    let sent = &server.received_requests().await.unwrap()[0];
+    let signature = header_value(sent, SIGNATURE_HEADER);
+    let now = Utc::now().timestamp();
+    assert_eq!(verify_signature(SECRET, signature, &sent.body, now), Ok(()));
+    assert_eq!(
+        verify_signature("sheriff-secret", signature, &sent.body, now),
+        Err(SignatureError::Mismatch)
+    );
+    let t: i64 = signature
+        .strip_prefix("t=")
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((now - t).abs() <= 5);
+    assert_eq!(result.attempt.request, sent.body);
+}
+
+/// The body carries this message's header and the whole current order;
+/// the image is a signed link for this agency (verifiable with its secret,
+/// valid `image_link_days`), and its bytes appear nowhere in the body.
+#[tokio::test]
+async fn image_is_a_signed_link_never_inline() {
+    let server = MockServer::start().await;
+    answer(&server, ResponseTemplate::new(201)).await;
+    let mut issue = job(lea(), Action::Issue);
+    issue.state.image = Some(image());
+    adapter(&config(&server.uri())).attempt(issue.clone()).await;
+    let sent = &server.received_requests().await.unwrap()[0];
+    let body: Value = serde_json::from_slice(&sent.body).unwrap();
+    assert_eq!(body["action"], "ISSUE");
+    assert_eq!(body["sequence"], 1);
+    assert_eq!(body["order"]["order"]["order_number"], "24DV01234");
+    assert!(body["order"].get("image").is_none());
+    let encoded = data_encoding::BASE64.encode(&image().data);
+    assert!(!String::from_utf8_lossy(&sent.body).contains(&encoded));
+    let link = &body["image"];
+    let sha = image().sha256;
+    assert_eq!(link["sha256"], sha.as_str());
+    assert_eq!(link["mime_type"], "application/pdf");
+    let url = link["url"].as_str().unwrap();
+    let prefix = format!("{BASE}/images/{sha}?agency={AGENCY}&exp=");
+    let rest = url.strip_prefix(&prefix).unwrap_or_else(|| panic!("{url}"));
+    let (exp, sig) = rest.split_once("&sig=").unwrap();
+    let exp: i64 = exp.parse().unwrap();
+    let week = (issue.created_at + chrono::Duration::days(7)).timestamp();
+    assert_eq!(exp, week);
+    let now = Utc::now().timestamp();
+    assert_eq!(image_link::verify(SECRET, &sha, AGENCY, exp, sig, now), Ok(()));
+    assert!(image_link::verify("sheriff-secret", &sha, AGENCY, exp, sig, now).is_err());
+}
+
+/// Every ICD §8 status class maps to its outcome: 2xx/409 accepted, other
+/// 4xx rejected, 408/425/429/5xx retried, 401/403 retried with the
+/// agency's circuit opened.
+#[tokio::test]
+async fn each_status_class_maps_to_its_outcome() {
+    let server = MockServer::start().await;
+    for status in [
+        200, 201, 202, 204, 409, 400, 404, 410, 422, 408, 425, 429, 500, 502, 503, 401, 403,
+    ] {
+        answer(&server, ResponseTemplate::new(status)).await;
+        let partner = adapter(&config(&server.uri()));
+        let result = partner.attempt(job(lea(), Action::Modify)).await;
+        let circuit = partner.circuits().state(&lea(), Instant::now());
+        match (status, &result.outcome) {
+            (200..=299 | 409, DeliveryOutcome::Accepted { .. }) => {}
+            (400 | 404 | 410 | 422, DeliveryOutcome::Rejected { .. }) => {}
+            (408 | 425 | 429 | 500..=599, DeliveryOutcome::Retry { reason, .. }) => {
+                assert_eq!(reason, &format!("HTTP {status}"));
+                assert_eq!(circuit, CircuitState::Closed, "one failure does not open it");
+            }
+            (401 | 403, DeliveryOutcome::Retry { reason, .. }) => {
+                assert!(reason.contains("credentials"), "{reason}");
+                assert!(matches!(circuit, CircuitState::Open { .. }), "{status}");
+            }
+            (status, outcome) => panic!("{status}: {outcome:?}"),
+        }
+        assert_eq!(
+            result.attempt.response.as_deref().map(|r| &r[..3]),
+            Some(status.to_string().as_str())
+        );
+    }
+}
+
+/// A `Retry-After` given as an HTTP-date is honoured too.
+#[tokio::test]
+async fn retry_after_http_date_is_honoured() {
+    let server = MockServer::start().await;
+    let at = Utc::now() + chrono::Duration::seconds(300);
+    let date = at.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+    answer(
+        &server,
+        ResponseTemplate::new(503).insert_header("Retry-After", date.as_str()),
+    )
+    .await;
+    let result = adapter(&config(&server.uri())).attempt(job(lea(), Action::Issue)).await;
+    let DeliveryOutcome::Retry { next_attempt_at, .. } = result.outcome else {
+        panic!("{:?}", result.outcome)
+    };
+    assert!(
+        next_attempt_at >= at - chrono::Duration::seconds(1),
+        "{next_attempt_at} < {at}"
+    );
+}
+
+/// An agency slower than the timeout is retried.
+#[tokio::test]
+async fn timeout_is_retried() {
+    let server = MockServer::start().await;
+    answer(&server, ResponseTemplate::new(201).set_delay(Duration::from_secs(3))).await;
+    let mut cfg = config(&server.uri());
+    cfg.timeout_ms = 200;
+    let result = adapter(&cfg).attempt(job(lea(), Action::Issue)).await;
+    assert!(
+        matches!(result.outcome, DeliveryOutcome::Retry { .. }),
+        "{:?}",
+        result.outcome
+    );
+    assert!(result.attempt.error.as_deref().unwrap_or("").starts_with("timeout"));
+}
+
+/// An agency without a signing secret gets nothing: the job waits (Retry)
+/// and the agency's circuit opens as for refused credentials.
+#[tokio::test]
+async fn agency_without_secret_is_a_credentials_problem() {
+    let server = MockServer::start().await;
+    answer(&server, ResponseTemplate::new(201)).await;
+    let mut cfg = config(&server.uri());
+    cfg.agencies[0].secret = None;
+    let partner = adapter(&cfg);
+    let result = partner.attempt(job(lea(), Action::Issue)).await;
+    assert!(
+        matches!(result.outcome, DeliveryOutcome::Retry { .. }),
+        "{:?}",
+        result.outcome
+    );
+    assert!(server.received_requests().await.unwrap().is_empty());
+    assert!(matches!(
+        partner.circuits().state(&lea(), Instant::now()),
+        CircuitState::Open { .. }
+    ));
+}
+
+/// With `per_agency = 1`, a slow agency's second request waits for its
+/// first, while another agency's request goes straight through.
+#[tokio::test]
+async fn per_agency_limit_isolates_a_slow_agency() {
+    let server = MockServer::start().await;
+    let delay = Duration::from_millis(600);
+    Mock::given(method("POST"))
+        .and(path(format!("/{AGENCY}/orders")))
+        .respond_with(ResponseTemplate::new(201).set_delay(delay))
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(format!("/{SHERIFF}/orders")))
+        .respond_with(ResponseTemplate::new(201))
+        .mount(&server)
+        .await;
+    let mut cfg = config(&server.uri());
+    cfg.per_agency = 1;
+    let partner = adapter(&cfg);
+    let start = std::time::Instant::now();
+    let timed = |p: LeaPartner, j: DeliveryJob| async move {
+        let r = p.attempt(j).await;
+        (r, start.elapsed())
+    };
+    let (a1, a2, b) = tokio::join!(
+        timed(partner.for_agency(AGENCY), job(lea(), Action::Issue)),
+        timed(partner.for_agency(AGENCY), job(lea(), Action::Modify)),
+        timed(
+            partner.for_agency(SHERIFF),
+            job(PartnerId::Lea(SHERIFF.into()), Action::Issue)
+        ),
+    );
+    for (r, _) in [&a1, &a2, &b] {
+        assert!(matches!(r.outcome, DeliveryOutcome::Accepted { .. }), "{:?}", r.outcome);
+    }
+    let slowest = a1.1.max(a2.1);
+    assert!(slowest >= delay * 2, "the agency's requests overlapped: {slowest:?}");
+    assert!(b.1 < slowest, "the other agency waited: {:?} vs {slowest:?}", b.1);
+}
+
+/// `for_agency` binds the adapter's partner id; the unbound one is `LEA:`.
+#[test]
+fn for_agency_names_the_partner() {
+    let partner = adapter(&config("http://127.0.0.1:9"));
+    assert_eq!(partner.for_agency(AGENCY).partner(), lea());
+    assert_eq!(partner.partner(), PartnerId::Lea(String::new()));
+}
+
+/// The link's expiry is anchored at the job's creation, so resends within
+/// the retry window have byte-identical bodies; a replay long after gets a
+/// fresh week.
+#[test]
+fn body_is_stable_across_resends() {
+    let mut issue = job(lea(), Action::Issue);
+    issue.state.image = Some(image());
+    let params = |now| LinkParams {
+        public_base_url: BASE,
+        secret: SECRET,
+        ori: AGENCY,
+        days: 7,
+        now,
+    };
+    let first = LeaBody::new(&issue, &params(issue.created_at)).to_bytes();
+    let later = LeaBody::new(&issue, &params(issue.created_at + chrono::Duration::hours(23))).to_bytes();
+    assert_eq!(first, later);
+    let replay_at = issue.created_at + chrono::Duration::days(10);
+    assert_eq!(
+        link_expiry(issue.created_at, 7, replay_at),
+        (replay_at + chrono::Duration::days(7)).timestamp()
+    );
+}
+
+/// A receiver refuses a stale `t`, a changed body and a malformed header.
+#[test]
+fn signature_checks() {
+    let header = signature_header(SECRET, 1_800_000_000, b"{}");
+    assert_eq!(verify_signature(SECRET, &header, b"{}", 1_800_000_300), Ok(()));
+    assert_eq!(
+        verify_signature(SECRET, &header, b"{}", 1_800_000_301),
+        Err(SignatureError::Stale)
+    );
+    assert_eq!(
+        verify_signature(SECRET, &header, b"{ }", 1_800_000_000),
+        Err(SignatureError::Mismatch)
+    );
+    assert_eq!(
+        verify_signature(SECRET, "v1=00", b"{}", 1_800_000_000),
+        Err(SignatureError::Malformed)
+    );
+    let expected = image_link::hmac_hex(SECRET.as_bytes(), &[b"1800000000.{}"]);
+    assert_eq!(header, format!("t=1800000000,v1={expected}"));
+}
+
+/// Breaks one thing in a body.
+type Breaker = fn(&mut Value);
+
+fn schema() -> jsonschema::Validator {
+    let text = include_str!("../../../schemas/lea-order.schema.json");
+    let schema: Value = serde_json::from_str(text).unwrap();
+    jsonschema::draft202012::new(&schema).unwrap()
+}
+
+fn errors(validator: &jsonschema::Validator, body: &Value) -> Vec<String> {
+    validator
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
+/// The bodies emitted for every action of the sample lifecycle (and an
+/// ISSUE with an image link) are valid against the shipped JSON Schema.
+#[test]
+fn bodies_of_every_action_match_the_schema() {
+    let validator = schema();
+    let mut jobs: Vec<DeliveryJob> = Action::ALL.into_iter().map(|a| job(lea(), a)).collect();
+    let mut with_image = job(lea(), Action::Issue);
+    with_image.state.image = Some(image());
+    jobs.push(with_image);
+    for j in &jobs {
+        let params = LinkParams {
+            public_base_url: BASE,
+            secret: SECRET,
+            ori: AGENCY,
+            days: 7,
+            now: Utc::now(),
+        };
+        let body: Value = serde_json::from_slice(&LeaBody::new(j, &params).to_bytes()).unwrap();
+        assert_eq!(body["action"], j.action.name());
+        let problems = errors(&validator, &body);
+        assert!(problems.is_empty(), "{}: {problems:#?}", j.action.name());
+    }
+}
+
+/// The schema is not a rubber stamp: a body without `order_number`, with
+/// an unknown action, sequence 0, a bad ORI or an inline image is refused.
+#[test]
+fn schema_refuses_broken_bodies() {
+    let validator = schema();
+    let params = LinkParams {
+        public_base_url: BASE,
+        secret: SECRET,
+        ori: AGENCY,
+        days: 7,
+        now: Utc::now(),
+    };
+    let good: Value = serde_json::from_slice(&LeaBody::new(&job(lea(), Action::Issue), &params).to_bytes()).unwrap();
+    let mut missing = good.clone();
+    missing.as_object_mut().unwrap().remove("order_number");
+    assert!(
+        !errors(&validator, &missing).is_empty(),
+        "missing order_number accepted"
+    );
+    let broken: [(&str, Breaker); 4] = [
+        ("action", |b| b["action"] = "ENTER".into()),
+        ("sequence", |b| b["sequence"] = 0.into()),
+        ("court_ori", |b| b["court_ori"] = "ca034025j".into()),
+        ("inline image", |b| {
+            b["order"]["image"] = serde_json::json!({"data": "AAAA"})
+        }),
+    ];
+    for (what, breaks) in broken {
+        let mut body = good.clone();
+        breaks(&mut body);
+        assert!(!errors(&validator, &body).is_empty(), "{what} accepted");
+    }
+}
