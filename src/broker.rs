@@ -12,15 +12,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use porter_adapters::clets::client::CletsClient;
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::delivery::DeliveryLoop;
-use crate::delivery::clets::CletsPartner;
-use crate::delivery::retry::RetryPolicy;
+use crate::delivery::partners;
 use crate::formats::fixed::Layout;
 use crate::formats::xml::XmlLimits;
 use crate::intake::{Formats, Intake};
@@ -28,6 +25,7 @@ use crate::mapping::clets::CletsTables;
 use crate::mapping::code_map::CodeMap;
 use crate::mapping::codes::CodeLists;
 use crate::ops::http::{OpsState, run as serve_http};
+use crate::routing::Router;
 use crate::status::Relay;
 use crate::store::{SqlStore, Store};
 use crate::transport::Publisher;
@@ -122,10 +120,12 @@ fn load_code_maps(dir: &Path, codes: &CodeLists) -> anyhow::Result<HashMap<Strin
 pub async fn run(config: Config, http: TcpListener, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
     let formats = Arc::new(load_formats(&config)?);
     prepare_sqlite_dir(&config.store.url);
+    let router = Router::from_config(&config)?;
     let store: Arc<dyn Store> = Arc::new(
         SqlStore::connect(&config.store.url)
             .await
-            .context("opening the store")?,
+            .context("opening the store")?
+            .with_router(Arc::new(router)),
     );
     let publisher = Publisher::new(config.amqp.confirm_window * 2);
     let relay = Relay {
@@ -161,25 +161,13 @@ pub async fn run(config: Config, http: TcpListener, shutdown: impl Future<Output
     };
     let intake_task = tokio::spawn(intake.run(intake_rx, stop_consuming.clone()));
 
-    let clets = &config.partners.clets;
-    let client = CletsClient::new(
-        clets.address.clone(),
-        clets.connections,
-        Duration::from_millis(clets.timeout_ms),
-    );
-    let clets_loop = DeliveryLoop {
+    let shared = partners::Shared {
         store: store.clone(),
-        adapter: Arc::new(CletsPartner {
-            client,
-            tables: Arc::new(formats.clets.clone()),
-            retry: RetryPolicy::new("CLETS", &clets.retry),
-        }),
         relay: relay.clone(),
-        batch: clets.batch,
-        concurrency: clets.connections,
         wake: deliveries_due.clone(),
+        stop: stop_work.clone(),
     };
-    let clets_task = tokio::spawn(clets_loop.run(stop_work.clone()));
+    let partner_tasks = partners::spawn(&config, formats.clets.clone(), &shared)?;
     let sweep_task = tokio::spawn(relay.clone().sweep(stop_work.clone()));
     let retention = chrono::Duration::days(i64::from(config.store.dedup_retention_days));
     let purge_task = tokio::spawn(purge_loop(store.clone(), retention, stop_work.clone()));
@@ -198,7 +186,9 @@ pub async fn run(config: Config, http: TcpListener, shutdown: impl Future<Output
     stop_consuming.cancel();
     let _ = intake_task.await;
     stop_work.cancel();
-    let _ = clets_task.await;
+    for task in partner_tasks {
+        let _ = task.await;
+    }
     let _ = sweep_task.await;
     let _ = purge_task.await;
     close_amqp.cancel();

@@ -13,6 +13,7 @@ use porter_adapters::clets::{CletsError, CletsReply};
 use std::sync::Arc;
 
 use super::PartnerAdapter;
+use super::circuit::{Circuits, Signal};
 use super::retry::RetryPolicy;
 use crate::mapping::clets::CletsTables;
 use crate::model::{Action, ErrorCode, PartnerId, PartnerRecordId};
@@ -24,6 +25,9 @@ pub struct CletsPartner {
     pub client: CletsClient,
     pub tables: Arc<CletsTables>,
     pub retry: RetryPolicy,
+    /// CLETS's circuit breaker: an answer (ACK or REJ) closes it, a BSY or
+    /// a transport failure counts towards opening it.
+    pub circuits: Arc<Circuits>,
 }
 
 impl PartnerAdapter for CletsPartner {
@@ -67,6 +71,16 @@ impl PartnerAdapter for CletsPartner {
         let started = at;
         metrics::histogram!("porter_partner_request_seconds", "partner" => "CLETS")
             .record((Utc::now() - started).num_milliseconds() as f64 / 1000.0);
+        let signal = match &sent {
+            Ok(CletsReply::Bsy { .. }) => Some(Signal::Transient),
+            Ok(_) => Some(Signal::Success),
+            Err(CletsError::InvalidRequest(_)) => None,
+            Err(_) => Some(Signal::Transient),
+        };
+        if let Some(signal) = signal {
+            self.circuits
+                .record(&PartnerId::Clets, signal, std::time::Instant::now());
+        }
         let (response, error, outcome) = match sent {
             Ok(reply) => {
                 let text = reply.to_frame_text();

@@ -45,11 +45,11 @@ use serde::Serialize;
 use sha2::Sha256;
 use tokio::sync::Semaphore;
 
-use super::PartnerAdapter;
 use super::circuit::{Circuits, Signal};
 use super::http::{self, idempotency_key};
 use super::image_link::{self, hmac_hex};
 use super::retry::RetryPolicy;
+use super::{PartnerAdapter, Serves};
 use crate::config::LeaConfig;
 use crate::model::{Action, OrderMessage, PartnerId};
 use crate::store::{DeliveryJob, DeliveryResult};
@@ -288,6 +288,13 @@ impl LeaPartner {
 impl PartnerAdapter for LeaPartner {
     fn partner(&self) -> PartnerId {
         PartnerId::Lea(self.agency.clone().unwrap_or_default())
+    }
+
+    fn serves(&self) -> Serves {
+        match &self.agency {
+            Some(_) => Serves::One(self.partner()),
+            None => Serves::AllLea,
+        }
     }
 
     async fn attempt(&self, job: DeliveryJob) -> DeliveryResult {

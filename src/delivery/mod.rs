@@ -32,13 +32,14 @@ pub mod doj;
 pub mod http;
 pub mod image_link;
 pub mod lea;
+pub mod partners;
 pub mod retry;
 #[cfg(test)]
 mod testing;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::stream::FuturesUnordered;
@@ -48,11 +49,24 @@ use tokio_util::sync::CancellationToken;
 
 use crate::model::PartnerId;
 use crate::status::Relay;
-use crate::store::{DeliveryJob, DeliveryResult, Store};
+use crate::store::{DeliveryJob, DeliveryResult, PartnerSet, Store};
+use circuit::{CircuitState, Circuits};
+
+/// The partners one delivery loop serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Serves {
+    One(PartnerId),
+    /// Every LEA agency (each job names its agency).
+    AllLea,
+}
 
 /// One partner's adapter, as the delivery loop sees it.
 pub trait PartnerAdapter: Send + Sync + 'static {
     fn partner(&self) -> PartnerId;
+    /// The partners whose deliveries this adapter takes.
+    fn serves(&self) -> Serves {
+        Serves::One(self.partner())
+    }
     /// Attempts one delivery and classifies the answer.
     fn attempt(&self, job: DeliveryJob) -> impl Future<Output = DeliveryResult> + Send;
 }
@@ -68,6 +82,8 @@ pub struct DeliveryLoop<A> {
     pub concurrency: usize,
     /// Woken when new work is committed.
     pub wake: Arc<Notify>,
+    /// The partners' circuit breakers, which the adapter records into.
+    pub circuits: Arc<Circuits>,
 }
 
 impl<A: PartnerAdapter> DeliveryLoop<A> {
@@ -89,11 +105,18 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
             }
             if !stop.is_cancelled() && flying.len() < cap {
                 let want = (cap + flying.len()).min(self.batch.max(1) as usize + flying.len()) as u32;
-                match self.store.due_deliveries(&partner, Utc::now(), want).await {
+                let due = match self.wanted() {
+                    Some(set) => self.store.due_deliveries_in(&set, Utc::now(), want).await,
+                    None => Ok(Vec::new()),
+                };
+                match due {
                     Ok(jobs) => {
                         for job in jobs {
                             if flying.len() >= cap {
                                 break;
+                            }
+                            if flying.contains(&job.id) || !self.circuits.allow(&job.partner, Instant::now()) {
+                                continue;
                             }
                             if flying.insert(job.id) {
                                 let adapter = self.adapter.clone();
@@ -121,6 +144,30 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
                 flying.remove(&r.delivery_id);
             }
             self.record(&partner, results).await;
+        }
+    }
+
+    /// The partners to take work for now: not those whose circuit is open
+    /// (`None`: nothing to ask for).
+    fn wanted(&self) -> Option<PartnerSet> {
+        let now = Instant::now();
+        match self.adapter.serves() {
+            Serves::One(partner) => {
+                let blocked = matches!(
+                    self.circuits.state(&partner, now),
+                    CircuitState::Open { .. } | CircuitState::HalfOpen { probing: true }
+                );
+                (!blocked).then_some(PartnerSet::One(partner))
+            }
+            Serves::AllLea => {
+                let except = self.circuits.open_partners(now).into_iter().filter_map(|p| match p {
+                    PartnerId::Lea(ori) => Some(ori),
+                    _ => None,
+                });
+                Some(PartnerSet::Lea {
+                    except: except.collect(),
+                })
+            }
         }
     }
 

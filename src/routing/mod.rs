@@ -31,6 +31,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Config;
 use crate::model::{OrderMessage, PartnerId};
 pub use lea_table::LeaTable;
 
@@ -86,6 +87,40 @@ pub struct Router {
     /// Court ORI → its sheriff's ORI.
     pub sheriffs: HashMap<String, String>,
 }
+
+impl Router {
+    /// The router the configuration calls for. With LEA configured it loads
+    /// `mappings/lea-agencies.toml` and checks that every agency it can
+    /// route to (and every court's sheriff) has a signing secret.
+    pub fn from_config(config: &Config) -> anyhow::Result<Router> {
+        let lea = match &config.partners.lea {
+            None => None,
+            Some(lea) => {
+                let table =
+                    LeaTable::load(&config.paths.mappings.join(LEA_TABLE)).map_err(|e| anyhow::anyhow!("{e}"))?;
+                if let Some(ori) = table.oris().find(|ori| lea.secret(ori).is_none()) {
+                    anyhow::bail!(
+                        "LEA agency {ori} (in {LEA_TABLE}) has no signing secret: set partners.lea.default_secret \
+                         or give it one under [[partners.lea.agencies]]"
+                    );
+                }
+                Some(table)
+            }
+        };
+        Ok(Router {
+            doj: config.partners.doj.is_some(),
+            lea,
+            sheriffs: config
+                .courts
+                .iter()
+                .map(|c| (c.ori.clone(), c.sheriff_ori.clone()))
+                .collect(),
+        })
+    }
+}
+
+/// The LEA jurisdiction table, under the mappings folder.
+pub const LEA_TABLE: &str = "lea-agencies.toml";
 
 impl Route for Router {
     fn route(&self, m: Applied<'_>) -> (Vec<PartnerId>, Sticky) {

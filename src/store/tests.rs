@@ -387,7 +387,6 @@ fn summary(statuses: &[StoredStatus]) -> Vec<(String, StatusKind, Option<Partner
         .collect()
 }
 
-
 // ---------------------------------------------------------------------------
 // Tests
 

@@ -1,0 +1,79 @@
+//! Starting one delivery loop per partner kind: CLETS always, DOJ and LEA
+//! when the configuration has their sections. The three share one set of
+//! circuit breakers (each partner, and each LEA agency, has its own).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use porter_adapters::clets::client::CletsClient;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::circuit::{CircuitConfig, Circuits};
+use super::clets::CletsPartner;
+use super::doj::DojPartner;
+use super::lea::LeaPartner;
+use super::retry::RetryPolicy;
+use super::{DeliveryLoop, PartnerAdapter};
+use crate::config::Config;
+use crate::mapping::clets::CletsTables;
+use crate::status::Relay;
+use crate::store::Store;
+
+/// What every loop shares.
+pub struct Shared {
+    pub store: Arc<dyn Store>,
+    pub relay: Relay,
+    /// Woken when the intake commits new work.
+    pub wake: Arc<Notify>,
+    pub stop: CancellationToken,
+}
+
+/// Starts the loops; each ends when `shared.stop` fires, after recording
+/// what it has in flight.
+pub fn spawn(config: &Config, clets_tables: CletsTables, shared: &Shared) -> anyhow::Result<Vec<JoinHandle<()>>> {
+    let circuits = Arc::new(Circuits::new(CircuitConfig::default()));
+    let clets = &config.partners.clets;
+    let client = CletsClient::new(
+        clets.address.clone(),
+        clets.connections,
+        Duration::from_millis(clets.timeout_ms),
+    );
+    let adapter = CletsPartner {
+        client,
+        tables: Arc::new(clets_tables),
+        retry: RetryPolicy::new("CLETS", &clets.retry),
+        circuits: circuits.clone(),
+    };
+    let mut tasks = vec![start(adapter, clets.batch, clets.connections, &circuits, shared)];
+    if let Some(doj) = &config.partners.doj {
+        let adapter = DojPartner::new(doj, RetryPolicy::new("DOJ", &doj.retry))?.with_circuits(circuits.clone());
+        tasks.push(start(adapter, doj.batch, doj.concurrency, &circuits, shared));
+    }
+    if let Some(lea) = &config.partners.lea {
+        let retry = RetryPolicy::new("LEA", &lea.retry);
+        let adapter = LeaPartner::new(lea, config.http.public_base_url.clone(), retry)?.with_circuits(circuits.clone());
+        tasks.push(start(adapter, lea.batch, lea.concurrency, &circuits, shared));
+    }
+    Ok(tasks)
+}
+
+fn start<A: PartnerAdapter>(
+    adapter: A,
+    batch: u32,
+    concurrency: usize,
+    circuits: &Arc<Circuits>,
+    shared: &Shared,
+) -> JoinHandle<()> {
+    let delivery = DeliveryLoop {
+        store: shared.store.clone(),
+        adapter: Arc::new(adapter),
+        relay: shared.relay.clone(),
+        batch,
+        concurrency,
+        wake: shared.wake.clone(),
+        circuits: circuits.clone(),
+    };
+    tokio::spawn(delivery.run(shared.stop.clone()))
+}

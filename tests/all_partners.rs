@@ -1,0 +1,110 @@
+//! The whole lifecycle to every partner (ICD §4, §5, §7, §8): CLETS, the
+//! DOJ firearms unit and the LEA agencies, each a real simulator, with the
+//! routing computed from the order's state.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use porter::model::{PartnerId, StatusKind, StatusMessage};
+
+fn sample(name: &str, court: &str) -> Vec<u8> {
+    let body = std::fs::read(repo().join("schemas/samples").join(name)).unwrap();
+    for_court(&body, court)
+}
+
+/// Every routed partner has its final status (here: accepted).
+fn complete(statuses: &[StatusMessage]) -> bool {
+    let Some(accepted) = statuses.iter().find(|s| s.status == StatusKind::Accepted) else {
+        return false;
+    };
+    accepted.routed_partners.iter().all(|p| {
+        statuses
+            .iter()
+            .any(|s| s.status == StatusKind::PartnerAccepted && s.partner.as_ref() == Some(p))
+    })
+}
+
+fn routed(statuses: &[StatusMessage]) -> Vec<String> {
+    let accepted = statuses.iter().find(|s| s.status == StatusKind::Accepted).unwrap();
+    accepted.routed_partners.iter().map(PartnerId::wire_name).collect()
+}
+
+fn records_of(state: &serde_json::Value, agency: &str) -> usize {
+    state["agencies"][agency]["records"].as_array().map_or(0, Vec::len)
+}
+
+/// Proves that ISSUE, a MODIFY that moves the residence to another city,
+/// SERVICE and TERMINATE reach every partner they should, in order: the
+/// firearms-relevant order goes to DOJ from its first message; the court's
+/// sheriff and the residence's police department receive the ISSUE; the
+/// move adds the new city's department, the old one receives that MODIFY
+/// and nothing after it; every later CLETS message carries the EPO's NIC;
+/// DOJ answers with a tracking id; no simulator applies anything twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_reaches_clets_doj_and_the_right_agencies_in_order() {
+    let court = unique_ori();
+    let h = Harness::start_with_partners(&[&court], Partners::ALL).await;
+    let watch = h.watch(&court).await;
+    let moved = replace(
+        &sample("modify.xml", &court),
+        "455 CAPITOL MALL APT 12</por:Street><por:City>SACRAMENTO</por:City><por:State>CA</por:State><por:ZIP>95814",
+        "9 ELK GROVE BLVD</por:Street><por:City>ELK GROVE</por:City><por:State>CA</por:State><por:ZIP>95757",
+    );
+    let messages = [
+        ("issue", sample("issue.xml", &court)),
+        ("modify", moved),
+        ("service", sample("service.xml", &court)),
+        ("terminate", sample("terminate.xml", &court)),
+    ];
+    let mut all = Vec::new();
+    for (name, body) in &messages {
+        let id = unique_id(name);
+        h.publish(&court, Some(&id), "application/xml", body).await;
+        all.push(watch.wait(&id, Duration::from_secs(60), complete).await);
+    }
+    let sheriff = "LEA:CA0340000";
+    assert_eq!(routed(&all[0]), ["CLETS", "DOJ", sheriff, "LEA:CA0340400"]);
+    assert_eq!(
+        routed(&all[1]),
+        ["CLETS", "DOJ", sheriff, "LEA:CA0340400", "LEA:CA0341100"],
+        "the move goes to the old and the new department"
+    );
+    for later in &all[2..] {
+        assert_eq!(routed(later), ["CLETS", "DOJ", sheriff, "LEA:CA0341100"]);
+    }
+    // CLETS: one record, and every message after the EPO carried its NIC.
+    let nic = |s: &[StatusMessage]| {
+        s.iter()
+            .filter(|x| x.partner == Some(PartnerId::Clets))
+            .flat_map(|x| x.partner_record_ids.clone())
+            .find(|r| r.scheme == "NIC")
+            .map(|r| r.id)
+    };
+    let first_nic = nic(&all[0]).expect("the EPO's ACK gives a NIC");
+    for later in &all[1..] {
+        assert_eq!(nic(later).as_deref(), Some(first_nic.as_str()));
+    }
+    let clets = h.sim_state().await;
+    assert_eq!(clets["counters"]["double_records"], 0);
+    // DOJ: four notices, each with a tracking id.
+    let doj = Harness::http_sim_state(h.doj.as_deref().unwrap()).await;
+    assert_eq!(doj["records"].as_array().unwrap().len(), 4);
+    assert_eq!(doj["counters"]["double_records"], 0);
+    for s in &all {
+        let ids: Vec<_> = s
+            .iter()
+            .filter(|x| x.partner == Some(PartnerId::Doj))
+            .flat_map(|x| x.partner_record_ids.clone())
+            .collect();
+        assert!(ids.iter().any(|r| r.scheme == "tracking_id"), "{ids:?}");
+    }
+    // LEA: the sheriff got all four, the old department two, the new one three.
+    let lea = Harness::http_sim_state(h.lea.as_deref().unwrap()).await;
+    assert_eq!(records_of(&lea, "CA0340000"), 4);
+    assert_eq!(records_of(&lea, "CA0340400"), 2);
+    assert_eq!(records_of(&lea, "CA0341100"), 3);
+    assert_eq!(lea["counters"]["double_records"], 0);
+    h.stop().await;
+}
