@@ -88,25 +88,7 @@ impl LeaTable {
         let mut agencies: Vec<Agency> = Vec::with_capacity(file.agency.len());
         for agency in &file.agency {
             let (span, a) = (agency.span(), agency.get_ref());
-            let problem = if !is_ori(&a.ori) {
-                Some(format!("agency {:?} is not an ORI", a.ori))
-            } else if !sheriffs.contains_key(&normalize(&a.county)) {
-                Some(format!(
-                    "agency {}: county {:?} has no [[county]] entry",
-                    a.ori, a.county
-                ))
-            } else if agencies.iter().any(|b| normalize(&b.city) == normalize(&a.city)) {
-                Some(format!("agency {}: city {:?} already has an agency", a.ori, a.city))
-            } else if let Some(z) = a
-                .zips
-                .iter()
-                .find(|z| z.len() != 5 || !z.bytes().all(|b| b.is_ascii_digit()))
-            {
-                Some(format!("agency {}: ZIP {z:?} is not five digits", a.ori))
-            } else {
-                None
-            };
-            if let Some(message) = problem {
+            if let Some(message) = agency_problem(a, &sheriffs, &agencies) {
                 return Err(at(span.start, message));
             }
             let mut a = a.clone();
@@ -157,6 +139,27 @@ impl LeaTable {
     /// How many agencies and counties the table has.
     pub fn len(&self) -> (usize, usize) {
         (self.agencies.len(), self.sheriffs.len())
+    }
+}
+
+/// What is wrong with an agency entry, given the counties and the agencies
+/// before it.
+fn agency_problem(a: &Agency, sheriffs: &HashMap<String, String>, before: &[Agency]) -> Option<String> {
+    let bad_zip = |z: &&String| z.len() != 5 || !z.bytes().all(|b| b.is_ascii_digit());
+    if !is_ori(&a.ori) {
+        Some(format!("agency {:?} is not an ORI", a.ori))
+    } else if !sheriffs.contains_key(&normalize(&a.county)) {
+        Some(format!(
+            "agency {}: county {:?} has no [[county]] entry",
+            a.ori, a.county
+        ))
+    } else if before.iter().any(|b| b.city == normalize(&a.city)) {
+        Some(format!("agency {}: city {:?} already has an agency", a.ori, a.city))
+    } else {
+        a.zips
+            .iter()
+            .find(bad_zip)
+            .map(|z| format!("agency {}: ZIP {z:?} is not five digits", a.ori))
     }
 }
 
