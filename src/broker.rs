@@ -118,6 +118,8 @@ fn load_code_maps(dir: &Path, codes: &CodeLists) -> anyhow::Result<HashMap<Strin
 
 /// Runs the broker until `shutdown` resolves.
 pub async fn run(config: Config, http: TcpListener, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    let mut config = config;
+    config.resolve_secrets()?;
     let formats = Arc::new(load_formats(&config)?);
     prepare_sqlite_dir(&config.store.url);
     let router = Router::from_config(&config)?;
@@ -176,6 +178,7 @@ pub async fn run(config: Config, http: TcpListener, shutdown: impl Future<Output
         store: store.clone(),
         amqp_connected: connected_rx,
         metrics: crate::ops::metrics::handle(),
+        lea: config.partners.lea.clone().map(Arc::new),
     };
     let http_stop = stop_http.clone();
     let http_task = tokio::spawn(serve_http(http, ops, async move { http_stop.cancelled().await }));

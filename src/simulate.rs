@@ -10,6 +10,8 @@ use crate::config::Config;
 
 /// The DOJ simulator accepts the broker's DOJ token.
 pub fn doj(config: &Config) -> anyhow::Result<DojSimConfig> {
+    let mut config = config.clone();
+    config.resolve_secrets()?;
     let doj = config
         .partners
         .doj
@@ -25,6 +27,8 @@ pub fn doj(config: &Config) -> anyhow::Result<DojSimConfig> {
 /// The LEA simulator serves the broker's agencies with their secrets, and
 /// any other agency with the default secret.
 pub fn lea(config: &Config) -> anyhow::Result<LeaSimConfig> {
+    let mut config = config.clone();
+    config.resolve_secrets()?;
     let lea = config
         .partners
         .lea

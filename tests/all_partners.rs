@@ -108,3 +108,41 @@ async fn lifecycle_reaches_clets_doj_and_the_right_agencies_in_order() {
     assert_eq!(lea["counters"]["double_records"], 0);
     h.stop().await;
 }
+
+/// Proves that an order's signed image is served to an agency through the
+/// ICD §8 signed link (the form the LEA adapter puts in its bodies), and
+/// that a link with a wrong signature, another agency's name or a past
+/// expiry is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_image_links_serve_the_image_and_refuse_tampering() {
+    use sha2::Digest as _;
+    let court = unique_ori();
+    let h = Harness::start_with_partners(&[&court], Partners { doj: false, lea: true }).await;
+    let watch = h.watch(&court).await;
+    let pdf = b"%PDF-1.4\n% a signed order, for the test\n".to_vec();
+    let sha = hex::encode(sha2::Sha256::digest(&pdf));
+    let element = format!(
+        "<por:OrderImage mimeType=\"application/pdf\" sha256=\"{sha}\">{}</por:OrderImage>\n</por:ProtectiveOrderMessage>",
+        data_encoding::BASE64.encode(&pdf)
+    );
+    let body = replace(&sample("issue.xml", &court), "</por:ProtectiveOrderMessage>", &element);
+    let id = unique_id("image");
+    h.publish(&court, Some(&id), "application/xml", &body).await;
+    watch.wait(&id, Duration::from_secs(60), complete).await;
+
+    let agency = "CA0340000";
+    let exp = chrono::Utc::now().timestamp() + 3600;
+    let link = porter::delivery::image_link::link(&h.http, LEA_SECRET, &sha, agency, exp);
+    let got = reqwest::get(&link).await.unwrap();
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.headers()["content-type"], "application/pdf");
+    assert_eq!(got.bytes().await.unwrap().as_ref(), pdf.as_slice());
+
+    let forged = porter::delivery::image_link::link(&h.http, "not-the-secret", &sha, agency, exp);
+    let other_agency = link.replace(agency, "CA0341100");
+    let expired = porter::delivery::image_link::link(&h.http, LEA_SECRET, &sha, agency, exp - 7200);
+    for bad in [forged, other_agency, expired] {
+        assert_eq!(reqwest::get(&bad).await.unwrap().status(), 403, "{bad}");
+    }
+    h.stop().await;
+}

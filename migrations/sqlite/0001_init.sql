@@ -155,3 +155,12 @@ CREATE TABLE conflicts (
 -- Repeats of a conflicting body (not unique: a purged original may leave older ones).
 CREATE INDEX conflicts_body ON conflicts (court_ori, message_id, body_sha256);
 CREATE INDEX conflicts_received_at ON conflicts (received_at);
+
+-- images: the signed order images of accepted messages, by SHA-256, served to
+-- LEA agencies through signed links (ICD §8, /images/<sha256>).
+CREATE TABLE images (
+    sha256           TEXT    PRIMARY KEY,        -- lowercase hex SHA-256 of data
+    mime_type        TEXT    NOT NULL,           -- application/pdf or image/tiff
+    data             BLOB    NOT NULL,
+    created_at       INTEGER NOT NULL
+);

@@ -248,16 +248,7 @@ impl Config {
             source,
         })?;
         let mut config = Config::from_toml_str(&text, path)?;
-        let env = |k: &str| std::env::var(k).ok();
-        config.apply_env(env)?;
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-        config
-            .partners
-            .resolve_secrets(&base, &env)
-            .map_err(|message| ConfigError::Invalid {
-                path: path.to_path_buf(),
-                message,
-            })?;
+        config.apply_env(|k| std::env::var(k).ok())?;
         config.validate()?;
         Ok(config)
     }
@@ -352,6 +343,19 @@ impl Config {
         let sheriffs = self.courts.iter().map(|c| c.sheriff_ori.as_str());
         self.partners.validate(sheriffs).map_err(invalid)?;
         Ok(())
+    }
+
+    /// Reads the partner secrets' `env:` and `file:` references (see
+    /// [`Secret`]). Only what talks to partners needs them: the broker and
+    /// the simulators, not `porter validate` or the court adapters.
+    pub fn resolve_secrets(&mut self) -> Result<(), ConfigError> {
+        let base = self.source.parent().map(Path::to_path_buf).unwrap_or_default();
+        self.partners
+            .resolve_secrets(&base, &|k| std::env::var(k).ok())
+            .map_err(|message| ConfigError::Invalid {
+                path: self.source.clone(),
+                message,
+            })
     }
 
     pub fn court(&self, ori: &str) -> Option<&CourtConfig> {

@@ -142,10 +142,20 @@ impl LeaConfig {
         }
     }
 
-    /// The secret `ori`'s requests and image links are signed with.
+    /// The secret `ori`'s requests and image links are signed with, once
+    /// resolved ([`PartnersConfig::resolve_secrets`]).
     pub fn secret(&self, ori: &str) -> Option<&str> {
+        self.secret_ref(ori).and_then(Secret::expose)
+    }
+
+    /// Whether `ori` has a secret configured (resolved or not).
+    pub fn has_secret(&self, ori: &str) -> bool {
+        self.secret_ref(ori).is_some()
+    }
+
+    fn secret_ref(&self, ori: &str) -> Option<&Secret> {
         let own = self.agency(ori).and_then(|a| a.secret.as_ref());
-        own.or(self.default_secret.as_ref()).and_then(Secret::expose)
+        own.or(self.default_secret.as_ref())
     }
 }
 
@@ -194,7 +204,7 @@ impl PartnersConfig {
             }
         }
         for ori in routable {
-            if lea.secret(ori).is_none() {
+            if !lea.has_secret(ori) {
                 return Err(format!(
                     "LEA agency {ori} can be routed to but has no secret: set partners.lea.default_secret \
                      or give it one under [[partners.lea.agencies]]"

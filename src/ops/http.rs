@@ -10,6 +10,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::config::LeaConfig;
 use crate::store::Store;
 
 /// What the handlers need.
@@ -19,6 +20,8 @@ pub struct OpsState {
     /// `true` while RabbitMQ is connected.
     pub amqp_connected: watch::Receiver<bool>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// The LEA settings (signing secrets resolved), for the image links.
+    pub lea: Option<Arc<LeaConfig>>,
 }
 
 /// The router, for tests and for [`run`].
@@ -27,6 +30,7 @@ pub fn router(state: OpsState) -> Router {
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/images/{sha256}", get(super::images::image))
         .nest("/api/v1", super::api::router())
         .with_state(state)
 }

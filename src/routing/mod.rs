@@ -98,7 +98,7 @@ impl Router {
             Some(lea) => {
                 let table =
                     LeaTable::load(&config.paths.mappings.join(LEA_TABLE)).map_err(|e| anyhow::anyhow!("{e}"))?;
-                if let Some(ori) = table.oris().find(|ori| lea.secret(ori).is_none()) {
+                if let Some(ori) = table.oris().find(|ori| !lea.has_secret(ori)) {
                     anyhow::bail!(
                         "LEA agency {ori} (in {LEA_TABLE}) has no signing secret: set partners.lea.default_secret \
                          or give it one under [[partners.lea.agencies]]"

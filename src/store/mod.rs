@@ -309,6 +309,9 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<DeliveryJob>>;
 
+    /// An order image by its SHA-256: `(mime type, bytes)`.
+    async fn image(&self, sha256: &str) -> StoreResult<Option<(String, Vec<u8>)>>;
+
     /// Records a batch of attempts and their outcomes in one transaction,
     /// with the statuses and dead letters they produce.
     async fn record_deliveries(&self, results: Vec<DeliveryResult>) -> StoreResult<Produced>;

@@ -82,7 +82,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use sqlx::any::AnyPoolOptions;
-use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Row, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
 
 use super::PartnerSet;
@@ -278,6 +278,17 @@ impl Store for SqlStore {
     ) -> StoreResult<Vec<DeliveryJob>> {
         let mut conn = self.pool.acquire().await?;
         deliveries::due(&mut conn, partners, now, limit).await
+    }
+
+    async fn image(&self, sha256: &str) -> StoreResult<Option<(String, Vec<u8>)>> {
+        let row = sqlx::query("SELECT mime_type, data FROM images WHERE sha256 = $1")
+            .bind(sha256.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(row) => Some((row.try_get("mime_type")?, row.try_get("data")?)),
+            None => None,
+        })
     }
 
     async fn record_deliveries(&self, results: Vec<DeliveryResult>) -> StoreResult<Produced> {

@@ -76,7 +76,7 @@ use super::rows::{
     DeadLetterDraft, Params, StatusDraft, Stream, Value, clean, from_json, insert_dead_letter, insert_status, now_ms,
     parse_partner, status_from_row, text, text_opt, to_json, to_u32,
 };
-use crate::model::{Action, ErrorCode, FieldError, OrderMessage, PartnerId, StatusKind};
+use crate::model::{Action, ErrorCode, FieldError, OrderImage, OrderMessage, PartnerId, StatusKind};
 use crate::routing::{Applied as RoutedMessage, Route, Sticky};
 use crate::store::{
     DeadLetterStage, InboundMessage, IntakeItem, IntakeOutcome, StoreError, StoreResult, StoredDeadLetter,
@@ -209,6 +209,7 @@ pub(super) async fn intake_one(
                     let held = Held {
                         candidates: &partners,
                         warnings: &warnings,
+                        image: order.image.as_ref(),
                     };
                     let id = insert_held(conn, &inbound, &facts, held).await?;
                     let arrival = Arrival {
@@ -696,6 +697,8 @@ async fn insert_inbound(
 struct Held<'a> {
     candidates: &'a [PartnerId],
     warnings: &'a [FieldError],
+    /// Kept once per SHA-256, for the agencies' signed links.
+    image: Option<&'a OrderImage>,
 }
 
 /// Stores an accepted message. It has no status yet: its `ACCEPTED`, which
@@ -714,6 +717,18 @@ async fn insert_held(
         .bind(id)
         .execute(&mut *conn)
         .await?;
+    if let Some(image) = held.image {
+        sqlx::query(
+            "INSERT INTO images (sha256, mime_type, data, created_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (sha256) DO NOTHING",
+        )
+        .bind(text(&image.sha256))
+        .bind(text(&image.mime_type))
+        .bind(image.data.clone())
+        .bind(now_ms())
+        .execute(&mut *conn)
+        .await?;
+    }
     Ok(id)
 }
 
