@@ -170,6 +170,12 @@ pub async fn run(config: Config, http: TcpListener, shutdown: impl Future<Output
         stop: stop_work.clone(),
     };
     let partner_tasks = partners::spawn(&config, formats.clets.clone(), &shared)?;
+    let gap_task = tokio::spawn(crate::intake::gap_timeout::run(
+        store.clone(),
+        relay.clone(),
+        config.courts.clone(),
+        stop_work.clone(),
+    ));
     let sweep_task = tokio::spawn(relay.clone().sweep(stop_work.clone()));
     let retention = chrono::Duration::days(i64::from(config.store.dedup_retention_days));
     let purge_task = tokio::spawn(purge_loop(store.clone(), retention, stop_work.clone()));
@@ -193,6 +199,7 @@ pub async fn run(config: Config, http: TcpListener, shutdown: impl Future<Output
         let _ = task.await;
     }
     let _ = sweep_task.await;
+    let _ = gap_task.await;
     let _ = purge_task.await;
     close_amqp.cancel();
     let _ = amqp_task.await;

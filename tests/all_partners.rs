@@ -45,7 +45,7 @@ fn records_of(state: &serde_json::Value, agency: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lifecycle_reaches_clets_doj_and_the_right_agencies_in_order() {
     let court = unique_ori();
-    let h = Harness::start_with_partners(&[&court], Partners::ALL).await;
+    let h = Harness::start_with_setup(&[&court], Setup::ALL_PARTNERS).await;
     let watch = h.watch(&court).await;
     let moved = replace(
         &sample("modify.xml", &court),
@@ -117,7 +117,14 @@ async fn lifecycle_reaches_clets_doj_and_the_right_agencies_in_order() {
 async fn signed_image_links_serve_the_image_and_refuse_tampering() {
     use sha2::Digest as _;
     let court = unique_ori();
-    let h = Harness::start_with_partners(&[&court], Partners { doj: false, lea: true }).await;
+    let h = Harness::start_with_setup(
+        &[&court],
+        Setup {
+            lea: true,
+            ..Setup::default()
+        },
+    )
+    .await;
     let watch = h.watch(&court).await;
     let pdf = b"%PDF-1.4\n% a signed order, for the test\n".to_vec();
     let sha = hex::encode(sha2::Sha256::digest(&pdf));

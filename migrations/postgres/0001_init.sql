@@ -21,7 +21,7 @@ CREATE TABLE inbound_messages (
     content_type     TEXT    NOT NULL,           -- application/xml or text/plain
     layout           TEXT,                       -- x-por-layout header, when given
     received_at      BIGINT  NOT NULL,           -- when the broker received it
-    outcome          TEXT    NOT NULL,           -- ACCEPTED (also when later refused in sequence: its sequence stays used) | REJECTED | DUPLICATE (same order, sequence and content as an accepted message)
+    outcome          TEXT    NOT NULL,           -- ACCEPTED (also when later refused in sequence: its sequence stays used) | EXPIRED (gave up waiting behind a gap: sequence freed) | REJECTED | DUPLICATE (same order, sequence and content as an accepted message)
     order_number     TEXT,                       -- when it could be read
     sequence         BIGINT,                     -- when it could be read
     action           TEXT,                       -- ISSUE | MODIFY | TERMINATE | CANCEL | SERVICE, when it could be read

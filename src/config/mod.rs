@@ -139,6 +139,10 @@ pub struct CourtConfig {
     /// (none for `cms-a/1`, whose codes are canonical).
     #[serde(default)]
     pub code_map: Option<String>,
+    /// How long a message may wait for a missing earlier sequence before it
+    /// is `DEAD_LETTERED` with `SEQUENCE_GAP`, in seconds (ICD §5: 1 h).
+    #[serde(default = "default_gap_timeout_secs")]
+    pub gap_timeout_secs: u64,
     /// AMQP users allowed to publish for this court (`user_id`). A message
     /// that carries a `user_id` not in this list is `ORI_MISMATCH`.
     #[serde(default)]
@@ -194,6 +198,9 @@ fn default_schemas() -> PathBuf {
 }
 fn default_mappings() -> PathBuf {
     "mappings".into()
+}
+fn default_gap_timeout_secs() -> u64 {
+    3600
 }
 fn default_layouts() -> Vec<String> {
     vec!["cms-a/1".into()]

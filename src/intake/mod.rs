@@ -18,6 +18,7 @@
 //! re-sends the statuses.
 
 pub mod examine;
+pub mod gap_timeout;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -338,6 +338,12 @@ pub trait Store: Send + Sync + 'static {
     /// Every partner attempt of one delivery, oldest first.
     async fn partner_attempts(&self, delivery_id: i64) -> StoreResult<Vec<PartnerAttempt>>;
 
+    /// Gives up the messages of `court_ori` that have waited for a missing
+    /// earlier sequence since before `cutoff` (the court's gap timeout, ICD
+    /// §5): each gets `ACCEPTED` and `DEAD_LETTERED` `SEQUENCE_GAP` and a
+    /// dead letter at stage `sequence`, and its sequence is freed.
+    async fn expire_gaps(&self, court_ori: &str, cutoff: DateTime<Utc>) -> StoreResult<Produced>;
+
     /// Forgets deduplication records older than `cutoff` (ICD §5: 400 days
     /// by default). Returns how many inbound messages were forgotten.
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;

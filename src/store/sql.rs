@@ -71,6 +71,7 @@
 //!   columns need nothing, as serde writes NUL as `\u0000`.
 
 mod deliveries;
+mod gaps;
 mod intake;
 mod queries;
 mod rows;
@@ -352,6 +353,13 @@ impl Store for SqlStore {
     async fn partner_attempts(&self, delivery_id: i64) -> StoreResult<Vec<PartnerAttempt>> {
         let mut conn = self.pool.acquire().await?;
         queries::partner_attempts(&mut conn, delivery_id).await
+    }
+
+    async fn expire_gaps(&self, court_ori: &str, cutoff: DateTime<Utc>) -> StoreResult<Produced> {
+        let mut tx = self.begin_write().await?;
+        let produced = gaps::expire(tx.conn(), court_ori, cutoff.timestamp_millis()).await?;
+        tx.commit().await?;
+        Ok(produced)
     }
 
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64> {

@@ -121,6 +121,7 @@ store_tests!(
     nul_in_input_text_is_stored_as_replacement,
     lea_loop_takes_every_agency_but_the_excluded,
     applied_message_keeps_the_resulting_order_state,
+    gap_timeout_dead_letters_the_waiting_message_and_frees_its_sequence,
 );
 
 // ---------------------------------------------------------------------------
@@ -1550,4 +1551,52 @@ async fn applied_message_keeps_the_resulting_order_state(store: SqlStore) {
     );
     assert_eq!(job.state.action, Some(Action::Terminate));
     assert_eq!(job.state.order.termination_date, job.order.order.termination_date);
+}
+
+/// A message that waited behind a gap past the court's timeout gets
+/// ACCEPTED then DEAD_LETTERED SEQUENCE_GAP (no partner) and a dead letter
+/// at stage sequence; it was never routed; its sequence is freed, so the
+/// court can send it again once the missing message is in. A message that
+/// has not waited that long is left alone.
+async fn gap_timeout_dead_letters_the_waiting_message_and_frees_its_sequence(store: SqlStore) {
+    let s: &dyn Store = &store;
+    let n = "24DVG";
+    accept(s, accepted("g-1", message(n, Action::Issue, 1, "001"), &clets())).await;
+    hold(s, accepted("g-3", message(n, Action::Modify, 3, "003"), &clets())).await;
+    let not_yet = s
+        .expire_gaps(COURT, Utc::now() - chrono::Duration::hours(1))
+        .await
+        .unwrap();
+    assert!(not_yet.statuses.is_empty() && not_yet.dead_letters.is_empty());
+
+    let produced = s
+        .expire_gaps(COURT, Utc::now() + chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        summary(&produced.statuses),
+        [
+            ("g-3".to_string(), StatusKind::Accepted, None, 1),
+            ("g-3".to_string(), StatusKind::DeadLettered, None, 2),
+        ]
+    );
+    assert!(produced.statuses[0].message.routed_partners.is_empty());
+    assert_eq!(produced.statuses[1].message.errors[0].code, ErrorCode::SequenceGap);
+    let dl = &produced.dead_letters[0];
+    assert_eq!(
+        (dl.stage.as_str(), dl.reason.as_str(), &dl.partner),
+        ("sequence", "SEQUENCE_GAP", &None)
+    );
+    assert!(s.deliveries_for_message(COURT, "g-3").await.unwrap().is_empty());
+    // Once expired, a second sweep finds nothing.
+    let again = s
+        .expire_gaps(COURT, Utc::now() + chrono::Duration::seconds(1))
+        .await
+        .unwrap();
+    assert!(again.dead_letters.is_empty());
+
+    // The missing sequence 2 arrives; sequence 3 can be sent again and is applied.
+    accept(s, accepted("g-2", message(n, Action::Modify, 2, "002"), &clets())).await;
+    let resent = accept(s, accepted("g-3b", message(n, Action::Modify, 3, "003"), &clets())).await;
+    assert_eq!(resent.routed_partners, clets());
 }

@@ -68,15 +68,22 @@ pub fn replace(body: &[u8], from: &str, to: &str) -> Vec<u8> {
         .into_bytes()
 }
 
-/// Which HTTP partners a harness runs (CLETS always runs).
+/// What a harness runs beside the broker and CLETS: the DOJ and LEA
+/// simulators, and the courts' gap timeout.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Partners {
+pub struct Setup {
     pub doj: bool,
     pub lea: bool,
+    /// Every court's `gap_timeout_secs` (default: the broker's, 1 h).
+    pub gap_timeout_secs: Option<u64>,
 }
 
-impl Partners {
-    pub const ALL: Partners = Partners { doj: true, lea: true };
+impl Setup {
+    pub const ALL_PARTNERS: Setup = Setup {
+        doj: true,
+        lea: true,
+        gap_timeout_secs: None,
+    };
 }
 
 /// The DOJ token and LEA secret the harness's broker and simulators share.
@@ -112,17 +119,17 @@ impl Harness {
 
     /// Like [`Harness::start`], on the RabbitMQ at `amqp`.
     pub async fn start_on(courts: &[&str], amqp: &str) -> Harness {
-        Harness::start_with(courts, amqp, Partners::default()).await
+        Harness::start_with(courts, amqp, Setup::default()).await
     }
 
     /// Like [`Harness::start`], with the DOJ and LEA simulators `partners` names.
-    pub async fn start_with_partners(courts: &[&str], partners: Partners) -> Harness {
+    pub async fn start_with_setup(courts: &[&str], partners: Setup) -> Harness {
         purge_real_court_queues(courts).await;
         Harness::start_with(courts, &amqp_url(), partners).await
     }
 
     /// Starts the simulators `partners` names and a broker for `courts` on `amqp`.
-    pub async fn start_with(courts: &[&str], amqp: &str, partners: Partners) -> Harness {
+    pub async fn start_with(courts: &[&str], amqp: &str, partners: Setup) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let sim_tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let sim_control = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -185,6 +192,9 @@ impl Harness {
             toml.push_str(&format!(
                 "[[courts]]\nori = \"{c}\"\nsheriff_ori = \"CA0340000\"\nlayouts = [\"cms-a/1\"]\n"
             ));
+            if let Some(secs) = partners.gap_timeout_secs {
+                toml.push_str(&format!("gap_timeout_secs = {secs}\n"));
+            }
         }
         let config = Config::from_toml_str(&toml, &dir.path().join("porter.toml")).unwrap();
         config.validate().unwrap();
