@@ -39,6 +39,7 @@ pub mod config;
 pub mod court;
 pub mod delivery;
 pub mod demo;
+pub mod failpoint;
 pub mod formats;
 pub mod intake;
 pub mod mapping;

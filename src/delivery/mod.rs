@@ -136,6 +136,7 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
                 _ = stop.cancelled(), if in_flight.is_empty() => None,
             };
             let Some(first) = first else { continue };
+            crate::failpoint::hit(crate::failpoint::AFTER_PARTNER_SEND);
             let mut results = vec![first];
             while let Some(Some(more)) = in_flight.next().now_or_never() {
                 results.push(more);

@@ -103,6 +103,7 @@ impl Intake {
             return;
         };
         metrics::counter!("porter_intake_committed_total").increment(batch.len() as u64);
+        crate::failpoint::hit(crate::failpoint::AFTER_STORE_COMMIT);
         self.deliveries_due.notify_waiters();
         acks.spawn(confirm_then_ack(self.relay.clone(), batch, outcomes));
     }

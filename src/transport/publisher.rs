@@ -155,6 +155,7 @@ impl Publisher {
                     match published {
                         Ok(confirm) => {
                             metrics::counter!("porter_amqp_published_total").increment(1);
+                            crate::failpoint::hit(crate::failpoint::AFTER_STATUS_PUBLISH);
                             let confirmed = tokio::time::timeout(CONFIRM_LIMIT, confirm);
                             in_flight.push(async move { (confirmed.await.map(|r| r.map(|c| (c, routing_key))), done) });
                             self.set_in_flight(in_flight.len());
