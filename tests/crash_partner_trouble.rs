@@ -86,12 +86,12 @@ async fn partners_down_busy_and_slow_lose_nothing_and_do_not_hold_each_other_up(
     assert_eq!(counter(&clets, "accepted"), 0, "CLETS was down");
     assert!(counter(&clets, "connections") - clets_before <= 10);
     assert!(
-        doj_late > doj_early,
-        "DOJ kept going while CLETS was down: {doj_early} -> {doj_late}"
+        doj_early > 0,
+        "DOJ received orders while CLETS was down (by 5 s: {doj_early}, by 60 s: {doj_late})"
     );
     assert!(
-        lea_late > lea_early,
-        "LEA kept going while CLETS was down: {lea_early} -> {lea_late}"
+        lea_early > 0 && lea_late > lea_early,
+        "the slow agency kept its own pace while CLETS was down: {lea_early} by 5 s, {lea_late} by 60 s"
     );
     post(format!("{}/_sim/faults", h.clets_control), "{}").await;
 
