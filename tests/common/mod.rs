@@ -21,6 +21,7 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProper
 use porter::config::Config;
 use porter::formats::xml::read_status;
 use porter::model::StatusMessage;
+pub mod postgres;
 pub mod rabbit;
 
 use rand::Rng;
@@ -70,12 +71,14 @@ pub fn replace(body: &[u8], from: &str, to: &str) -> Vec<u8> {
 
 /// What a harness runs beside the broker and CLETS: the DOJ and LEA
 /// simulators, and the courts' gap timeout.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Setup {
     pub doj: bool,
     pub lea: bool,
     /// Every court's `gap_timeout_secs` (default: the broker's, 1 h).
     pub gap_timeout_secs: Option<u64>,
+    /// The store URL (default: `PORTER_TEST_STORE_URL`, else a SQLite file).
+    pub store_url: Option<String>,
 }
 
 impl Setup {
@@ -83,6 +86,7 @@ impl Setup {
         doj: true,
         lea: true,
         gap_timeout_secs: None,
+        store_url: None,
     };
 }
 
@@ -144,8 +148,11 @@ impl Harness {
             async move { s.cancelled().await },
         ));
 
-        let store_url = std::env::var("PORTER_TEST_STORE_URL")
-            .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("porter.db").display()));
+        let store_url = partners
+            .store_url
+            .clone()
+            .or_else(|| std::env::var("PORTER_TEST_STORE_URL").ok())
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("porter.db").display()));
         let mut toml = format!(
             "[amqp]\nurl = {:?}\nreconnect_ms = 200\n[store]\nurl = {:?}\n[paths]\nschemas = {:?}\nmappings = {:?}\n\
              [partners.clets]\naddress = \"{clets_addr}\"\n[partners.clets.retry]\nmin_ms = 200\nmax_ms = 2000\n",
