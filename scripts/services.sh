@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the services Porter's demo and tests need are installed and
-# running on this machine: RabbitMQ (127.0.0.1:5672, guest/guest),
+# running on this machine: RabbitMQ (127.0.0.1:5672, guest/guest, with the
+# management plugin on 15672),
 # PostgreSQL (127.0.0.1:5432, database `test`, trust auth for local TCP)
 # and xmllint. Installs with apt where something is missing. Idempotent:
 # services that already answer are left alone.
@@ -37,6 +38,18 @@ ensure_rabbitmq() {
   fi
   wait_port 5672 RabbitMQ
   as_root env PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH" rabbitmqctl await_startup >/dev/null 2>&1 || true
+}
+
+# `porter topology --apply` uses the management API (127.0.0.1:15672).
+# Enabling the plugin on the running node needs no restart.
+ensure_rabbitmq_management() {
+  if port_open 15672; then return 0; fi
+  local plugins=(as_root env PATH="/usr/sbin:/usr/bin:/sbin:/bin:$PATH" rabbitmq-plugins)
+  if ! "${plugins[@]}" is_enabled rabbitmq_management >/dev/null 2>&1; then
+    echo "services: enabling the RabbitMQ management plugin" >&2
+    "${plugins[@]}" enable --quiet rabbitmq_management >/dev/null
+  fi
+  wait_port 15672 "RabbitMQ management"
 }
 
 pg_ok() { psql -h 127.0.0.1 -U postgres -d postgres -tAc 'select 1' >/dev/null 2>&1; }
@@ -79,5 +92,6 @@ ensure_tools() {
 
 ensure_tools
 ensure_rabbitmq
+ensure_rabbitmq_management
 ensure_postgres
 echo "services: RabbitMQ and PostgreSQL are up" >&2

@@ -37,6 +37,8 @@ enum Command {
     /// Court-side adapters.
     #[command(subcommand)]
     Court(CourtCmd),
+    /// Print, and with --apply apply, the RabbitMQ definitions: topology, policies, court users.
+    Topology(porter::transport::topology::command::TopologyArgs),
 }
 
 #[derive(Subcommand)]
@@ -134,6 +136,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Validate(_) => unreachable!("handled before the runtime starts"),
         Command::Publish(args) => porter::publish::publish(args).await,
         Command::Court(CourtCmd::FileDrop(args)) => porter::court::file_drop::run(args, shutdown_signal()).await,
+        Command::Topology(args) => porter::transport::topology::command::run(args).await,
         Command::Sim(Sim::Clets {
             listen,
             control,

@@ -14,9 +14,11 @@ use serde::Deserialize;
 
 mod partners;
 mod secret;
+mod topology;
 
 pub use partners::{CletsConfig, DojConfig, LeaAgencyConfig, LeaConfig, PartnersConfig, RetryConfig};
 pub use secret::Secret;
+pub use topology::{MIN_DELIVERY_LIMIT, TopologyConfig, default_password_variable};
 
 /// A configuration problem; it names the file and what is wrong.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +47,9 @@ pub struct Config {
     pub paths: PathsConfig,
     #[serde(default)]
     pub partners: PartnersConfig,
+    /// RabbitMQ policies and court users (`porter topology`).
+    #[serde(default)]
+    pub topology: TopologyConfig,
     /// The courts this broker serves; the topology is declared for each.
     #[serde(default, rename = "courts")]
     pub courts: Vec<CourtConfig>,
@@ -349,6 +354,7 @@ impl Config {
         }
         let sheriffs = self.courts.iter().map(|c| c.sheriff_ori.as_str());
         self.partners.validate(sheriffs).map_err(invalid)?;
+        self.topology.validate().map_err(invalid)?;
         Ok(())
     }
 

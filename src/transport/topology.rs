@@ -2,6 +2,17 @@
 //! `por.inbound.<ORI>` and `por.responses.<ORI>` quorum queues per court,
 //! and `por.dead`. Queues carry `x-queue-type=quorum` and no other `x-`
 //! argument; limits are policies (see `porter topology`).
+//!
+//! - [`definitions`]: the definitions document: topology, policies, court
+//!   users and permissions (the design note on the policies is there).
+//! - [`password`]: RabbitMQ's salted SHA-256 password hash.
+//! - [`management`]: the management HTTP API client.
+//! - [`command`]: `porter topology`, printing and `--apply`.
+
+pub mod command;
+pub mod definitions;
+pub mod management;
+pub mod password;
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};

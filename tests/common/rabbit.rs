@@ -1,6 +1,8 @@
-//! A private RabbitMQ node for tests that restart RabbitMQ, so the shared
-//! node on 5672 is never touched. It runs from a temporary folder, on free
-//! ports, with no plugins, and is stopped (by its node name) when dropped.
+//! A private RabbitMQ node for tests that restart or reconfigure RabbitMQ,
+//! so the shared node on 5672 is never touched. It runs from a temporary
+//! folder, on free ports, with no plugins (or only the management plugin,
+//! [`PrivateRabbit::start_with_management`]), and is stopped (by its node
+//! name) when dropped.
 
 use std::net::TcpListener as StdListener;
 use std::path::Path;
@@ -9,6 +11,8 @@ use std::time::{Duration, Instant};
 
 pub struct PrivateRabbit {
     pub url: String,
+    /// `http://127.0.0.1:<port>` of the management API, when enabled.
+    pub management_url: Option<String>,
     node: String,
     port: u16,
     dir: tempfile::TempDir,
@@ -22,19 +26,47 @@ fn port_open(port: u16) -> bool {
     std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
 
+fn wait_port(port: u16, what: &str) {
+    let started = Instant::now();
+    while !port_open(port) {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "{what} did not open in time"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 impl PrivateRabbit {
     /// Starts a new node and waits until it accepts AMQP connections.
     pub fn start() -> PrivateRabbit {
+        PrivateRabbit::start_with(false)
+    }
+
+    /// Starts a new node with the management plugin (its `enabled_plugins`
+    /// file lists only `rabbitmq_management`) on a free loopback port, and
+    /// waits until both AMQP and the management API answer.
+    pub fn start_with_management() -> PrivateRabbit {
+        PrivateRabbit::start_with(true)
+    }
+
+    fn start_with(management: bool) -> PrivateRabbit {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let dist = free_port();
         let node = format!("portertest{port}@localhost");
-        std::fs::write(dir.path().join("plugins"), "[].\n").unwrap();
-        std::fs::write(
-            dir.path().join("rabbitmq.conf"),
-            format!("listeners.tcp.local = 127.0.0.1:{port}\nloopback_users = none\n"),
-        )
-        .unwrap();
+        let mut conf = format!("listeners.tcp.local = 127.0.0.1:{port}\nloopback_users = none\n");
+        let management_port = management.then(free_port);
+        if let Some(m) = management_port {
+            conf.push_str(&format!("management.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {m}\n"));
+        }
+        let plugins = if management {
+            "[rabbitmq_management].\n"
+        } else {
+            "[].\n"
+        };
+        std::fs::write(dir.path().join("plugins"), plugins).unwrap();
+        std::fs::write(dir.path().join("rabbitmq.conf"), conf).unwrap();
         // The server runs as the rabbitmq user: it must own its folder.
         let _ = Command::new("chown")
             .args(["-R", "rabbitmq:rabbitmq"])
@@ -42,6 +74,7 @@ impl PrivateRabbit {
             .status();
         let r = PrivateRabbit {
             url: format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
+            management_url: management_port.map(|m| format!("http://127.0.0.1:{m}")),
             node,
             port,
             dir,
@@ -52,6 +85,9 @@ impl PrivateRabbit {
             .expect("rabbitmq-server runs");
         assert!(status.success(), "rabbitmq-server -detached failed");
         r.wait_open(true);
+        if let Some(m) = management_port {
+            wait_port(m, "management API");
+        }
         r
     }
 
