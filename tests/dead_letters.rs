@@ -57,13 +57,13 @@ async fn dead_letters(h: &Harness, court: &str, stage: &str) -> Vec<Value> {
     list.as_array().unwrap().clone()
 }
 
-/// Proves that a replay turns a partner rejection into PARTNER_ACCEPTED with
-/// the same revision, that the later message held behind it then flows, that
-/// the replayed dead letter cannot be replayed again, and that the action is
-/// audited; the replay goes through `porter dlq replay`, and `porter dlq
-/// list` shows the dead letter.
+/// Proves that an edit-and-replay turns a CLETS rejection into
+/// PARTNER_ACCEPTED (revision 1: a new MCN), that the later message held
+/// behind it then flows, that the replayed dead letter cannot be replayed
+/// again, and that the action is audited; the edit goes through `porter dlq
+/// edit`, and `porter dlq list` shows the dead letter.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn replay_turns_a_rejected_epo_into_partner_accepted_and_releases_the_next() {
+async fn edit_and_replay_turns_a_rejected_epo_into_partner_accepted_and_releases_the_next() {
     let court = unique_ori();
     let h = Harness::start(&[&court]).await;
     let watch = h.watch(&court).await;
@@ -86,11 +86,20 @@ async fn replay_turns_a_rejected_epo_into_partner_accepted_and_releases_the_next
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(table.contains("PARTNER_REJECTED") && table.contains("OPEN"), "{table}");
 
+    // CARPOS answers a repeated MCN with its remembered REJ (ICD §6), so
+    // the fix is an edit: a new revision, a new MCN.
     set_faults(&h, json!({})).await;
+    let mut order = porter::formats::xml::read_order(&sample("issue.xml", &court), &Default::default()).message;
+    order.order.case_number = Some("24FL00999".into());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("order.json");
+    std::fs::write(&file, serde_json::to_vec(&order).unwrap()).unwrap();
     let id_text = id.to_string();
     let out = dlq(&[
-        "replay",
+        "edit",
         &id_text,
+        "--file",
+        file.to_str().unwrap(),
         "--reason",
         "CARPOS fixed",
         "--operator",
@@ -100,7 +109,7 @@ async fn replay_turns_a_rejected_epo_into_partner_accepted_and_releases_the_next
     ])
     .await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("revision 0"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("revision 1"));
 
     let statuses = watch.wait(&issue, WAIT, has("PARTNER_ACCEPTED")).await;
     let last = statuses.last().unwrap();
@@ -117,7 +126,7 @@ async fn replay_turns_a_rejected_epo_into_partner_accepted_and_releases_the_next
     assert_eq!(rows.len(), 1, "{audit}");
     assert_eq!(
         (&rows[0]["action"], &rows[0]["operator"], &rows[0]["reason"]),
-        (&json!("REPLAY"), &json!("alice"), &json!("CARPOS fixed"))
+        (&json!("EDIT_REPLAY"), &json!("alice"), &json!("CARPOS fixed"))
     );
     assert_eq!(h.sim_state().await["counters"]["double_records"], 0);
     h.stop().await;

@@ -15,7 +15,10 @@
 //!   with an acceptance after it was given up (a late answer).
 //! - **Replay** sets the delivery `PENDING`, due now, attempts 0 and
 //!   `replayed_at` now (the retry max age counts from there), and keeps its
-//!   revision, so the partner sees the same MCN or Idempotency-Key.
+//!   revision, so the partner sees the same MCN or Idempotency-Key. That is
+//!   what a `DEAD` delivery needs (retries ran out); after a permanent
+//!   rejection, CARPOS answers the repeated MCN with its remembered `REJ`
+//!   (ICD §6), so the fix for a rejection is an edit.
 //! - **Edit-and-replay** stores the edited canonical order as the next
 //!   revision (table `revisions`: who, when, why, and the order state with the
 //!   edit applied, for the HTTP partners) and points the delivery's
