@@ -185,6 +185,9 @@ pub async fn run(config: Config, http: TcpListener, shutdown: impl Future<Output
         amqp_connected: connected_rx,
         metrics: crate::ops::metrics::handle(),
         lea: config.partners.lea.clone().map(Arc::new),
+        relay: Some(relay.clone()),
+        wake: Some(deliveries_due.clone()),
+        formats: Some(formats.clone()),
     };
     let http_stop = stop_http.clone();
     let http_task = tokio::spawn(serve_http(http, ops, async move { http_stop.cancelled().await }));

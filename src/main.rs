@@ -31,6 +31,8 @@ enum Command {
     Validate(porter::vendor::validate::ValidateArgs),
     /// Publish one order message as a court would.
     Publish(porter::publish::PublishArgs),
+    /// Work on dead letters through the running broker's API: list, show, replay, edit, discard, audit.
+    Dlq(porter::ops::dlq_cli::DlqArgs),
     /// Run a simulator.
     #[command(subcommand)]
     Sim(Sim),
@@ -135,6 +137,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Demo { config } => porter::demo::run(&config, shutdown_signal()).await,
         Command::Validate(_) => unreachable!("handled before the runtime starts"),
         Command::Publish(args) => porter::publish::publish(args).await,
+        Command::Dlq(args) => porter::ops::dlq_cli::run(args).await,
         Command::Court(CourtCmd::FileDrop(args)) => porter::court::file_drop::run(args, shutdown_signal()).await,
         Command::Topology(args) => porter::transport::topology::command::run(args).await,
         Command::Sim(Sim::Clets {

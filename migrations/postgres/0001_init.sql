@@ -75,6 +75,7 @@ CREATE TABLE deliveries (
     revision         BIGINT  NOT NULL DEFAULT 0, -- 0 until an edit-and-replay (ICD §5)
     next_attempt_at  BIGINT  NOT NULL,           -- not due before this time
     last_error       TEXT,                       -- the latest transient or permanent failure
+    replayed_at      BIGINT ,                    -- the latest operator replay; the retry max age counts from it (else from created_at)
     created_at       BIGINT  NOT NULL,
     updated_at       BIGINT  NOT NULL
 );
@@ -132,11 +133,16 @@ CREATE TABLE dead_letters (
     content_type     TEXT    NOT NULL,
     attempts         BIGINT  NOT NULL,           -- delivery attempts made (0 at stage validate)
     created_at       BIGINT  NOT NULL,
-    published_at     BIGINT                      -- when por.dead confirmed it; NULL = pending
+    published_at     BIGINT ,                    -- when por.dead confirmed it; NULL = pending
+    resolved_at      BIGINT ,                    -- when an operator replayed or discarded it; NULL = open
+    resolution       TEXT,                       -- REPLAYED | EDIT_REPLAYED | DISCARDED; NULL = open
+    resolved_by      TEXT                        -- the operator who resolved it
 );
 CREATE INDEX dead_letters_created ON dead_letters (created_at);
 CREATE INDEX dead_letters_court ON dead_letters (court_ori, created_at);
 CREATE INDEX dead_letters_pending ON dead_letters (id) WHERE published_at IS NULL;
+-- Open dead letters of a delivery (replay, discard).
+CREATE INDEX dead_letters_delivery ON dead_letters (delivery_id) WHERE resolved_at IS NULL;
 
 -- conflicts: each arrival of a known (court, message_id) with a different body
 -- (ICD §5 CONFLICT_REJECTED), kept like an inbound message: its bytes, hash and
@@ -164,3 +170,33 @@ CREATE TABLE images (
     data             BYTEA   NOT NULL,
     created_at       BIGINT  NOT NULL
 );
+
+-- revisions: operator edits of a delivery's message (edit-and-replay, ICD §5,
+-- §9). The original stays in inbound_messages; each edit is a new row, and
+-- deliveries.revision names the one the delivery sends (0 = the original).
+CREATE TABLE revisions (
+    id               BIGSERIAL PRIMARY KEY,
+    delivery_id      BIGINT  NOT NULL REFERENCES deliveries (id),
+    revision         BIGINT  NOT NULL,           -- 1, 2, …: the delivery's revision once this edit is replayed
+    canonical_json   TEXT    NOT NULL,           -- the edited canonical OrderMessage (serde_json)
+    state_json       TEXT    NOT NULL,           -- the whole order with the edit applied (what HTTP partners receive)
+    dead_letter_id   BIGINT  NOT NULL,           -- the dead letter the edit answered
+    edited_by        TEXT    NOT NULL,           -- operator
+    edited_at        BIGINT  NOT NULL,
+    reason           TEXT    NOT NULL            -- why the operator edited it
+);
+CREATE UNIQUE INDEX revisions_delivery ON revisions (delivery_id, revision);
+
+-- audit: every operator action on dead letters (ICD §9), written in the same
+-- transaction as its effect. Never purged.
+CREATE TABLE audit (
+    id               BIGSERIAL PRIMARY KEY,
+    at               BIGINT  NOT NULL,           -- when
+    operator         TEXT    NOT NULL,           -- who (from the request until bearer tokens exist)
+    action           TEXT    NOT NULL,           -- REPLAY | EDIT_REPLAY | DISCARD | BULK_REPLAY
+    dead_letter_id   BIGINT  NOT NULL,           -- the dead letter acted on
+    reason           TEXT    NOT NULL,           -- why
+    details_json     TEXT    NOT NULL            -- what it did (JSON object: delivery, revision, dead letters it produced, …)
+);
+CREATE INDEX audit_dead_letter ON audit (dead_letter_id, id);
+CREATE INDEX audit_at ON audit (at);

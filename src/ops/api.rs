@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`: statuses and deliveries of a message, and
-//! dead letters. Its OpenAPI document is at `/api/v1/openapi.json`.
+//! dead letters (their actions and the audit log are in [`super::dlq_api`]).
+//! Its OpenAPI document is at `/api/v1/openapi.json`.
 
 use axum::Json;
 use axum::Router;
@@ -20,6 +21,7 @@ pub fn router() -> Router<OpsState> {
         .route("/courts/{ori}/messages/{message_id}", get(message))
         .route("/dead-letters", get(dead_letters))
         .route("/dead-letters/{id}", get(dead_letter))
+        .merge(super::dlq_api::router())
 }
 
 type ApiError = (StatusCode, Json<Value>);
@@ -87,6 +89,8 @@ struct DeadLetterQuery {
     reason: Option<String>,
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
+    /// `true`: only open ones; `false`: only resolved ones.
+    open: Option<bool>,
     limit: Option<u32>,
 }
 
@@ -106,6 +110,10 @@ struct DeadLetterJson {
     created_at: DateTime<Utc>,
     content_type: String,
     body_bytes: usize,
+    /// `REPLAYED`, `EDIT_REPLAYED` or `DISCARDED`; absent while open.
+    resolution: Option<String>,
+    resolved_at: Option<DateTime<Utc>>,
+    resolved_by: Option<String>,
 }
 
 impl From<StoredDeadLetter> for DeadLetterJson {
@@ -124,6 +132,9 @@ impl From<StoredDeadLetter> for DeadLetterJson {
             created_at: d.created_at,
             content_type: d.content_type,
             body_bytes: d.body.len(),
+            resolution: d.resolution.as_ref().map(|r| r.kind.clone()),
+            resolved_at: d.resolution.as_ref().map(|r| r.at),
+            resolved_by: d.resolution.map(|r| r.by),
         }
     }
 }
@@ -144,6 +155,7 @@ async fn dead_letters(
         reason: q.reason,
         since: q.since,
         until: q.until,
+        open: q.open,
         limit: q.limit,
     };
     let list = s.store.dead_letters(&filter).await.map_err(internal)?;
@@ -163,11 +175,11 @@ async fn dead_letter(State(s): State<OpsState>, Path(id): Path<i64>) -> Result<J
 }
 
 async fn openapi() -> Json<Value> {
-    let filters: Vec<Value> = ["court", "stage", "partner", "reason", "since", "until", "limit"]
+    let filters: Vec<Value> = ["court", "stage", "partner", "reason", "since", "until", "open", "limit"]
         .iter()
         .map(|n| json!({ "name": n, "in": "query", "required": false, "schema": { "type": "string" } }))
         .collect();
-    Json(json!({
+    let mut doc = json!({
         "openapi": "3.0.3",
         "info": { "title": "Porter operations API", "version": "1" },
         "paths": {
@@ -190,5 +202,9 @@ async fn openapi() -> Json<Value> {
                 "responses": { "200": { "description": "the dead letter" }, "404": { "description": "unknown id" } }
             }}
         }
-    }))
+    });
+    if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), super::dlq_api::openapi_paths()) {
+        paths.extend(more);
+    }
+    Json(doc)
 }

@@ -8,9 +8,11 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::config::LeaConfig;
+use crate::intake::Formats;
+use crate::status::Relay;
 use crate::store::Store;
 
 /// What the handlers need.
@@ -22,6 +24,13 @@ pub struct OpsState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// The LEA settings (signing secrets resolved), for the image links.
     pub lea: Option<Arc<LeaConfig>>,
+    /// Publishes what operator actions produce (none in tests: the outbox
+    /// keeps the rows).
+    pub relay: Option<Relay>,
+    /// Wakes the delivery loops after a replay.
+    pub wake: Option<Arc<Notify>>,
+    /// The code lists, to validate an operator's edit.
+    pub formats: Option<Arc<Formats>>,
 }
 
 /// The router, for tests and for [`run`].

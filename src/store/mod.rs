@@ -34,6 +34,10 @@
 //!   letter at stage `sequence` (reason `ORDER_CLOSED`) per routed partner.
 //! - **Text.** Every text the store writes or looks up from input has NUL
 //!   replaced by U+FFFD (PostgreSQL refuses NUL in `TEXT`).
+//! - **Operator actions** on dead letters (ICD §9: replay, edit-and-replay,
+//!   discard) are store operations, each one transaction with its audit row
+//!   (table `audit`); see [`sql`]'s `operations` module for the rules. A
+//!   refused action ([`Refusal`]) changes nothing.
 
 pub mod sql;
 #[cfg(test)]
@@ -170,6 +174,17 @@ pub struct StoredDeadLetter {
     pub content_type: String,
     pub attempts: u32,
     pub created_at: DateTime<Utc>,
+    /// How an operator closed it; `None` while open.
+    pub resolution: Option<Resolution>,
+}
+
+/// How an operator closed a dead letter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolution {
+    /// `REPLAYED`, `EDIT_REPLAYED` or `DISCARDED`.
+    pub kind: String,
+    pub at: DateTime<Utc>,
+    pub by: String,
 }
 
 /// Filters for [`Store::dead_letters`]; `None` means any.
@@ -181,7 +196,108 @@ pub struct DeadLetterFilter {
     pub reason: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// `Some(true)`: only open ones; `Some(false)`: only resolved ones.
+    pub open: Option<bool>,
     pub limit: Option<u32>,
+}
+
+/// Who acts on a dead letter, and why (both required).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorAction {
+    pub operator: String,
+    pub reason: String,
+}
+
+/// The operator actions the audit table records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    Replay,
+    EditReplay,
+    Discard,
+    /// One replay of a bulk replay by filter.
+    BulkReplay,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::Replay => "REPLAY",
+            AuditAction::EditReplay => "EDIT_REPLAY",
+            AuditAction::Discard => "DISCARD",
+            AuditAction::BulkReplay => "BULK_REPLAY",
+        }
+    }
+}
+
+/// One audit row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub operator: String,
+    pub action: String,
+    pub dead_letter_id: i64,
+    pub reason: String,
+    /// What the action did: delivery, revision, dead letters it produced, ….
+    pub details: serde_json::Value,
+}
+
+/// Filters for [`Store::audit`]; `None` means any. Newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub dead_letter_id: Option<i64>,
+    pub operator: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: Option<u32>,
+}
+
+/// Why an operator action was refused. Nothing changed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Refusal {
+    #[error("no dead letter {0}")]
+    NotFound(i64),
+    #[error("an operator and a reason are required")]
+    ReasonRequired,
+    #[error("dead letter {id} is already resolved ({kind})")]
+    Resolved { id: i64, kind: String },
+    #[error("partner {0} already accepted this message; Porter does not replay it")]
+    AlreadyAccepted(String),
+    #[error("cannot replay: {0}")]
+    NotReplayable(String),
+    #[error("the edited order is invalid")]
+    InvalidEdit(Vec<FieldError>),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+}
+
+/// An operator action that did not happen: refused, or the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ActionError {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ActionError {
+    fn from(e: sqlx::Error) -> Self {
+        ActionError::Store(StoreError::Database(e))
+    }
+}
+
+/// What an operator action did.
+#[derive(Debug, Clone, Default)]
+pub struct ActionDone {
+    pub dead_letter_id: i64,
+    /// The delivery it put back in line or discarded, if any.
+    pub delivery_id: Option<i64>,
+    /// The delivery's revision afterwards.
+    pub revision: Option<u32>,
+    /// Statuses and dead letters to publish (a discarded EPO's later CLETS
+    /// messages, `DEAD_LETTERED` with `UNKNOWN_ORDER`).
+    pub produced: Produced,
+    pub audit_id: i64,
 }
 
 /// The partners one delivery loop serves.
@@ -213,8 +329,10 @@ pub struct DeliveryJob {
     pub state: OrderMessage,
     /// The CARPOS record id, once the order's `EPO` was acknowledged.
     pub nic: Option<String>,
-    /// Attempts made so far.
+    /// Attempts made so far (since the latest operator replay).
     pub attempts: u32,
+    /// When the delivery was created, or last replayed by an operator: the
+    /// retry max age counts from it.
     pub created_at: DateTime<Utc>,
 }
 
@@ -334,6 +452,33 @@ pub trait Store: Send + Sync + 'static {
 
     async fn dead_letters(&self, filter: &DeadLetterFilter) -> StoreResult<Vec<StoredDeadLetter>>;
     async fn dead_letter(&self, id: i64) -> StoreResult<Option<StoredDeadLetter>>;
+
+    /// Replays an open dead letter at stage `deliver`: its delivery, `REJECTED`
+    /// or `DEAD`, is `PENDING` and due again with the same revision (so the
+    /// same MCN / Idempotency-Key), its attempts and retry age start afresh.
+    /// Refused at stages `validate` and `sequence`, and when the partner
+    /// already accepted the message. `bulk` audits it as `BULK_REPLAY`.
+    async fn replay_dead_letter(&self, id: i64, by: &OperatorAction, bulk: bool) -> Result<ActionDone, ActionError>;
+
+    /// Like [`Store::replay_dead_letter`], with `order` (already checked by
+    /// the stateless validator) as a new revision of the message to that
+    /// partner. The original stays; the court, order number, sequence and
+    /// action cannot change.
+    async fn edit_and_replay(
+        &self,
+        id: i64,
+        by: &OperatorAction,
+        order: OrderMessage,
+    ) -> Result<ActionDone, ActionError>;
+
+    /// Discards an open dead letter: its delivery (if `REJECTED` or `DEAD`)
+    /// becomes `DISCARDED`, which releases the later sequences. A discarded
+    /// CLETS EPO (ISSUE) makes the order's later pending CLETS deliveries
+    /// `DEAD_LETTERED` with `UNKNOWN_ORDER` (ICD §5).
+    async fn discard_dead_letter(&self, id: i64, by: &OperatorAction) -> Result<ActionDone, ActionError>;
+
+    /// Audit rows, newest first (100 by default).
+    async fn audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>>;
 
     /// Every partner attempt of one delivery, oldest first.
     async fn partner_attempts(&self, delivery_id: i64) -> StoreResult<Vec<PartnerAttempt>>;

@@ -63,6 +63,8 @@
 //!   letter (`REJECTED` or `DEAD` delivery) keeps its message. A conflicting
 //!   arrival goes with its published `CONFLICT_REJECTED` once older than the
 //!   cutoff. Dead letters and order rows are never purged.
+//! - **Operator actions** (replay, edit-and-replay, discard of dead letters)
+//!   and their audit rows: see [`operations`].
 //! - **No NUL in text.** PostgreSQL refuses NUL in `TEXT`, and one refused
 //!   value fails the whole batch (which the intake would then redeliver,
 //!   forever). Every text that comes from a court or a partner (ids, content
@@ -73,6 +75,7 @@
 mod deliveries;
 mod gaps;
 mod intake;
+mod operations;
 mod queries;
 mod rows;
 
@@ -88,9 +91,11 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::PartnerSet;
 use super::{
-    DeadLetterFilter, DeliveryJob, DeliveryResult, DeliveryView, IntakeItem, IntakeOutcome, PartnerAttempt, Produced,
-    Store, StoreError, StoreResult, StoredDeadLetter, StoredStatus,
+    ActionDone, ActionError, AuditEntry, AuditFilter, DeadLetterFilter, DeliveryJob, DeliveryResult, DeliveryView,
+    IntakeItem, IntakeOutcome, OperatorAction, PartnerAttempt, Produced, Store, StoreError, StoreResult,
+    StoredDeadLetter, StoredStatus,
 };
+use crate::model::OrderMessage;
 use crate::routing::{Candidates, Route};
 
 /// The database behind a [`SqlStore`]: the few places where SQLite and
@@ -348,6 +353,37 @@ impl Store for SqlStore {
     async fn dead_letter(&self, id: i64) -> StoreResult<Option<StoredDeadLetter>> {
         let mut conn = self.pool.acquire().await?;
         queries::dead_letter(&mut conn, id).await
+    }
+
+    async fn replay_dead_letter(&self, id: i64, by: &OperatorAction, bulk: bool) -> Result<ActionDone, ActionError> {
+        let mut tx = self.begin_write().await?;
+        let done = operations::replay(tx.conn(), id, by, bulk).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    async fn edit_and_replay(
+        &self,
+        id: i64,
+        by: &OperatorAction,
+        order: OrderMessage,
+    ) -> Result<ActionDone, ActionError> {
+        let mut tx = self.begin_write().await?;
+        let done = operations::edit_and_replay(tx.conn(), id, by, order).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    async fn discard_dead_letter(&self, id: i64, by: &OperatorAction) -> Result<ActionDone, ActionError> {
+        let mut tx = self.begin_write().await?;
+        let done = operations::discard(tx.conn(), id, by).await?;
+        tx.commit().await?;
+        Ok(done)
+    }
+
+    async fn audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>> {
+        let mut conn = self.pool.acquire().await?;
+        operations::audit(&mut conn, filter).await
     }
 
     async fn partner_attempts(&self, delivery_id: i64) -> StoreResult<Vec<PartnerAttempt>> {

@@ -14,6 +14,9 @@ use sqlx::{Connection, Executor, Row};
 use super::*;
 use crate::model::{PersonName, ProtectedPerson, ProtectionOrder, RestrainedPerson, Service, StatusKind};
 
+mod operations;
+use operations::*;
+
 const COURT: &str = "CA034025J";
 const OTHER_COURT: &str = "CA019015J";
 
@@ -122,6 +125,13 @@ store_tests!(
     lea_loop_takes_every_agency_but_the_excluded,
     applied_message_keeps_the_resulting_order_state,
     gap_timeout_dead_letters_the_waiting_message_and_frees_its_sequence,
+    replay_makes_a_dead_delivery_due_again,
+    replay_is_refused_when_the_partner_accepted,
+    replay_is_refused_at_stages_validate_and_sequence,
+    edit_and_replay_sends_the_edited_order_as_a_new_revision,
+    discard_requires_a_reason_and_releases_later_sequences,
+    discarded_epo_dead_letters_later_clets_messages,
+    every_operator_action_is_audited,
 );
 
 // ---------------------------------------------------------------------------

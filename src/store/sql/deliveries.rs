@@ -8,6 +8,11 @@
 //! finishes deliveries `DEAD` when their message is refused in sequence (a
 //! closed order); those were never due.
 //!
+//! A job carries the delivery's current revision: the original canonical
+//! message at revision 0, else the operator's edit in `revisions`. Its
+//! `created_at` is the latest operator replay when there was one, so the
+//! retry max age counts from the replay.
+//!
 //! Partner answers, transport errors, reasons and NICs are partner input:
 //! they are written through `rows::text` (no NUL).
 
@@ -46,11 +51,13 @@ pub(super) async fn due(
     let limit = params.push(Value::Int(i64::from(limit)));
     let sql = format!(
         "SELECT d.id, d.partner, d.court_ori, d.order_number, d.sequence, d.revision, \
-                d.attempts, d.created_at, i.message_id, i.action, i.canonical_json, \
-                COALESCE(i.state_json, i.canonical_json) AS state_json, \
+                d.attempts, COALESCE(d.replayed_at, d.created_at) AS since, i.message_id, i.action, \
+                COALESCE(r.canonical_json, i.canonical_json) AS canonical_json, \
+                COALESCE(r.state_json, i.state_json, i.canonical_json) AS state_json, \
                 CASE WHEN i.action = 'ISSUE' THEN NULL ELSE o.clets_nic END AS nic \
          FROM deliveries d \
          JOIN inbound_messages i ON i.id = d.inbound_id \
+         LEFT JOIN revisions r ON r.delivery_id = d.id AND r.revision = d.revision \
          JOIN orders o ON o.court_ori = d.court_ori AND o.order_number = d.order_number \
          WHERE {which} AND d.state = 'PENDING' AND d.next_attempt_at <= {now} \
            AND d.sequence <= o.applied_sequence \
@@ -81,7 +88,7 @@ pub(super) async fn due(
                 state: from_json(&row.try_get::<String, _>("state_json")?, "order state")?,
                 nic: row.try_get("nic")?,
                 attempts: to_u32(row.try_get("attempts")?, "attempts")?,
-                created_at: from_ms(row.try_get("created_at")?)?,
+                created_at: from_ms(row.try_get("since")?)?,
             })
         })
         .collect()

@@ -1122,3 +1122,13 @@ fn apply(state: &mut String, current: &mut Option<OrderMessage>, action: Action,
         }
     }
 }
+
+/// The order `base` (the whole order as a message left it) with `edited`,
+/// an operator's edit of that message, applied in its place: what HTTP
+/// partners receive for an edit-and-replay.
+pub(super) fn apply_edit(base: OrderMessage, action: Action, edited: OrderMessage) -> OrderMessage {
+    let mut state = ACTIVE.to_string();
+    let mut current = Some(base);
+    apply(&mut state, &mut current, action, edited.clone());
+    current.unwrap_or(edited)
+}

@@ -116,6 +116,11 @@ pub(super) async fn dead_letters(
     if let Some(until) = filter.until {
         conditions.push(format!("created_at < {}", params.push(Value::Int(to_ms(until)))));
     }
+    match filter.open {
+        Some(true) => conditions.push("resolved_at IS NULL".into()),
+        Some(false) => conditions.push("resolved_at IS NOT NULL".into()),
+        None => {}
+    }
     let limit = params.push(Value::Int(i64::from(filter.limit.unwrap_or(100))));
     let filter_sql = if conditions.is_empty() {
         String::new()
@@ -179,6 +184,8 @@ pub(super) async fn purge_before(conn: &mut AnyConnection, cutoff: DateTime<Utc>
 
     let statements = [
         "DELETE FROM partner_attempts WHERE delivery_id IN \
+         (SELECT id FROM deliveries WHERE inbound_id IN ({ids}))",
+        "DELETE FROM revisions WHERE delivery_id IN \
          (SELECT id FROM deliveries WHERE inbound_id IN ({ids}))",
         "DELETE FROM deliveries WHERE inbound_id IN ({ids})",
         "DELETE FROM statuses WHERE inbound_id IN ({ids})",

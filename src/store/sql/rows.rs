@@ -7,7 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::model::{FieldError, PartnerId, PartnerRecordId, StatusKind, StatusMessage, now_pacific};
-use crate::store::{DeadLetterStage, StoreError, StoreResult, StoredDeadLetter, StoredStatus};
+use crate::store::{DeadLetterStage, Resolution, StoreError, StoreResult, StoredDeadLetter, StoredStatus};
 
 /// A time as stored: unix milliseconds.
 pub(super) fn to_ms(t: DateTime<Utc>) -> i64 {
@@ -243,12 +243,14 @@ pub(super) async fn insert_dead_letter(
         content_type: d.content_type,
         attempts: d.attempts,
         created_at: from_ms(created_at)?,
+        resolution: None,
     })
 }
 
 /// The columns [`dead_letter_from_row`] reads.
 pub(super) const DEAD_LETTER_COLUMNS: &str = "id, court_ori, message_id, order_number, sequence, \
-     stage, partner, reason, errors_json, body, content_type, attempts, created_at";
+     stage, partner, reason, errors_json, body, content_type, attempts, created_at, resolved_at, \
+     resolution, resolved_by";
 
 pub(super) fn dead_letter_from_row(row: &AnyRow) -> StoreResult<StoredDeadLetter> {
     let sequence: Option<i64> = row.try_get("sequence")?;
@@ -268,7 +270,18 @@ pub(super) fn dead_letter_from_row(row: &AnyRow) -> StoreResult<StoredDeadLetter
         content_type: row.try_get("content_type")?,
         attempts: to_u32(row.try_get("attempts")?, "attempts")?,
         created_at: from_ms(row.try_get("created_at")?)?,
+        resolution: resolution_from_row(row)?,
     })
+}
+
+fn resolution_from_row(row: &AnyRow) -> StoreResult<Option<Resolution>> {
+    let at: Option<i64> = row.try_get("resolved_at")?;
+    let Some(at) = at else { return Ok(None) };
+    Ok(Some(Resolution {
+        kind: row.try_get::<Option<String>, _>("resolution")?.unwrap_or_default(),
+        at: from_ms(at)?,
+        by: row.try_get::<Option<String>, _>("resolved_by")?.unwrap_or_default(),
+    }))
 }
 
 /// A bind value for SQL built at run time (text passes through [`text`]).
