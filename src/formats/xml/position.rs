@@ -1,5 +1,7 @@
 //! Byte offsets to `line:column` locations.
 
+use crate::model::Position;
+
 /// Turns byte offsets in one input into 1-based `line:column` locations.
 ///
 /// The reader asks for offsets in increasing order, so the cursor only moves
@@ -39,6 +41,12 @@ impl<'a> LineIndex<'a> {
         }
         self.offset = offset;
         (self.line, self.column)
+    }
+
+    /// The position of the byte at `offset`.
+    pub(super) fn position(&mut self, offset: usize) -> Position {
+        let (line, column) = self.line_column(offset);
+        Position::new(line, column)
     }
 
     /// The location of the byte at `offset`, as `line:column`.
