@@ -10,6 +10,7 @@
 //! broker with a message naming the file and the entry.
 
 pub mod clets;
+mod clets_plan;
 pub mod code_map;
 pub mod codes;
 
