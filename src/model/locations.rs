@@ -53,77 +53,55 @@ impl From<Position> for String {
     }
 }
 
-/// A field's name in an entry: a path (the readers) or any text ([`Locations::insert`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Key {
-    Path(FieldPath),
-    Text(Box<str>),
-}
-
-impl Key {
-    fn matches(&self, field: &str) -> bool {
-        match self {
-            Key::Path(p) => p.matches(field),
-            Key::Text(t) => **t == *field,
-        }
-    }
-}
-
-/// A location in an entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum At {
-    Position(Position),
-    Text(Box<str>),
-}
-
-impl At {
-    fn text(&self) -> String {
-        match self {
-            At::Position(p) => p.to_string(),
-            At::Text(t) => t.to_string(),
-        }
-    }
-}
-
 /// Where each canonical field was found. Keys are canonical field paths as
 /// used in [`FieldError::field`]; list elements use an index, e.g.
 /// `protected_persons[1].sex`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Locations(Vec<(Key, At)>);
+pub struct Locations {
+    /// What the readers record, in order.
+    recorded: Vec<(FieldPath, Position)>,
+    /// What [`Locations::insert`] set: any path, any location text. Looked
+    /// at first.
+    inserted: Vec<(String, String)>,
+}
 
 impl Locations {
-    /// Room for `n` entries.
+    /// Room for `n` recorded entries.
     pub fn with_capacity(n: usize) -> Locations {
-        Locations(Vec::with_capacity(n))
+        Locations {
+            recorded: Vec::with_capacity(n),
+            inserted: Vec::new(),
+        }
     }
 
     /// Records where `field` was found; a field recorded before keeps its
     /// first location.
     pub fn record(&mut self, field: FieldPath, at: Position) {
-        self.0.push((Key::Path(field), At::Position(at)));
+        self.recorded.push((field, at));
     }
 
     /// Sets the location of any field path, replacing an earlier one.
     pub fn insert(&mut self, field: impl Into<String>, location: impl Into<String>) {
         let field: String = field.into();
-        self.0.retain(|(k, _)| !k.matches(&field));
-        self.0.push((
-            Key::Text(field.into_boxed_str()),
-            At::Text(location.into().into_boxed_str()),
-        ));
+        self.recorded.retain(|(p, _)| !p.matches(&field));
+        self.inserted.retain(|(f, _)| *f != field);
+        self.inserted.push((field, location.into()));
     }
 
     /// The location of `field`, as text (`line:column`, `record:column`).
     pub fn get(&self, field: &str) -> Option<String> {
-        self.0.iter().find(|(k, _)| k.matches(field)).map(|(_, at)| at.text())
+        if let Some((_, at)) = self.inserted.iter().find(|(f, _)| f == field) {
+            return Some(at.clone());
+        }
+        self.recorded
+            .iter()
+            .find(|(p, _)| p.matches(field))
+            .map(|(_, at)| at.to_string())
     }
 
-    /// The position of `field`, when it was recorded as one.
+    /// The position of `field`, when a reader recorded it.
     pub fn position(&self, field: FieldPath) -> Option<Position> {
-        self.0.iter().find_map(|(k, at)| match (k, at) {
-            (Key::Path(p), At::Position(pos)) if *p == field => Some(*pos),
-            _ => None,
-        })
+        self.recorded.iter().find(|(p, _)| *p == field).map(|(_, at)| *at)
     }
 
     /// Builds an error for `field`, located where the parser saw it.

@@ -46,7 +46,15 @@ pub fn to_clets_text(value: &str) -> Result<(String, TextChanges), char> {
 /// first character that has no ASCII form; `out` then holds part of it.
 pub fn write_clets_text(out: &mut String, value: &str) -> Result<TextChanges, char> {
     let mut changes = TextChanges::default();
-    // Most text is ASCII: handled byte by byte, straight into `out`.
+    // Most text is already CLETS text: printable ASCII, uppercase, no `.`.
+    if value
+        .bytes()
+        .all(|b| matches!(b, b' '..=b'-' | b'/'..=b'`' | b'{'..=b'~'))
+    {
+        out.push_str(value);
+        return Ok(changes);
+    }
+    // Else ASCII is handled byte by byte, straight into `out`.
     let ascii = value.bytes().position(|b| !b.is_ascii()).unwrap_or(value.len());
     out.reserve(value.len());
     for b in value[..ascii].bytes() {
@@ -102,6 +110,17 @@ mod tests {
         let (s, ch) = to_clets_text("St. John").unwrap();
         assert_eq!(s, "ST  JOHN");
         assert!(ch.dots_replaced);
+    }
+
+    /// Text already in CLETS form is kept as it is.
+    #[test]
+    fn clets_text_is_kept() {
+        let all: String = (b' '..=b'~')
+            .map(char::from)
+            .filter(|c| *c != '.' && !c.is_ascii_lowercase())
+            .collect();
+        assert_eq!(to_clets_text(&all).unwrap(), (all.clone(), TextChanges::default()));
+        assert_eq!(to_clets_text("a.b").unwrap().0, "A B");
     }
 
     /// A character with no ASCII form is reported, not dropped.

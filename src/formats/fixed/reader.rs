@@ -142,6 +142,13 @@ fn ascii(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or_default()
 }
 
+/// `bytes` without leading and trailing spaces.
+fn trim_spaces(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|&b| b != b' ').unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|&b| b != b' ').map_or(start, |e| e + 1);
+    &bytes[start..end]
+}
+
 /// Shows field bytes in an error text (ASCII already checked).
 fn shown(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).trim_end_matches(' ').to_string()
@@ -390,8 +397,7 @@ impl Reader<'_> {
             }
             return;
         }
-        let text = ascii(bytes);
-        let trimmed = text.trim_matches(' ');
+        let trimmed = ascii(trim_spaces(bytes));
         let Some(target) = f.target else {
             if let Read::LineNumber = f.read {
                 self.line_number(occurrence, trimmed, path, location);
@@ -461,7 +467,7 @@ impl Reader<'_> {
                 if trimmed.is_empty() {
                     return;
                 }
-                let digits = if *zero_padded { text } else { trimmed };
+                let digits = if *zero_padded { ascii(bytes) } else { trimmed };
                 match digits.parse::<u32>() {
                     Ok(v) if digits.bytes().all(|b| b.is_ascii_digit()) => {
                         store(&mut self.parsed.message, target, occurrence, Value::Number(v));
@@ -527,7 +533,7 @@ impl Reader<'_> {
             Read::Codes { width } => {
                 let mut codes = Vec::new();
                 for (k, chunk) in bytes.chunks(*width).enumerate() {
-                    let code = ascii(chunk).trim_matches(' ');
+                    let code = ascii(trim_spaces(chunk));
                     if code.is_empty() {
                         continue;
                     }

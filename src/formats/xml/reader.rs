@@ -61,20 +61,33 @@ pub fn read_order(body: &[u8], limits: &XmlLimits) -> Parsed {
 fn check_characters(body: &[u8]) -> Result<&str, (usize, String)> {
     let text =
         std::str::from_utf8(body).map_err(|e| (e.valid_up_to(), "the message is not valid UTF-8".to_string()))?;
-    // Forbidden: C0 controls other than tab, LF and CR; U+FFFE and U+FFFF
-    // (UTF-8 EF BF BE / EF BF BF).
-    for (i, &b) in body.iter().enumerate() {
-        let bad = match b {
-            b'\t' | b'\n' | b'\r' => false,
-            0..0x20 => true,
-            0xEF => matches!(body.get(i + 1..i + 3), Some([0xBF, 0xBE | 0xBF])),
-            _ => false,
-        };
-        if bad {
-            return Err((i, format!("character U+{:04X} is not allowed in XML", char_at(text, i))));
-        }
+    match first_forbidden(body) {
+        Some(i) => Err((i, format!("character U+{:04X} is not allowed in XML", char_at(text, i)))),
+        None => Ok(text),
     }
-    Ok(text)
+}
+
+/// The offset of the first character XML 1.0 forbids: a C0 control other
+/// than tab, LF and CR, or U+FFFE or U+FFFF (UTF-8 EF BF BE / EF BF BF).
+/// Blocks of bytes are first screened with a test the compiler vectorises;
+/// only a block that may hold one is looked at byte by byte.
+fn first_forbidden(body: &[u8]) -> Option<usize> {
+    const BLOCK: usize = 64;
+    let suspect = |b: u8| (b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r') || b == 0xEF;
+    let mut start = 0;
+    for block in body.chunks(BLOCK) {
+        if block.iter().fold(false, |any, &b| any | suspect(b)) {
+            let found = (start..start + block.len()).find(|&i| match body[i] {
+                0xEF => matches!(body.get(i + 1..i + 3), Some([0xBF, 0xBE | 0xBF])),
+                b => suspect(b),
+            });
+            if found.is_some() {
+                return found;
+            }
+        }
+        start += block.len();
+    }
+    None
 }
 
 fn char_at(text: &str, offset: usize) -> u32 {

@@ -311,6 +311,26 @@ fn invalid_utf8() {
     );
 }
 
+/// The screen for forbidden characters finds the first one wherever it
+/// falls against its blocks, and U+FFFE/U+FFFF across a block's end.
+#[test]
+fn forbidden_characters_at_every_offset() {
+    for at in 0..200 {
+        let mut body = vec![b'a'; 200];
+        body[at] = 0x01;
+        assert_eq!(first_forbidden(&body), Some(at));
+        body[at] = b'\t';
+        assert_eq!(first_forbidden(&body), None);
+    }
+    for at in 60..66 {
+        let mut body = vec![b'a'; 200];
+        body[at..at + 3].copy_from_slice("\u{FFFF}".as_bytes());
+        assert_eq!(first_forbidden(&body), Some(at));
+        body[at..at + 3].copy_from_slice("\u{F000}".as_bytes());
+        assert_eq!(first_forbidden(&body), None);
+    }
+}
+
 /// February 30 is INVALID_DATE on the field, located at its element.
 #[test]
 fn impossible_date() {
