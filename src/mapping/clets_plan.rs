@@ -4,12 +4,13 @@
 //! translator runs for every order, so at load each message key's field
 //! order becomes a list of [`Step`]s over the closed set of [`CletsField`]s,
 //! each field's tag and maximum is found by index, and each code table by
-//! [`CodeTable`]: no string-keyed map is searched while translating but the
-//! code tables themselves.
+//! [`CodeTable`], whose codes are searched packed into integers
+//! (`short_codes`): no string-keyed map is searched while translating.
 
 use std::collections::BTreeMap;
 
 use super::clets::{CODE_TABLES, FieldSpec, KNOWN_FIELDS, PROTECTED};
+use super::short_codes::ShortCodes;
 use crate::model::Action;
 
 /// A CLETS field Porter fills, in the order of [`KNOWN_FIELDS`].
@@ -109,7 +110,7 @@ pub(super) struct Plan {
     /// Per [`CletsField`]: its tag and maximum.
     specs: Vec<FieldSpec>,
     /// Per [`CodeTable`]: canonical → CLETS.
-    codes: Vec<BTreeMap<String, String>>,
+    codes: Vec<ShortCodes<String>>,
 }
 
 impl Plan {
@@ -147,7 +148,7 @@ impl Plan {
             .collect();
         let codes = CodeTable::ALL
             .iter()
-            .map(|t| codes.get(t.name()).cloned().unwrap_or_default())
+            .map(|t| codes.get(t.name()).map(ShortCodes::new).unwrap_or_default())
             .collect();
         Plan { keys, specs, codes }
     }

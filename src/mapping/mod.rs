@@ -13,6 +13,7 @@ pub mod clets;
 mod clets_plan;
 pub mod code_map;
 pub mod codes;
+mod short_codes;
 
 use std::path::{Path, PathBuf};
 

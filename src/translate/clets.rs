@@ -336,9 +336,9 @@ impl<'a> Translator<'a> {
 
     /// Pushes a value already in CLETS form unless it is over the maximum.
     fn push_checked(&mut self, field: CletsField, canonical: FieldPath, value: &str) {
-        let n = value.chars().count();
-        if n > self.tables.spec(field).max {
-            self.too_long(field, canonical, n);
+        let max = self.tables.spec(field).max;
+        if value.len() > max && value.chars().count() > max {
+            self.too_long(field, canonical, value.chars().count());
             return;
         }
         self.push_raw(field, value);

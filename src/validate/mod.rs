@@ -134,7 +134,12 @@ const fn p(path: &'static str) -> FieldPath {
 
 /// A value that is present and not blank.
 fn present(v: &Option<String>) -> Option<&str> {
-    v.as_deref().filter(|s| !s.trim().is_empty())
+    // A first byte that is printable ASCII, not a space, settles it.
+    let blank = |s: &str| match s.as_bytes().first() {
+        Some(b'!'..=b'~') => false,
+        _ => s.trim().is_empty(),
+    };
+    v.as_deref().filter(|s| !blank(s))
 }
 
 /// 9 characters `[A-Z0-9]`.
@@ -181,7 +186,8 @@ impl Check<'_> {
     }
 
     fn max_len(&mut self, field: FieldPath, v: &Option<String>, max: usize) {
-        if let Some(s) = v.as_deref() {
+        // Characters are at most bytes: count them only for a long value.
+        if let Some(s) = v.as_deref().filter(|s| s.len() > max) {
             let n = s.chars().count();
             if n > max {
                 self.error(ErrorCode::TooLong, field, format!("{n} characters; at most {max}"));

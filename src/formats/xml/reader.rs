@@ -221,15 +221,17 @@ impl<'a> OrderReader<'a> {
     fn run(&mut self) -> Result<(), Stop> {
         loop {
             let offset = to_usize(self.reader.buffer_position());
-            let (ns, event) = match self.reader.read_resolved_event() {
-                Ok(read) => read,
+            let event = match self.reader.read_event() {
+                Ok(event) => event,
                 Err(e) => {
                     let at = to_usize(self.reader.error_position());
                     return self.malformed(at, format!("malformed XML: {e}"));
                 }
             };
+            // Only start tags need their namespace: end tags are matched
+            // by the reader and known from the stack.
             let name = match &event {
-                Event::Start(e) | Event::Empty(e) => Some(resolve(&ns, e)),
+                Event::Start(e) | Event::Empty(e) => Some(resolve(&self.reader.resolve_element(e.name()).0, e)),
                 _ => None,
             };
             let first = !self.started;
