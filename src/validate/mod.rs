@@ -27,6 +27,9 @@
 //! - An `ORI_MISMATCH` for the AMQP `user_id` is on the field `user_id` and
 //!   has no location (it is a property, not part of the body).
 //! - A value that is present but blank counts as missing.
+//! - A full order's driver license number needs its state (`MISSING` on
+//!   `restrained_person.driver_license.state`): CARPOS takes OLN only with
+//!   OLS.
 //! - A court ORI that is not an ORI is `INVALID_FORMAT` only; `ORI_MISMATCH`
 //!   is for a well-formed ORI that is not the queue's court.
 //! - An issue date is all a stateless check can compare dates with: a
@@ -39,7 +42,7 @@
 use chrono::NaiveDate;
 
 use crate::mapping::codes::{CodeList, CodeLists};
-use crate::model::{Action, ErrorCode, FieldError, FieldPath, Locations, OrderMessage};
+use crate::model::{Action, ErrorCode, FieldError, FieldPath, Locations, OrderMessage, RestrainedPerson};
 
 /// Maximum lengths, in characters (ICD §0, §2, §6).
 pub mod limits {
@@ -408,6 +411,21 @@ impl Check<'_> {
         self.born_after_issue(p("restrained_person.birth_date"), rp.birth_date, msg.order.issue_date);
     }
 
+    /// CARPOS takes a driver license number (OLN) only with its state (OLS,
+    /// ICD §6), and every full order goes to CLETS: a number needs its state.
+    fn license_state(&mut self, rp: &RestrainedPerson) {
+        if let Some(dl) = &rp.driver_license
+            && present(&dl.number).is_some()
+            && present(&dl.state).is_none()
+        {
+            self.error(
+                ErrorCode::Missing,
+                p("restrained_person.driver_license.state"),
+                "the driver license state is required with its number (CLETS OLS goes with OLN)",
+            );
+        }
+    }
+
     fn state(&mut self, field: FieldPath, v: &Option<String>) {
         if let Some(s) = present(v)
             && !(s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase()))
@@ -492,6 +510,7 @@ impl Check<'_> {
                             &rp.birth_date,
                             "the restrained person's date of birth",
                         );
+                        self.license_state(rp);
                     }
                 }
                 if msg.protected_persons.is_empty() {
