@@ -646,10 +646,10 @@ fn check_composite(value: &str, name: &PersonName, with_suffix: bool) -> Result<
 /// Each field of the request read back against the canonical order.
 fn check_clets_fields(m: &OrderMessage, nic: Option<&str>, r: &CletsRequest) -> Result<(), TestCaseError> {
     let o = &m.order;
-    prop_assert_eq!(&r.ori, &m.court_ori);
-    prop_assert_eq!(r.mke.as_str(), TABLES.message_key(m.action.expect("action")));
+    prop_assert_eq!(r.ori(), m.court_ori.as_str());
+    prop_assert_eq!(r.mke(), TABLES.message_key(m.action.expect("action")));
     let sequence = format!("{:04}", m.sequence.expect("sequence"));
-    prop_assert_eq!(&r.mcn[..4], sequence.as_str());
+    prop_assert_eq!(&r.mcn()[..4], sequence.as_str());
     prop_assert_eq!(r.get("NIC"), nic);
     prop_assert_eq!(r.get("PNO"), o.order_number.as_deref());
     match m.action.expect("action") {
@@ -704,11 +704,11 @@ fn check_clets_fields(m: &OrderMessage, nic: Option<&str>, r: &CletsRequest) -> 
         }
         Action::Terminate => {
             prop_assert_eq!(r.get("DOC").map(str::to_string), o.termination_date.map(ccyymmdd));
-            prop_assert_eq!(r.fields.len(), 3);
+            prop_assert_eq!(r.field_count(), 3);
         }
         Action::Cancel => {
             prop_assert_eq!(r.get("REA").map(str::to_string), o.cancel_reason.as_deref().map(clets));
-            prop_assert_eq!(r.fields.len(), 3);
+            prop_assert_eq!(r.field_count(), 3);
         }
         Action::Service => {
             let s = o.service.as_ref().expect("service");

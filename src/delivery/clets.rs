@@ -66,7 +66,7 @@ impl PartnerAdapter for CletsPartner {
                 };
             }
         };
-        let request = translation.request.to_text().into_bytes();
+        let request = translation.request.into_text().into_bytes();
         let sent = self.client.send(&request).await;
         let started = at;
         metrics::histogram!("porter_partner_request_seconds", "partner" => "CLETS")

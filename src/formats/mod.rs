@@ -35,6 +35,14 @@ pub struct Parsed {
 }
 
 impl Parsed {
+    /// An empty result with room for `locations` field locations.
+    pub fn with_capacity(locations: usize) -> Parsed {
+        Parsed {
+            locations: Locations::with_capacity(locations),
+            ..Parsed::default()
+        }
+    }
+
     pub fn is_ok(&self) -> bool {
         self.errors.is_empty()
     }

@@ -9,6 +9,8 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::MappingError;
+use super::clets_plan::Plan;
+pub use super::clets_plan::{CletsField, CodeTable, Step};
 use crate::model::Action;
 
 /// Porter's name for each CLETS field (the keys of `[fields]`).
@@ -83,6 +85,8 @@ pub struct CletsTables {
     /// Wire tag → field name.
     by_tag: BTreeMap<String, String>,
     codes: BTreeMap<String, BTreeMap<String, String>>,
+    /// The same tables compiled for the translator.
+    plan: Plan,
 }
 
 impl CletsTables {
@@ -168,7 +172,9 @@ impl CletsTables {
                 return Err(at("must be at least 1".into()));
             }
         }
+        let plan = Plan::compile(&message_keys, &file.field_order, &file.fields, &file.codes);
         Ok(CletsTables {
+            plan,
             message_keys,
             field_order: file.field_order,
             presence,
@@ -235,6 +241,21 @@ impl CletsTables {
     /// Canonical → CLETS code; `None` when the table has no such code.
     pub fn code(&self, table: &str, canonical: &str) -> Option<&str> {
         self.codes.get(table)?.get(canonical).map(String::as_str)
+    }
+
+    /// The message key an action becomes and its field order, compiled.
+    pub fn plan(&self, action: Action) -> (&str, &[Step]) {
+        self.plan.key(action)
+    }
+
+    /// A field's tag and maximum, by index.
+    pub fn spec(&self, field: CletsField) -> &FieldSpec {
+        self.plan.spec(field)
+    }
+
+    /// Canonical → CLETS code through a compiled table.
+    pub fn code_in(&self, table: CodeTable, canonical: &str) -> Option<&str> {
+        self.plan.code(table, canonical)
     }
 }
 

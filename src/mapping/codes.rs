@@ -17,6 +17,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use super::short_codes::ShortCodes;
+
 /// Which code list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CodeList {
@@ -153,6 +155,8 @@ impl std::error::Error for CodeListError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CodeLists {
     file: CodeListsFile,
+    /// Each list's codes (in [`CodeList::ALL`] order), for fast lookups.
+    fast: Vec<ShortCodes<()>>,
 }
 
 impl CodeLists {
@@ -177,7 +181,7 @@ impl CodeLists {
                 .map(|s| text.get(..s.start).unwrap_or(text).matches('\n').count() + 1),
             message: e.message().trim().to_string(),
         })?;
-        let lists = CodeLists { file };
+        let mut lists = CodeLists { file, fast: Vec::new() };
         for list in CodeList::ALL {
             let table = lists.table(list);
             if table.codes.is_empty() {
@@ -197,6 +201,10 @@ impl CodeLists {
                 });
             }
         }
+        lists.fast = CodeList::ALL
+            .iter()
+            .map(|l| ShortCodes::new(lists.table(*l).codes.keys().map(|k| (k, &()))))
+            .collect();
         Ok(lists)
     }
 
@@ -218,7 +226,7 @@ impl CodeLists {
 
     /// Whether `code` is in `list` (exact, case-sensitive: codes are upper case).
     pub fn contains(&self, list: CodeList, code: &str) -> bool {
-        self.table(list).codes.contains_key(code)
+        self.fast[list as usize].get(code).is_some()
     }
 
     /// What `code` means in `list`.
@@ -235,6 +243,14 @@ impl CodeLists {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `CodeList::ALL` is in declaration order: lists are indexed by it.
+    #[test]
+    fn all_is_in_declaration_order() {
+        for (i, l) in CodeList::ALL.iter().enumerate() {
+            assert_eq!(*l as usize, i);
+        }
+    }
 
     const CODES: &str = include_str!("../../mappings/codes.toml");
 

@@ -10,8 +10,10 @@
 //! broker with a message naming the file and the entry.
 
 pub mod clets;
+mod clets_plan;
 pub mod code_map;
 pub mod codes;
+mod short_codes;
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,5 @@
 //! Field-level errors and warnings (ICD §4 `por:Error` / `por:Warning`).
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
@@ -104,34 +103,6 @@ impl fmt::Display for FieldError {
         match &self.location {
             Some(loc) => write!(f, "{} {} at {}: {}", self.code, self.field, loc, self.text),
             None => write!(f, "{} {}: {}", self.code, self.field, self.text),
-        }
-    }
-}
-
-/// Where each canonical field was found in the input, so that errors found
-/// after parsing (by the validator) can still name a location.
-///
-/// Keys are canonical field paths as used in [`FieldError::field`]; list
-/// elements use an index, e.g. `protected_persons[1].sex`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Locations(BTreeMap<String, String>);
-
-impl Locations {
-    pub fn insert(&mut self, field: impl Into<String>, location: impl Into<String>) {
-        self.0.insert(field.into(), location.into());
-    }
-
-    pub fn get(&self, field: &str) -> Option<&str> {
-        self.0.get(field).map(String::as_str)
-    }
-
-    /// Builds an error for `field`, located where the parser saw it.
-    pub fn error(&self, code: ErrorCode, field: &str, text: impl Into<String>) -> FieldError {
-        FieldError {
-            code,
-            field: field.to_string(),
-            location: self.get(field).map(str::to_string),
-            text: text.into(),
         }
     }
 }

@@ -8,12 +8,16 @@
 //! the validator rather than a parse failure.
 
 pub mod error;
+pub mod locations;
 pub mod order;
+pub mod path;
 pub mod status;
 
-pub use error::{ErrorCode, FieldError, Locations};
+pub use error::{ErrorCode, FieldError};
+pub use locations::{Locations, Position};
 pub use order::{
     Action, Address, DriverLicense, OrderImage, OrderMessage, PersonName, ProtectedPerson, ProtectionOrder,
     RestrainedPerson, Service,
 };
+pub use path::FieldPath;
 pub use status::{PartnerId, PartnerRecordId, StatusKind, StatusMessage, now_pacific};

@@ -10,16 +10,23 @@
 //!   initial, then the first name is cut, each step a warning (`SHORTENED`).
 //! - An empty optional field is omitted.
 //! - The MCN is deterministic (ICD §5), so a resend carries the same one.
+//!
+//! The translator runs for every order, so it works from the tables as
+//! compiled at load ([`CletsTables::plan`]: steps over a closed set of
+//! fields, tags and maxima by index), writes each value straight into the
+//! request text (a value that turns out too long is taken back out), and
+//! formats dates by hand. Field paths for errors and warnings are
+//! [`FieldPath`]s, made text only when there is one.
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
 use data_encoding::BASE32;
 use sha2::{Digest, Sha256};
 
 use crate::formats::clets::CletsRequest;
-use crate::mapping::clets::CletsTables;
-use crate::model::{ErrorCode, FieldError, OrderMessage, PersonName};
+use crate::mapping::clets::{CletsField, CletsTables, CodeTable, Step};
+use crate::model::{ErrorCode, FieldError, FieldPath, OrderMessage, PersonName};
 
-use super::text::to_clets_text;
+use super::text::{TextChanges, write_clets_text};
 
 /// A request and the warnings its translation produced.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,9 +38,29 @@ pub struct Translation {
 /// The message control number: `<sequence:4><revision:1><first 15 of
 /// base32(SHA-256(ORI "|" order number))>` (ICD §5).
 pub fn mcn(court_ori: &str, order_number: &str, sequence: u32, revision: u32) -> String {
-    let digest = Sha256::digest(format!("{court_ori}|{order_number}").as_bytes());
-    let b32 = BASE32.encode(&digest);
-    format!("{:04}{}{}", sequence % 10_000, revision % 10, &b32[..15])
+    let bytes = mcn_bytes(court_ori, order_number, sequence, revision);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// [`mcn`] without allocating: 20 ASCII bytes.
+fn mcn_bytes(court_ori: &str, order_number: &str, sequence: u32, revision: u32) -> [u8; 20] {
+    let digest = Sha256::new()
+        .chain_update(court_ori.as_bytes())
+        .chain_update(b"|")
+        .chain_update(order_number.as_bytes())
+        .finalize();
+    let mut out = [0u8; 20];
+    let mut digits = sequence % 10_000 * 10 + revision % 10;
+    for d in out[..5].iter_mut().rev() {
+        *d = b'0' + (digits % 10) as u8;
+        digits /= 10;
+    }
+    // Base32 of the first 10 bytes (a whole number of 5-byte groups) is
+    // the first 16 characters of the base32 of all 32.
+    let mut b32 = [0u8; 16];
+    BASE32.encode_mut(&digest[..10], &mut b32);
+    out[5..].copy_from_slice(&b32[..15]);
+    out
 }
 
 /// Translates `msg` into the request for its action. `nic` is the CARPOS
@@ -45,14 +72,6 @@ pub fn translate(
     revision: u32,
     tables: &CletsTables,
 ) -> Result<Translation, Vec<FieldError>> {
-    let mut t = Translator {
-        msg,
-        nic,
-        tables,
-        fields: Vec::new(),
-        warnings: Vec::new(),
-        errors: Vec::new(),
-    };
     let Some(action) = msg.action else {
         return Err(vec![FieldError::new(
             ErrorCode::Missing,
@@ -61,21 +80,28 @@ pub fn translate(
         )]);
     };
     let order_number = msg.order_number().unwrap_or_default();
-    let mke = tables.message_key(action).to_string();
-    for field in tables.field_order(&mke) {
-        t.field(field);
+    let (mke, steps) = tables.plan(action);
+    let mcn = mcn_bytes(&msg.court_ori, order_number, msg.sequence.unwrap_or(0), revision);
+    let mut t = Translator {
+        msg,
+        nic,
+        tables,
+        request: CletsRequest::new(mke, &msg.court_ori, std::str::from_utf8(&mcn).unwrap_or_default()),
+        warnings: Vec::new(),
+        errors: Vec::new(),
+        scratch: String::new(),
+    };
+    for step in steps {
+        match *step {
+            Step::Field(field) => t.field(field),
+            Step::Protected => t.protected(),
+        }
     }
     if !t.errors.is_empty() {
         return Err(t.errors);
     }
-    let request = CletsRequest {
-        mke,
-        ori: msg.court_ori.clone(),
-        mcn: mcn(&msg.court_ori, order_number, msg.sequence.unwrap_or(0), revision),
-        fields: t.fields,
-    };
     Ok(Translation {
-        request,
+        request: t.request,
         warnings: t.warnings,
     })
 }
@@ -84,286 +110,410 @@ struct Translator<'a> {
     msg: &'a OrderMessage,
     nic: Option<&'a str>,
     tables: &'a CletsTables,
-    fields: Vec<(String, String)>,
+    request: CletsRequest,
     warnings: Vec<FieldError>,
     errors: Vec<FieldError>,
+    /// The sanitised parts of a composite name.
+    scratch: String,
 }
 
-fn date(d: NaiveDate) -> String {
-    d.format("%Y%m%d").to_string()
+/// `CCYYMMDD`, written by hand for years 0–9999 (chrono's `%Y%m%d`
+/// otherwise).
+fn date(d: NaiveDate, buf: &mut [u8; 8]) -> std::borrow::Cow<'_, str> {
+    let (Ok(year), month, day) = (u32::try_from(d.year()), d.month(), d.day()) else {
+        return d.format("%Y%m%d").to_string().into();
+    };
+    if year > 9999 {
+        return d.format("%Y%m%d").to_string().into();
+    }
+    digits(&mut buf[..4], year);
+    digits(&mut buf[4..6], month);
+    digits(&mut buf[6..], day);
+    std::str::from_utf8(buf).unwrap_or_default().into()
 }
 
-fn time(t: NaiveDateTime) -> String {
-    t.format("%H%M").to_string()
+/// `HHMM`.
+fn time(t: NaiveDateTime, buf: &mut [u8; 4]) -> &str {
+    digits(&mut buf[..2], t.hour());
+    digits(&mut buf[2..], t.minute());
+    std::str::from_utf8(buf).unwrap_or_default()
+}
+
+/// Writes `n` as decimal digits, zero-padded to `out`'s length.
+fn digits(out: &mut [u8], mut n: u32) {
+    for d in out.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
+
+fn p(path: &'static str) -> FieldPath {
+    FieldPath::new(path)
 }
 
 impl<'a> Translator<'a> {
-    fn field(&mut self, name: &str) {
+    fn field(&mut self, field: CletsField) {
+        use CletsField as F;
         let m = self.msg;
         let o = &m.order;
         let r = m.restrained_person.as_ref();
         let svc = o.service.as_ref();
-        match name {
-            "nic" => match self.nic {
-                Some(nic) => self.push_raw("nic", nic.to_string()),
+        let dl = r.and_then(|r| r.driver_license.as_ref());
+        match field {
+            F::Nic => match self.nic {
+                Some(nic) => self.push_raw(F::Nic, nic),
                 None => self.errors.push(FieldError::new(
                     ErrorCode::UnknownOrder,
                     "nic",
                     "no CARPOS record id (NIC) is known for this order yet",
                 )),
             },
-            "name" => {
+            F::Name => {
                 if let Some(r) = r {
-                    self.composite_name("name", "restrained_person.name", &r.name, true);
+                    self.composite_name(F::Name, p("restrained_person.name"), &r.name, true);
                 }
             }
-            "sex" => self.code("sex", "sex", "restrained_person.sex", r.and_then(|r| r.sex.as_deref())),
-            "race" => self.code(
-                "race",
-                "race",
-                "restrained_person.race",
+            F::Sex => self.code(
+                F::Sex,
+                CodeTable::Sex,
+                p("restrained_person.sex"),
+                r.and_then(|r| r.sex.as_deref()),
+            ),
+            F::Race => self.code(
+                F::Race,
+                CodeTable::Race,
+                p("restrained_person.race"),
                 r.and_then(|r| r.race.as_deref()),
             ),
-            "dob" => self.opt_raw("dob", r.and_then(|r| r.birth_date).map(date)),
-            "height" => self.text(
-                "height",
-                "restrained_person.height",
+            F::Dob => self.opt_date(F::Dob, r.and_then(|r| r.birth_date)),
+            F::Height => self.text(
+                F::Height,
+                p("restrained_person.height"),
                 r.and_then(|r| r.height.as_deref()),
             ),
-            "weight" => self.text(
-                "weight",
-                "restrained_person.weight",
+            F::Weight => self.text(
+                F::Weight,
+                p("restrained_person.weight"),
                 r.and_then(|r| r.weight.as_deref()),
             ),
-            "eye" => self.code("eye", "eye", "restrained_person.eye", r.and_then(|r| r.eye.as_deref())),
-            "hair" => self.code(
-                "hair",
-                "hair",
-                "restrained_person.hair",
+            F::Eye => self.code(
+                F::Eye,
+                CodeTable::Eye,
+                p("restrained_person.eye"),
+                r.and_then(|r| r.eye.as_deref()),
+            ),
+            F::Hair => self.code(
+                F::Hair,
+                CodeTable::Hair,
+                p("restrained_person.hair"),
                 r.and_then(|r| r.hair.as_deref()),
             ),
-            "oln" => {
-                let dl = r.and_then(|r| r.driver_license.as_ref());
-                self.text(
-                    "oln",
-                    "restrained_person.driver_license.number",
-                    dl.and_then(|d| d.number.as_deref()),
-                )
-            }
-            "ols" => {
-                let dl = r.and_then(|r| r.driver_license.as_ref());
+            F::Oln => self.text(
+                F::Oln,
+                p("restrained_person.driver_license.number"),
+                dl.and_then(|d| d.number.as_deref()),
+            ),
+            F::Ols => {
                 if dl.and_then(|d| d.number.as_deref()).is_some() {
                     self.text(
-                        "ols",
-                        "restrained_person.driver_license.state",
+                        F::Ols,
+                        p("restrained_person.driver_license.state"),
                         dl.and_then(|d| d.state.as_deref()),
                     )
                 }
             }
-            "pno" => self.text("pno", "order.order_number", o.order_number.as_deref()),
-            "oca" => self.text("oca", "order.case_number", o.case_number.as_deref()),
-            "typ" => self.code("typ", "order_type", "order.order_type", o.order_type.as_deref()),
-            "isd" => self.opt_raw("isd", o.issue_date.map(date)),
-            "exp" => match o.expiration {
-                Some(e) => self.push_raw("exp", date(e.date())),
-                None => self.push_raw("exp", "NONEXP".into()),
+            F::Pno => self.text(F::Pno, p("order.order_number"), o.order_number.as_deref()),
+            F::Oca => self.text(F::Oca, p("order.case_number"), o.case_number.as_deref()),
+            F::Typ => self.code(
+                F::Typ,
+                CodeTable::OrderType,
+                p("order.order_type"),
+                o.order_type.as_deref(),
+            ),
+            F::Isd => self.opt_date(F::Isd, o.issue_date),
+            F::Exp => match o.expiration {
+                Some(e) => self.opt_date(F::Exp, Some(e.date())),
+                None => self.push_raw(F::Exp, "NONEXP"),
             },
-            "ext" => self.opt_raw("ext", o.expiration.map(time)),
-            "brady" => self.code("brady", "brady", "order.brady", o.brady.as_deref()),
-            "pco" => {
+            F::Ext => self.opt_time(F::Ext, o.expiration),
+            F::Brady => self.code(F::Brady, CodeTable::Brady, p("order.brady"), o.brady.as_deref()),
+            F::Pco => {
                 for (i, c) in o.condition_codes.iter().enumerate() {
-                    self.code("pco", "pco", &format!("order.condition_codes[{i}]"), Some(c));
+                    let path = FieldPath::at("order.condition_codes[]", i);
+                    self.code(F::Pco, CodeTable::Pco, path, Some(c));
                 }
             }
-            "protected" => {
-                for (i, p) in m.protected_persons.iter().enumerate() {
-                    let base = format!("protected_persons[{i}]");
-                    self.composite_name("ppn", &format!("{base}.name"), &p.name, false);
-                    self.code("psx", "sex", &format!("{base}.sex"), p.sex.as_deref());
-                    self.code("ppr", "race", &format!("{base}.race"), p.race.as_deref());
-                    self.opt_raw("ppb", p.birth_date.map(date));
-                }
-            }
-            "mis" => self.text("mis", "order.condition_text", o.condition_text.as_deref()),
-            "doc" => self.opt_raw("doc", o.termination_date.map(date)),
-            "rea" => self.text("rea", "order.cancel_reason", o.cancel_reason.as_deref()),
-            "svd" => self.opt_raw("svd", svc.and_then(|s| s.served_at).map(|t| date(t.date()))),
-            "svt" => self.opt_raw("svt", svc.and_then(|s| s.served_at).map(time)),
-            "svb" => self.text(
-                "svb",
-                "order.service.served_by",
-                svc.and_then(|s| s.served_by.as_deref()),
-            ),
-            "sva" => self.text(
-                "sva",
-                "order.service.serving_agency_ori",
-                svc.and_then(|s| s.serving_agency_ori.as_deref()),
-            ),
-            "svm" => self.code(
-                "svm",
-                "service_method",
-                "order.service.method",
-                svc.and_then(|s| s.method.as_deref()),
-            ),
-            other => self.errors.push(FieldError::new(
+            // Group members come only through `protected`.
+            F::Ppn | F::Psx | F::Ppr | F::Ppb => self.errors.push(FieldError::new(
                 ErrorCode::InvalidFormat,
-                other,
+                field.name(),
                 "mappings/clets.toml names a field the translator does not know",
             )),
+            F::Mis => self.text(F::Mis, p("order.condition_text"), o.condition_text.as_deref()),
+            F::Doc => self.opt_date(F::Doc, o.termination_date),
+            F::Rea => self.text(F::Rea, p("order.cancel_reason"), o.cancel_reason.as_deref()),
+            F::Svd => self.opt_date(F::Svd, svc.and_then(|s| s.served_at).map(|t| t.date())),
+            F::Svt => self.opt_time(F::Svt, svc.and_then(|s| s.served_at)),
+            F::Svb => self.text(
+                F::Svb,
+                p("order.service.served_by"),
+                svc.and_then(|s| s.served_by.as_deref()),
+            ),
+            F::Sva => self.text(
+                F::Sva,
+                p("order.service.serving_agency_ori"),
+                svc.and_then(|s| s.serving_agency_ori.as_deref()),
+            ),
+            F::Svm => self.code(
+                F::Svm,
+                CodeTable::ServiceMethod,
+                p("order.service.method"),
+                svc.and_then(|s| s.method.as_deref()),
+            ),
         }
     }
 
-    fn push_raw(&mut self, field: &str, value: String) {
-        let tag = self.tables.field(field).tag.clone();
-        self.fields.push((tag, value));
-    }
-
-    fn opt_raw(&mut self, field: &str, value: Option<String>) {
-        if let Some(v) = value {
-            self.push_raw(field, v);
+    /// The protected-person group, once per protected person.
+    fn protected(&mut self) {
+        use CletsField as F;
+        for (i, person) in self.msg.protected_persons.iter().enumerate() {
+            let name = FieldPath::at("protected_persons[].name", i);
+            self.composite_name(F::Ppn, name, &person.name, false);
+            let sex = FieldPath::at("protected_persons[].sex", i);
+            self.code(F::Psx, CodeTable::Sex, sex, person.sex.as_deref());
+            let race = FieldPath::at("protected_persons[].race", i);
+            self.code(F::Ppr, CodeTable::Race, race, person.race.as_deref());
+            self.opt_date(F::Ppb, person.birth_date);
         }
     }
 
-    /// Sanitises free text; `None` or empty is omitted.
-    fn text(&mut self, field: &str, canonical: &str, value: Option<&str>) {
+    fn push_raw(&mut self, field: CletsField, value: &str) {
+        let tag = &self.tables.spec(field).tag;
+        self.request.push(tag, value);
+    }
+
+    fn opt_date(&mut self, field: CletsField, value: Option<NaiveDate>) {
+        if let Some(d) = value {
+            let mut buf = [0; 8];
+            self.push_raw(field, &date(d, &mut buf));
+        }
+    }
+
+    fn opt_time(&mut self, field: CletsField, value: Option<NaiveDateTime>) {
+        if let Some(t) = value {
+            let mut buf = [0; 4];
+            self.push_raw(field, time(t, &mut buf));
+        }
+    }
+
+    /// Sanitises free text straight into the request; `None` or empty is
+    /// omitted, a value over the field's maximum taken back out.
+    fn text(&mut self, field: CletsField, canonical: FieldPath, value: Option<&str>) {
         let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
             return;
         };
-        if let Some(v) = self.sanitize(canonical, value) {
-            self.push_checked(field, canonical, v);
+        let spec = self.tables.spec(field);
+        let open = self.request.start_field(&spec.tag);
+        let written = write_clets_text(self.request.value_text(), value);
+        match written {
+            Ok(changes) => {
+                self.sanitized(canonical, &changes);
+                // CLETS text is ASCII: bytes are characters.
+                let n = self.request.open_value(open).len();
+                if n > spec.max {
+                    self.request.cancel_field(open);
+                    self.too_long(field, canonical, n);
+                } else {
+                    self.request.finish_field(open);
+                }
+            }
+            Err(c) => {
+                self.request.cancel_field(open);
+                self.untransliterable(canonical, c);
+            }
         }
     }
 
-    fn push_checked(&mut self, field: &str, canonical: &str, value: String) {
-        let max = self.tables.field(field).max;
-        if value.chars().count() > max {
-            self.errors.push(FieldError::new(
-                ErrorCode::TooLong,
-                canonical,
-                format!(
-                    "{} characters; CLETS {} allows at most {max}",
-                    value.chars().count(),
-                    self.tables.field(field).tag
-                ),
-            ));
+    /// Pushes a value already in CLETS form unless it is over the maximum.
+    fn push_checked(&mut self, field: CletsField, canonical: FieldPath, value: &str) {
+        let max = self.tables.spec(field).max;
+        if value.len() > max && value.chars().count() > max {
+            self.too_long(field, canonical, value.chars().count());
             return;
         }
         self.push_raw(field, value);
     }
 
-    fn sanitize(&mut self, canonical: &str, value: &str) -> Option<String> {
-        match to_clets_text(value) {
-            Ok((v, changes)) => {
-                if changes.transliterated {
-                    self.warnings.push(FieldError::new(
-                        ErrorCode::Sanitized,
-                        canonical,
-                        "non-ASCII letters were transliterated for CLETS",
-                    ));
-                }
-                if changes.dots_replaced {
-                    self.warnings.push(FieldError::new(
-                        ErrorCode::Sanitized,
-                        canonical,
-                        "'.' was replaced with a space for CLETS",
-                    ));
-                }
-                Some(v)
-            }
-            Err(c) => {
-                self.errors.push(FieldError::new(
-                    ErrorCode::InvalidFormat,
-                    canonical,
-                    format!("character U+{:04X} cannot be transliterated to ASCII", c as u32),
-                ));
-                None
-            }
+    fn too_long(&mut self, field: CletsField, canonical: FieldPath, n: usize) {
+        let spec = self.tables.spec(field);
+        self.errors.push(FieldError::new(
+            ErrorCode::TooLong,
+            canonical,
+            format!("{n} characters; CLETS {} allows at most {}", spec.tag, spec.max),
+        ));
+    }
+
+    /// The warnings for what sanitising changed.
+    fn sanitized(&mut self, canonical: FieldPath, changes: &TextChanges) {
+        if changes.transliterated {
+            self.warnings.push(FieldError::new(
+                ErrorCode::Sanitized,
+                canonical,
+                "non-ASCII letters were transliterated for CLETS",
+            ));
+        }
+        if changes.dots_replaced {
+            self.warnings.push(FieldError::new(
+                ErrorCode::Sanitized,
+                canonical,
+                "'.' was replaced with a space for CLETS",
+            ));
         }
     }
 
-    fn code(&mut self, field: &str, table: &str, canonical: &str, value: Option<&str>) {
+    fn untransliterable(&mut self, canonical: FieldPath, c: char) {
+        self.errors.push(FieldError::new(
+            ErrorCode::InvalidFormat,
+            canonical,
+            format!("character U+{:04X} cannot be transliterated to ASCII", c as u32),
+        ));
+    }
+
+    fn code(&mut self, field: CletsField, table: CodeTable, canonical: FieldPath, value: Option<&str>) {
         let Some(value) = value.filter(|v| !v.is_empty()) else {
             return;
         };
-        match self.tables.code(table, value) {
-            Some(c) => {
-                let c = c.to_string();
-                self.push_checked(field, canonical, c)
-            }
+        match self.tables.code_in(table, value) {
+            Some(c) => self.push_checked(field, canonical, c),
             None => self.errors.push(FieldError::new(
                 ErrorCode::InvalidCode,
                 canonical,
-                format!("code {value:?} has no CLETS equivalent in the {table} table"),
+                format!("code {value:?} has no CLETS equivalent in the {} table", table.name()),
             )),
         }
     }
 
     /// `LAST SUFFIX, FIRST MIDDLE`, shortened as ICD §6 describes.
-    fn composite_name(&mut self, field: &str, canonical: &str, name: &PersonName, with_suffix: bool) {
-        let part = |s: &Option<String>| {
-            s.as_deref()
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-        };
-        let mut pieces = Vec::new();
-        for p in [&name.last, &name.suffix, &name.first, &name.middle] {
-            pieces.push(part(p).and_then(|v| self.sanitize(canonical, &v)));
+    fn composite_name(&mut self, field: CletsField, canonical: FieldPath, name: &PersonName, with_suffix: bool) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        // Sanitised last, suffix, first, middle, as ranges of `scratch`.
+        let mut ranges = [None, None, None, None];
+        for (slot, part) in ranges
+            .iter_mut()
+            .zip([&name.last, &name.suffix, &name.first, &name.middle])
+        {
+            let Some(value) = part.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
+                continue;
+            };
+            let start = scratch.len();
+            match write_clets_text(&mut scratch, value) {
+                Ok(changes) => {
+                    self.sanitized(canonical, &changes);
+                    *slot = Some(start..scratch.len());
+                }
+                Err(c) => {
+                    scratch.truncate(start);
+                    self.untransliterable(canonical, c);
+                }
+            }
         }
-        let [last, suffix, first, middle]: [Option<String>; 4] = pieces.try_into().unwrap_or_default();
-        let mut suffix = if with_suffix { suffix } else { None };
-        let max = self.tables.field(field).max;
-        let tag = self.tables.field(field).tag.clone();
-        let compose = |first: &Option<String>, middle: &Option<String>, suffix: &Option<String>| {
-            let mut s = last.clone().unwrap_or_default();
-            if let Some(x) = suffix {
-                s.push(' ');
-                s.push_str(x);
-            }
-            let given: Vec<&str> = [first, middle].into_iter().flatten().map(String::as_str).collect();
-            if !given.is_empty() {
-                s.push_str(", ");
-                s.push_str(&given.join(" "));
-            }
-            s
-        };
-        let mut middle = middle;
-        let mut first = first;
-        let mut value = compose(&first, &middle, &suffix);
-        let shortened = |part: &str, what: &str, warnings: &mut Vec<FieldError>| {
-            warnings.push(FieldError::new(
+        let [last, suffix, first, middle] = ranges.map(|r| r.map(|r| &scratch[r]));
+        let suffix = if with_suffix { suffix } else { None };
+        let name = self.shorten(
+            field,
+            canonical,
+            Name {
+                last,
+                suffix,
+                first,
+                middle,
+            },
+        );
+        let n = name.len();
+        if n > self.tables.spec(field).max {
+            self.too_long(field, canonical, n);
+        } else {
+            let open = self.request.start_field(&self.tables.spec(field).tag);
+            name.write(self.request.value_text());
+            self.request.finish_field(open);
+        }
+        self.scratch = scratch;
+    }
+
+    /// ICD §6: the middle name becomes an initial, then the first name is
+    /// cut. Should the last name (with its suffix) still not leave room,
+    /// the middle initial and then the suffix go too. Each step is a warning.
+    fn shorten<'n>(&mut self, field: CletsField, canonical: FieldPath, mut name: Name<'n>) -> Name<'n> {
+        let tables = self.tables;
+        let (tag, max) = (&tables.spec(field).tag, tables.spec(field).max);
+        let mut shortened = |part: &str, what: &str| {
+            self.warnings.push(FieldError::new(
                 ErrorCode::Shortened,
                 format!("{canonical}.{part}"),
                 format!("CARPOS {tag} is at most {max} characters: {what}"),
             ));
         };
-        // ICD §6: the middle name becomes an initial, then the first name is
-        // cut. Should the last name (with its suffix) still not leave room,
-        // the middle initial and then the suffix go too.
-        if value.len() > max && middle.as_ref().is_some_and(|m| m.len() > 1) {
-            middle = middle.map(|m| m[..1].to_string());
-            value = compose(&first, &middle, &suffix);
-            shortened("middle", "the middle name was sent as an initial", &mut self.warnings);
+        if name.len() > max
+            && let Some(m) = name.middle.filter(|m| m.len() > 1)
+        {
+            name.middle = Some(&m[..1]);
+            shortened("middle", "the middle name was sent as an initial");
         }
-        if value.len() > max && first.is_some() {
-            let over = value.len() - max;
-            let f = first.take().unwrap_or_default();
-            let keep = f.len().saturating_sub(over);
-            first = (keep > 0).then(|| f[..keep].to_string());
-            value = compose(&first, &middle, &suffix);
-            shortened("first", "the first name was cut", &mut self.warnings);
+        if name.len() > max
+            && let Some(f) = name.first
+        {
+            let keep = f.len().saturating_sub(name.len() - max);
+            name.first = (keep > 0).then(|| &f[..keep]);
+            shortened("first", "the first name was cut");
         }
-        if value.len() > max && middle.is_some() {
-            middle = None;
-            value = compose(&first, &middle, &suffix);
-            shortened("middle", "the middle initial was left out", &mut self.warnings);
+        if name.len() > max && name.middle.is_some() {
+            name.middle = None;
+            shortened("middle", "the middle initial was left out");
         }
-        if value.len() > max && suffix.is_some() {
-            suffix = None;
-            value = compose(&first, &middle, &suffix);
-            shortened("suffix", "the suffix was left out", &mut self.warnings);
+        if name.len() > max && name.suffix.is_some() {
+            name.suffix = None;
+            shortened("suffix", "the suffix was left out");
         }
-        self.push_checked(field, canonical, value);
+        name
+    }
+}
+
+/// A composite name's sanitised parts.
+#[derive(Debug, Clone, Copy)]
+struct Name<'a> {
+    last: Option<&'a str>,
+    suffix: Option<&'a str>,
+    first: Option<&'a str>,
+    middle: Option<&'a str>,
+}
+
+impl Name<'_> {
+    /// The length of `LAST SUFFIX, FIRST MIDDLE` (ASCII: bytes are characters).
+    fn len(&self) -> usize {
+        let given = match (self.first, self.middle) {
+            (Some(f), Some(m)) => 2 + f.len() + 1 + m.len(),
+            (Some(g), None) | (None, Some(g)) => 2 + g.len(),
+            (None, None) => 0,
+        };
+        self.last.map_or(0, str::len) + self.suffix.map_or(0, |s| 1 + s.len()) + given
+    }
+
+    fn write(&self, out: &mut String) {
+        out.push_str(self.last.unwrap_or_default());
+        if let Some(s) = self.suffix {
+            out.push(' ');
+            out.push_str(s);
+        }
+        let mut given = [self.first, self.middle].into_iter().flatten();
+        if let Some(g) = given.next() {
+            out.push_str(", ");
+            out.push_str(g);
+            for g in given {
+                out.push(' ');
+                out.push_str(g);
+            }
+        }
     }
 }
 
@@ -474,7 +624,7 @@ mod tests {
         assert!(translate(&m, None, 0, &tables()).is_err());
         let t = translate(&m, Some("H000000001"), 0, &tables()).unwrap();
         assert!(t.request.to_text().starts_with("MPO.CA034025J.00020"));
-        assert_eq!(t.request.fields[0], ("NIC".into(), "H000000001".into()));
+        assert_eq!(t.request.fields().next(), Some(("NIC", "H000000001")));
     }
 
     /// A canonical code with no CLETS equivalent is INVALID_CODE, not passed through.

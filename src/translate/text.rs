@@ -37,18 +37,32 @@ fn special(c: char) -> Option<&'static str> {
 /// Converts `value` to CLETS text, or returns the first character that has
 /// no ASCII form.
 pub fn to_clets_text(value: &str) -> Result<(String, TextChanges), char> {
-    let mut changes = TextChanges::default();
     let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
+    let changes = write_clets_text(&mut out, value)?;
+    Ok((out, changes))
+}
+
+/// Appends `value` as CLETS text to `out` (always ASCII), or returns the
+/// first character that has no ASCII form; `out` then holds part of it.
+pub fn write_clets_text(out: &mut String, value: &str) -> Result<TextChanges, char> {
+    let mut changes = TextChanges::default();
+    // Most text is already CLETS text: printable ASCII, uppercase, no `.`.
+    if value
+        .bytes()
+        .all(|b| matches!(b, b' '..=b'-' | b'/'..=b'`' | b'{'..=b'~'))
+    {
+        out.push_str(value);
+        return Ok(changes);
+    }
+    // Else ASCII is handled byte by byte, straight into `out`.
+    let ascii = value.bytes().position(|b| !b.is_ascii()).unwrap_or(value.len());
+    out.reserve(value.len());
+    for b in value[..ascii].bytes() {
+        push_ascii(out, b, &mut changes)?;
+    }
+    for c in value[ascii..].chars() {
         if c.is_ascii() {
-            if c == '.' {
-                changes.dots_replaced = true;
-                out.push(' ');
-            } else if c.is_ascii_control() {
-                return Err(c);
-            } else {
-                out.push(c.to_ascii_uppercase());
-            }
+            push_ascii(out, c as u8, &mut changes)?;
             continue;
         }
         changes.transliterated = true;
@@ -62,7 +76,19 @@ pub fn to_clets_text(value: &str) -> Result<(String, TextChanges), char> {
             _ => return Err(c),
         }
     }
-    Ok((out, changes))
+    Ok(changes)
+}
+
+fn push_ascii(out: &mut String, b: u8, changes: &mut TextChanges) -> Result<(), char> {
+    if b == b'.' {
+        changes.dots_replaced = true;
+        out.push(' ');
+    } else if b.is_ascii_control() {
+        return Err(b as char);
+    } else {
+        out.push(b.to_ascii_uppercase() as char);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -84,6 +110,17 @@ mod tests {
         let (s, ch) = to_clets_text("St. John").unwrap();
         assert_eq!(s, "ST  JOHN");
         assert!(ch.dots_replaced);
+    }
+
+    /// Text already in CLETS form is kept as it is.
+    #[test]
+    fn clets_text_is_kept() {
+        let all: String = (b' '..=b'~')
+            .map(char::from)
+            .filter(|c| *c != '.' && !c.is_ascii_lowercase())
+            .collect();
+        assert_eq!(to_clets_text(&all).unwrap(), (all.clone(), TextChanges::default()));
+        assert_eq!(to_clets_text("a.b").unwrap().0, "A B");
     }
 
     /// A character with no ASCII form is reported, not dropped.

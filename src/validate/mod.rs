@@ -27,6 +27,9 @@
 //! - An `ORI_MISMATCH` for the AMQP `user_id` is on the field `user_id` and
 //!   has no location (it is a property, not part of the body).
 //! - A value that is present but blank counts as missing.
+//! - A full order's driver license number needs its state (`MISSING` on
+//!   `restrained_person.driver_license.state`): CARPOS takes OLN only with
+//!   OLS.
 //! - A court ORI that is not an ORI is `INVALID_FORMAT` only; `ORI_MISMATCH`
 //!   is for a well-formed ORI that is not the queue's court.
 //! - An issue date is all a stateless check can compare dates with: a
@@ -39,7 +42,7 @@
 use chrono::NaiveDate;
 
 use crate::mapping::codes::{CodeList, CodeLists};
-use crate::model::{Action, ErrorCode, FieldError, Locations, OrderMessage};
+use crate::model::{Action, ErrorCode, FieldError, FieldPath, Locations, OrderMessage, RestrainedPerson};
 
 /// Maximum lengths, in characters (ICD §0, §2, §6).
 pub mod limits {
@@ -118,18 +121,28 @@ pub fn locate(locations: &Locations, field: &str) -> Option<String> {
     let mut path = field;
     loop {
         if let Some(l) = locations.get(path) {
-            return Some(l.to_string());
+            return Some(l);
         }
         match path.rfind(['.', '[']) {
             Some(i) => path = &path[..i],
-            None => return locations.get("message").map(str::to_string),
+            None => return locations.get("message"),
         }
     }
 }
 
+/// A path without index.
+const fn p(path: &'static str) -> FieldPath {
+    FieldPath::new(path)
+}
+
 /// A value that is present and not blank.
 fn present(v: &Option<String>) -> Option<&str> {
-    v.as_deref().filter(|s| !s.trim().is_empty())
+    // A first byte that is printable ASCII, not a space, settles it.
+    let blank = |s: &str| match s.as_bytes().first() {
+        Some(b'!'..=b'~') => false,
+        _ => s.trim().is_empty(),
+    };
+    v.as_deref().filter(|s| !blank(s))
 }
 
 /// 9 characters `[A-Z0-9]`.
@@ -151,31 +164,33 @@ struct Check<'a> {
 }
 
 impl Check<'_> {
-    fn error(&mut self, code: ErrorCode, field: &str, text: impl Into<String>) {
+    /// Records an error; the field's path and location become text only here.
+    fn error(&mut self, code: ErrorCode, field: FieldPath, text: impl Into<String>) {
         let mut e = FieldError::new(code, field, text);
-        e.location = locate(self.locations, field);
+        e.location = locate(self.locations, &e.field);
         self.errors.push(e);
     }
 
-    fn missing(&mut self, field: &str, what: &str) {
+    fn missing(&mut self, field: FieldPath, what: &str) {
         self.error(ErrorCode::Missing, field, format!("{what} is required"));
     }
 
     /// MISSING unless the value is present.
-    fn require(&mut self, field: &str, v: &Option<String>, what: &str) {
+    fn require(&mut self, field: FieldPath, v: &Option<String>, what: &str) {
         if present(v).is_none() {
             self.missing(field, what);
         }
     }
 
-    fn require_some<T>(&mut self, field: &str, v: &Option<T>, what: &str) {
+    fn require_some<T>(&mut self, field: FieldPath, v: &Option<T>, what: &str) {
         if v.is_none() {
             self.missing(field, what);
         }
     }
 
-    fn max_len(&mut self, field: &str, v: &Option<String>, max: usize) {
-        if let Some(s) = v.as_deref() {
+    fn max_len(&mut self, field: FieldPath, v: &Option<String>, max: usize) {
+        // Characters are at most bytes: count them only for a long value.
+        if let Some(s) = v.as_deref().filter(|s| s.len() > max) {
             let n = s.chars().count();
             if n > max {
                 self.error(ErrorCode::TooLong, field, format!("{n} characters; at most {max}"));
@@ -183,13 +198,13 @@ impl Check<'_> {
         }
     }
 
-    fn code(&mut self, field: &str, v: &Option<String>, list: CodeList) {
+    fn code(&mut self, field: FieldPath, v: &Option<String>, list: CodeList) {
         if let Some(s) = present(v) {
             self.code_value(field, s, list);
         }
     }
 
-    fn code_value(&mut self, field: &str, s: &str, list: CodeList) {
+    fn code_value(&mut self, field: FieldPath, s: &str, list: CodeList) {
         if self.codes.contains(list, s) {
             return;
         }
@@ -206,7 +221,7 @@ impl Check<'_> {
         self.error(ErrorCode::InvalidCode, field, text);
     }
 
-    fn ori(&mut self, field: &str, s: &str) -> bool {
+    fn ori(&mut self, field: FieldPath, s: &str) -> bool {
         if is_ori(s) {
             return true;
         }
@@ -218,7 +233,7 @@ impl Check<'_> {
         false
     }
 
-    fn born_after_issue(&mut self, field: &str, birth: Option<NaiveDate>, issue: Option<NaiveDate>) {
+    fn born_after_issue(&mut self, field: FieldPath, birth: Option<NaiveDate>, issue: Option<NaiveDate>) {
         if let (Some(b), Some(i)) = (birth, issue)
             && b > i
         {
@@ -233,11 +248,11 @@ impl Check<'_> {
     fn header(&mut self, msg: &OrderMessage, ctx: &ValidationContext<'_>) {
         let ori = msg.court_ori.trim();
         if ori.is_empty() {
-            self.missing("court_ori", "the court ORI");
-        } else if self.ori("court_ori", &msg.court_ori) && msg.court_ori != ctx.queue_court_ori {
+            self.missing(p("court_ori"), "the court ORI");
+        } else if self.ori(p("court_ori"), &msg.court_ori) && msg.court_ori != ctx.queue_court_ori {
             self.error(
                 ErrorCode::OriMismatch,
-                "court_ori",
+                p("court_ori"),
                 format!(
                     "the message names court {} but arrived on the queue of court {}",
                     msg.court_ori, ctx.queue_court_ori
@@ -257,25 +272,25 @@ impl Check<'_> {
             ));
         }
         if msg.action.is_none() {
-            self.missing("action", "the action");
+            self.missing(p("action"), "the action");
         }
         match (msg.sequence, msg.action) {
-            (None, _) => self.missing("sequence", "the sequence"),
+            (None, _) => self.missing(p("sequence"), "the sequence"),
             (Some(0), _) => self.error(
                 ErrorCode::InvalidSequence,
-                "sequence",
+                p("sequence"),
                 "sequence 0: sequences start at 1",
             ),
             (Some(1), Some(a)) if a != Action::Issue => self.error(
                 ErrorCode::InvalidSequence,
-                "sequence",
+                p("sequence"),
                 format!("sequence 1 is the order's ISSUE; a {} comes later", a.name()),
             ),
             // The MCN carries the sequence in 4 digits (ICD §5), as does
             // fixed-width; a larger one would reuse an earlier MCN.
             (Some(n), _) if n > 9999 => self.error(
                 ErrorCode::InvalidSequence,
-                "sequence",
+                p("sequence"),
                 format!("sequence {n}: at most 9999 messages per order"),
             ),
             _ => {}
@@ -285,30 +300,34 @@ impl Check<'_> {
     fn order(&mut self, msg: &OrderMessage) {
         let o = &msg.order;
         match present(&o.order_number) {
-            None => self.missing("order.order_number", "the order number"),
+            None => self.missing(p("order.order_number"), "the order number"),
             Some(n) => {
-                self.max_len("order.order_number", &o.order_number, limits::ORDER_NUMBER);
+                self.max_len(p("order.order_number"), &o.order_number, limits::ORDER_NUMBER);
                 if !is_order_number(n) {
                     self.error(
                         ErrorCode::InvalidFormat,
-                        "order.order_number",
+                        p("order.order_number"),
                         format!("'{n}' has characters other than A-Z, 0-9 and '-'"),
                     );
                 }
             }
         }
-        self.require("order.order_type", &o.order_type, "the order type");
-        self.code("order.order_type", &o.order_type, CodeList::OrderType);
-        self.max_len("order.case_number", &o.case_number, limits::CASE_NUMBER);
-        self.max_len("order.form_id", &o.form_id, limits::FORM_ID);
-        self.max_len("order.judicial_officer", &o.judicial_officer, limits::JUDICIAL_OFFICER);
-        self.code("order.brady", &o.brady, CodeList::Brady);
-        self.max_len("order.condition_text", &o.condition_text, limits::CONDITION_TEXT);
-        self.max_len("order.cancel_reason", &o.cancel_reason, limits::CANCEL_REASON);
+        self.require(p("order.order_type"), &o.order_type, "the order type");
+        self.code(p("order.order_type"), &o.order_type, CodeList::OrderType);
+        self.max_len(p("order.case_number"), &o.case_number, limits::CASE_NUMBER);
+        self.max_len(p("order.form_id"), &o.form_id, limits::FORM_ID);
+        self.max_len(
+            p("order.judicial_officer"),
+            &o.judicial_officer,
+            limits::JUDICIAL_OFFICER,
+        );
+        self.code(p("order.brady"), &o.brady, CodeList::Brady);
+        self.max_len(p("order.condition_text"), &o.condition_text, limits::CONDITION_TEXT);
+        self.max_len(p("order.cancel_reason"), &o.cancel_reason, limits::CANCEL_REASON);
         if o.condition_codes.len() > limits::CONDITION_CODES {
             self.error(
                 ErrorCode::InvalidFormat,
-                "order.condition_codes",
+                p("order.condition_codes"),
                 format!(
                     "{} condition codes; at most {}",
                     o.condition_codes.len(),
@@ -317,14 +336,14 @@ impl Check<'_> {
             );
         }
         for (i, code) in o.condition_codes.iter().enumerate() {
-            self.code_value(&format!("order.condition_codes[{i}]"), code, CodeList::Condition);
+            self.code_value(FieldPath::at("order.condition_codes[]", i), code, CodeList::Condition);
         }
         if let (Some(exp), Some(issue)) = (o.expiration, o.issue_date)
             && exp.date() < issue
         {
             self.error(
                 ErrorCode::InvalidDate,
-                "order.expiration",
+                p("order.expiration"),
                 format!("expiration {exp} is before the issue date {issue}"),
             );
         }
@@ -334,21 +353,20 @@ impl Check<'_> {
         let Some(rp) = &msg.restrained_person else {
             return;
         };
-        let f = "restrained_person";
-        self.max_len(&format!("{f}.name.last"), &rp.name.last, limits::LAST_NAME);
-        self.max_len(&format!("{f}.name.first"), &rp.name.first, limits::FIRST_NAME);
-        self.max_len(&format!("{f}.name.middle"), &rp.name.middle, limits::MIDDLE_NAME);
-        self.max_len(&format!("{f}.name.suffix"), &rp.name.suffix, limits::SUFFIX);
-        self.code(&format!("{f}.sex"), &rp.sex, CodeList::Sex);
-        self.code(&format!("{f}.race"), &rp.race, CodeList::Race);
-        self.code(&format!("{f}.eye"), &rp.eye, CodeList::Eye);
-        self.code(&format!("{f}.hair"), &rp.hair, CodeList::Hair);
+        self.max_len(p("restrained_person.name.last"), &rp.name.last, limits::LAST_NAME);
+        self.max_len(p("restrained_person.name.first"), &rp.name.first, limits::FIRST_NAME);
+        self.max_len(p("restrained_person.name.middle"), &rp.name.middle, limits::MIDDLE_NAME);
+        self.max_len(p("restrained_person.name.suffix"), &rp.name.suffix, limits::SUFFIX);
+        self.code(p("restrained_person.sex"), &rp.sex, CodeList::Sex);
+        self.code(p("restrained_person.race"), &rp.race, CodeList::Race);
+        self.code(p("restrained_person.eye"), &rp.eye, CodeList::Eye);
+        self.code(p("restrained_person.hair"), &rp.hair, CodeList::Hair);
         if let Some(h) = present(&rp.height) {
             let digits = h.len() == 3 && h.bytes().all(|b| b.is_ascii_digit());
             if !digits || h[1..].parse::<u32>().is_ok_and(|inches| inches > 11) {
                 self.error(
                     ErrorCode::InvalidFormat,
-                    "restrained_person.height",
+                    p("restrained_person.height"),
                     format!("'{h}' is not a height as FII: 3 digits, feet then inches 00-11 (510)"),
                 );
             }
@@ -357,41 +375,58 @@ impl Check<'_> {
             if !w.bytes().all(|b| b.is_ascii_digit()) {
                 self.error(
                     ErrorCode::InvalidFormat,
-                    "restrained_person.weight",
+                    p("restrained_person.weight"),
                     format!("'{w}' is not a weight in pounds: digits only"),
                 );
             } else if w.len() > limits::WEIGHT {
                 self.error(
                     ErrorCode::TooLong,
-                    "restrained_person.weight",
+                    p("restrained_person.weight"),
                     format!("{} digits; at most {}", w.len(), limits::WEIGHT),
                 );
             }
         }
         if let Some(r) = &rp.residence {
-            let f = "restrained_person.residence";
-            self.max_len(&format!("{f}.street"), &r.street, limits::STREET);
-            self.max_len(&format!("{f}.city"), &r.city, limits::CITY);
-            self.state(&format!("{f}.state"), &r.state);
+            self.max_len(p("restrained_person.residence.street"), &r.street, limits::STREET);
+            self.max_len(p("restrained_person.residence.city"), &r.city, limits::CITY);
+            self.state(p("restrained_person.residence.state"), &r.state);
             if let Some(z) = present(&r.zip)
                 && !(z.len() == 5 && z.bytes().all(|b| b.is_ascii_digit()))
             {
                 self.error(
                     ErrorCode::InvalidFormat,
-                    &format!("{f}.zip"),
+                    p("restrained_person.residence.zip"),
                     format!("'{z}' is not a ZIP code: 5 digits"),
                 );
             }
         }
         if let Some(dl) = &rp.driver_license {
-            let f = "restrained_person.driver_license";
-            self.max_len(&format!("{f}.number"), &dl.number, limits::DL_NUMBER);
-            self.state(&format!("{f}.state"), &dl.state);
+            self.max_len(
+                p("restrained_person.driver_license.number"),
+                &dl.number,
+                limits::DL_NUMBER,
+            );
+            self.state(p("restrained_person.driver_license.state"), &dl.state);
         }
-        self.born_after_issue("restrained_person.birth_date", rp.birth_date, msg.order.issue_date);
+        self.born_after_issue(p("restrained_person.birth_date"), rp.birth_date, msg.order.issue_date);
     }
 
-    fn state(&mut self, field: &str, v: &Option<String>) {
+    /// CARPOS takes a driver license number (OLN) only with its state (OLS,
+    /// ICD §6), and every full order goes to CLETS: a number needs its state.
+    fn license_state(&mut self, rp: &RestrainedPerson) {
+        if let Some(dl) = &rp.driver_license
+            && present(&dl.number).is_some()
+            && present(&dl.state).is_none()
+        {
+            self.error(
+                ErrorCode::Missing,
+                p("restrained_person.driver_license.state"),
+                "the driver license state is required with its number (CLETS OLS goes with OLN)",
+            );
+        }
+    }
+
+    fn state(&mut self, field: FieldPath, v: &Option<String>) {
         if let Some(s) = present(v)
             && !(s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase()))
         {
@@ -407,7 +442,7 @@ impl Check<'_> {
         if msg.protected_persons.len() > limits::PROTECTED_PERSONS {
             self.error(
                 ErrorCode::InvalidFormat,
-                "protected_persons",
+                p("protected_persons"),
                 format!(
                     "{} protected persons; at most {}",
                     msg.protected_persons.len(),
@@ -416,25 +451,33 @@ impl Check<'_> {
             );
         }
         for (i, p) in msg.protected_persons.iter().enumerate() {
-            let f = format!("protected_persons[{i}]");
-            self.max_len(&format!("{f}.name.last"), &p.name.last, limits::LAST_NAME);
-            self.max_len(&format!("{f}.name.first"), &p.name.first, limits::FIRST_NAME);
-            self.max_len(&format!("{f}.name.middle"), &p.name.middle, limits::MIDDLE_NAME);
-            self.max_len(&format!("{f}.name.suffix"), &p.name.suffix, limits::SUFFIX);
-            self.code(&format!("{f}.sex"), &p.sex, CodeList::Sex);
-            self.code(&format!("{f}.race"), &p.race, CodeList::Race);
-            self.code(&format!("{f}.relationship"), &p.relationship, CodeList::Relationship);
-            self.born_after_issue(&format!("{f}.birth_date"), p.birth_date, msg.order.issue_date);
+            let f = |leaf: &'static str| FieldPath::at(leaf, i);
+            self.max_len(f("protected_persons[].name.last"), &p.name.last, limits::LAST_NAME);
+            self.max_len(f("protected_persons[].name.first"), &p.name.first, limits::FIRST_NAME);
+            self.max_len(
+                f("protected_persons[].name.middle"),
+                &p.name.middle,
+                limits::MIDDLE_NAME,
+            );
+            self.max_len(f("protected_persons[].name.suffix"), &p.name.suffix, limits::SUFFIX);
+            self.code(f("protected_persons[].sex"), &p.sex, CodeList::Sex);
+            self.code(f("protected_persons[].race"), &p.race, CodeList::Race);
+            self.code(
+                f("protected_persons[].relationship"),
+                &p.relationship,
+                CodeList::Relationship,
+            );
+            self.born_after_issue(f("protected_persons[].birth_date"), p.birth_date, msg.order.issue_date);
         }
     }
 
     fn service(&mut self, msg: &OrderMessage) {
         let Some(s) = &msg.order.service else { return };
-        self.max_len("order.service.served_by", &s.served_by, limits::SERVED_BY);
+        self.max_len(p("order.service.served_by"), &s.served_by, limits::SERVED_BY);
         if let Some(ori) = present(&s.serving_agency_ori) {
-            self.ori("order.service.serving_agency_ori", ori);
+            self.ori(p("order.service.serving_agency_ori"), ori);
         }
-        self.code("order.service.method", &s.method, CodeList::ServiceMethod);
+        self.code(p("order.service.method"), &s.method, CodeList::ServiceMethod);
     }
 
     /// What each action must carry (ICD §2 per-action rules).
@@ -442,68 +485,67 @@ impl Check<'_> {
         let o = &msg.order;
         match msg.action {
             Some(Action::Issue | Action::Modify) => {
-                self.require_some("order.issue_date", &o.issue_date, "the issue date");
+                self.require_some(p("order.issue_date"), &o.issue_date, "the issue date");
                 // CARPOS requires OCA and BRD on EPO and MPO (ICD §6); every
                 // order goes to CLETS, so a full order needs them here.
-                self.require("order.case_number", &o.case_number, "the case number");
-                self.require("order.brady", &o.brady, "the Brady indicator");
+                self.require(p("order.case_number"), &o.case_number, "the case number");
+                self.require(p("order.brady"), &o.brady, "the Brady indicator");
                 match &msg.restrained_person {
-                    None => self.missing("restrained_person", "the restrained person"),
+                    None => self.missing(p("restrained_person"), "the restrained person"),
                     Some(rp) => {
-                        let f = "restrained_person";
                         self.require(
-                            &format!("{f}.name.last"),
+                            p("restrained_person.name.last"),
                             &rp.name.last,
                             "the restrained person's last name",
                         );
                         self.require(
-                            &format!("{f}.name.first"),
+                            p("restrained_person.name.first"),
                             &rp.name.first,
                             "the restrained person's first name",
                         );
-                        self.require(&format!("{f}.sex"), &rp.sex, "the restrained person's sex");
-                        self.require(&format!("{f}.race"), &rp.race, "the restrained person's race");
+                        self.require(p("restrained_person.sex"), &rp.sex, "the restrained person's sex");
+                        self.require(p("restrained_person.race"), &rp.race, "the restrained person's race");
                         self.require_some(
-                            &format!("{f}.birth_date"),
+                            p("restrained_person.birth_date"),
                             &rp.birth_date,
                             "the restrained person's date of birth",
                         );
+                        self.license_state(rp);
                     }
                 }
                 if msg.protected_persons.is_empty() {
-                    self.missing("protected_persons", "at least one protected person");
+                    self.missing(p("protected_persons"), "at least one protected person");
                 }
                 for (i, p) in msg.protected_persons.iter().enumerate() {
-                    let f = format!("protected_persons[{i}]");
+                    let f = |leaf: &'static str| FieldPath::at(leaf, i);
                     self.require(
-                        &format!("{f}.name.last"),
+                        f("protected_persons[].name.last"),
                         &p.name.last,
                         "the protected person's last name",
                     );
-                    self.require(&format!("{f}.sex"), &p.sex, "the protected person's sex");
+                    self.require(f("protected_persons[].sex"), &p.sex, "the protected person's sex");
                 }
                 if o.condition_codes.is_empty() {
-                    self.missing("order.condition_codes", "at least one condition code");
+                    self.missing(p("order.condition_codes"), "at least one condition code");
                 }
             }
             Some(Action::Terminate) => {
-                self.require_some("order.termination_date", &o.termination_date, "the termination date");
+                self.require_some(p("order.termination_date"), &o.termination_date, "the termination date");
             }
             Some(Action::Cancel) => {
-                self.require("order.cancel_reason", &o.cancel_reason, "the cancel reason");
+                self.require(p("order.cancel_reason"), &o.cancel_reason, "the cancel reason");
             }
             Some(Action::Service) => match &o.service {
-                None => self.missing("order.service", "the proof of service"),
+                None => self.missing(p("order.service"), "the proof of service"),
                 Some(s) => {
-                    let f = "order.service";
-                    self.require_some(&format!("{f}.served_at"), &s.served_at, "the served date and time");
-                    self.require(&format!("{f}.served_by"), &s.served_by, "who served the order");
+                    self.require_some(p("order.service.served_at"), &s.served_at, "the served date and time");
+                    self.require(p("order.service.served_by"), &s.served_by, "who served the order");
                     self.require(
-                        &format!("{f}.serving_agency_ori"),
+                        p("order.service.serving_agency_ori"),
                         &s.serving_agency_ori,
                         "the serving agency's ORI",
                     );
-                    self.require(&format!("{f}.method"), &s.method, "the service method");
+                    self.require(p("order.service.method"), &s.method, "the service method");
                 }
             },
             None => {}

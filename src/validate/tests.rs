@@ -71,6 +71,28 @@ fn samples_are_valid() {
     }
 }
 
+/// A driver license number without its state is MISSING on the state, at
+/// the state's columns (found by fuzzing: CARPOS refuses OLN without OLS).
+#[test]
+fn license_number_needs_its_state() {
+    let body = String::from_utf8(ISSUE.to_vec())
+        .unwrap()
+        .replace("D1234567            CA", "D1234567              ");
+    let p = read(body.as_bytes());
+    assert!(p.is_ok(), "{:?}", p.errors);
+    assert_eq!(
+        errs(&check(&p.message, &p.locations)),
+        one(
+            ErrorCode::Missing,
+            "restrained_person.driver_license.state",
+            Some("2:184")
+        )
+    );
+    let mut m = p.message.clone();
+    m.restrained_person.as_mut().unwrap().driver_license = None;
+    assert!(check(&m, &p.locations).is_empty());
+}
+
 /// MISSING per action, located at the field or its nearest enclosing part.
 #[test]
 fn missing_per_action() {

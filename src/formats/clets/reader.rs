@@ -193,7 +193,7 @@ impl<'a> Reader<'a> {
             .filter(|(_, n)| PROTECTED_GROUP.contains(n))
             .map(|(i, _)| i)
             .collect();
-        let mut fields: Vec<(String, String)> = Vec::new();
+        let mut fields: Vec<(&str, &str)> = Vec::new();
         let mut counts = vec![0usize; order.len()];
         let mut groups: Vec<Group> = Vec::new();
         let mut cursor: Option<usize> = None;
@@ -325,7 +325,7 @@ impl<'a> Reader<'a> {
                 "ext" => ext_column = Some(column),
                 _ => {}
             }
-            fields.push((tag.to_string(), value.to_string()));
+            fields.push((tag, value));
         }
 
         if exp_none && let Some(c) = ext_column {
@@ -340,12 +340,11 @@ impl<'a> Reader<'a> {
         self.required(mke, &order, &counts, &groups);
 
         if self.errors.is_empty() {
-            Ok(CletsRequest {
-                mke: mke.to_string(),
-                ori: ori.to_string(),
-                mcn: mcn.to_string(),
-                fields,
-            })
+            let mut request = CletsRequest::new(mke, ori, mcn);
+            for (tag, value) in fields {
+                request.push(tag, value);
+            }
+            Ok(request)
         } else {
             Err(self.errors)
         }

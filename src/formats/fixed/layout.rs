@@ -378,6 +378,13 @@ impl Layout {
         self.max_records
     }
 
+    /// A capacity hint for a message's field locations: one record of each
+    /// type, plus room for containers and repeated codes.
+    pub(super) fn max_fields(&self) -> usize {
+        let fields: usize = self.records.iter().map(|r| r.fields.len()).sum();
+        (fields + 16).min(256)
+    }
+
     pub(super) fn allows(&self, t: Terminator) -> bool {
         self.spec.terminators.contains(&t)
     }

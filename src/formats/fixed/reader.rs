@@ -8,12 +8,12 @@
 
 use chrono::{NaiveDate, NaiveTime};
 
-use super::layout::{CompiledField, CompiledRecord, Layout, Read, Terminator};
+use super::layout::{CompiledField, CompiledOrder, CompiledRecord, Layout, Read, Terminator};
 use super::pattern::PatternError;
-use super::target::{Target, Value, expand, store};
+use super::target::{Target, Value, store};
 use crate::formats::Parsed;
 use crate::mapping::code_map::CodeMap;
-use crate::model::{ErrorCode, FieldError};
+use crate::model::{Action, ErrorCode, FieldError, FieldPath, Position};
 use crate::validate::merge;
 
 impl Layout {
@@ -47,10 +47,11 @@ impl Layout {
     fn read_records(&self, body: &[u8]) -> Parsed {
         let mut reader = Reader {
             layout: self,
-            parsed: Parsed::default(),
+            parsed: Parsed::with_capacity(self.max_fields()),
             joined: Vec::new(),
             counts: vec![0; self.records.len()],
-            seen: Vec::new(),
+            seen: Vec::with_capacity(self.max_records().min(16)),
+            date_times: Vec::new(),
             suppress: false,
         };
         reader.run(body);
@@ -64,6 +65,19 @@ struct Line<'a> {
     number: usize,
     data: &'a [u8],
     terminator: Option<Terminator>,
+    /// No byte of `data` is one a record may not hold ([`is_bad_byte`]).
+    clean: bool,
+}
+
+impl<'a> Line<'a> {
+    fn new(number: usize, data: &'a [u8], terminator: Option<Terminator>, clean: bool) -> Self {
+        Line {
+            number,
+            data,
+            terminator,
+            clean,
+        }
+    }
 }
 
 /// Text joined over repeated records (condition text lines).
@@ -72,7 +86,7 @@ struct Joined {
     text: String,
     max_length: Option<usize>,
     /// Where the text first grew past `max_length`.
-    too_long_at: Option<String>,
+    too_long_at: Option<Position>,
 }
 
 /// A date-time filled by a date and a time field of one record.
@@ -81,7 +95,7 @@ struct DateTimeParts {
     date: Part<NaiveDate>,
     time: Part<NaiveTime>,
     default: Option<NaiveTime>,
-    time_location: String,
+    time_location: Position,
 }
 
 #[derive(Clone, Copy)]
@@ -99,6 +113,8 @@ struct Reader<'l> {
     counts: Vec<usize>,
     /// (record number, record type index) of every record of a known type.
     seen: Vec<(usize, usize)>,
+    /// The date-time parts of the record being read (reused per record).
+    date_times: Vec<DateTimeParts>,
     /// True while reading the fields of a record of the wrong length: its
     /// values are still read, but its field errors would only echo the
     /// length error, so they are not reported.
@@ -111,8 +127,26 @@ fn is_bad_byte(b: u8) -> bool {
     !(0x20..0x7f).contains(&b)
 }
 
-fn at(record: usize, column: usize) -> String {
-    format!("{record}:{column}")
+/// Whether `bytes` holds no bad byte. Written as a fold without early exit,
+/// so that the compiler checks many bytes at a time.
+fn all_clean(bytes: &[u8]) -> bool {
+    !bytes.iter().fold(false, |bad, &b| bad | is_bad_byte(b))
+}
+
+fn at(record: usize, column: usize) -> Position {
+    Position::new(record, column)
+}
+
+/// Field bytes already checked to be printable ASCII, as text.
+fn ascii(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap_or_default()
+}
+
+/// `bytes` without leading and trailing spaces.
+fn trim_spaces(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|&b| b != b' ').unwrap_or(bytes.len());
+    let end = bytes.iter().rposition(|&b| b != b' ').map_or(start, |e| e + 1);
+    &bytes[start..end]
 }
 
 /// Shows field bytes in an error text (ASCII already checked).
@@ -120,26 +154,20 @@ fn shown(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).trim_end_matches(' ').to_string()
 }
 
-/// The canonical path naming a whole record type in errors, without index.
-fn base(template: &str) -> String {
-    template.replace("[]", "")
-}
-
 impl Reader<'_> {
-    fn push(&mut self, code: ErrorCode, field: impl Into<String>, location: String, text: String) {
+    fn push(&mut self, code: ErrorCode, field: impl Into<String>, location: Position, text: String) {
         if !self.suppress {
             self.parsed.errors.push(FieldError::new(code, field, text).at(location));
         }
     }
 
-    fn locate(&mut self, path: &str, location: &str) {
-        if self.parsed.locations.get(path).is_none() {
-            self.parsed.locations.insert(path, location);
-        }
+    /// Records where `path` was read; the first record of a field wins.
+    fn locate(&mut self, path: FieldPath, location: Position) {
+        self.parsed.locations.record(path, location);
     }
 
     fn run(&mut self, body: &[u8]) {
-        self.parsed.locations.insert("message", "1:1");
+        self.locate(FieldPath::new("message"), at(1, 1));
         if body.is_empty() {
             self.push(
                 ErrorCode::InvalidFormat,
@@ -160,7 +188,7 @@ impl Reader<'_> {
     /// Splits the body into records at LF or CRLF, stopping past the most
     /// records a message may hold.
     fn split<'b>(&mut self, body: &'b [u8]) -> Vec<Line<'b>> {
-        let mut lines = Vec::new();
+        let mut lines = Vec::with_capacity(self.layout.max_records().min(16));
         let mut rest = body;
         while !rest.is_empty() {
             let number = lines.len() + 1;
@@ -177,34 +205,47 @@ impl Reader<'_> {
                 );
                 break;
             }
-            match rest.iter().position(|&b| b == b'\n') {
-                Some(p) => {
-                    let mut data = &rest[..p];
-                    let mut terminator = Terminator::Lf;
-                    if self.layout.allows(Terminator::Crlf)
-                        && let Some(stripped) = data.strip_suffix(b"\r")
-                    {
-                        data = stripped;
-                        terminator = Terminator::Crlf;
-                    }
-                    lines.push(Line {
-                        number,
-                        data,
-                        terminator: Some(terminator),
-                    });
-                    rest = &rest[p + 1..];
-                }
-                None => {
-                    lines.push(Line {
-                        number,
-                        data: rest,
-                        terminator: None,
-                    });
-                    break;
-                }
-            }
+            let (line, next) = self.next_line(number, rest);
+            lines.push(line);
+            rest = next;
         }
         lines
+    }
+
+    /// The record at the start of `rest`, and what follows it.
+    fn next_line<'b>(&self, number: usize, rest: &'b [u8]) -> (Line<'b>, &'b [u8]) {
+        let length = self.layout.record_length();
+        let crlf = self.layout.allows(Terminator::Crlf);
+        // Fast path: a clean record of the right length has no LF inside,
+        // so its terminator is right after it.
+        if let Some(data) = rest.get(..length)
+            && all_clean(data)
+        {
+            let terminator = match &rest[length..] {
+                [b'\n', ..] => Some((Terminator::Lf, 1)),
+                [b'\r', b'\n', ..] if crlf => Some((Terminator::Crlf, 2)),
+                [] => None,
+                _ => Some((Terminator::Lf, 0)),
+            };
+            match terminator {
+                None => return (Line::new(number, data, None, true), &[]),
+                Some((t, n)) if n > 0 => return (Line::new(number, data, Some(t), true), &rest[length + n..]),
+                Some(_) => {}
+            }
+        }
+        match rest.iter().position(|&b| b == b'\n') {
+            Some(p) => {
+                let mut data = &rest[..p];
+                let mut terminator = Terminator::Lf;
+                if crlf && let Some(stripped) = data.strip_suffix(b"\r") {
+                    data = stripped;
+                    terminator = Terminator::Crlf;
+                }
+                let clean = all_clean(data);
+                (Line::new(number, data, Some(terminator), clean), &rest[p + 1..])
+            }
+            None => (Line::new(number, rest, None, all_clean(rest)), &[]),
+        }
     }
 
     fn record(&mut self, line: &Line<'_>) {
@@ -217,12 +258,12 @@ impl Reader<'_> {
         let index = type_bytes.and_then(|t| layout.records.iter().position(|r| r.type_code == t));
         let record = index.map(|i| &layout.records[i]);
         let occurrence = index.map_or(0, |i| self.counts[i]);
-        let record_field = record.map_or("message".to_string(), |r| expand(r.error_field, occurrence));
+        let record_field = record.map_or(FieldPath::new("message"), |r| FieldPath::at(r.error_field, occurrence));
 
         if line.terminator == Some(Terminator::Lf) && !layout.allows(Terminator::Lf) {
             self.push(
                 ErrorCode::InvalidFormat,
-                record_field.clone(),
+                record_field,
                 at(n, data.len() + 1),
                 format!(
                     "record {n} ends with a bare LF; {} records end with CRLF",
@@ -234,7 +275,7 @@ impl Reader<'_> {
             let column = data.len().min(length) + 1;
             self.push(
                 ErrorCode::InvalidFormat,
-                record_field.clone(),
+                record_field,
                 at(n, column),
                 format!(
                     "record {n} is {} bytes; a {} record is exactly {length} bytes before its terminator",
@@ -243,7 +284,9 @@ impl Reader<'_> {
                 ),
             );
         }
-        self.bad_bytes(n, &data[..data.len().min(length)], record, occurrence, &record_field);
+        if !line.clean {
+            self.bad_bytes(n, &data[..data.len().min(length)], record, occurrence, record_field);
+        }
 
         let (Some(i), Some(record)) = (index, record) else {
             if let Some(t) = type_bytes
@@ -262,25 +305,25 @@ impl Reader<'_> {
         self.seen.push((n, i));
         if let Some(c) = record.container {
             c.touch(&mut self.parsed.message, occurrence);
-            let location = at(n, 1);
             if c.indexed() {
-                self.locate(&base(c.template()), &location);
+                self.locate(FieldPath::new(c.template()), at(n, 1));
             }
-            self.locate(&c.path(occurrence), &location);
+            self.locate(c.path(occurrence), at(n, 1));
         }
 
         self.suppress = data.len() != length;
-        let mut date_times: Vec<DateTimeParts> = Vec::new();
+        let mut date_times = std::mem::take(&mut self.date_times);
         for f in &record.fields {
             let Some(bytes) = data.get(f.start - 1..f.start - 1 + f.length) else {
                 continue;
             };
-            let clean = !bytes.iter().copied().any(is_bad_byte);
+            let clean = line.clean || all_clean(bytes);
             self.field(n, occurrence, record, f, bytes, clean, &mut date_times);
         }
-        for dt in date_times {
+        for dt in date_times.drain(..) {
             self.finish_date_time(occurrence, dt);
         }
+        self.date_times = date_times;
         self.suppress = false;
     }
 
@@ -292,7 +335,7 @@ impl Reader<'_> {
         data: &[u8],
         record: Option<&CompiledRecord>,
         occurrence: usize,
-        record_field: &str,
+        record_field: FieldPath,
     ) {
         // One report per field; `None` = outside every field.
         let mut reported: Vec<Option<usize>> = Vec::new();
@@ -312,7 +355,7 @@ impl Reader<'_> {
             reported.push(owner);
             let field = owner
                 .and_then(|o| record.and_then(|r| r.fields[o].target))
-                .map_or_else(|| record_field.to_string(), |t| t.path(occurrence));
+                .map_or(record_field, |t| t.field_path(occurrence));
             let what = if b > 0x7f {
                 format!("byte 0x{b:02X} is not ASCII; fixed-width records are ASCII")
             } else {
@@ -336,11 +379,12 @@ impl Reader<'_> {
         date_times: &mut Vec<DateTimeParts>,
     ) {
         let location = at(n, f.start);
-        let path = f
-            .target
-            .map_or_else(|| expand(record.error_field, occurrence), |t| t.path(occurrence));
+        let path = f.target.map_or_else(
+            || FieldPath::at(record.error_field, occurrence),
+            |t| t.field_path(occurrence),
+        );
         if f.target.is_some() && !matches!(f.read, Read::Time { .. }) {
-            self.locate(&path, &location);
+            self.locate(path, location);
         }
         if !clean {
             if let (Some(t), Read::Date(_) | Read::Time { .. }) = (f.target, &f.read) {
@@ -353,11 +397,10 @@ impl Reader<'_> {
             }
             return;
         }
-        let text = String::from_utf8_lossy(bytes);
-        let trimmed = text.trim_matches(' ');
+        let trimmed = ascii(trim_spaces(bytes));
         let Some(target) = f.target else {
             if let Read::LineNumber = f.read {
-                self.line_number(occurrence, trimmed, &path, location);
+                self.line_number(occurrence, trimmed, path, location);
             }
             return;
         };
@@ -378,7 +421,7 @@ impl Reader<'_> {
                 {
                     self.push(
                         ErrorCode::TooLong,
-                        path.clone(),
+                        path,
                         location,
                         format!("{} characters; at most {max}", trimmed.chars().count()),
                     );
@@ -408,7 +451,7 @@ impl Reader<'_> {
                 {
                     self.push(
                         ErrorCode::TooLong,
-                        path.clone(),
+                        path,
                         location,
                         format!("{} digits; at most {max}", trimmed.len()),
                     );
@@ -424,7 +467,7 @@ impl Reader<'_> {
                 if trimmed.is_empty() {
                     return;
                 }
-                let digits = if *zero_padded { text.as_ref() } else { trimmed };
+                let digits = if *zero_padded { ascii(bytes) } else { trimmed };
                 match digits.parse::<u32>() {
                     Ok(v) if digits.bytes().all(|b| b.is_ascii_digit()) => {
                         store(&mut self.parsed.message, target, occurrence, Value::Number(v));
@@ -449,7 +492,7 @@ impl Reader<'_> {
                     Ok(None) => Part::Blank,
                     Ok(Some(p)) => p.date.map_or(Part::Blank, Part::Value),
                     Err(e) => {
-                        self.pattern_error(e, &path, location, pattern.text(), bytes);
+                        self.pattern_error(e, path, location, pattern.text(), bytes);
                         Part::Bad
                     }
                 };
@@ -464,7 +507,7 @@ impl Reader<'_> {
                     Ok(None) => Part::Blank,
                     Ok(Some(p)) => p.time.map_or(Part::Blank, Part::Value),
                     Err(e) => {
-                        self.pattern_error(e, &path, location.clone(), pattern.text(), bytes);
+                        self.pattern_error(e, path, location, pattern.text(), bytes);
                         Part::Bad
                     }
                 };
@@ -485,18 +528,16 @@ impl Reader<'_> {
                     }
                 }
                 Ok(None) => {}
-                Err(e) => self.pattern_error(e, &path, location, pattern.text(), bytes),
+                Err(e) => self.pattern_error(e, path, location, pattern.text(), bytes),
             },
             Read::Codes { width } => {
                 let mut codes = Vec::new();
                 for (k, chunk) in bytes.chunks(*width).enumerate() {
-                    let code = String::from_utf8_lossy(chunk);
-                    let code = code.trim_matches(' ');
+                    let code = ascii(trim_spaces(chunk));
                     if code.is_empty() {
                         continue;
                     }
-                    let element = format!("{path}[{}]", codes.len());
-                    self.locate(&element, &at(n, f.start + k * width));
+                    self.locate(target.element_path(codes.len()), at(n, f.start + k * width));
                     codes.push(code.to_string());
                 }
                 store(&mut self.parsed.message, target, occurrence, Value::List(codes));
@@ -538,7 +579,7 @@ impl Reader<'_> {
         }
     }
 
-    fn pattern_error(&mut self, e: PatternError, path: &str, location: String, pattern: &str, bytes: &[u8]) {
+    fn pattern_error(&mut self, e: PatternError, path: FieldPath, location: Position, pattern: &str, bytes: &[u8]) {
         let found = shown(bytes);
         let (code, text) = match e {
             PatternError::Shape => (ErrorCode::InvalidFormat, format!("expected {pattern}, found '{found}'")),
@@ -555,7 +596,7 @@ impl Reader<'_> {
     }
 
     /// A repeated record's line number must count 1, 2, 3, … in order.
-    fn line_number(&mut self, occurrence: usize, trimmed: &str, path: &str, location: String) {
+    fn line_number(&mut self, occurrence: usize, trimmed: &str, path: FieldPath, location: Position) {
         let expected = occurrence + 1;
         let text = if trimmed.is_empty() {
             format!("the line number is blank; expected {expected:02}")
@@ -570,7 +611,7 @@ impl Reader<'_> {
     }
 
     /// Appends one trimmed line to a joined field; blank lines add nothing.
-    fn join(&mut self, target: Target, piece: &str, sep: &str, max_length: Option<usize>, location: String) {
+    fn join(&mut self, target: Target, piece: &str, sep: &str, max_length: Option<usize>, location: Position) {
         if piece.is_empty() {
             return;
         }
@@ -597,29 +638,19 @@ impl Reader<'_> {
         {
             j.too_long_at = Some(location);
         }
-        let text = j.text.clone();
-        store(&mut self.parsed.message, target, 0, Value::Text(text));
     }
 
+    /// Stores each joined text, and reports those over their maximum.
     fn finish_joined(&mut self) {
-        let over: Vec<(String, String, String)> = self
-            .joined
-            .iter()
-            .filter_map(|j| {
-                let location = j.too_long_at.clone()?;
-                let max = j.max_length?;
-                Some((
-                    j.target.template().to_string(),
-                    location,
-                    format!(
-                        "the joined lines are {} characters; at most {max}",
-                        j.text.chars().count()
-                    ),
-                ))
-            })
-            .collect();
-        for (field, location, text) in over {
-            self.push(ErrorCode::TooLong, field, location, text);
+        for j in std::mem::take(&mut self.joined) {
+            if let (Some(location), Some(max)) = (j.too_long_at, j.max_length) {
+                let text = format!(
+                    "the joined lines are {} characters; at most {max}",
+                    j.text.chars().count()
+                );
+                self.push(ErrorCode::TooLong, FieldPath::new(j.target.template()), location, text);
+            }
+            store(&mut self.parsed.message, j.target, 0, Value::Text(j.text));
         }
     }
 
@@ -632,7 +663,7 @@ impl Reader<'_> {
                 None => {
                     self.push(
                         ErrorCode::Missing,
-                        dt.target.path(occurrence),
+                        dt.target.field_path(occurrence),
                         dt.time_location,
                         "the time is blank; the date needs its time".into(),
                     );
@@ -657,7 +688,11 @@ impl Reader<'_> {
         };
         let layout = self.layout;
         let Some(order) = layout.orders.iter().find(|o| o.actions.contains(&action)) else {
-            let location = self.parsed.locations.get("action").unwrap_or("1:1").to_string();
+            let location = self
+                .parsed
+                .locations
+                .position(FieldPath::new("action"))
+                .unwrap_or(at(1, 1));
             self.push(
                 ErrorCode::InvalidFormat,
                 "action",
@@ -666,79 +701,141 @@ impl Reader<'_> {
             );
             return;
         };
-        let type_name = |i: usize| String::from_utf8_lossy(&layout.records[i].type_code).to_string();
-        // "1 R record", "1–9 P records".
-        let count_text = |min: usize, max: usize, i: usize| {
-            let noun = if max == 1 { "record" } else { "records" };
-            if min == max {
-                format!("{min} {} {noun}", type_name(i))
-            } else {
-                format!("{min}–{max} {} {noun}", type_name(i))
-            }
-        };
-        let expected: Vec<String> = order
-            .groups
-            .iter()
-            .map(|&(i, min, max)| match (min, max) {
-                (1, 1) => type_name(i),
-                (a, b) if a == b => format!("{a} {}", type_name(i)),
-                (a, b) => format!("{a}–{b} {}", type_name(i)),
-            })
-            .collect();
-        let expected = format!("({}: {})", action.name(), expected.join(", "));
-        let mut errors: Vec<(String, usize, String)> = Vec::new();
-        let (mut g, mut count) = (0usize, 0usize);
-        for &(n, i) in &self.seen {
-            loop {
-                let Some(&(gi, min, max)) = order.groups.get(g) else {
-                    errors.push((
-                        base(layout.records[i].error_field),
-                        n,
-                        format!("record {n}: unexpected {} record {expected}", type_name(i)),
-                    ));
-                    break;
-                };
-                if gi == i {
-                    if count < max {
-                        count += 1;
-                    } else {
-                        errors.push((
-                            base(layout.records[i].error_field),
-                            n,
-                            format!("record {n}: more than {max} {} records {expected}", type_name(i)),
-                        ));
-                    }
-                    break;
-                }
-                if count < min {
-                    errors.push((
-                        base(layout.records[gi].error_field),
-                        n,
-                        format!(
-                            "record {n}: expected {} before this {} record {expected}",
-                            count_text(min, max, gi),
-                            type_name(i)
-                        ),
-                    ));
-                }
-                g += 1;
-                count = 0;
-            }
+        let problems = order_problems(order, &self.seen, total);
+        if problems.is_empty() {
+            return;
         }
-        let end = total + 1;
-        while let Some(&(gi, min, max)) = order.groups.get(g) {
+        let expected = expected_records(layout, order, action);
+        for problem in problems {
+            let (i, n, text) = problem.describe(layout, &expected);
+            let field = FieldPath::new(layout.records[i].error_field);
+            self.push(ErrorCode::InvalidFormat, field, at(n, 1), text);
+        }
+    }
+}
+
+/// What is wrong with the records of a message against its record order.
+enum OrderProblem {
+    /// Record `n`, of type `i`, fits no group left.
+    Unexpected { n: usize, i: usize },
+    /// Record `n` is one more of type `i` than its group's `max`.
+    TooMany { n: usize, i: usize, max: usize },
+    /// Record `n`, of type `i`, comes before `min` records of type `gi`.
+    Before {
+        n: usize,
+        i: usize,
+        gi: usize,
+        min: usize,
+        max: usize,
+    },
+    /// The message ends (record `n` would be next) without group `gi`.
+    Ends {
+        n: usize,
+        gi: usize,
+        min: usize,
+        max: usize,
+    },
+}
+
+/// Walks the records seen, `(record number, type index)`, through the
+/// order's groups; `total` records were read.
+fn order_problems(order: &CompiledOrder, seen: &[(usize, usize)], total: usize) -> Vec<OrderProblem> {
+    let mut problems = Vec::new();
+    let (mut g, mut count) = (0usize, 0usize);
+    for &(n, i) in seen {
+        loop {
+            let Some(&(gi, min, max)) = order.groups.get(g) else {
+                problems.push(OrderProblem::Unexpected { n, i });
+                break;
+            };
+            if gi == i {
+                if count < max {
+                    count += 1;
+                } else {
+                    problems.push(OrderProblem::TooMany { n, i, max });
+                }
+                break;
+            }
             if count < min {
-                errors.push((
-                    base(layout.records[gi].error_field),
-                    end,
-                    format!("the message ends without its {} {expected}", count_text(min, max, gi)),
-                ));
+                problems.push(OrderProblem::Before { n, i, gi, min, max });
             }
             g += 1;
             count = 0;
         }
-        for (field, n, text) in errors {
-            self.push(ErrorCode::InvalidFormat, field, at(n, 1), text);
+    }
+    let n = total + 1;
+    while let Some(&(gi, min, max)) = order.groups.get(g) {
+        if count < min {
+            problems.push(OrderProblem::Ends { n, gi, min, max });
+        }
+        g += 1;
+        count = 0;
+    }
+    problems
+}
+
+fn type_name(layout: &Layout, i: usize) -> String {
+    String::from_utf8_lossy(&layout.records[i].type_code).to_string()
+}
+
+/// "1 R record", "1–9 P records".
+fn count_text(layout: &Layout, min: usize, max: usize, i: usize) -> String {
+    let noun = if max == 1 { "record" } else { "records" };
+    if min == max {
+        format!("{min} {} {noun}", type_name(layout, i))
+    } else {
+        format!("{min}–{max} {} {noun}", type_name(layout, i))
+    }
+}
+
+/// The action's record order, as errors show it: `(ISSUE: O, R, 1–9 P)`.
+fn expected_records(layout: &Layout, order: &CompiledOrder, action: Action) -> String {
+    let groups: Vec<String> = order
+        .groups
+        .iter()
+        .map(|&(i, min, max)| match (min, max) {
+            (1, 1) => type_name(layout, i),
+            (a, b) if a == b => format!("{a} {}", type_name(layout, i)),
+            (a, b) => format!("{a}–{b} {}", type_name(layout, i)),
+        })
+        .collect();
+    format!("({}: {})", action.name(), groups.join(", "))
+}
+
+impl OrderProblem {
+    /// The record type whose path the error names, the record number, and the text.
+    fn describe(&self, layout: &Layout, expected: &str) -> (usize, usize, String) {
+        match *self {
+            OrderProblem::Unexpected { n, i } => (
+                i,
+                n,
+                format!("record {n}: unexpected {} record {expected}", type_name(layout, i)),
+            ),
+            OrderProblem::TooMany { n, i, max } => (
+                i,
+                n,
+                format!(
+                    "record {n}: more than {max} {} records {expected}",
+                    type_name(layout, i)
+                ),
+            ),
+            OrderProblem::Before { n, i, gi, min, max } => (
+                gi,
+                n,
+                format!(
+                    "record {n}: expected {} before this {} record {expected}",
+                    count_text(layout, min, max, gi),
+                    type_name(layout, i)
+                ),
+            ),
+            OrderProblem::Ends { n, gi, min, max } => (
+                gi,
+                n,
+                format!(
+                    "the message ends without its {} {expected}",
+                    count_text(layout, min, max, gi)
+                ),
+            ),
         }
     }
 }
@@ -753,7 +850,7 @@ fn parts_for(list: &mut Vec<DateTimeParts>, target: Target) -> &mut DateTimePart
                 date: Part::Blank,
                 time: Part::Blank,
                 default: None,
-                time_location: String::new(),
+                time_location: at(1, 1),
             });
             list.len() - 1
         }

@@ -8,7 +8,7 @@
 use chrono::{NaiveDate, NaiveDateTime};
 
 use crate::model::{
-    Action, Address, DriverLicense, OrderMessage, PersonName, ProtectedPerson, RestrainedPerson, Service,
+    Action, Address, DriverLicense, FieldPath, OrderMessage, PersonName, ProtectedPerson, RestrainedPerson, Service,
 };
 
 /// What kind of value a canonical field holds, which decides the layout
@@ -147,27 +147,57 @@ impl Target {
 
     /// The path as written in a layout (`protected_persons[].sex`).
     pub(crate) fn template(self) -> &'static str {
-        TARGETS
-            .iter()
-            .find(|(_, t, _)| *t == self)
-            .map_or("message", |(p, _, _)| p)
+        self.entry().0
     }
 
     pub(crate) fn kind(self) -> Kind {
-        TARGETS
-            .iter()
-            .find(|(_, t, _)| *t == self)
-            .map_or(Kind::Text, |(_, _, k)| *k)
+        self.entry().2
+    }
+
+    /// This target's row of [`TARGETS`], which lists the targets in
+    /// declaration order (checked by a test).
+    fn entry(self) -> &'static (&'static str, Target, Kind) {
+        &TARGETS[self as usize]
     }
 
     /// True for fields of a list element (`protected_persons[]`).
     pub(crate) fn indexed(self) -> bool {
-        self.template().contains("[]")
+        use Target as T;
+        matches!(
+            self,
+            T::PpLast
+                | T::PpFirst
+                | T::PpMiddle
+                | T::PpSuffix
+                | T::PpBirthDate
+                | T::PpSex
+                | T::PpRace
+                | T::PpRelationship
+        )
+    }
+
+    /// The canonical path of this target in the `index`-th record of its
+    /// type, as a [`FieldPath`] (made text only for an error).
+    pub(crate) fn field_path(self, index: usize) -> FieldPath {
+        if self.indexed() {
+            FieldPath::at(self.template(), index)
+        } else {
+            FieldPath::new(self.template())
+        }
+    }
+
+    /// The path of the `index`-th element of a list target
+    /// (`order.condition_codes[2]`); the target itself for any other.
+    pub(crate) fn element_path(self, index: usize) -> FieldPath {
+        match self {
+            Target::ConditionCodes => FieldPath::at("order.condition_codes[]", index),
+            other => other.field_path(index),
+        }
     }
 
     /// The canonical path of this target in the `index`-th record of its type.
     pub(crate) fn path(self, index: usize) -> String {
-        expand(self.template(), index)
+        self.field_path(index).to_string()
     }
 
     /// Every target, in table order.
@@ -205,10 +235,13 @@ impl Container {
     }
 
     pub(crate) fn template(self) -> &'static str {
-        CONTAINERS
-            .iter()
-            .find(|(_, c)| *c == self)
-            .map_or("message", |(p, _)| p)
+        match self {
+            Container::Message => "message",
+            Container::Order => "order",
+            Container::RestrainedPerson => "restrained_person",
+            Container::ProtectedPersons => "protected_persons[]",
+            Container::Service => "order.service",
+        }
     }
 
     pub(crate) fn indexed(self) -> bool {
@@ -233,8 +266,12 @@ impl Container {
     }
 
     /// The canonical path of this container in the `index`-th record.
-    pub(crate) fn path(self, index: usize) -> String {
-        expand(self.template(), index)
+    pub(crate) fn path(self, index: usize) -> FieldPath {
+        if self.indexed() {
+            FieldPath::at(self.template(), index)
+        } else {
+            FieldPath::new(self.template())
+        }
     }
 
     /// Makes the container exist: a record's presence creates its part of
@@ -475,13 +512,21 @@ mod tests {
     /// every indexed path expands with its index.
     #[test]
     fn paths_round_trip() {
-        for path in Target::known_paths() {
+        for (i, path) in Target::known_paths().enumerate() {
             let t = Target::parse(path).expect(path);
+            assert_eq!(t as usize, i, "TARGETS is in declaration order");
             assert_eq!(t.template(), path);
             assert_eq!(t.indexed(), path.contains("[]"));
         }
         assert_eq!(Target::PpSex.path(2), "protected_persons[2].sex");
         assert_eq!(Target::RpSex.path(2), "restrained_person.sex");
+        assert_eq!(
+            Target::ConditionCodes.element_path(1).to_string(),
+            "order.condition_codes[1]"
+        );
+        for (p, c) in CONTAINERS {
+            assert_eq!(c.template(), *p);
+        }
     }
 
     /// `fetch` reads back what `store` stored, for every target.

@@ -2,9 +2,7 @@
 //! element allows, which model field a leaf fills, and that field's
 //! canonical path (the serde field names, e.g. `protected_persons[1].sex`).
 
-use std::borrow::Cow;
-
-use crate::model::{ErrorCode, OrderMessage, PersonName};
+use crate::model::{ErrorCode, FieldPath, OrderMessage, PersonName};
 
 use super::names::Tag;
 use super::values::{self, ValueError, quote};
@@ -18,10 +16,12 @@ pub(super) enum Who {
 }
 
 impl Who {
-    fn prefix(self) -> Cow<'static, str> {
+    /// `restrained` for the restrained person; the `protected_persons[]`
+    /// template `protected` with this person's index otherwise.
+    fn path(self, restrained: &'static str, protected: &'static str) -> FieldPath {
         match self {
-            Who::Restrained => Cow::Borrowed("restrained_person"),
-            Who::Protected(i) => Cow::Owned(format!("protected_persons[{i}]")),
+            Who::Restrained => FieldPath::new(restrained),
+            Who::Protected(i) => FieldPath::at(protected, i),
         }
     }
 }
@@ -33,17 +33,6 @@ pub(super) enum NamePart {
     Middle,
     Last,
     Suffix,
-}
-
-impl NamePart {
-    fn key(self) -> &'static str {
-        match self {
-            NamePart::First => "first",
-            NamePart::Middle => "middle",
-            NamePart::Last => "last",
-            NamePart::Suffix => "suffix",
-        }
-    }
 }
 
 /// A leaf element's model field.
@@ -91,9 +80,10 @@ pub(super) enum Field {
 
 impl Field {
     /// The canonical field path, as used in errors and [`Locations`](crate::model::Locations).
-    pub(super) fn path(self) -> Cow<'static, str> {
+    pub(super) fn path(self) -> FieldPath {
         use Field::*;
-        Cow::Borrowed(match self {
+        use NamePart as N;
+        FieldPath::new(match self {
             CourtOri => "court_ori",
             Action => "action",
             Sequence => "sequence",
@@ -107,7 +97,7 @@ impl Field {
             JudicialOfficer => "order.judicial_officer",
             Brady => "order.brady",
             ConditionText => "order.condition_text",
-            ConditionCode(i) => return Cow::Owned(format!("order.condition_codes[{i}]")),
+            ConditionCode(i) => return FieldPath::at("order.condition_codes[]", i),
             FirearmRelinquishment => "order.firearm_relinquishment",
             TerminationDate => "order.termination_date",
             CancelReason => "order.cancel_reason",
@@ -115,17 +105,18 @@ impl Field {
             ServedBy => "order.service.served_by",
             ServingAgencyOri => "order.service.serving_agency_ori",
             ServiceMethod => "order.service.method",
-            Name(Who::Restrained, part) => match part {
-                NamePart::First => "restrained_person.name.first",
-                NamePart::Middle => "restrained_person.name.middle",
-                NamePart::Last => "restrained_person.name.last",
-                NamePart::Suffix => "restrained_person.name.suffix",
-            },
-            Name(who, part) => return Cow::Owned(format!("{}.name.{}", who.prefix(), part.key())),
-            BirthDate(who) => return Cow::Owned(format!("{}.birth_date", who.prefix())),
-            Sex(who) => return Cow::Owned(format!("{}.sex", who.prefix())),
-            Race(who) => return Cow::Owned(format!("{}.race", who.prefix())),
-            Relationship(i) => return Cow::Owned(format!("protected_persons[{i}].relationship")),
+            Name(who, N::First) => return who.path("restrained_person.name.first", "protected_persons[].name.first"),
+            Name(who, N::Middle) => {
+                return who.path("restrained_person.name.middle", "protected_persons[].name.middle");
+            }
+            Name(who, N::Last) => return who.path("restrained_person.name.last", "protected_persons[].name.last"),
+            Name(who, N::Suffix) => {
+                return who.path("restrained_person.name.suffix", "protected_persons[].name.suffix");
+            }
+            BirthDate(who) => return who.path("restrained_person.birth_date", "protected_persons[].birth_date"),
+            Sex(who) => return who.path("restrained_person.sex", "protected_persons[].sex"),
+            Race(who) => return who.path("restrained_person.race", "protected_persons[].race"),
+            Relationship(i) => return FieldPath::at("protected_persons[].relationship", i),
             Height => "restrained_person.height",
             Weight => "restrained_person.weight",
             Eye => "restrained_person.eye",
@@ -235,12 +226,12 @@ impl Element {
     /// The canonical path under which this element's location is recorded,
     /// and errors about it are reported; `None` for pure wrappers such as
     /// `nc:PersonName`.
-    pub(super) fn path(self) -> Option<Cow<'static, str>> {
-        Some(Cow::Borrowed(match self {
+    pub(super) fn path(self) -> Option<FieldPath> {
+        Some(FieldPath::new(match self {
             Element::Message => "message",
             Element::Order => "order",
             Element::Restrained => "restrained_person",
-            Element::Protected(i) => return Some(Cow::Owned(format!("protected_persons[{i}]"))),
+            Element::Protected(i) => return Some(FieldPath::at("protected_persons[]", i)),
             Element::Service => "order.service",
             Element::Residence => "restrained_person.residence",
             Element::DriverLicense => "restrained_person.driver_license",
@@ -254,12 +245,12 @@ impl Element {
     /// missing, out of order, repeated): [`path`](Self::path), or for a
     /// wrapper the path of what it wraps (`nc:ActivityIdentification` is
     /// `order.order_number`); `None` for the message header.
-    pub(super) fn report_path(self) -> Option<Cow<'static, str>> {
+    pub(super) fn report_path(self) -> Option<FieldPath> {
         match self {
             Element::ActivityIdentification => Some(Field::OrderNumber.path()),
             Element::IssuingDate => Some(Field::IssueDate.path()),
             Element::BirthDate(who) => Some(Field::BirthDate(who).path()),
-            Element::PersonName(who) => Some(Cow::Owned(format!("{}.name", who.prefix()))),
+            Element::PersonName(who) => Some(who.path("restrained_person.name", "protected_persons[].name")),
             other => other.path(),
         }
     }
@@ -419,17 +410,23 @@ mod tests {
     #[test]
     fn paths_match_the_model() {
         assert_eq!(
-            Field::Name(Who::Restrained, NamePart::Suffix).path(),
+            Field::Name(Who::Restrained, NamePart::Suffix).path().to_string(),
             "restrained_person.name.suffix"
         );
         assert_eq!(
-            Field::Name(Who::Protected(2), NamePart::Last).path(),
+            Field::Name(Who::Protected(2), NamePart::Last).path().to_string(),
             "protected_persons[2].name.last"
         );
-        assert_eq!(Field::Relationship(0).path(), "protected_persons[0].relationship");
-        assert_eq!(Field::ConditionCode(1).path(), "order.condition_codes[1]");
-        assert_eq!(Field::ServiceMethod.path(), "order.service.method");
-        assert_eq!(Field::LicenseState.path(), "restrained_person.driver_license.state");
+        assert_eq!(
+            Field::Relationship(0).path().to_string(),
+            "protected_persons[0].relationship"
+        );
+        assert_eq!(Field::ConditionCode(1).path().to_string(), "order.condition_codes[1]");
+        assert_eq!(Field::ServiceMethod.path().to_string(), "order.service.method");
+        assert_eq!(
+            Field::LicenseState.path().to_string(),
+            "restrained_person.driver_license.state"
+        );
     }
 
     /// An unknown action is INVALID_CODE and leaves the action unset.

@@ -70,7 +70,8 @@
 //! count characters) of its element's `<`, computed from the reader's byte
 //! offsets with a forward-only cursor, so the whole body is scanned for
 //! newlines once. They go into [`Parsed::locations`](crate::formats::Parsed)
-//! under the canonical field path, together with the containers `message`,
+//! as numbers under a [`FieldPath`](crate::model::FieldPath), made text only
+//! when an error needs them, together with the containers `message`,
 //! `order`, `restrained_person`, `protected_persons`, `protected_persons[i]`,
 //! `order.service` and `image` (whose attributes `image.mime_type` and
 //! `image.sha256` share its location), so that the validator can point at

@@ -1,5 +1,7 @@
 //! Byte offsets to `line:column` locations.
 
+use crate::model::Position;
+
 /// Turns byte offsets in one input into 1-based `line:column` locations.
 ///
 /// The reader asks for offsets in increasing order, so the cursor only moves
@@ -29,16 +31,28 @@ impl<'a> LineIndex<'a> {
         if offset < self.offset {
             *self = LineIndex::new(self.input);
         }
-        for &b in &self.input[self.offset..offset] {
-            if b == b'\n' {
-                self.line += 1;
+        // Counted with folds the compiler vectorises: the newlines, then the
+        // characters after the last one.
+        let span = &self.input[self.offset..offset];
+        let newlines = span.iter().fold(0usize, |n, &b| n + usize::from(b == b'\n'));
+        let tail = match newlines {
+            0 => span,
+            n => {
+                self.line += n;
                 self.column = 1;
-            } else if b & 0xC0 != 0x80 {
-                self.column += 1;
+                let last = span.iter().rposition(|&b| b == b'\n').unwrap_or(0);
+                &span[last + 1..]
             }
-        }
+        };
+        self.column += tail.iter().fold(0usize, |n, &b| n + usize::from(b & 0xC0 != 0x80));
         self.offset = offset;
         (self.line, self.column)
+    }
+
+    /// The position of the byte at `offset`.
+    pub(super) fn position(&mut self, offset: usize) -> Position {
+        let (line, column) = self.line_column(offset);
+        Position::new(line, column)
     }
 
     /// The location of the byte at `offset`, as `line:column`.

@@ -1,14 +1,12 @@
 //! Reads the ICD §2 `por:ProtectiveOrderMessage` into the canonical model in
 //! one streaming pass (see the module design note for what is refused).
 
-use std::borrow::Cow;
-
 use quick_xml::events::{BytesRef, BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
 
 use crate::formats::Parsed;
-use crate::model::{ErrorCode, FieldError};
+use crate::model::{ErrorCode, FieldError, FieldPath, Position};
 
 use super::fields::{self, Element};
 use super::image::{self, RawImage};
@@ -22,7 +20,7 @@ use super::{MAX_ERRORS, XmlLimits};
 /// [`FieldError`] in the result, next to whatever could be read.
 pub fn read_order(body: &[u8], limits: &XmlLimits) -> Parsed {
     let mut parsed = Parsed::default();
-    parsed.locations.insert("message", "1:1");
+    parsed.locations.record(FieldPath::new("message"), Position::new(1, 1));
     if body.len() > limits.max_bytes {
         parsed.errors.push(
             FieldError::new(
@@ -63,20 +61,33 @@ pub fn read_order(body: &[u8], limits: &XmlLimits) -> Parsed {
 fn check_characters(body: &[u8]) -> Result<&str, (usize, String)> {
     let text =
         std::str::from_utf8(body).map_err(|e| (e.valid_up_to(), "the message is not valid UTF-8".to_string()))?;
-    // Forbidden: C0 controls other than tab, LF and CR; U+FFFE and U+FFFF
-    // (UTF-8 EF BF BE / EF BF BF).
-    for (i, &b) in body.iter().enumerate() {
-        let bad = match b {
-            b'\t' | b'\n' | b'\r' => false,
-            0..0x20 => true,
-            0xEF => matches!(body.get(i + 1..i + 3), Some([0xBF, 0xBE | 0xBF])),
-            _ => false,
-        };
-        if bad {
-            return Err((i, format!("character U+{:04X} is not allowed in XML", char_at(text, i))));
-        }
+    match first_forbidden(body) {
+        Some(i) => Err((i, format!("character U+{:04X} is not allowed in XML", char_at(text, i)))),
+        None => Ok(text),
     }
-    Ok(text)
+}
+
+/// The offset of the first character XML 1.0 forbids: a C0 control other
+/// than tab, LF and CR, or U+FFFE or U+FFFF (UTF-8 EF BF BE / EF BF BF).
+/// Blocks of bytes are first screened with a test the compiler vectorises;
+/// only a block that may hold one is looked at byte by byte.
+fn first_forbidden(body: &[u8]) -> Option<usize> {
+    const BLOCK: usize = 64;
+    let suspect = |b: u8| (b < 0x20 && b != b'\t' && b != b'\n' && b != b'\r') || b == 0xEF;
+    let mut start = 0;
+    for block in body.chunks(BLOCK) {
+        if block.iter().fold(false, |any, &b| any | suspect(b)) {
+            let found = (start..start + block.len()).find(|&i| match body[i] {
+                0xEF => matches!(body.get(i + 1..i + 3), Some([0xBF, 0xBE | 0xBF])),
+                b => suspect(b),
+            });
+            if found.is_some() {
+                return found;
+            }
+        }
+        start += block.len();
+    }
+    None
 }
 
 fn char_at(text: &str, offset: usize) -> u32 {
@@ -210,15 +221,17 @@ impl<'a> OrderReader<'a> {
     fn run(&mut self) -> Result<(), Stop> {
         loop {
             let offset = to_usize(self.reader.buffer_position());
-            let (ns, event) = match self.reader.read_resolved_event() {
-                Ok(read) => read,
+            let event = match self.reader.read_event() {
+                Ok(event) => event,
                 Err(e) => {
                     let at = to_usize(self.reader.error_position());
                     return self.malformed(at, format!("malformed XML: {e}"));
                 }
             };
+            // Only start tags need their namespace: end tags are matched
+            // by the reader and known from the stack.
             let name = match &event {
-                Event::Start(e) | Event::Empty(e) => Some(resolve(&ns, e)),
+                Event::Start(e) | Event::Empty(e) => Some(resolve(&self.reader.resolve_element(e.name()).0, e)),
                 _ => None,
             };
             let first = !self.started;
@@ -323,28 +336,25 @@ impl<'a> OrderReader<'a> {
         };
         self.stack.push(Frame::new(element, name));
         if element != Element::Skipped {
-            let location = self.lines.locate(offset);
+            let location = self.lines.position(offset);
+            let locations = &mut self.parsed.locations;
             match element {
                 Element::Leaf(_) => self.text.clear(),
                 Element::Image => {
                     self.image = Some(RawImage {
-                        location: location.clone(),
+                        location: location.to_string(),
                         ..RawImage::default()
                     });
                     self.image_too_long = false;
+                    locations.record(FieldPath::new("image.mime_type"), location);
+                    locations.record(FieldPath::new("image.sha256"), location);
                 }
-                Element::Protected(0) => {
-                    self.parsed.locations.insert("protected_persons", location.clone());
-                }
+                Element::Protected(0) => locations.record(FieldPath::new("protected_persons"), location),
                 _ => {}
-            }
-            if element == Element::Image {
-                self.parsed.locations.insert("image.mime_type", location.clone());
-                self.parsed.locations.insert("image.sha256", location.clone());
             }
             element.open(&mut self.parsed.message);
             if let Some(path) = element.path() {
-                self.parsed.locations.insert(path, location);
+                self.parsed.locations.record(path, location);
             }
         }
         self.attributes(e, element, offset)
@@ -408,13 +418,13 @@ impl<'a> OrderReader<'a> {
             )),
         };
         if let Some(text) = text {
-            let path = child.report_path().unwrap_or_else(|| self.here());
+            let path = child.report_path().unwrap_or_else(|| self.here()).to_string();
             // Too many of a list is about the list, not its n-th element.
             let path = match placement {
-                Placement::TooMany(_) => Cow::Owned(path.split('[').next().unwrap_or(&path).to_owned()),
-                _ => path,
+                Placement::TooMany(_) => path.split('[').next().unwrap_or(&path),
+                _ => &path,
             };
-            self.error(ErrorCode::InvalidFormat, &path, offset, text)?;
+            self.error(ErrorCode::InvalidFormat, path, offset, text)?;
         }
         Ok(if read { child } else { Element::Skipped })
     }
@@ -438,26 +448,26 @@ impl<'a> OrderReader<'a> {
                 .unwrap_or_else(|| self.here());
             let parent = frame.tag.map_or("its parent", Tag::name);
             let text = format!("{} is missing: {parent} requires it", tag.name());
-            self.error(ErrorCode::Missing, &field, at, text)?;
+            self.error(ErrorCode::Missing, &field.to_string(), at, text)?;
         }
         Ok(())
     }
 
     fn unexpected(&mut self, e: &BytesStart<'_>, offset: usize) -> Result<(), Stop> {
         let text = format!("element {} is not allowed here", self.describe(e));
-        self.error(ErrorCode::InvalidFormat, &self.here(), offset, text)
+        self.error(ErrorCode::InvalidFormat, &self.here().to_string(), offset, text)
     }
 
     /// The path errors about the current spot are reported under: that of
     /// the innermost open element that has one, a wrapper such as
     /// `j:CourtOrderIssuingDate` standing for what it wraps (`message` at
     /// worst).
-    fn here(&self) -> Cow<'static, str> {
+    fn here(&self) -> FieldPath {
         self.stack
             .iter()
             .rev()
             .find_map(|f| f.element.report_path())
-            .unwrap_or(Cow::Borrowed("message"))
+            .unwrap_or(FieldPath::new("message"))
     }
 
     /// The element's name as written, with its namespace.
@@ -508,7 +518,7 @@ impl<'a> OrderReader<'a> {
                 _ => {
                     let key = String::from_utf8_lossy(attribute.key.as_ref()).into_owned();
                     let text = format!("attribute {key} is not allowed on {}", qname(e));
-                    self.error(ErrorCode::InvalidFormat, &self.here(), offset, text)?;
+                    self.error(ErrorCode::InvalidFormat, &self.here().to_string(), offset, text)?;
                     continue;
                 }
             };
@@ -530,8 +540,8 @@ impl<'a> OrderReader<'a> {
                 let stored = schema::check_value(field, value)
                     .and_then(|()| fields::store(&mut self.parsed.message, field, value));
                 if let Err((code, text)) = stored {
-                    let path = field.path();
-                    let location = self.parsed.locations.get(&path).map(str::to_owned);
+                    let path = field.path().to_string();
+                    let location = self.parsed.locations.get(&path);
                     let mut error = FieldError::new(code, path, text);
                     error.location = location;
                     self.parsed.errors.push(error);
@@ -584,7 +594,7 @@ impl<'a> OrderReader<'a> {
             None => return self.malformed(offset, "there is text outside the root element".into()),
             Some(_) => {
                 let text = format!("text {} is not allowed here", quote(content.trim()));
-                self.error(ErrorCode::InvalidFormat, &self.here(), offset, text)?;
+                self.error(ErrorCode::InvalidFormat, &self.here().to_string(), offset, text)?;
             }
         }
         Ok(())

@@ -154,7 +154,7 @@ fn round_trip(m: &OrderMessage, what: &str) -> CletsRequest {
 fn every_action_reads_back() {
     for a in Action::ALL {
         let r = round_trip(&of_action(a), a.name());
-        assert_eq!(r.mke, tables().message_key(a));
+        assert_eq!(r.mke(), tables().message_key(a));
     }
     let r = round_trip(&issue(), "issue");
     assert_eq!(r.get_all("PCO").collect::<Vec<_>>(), ["01", "05", "07"]);
@@ -215,11 +215,8 @@ OCA/24FL001234.TYP/DV.ISD/20261125.EXP/20311125.EXT/2359.BRD/Y.PCO/01.PCO/07.PPN
 #[test]
 fn minimal_epo_reads() {
     let r = read(EPO).unwrap();
-    assert_eq!(
-        (r.mke.as_str(), r.ori.as_str(), r.mcn.as_str()),
-        ("EPO", "CA034025J", MCN)
-    );
-    assert_eq!(r.fields.len(), 15);
+    assert_eq!((r.mke(), r.ori(), r.mcn()), ("EPO", "CA034025J", MCN));
+    assert_eq!(r.field_count(), 15);
 }
 
 /// Size, bytes and the final '.' stop reading.

@@ -169,7 +169,7 @@ fn sample_records_locations() {
         ("protected_persons[0].relationship", "3:82"),
         ("order.condition_text", "4:4"),
     ] {
-        assert_eq!(l.get(field), Some(loc), "{field}");
+        assert_eq!(l.get(field).as_deref(), Some(loc), "{field}");
     }
 }
 
@@ -215,8 +215,8 @@ fn other_actions_parse() {
             method: s("P"),
         })
     );
-    assert_eq!(p.locations.get("order.service"), Some("2:1"));
-    assert_eq!(p.locations.get("order.service.served_at"), Some("2:2"));
+    assert_eq!(p.locations.get("order.service").as_deref(), Some("2:1"));
+    assert_eq!(p.locations.get("order.service.served_at").as_deref(), Some("2:2"));
 }
 
 /// A record one byte short is INVALID_FORMAT at the first missing column; the
@@ -401,7 +401,7 @@ fn blanks_are_none() {
     assert!(p.is_ok());
     assert_eq!(p.message.restrained_person.unwrap().name.middle, None);
     assert_eq!(p.message.order.condition_codes, vec!["01", "07"]);
-    assert_eq!(p.locations.get("order.condition_codes[1]"), Some("1:90"));
+    assert_eq!(p.locations.get("order.condition_codes[1]").as_deref(), Some("1:90"));
 }
 
 /// An unknown record type is INVALID_FORMAT at the record's type column.
@@ -695,8 +695,11 @@ fields = [
     assert_eq!(m.protected_persons.len(), 2);
     assert_eq!(m.protected_persons[1].name.last, s("ROE"));
     assert_eq!(m.protected_persons[1].relationship, s("CH"));
-    assert_eq!(p.locations.get("protected_persons[1].relationship"), Some("4:37"));
-    assert_eq!(p.locations.get("restrained_person.birth_date"), Some("2:38"));
+    assert_eq!(
+        p.locations.get("protected_persons[1].relationship").as_deref(),
+        Some("4:37")
+    );
+    assert_eq!(p.locations.get("restrained_person.birth_date").as_deref(), Some("2:38"));
 
     // The cms-b/2 rules are its own: a bare LF is refused, as is an
     // ISO date where MM/DD/CCYY is expected.

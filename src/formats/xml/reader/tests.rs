@@ -55,20 +55,20 @@ fn sample_parses_to_the_model() {
 fn sample_locations() {
     let parsed = read(ISSUE_SAMPLE);
     let at = |path: &str| parsed.locations.get(path);
-    assert_eq!(at("message"), Some("1:1"));
-    assert_eq!(at("action"), Some("6:5"));
-    assert_eq!(at("order.issue_date"), Some("15:30"));
-    assert_eq!(at("order.condition_codes[0]"), Some("20:5"));
-    assert_eq!(at("order.condition_codes[2]"), Some("22:5"));
-    assert_eq!(at("restrained_person"), Some("25:3"));
-    assert_eq!(at("restrained_person.name.last"), Some("26:113"));
-    assert_eq!(at("restrained_person.birth_date"), Some("27:25"));
-    assert_eq!(at("restrained_person.sex"), Some("28:5"));
-    assert_eq!(at("protected_persons"), Some("34:3"));
-    assert_eq!(at("protected_persons[0]"), Some("34:3"));
-    assert_eq!(at("protected_persons[0].name.last"), Some("35:109"));
-    assert_eq!(at("protected_persons[0].birth_date"), Some("36:25"));
-    assert_eq!(at("protected_persons[0].sex"), Some("37:5"));
+    assert_eq!(at("message").as_deref(), Some("1:1"));
+    assert_eq!(at("action").as_deref(), Some("6:5"));
+    assert_eq!(at("order.issue_date").as_deref(), Some("15:30"));
+    assert_eq!(at("order.condition_codes[0]").as_deref(), Some("20:5"));
+    assert_eq!(at("order.condition_codes[2]").as_deref(), Some("22:5"));
+    assert_eq!(at("restrained_person").as_deref(), Some("25:3"));
+    assert_eq!(at("restrained_person.name.last").as_deref(), Some("26:113"));
+    assert_eq!(at("restrained_person.birth_date").as_deref(), Some("27:25"));
+    assert_eq!(at("restrained_person.sex").as_deref(), Some("28:5"));
+    assert_eq!(at("protected_persons").as_deref(), Some("34:3"));
+    assert_eq!(at("protected_persons[0]").as_deref(), Some("34:3"));
+    assert_eq!(at("protected_persons[0].name.last").as_deref(), Some("35:109"));
+    assert_eq!(at("protected_persons[0].birth_date").as_deref(), Some("36:25"));
+    assert_eq!(at("protected_persons[0].sex").as_deref(), Some("37:5"));
     for path in [
         "court_ori",
         "sequence",
@@ -226,7 +226,7 @@ fn declarations_and_processing_instructions() {
     let declared = format!("\u{FEFF}<?xml version=\"1.0\" encoding=\"utf-8\" standalone=\"yes\"?>\n{text}");
     let parsed = read(declared.as_bytes());
     assert!(parsed.is_ok(), "{:#?}", parsed.errors);
-    assert_eq!(parsed.locations.get("action"), Some("7:5"));
+    assert_eq!(parsed.locations.get("action").as_deref(), Some("7:5"));
     for refused in [
         format!("<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n{text}"),
         format!("<?xml-stylesheet href=\"x.xsl\"?>\n{text}"),
@@ -309,6 +309,26 @@ fn invalid_utf8() {
         (error.code, error.location.as_deref()),
         (ErrorCode::InvalidFormat, Some("17:33"))
     );
+}
+
+/// The screen for forbidden characters finds the first one wherever it
+/// falls against its blocks, and U+FFFE/U+FFFF across a block's end.
+#[test]
+fn forbidden_characters_at_every_offset() {
+    for at in 0..200 {
+        let mut body = vec![b'a'; 200];
+        body[at] = 0x01;
+        assert_eq!(first_forbidden(&body), Some(at));
+        body[at] = b'\t';
+        assert_eq!(first_forbidden(&body), None);
+    }
+    for at in 60..66 {
+        let mut body = vec![b'a'; 200];
+        body[at..at + 3].copy_from_slice("\u{FFFF}".as_bytes());
+        assert_eq!(first_forbidden(&body), Some(at));
+        body[at..at + 3].copy_from_slice("\u{F000}".as_bytes());
+        assert_eq!(first_forbidden(&body), None);
+    }
 }
 
 /// February 30 is INVALID_DATE on the field, located at its element.
@@ -456,9 +476,12 @@ fn several_protected_persons() {
     assert_eq!(persons.len(), 2);
     assert_eq!(persons[1].name.first.as_deref(), Some("JIMMY"));
     assert_eq!(persons[1].sex.as_deref(), Some("M"));
-    assert_eq!(parsed.locations.get("protected_persons"), Some("34:3"));
-    assert_eq!(parsed.locations.get("protected_persons[1]"), Some("39:3"));
-    assert_eq!(parsed.locations.get("protected_persons[1].sex"), Some("42:5"));
+    assert_eq!(parsed.locations.get("protected_persons").as_deref(), Some("34:3"));
+    assert_eq!(parsed.locations.get("protected_persons[1]").as_deref(), Some("39:3"));
+    assert_eq!(
+        parsed.locations.get("protected_persons[1].sex").as_deref(),
+        Some("42:5")
+    );
 }
 
 fn with_image(attributes: &str, content: &str) -> String {
@@ -486,7 +509,7 @@ fn order_image() {
     assert!(parsed.is_ok(), "{:#?}", parsed.errors);
     assert_eq!(parsed.message.image.as_ref(), Some(&image));
     for path in ["image", "image.mime_type", "image.sha256"] {
-        assert_eq!(parsed.locations.get(path), Some("39:3"), "{path}");
+        assert_eq!(parsed.locations.get(path).as_deref(), Some("39:3"), "{path}");
     }
 
     let wrong_hash = format!("mimeType=\"application/pdf\" sha256=\"{}\"", "0".repeat(64));
