@@ -12,7 +12,8 @@
 //! 3. a last run that finishes the work.
 //!
 //! Counts are configurable: `PORTER_CRASH_ORDERS` orders in all (CI uses the
-//! default, 2,000, over two courts: ISSUE, MODIFY and SERVICE each),
+//! default, 2,000, over two courts: ISSUE, MODIFY, SERVICE, then TERMINATE
+//! or, for about one in ten, CANCEL),
 //! `PORTER_CRASH_SEED` for the kill moments.
 
 mod common;

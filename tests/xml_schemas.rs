@@ -749,7 +749,7 @@ fn simulated_court_xml_validates() {
     let dir = tempfile::tempdir().unwrap();
     let mut paths = Vec::new();
     for i in 0..60 {
-        let mut messages = generator.next_order(true);
+        let mut messages = generator.next_order(true, false);
         let last = messages.last().unwrap().clone();
         messages.push(if i % 2 == 0 {
             generator.terminate(&last)

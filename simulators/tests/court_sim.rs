@@ -208,6 +208,7 @@ async fn publisher_sends_icd_messages() {
         ],
         orders_per_court: 3,
         lifecycle: true,
+        close: false,
         seed: 11,
         ..Default::default()
     };
@@ -401,6 +402,7 @@ async fn run_completes_on_porter_statuses() {
         ],
         orders_per_court: 2,
         lifecycle: true,
+        close: false,
         rate_per_sec: 200.0,
         status_timeout_secs: 8,
         seed: 5,
@@ -467,6 +469,7 @@ async fn unroutable_court_is_reported() {
         courts: vec![sim_court(&ori, CourtFormat::Xml)],
         orders_per_court: 2,
         lifecycle: true,
+        close: false,
         rate_per_sec: 0.0,
         status_timeout_secs: 1,
         seed: 1,

@@ -159,6 +159,7 @@ impl CrashRun {
             orders_per_court: per_court,
             rate_per_sec: 0.0,
             lifecycle: true,
+            close: true,
             status_timeout_secs: 300,
             ..CourtSimConfig::default()
         }

@@ -25,6 +25,10 @@ pub struct CourtSimConfig {
     /// MODIFY (sequence 2) and a SERVICE (sequence 3).
     #[serde(default)]
     pub lifecycle: bool,
+    /// With `lifecycle`: each order is then closed by a TERMINATE (sequence
+    /// 4), or, for about one order in ten, by a CANCEL.
+    #[serde(default)]
+    pub close: bool,
     /// How long to wait for outstanding statuses after the last publish.
     #[serde(default = "default_status_timeout_secs")]
     pub status_timeout_secs: u64,
@@ -78,6 +82,7 @@ impl Default for CourtSimConfig {
             orders_per_court: default_orders_per_court(),
             rate_per_sec: default_rate_per_sec(),
             lifecycle: false,
+            close: false,
             status_timeout_secs: default_status_timeout_secs(),
             seed: default_seed(),
         }

@@ -231,7 +231,7 @@ pub fn plan(
     let mut orders = Vec::new();
     for _ in 0..config.orders_per_court {
         for g in &mut generators {
-            orders.push(g.next_order(config.lifecycle));
+            orders.push(g.next_order(config.lifecycle, config.close));
         }
     }
     orders

@@ -271,15 +271,25 @@ impl OrderGenerator {
     }
 
     /// The messages of the next order: its ISSUE, followed, with `lifecycle`,
-    /// by a MODIFY (sequence 2) and a SERVICE (sequence 3).
-    pub fn next_order(&mut self, lifecycle: bool) -> Vec<GeneratedMessage> {
+    /// by a MODIFY (sequence 2) and a SERVICE (sequence 3), and, with `close`
+    /// too, by a TERMINATE (sequence 4) — or, for about one order in ten, a
+    /// CANCEL.
+    pub fn next_order(&mut self, lifecycle: bool, close: bool) -> Vec<GeneratedMessage> {
         let issue = self.issue();
         if !lifecycle {
             return vec![issue];
         }
         let modify = self.modify(&issue);
         let service = self.service(&modify);
-        vec![issue, modify, service]
+        if !close {
+            return vec![issue, modify, service];
+        }
+        let last = if self.rng.random_bool(0.1) {
+            self.cancel(&service)
+        } else {
+            self.terminate(&service)
+        };
+        vec![issue, modify, service, last]
     }
 
     /// A new order's ISSUE (sequence 1).
@@ -1026,7 +1036,7 @@ mod tests {
 
     fn generate(ori: &str, seed: u64, n: usize) -> Vec<GeneratedMessage> {
         let mut g = OrderGenerator::new(&court(ori, CourtFormat::Xml), seed, at(), "r1");
-        (0..n).flat_map(|_| g.next_order(true)).collect()
+        (0..n).flat_map(|_| g.next_order(true, false)).collect()
     }
 
     /// The same seed and date give the same orders; another seed gives others.
