@@ -87,7 +87,7 @@ impl CrashRun {
         let mut toml = format!(
             "[amqp]\nurl = {:?}\nreconnect_ms = 200\n[store]\nurl = {:?}\n[http]\nlisten = \"127.0.0.1:{http_port}\"\n\
              [paths]\nschemas = {:?}\nmappings = {:?}\n\
-             [partners.clets]\naddress = \"{clets_addr}\"\ntimeout_ms = 3000\n[partners.clets.retry]\nmin_ms = 200\nmax_ms = 2000\n\
+             [partners.clets]\naddress = \"{clets_addr}\"\n[partners.clets.retry]\nmin_ms = 200\nmax_ms = 2000\n\
              [partners.doj]\nurl = \"{doj}\"\ntoken = \"{DOJ_TOKEN}\"\n[partners.doj.retry]\nmin_ms = 200\nmax_ms = 2000\n\
              [partners.lea]\nbase_url = \"{lea}\"\ndefault_secret = \"{LEA_SECRET}\"\n[partners.lea.retry]\nmin_ms = 200\nmax_ms = 2000\n",
             amqp_url(),
@@ -160,7 +160,7 @@ impl CrashRun {
             rate_per_sec: 0.0,
             lifecycle: true,
             close: true,
-            status_timeout_secs: 300,
+            status_timeout_secs: 600,
             ..CourtSimConfig::default()
         }
     }
@@ -227,7 +227,10 @@ impl CrashRun {
         let states = self.partner_states().await;
         let _ = last.kill();
         let _ = last.wait();
-        self.check(&report, &states, elapsed);
+        let last_log = std::fs::read_to_string(self.log(run)).unwrap_or_default();
+        let tail: Vec<&str> = last_log.lines().rev().take(40).collect();
+        let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
+        self.check(&report, &states, elapsed, &tail);
         self.stop.cancel();
         if let Some(schema) = &self.pg_schema {
             drop_pg_schema(schema).await;
@@ -258,7 +261,9 @@ impl CrashRun {
         ]
     }
 
-    fn check(&self, report: &CourtSimReport, states: &[(String, Value); 3], elapsed: Duration) {
+    /// `log_tail`: the end of the last broker run's log, shown when the
+    /// outcome is wrong.
+    fn check(&self, report: &CourtSimReport, states: &[(String, Value); 3], elapsed: Duration, log_tail: &str) {
         println!("{}", report.summary());
         let mut duplicates = 0;
         for (name, state) in states {
@@ -280,7 +285,7 @@ impl CrashRun {
         assert_eq!(
             report.complete,
             report.sent,
-            "every message complete: {}",
+            "every message complete: {}\nlast broker log lines:\n{log_tail}",
             report.summary()
         );
         assert!(report.anomalies.is_empty(), "{:?}", report.anomalies);
