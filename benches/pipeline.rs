@@ -65,7 +65,7 @@ impl Setup {
         let errors = validate(&parsed.message, &parsed.locations, &self.ctx());
         black_box(&errors);
         match translate(&parsed.message, None, 0, &self.tables) {
-            Ok(t) => t.request.to_text(),
+            Ok(t) => t.request.into_text(),
             Err(_) => String::new(),
         }
     }

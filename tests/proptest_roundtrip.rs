@@ -46,7 +46,7 @@ use porter::mapping::code_map::CodeMap;
 use porter::mapping::codes::{CodeList, CodeLists};
 use porter::model::{
     Action, Address, DriverLicense, ErrorCode, FieldError, Locations, OrderImage, OrderMessage, PersonName,
-    ProtectedPerson, ProtectionOrder, RestrainedPerson, Service,
+    ProtectedPerson, ProtectionOrder, RestrainedPerson, Service, Text,
 };
 use porter::translate::clets::translate;
 use porter::translate::text::to_clets_text;
@@ -87,9 +87,14 @@ impl Profile {
 // Scalars
 // ---------------------------------------------------------------------------
 
-fn code(list: CodeList) -> impl Strategy<Value = String> {
-    let codes: Vec<String> = CODES.codes(list).map(str::to_string).collect();
+fn code(list: CodeList) -> impl Strategy<Value = Text> {
+    let codes: Vec<Text> = CODES.codes(list).map(Text::from).collect();
     select(codes)
+}
+
+/// Text matching `regex`.
+fn code_text(regex: &'static str) -> impl Strategy<Value = Text> {
+    regex.prop_map(Text::from)
 }
 
 fn is_xml_char(c: char) -> bool {
@@ -118,7 +123,7 @@ fn is_edge_space(p: Profile, c: char) -> bool {
 
 /// Free text of `min..=max` characters that does not start or end with
 /// white space the format would trim.
-fn text(p: Profile, min: usize, max: usize) -> BoxedStrategy<String> {
+fn text(p: Profile, min: usize, max: usize) -> BoxedStrategy<Text> {
     proptest::collection::vec(text_char(p), min.max(1)..=max)
         .prop_map(move |mut chars| {
             for i in [0, chars.len() - 1] {
@@ -131,14 +136,14 @@ fn text(p: Profile, min: usize, max: usize) -> BoxedStrategy<String> {
         .boxed()
 }
 
-fn opt_text(p: Profile, max: usize) -> BoxedStrategy<Option<String>> {
+fn opt_text(p: Profile, max: usize) -> BoxedStrategy<Option<Text>> {
     proptest::option::of(text(p, 1, max)).boxed()
 }
 
 /// Words of printable ASCII, one space apart, in 1–`lines` lines of at
 /// most `width` characters, at most 500 in all: exactly what the condition
 /// text records carry (cms-a/1: 5 × 100, cms-b/2: 3 × 200).
-fn condition_lines(lines: usize, width: usize) -> BoxedStrategy<String> {
+fn condition_lines(lines: usize, width: usize) -> BoxedStrategy<Text> {
     let word = "[!-~]{1,12}";
     let line = proptest::collection::vec(word, 1..=width / 5).prop_map(move |w| {
         let mut line = String::new();
@@ -162,12 +167,12 @@ fn condition_lines(lines: usize, width: usize) -> BoxedStrategy<String> {
                 let cut = text.rfind(' ').expect("several lines");
                 text.truncate(cut);
             }
-            text
+            Text::from(text)
         })
         .boxed()
 }
 
-fn condition_text(p: Profile) -> BoxedStrategy<Option<String>> {
+fn condition_text(p: Profile) -> BoxedStrategy<Option<Text>> {
     match p {
         Profile::CmsA => proptest::option::of(condition_lines(5, 100)).boxed(),
         Profile::CmsB => proptest::option::of(condition_lines(3, 200)).boxed(),
@@ -175,8 +180,8 @@ fn condition_text(p: Profile) -> BoxedStrategy<Option<String>> {
     }
 }
 
-fn ori() -> impl Strategy<Value = String> {
-    "[A-Z0-9]{9}"
+fn ori() -> impl Strategy<Value = Text> {
+    "[A-Z0-9]{9}".prop_map(Text::from)
 }
 
 fn date_in(from: NaiveDate, days: i64) -> impl Strategy<Value = NaiveDate> {
@@ -259,16 +264,16 @@ fn person_name(p: Profile, first_required: bool, with_suffix: bool) -> BoxedStra
         .boxed()
 }
 
-fn height() -> impl Strategy<Value = String> {
-    (3u32..=8, 0u32..=11).prop_map(|(f, i)| format!("{f}{i:02}"))
+fn height() -> impl Strategy<Value = Text> {
+    (3u32..=8, 0u32..=11).prop_map(|(f, i)| Text::from(format!("{f}{i:02}")))
 }
 
 fn address(p: Profile) -> impl Strategy<Value = Option<Address>> {
     (
         opt_text(p, 40),
         opt_text(p, 20),
-        proptest::option::of("[A-Z]{2}"),
-        proptest::option::of("[0-9]{5}"),
+        proptest::option::of(code_text("[A-Z]{2}")),
+        proptest::option::of(code_text("[0-9]{5}")),
     )
         .prop_map(|(street, city, state, zip)| {
             let a = Address {
@@ -283,7 +288,7 @@ fn address(p: Profile) -> impl Strategy<Value = Option<Address>> {
 
 fn driver_license(p: Profile) -> impl Strategy<Value = Option<DriverLicense>> {
     // OLS is required with OLN on the way to CLETS, so a number has a state.
-    (opt_text(p, 20), proptest::option::of("[A-Z]{2}")).prop_map(|(number, state)| {
+    (opt_text(p, 20), proptest::option::of(code_text("[A-Z]{2}"))).prop_map(|(number, state)| {
         let state = if number.is_some() {
             state.or_else(|| Some("CA".into()))
         } else {
@@ -301,7 +306,7 @@ fn restrained(p: Profile, issue: NaiveDate) -> impl Strategy<Value = RestrainedP
         code(CodeList::Sex),
         code(CodeList::Race),
         proptest::option::of(height()),
-        proptest::option::of((1u32..=999).prop_map(|w| w.to_string())),
+        proptest::option::of((1u32..=999).prop_map(|w| Text::from(w.to_string()))),
         proptest::option::of(code(CodeList::Eye)),
         proptest::option::of(code(CodeList::Hair)),
         address(p),
@@ -344,10 +349,7 @@ fn protected(p: Profile, issue: NaiveDate) -> impl Strategy<Value = ProtectedPer
 // Orders
 // ---------------------------------------------------------------------------
 
-fn header(
-    p: Profile,
-    action: Action,
-) -> impl Strategy<Value = (String, u32, Option<DateTime<FixedOffset>>, String, String)> {
+fn header(p: Profile, action: Action) -> impl Strategy<Value = (Text, u32, Option<DateTime<FixedOffset>>, Text, Text)> {
     let first = if action == Action::Issue { 1u32 } else { 2 };
     // XML requires por:SentDateTime; fixed-width has none (the AMQP
     // timestamp stands in).
@@ -360,7 +362,7 @@ fn header(
         ori(),
         first..=9_999u32,
         sent,
-        "[A-Z0-9-]{1,15}",
+        code_text("[A-Z0-9-]{1,15}"),
         code(CodeList::OrderType),
     )
         .prop_map(|(ori, seq, sent, number, typ)| (ori, seq, sent, number, typ))
@@ -370,7 +372,7 @@ fn header(
 fn full_order(p: Profile, action: Action) -> BoxedStrategy<OrderMessage> {
     (header(p, action), date_in(ymd(2000, 1, 1), 36_000))
         .prop_flat_map(move |(h, issue)| {
-            let pcos: Vec<String> = CODES.codes(CodeList::Condition).map(str::to_string).collect();
+            let pcos: Vec<Text> = CODES.codes(CodeList::Condition).map(Text::from).collect();
             let terms = (
                 text(p, 1, 20),
                 opt_text(p, 8),
@@ -685,7 +687,7 @@ fn check_clets_fields(m: &OrderMessage, nic: Option<&str>, r: &CletsRequest) -> 
             prop_assert_eq!(r.get("BRD"), o.brady.as_deref());
             prop_assert_eq!(
                 r.get_all("PCO").collect::<Vec<_>>(),
-                o.condition_codes.iter().map(String::as_str).collect::<Vec<_>>()
+                o.condition_codes.iter().map(Text::as_str).collect::<Vec<_>>()
             );
             prop_assert_eq!(r.get_all("PPN").count(), m.protected_persons.len());
             for (ppn, p) in r.get_all("PPN").zip(&m.protected_persons) {
@@ -771,6 +773,7 @@ impl Long {
 
     /// Puts `value` where this field goes, on an order of the right action.
     fn apply(self, m: &mut OrderMessage, value: String) {
+        let value = Text::from(value);
         let name = m.restrained_person.as_mut().map(|r| &mut r.name);
         match (self, name) {
             (Long::OrderNumber, _) => m.order.order_number = Some(value),
@@ -796,7 +799,7 @@ fn over_long(which: Long) -> BoxedStrategy<String> {
         Long::OrderNumber => proptest::string::string_regex(&format!("[A-Z0-9-]{{{},{}}}", max + 1, max + 40))
             .expect("regex")
             .boxed(),
-        _ => text(Profile::CmsA, max + 1, max + 200),
+        _ => text(Profile::CmsA, max + 1, max + 200).prop_map(String::from).boxed(),
     }
 }
 
@@ -876,7 +879,7 @@ fn long_last_name_fits_clets() {
         .current();
     let mut m = m;
     if let Some(rp) = m.restrained_person.as_mut() {
-        rp.name.last = Some("A".repeat(30));
+        rp.name.last = Some("A".repeat(30).into());
         rp.name.suffix = None;
     }
     assert_eq!(validation_errors(&m), vec![]);

@@ -59,7 +59,7 @@ pub fn job(partner: PartnerId, action: Action) -> DeliveryJob {
     DeliveryJob {
         id: 7,
         partner,
-        court_ori: order.court_ori.clone(),
+        court_ori: order.court_ori.to_string(),
         message_id: format!("cms-{}", action.name().to_lowercase()),
         order_number: order.order_number().unwrap_or_default().to_string(),
         sequence: order.sequence.unwrap_or(1),

@@ -52,7 +52,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::codes::{CodeList, CodeLists};
-use crate::model::{ErrorCode, FieldError, Locations, OrderMessage};
+use crate::model::{ErrorCode, FieldError, Locations, OrderMessage, Text};
 use crate::validate::locate;
 
 /// Longest court code a set may hold.
@@ -337,7 +337,7 @@ impl CodeMap {
         for_each_code(msg, |field, list, value| match self.to_canonical(list, value) {
             Some(c) => {
                 if c != value.as_str() {
-                    *value = c.to_string();
+                    *value = c.into();
                 }
             }
             None => {
@@ -357,7 +357,7 @@ impl CodeMap {
         for_each_code(msg, |field, list, value| match self.to_court(list, value) {
             Some(c) => {
                 if c != value.as_str() {
-                    *value = c.to_string();
+                    *value = c.into();
                 }
             }
             None => errors.push(FieldError::new(
@@ -408,8 +408,8 @@ pub fn list_of_field(template: &str) -> Option<CodeList> {
 
 /// Calls `f(field path, list, value)` for every non-blank coded value of the
 /// message, in field order.
-fn for_each_code(msg: &mut OrderMessage, mut f: impl FnMut(&str, CodeList, &mut String)) {
-    let mut one = |field: &str, list: CodeList, v: &mut Option<String>| {
+fn for_each_code(msg: &mut OrderMessage, mut f: impl FnMut(&str, CodeList, &mut Text)) {
+    let mut one = |field: &str, list: CodeList, v: &mut Option<Text>| {
         if let Some(s) = v.as_mut().filter(|s| !s.trim().is_empty()) {
             f(field, list, s);
         }

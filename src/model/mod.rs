@@ -17,7 +17,7 @@ pub use error::{ErrorCode, FieldError};
 pub use locations::{Locations, Position};
 pub use order::{
     Action, Address, DriverLicense, OrderImage, OrderMessage, PersonName, ProtectedPerson, ProtectionOrder,
-    RestrainedPerson, Service,
+    RestrainedPerson, Service, Text,
 };
 pub use path::FieldPath;
 pub use status::{PartnerId, PartnerRecordId, StatusKind, StatusMessage, now_pacific};

@@ -8,6 +8,11 @@
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
+/// A text field of the model. Most values are short (codes, names, numbers):
+/// up to 24 bytes are kept inline, so reading an order allocates once per
+/// long value, not once per field.
+pub type Text = compact_str::CompactString;
+
 /// What a message does to its order (ICD §0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
@@ -67,7 +72,7 @@ impl Action {
 /// One order message: header, order, parties and optional signed image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct OrderMessage {
-    pub court_ori: String,
+    pub court_ori: Text,
     pub action: Option<Action>,
     pub sequence: Option<u32>,
     /// XML `SentDateTime`; for fixed-width, the AMQP `timestamp`.
@@ -90,23 +95,23 @@ impl OrderMessage {
 /// The order itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ProtectionOrder {
-    pub order_number: Option<String>,
-    pub case_number: Option<String>,
-    pub order_type: Option<String>,
-    pub form_id: Option<String>,
+    pub order_number: Option<Text>,
+    pub case_number: Option<Text>,
+    pub order_type: Option<Text>,
+    pub form_id: Option<Text>,
     pub issue_date: Option<NaiveDate>,
     /// Expiration, California civil time; `None` = no expiration.
     pub expiration: Option<NaiveDateTime>,
-    pub judicial_officer: Option<String>,
-    pub brady: Option<String>,
-    pub condition_text: Option<String>,
+    pub judicial_officer: Option<Text>,
+    pub brady: Option<Text>,
+    pub condition_text: Option<Text>,
     #[serde(default)]
-    pub condition_codes: Vec<String>,
+    pub condition_codes: Vec<Text>,
     pub firearm_relinquishment: Option<bool>,
     /// TERMINATE.
     pub termination_date: Option<NaiveDate>,
     /// CANCEL (≤ 60 characters).
-    pub cancel_reason: Option<String>,
+    pub cancel_reason: Option<Text>,
     /// SERVICE.
     pub service: Option<Service>,
 }
@@ -114,10 +119,10 @@ pub struct ProtectionOrder {
 /// A person's name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct PersonName {
-    pub last: Option<String>,
-    pub first: Option<String>,
-    pub middle: Option<String>,
-    pub suffix: Option<String>,
+    pub last: Option<Text>,
+    pub first: Option<Text>,
+    pub middle: Option<Text>,
+    pub suffix: Option<Text>,
 }
 
 /// The person the order restrains.
@@ -125,13 +130,13 @@ pub struct PersonName {
 pub struct RestrainedPerson {
     pub name: PersonName,
     pub birth_date: Option<NaiveDate>,
-    pub sex: Option<String>,
-    pub race: Option<String>,
+    pub sex: Option<Text>,
+    pub race: Option<Text>,
     /// Height as `FII` (feet, inches), e.g. `510`.
-    pub height: Option<String>,
-    pub weight: Option<String>,
-    pub eye: Option<String>,
-    pub hair: Option<String>,
+    pub height: Option<Text>,
+    pub weight: Option<Text>,
+    pub eye: Option<Text>,
+    pub hair: Option<Text>,
     pub residence: Option<Address>,
     pub driver_license: Option<DriverLicense>,
 }
@@ -141,25 +146,25 @@ pub struct RestrainedPerson {
 pub struct ProtectedPerson {
     pub name: PersonName,
     pub birth_date: Option<NaiveDate>,
-    pub sex: Option<String>,
-    pub race: Option<String>,
-    pub relationship: Option<String>,
+    pub sex: Option<Text>,
+    pub race: Option<Text>,
+    pub relationship: Option<Text>,
 }
 
 /// A residence address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Address {
-    pub street: Option<String>,
-    pub city: Option<String>,
-    pub state: Option<String>,
-    pub zip: Option<String>,
+    pub street: Option<Text>,
+    pub city: Option<Text>,
+    pub state: Option<Text>,
+    pub zip: Option<Text>,
 }
 
 /// A driver licence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct DriverLicense {
-    pub number: Option<String>,
-    pub state: Option<String>,
+    pub number: Option<Text>,
+    pub state: Option<Text>,
 }
 
 /// Proof of service (SERVICE).
@@ -167,10 +172,10 @@ pub struct DriverLicense {
 pub struct Service {
     /// California civil time.
     pub served_at: Option<NaiveDateTime>,
-    pub served_by: Option<String>,
-    pub serving_agency_ori: Option<String>,
+    pub served_by: Option<Text>,
+    pub serving_agency_ori: Option<Text>,
     /// `P`, `S`, `M` or `C`.
-    pub method: Option<String>,
+    pub method: Option<Text>,
 }
 
 /// The signed order's image (PDF or TIFF), decoded.

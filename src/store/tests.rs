@@ -145,8 +145,8 @@ fn date(y: i32, m: u32, d: u32) -> NaiveDate {
 /// content (the case number) without changing the order key.
 fn message(number: &str, action: Action, sequence: u32, variant: &str) -> OrderMessage {
     let mut order = ProtectionOrder {
-        order_number: Some(number.to_string()),
-        case_number: Some(format!("24FL{variant}")),
+        order_number: Some(number.into()),
+        case_number: Some(format!("24FL{variant}").into()),
         order_type: Some("DV".into()),
         ..ProtectionOrder::default()
     };

@@ -42,7 +42,7 @@
 use chrono::NaiveDate;
 
 use crate::mapping::codes::{CodeList, CodeLists};
-use crate::model::{Action, ErrorCode, FieldError, FieldPath, Locations, OrderMessage, RestrainedPerson};
+use crate::model::{Action, ErrorCode, FieldError, FieldPath, Locations, OrderMessage, RestrainedPerson, Text};
 
 /// Maximum lengths, in characters (ICD §0, §2, §6).
 pub mod limits {
@@ -136,7 +136,7 @@ const fn p(path: &'static str) -> FieldPath {
 }
 
 /// A value that is present and not blank.
-fn present(v: &Option<String>) -> Option<&str> {
+fn present(v: &Option<Text>) -> Option<&str> {
     // A first byte that is printable ASCII, not a space, settles it.
     let blank = |s: &str| match s.as_bytes().first() {
         Some(b'!'..=b'~') => false,
@@ -176,7 +176,7 @@ impl Check<'_> {
     }
 
     /// MISSING unless the value is present.
-    fn require(&mut self, field: FieldPath, v: &Option<String>, what: &str) {
+    fn require(&mut self, field: FieldPath, v: &Option<Text>, what: &str) {
         if present(v).is_none() {
             self.missing(field, what);
         }
@@ -188,7 +188,7 @@ impl Check<'_> {
         }
     }
 
-    fn max_len(&mut self, field: FieldPath, v: &Option<String>, max: usize) {
+    fn max_len(&mut self, field: FieldPath, v: &Option<Text>, max: usize) {
         // Characters are at most bytes: count them only for a long value.
         if let Some(s) = v.as_deref().filter(|s| s.len() > max) {
             let n = s.chars().count();
@@ -198,7 +198,7 @@ impl Check<'_> {
         }
     }
 
-    fn code(&mut self, field: FieldPath, v: &Option<String>, list: CodeList) {
+    fn code(&mut self, field: FieldPath, v: &Option<Text>, list: CodeList) {
         if let Some(s) = present(v) {
             self.code_value(field, s, list);
         }
@@ -426,7 +426,7 @@ impl Check<'_> {
         }
     }
 
-    fn state(&mut self, field: FieldPath, v: &Option<String>) {
+    fn state(&mut self, field: FieldPath, v: &Option<Text>) {
         if let Some(s) = present(v)
             && !(s.len() == 2 && s.bytes().all(|b| b.is_ascii_uppercase()))
         {

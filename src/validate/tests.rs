@@ -299,13 +299,13 @@ fn invalid_code() {
 #[test]
 fn too_long() {
     let p = sample();
-    let at_max = |n: usize| "A".repeat(n);
+    let at_max = |n: usize| crate::model::Text::from("A".repeat(n));
     let mut m = p.message.clone();
     m.order.order_number = Some(at_max(15));
     m.order.case_number = Some(at_max(20));
     m.order.form_id = Some(at_max(8));
     m.order.judicial_officer = Some(at_max(30));
-    m.order.condition_text = Some("É".repeat(500));
+    m.order.condition_text = Some("É".repeat(500).into());
     let rp = m.restrained_person.as_mut().unwrap();
     rp.name = PersonName {
         last: Some(at_max(30)),
@@ -315,12 +315,12 @@ fn too_long() {
     };
     assert!(check(&m, &p.locations).is_empty(), "{:?}", check(&m, &p.locations));
 
-    let over = |n: usize| Some("A".repeat(n + 1));
+    let over = |n: usize| Some("A".repeat(n + 1).into());
     m.order.order_number = over(15);
     m.order.case_number = over(20);
     m.order.form_id = over(8);
     m.order.judicial_officer = over(30);
-    m.order.condition_text = Some("É".repeat(501));
+    m.order.condition_text = Some("É".repeat(501).into());
     let rp = m.restrained_person.as_mut().unwrap();
     rp.name = PersonName {
         last: over(30),

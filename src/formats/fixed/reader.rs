@@ -142,11 +142,34 @@ fn ascii(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap_or_default()
 }
 
+/// The range of `bytes` left without leading and trailing spaces.
+///
+/// Fields are left-justified and padded, so most of a field is often
+/// trailing spaces: whole 16-byte blocks of them are dropped at once.
+fn trimmed_range(bytes: &[u8]) -> std::ops::Range<usize> {
+    const BLOCK: usize = 16;
+    let mut end = bytes.len();
+    while end >= BLOCK && bytes[end - BLOCK..end] == [b' '; BLOCK] {
+        end -= BLOCK;
+    }
+    while end > 0 && bytes[end - 1] == b' ' {
+        end -= 1;
+    }
+    let mut start = 0;
+    while start < end && bytes[start] == b' ' {
+        start += 1;
+    }
+    start..end
+}
+
 /// `bytes` without leading and trailing spaces.
 fn trim_spaces(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|&b| b != b' ').unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|&b| b != b' ').map_or(start, |e| e + 1);
-    &bytes[start..end]
+    &bytes[trimmed_range(bytes)]
+}
+
+/// Clean `text` (printable ASCII) without leading and trailing spaces.
+fn trim_text(text: &str) -> &str {
+    text.get(trimmed_range(text.as_bytes())).unwrap_or_default()
 }
 
 /// Shows field bytes in an error text (ASCII already checked).
@@ -313,12 +336,24 @@ impl Reader<'_> {
 
         self.suppress = data.len() != length;
         let mut date_times = std::mem::take(&mut self.date_times);
+        // A clean record is ASCII: it becomes text once, and its fields are
+        // slices of that text.
+        let line_text = if line.clean {
+            std::str::from_utf8(data).ok()
+        } else {
+            None
+        };
         for f in &record.fields {
-            let Some(bytes) = data.get(f.start - 1..f.start - 1 + f.length) else {
+            let range = f.start - 1..f.start - 1 + f.length;
+            let Some(bytes) = data.get(range.clone()) else {
                 continue;
             };
-            let clean = line.clean || all_clean(bytes);
-            self.field(n, occurrence, record, f, bytes, clean, &mut date_times);
+            let text = match line_text {
+                Some(t) => t.get(range),
+                None if all_clean(bytes) => std::str::from_utf8(bytes).ok(),
+                None => None,
+            };
+            self.field(n, occurrence, record, f, bytes, text, &mut date_times);
         }
         for dt in date_times.drain(..) {
             self.finish_date_time(occurrence, dt);
@@ -375,7 +410,7 @@ impl Reader<'_> {
         record: &CompiledRecord,
         f: &CompiledField,
         bytes: &[u8],
-        clean: bool,
+        text: Option<&str>,
         date_times: &mut Vec<DateTimeParts>,
     ) {
         let location = at(n, f.start);
@@ -386,7 +421,7 @@ impl Reader<'_> {
         if f.target.is_some() && !matches!(f.read, Read::Time { .. }) {
             self.locate(path, location);
         }
-        if !clean {
+        let Some(text) = text else {
             if let (Some(t), Read::Date(_) | Read::Time { .. }) = (f.target, &f.read) {
                 let dt = parts_for(date_times, t);
                 if matches!(f.read, Read::Date(_)) {
@@ -396,8 +431,8 @@ impl Reader<'_> {
                 }
             }
             return;
-        }
-        let trimmed = ascii(trim_spaces(bytes));
+        };
+        let trimmed = trim_text(text);
         let Some(target) = f.target else {
             if let Read::LineNumber = f.read {
                 self.line_number(occurrence, trimmed, path, location);
@@ -416,14 +451,15 @@ impl Reader<'_> {
                 if trimmed.is_empty() {
                     return;
                 }
+                // Clean text is ASCII: its length in bytes is in characters.
                 if let Some(max) = max_length
-                    && trimmed.chars().count() > *max
+                    && trimmed.len() > *max
                 {
                     self.push(
                         ErrorCode::TooLong,
                         path,
                         location,
-                        format!("{} characters; at most {max}", trimmed.chars().count()),
+                        format!("{} characters; at most {max}", trimmed.len()),
                     );
                 }
                 store(
@@ -467,7 +503,7 @@ impl Reader<'_> {
                 if trimmed.is_empty() {
                     return;
                 }
-                let digits = if *zero_padded { ascii(bytes) } else { trimmed };
+                let digits = if *zero_padded { text } else { trimmed };
                 match digits.parse::<u32>() {
                     Ok(v) if digits.bytes().all(|b| b.is_ascii_digit()) => {
                         store(&mut self.parsed.message, target, occurrence, Value::Number(v));
@@ -538,7 +574,7 @@ impl Reader<'_> {
                         continue;
                     }
                     self.locate(target.element_path(codes.len()), at(n, f.start + k * width));
-                    codes.push(code.to_string());
+                    codes.push(code.into());
                 }
                 store(&mut self.parsed.message, target, occurrence, Value::List(codes));
             }
@@ -650,7 +686,7 @@ impl Reader<'_> {
                 );
                 self.push(ErrorCode::TooLong, FieldPath::new(j.target.template()), location, text);
             }
-            store(&mut self.parsed.message, j.target, 0, Value::Text(j.text));
+            store(&mut self.parsed.message, j.target, 0, Value::Text(j.text.into()));
         }
     }
 

@@ -9,6 +9,7 @@ use chrono::{NaiveDate, NaiveDateTime};
 
 use crate::model::{
     Action, Address, DriverLicense, FieldPath, OrderMessage, PersonName, ProtectedPerson, RestrainedPerson, Service,
+    Text,
 };
 
 /// What kind of value a canonical field holds, which decides the layout
@@ -300,13 +301,13 @@ pub(crate) fn expand(template: &str, index: usize) -> String {
 /// A value read from a record, ready to be stored.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Value {
-    Text(String),
+    Text(Text),
     Number(u32),
     Date(NaiveDate),
     DateTime(NaiveDateTime),
     Bool(bool),
     Action(Action),
-    List(Vec<String>),
+    List(Vec<Text>),
 }
 
 /// Upper bound on list indexes, so that no input can make the reader allocate
@@ -350,7 +351,7 @@ pub(crate) fn store(msg: &mut OrderMessage, target: Target, index: usize, value:
     use Target as T;
     match value {
         Value::Text(s) => {
-            let slot: &mut Option<String> = match target {
+            let slot: &mut Option<Text> = match target {
                 T::OrderNumber => &mut msg.order.order_number,
                 T::CaseNumber => &mut msg.order.case_number,
                 T::OrderType => &mut msg.order.order_type,
@@ -444,10 +445,10 @@ pub(crate) fn store(msg: &mut OrderMessage, target: Target, index: usize, value:
 /// field is absent, blank, an empty list, or the element does not exist.
 pub(crate) fn fetch(msg: &OrderMessage, target: Target, index: usize) -> Option<Value> {
     use Target as T;
-    let text = |v: &Option<String>| {
+    let text = |v: &Option<Text>| {
         v.as_deref()
             .filter(|s| !s.trim().is_empty())
-            .map(|s| Value::Text(s.to_string()))
+            .map(|s| Value::Text(s.into()))
     };
     let rp = msg.restrained_person.as_ref();
     let pp = msg.protected_persons.get(index);

@@ -2,7 +2,7 @@
 //! element allows, which model field a leaf fills, and that field's
 //! canonical path (the serde field names, e.g. `protected_persons[1].sex`).
 
-use crate::model::{ErrorCode, FieldPath, OrderMessage, PersonName};
+use crate::model::{ErrorCode, FieldPath, OrderMessage, PersonName, Text};
 
 use super::names::Tag;
 use super::values::{self, ValueError, quote};
@@ -281,8 +281,8 @@ impl Element {
     }
 }
 
-fn text(value: &str) -> Option<String> {
-    (!value.is_empty()).then(|| value.to_owned())
+fn text(value: &str) -> Option<Text> {
+    (!value.is_empty()).then(|| value.into())
 }
 
 fn name_of(msg: &mut OrderMessage, who: Who) -> Option<&mut PersonName> {
@@ -301,7 +301,7 @@ pub(super) fn store(msg: &mut OrderMessage, field: Field, value: &str) -> Result
         msg.restrained_person.get_or_insert_default()
     }
     match field {
-        CourtOri => msg.court_ori = value.to_owned(),
+        CourtOri => msg.court_ori = value.into(),
         Action if empty => {}
         Action => {
             msg.action = Some(crate::model::Action::from_name(value).ok_or_else(|| {
@@ -329,7 +329,7 @@ pub(super) fn store(msg: &mut OrderMessage, field: Field, value: &str) -> Result
         ConditionText => msg.order.condition_text = text(value),
         // Kept even when empty, so that the validator reports the bad code
         // and the indices of the codes after it stay those of the document.
-        ConditionCode(_) => msg.order.condition_codes.push(value.to_owned()),
+        ConditionCode(_) => msg.order.condition_codes.push(value.into()),
         FirearmRelinquishment if empty => {}
         FirearmRelinquishment => msg.order.firearm_relinquishment = Some(values::parse_boolean(value)?),
         TerminationDate if empty => {}

@@ -19,8 +19,8 @@ fn local(text: &str) -> NaiveDateTime {
     NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S").unwrap()
 }
 
-fn s(text: &str) -> Option<String> {
-    Some(text.to_owned())
+fn s(text: &str) -> Option<crate::model::Text> {
+    Some(text.into())
 }
 
 /// What `issue-sample.xml` reads as.

@@ -84,7 +84,7 @@ impl Api {
         let canonical = serde_json::to_string(&order).unwrap();
         let body = format!("<{number}>{canonical}").into_bytes();
         let inbound = InboundMessage {
-            court_ori: order.court_ori.clone(),
+            court_ori: order.court_ori.to_string(),
             message_id: format!("m-{number}"),
             body_sha256: hex::encode(Sha256::digest(&body)),
             body,
@@ -128,7 +128,7 @@ fn result(delivery_id: i64, outcome: DeliveryOutcome) -> DeliveryResult {
 fn sample(number: &str) -> OrderMessage {
     let body = std::fs::read(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schemas/samples/issue.xml")).unwrap();
     let mut order = read_order(&body, &XmlLimits::default()).message;
-    order.order.order_number = Some(number.to_string());
+    order.order.order_number = Some(number.into());
     order
 }
 

@@ -48,7 +48,7 @@ fn has(text: &str, code: ErrorCode, field: &str) {
 }
 
 fn name(last: &str, first: &str, middle: &str) -> PersonName {
-    let opt = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let opt = |s: &str| (!s.is_empty()).then(|| s.into());
     PersonName {
         last: opt(last),
         first: opt(first),

@@ -31,8 +31,8 @@ fn datetime(y: i32, m: u32, d: u32, h: u32, mi: u32) -> NaiveDateTime {
     date(y, m, d).and_hms_opt(h, mi, 0).unwrap()
 }
 
-fn s(v: &str) -> Option<String> {
-    Some(v.to_string())
+fn s(v: &str) -> Option<crate::model::Text> {
+    Some(v.into())
 }
 
 /// The sample's records, terminators removed.

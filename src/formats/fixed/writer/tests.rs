@@ -94,8 +94,8 @@ fn layout(which: &str) -> Layout {
     if which == "a" { cms_a() } else { cms_b() }
 }
 
-fn s(v: &str) -> Option<String> {
-    Some(v.to_string())
+fn s(v: &str) -> Option<crate::model::Text> {
+    Some(v.into())
 }
 
 fn date(y: i32, m: u32, d: u32) -> NaiveDate {
@@ -184,7 +184,8 @@ pub(crate) fn modify() -> OrderMessage {
         "{} {}",
         "STAY AT LEAST 100 YARDS AWAY FROM PROTECTED PERSONS, THEIR HOME, WORK, SCHOOL AND VEHICLES.",
         "NO CONTACT BY PHONE, MAIL, E-MAIL, TEXT OR SOCIAL MEDIA, DIRECTLY OR THROUGH OTHERS, EXCEPT BRIEF AND PEACEFUL CONTACT AS NEEDED FOR COURT-ORDERED VISITATION OF CHILDREN."
-    ));
+    )
+    .into());
     let rp = m.restrained_person.as_mut().unwrap();
     rp.hair = s("GRY");
     rp.residence = Some(Address {
@@ -330,7 +331,7 @@ fn refuses_what_does_not_fit() {
     let l = cms_a();
     let mut m = issue();
     let rp = m.restrained_person.as_mut().unwrap();
-    rp.name.last = Some("A".repeat(31));
+    rp.name.last = Some("A".repeat(31).into());
     rp.name.first = s("JOSÉ");
     m.order.condition_codes = vec!["01".into(); 10];
     m.sequence = Some(10_000);
@@ -360,7 +361,7 @@ fn condition_text_lines() {
     let mut m = issue();
     // 5 lines of 100: "AAAA… " words of 49 fit two per line.
     let word = "A".repeat(49);
-    m.order.condition_text = Some([word.as_str(); 10].join(" "));
+    m.order.condition_text = Some([word.as_str(); 10].join(" ").into());
     let bytes = l.write_order(&m).unwrap();
     assert_eq!(
         bytes
@@ -370,12 +371,12 @@ fn condition_text_lines() {
         5
     );
     assert_eq!(l.read_order(&bytes).message, m);
-    m.order.condition_text = Some([word.as_str(); 11].join(" "));
+    m.order.condition_text = Some([word.as_str(); 11].join(" ").into());
     assert_eq!(
         fields(&l.write_order(&m).unwrap_err()),
         [(ErrorCode::TooLong, "order.condition_text".into())]
     );
-    m.order.condition_text = Some("B".repeat(101));
+    m.order.condition_text = Some("B".repeat(101).into());
     assert_eq!(
         fields(&l.write_order(&m).unwrap_err()),
         [(ErrorCode::TooLong, "order.condition_text".into())]
