@@ -7,7 +7,8 @@
 //! - `cms-a-1/slice`: split the records and slice every field at the
 //!   positions of the `cms-a/1` layout file, nothing else.
 //!
-//! `*/parse` (the reader alone) and `*/validate` (reader and validator) show
+//! `*/parse` (the reader alone), `*/validate` (reader and validator) and
+//! `*/translate` (translation alone, of an order parsed beforehand) show
 //! where the pipeline's time goes. Throughput is reported per order and in
 //! bytes. After the run, the ratios pipeline/baseline (throughput of the
 //! pipeline as a share of the baseline's) are printed; the targets are
@@ -64,6 +65,11 @@ impl Setup {
     fn rest(&self, parsed: &Parsed) -> String {
         let errors = validate(&parsed.message, &parsed.locations, &self.ctx());
         black_box(&errors);
+        self.translate(parsed)
+    }
+
+    /// Translation to the CLETS request text alone.
+    fn translate(&self, parsed: &Parsed) -> String {
         match translate(&parsed.message, None, 0, &self.tables) {
             Ok(t) => t.request.into_text(),
             Err(_) => String::new(),
@@ -130,6 +136,8 @@ fn bench_xml(c: &mut Criterion, setup: &Setup) {
             setup.rest(&parsed)
         })
     });
+    let parsed = read_order(&body, &limits);
+    g.bench_function("translate", |b| b.iter(|| setup.translate(black_box(&parsed))));
     g.finish();
 }
 
@@ -189,14 +197,18 @@ fn bench_fixed(c: &mut Criterion, setup: &Setup) {
             setup.rest(&parsed)
         })
     });
+    let parsed = layout.read_order(&body);
+    g.bench_function("translate", |b| b.iter(|| setup.translate(black_box(&parsed))));
     g.finish();
 }
 
-/// Criterion's point estimate of the mean time per iteration, in ns.
-fn mean_ns(dir: &Path, group: &str, bench: &str) -> Option<f64> {
+/// Criterion's point estimate of the median time per iteration, in ns (the
+/// median, not the mean: one slow stretch on a shared machine moves the mean
+/// far more).
+fn median_ns(dir: &Path, group: &str, bench: &str) -> Option<f64> {
     let path = dir.join(group).join(bench).join("new/estimates.json");
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
-    json["mean"]["point_estimate"].as_f64()
+    json["median"]["point_estimate"].as_f64()
 }
 
 /// Prints MB/s, orders/s and pipeline/baseline for each format.
@@ -205,17 +217,17 @@ fn summary() {
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("target"))
         .join("criterion");
-    println!("\nsummary (mean times)         MB/s   orders/s   share of baseline");
+    println!("\nsummary (median times)      median      MB/s   orders/s   share of baseline");
     for (group, input, baseline, target) in [
         ("xml", "tests/fixtures/xml/issue-sample.xml", "scan", 0.25),
         ("cms-a-1", "tests/fixtures/fixed/issue-sample.txt", "slice", 0.30),
     ] {
         let bytes = read(input).len() as f64;
-        let Some(base) = mean_ns(&dir, group, baseline) else {
+        let Some(base) = median_ns(&dir, group, baseline) else {
             continue;
         };
-        for bench in [baseline, "parse", "validate", "pipeline"] {
-            let Some(ns) = mean_ns(&dir, group, bench) else {
+        for bench in [baseline, "parse", "validate", "translate", "pipeline"] {
+            let Some(ns) = median_ns(&dir, group, bench) else {
                 continue;
             };
             let share = base / ns;
@@ -225,8 +237,9 @@ fn summary() {
                 _ => String::new(),
             };
             println!(
-                "{:<22} {:>10.1} {:>10.0} {:>12.1} %{verdict}",
+                "{:<22} {:>9.2} µs {:>9.1} {:>10.0} {:>12.1} %{verdict}",
                 format!("{group}/{bench}"),
+                ns / 1e3,
                 bytes / ns * 1e3,
                 1e9 / ns,
                 share * 100.0

@@ -147,6 +147,16 @@ fn digits(out: &mut [u8], mut n: u32) {
     }
 }
 
+/// `value` without surrounding white space. The readers trim what they
+/// read, so a value that starts and ends with a visible ASCII character is
+/// returned as it is, without the Unicode-aware scan of `str::trim`.
+fn trim(value: &str) -> &str {
+    match (value.as_bytes().first(), value.as_bytes().last()) {
+        (Some(a), Some(z)) if a.is_ascii_graphic() && z.is_ascii_graphic() => value,
+        _ => value.trim(),
+    }
+}
+
 fn p(path: &'static str) -> FieldPath {
     FieldPath::new(path)
 }
@@ -309,7 +319,7 @@ impl<'a> Translator<'a> {
     /// Sanitises free text straight into the request; `None` or empty is
     /// omitted, a value over the field's maximum taken back out.
     fn text(&mut self, field: CletsField, canonical: FieldPath, value: Option<&str>) {
-        let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        let Some(value) = value.map(trim).filter(|v| !v.is_empty()) else {
             return;
         };
         let spec = self.tables.spec(field);
@@ -403,7 +413,7 @@ impl<'a> Translator<'a> {
             .iter_mut()
             .zip([&name.last, &name.suffix, &name.first, &name.middle])
         {
-            let Some(value) = part.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
+            let Some(value) = part.as_deref().map(trim).filter(|s| !s.is_empty()) else {
                 continue;
             };
             let start = scratch.len();
