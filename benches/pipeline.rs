@@ -14,10 +14,15 @@
 //! pipeline as a share of the baseline's) are printed; the targets are
 //! XML ≥ 25 % and `cms-a/1` ≥ 30 %.
 //!
+//! Last, the two shares are measured once more in pairs (baseline and
+//! pipeline timed back to back, 2,001 rounds, median ratio), which holds
+//! steady on a shared machine whose speed drifts between criterion's runs.
+//!
 //! `cargo bench --bench pipeline -- --warm-up-time 1 --measurement-time 5`
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use criterion::{BenchmarkGroup, Criterion, Throughput, measurement::WallTime};
 use porter::formats::Parsed;
@@ -248,6 +253,76 @@ fn summary() {
     }
 }
 
+/// The pipeline's throughput as a share of the baseline's, measured in
+/// pairs: each round times a batch of the baseline and a batch of the
+/// pipeline back to back (in alternating order), and the median of the
+/// rounds' ratios is returned. On a shared machine whose speed drifts, this
+/// compares the two at the same moments, which two criterion runs minutes
+/// apart do not.
+fn paired_share(rounds: usize, batch: usize, mut baseline: impl FnMut(), mut pipeline: impl FnMut()) -> f64 {
+    let time = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        for _ in 0..batch {
+            f();
+        }
+        start.elapsed().as_secs_f64()
+    };
+    let mut ratios: Vec<f64> = (0..rounds)
+        .map(|round| {
+            let (base, pipe) = if round % 2 == 0 {
+                let base = time(&mut baseline);
+                (base, time(&mut pipeline))
+            } else {
+                let pipe = time(&mut pipeline);
+                (time(&mut baseline), pipe)
+            };
+            base / pipe
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    ratios[rounds / 2]
+}
+
+/// Prints the paired shares of both pipelines (see [`paired_share`]).
+fn paired(setup: &Setup) {
+    let limits = XmlLimits::default();
+    let xml = read("tests/fixtures/xml/issue-sample.xml");
+    let fixed = read("tests/fixtures/fixed/issue-sample.txt");
+    let positions = field_positions(&setup.layout);
+    let xml_share = paired_share(
+        2001,
+        20,
+        || {
+            black_box(xml_scan(black_box(&xml)));
+        },
+        || {
+            black_box(setup.rest(&read_order(black_box(&xml), &limits)));
+        },
+    );
+    let fixed_share = paired_share(
+        2001,
+        50,
+        || {
+            black_box(fixed_slice(black_box(&fixed), &positions));
+        },
+        || {
+            black_box(setup.rest(&setup.layout.read_order(black_box(&fixed))));
+        },
+    );
+    println!("\npaired (median of 2001 back-to-back rounds)   share of baseline");
+    for (name, share, target) in [
+        ("xml/pipeline", xml_share, 0.25),
+        ("cms-a-1/pipeline", fixed_share, 0.30),
+    ] {
+        let verdict = if share >= target { "met" } else { "MISSED" };
+        println!(
+            "{name:<22} {:>34.1} %  (target {:.0} %: {verdict})",
+            share * 100.0,
+            target * 100.0
+        );
+    }
+}
+
 fn main() {
     let setup = Setup::load();
     let mut c = Criterion::default().configure_from_args();
@@ -255,4 +330,5 @@ fn main() {
     bench_fixed(&mut c, &setup);
     c.final_summary();
     summary();
+    paired(&setup);
 }

@@ -1,7 +1,7 @@
 //! Reads the ICD §2 `por:ProtectiveOrderMessage` into the canonical model in
 //! one streaming pass (see the module design note for what is refused).
 
-use quick_xml::events::{BytesRef, BytesStart, Event};
+use quick_xml::events::{BytesRef, BytesStart, BytesText, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
 
@@ -19,7 +19,8 @@ use super::{MAX_ERRORS, XmlLimits};
 /// Reads one XML order message. Never panics; every problem is a
 /// [`FieldError`] in the result, next to whatever could be read.
 pub fn read_order(body: &[u8], limits: &XmlLimits) -> Parsed {
-    let mut parsed = Parsed::default();
+    // Room for the locations of a full order with a few protected persons.
+    let mut parsed = Parsed::with_capacity(96);
     parsed.locations.record(FieldPath::new("message"), Position::new(1, 1));
     if body.len() > limits.max_bytes {
         parsed.errors.push(
@@ -153,11 +154,17 @@ enum Placement {
 /// The state of one pass over one message.
 struct OrderReader<'a> {
     reader: NsReader<&'a [u8]>,
+    /// The whole message, as text.
+    source: &'a str,
     limits: &'a XmlLimits,
     lines: LineIndex<'a>,
     parsed: Parsed,
     stack: Vec<Frame>,
-    /// The open leaf's text so far (one leaf is open at a time).
+    /// The open leaf's text while it is one piece, borrowed from the
+    /// message (the usual case: no copy).
+    leaf: Option<&'a str>,
+    /// The open leaf's text once it comes in several pieces (a reference,
+    /// CDATA, line ends to normalise); one leaf is open at a time.
     text: String,
     /// The open `por:OrderImage`, if any.
     image: Option<RawImage>,
@@ -180,6 +187,8 @@ impl<'a> OrderReader<'a> {
         config.allow_unmatched_ends = false;
         OrderReader {
             reader,
+            source: text,
+            leaf: None,
             limits,
             lines,
             parsed,
@@ -243,6 +252,10 @@ impl<'a> OrderReader<'a> {
                     self.end(offset)?;
                 }
                 Event::End(_) => self.end(offset)?,
+                // Indentation between elements is most of a message's text
+                // events: it needs no decoding.
+                Event::Text(t) if self.is_indentation(&t) => {}
+                Event::Text(t) if let Some(raw) = self.plain_text(&t, offset) => self.plain_characters(raw, offset)?,
                 Event::Text(t) => match t.xml10_content() {
                     Ok(content) => self.characters(&content, offset)?,
                     Err(e) => return self.malformed(offset, format!("malformed text: {e}")),
@@ -339,7 +352,10 @@ impl<'a> OrderReader<'a> {
             let location = self.lines.position(offset);
             let locations = &mut self.parsed.locations;
             match element {
-                Element::Leaf(_) => self.text.clear(),
+                Element::Leaf(_) => {
+                    self.leaf = None;
+                    self.text.clear();
+                }
                 Element::Image => {
                     self.image = Some(RawImage {
                         location: location.to_string(),
@@ -484,6 +500,13 @@ impl<'a> OrderReader<'a> {
     /// Checks every attribute is well formed, and that only allowed ones
     /// appear; keeps the image's.
     fn attributes(&mut self, e: &BytesStart<'_>, element: Element, offset: usize) -> Result<(), Stop> {
+        // Most elements have none: nothing to check.
+        if e.attributes_raw()
+            .iter()
+            .all(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        {
+            return Ok(());
+        }
         for attribute in e.attributes() {
             let attribute = match attribute {
                 Ok(a) => a,
@@ -536,7 +559,13 @@ impl<'a> OrderReader<'a> {
         };
         match frame.element {
             Element::Leaf(field) => {
-                let value = self.text.trim_matches(is_xml_space);
+                let text = match self.leaf.take() {
+                    Some(piece) => piece,
+                    None => &self.text,
+                };
+                // XML white space is ASCII; the other ASCII white space
+                // (form feed) was refused with the control characters.
+                let value = text.trim_ascii();
                 let stored = schema::check_value(field, value)
                     .and_then(|()| fields::store(&mut self.parsed.message, field, value));
                 if let Err((code, text)) = stored {
@@ -574,9 +603,43 @@ impl<'a> OrderReader<'a> {
     }
 
     /// Character data (text or CDATA) at `offset`.
+    /// The text of `t` as it stands in the message, when decoding would not
+    /// change it: the message is already checked UTF-8, and without a CR
+    /// there are no line ends to normalise. `None` sends `t` the long way.
+    fn plain_text(&self, t: &BytesText<'_>, offset: usize) -> Option<&'a str> {
+        let raw = self.source.get(offset..offset.checked_add(t.len())?)?;
+        (raw.as_bytes() == &**t && memchr::memchr(b'\r', raw.as_bytes()).is_none()).then_some(raw)
+    }
+
+    /// Whether `t` is white space between elements (not inside a leaf or the
+    /// image, whose text is content).
+    fn is_indentation(&self, t: &BytesText<'_>) -> bool {
+        let inside_content = matches!(
+            self.stack.last().map(|f| f.element),
+            Some(Element::Leaf(_) | Element::Image)
+        );
+        !inside_content && t.iter().all(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+    }
+
+    /// Text taken as it stands in the message: a leaf's first piece is
+    /// kept borrowed.
+    fn plain_characters(&mut self, piece: &'a str, offset: usize) -> Result<(), Stop> {
+        let in_leaf = matches!(self.stack.last().map(|f| f.element), Some(Element::Leaf(_)));
+        if in_leaf && self.leaf.is_none() && self.text.is_empty() {
+            self.leaf = Some(piece);
+            return Ok(());
+        }
+        self.characters(piece, offset)
+    }
+
     fn characters(&mut self, content: &str, offset: usize) -> Result<(), Stop> {
         match self.stack.last().map(|f| f.element) {
-            Some(Element::Leaf(_)) => self.text.push_str(content),
+            Some(Element::Leaf(_)) => {
+                if let Some(first) = self.leaf.take() {
+                    self.text.push_str(first);
+                }
+                self.text.push_str(content);
+            }
             Some(Element::Image) => {
                 if !self.image_too_long {
                     let max = image::max_base64_len(self.limits.max_image_bytes);
