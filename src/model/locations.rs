@@ -12,12 +12,19 @@
 //! made only when an error asks for them ([`Locations::get`],
 //! [`Locations::error`]).
 //!
+//! A fixed-width layout puts every field at a known column, so a
+//! fixed-width reader does not record its fields one by one: it records each
+//! record it reads (type, occurrence, number, length) once, next to the
+//! layout's [`FieldColumns`], and a field's `record:column` is worked out
+//! from those when an error asks for it.
+//!
 //! When a field is recorded more than once (a fixed-width container seen in
 //! several records, a joined text over several lines), the first record
 //! wins. [`Locations::insert`] is the general, slower form for any path and
 //! location text (tests, tools); it replaces what was there.
 
 use std::fmt;
+use std::sync::Arc;
 
 use super::error::{ErrorCode, FieldError};
 use super::path::FieldPath;
@@ -53,6 +60,36 @@ impl From<Position> for String {
     }
 }
 
+/// The fields of a fixed-width layout by record type: each field's path
+/// template (`[]` unexpanded) and the columns it spans.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldColumns {
+    /// `(record type, template, first column, last column)`, 1-based, in
+    /// layout order.
+    fields: Vec<(u16, &'static str, u32, u32)>,
+}
+
+impl FieldColumns {
+    /// Adds a field of record type `record_type` at columns `start..=end`.
+    pub fn push(&mut self, record_type: usize, template: &'static str, start: usize, end: usize) {
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let record_type = u16::try_from(record_type).unwrap_or(u16::MAX);
+        self.fields.push((record_type, template, clamp(start), clamp(end)));
+    }
+}
+
+/// A record a fixed-width reader read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RecordRead {
+    record_type: u16,
+    /// How many records of its type came before it.
+    occurrence: u32,
+    /// 1-based place in the message.
+    number: u32,
+    /// Bytes read, terminator excluded: a field past them was not read.
+    length: u32,
+}
+
 /// Where each canonical field was found. Keys are canonical field paths as
 /// used in [`FieldError::field`]; list elements use an index, e.g.
 /// `protected_persons[1].sex`.
@@ -63,6 +100,9 @@ pub struct Locations {
     /// What [`Locations::insert`] set: any path, any location text. Looked
     /// at first.
     inserted: Vec<(String, String)>,
+    /// A fixed-width layout's field columns, and the records read with it.
+    columns: Option<Arc<FieldColumns>>,
+    records: Vec<RecordRead>,
 }
 
 impl Locations {
@@ -70,8 +110,57 @@ impl Locations {
     pub fn with_capacity(n: usize) -> Locations {
         Locations {
             recorded: Vec::with_capacity(n),
-            inserted: Vec::new(),
+            ..Locations::default()
         }
+    }
+
+    /// For a fixed-width reader: fields are located through `columns` and
+    /// the records read ([`Locations::record_fields`]); room for `n`
+    /// entries recorded one by one (containers, list elements).
+    pub fn with_columns(columns: Arc<FieldColumns>, n: usize) -> Locations {
+        Locations {
+            recorded: Vec::with_capacity(n),
+            columns: Some(columns),
+            records: Vec::with_capacity(8),
+            ..Locations::default()
+        }
+    }
+
+    /// Records that the `occurrence`-th record of type `record_type` was
+    /// read as record `number`, `length` bytes long: each of its fields in
+    /// the columns is located there.
+    pub fn record_fields(&mut self, record_type: usize, occurrence: usize, number: usize, length: usize) {
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        self.records.push(RecordRead {
+            record_type: u16::try_from(record_type).unwrap_or(u16::MAX),
+            occurrence: clamp(occurrence),
+            number: clamp(number),
+            length: clamp(length),
+        });
+    }
+
+    /// The first field of the records read, in reading order, that `wanted`
+    /// picks.
+    fn column_position(&self, wanted: impl Fn(FieldPath) -> bool) -> Option<Position> {
+        let columns = self.columns.as_deref()?;
+        self.records.iter().find_map(|r| {
+            columns
+                .fields
+                .iter()
+                .filter(|(t, _, _, end)| *t == r.record_type && *end <= r.length)
+                .find(|(_, template, _, _)| {
+                    let path = if template.contains("[]") {
+                        FieldPath::at(template, r.occurrence as usize)
+                    } else {
+                        FieldPath::new(template)
+                    };
+                    wanted(path)
+                })
+                .map(|&(_, _, start, _)| Position {
+                    line: r.number,
+                    column: start,
+                })
+        })
     }
 
     /// Records where `field` was found; a field recorded before keeps its
@@ -83,6 +172,8 @@ impl Locations {
     /// Sets the location of any field path, replacing an earlier one.
     pub fn insert(&mut self, field: impl Into<String>, location: impl Into<String>) {
         let field: String = field.into();
+        // An entry located through the columns stays: the inserted one is
+        // looked at first.
         self.recorded.retain(|(p, _)| !p.matches(&field));
         self.inserted.retain(|(f, _)| *f != field);
         self.inserted.push((field, location.into()));
@@ -96,12 +187,18 @@ impl Locations {
         self.recorded
             .iter()
             .find(|(p, _)| p.matches(field))
-            .map(|(_, at)| at.to_string())
+            .map(|(_, at)| *at)
+            .or_else(|| self.column_position(|p| p.matches(field)))
+            .map(|at| at.to_string())
     }
 
     /// The position of `field`, when a reader recorded it.
     pub fn position(&self, field: FieldPath) -> Option<Position> {
-        self.recorded.iter().find(|(p, _)| *p == field).map(|(_, at)| *at)
+        self.recorded
+            .iter()
+            .find(|(p, _)| *p == field)
+            .map(|(_, at)| *at)
+            .or_else(|| self.column_position(|p| p == field))
     }
 
     /// Builds an error for `field`, located where the parser saw it.
@@ -118,6 +215,31 @@ impl Locations {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A field located through the layout's columns is found in the first
+    /// record of its type that holds it, list fields by occurrence; a field
+    /// past a short record's end is not found.
+    #[test]
+    fn fields_are_located_through_columns() {
+        let mut columns = FieldColumns::default();
+        columns.push(0, "order.order_number", 2, 16);
+        columns.push(1, "protected_persons[].sex", 37, 37);
+        let mut l = Locations::with_columns(Arc::new(columns), 4);
+        l.record_fields(0, 0, 1, 200);
+        l.record_fields(1, 0, 3, 200);
+        l.record_fields(1, 1, 4, 20);
+        l.record_fields(1, 2, 5, 200);
+        assert_eq!(l.get("order.order_number").as_deref(), Some("1:2"));
+        assert_eq!(l.get("protected_persons[0].sex").as_deref(), Some("3:37"));
+        assert_eq!(l.get("protected_persons[1].sex"), None);
+        assert_eq!(l.get("protected_persons[2].sex").as_deref(), Some("5:37"));
+        assert_eq!(
+            l.position(FieldPath::at("protected_persons[].sex", 2)),
+            Some(Position::new(5, 37))
+        );
+        l.insert("order.order_number", "9:9");
+        assert_eq!(l.get("order.order_number").as_deref(), Some("9:9"));
+    }
 
     /// Recorded entries read back as text; the first record wins, insert replaces.
     #[test]

@@ -14,7 +14,7 @@ pub mod path;
 pub mod status;
 
 pub use error::{ErrorCode, FieldError};
-pub use locations::{Locations, Position};
+pub use locations::{FieldColumns, Locations, Position};
 pub use order::{
     Action, Address, DriverLicense, OrderImage, OrderMessage, PersonName, ProtectedPerson, ProtectionOrder,
     RestrainedPerson, Service, Text,

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::pattern::Pattern;
 use super::target::{Container, Kind, Target};
 use crate::mapping::code_map::{CodeMap, list_of_field};
-use crate::model::Action;
+use crate::model::{Action, FieldColumns};
 
 /// Longest record a layout may declare. Far above any CMS record; it bounds
 /// what one record can make the reader scan.
@@ -263,6 +263,9 @@ pub struct Layout {
     /// The code-map set attached with [`Layout::with_code_map`]: what
     /// [`Layout::read_order`] and [`Layout::write_order`] map codes through.
     pub(super) code_map: Option<Arc<CodeMap>>,
+    /// Each field's record type, path and columns, for locating fields
+    /// without recording them one by one ([`FieldColumns`]).
+    pub(super) columns: Arc<FieldColumns>,
 }
 
 /// A record type, resolved.
@@ -324,6 +327,22 @@ pub(super) struct CompiledOrder {
     pub groups: Vec<(usize, usize, usize)>,
 }
 
+/// Where each field that fills a canonical field sits. A time field is left
+/// out: its date-time is located at its date.
+fn field_columns(records: &[CompiledRecord]) -> FieldColumns {
+    let mut columns = FieldColumns::default();
+    for (i, r) in records.iter().enumerate() {
+        for f in &r.fields {
+            if let Some(t) = f.target
+                && !matches!(f.read, Read::Time { .. })
+            {
+                columns.push(i, t.template(), f.start, f.start - 1 + f.length);
+            }
+        }
+    }
+    columns
+}
+
 impl Layout {
     /// Reads and checks the layout file at `path`.
     pub fn load(path: impl AsRef<Path>) -> Result<Layout, LayoutError> {
@@ -376,13 +395,6 @@ impl Layout {
     /// longer messages early.
     pub fn max_records(&self) -> usize {
         self.max_records
-    }
-
-    /// A capacity hint for a message's field locations: one record of each
-    /// type, plus room for containers and repeated codes.
-    pub(super) fn max_fields(&self) -> usize {
-        let fields: usize = self.records.iter().map(|r| r.fields.len()).sum();
-        (fields + 16).min(256)
     }
 
     pub(super) fn allows(&self, t: Terminator) -> bool {
@@ -682,6 +694,7 @@ impl Checker<'_> {
             }
         }
 
+        let columns = Arc::new(field_columns(&records));
         Ok(Layout {
             spec,
             source: self.file.to_string(),
@@ -690,6 +703,7 @@ impl Checker<'_> {
             max_records,
             type_columns: tc,
             code_map: None,
+            columns,
         })
     }
 

@@ -6,6 +6,8 @@
 //! [`Layout::max_records`] records, and never scans more than one record
 //! length per record.
 
+use std::sync::Arc;
+
 use chrono::{NaiveDate, NaiveTime};
 
 use super::layout::{CompiledField, CompiledOrder, CompiledRecord, Layout, Read, Terminator};
@@ -13,7 +15,7 @@ use super::pattern::PatternError;
 use super::target::{Target, Value, store};
 use crate::formats::Parsed;
 use crate::mapping::code_map::CodeMap;
-use crate::model::{Action, ErrorCode, FieldError, FieldPath, Position};
+use crate::model::{Action, ErrorCode, FieldError, FieldPath, Locations, Position};
 use crate::validate::merge;
 
 impl Layout {
@@ -47,7 +49,10 @@ impl Layout {
     fn read_records(&self, body: &[u8]) -> Parsed {
         let mut reader = Reader {
             layout: self,
-            parsed: Parsed::with_capacity(self.max_fields()),
+            parsed: Parsed {
+                locations: Locations::with_columns(Arc::clone(&self.columns), 2 * self.records.len() + 16),
+                ..Parsed::default()
+            },
             joined: Vec::new(),
             counts: vec![0; self.records.len()],
             seen: Vec::with_capacity(self.max_records().min(16)),
@@ -333,6 +338,8 @@ impl Reader<'_> {
             }
             self.locate(c.path(occurrence), at(n, 1));
         }
+        // The record's fields are located through the layout's columns.
+        self.parsed.locations.record_fields(i, occurrence, n, data.len());
 
         self.suppress = data.len() != length;
         let mut date_times = std::mem::take(&mut self.date_times);
@@ -418,9 +425,6 @@ impl Reader<'_> {
             || FieldPath::at(record.error_field, occurrence),
             |t| t.field_path(occurrence),
         );
-        if f.target.is_some() && !matches!(f.read, Read::Time { .. }) {
-            self.locate(path, location);
-        }
         let Some(text) = text else {
             if let (Some(t), Read::Date(_) | Read::Time { .. }) = (f.target, &f.read) {
                 let dt = parts_for(date_times, t);
