@@ -157,6 +157,9 @@ fn trimmed_range(bytes: &[u8]) -> std::ops::Range<usize> {
     while end >= BLOCK && bytes[end - BLOCK..end] == [b' '; BLOCK] {
         end -= BLOCK;
     }
+    while end >= 4 && bytes[end - 4..end] == [b' '; 4] {
+        end -= 4;
+    }
     while end > 0 && bytes[end - 1] == b' ' {
         end -= 1;
     }

@@ -717,3 +717,27 @@ fields = [
         vec![(ErrorCode::InvalidFormat, "order.issue_date".into(), "1:29".into())]
     );
 }
+
+/// Trimming by blocks gives what trimming byte by byte gives, for every
+/// length and every place of the value inside its padding.
+#[test]
+fn trimming_by_blocks_matches_trimming_by_bytes() {
+    for len in 0..48 {
+        for start in 0..=len {
+            for end in start..=len {
+                let mut field = vec![b' '; len];
+                for b in &mut field[start..end] {
+                    *b = b'X';
+                }
+                let naive_start = field.iter().position(|&b| b != b' ').unwrap_or(len);
+                let naive_end = field.iter().rposition(|&b| b != b' ').map_or(naive_start, |e| e + 1);
+                let range = super::trimmed_range(&field);
+                if naive_start == naive_end {
+                    assert!(range.is_empty(), "{len} {start} {end}: blank gives {range:?}");
+                } else {
+                    assert_eq!(range, naive_start..naive_end, "{len} {start} {end}");
+                }
+            }
+        }
+    }
+}
