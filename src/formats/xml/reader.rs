@@ -602,7 +602,6 @@ impl<'a> OrderReader<'a> {
         Ok(())
     }
 
-    /// Character data (text or CDATA) at `offset`.
     /// The text of `t` as it stands in the message, when decoding would not
     /// change it: the message is already checked UTF-8, and without a CR
     /// there are no line ends to normalise. `None` sends `t` the long way.
@@ -632,6 +631,7 @@ impl<'a> OrderReader<'a> {
         self.characters(piece, offset)
     }
 
+    /// Character data (text or CDATA) at `offset`.
     fn characters(&mut self, content: &str, offset: usize) -> Result<(), Stop> {
         match self.stack.last().map(|f| f.element) {
             Some(Element::Leaf(_)) => {
