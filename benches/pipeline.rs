@@ -15,8 +15,9 @@
 //! XML ≥ 25 % and `cms-a/1` ≥ 30 %.
 //!
 //! Last, the two shares are measured once more in pairs (baseline and
-//! pipeline timed back to back, 2,001 rounds, median ratio), which holds
-//! steady on a shared machine whose speed drifts between criterion's runs.
+//! pipeline timed back to back, 1,001 rounds of B P P B, median ratio), which
+//! holds steady on a shared machine whose speed drifts between criterion's
+//! runs.
 //!
 //! `cargo bench --bench pipeline -- --warm-up-time 1 --measurement-time 5`
 
@@ -254,11 +255,12 @@ fn summary() {
 }
 
 /// The pipeline's throughput as a share of the baseline's, measured in
-/// pairs: each round times a batch of the baseline and a batch of the
-/// pipeline back to back (in alternating order), and the median of the
-/// rounds' ratios is returned. On a shared machine whose speed drifts, this
-/// compares the two at the same moments, which two criterion runs minutes
-/// apart do not.
+/// pairs: each round times a batch of the baseline, two of the pipeline and
+/// one more of the baseline back to back (B P P B, so that going first or
+/// second favours neither), and the median of the rounds' ratios
+/// `(b1 + b2) / (p1 + p2)` is returned. On a shared machine whose speed
+/// drifts, this compares the two at the same moments, which two criterion
+/// runs seconds apart do not.
 fn paired_share(rounds: usize, batch: usize, mut baseline: impl FnMut(), mut pipeline: impl FnMut()) -> f64 {
     let time = |f: &mut dyn FnMut()| {
         let start = Instant::now();
@@ -268,15 +270,12 @@ fn paired_share(rounds: usize, batch: usize, mut baseline: impl FnMut(), mut pip
         start.elapsed().as_secs_f64()
     };
     let mut ratios: Vec<f64> = (0..rounds)
-        .map(|round| {
-            let (base, pipe) = if round % 2 == 0 {
-                let base = time(&mut baseline);
-                (base, time(&mut pipeline))
-            } else {
-                let pipe = time(&mut pipeline);
-                (time(&mut baseline), pipe)
-            };
-            base / pipe
+        .map(|_| {
+            let b1 = time(&mut baseline);
+            let p1 = time(&mut pipeline);
+            let p2 = time(&mut pipeline);
+            let b2 = time(&mut baseline);
+            (b1 + b2) / (p1 + p2)
         })
         .collect();
     ratios.sort_by(f64::total_cmp);
@@ -290,7 +289,7 @@ fn paired(setup: &Setup) {
     let fixed = read("tests/fixtures/fixed/issue-sample.txt");
     let positions = field_positions(&setup.layout);
     let xml_share = paired_share(
-        2001,
+        1001,
         20,
         || {
             black_box(xml_scan(black_box(&xml)));
@@ -300,7 +299,7 @@ fn paired(setup: &Setup) {
         },
     );
     let fixed_share = paired_share(
-        2001,
+        1001,
         50,
         || {
             black_box(fixed_slice(black_box(&fixed), &positions));
@@ -309,7 +308,7 @@ fn paired(setup: &Setup) {
             black_box(setup.rest(&setup.layout.read_order(black_box(&fixed))));
         },
     );
-    println!("\npaired (median of 2001 back-to-back rounds)   share of baseline");
+    println!("\npaired (median of 1001 rounds B P P B)        share of baseline");
     for (name, share, target) in [
         ("xml/pipeline", xml_share, 0.25),
         ("cms-a-1/pipeline", fixed_share, 0.30),

@@ -140,7 +140,10 @@ impl Locations {
     }
 
     /// The first field of the records read, in reading order, that `wanted`
-    /// picks.
+    /// picks. Entries recorded one by one are looked at before these: the
+    /// reader records that way only containers and list elements, whose
+    /// paths no layout field has, so the order between the two never
+    /// decides an answer.
     fn column_position(&self, wanted: impl Fn(FieldPath) -> bool) -> Option<Position> {
         let columns = self.columns.as_deref()?;
         self.records.iter().find_map(|r| {
@@ -154,7 +157,8 @@ impl Locations {
                     } else {
                         FieldPath::new(template)
                     };
-                    wanted(path)
+                    // An inserted entry replaces what a reader saw.
+                    wanted(path) && !self.inserted.iter().any(|(f, _)| path.matches(f))
                 })
                 .map(|&(_, _, start, _)| Position {
                     line: r.number,
@@ -239,6 +243,8 @@ mod tests {
         );
         l.insert("order.order_number", "9:9");
         assert_eq!(l.get("order.order_number").as_deref(), Some("9:9"));
+        // As for a recorded entry, an inserted one leaves no reader position.
+        assert_eq!(l.position(FieldPath::new("order.order_number")), None);
     }
 
     /// Recorded entries read back as text; the first record wins, insert replaces.
