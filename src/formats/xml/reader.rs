@@ -104,6 +104,11 @@ fn is_xml_space(c: char) -> bool {
     matches!(c, ' ' | '\t' | '\r' | '\n')
 }
 
+/// Whether `bytes` hold XML white space only (or nothing).
+fn is_xml_blank(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| is_xml_space(char::from(b)))
+}
+
 /// Reading ended early; the reason is already in the errors.
 struct Stop;
 
@@ -501,10 +506,7 @@ impl<'a> OrderReader<'a> {
     /// appear; keeps the image's.
     fn attributes(&mut self, e: &BytesStart<'_>, element: Element, offset: usize) -> Result<(), Stop> {
         // Most elements have none: nothing to check.
-        if e.attributes_raw()
-            .iter()
-            .all(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-        {
+        if is_xml_blank(e.attributes_raw()) {
             return Ok(());
         }
         for attribute in e.attributes() {
@@ -617,7 +619,7 @@ impl<'a> OrderReader<'a> {
             self.stack.last().map(|f| f.element),
             Some(Element::Leaf(_) | Element::Image)
         );
-        !inside_content && t.iter().all(|&b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+        !inside_content && is_xml_blank(t)
     }
 
     /// Text taken as it stands in the message: a leaf's first piece is
