@@ -59,7 +59,7 @@ impl FieldPath {
 
     /// Whether `path` is this path written out.
     pub fn matches(self, path: &str) -> bool {
-        let Some((before, after)) = self.template.split_once("[]") else {
+        let Some((before, after)) = split_at_brackets(self.template) else {
             return self.template == path;
         };
         let Some(rest) = path.strip_prefix(before) else {
@@ -80,7 +80,7 @@ impl FieldPath {
 
 impl fmt::Display for FieldPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.template.split_once("[]") {
+        match split_at_brackets(self.template) {
             None => f.write_str(self.template),
             Some((before, after)) if self.index == NO_INDEX => {
                 f.write_str(before)?;
@@ -92,14 +92,75 @@ impl fmt::Display for FieldPath {
 }
 
 impl From<FieldPath> for String {
+    /// The rendered path, built at its exact length without the formatting
+    /// machinery (an error or warning makes one for every field it names).
     fn from(path: FieldPath) -> String {
-        path.to_string()
+        let Some((before, after)) = split_at_brackets(path.template) else {
+            return path.template.to_owned();
+        };
+        let mut digits = [0u8; 10];
+        let index = match path.index {
+            NO_INDEX => "",
+            n => decimal(n, &mut digits),
+        };
+        let mut out = String::with_capacity(before.len() + after.len() + index.len() + 2);
+        out.push_str(before);
+        if !index.is_empty() {
+            out.push('[');
+            out.push_str(index);
+            out.push(']');
+        }
+        out.push_str(after);
+        out
     }
+}
+
+/// `template` around its first `[]`: a search for one byte, where a
+/// two-byte pattern would set up a substring searcher each time.
+fn split_at_brackets(template: &str) -> Option<(&str, &str)> {
+    let mut from = 0;
+    while let Some(i) = template[from..].find('[') {
+        let open = from + i;
+        if let Some(after) = template[open..].strip_prefix("[]") {
+            return Some((&template[..open], after));
+        }
+        from = open + 1;
+    }
+    None
+}
+
+/// `n` in decimal, written into the end of `buf`.
+fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &str {
+    let mut start = buf.len();
+    loop {
+        start -= 1;
+        buf[start] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    std::str::from_utf8(&buf[start..]).unwrap_or_default()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The string conversion gives exactly what `Display` gives.
+    #[test]
+    fn conversion_matches_display() {
+        for path in [
+            FieldPath::new("order.brady"),
+            FieldPath::new("protected_persons[]"),
+            FieldPath::at("protected_persons[].name.last", 0),
+            FieldPath::at("protected_persons[].name.last", 9),
+            FieldPath::at("order.condition_codes[]", 10),
+            FieldPath::at("order.condition_codes[]", NO_INDEX as usize - 1),
+        ] {
+            assert_eq!(String::from(path), path.to_string());
+        }
+    }
 
     /// Rendering expands `[]`, or drops it for the whole list.
     #[test]

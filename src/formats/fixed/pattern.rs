@@ -35,6 +35,12 @@ impl Item {
 pub(crate) struct Pattern {
     text: String,
     items: Vec<Item>,
+    /// Bytes a value takes: the items' widths, summed once at parse.
+    width: usize,
+    /// The pattern holds a year (and so month and day).
+    has_date: bool,
+    /// The pattern holds an hour (and so minutes).
+    has_time: bool,
 }
 
 /// What a pattern read from a field.
@@ -101,6 +107,9 @@ impl Pattern {
         }
         let p = Pattern {
             text: text.to_string(),
+            width: items.iter().map(|i| i.width()).sum(),
+            has_date: items.contains(&Item::Year),
+            has_time: items.contains(&Item::Hour),
             items,
         };
         let date = [Item::Year, Item::Month, Item::Day].map(|t| p.items.contains(&t));
@@ -123,24 +132,24 @@ impl Pattern {
 
     /// Bytes a value of this pattern takes.
     pub(crate) fn width(&self) -> usize {
-        self.items.iter().map(|i| i.width()).sum()
+        self.width
     }
 
     pub(crate) fn has_date(&self) -> bool {
-        self.items.contains(&Item::Year)
+        self.has_date
     }
 
     pub(crate) fn has_time(&self) -> bool {
-        self.items.contains(&Item::Hour)
+        self.has_time
     }
 
     /// Reads `bytes` (exactly [`Pattern::width`] long). All spaces is blank:
     /// `Ok(None)`.
     pub(crate) fn read(&self, bytes: &[u8]) -> Result<Option<Parts>, PatternError> {
-        if bytes.iter().all(|&b| b == b' ') {
+        if bytes.iter().fold(true, |blank, &b| blank & (b == b' ')) {
             return Ok(None);
         }
-        if bytes.len() != self.width() {
+        if bytes.len() != self.width {
             return Err(PatternError::Shape);
         }
         let (mut y, mut mo, mut d, mut h, mut mi, mut s) = (0i32, 0u32, 0u32, 0u32, 0u32, 0u32);

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use chrono::{NaiveDate, NaiveTime};
+use smallvec::SmallVec;
 
 use super::layout::{CompiledField, CompiledOrder, CompiledRecord, Layout, Read, Terminator};
 use super::pattern::PatternError;
@@ -53,10 +54,10 @@ impl Layout {
                 locations: Locations::with_columns(Arc::clone(&self.columns), 2 * self.records.len() + 16),
                 ..Parsed::default()
             },
-            joined: Vec::new(),
-            counts: vec![0; self.records.len()],
-            seen: Vec::with_capacity(self.max_records().min(16)),
-            date_times: Vec::new(),
+            joined: SmallVec::new(),
+            counts: SmallVec::from_elem(0, self.records.len()),
+            seen: SmallVec::new(),
+            date_times: SmallVec::new(),
             suppress: false,
         };
         reader.run(body);
@@ -103,6 +104,9 @@ struct DateTimeParts {
     time_location: Position,
 }
 
+/// The date-times of one record (rarely more than one).
+type DateTimes = SmallVec<[DateTimeParts; 2]>;
+
 #[derive(Clone, Copy)]
 enum Part<T> {
     Blank,
@@ -110,16 +114,19 @@ enum Part<T> {
     Value(T),
 }
 
+/// The reader's own lists are [`SmallVec`]s sized for an ordinary message
+/// (a few record types, up to 16 records, one joined text, one date-time per
+/// record), so reading one allocates only what it returns.
 struct Reader<'l> {
     layout: &'l Layout,
     parsed: Parsed,
-    joined: Vec<Joined>,
+    joined: SmallVec<[Joined; 1]>,
     /// Records of each type read so far.
-    counts: Vec<usize>,
+    counts: SmallVec<[usize; 8]>,
     /// (record number, record type index) of every record of a known type.
-    seen: Vec<(usize, usize)>,
+    seen: SmallVec<[(usize, usize); 16]>,
     /// The date-time parts of the record being read (reused per record).
-    date_times: Vec<DateTimeParts>,
+    date_times: DateTimes,
     /// True while reading the fields of a record of the wrong length: its
     /// values are still read, but its field errors would only echo the
     /// length error, so they are not reported.
@@ -142,37 +149,43 @@ fn at(record: usize, column: usize) -> Position {
     Position::new(record, column)
 }
 
-/// Field bytes already checked to be printable ASCII, as text.
-fn ascii(bytes: &[u8]) -> &str {
-    std::str::from_utf8(bytes).unwrap_or_default()
-}
-
 /// The range of `bytes` left without leading and trailing spaces.
-///
-/// Fields are left-justified and padded, so most of a field is often
-/// trailing spaces: whole 16-byte blocks of them are dropped at once.
 fn trimmed_range(bytes: &[u8]) -> std::ops::Range<usize> {
-    const BLOCK: usize = 16;
-    let mut end = bytes.len();
-    while end >= BLOCK && bytes[end - BLOCK..end] == [b' '; BLOCK] {
-        end -= BLOCK;
-    }
-    while end >= 4 && bytes[end - 4..end] == [b' '; 4] {
-        end -= 4;
-    }
-    while end > 0 && bytes[end - 1] == b' ' {
-        end -= 1;
-    }
-    let mut start = 0;
-    while start < end && bytes[start] == b' ' {
-        start += 1;
-    }
+    let end = trimmed_end(bytes);
+    let start = bytes[..end].iter().position(|&b| b != b' ').unwrap_or(end);
     start..end
 }
 
-/// `bytes` without leading and trailing spaces.
-fn trim_spaces(bytes: &[u8]) -> &[u8] {
-    &bytes[trimmed_range(bytes)]
+/// One past the last byte of `bytes` that is not a space (0 when blank).
+///
+/// Fields are left-justified and padded, so most of a field is often
+/// trailing spaces: they are compared eight at a time, as one word. In a
+/// little-endian word the last byte is the most significant, so the leading
+/// zero bytes of `word ^ spaces` are the trailing spaces.
+fn trimmed_end(bytes: &[u8]) -> usize {
+    const SPACES: u64 = u64::from_le_bytes([b' '; 8]);
+    let word = |at: usize| -> u64 {
+        let chunk: [u8; 8] = bytes[at..at + 8].try_into().unwrap_or([b' '; 8]);
+        u64::from_le_bytes(chunk) ^ SPACES
+    };
+    let non_spaces = |at: usize, diff: u64| at + 8 - (diff.leading_zeros() / 8) as usize;
+    if bytes.len() < 8 {
+        return bytes.iter().rposition(|&b| b != b' ').map_or(0, |p| p + 1);
+    }
+    let mut end = bytes.len();
+    while end >= 8 {
+        let diff = word(end - 8);
+        if diff != 0 {
+            return non_spaces(end - 8, diff);
+        }
+        end -= 8;
+    }
+    // Fewer than eight bytes are left: the first word overlaps spaces
+    // already seen, which compare equal.
+    match word(0) {
+        0 => 0,
+        diff => non_spaces(0, diff),
+    }
 }
 
 /// Clean `text` (printable ASCII) without leading and trailing spaces.
@@ -208,39 +221,41 @@ impl Reader<'_> {
             );
             return;
         }
-        let lines = self.split(body);
-        for line in &lines {
-            self.record(line);
-        }
+        let total = self.records(body);
         self.finish_joined();
-        self.check_order(lines.len());
+        self.check_order(total);
     }
 
-    /// Splits the body into records at LF or CRLF, stopping past the most
-    /// records a message may hold.
-    fn split<'b>(&mut self, body: &'b [u8]) -> Vec<Line<'b>> {
-        let mut lines = Vec::with_capacity(self.layout.max_records().min(16));
+    /// Reads the records one by one as they are split at LF or CRLF,
+    /// stopping past the most records a message may hold; returns how many
+    /// were read.
+    fn records(&mut self, body: &[u8]) -> usize {
+        // An error about the message as a whole comes before the records'.
+        let first_error = self.parsed.errors.len();
         let mut rest = body;
+        let mut total = 0;
         while !rest.is_empty() {
-            let number = lines.len() + 1;
+            let number = total + 1;
             if number > self.layout.max_records() {
-                self.push(
+                let error = FieldError::new(
                     ErrorCode::InvalidFormat,
                     "message",
-                    at(number, 1),
                     format!(
                         "the message has more than {} records, the most a {} message holds",
                         self.layout.max_records(),
                         self.layout.name()
                     ),
-                );
+                )
+                .at(at(number, 1));
+                self.parsed.errors.insert(first_error, error);
                 break;
             }
             let (line, next) = self.next_line(number, rest);
-            lines.push(line);
+            self.record(&line);
+            total = number;
             rest = next;
         }
-        lines
+        total
     }
 
     /// The record at the start of `rest`, and what follows it.
@@ -421,13 +436,16 @@ impl Reader<'_> {
         f: &CompiledField,
         bytes: &[u8],
         text: Option<&str>,
-        date_times: &mut Vec<DateTimeParts>,
+        date_times: &mut DateTimes,
     ) {
         let location = at(n, f.start);
-        let path = f.target.map_or_else(
-            || FieldPath::at(record.error_field, occurrence),
-            |t| t.field_path(occurrence),
-        );
+        // The field's path is needed only for an error.
+        let path = || {
+            f.target.map_or_else(
+                || FieldPath::at(record.error_field, occurrence),
+                |t| t.field_path(occurrence),
+            )
+        };
         let Some(text) = text else {
             if let (Some(t), Read::Date(_) | Read::Time { .. }) = (f.target, &f.read) {
                 let dt = parts_for(date_times, t);
@@ -442,7 +460,7 @@ impl Reader<'_> {
         let trimmed = trim_text(text);
         let Some(target) = f.target else {
             if let Read::LineNumber = f.read {
-                self.line_number(occurrence, trimmed, path, location);
+                self.line_number(occurrence, trimmed, path(), location);
             }
             return;
         };
@@ -464,7 +482,7 @@ impl Reader<'_> {
                 {
                     self.push(
                         ErrorCode::TooLong,
-                        path,
+                        path(),
                         location,
                         format!("{} characters; at most {max}", trimmed.len()),
                     );
@@ -483,7 +501,7 @@ impl Reader<'_> {
                 if !trimmed.bytes().all(|b| b.is_ascii_digit()) {
                     self.push(
                         ErrorCode::InvalidFormat,
-                        path,
+                        path(),
                         location,
                         format!("expected digits, found '{trimmed}'"),
                     );
@@ -494,7 +512,7 @@ impl Reader<'_> {
                 {
                     self.push(
                         ErrorCode::TooLong,
-                        path,
+                        path(),
                         location,
                         format!("{} digits; at most {max}", trimmed.len()),
                     );
@@ -523,7 +541,7 @@ impl Reader<'_> {
                         };
                         self.push(
                             ErrorCode::InvalidFormat,
-                            path,
+                            path(),
                             location,
                             format!("expected {want}, found '{}'", shown(bytes)),
                         );
@@ -535,7 +553,7 @@ impl Reader<'_> {
                     Ok(None) => Part::Blank,
                     Ok(Some(p)) => p.date.map_or(Part::Blank, Part::Value),
                     Err(e) => {
-                        self.pattern_error(e, path, location, pattern.text(), bytes);
+                        self.pattern_error(e, path(), location, pattern.text(), bytes);
                         Part::Bad
                     }
                 };
@@ -550,7 +568,7 @@ impl Reader<'_> {
                     Ok(None) => Part::Blank,
                     Ok(Some(p)) => p.time.map_or(Part::Blank, Part::Value),
                     Err(e) => {
-                        self.pattern_error(e, path, location, pattern.text(), bytes);
+                        self.pattern_error(e, path(), location, pattern.text(), bytes);
                         Part::Bad
                     }
                 };
@@ -571,12 +589,14 @@ impl Reader<'_> {
                     }
                 }
                 Ok(None) => {}
-                Err(e) => self.pattern_error(e, path, location, pattern.text(), bytes),
+                Err(e) => self.pattern_error(e, path(), location, pattern.text(), bytes),
             },
             Read::Codes { width } => {
                 let mut codes = Vec::new();
                 for (k, chunk) in bytes.chunks(*width).enumerate() {
-                    let code = ascii(trim_spaces(chunk));
+                    // The field is clean ASCII text: its chunks are slices of it.
+                    let start = k * width;
+                    let code = trim_text(text.get(start..start + chunk.len()).unwrap_or_default());
                     if code.is_empty() {
                         continue;
                     }
@@ -596,7 +616,7 @@ impl Reader<'_> {
                 } else {
                     self.push(
                         ErrorCode::InvalidCode,
-                        path,
+                        path(),
                         location,
                         format!("expected {yes} or {no}, found '{trimmed}'"),
                     );
@@ -612,7 +632,7 @@ impl Reader<'_> {
                         let known: Vec<&str> = codes.keys().map(String::as_str).collect();
                         self.push(
                             ErrorCode::InvalidCode,
-                            path,
+                            path(),
                             location,
                             format!("unknown action code '{trimmed}'; expected one of {}", known.join(", ")),
                         );
@@ -884,7 +904,7 @@ impl OrderProblem {
 }
 
 /// The date-time parts of `target` in this record, created on first use.
-fn parts_for(list: &mut Vec<DateTimeParts>, target: Target) -> &mut DateTimeParts {
+fn parts_for(list: &mut DateTimes, target: Target) -> &mut DateTimeParts {
     let i = match list.iter().position(|d| d.target == target) {
         Some(i) => i,
         None => {
