@@ -354,6 +354,7 @@ impl<'a> Translator<'a> {
         self.push_raw(field, value);
     }
 
+    #[cold]
     fn too_long(&mut self, field: CletsField, canonical: FieldPath, n: usize) {
         let spec = self.tables.spec(field);
         self.errors.push(FieldError::new(
@@ -381,6 +382,7 @@ impl<'a> Translator<'a> {
         }
     }
 
+    #[cold]
     fn untransliterable(&mut self, canonical: FieldPath, c: char) {
         self.errors.push(FieldError::new(
             ErrorCode::InvalidFormat,

@@ -165,12 +165,16 @@ struct Check<'a> {
 
 impl Check<'_> {
     /// Records an error; the field's path and location become text only here.
+    /// Cold: a valid message never gets here, so the code that builds an
+    /// error is kept out of the checks' way.
+    #[cold]
     fn error(&mut self, code: ErrorCode, field: FieldPath, text: impl Into<String>) {
         let mut e = FieldError::new(code, field, text);
         e.location = locate(self.locations, &e.field);
         self.errors.push(e);
     }
 
+    #[cold]
     fn missing(&mut self, field: FieldPath, what: &str) {
         self.error(ErrorCode::Missing, field, format!("{what} is required"));
     }

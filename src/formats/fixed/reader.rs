@@ -199,6 +199,8 @@ fn shown(bytes: &[u8]) -> String {
 }
 
 impl Reader<'_> {
+    /// Cold, like every error path: a well-formed record never gets here.
+    #[cold]
     fn push(&mut self, code: ErrorCode, field: impl Into<String>, location: Position, text: String) {
         if !self.suppress {
             self.parsed.errors.push(FieldError::new(code, field, text).at(location));
@@ -389,6 +391,7 @@ impl Reader<'_> {
 
     /// Reports the first non-ASCII or control byte of each field (or of the
     /// columns outside fields) at its exact column. Never suppressed.
+    #[cold]
     fn bad_bytes(
         &mut self,
         n: usize,
@@ -642,6 +645,7 @@ impl Reader<'_> {
         }
     }
 
+    #[cold]
     fn pattern_error(&mut self, e: PatternError, path: FieldPath, location: Position, pattern: &str, bytes: &[u8]) {
         let found = shown(bytes);
         let (code, text) = match e {
