@@ -329,7 +329,7 @@ fn main() {
     bench_fixed(&mut c, &setup);
     c.final_summary();
     // `--profile-time` runs one bench for a profiler: no summary, no pairs.
-    if !std::env::args().any(|a| a == "--profile-time") {
+    if !std::env::args().any(|a| a.starts_with("--profile-time")) {
         summary();
         paired(&setup);
     }
