@@ -699,8 +699,10 @@ impl Reader<'_> {
             j.text.push_str(sep);
         }
         j.text.push_str(piece);
+        // Characters are at most bytes: count them only for a long text.
         if let Some(max) = j.max_length
             && j.too_long_at.is_none()
+            && j.text.len() > max
             && j.text.chars().count() > max
         {
             j.too_long_at = Some(location);
