@@ -22,11 +22,11 @@ use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
 use data_encoding::BASE32;
 use sha2::{Digest, Sha256};
 
-use crate::formats::clets::CletsRequest;
+use crate::formats::clets::{CletsRequest, RequestWriter};
 use crate::mapping::clets::{CletsField, CletsTables, CodeTable, Step};
 use crate::model::{ErrorCode, FieldError, FieldPath, OrderMessage, PersonName};
 
-use super::text::{TextChanges, write_clets_text};
+use super::text::{TextChanges, write_clets_bytes};
 
 /// A request and the warnings its translation produced.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,10 +86,10 @@ pub fn translate(
         msg,
         nic,
         tables,
-        request: CletsRequest::new(mke, &msg.court_ori, std::str::from_utf8(&mcn).unwrap_or_default()),
+        request: RequestWriter::new(mke.as_bytes(), msg.court_ori.as_bytes(), &mcn),
         warnings: Vec::new(),
         errors: Vec::new(),
-        scratch: String::new(),
+        scratch: Vec::new(),
     };
     for step in steps {
         match *step {
@@ -101,7 +101,7 @@ pub fn translate(
         return Err(t.errors);
     }
     Ok(Translation {
-        request: t.request,
+        request: t.request.into_request(),
         warnings: t.warnings,
     })
 }
@@ -110,33 +110,33 @@ struct Translator<'a> {
     msg: &'a OrderMessage,
     nic: Option<&'a str>,
     tables: &'a CletsTables,
-    request: CletsRequest,
+    request: RequestWriter,
     warnings: Vec<FieldError>,
     errors: Vec<FieldError>,
     /// The sanitised parts of a composite name.
-    scratch: String,
+    scratch: Vec<u8>,
 }
 
 /// `CCYYMMDD`, written by hand for years 0–9999 (chrono's `%Y%m%d`
 /// otherwise).
-fn date(d: NaiveDate, buf: &mut [u8; 8]) -> std::borrow::Cow<'_, str> {
+fn date(d: NaiveDate, buf: &mut [u8; 8]) -> std::borrow::Cow<'_, [u8]> {
     let (Ok(year), month, day) = (u32::try_from(d.year()), d.month(), d.day()) else {
-        return d.format("%Y%m%d").to_string().into();
+        return d.format("%Y%m%d").to_string().into_bytes().into();
     };
     if year > 9999 {
-        return d.format("%Y%m%d").to_string().into();
+        return d.format("%Y%m%d").to_string().into_bytes().into();
     }
     digits(&mut buf[..4], year);
     digits(&mut buf[4..6], month);
     digits(&mut buf[6..], day);
-    std::str::from_utf8(buf).unwrap_or_default().into()
+    buf[..].into()
 }
 
 /// `HHMM`.
-fn time(t: NaiveDateTime, buf: &mut [u8; 4]) -> &str {
+fn time(t: NaiveDateTime, buf: &mut [u8; 4]) -> &[u8] {
     digits(&mut buf[..2], t.hour());
     digits(&mut buf[2..], t.minute());
-    std::str::from_utf8(buf).unwrap_or_default()
+    buf
 }
 
 /// Writes `n` as decimal digits, zero-padded to `out`'s length.
@@ -171,7 +171,7 @@ impl<'a> Translator<'a> {
         let dl = r.and_then(|r| r.driver_license.as_ref());
         match field {
             F::Nic => match self.nic {
-                Some(nic) => self.push_raw(F::Nic, nic),
+                Some(nic) => self.push_raw(F::Nic, nic.as_bytes()),
                 None => self.errors.push(FieldError::new(
                     ErrorCode::UnknownOrder,
                     "nic",
@@ -243,7 +243,7 @@ impl<'a> Translator<'a> {
             F::Isd => self.opt_date(F::Isd, o.issue_date),
             F::Exp => match o.expiration {
                 Some(e) => self.opt_date(F::Exp, Some(e.date())),
-                None => self.push_raw(F::Exp, "NONEXP"),
+                None => self.push_raw(F::Exp, b"NONEXP"),
             },
             F::Ext => self.opt_time(F::Ext, o.expiration),
             F::Brady => self.code(F::Brady, CodeTable::Brady, p("order.brady"), o.brady.as_deref()),
@@ -297,7 +297,7 @@ impl<'a> Translator<'a> {
         }
     }
 
-    fn push_raw(&mut self, field: CletsField, value: &str) {
+    fn push_raw(&mut self, field: CletsField, value: &[u8]) {
         let tag = &self.tables.spec(field).tag;
         self.request.push(tag, value);
     }
@@ -324,12 +324,12 @@ impl<'a> Translator<'a> {
         };
         let spec = self.tables.spec(field);
         let open = self.request.start_field(&spec.tag);
-        let written = write_clets_text(self.request.value_text(), value);
+        let written = write_clets_bytes(self.request.value(), value);
         match written {
             Ok(changes) => {
                 self.sanitized(canonical, &changes);
                 // CLETS text is ASCII: bytes are characters.
-                let n = self.request.open_value(open).len();
+                let n = self.request.value_len(open);
                 if n > spec.max {
                     self.request.cancel_field(open);
                     self.too_long(field, canonical, n);
@@ -351,7 +351,7 @@ impl<'a> Translator<'a> {
             self.too_long(field, canonical, value.chars().count());
             return;
         }
-        self.push_raw(field, value);
+        self.push_raw(field, value.as_bytes());
     }
 
     #[cold]
@@ -419,7 +419,7 @@ impl<'a> Translator<'a> {
                 continue;
             };
             let start = scratch.len();
-            match write_clets_text(&mut scratch, value) {
+            match write_clets_bytes(&mut scratch, value) {
                 Ok(changes) => {
                     self.sanitized(canonical, &changes);
                     *slot = Some(start..scratch.len());
@@ -447,7 +447,7 @@ impl<'a> Translator<'a> {
             self.too_long(field, canonical, n);
         } else {
             let open = self.request.start_field(&self.tables.spec(field).tag);
-            name.write(self.request.value_text());
+            name.write(self.request.value());
             self.request.finish_field(open);
         }
         self.scratch = scratch;
@@ -491,13 +491,13 @@ impl<'a> Translator<'a> {
     }
 }
 
-/// A composite name's sanitised parts.
+/// A composite name's sanitised parts (CLETS text: ASCII bytes).
 #[derive(Debug, Clone, Copy)]
 struct Name<'a> {
-    last: Option<&'a str>,
-    suffix: Option<&'a str>,
-    first: Option<&'a str>,
-    middle: Option<&'a str>,
+    last: Option<&'a [u8]>,
+    suffix: Option<&'a [u8]>,
+    first: Option<&'a [u8]>,
+    middle: Option<&'a [u8]>,
 }
 
 impl Name<'_> {
@@ -508,22 +508,22 @@ impl Name<'_> {
             (Some(g), None) | (None, Some(g)) => 2 + g.len(),
             (None, None) => 0,
         };
-        self.last.map_or(0, str::len) + self.suffix.map_or(0, |s| 1 + s.len()) + given
+        self.last.map_or(0, <[u8]>::len) + self.suffix.map_or(0, |s| 1 + s.len()) + given
     }
 
-    fn write(&self, out: &mut String) {
-        out.push_str(self.last.unwrap_or_default());
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.last.unwrap_or_default());
         if let Some(s) = self.suffix {
-            out.push(' ');
-            out.push_str(s);
+            out.push(b' ');
+            out.extend_from_slice(s);
         }
         let mut given = [self.first, self.middle].into_iter().flatten();
         if let Some(g) = given.next() {
-            out.push_str(", ");
-            out.push_str(g);
+            out.extend_from_slice(b", ");
+            out.extend_from_slice(g);
             for g in given {
-                out.push(' ');
-                out.push_str(g);
+                out.push(b' ');
+                out.extend_from_slice(g);
             }
         }
     }

@@ -87,6 +87,30 @@ pub fn write_clets_text(out: &mut String, value: &str) -> Result<TextChanges, ch
     Ok(changes)
 }
 
+/// [`write_clets_text`] into bytes (the translator's request text, which
+/// is ASCII by construction). Printable ASCII, nearly every value, is
+/// mapped in one pass, uppercased and with `.` made a space, without a call
+/// per value; anything else goes through [`write_clets_text`].
+pub fn write_clets_bytes(out: &mut Vec<u8>, value: &str) -> Result<TextChanges, char> {
+    let bytes = value.as_bytes();
+    if bytes.iter().fold(true, |ok, &b| ok & matches!(b, b' '..=b'~')) {
+        let dots = bytes.iter().fold(false, |dots, &b| dots | (b == b'.'));
+        out.extend(bytes.iter().map(|&b| match b {
+            b'a'..=b'z' => b - (b'a' - b'A'),
+            b'.' => b' ',
+            _ => b,
+        }));
+        return Ok(TextChanges {
+            transliterated: false,
+            dots_replaced: dots,
+        });
+    }
+    let mut text = String::with_capacity(value.len());
+    let changes = write_clets_text(&mut text, value);
+    out.extend_from_slice(text.as_bytes());
+    changes
+}
+
 fn push_ascii(out: &mut String, b: u8, changes: &mut TextChanges) -> Result<(), char> {
     if b == b'.' {
         changes.dots_replaced = true;
@@ -129,6 +153,40 @@ mod tests {
             .collect();
         assert_eq!(to_clets_text(&all).unwrap(), (all.clone(), TextChanges::default()));
         assert_eq!(to_clets_text("a.b").unwrap().0, "A B");
+    }
+
+    /// Writing bytes gives exactly what writing text gives, changes and
+    /// errors included, for ASCII and for text that is not.
+    #[test]
+    fn bytes_and_text_agree() {
+        let samples = [
+            "",
+            "doe",
+            "St. John",
+            "O'BRIEN-SMITH",
+            "José Muñoz",
+            "a.b.c",
+            "李",
+            "a\u{0007}",
+            "~ !{}",
+            "straße",
+            "x\u{00A0}y",
+        ];
+        for value in samples {
+            let mut text = String::from("PRE/");
+            let mut bytes = b"PRE/".to_vec();
+            let from_text = write_clets_text(&mut text, value);
+            let from_bytes = write_clets_bytes(&mut bytes, value);
+            assert_eq!(from_bytes, from_text, "{value:?}");
+            if from_text.is_ok() {
+                assert_eq!(bytes, text.as_bytes(), "{value:?}");
+            }
+        }
+        let all: String = (b' '..=b'~').map(char::from).collect();
+        let mut text = String::new();
+        let mut bytes = Vec::new();
+        assert_eq!(write_clets_bytes(&mut bytes, &all), write_clets_text(&mut text, &all));
+        assert_eq!(bytes, text.as_bytes());
     }
 
     /// A character with no ASCII form is reported, not dropped.

@@ -27,6 +27,7 @@ mod reader;
 mod writer;
 
 pub use reader::{MAX_ERRORS, MAX_REQUEST_BYTES};
+pub(crate) use writer::RequestWriter;
 
 /// A CLETS request, ready to be framed: the request text itself, with the
 /// offsets of its parts, so that the translator writes it once and sending
