@@ -13,7 +13,7 @@ use smallvec::SmallVec;
 
 use super::layout::{CompiledField, CompiledOrder, CompiledRecord, Layout, Read, Terminator};
 use super::pattern::PatternError;
-use super::target::{Target, Value, store};
+use super::target::{Target, Value, store, store_str};
 use crate::formats::Parsed;
 use crate::mapping::code_map::CodeMap;
 use crate::model::{Action, ErrorCode, FieldError, FieldPath, Locations, Position};
@@ -48,12 +48,15 @@ impl Layout {
 
     /// Reads the records, codes as written.
     fn read_records(&self, body: &[u8]) -> Parsed {
+        // The result (about 1 KB) is filled where it is returned, not moved
+        // out of the reader.
+        let mut parsed = Parsed {
+            locations: Locations::with_columns(Arc::clone(&self.columns), 2 * self.records.len() + 16),
+            ..Parsed::default()
+        };
         let mut reader = Reader {
             layout: self,
-            parsed: Parsed {
-                locations: Locations::with_columns(Arc::clone(&self.columns), 2 * self.records.len() + 16),
-                ..Parsed::default()
-            },
+            parsed: &mut parsed,
             joined: SmallVec::new(),
             counts: SmallVec::from_elem(0, self.records.len()),
             seen: SmallVec::new(),
@@ -61,7 +64,7 @@ impl Layout {
             suppress: false,
         };
         reader.run(body);
-        reader.parsed
+        parsed
     }
 }
 
@@ -119,7 +122,7 @@ enum Part<T> {
 /// record), so reading one allocates only what it returns.
 struct Reader<'l> {
     layout: &'l Layout,
-    parsed: Parsed,
+    parsed: &'l mut Parsed,
     joined: SmallVec<[Joined; 1]>,
     /// Records of each type read so far.
     counts: SmallVec<[usize; 8]>,
@@ -460,7 +463,12 @@ impl Reader<'_> {
             }
             return;
         };
-        let trimmed = trim_text(text);
+        // Dates, times and code lists read their bytes as they are: only
+        // the other kinds are trimmed.
+        let trimmed = match f.read {
+            Read::Date(_) | Read::Time { .. } | Read::DateTime(_) | Read::Codes { .. } | Read::Filler => text,
+            _ => trim_text(text),
+        };
         let Some(target) = f.target else {
             if let Read::LineNumber = f.read {
                 self.line_number(occurrence, trimmed, path(), location);
@@ -490,12 +498,7 @@ impl Reader<'_> {
                         format!("{} characters; at most {max}", trimmed.len()),
                     );
                 }
-                store(
-                    &mut self.parsed.message,
-                    target,
-                    occurrence,
-                    Value::Text(trimmed.into()),
-                );
+                store_str(&mut self.parsed.message, target, occurrence, trimmed);
             }
             Read::Digits { max_length } => {
                 if trimmed.is_empty() {
@@ -520,12 +523,7 @@ impl Reader<'_> {
                         format!("{} digits; at most {max}", trimmed.len()),
                     );
                 }
-                store(
-                    &mut self.parsed.message,
-                    target,
-                    occurrence,
-                    Value::Text(trimmed.into()),
-                );
+                store_str(&mut self.parsed.message, target, occurrence, trimmed);
             }
             Read::Number { zero_padded } => {
                 if trimmed.is_empty() {

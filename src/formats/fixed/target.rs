@@ -350,57 +350,7 @@ fn service(msg: &mut OrderMessage) -> &mut Service {
 pub(crate) fn store(msg: &mut OrderMessage, target: Target, index: usize, value: Value) {
     use Target as T;
     match value {
-        Value::Text(s) => {
-            let slot: &mut Option<Text> = match target {
-                T::OrderNumber => &mut msg.order.order_number,
-                T::CaseNumber => &mut msg.order.case_number,
-                T::OrderType => &mut msg.order.order_type,
-                T::FormId => &mut msg.order.form_id,
-                T::JudicialOfficer => &mut msg.order.judicial_officer,
-                T::Brady => &mut msg.order.brady,
-                T::ConditionText => &mut msg.order.condition_text,
-                T::CancelReason => &mut msg.order.cancel_reason,
-                T::ServedBy => &mut service(msg).served_by,
-                T::ServingAgencyOri => &mut service(msg).serving_agency_ori,
-                T::ServiceMethod => &mut service(msg).method,
-                T::RpLast => &mut rp_name(msg).last,
-                T::RpFirst => &mut rp_name(msg).first,
-                T::RpMiddle => &mut rp_name(msg).middle,
-                T::RpSuffix => &mut rp_name(msg).suffix,
-                T::RpSex => &mut rp(msg).sex,
-                T::RpRace => &mut rp(msg).race,
-                T::RpHeight => &mut rp(msg).height,
-                T::RpWeight => &mut rp(msg).weight,
-                T::RpEye => &mut rp(msg).eye,
-                T::RpHair => &mut rp(msg).hair,
-                T::RpStreet => &mut residence(msg).street,
-                T::RpCity => &mut residence(msg).city,
-                T::RpState => &mut residence(msg).state,
-                T::RpZip => &mut residence(msg).zip,
-                T::RpDlNumber => &mut licence(msg).number,
-                T::RpDlState => &mut licence(msg).state,
-                T::PpLast | T::PpFirst | T::PpMiddle | T::PpSuffix | T::PpSex | T::PpRace | T::PpRelationship => {
-                    let Some(p) = protected(msg, index) else {
-                        return;
-                    };
-                    match target {
-                        T::PpLast => &mut p.name.last,
-                        T::PpFirst => &mut p.name.first,
-                        T::PpMiddle => &mut p.name.middle,
-                        T::PpSuffix => &mut p.name.suffix,
-                        T::PpSex => &mut p.sex,
-                        T::PpRace => &mut p.race,
-                        _ => &mut p.relationship,
-                    }
-                }
-                T::CourtOri => {
-                    msg.court_ori = s;
-                    return;
-                }
-                _ => return,
-            };
-            *slot = Some(s);
-        }
+        Value::Text(s) => store_text(msg, target, index, s),
         Value::Number(n) => {
             if target == T::Sequence {
                 msg.sequence = Some(n);
@@ -438,6 +388,76 @@ pub(crate) fn store(msg: &mut OrderMessage, target: Target, index: usize, value:
             }
         }
     }
+}
+
+/// [`store`] for a text value: the readers' most common case, without the
+/// [`Value`] around it.
+pub(crate) fn store_text(msg: &mut OrderMessage, target: Target, index: usize, s: Text) {
+    if target == Target::CourtOri {
+        msg.court_ori = s;
+    } else if let Some(slot) = text_slot(msg, target, index) {
+        *slot = Some(s);
+    }
+}
+
+/// [`store_text`] from a borrowed value: the text is made in its slot, not
+/// made, moved and copied (a moved inline string is read back wider than it
+/// was written, which stalls the store).
+pub(crate) fn store_str(msg: &mut OrderMessage, target: Target, index: usize, s: &str) {
+    if target == Target::CourtOri {
+        msg.court_ori = s.into();
+    } else if let Some(slot) = text_slot(msg, target, index) {
+        *slot = Some(s.into());
+    }
+}
+
+/// The place of a text target (of list element `index`); `None` for a
+/// target that is not text, or an index past [`MAX_INDEX`].
+fn text_slot(msg: &mut OrderMessage, target: Target, index: usize) -> Option<&mut Option<Text>> {
+    use Target as T;
+    let slot: &mut Option<Text> = match target {
+        T::OrderNumber => &mut msg.order.order_number,
+        T::CaseNumber => &mut msg.order.case_number,
+        T::OrderType => &mut msg.order.order_type,
+        T::FormId => &mut msg.order.form_id,
+        T::JudicialOfficer => &mut msg.order.judicial_officer,
+        T::Brady => &mut msg.order.brady,
+        T::ConditionText => &mut msg.order.condition_text,
+        T::CancelReason => &mut msg.order.cancel_reason,
+        T::ServedBy => &mut service(msg).served_by,
+        T::ServingAgencyOri => &mut service(msg).serving_agency_ori,
+        T::ServiceMethod => &mut service(msg).method,
+        T::RpLast => &mut rp_name(msg).last,
+        T::RpFirst => &mut rp_name(msg).first,
+        T::RpMiddle => &mut rp_name(msg).middle,
+        T::RpSuffix => &mut rp_name(msg).suffix,
+        T::RpSex => &mut rp(msg).sex,
+        T::RpRace => &mut rp(msg).race,
+        T::RpHeight => &mut rp(msg).height,
+        T::RpWeight => &mut rp(msg).weight,
+        T::RpEye => &mut rp(msg).eye,
+        T::RpHair => &mut rp(msg).hair,
+        T::RpStreet => &mut residence(msg).street,
+        T::RpCity => &mut residence(msg).city,
+        T::RpState => &mut residence(msg).state,
+        T::RpZip => &mut residence(msg).zip,
+        T::RpDlNumber => &mut licence(msg).number,
+        T::RpDlState => &mut licence(msg).state,
+        T::PpLast | T::PpFirst | T::PpMiddle | T::PpSuffix | T::PpSex | T::PpRace | T::PpRelationship => {
+            let p = protected(msg, index)?;
+            match target {
+                T::PpLast => &mut p.name.last,
+                T::PpFirst => &mut p.name.first,
+                T::PpMiddle => &mut p.name.middle,
+                T::PpSuffix => &mut p.name.suffix,
+                T::PpSex => &mut p.sex,
+                T::PpRace => &mut p.race,
+                _ => &mut p.relationship,
+            }
+        }
+        _ => return None,
+    };
+    Some(slot)
 }
 
 /// The value of the canonical field `target` (element `index` for list
