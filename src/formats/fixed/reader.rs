@@ -661,6 +661,7 @@ impl Reader<'_> {
     }
 
     /// A repeated record's line number must count 1, 2, 3, … in order.
+    #[inline(never)]
     fn line_number(&mut self, occurrence: usize, trimmed: &str, path: FieldPath, location: Position) {
         let expected = occurrence + 1;
         let text = if trimmed.is_empty() {
@@ -676,6 +677,7 @@ impl Reader<'_> {
     }
 
     /// Appends one trimmed line to a joined field; blank lines add nothing.
+    #[inline(never)]
     fn join(&mut self, target: Target, piece: &str, sep: &str, max_length: Option<usize>, location: Position) {
         if piece.is_empty() {
             return;
@@ -708,6 +710,7 @@ impl Reader<'_> {
     }
 
     /// Stores each joined text, and reports those over their maximum.
+    #[inline(never)]
     fn finish_joined(&mut self) {
         for j in std::mem::take(&mut self.joined) {
             if let (Some(location), Some(max)) = (j.too_long_at, j.max_length) {
@@ -721,6 +724,7 @@ impl Reader<'_> {
         }
     }
 
+    #[inline(never)]
     fn finish_date_time(&mut self, occurrence: usize, dt: DateTimeParts) {
         let time = match (dt.date, dt.time) {
             (Part::Bad, _) | (_, Part::Bad) | (Part::Blank, _) => return,
@@ -749,6 +753,7 @@ impl Reader<'_> {
     }
 
     /// Checks the records against the layout's record order for the action.
+    #[inline(never)]
     fn check_order(&mut self, total: usize) {
         let Some(action) = self.parsed.message.action else {
             return;
