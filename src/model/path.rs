@@ -78,16 +78,24 @@ impl FieldPath {
     }
 }
 
+impl FieldPath {
+    /// The rendered path as pieces to write one after the other: the
+    /// template before `[]`, `[`, the index, `]`, the rest (empty pieces
+    /// where there is no index). `digits` holds the index's text.
+    fn pieces(self, digits: &mut itoa::Buffer) -> [&str; 5] {
+        match split_at_brackets(self.template) {
+            None => [self.template, "", "", "", ""],
+            Some((before, after)) if self.index == NO_INDEX => [before, after, "", "", ""],
+            Some((before, after)) => [before, "[", digits.format(self.index), "]", after],
+        }
+    }
+}
+
 impl fmt::Display for FieldPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match split_at_brackets(self.template) {
-            None => f.write_str(self.template),
-            Some((before, after)) if self.index == NO_INDEX => {
-                f.write_str(before)?;
-                f.write_str(after)
-            }
-            Some((before, after)) => write!(f, "{before}[{}]{after}", self.index),
-        }
+        self.pieces(&mut itoa::Buffer::new())
+            .iter()
+            .try_for_each(|p| f.write_str(p))
     }
 }
 
@@ -95,22 +103,10 @@ impl From<FieldPath> for String {
     /// The rendered path, built at its exact length without the formatting
     /// machinery (an error or warning makes one for every field it names).
     fn from(path: FieldPath) -> String {
-        let Some((before, after)) = split_at_brackets(path.template) else {
-            return path.template.to_owned();
-        };
-        let mut digits = [0u8; 10];
-        let index = match path.index {
-            NO_INDEX => "",
-            n => decimal(n, &mut digits),
-        };
-        let mut out = String::with_capacity(before.len() + after.len() + index.len() + 2);
-        out.push_str(before);
-        if !index.is_empty() {
-            out.push('[');
-            out.push_str(index);
-            out.push(']');
-        }
-        out.push_str(after);
+        let mut digits = itoa::Buffer::new();
+        let pieces = path.pieces(&mut digits);
+        let mut out = String::with_capacity(pieces.iter().map(|p| p.len()).sum());
+        pieces.iter().for_each(|p| out.push_str(p));
         out
     }
 }
@@ -127,20 +123,6 @@ fn split_at_brackets(template: &str) -> Option<(&str, &str)> {
         from = open + 1;
     }
     None
-}
-
-/// `n` in decimal, written into the end of `buf`.
-fn decimal(mut n: u32, buf: &mut [u8; 10]) -> &str {
-    let mut start = buf.len();
-    loop {
-        start -= 1;
-        buf[start] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    std::str::from_utf8(&buf[start..]).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -46,23 +46,8 @@ pub fn to_clets_text(value: &str) -> Result<(String, TextChanges), char> {
 /// first character that has no ASCII form; `out` then holds part of it.
 pub fn write_clets_text(out: &mut String, value: &str) -> Result<TextChanges, char> {
     let mut changes = TextChanges::default();
-    // Most text is printable ASCII: it is copied as it is, uppercased in
-    // place, and its dots (rare) replaced one by one. The check is a fold
-    // without early exit, so the compiler tests many bytes at a time.
-    if value.bytes().fold(true, |ok, b| ok & matches!(b, b' '..=b'~')) {
-        let start = out.len();
-        out.push_str(value);
-        out[start..].make_ascii_uppercase();
-        let mut from = start;
-        while let Some(p) = out[from..].find('.') {
-            let dot = from + p;
-            out.replace_range(dot..=dot, " ");
-            changes.dots_replaced = true;
-            from = dot + 1;
-        }
-        return Ok(changes);
-    }
-    // Else ASCII is handled byte by byte, straight into `out`.
+    // ASCII is handled byte by byte, straight into `out`; the translator's
+    // fast path for printable ASCII is `write_clets_bytes`.
     let ascii = value.bytes().position(|b| !b.is_ascii()).unwrap_or(value.len());
     out.reserve(value.len());
     for b in value[..ascii].bytes() {
