@@ -276,6 +276,71 @@ pub(super) struct CompiledRecord {
     /// The canonical path errors about the whole record name (`[]` unexpanded).
     pub error_field: &'static str,
     pub fields: Vec<CompiledField>,
+    /// The steps that read a clean record of the full length: the fields
+    /// that fill something, in order ([`Step`]).
+    pub steps: Vec<Step>,
+}
+
+/// One field as the reader's fast path reads it, compiled at load: where
+/// it is and, for the kinds nearly every field has, what to do, in a few
+/// bytes. The fast path takes only clean records of the full length, so
+/// every range is inside the record and its text is ASCII.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Step {
+    /// Byte range in the record, 0-based, end excluded.
+    pub start: u32,
+    pub end: u32,
+    /// The field's index in [`CompiledRecord::fields`].
+    pub field: u32,
+    pub op: Op,
+}
+
+/// What a [`Step`] does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Op {
+    /// Text (or digits, when `digits`) stored trimmed into `target`: blank
+    /// stores nothing; a value over `max` bytes, or digits that are not,
+    /// go to the general reader, which reports them.
+    Text { target: Target, max: u32, digits: bool },
+    /// Any other kind: the general reader ([`Read`]).
+    General,
+}
+
+impl CompiledRecord {
+    /// The fast path's steps for `fields`. A field that fills nothing and
+    /// checks nothing (a filler, a field without target) has no step.
+    fn steps(fields: &[CompiledField]) -> Vec<Step> {
+        let max = |m: &Option<usize>| m.map_or(u32::MAX, |m| u32::try_from(m).unwrap_or(u32::MAX));
+        fields
+            .iter()
+            .enumerate()
+            .filter_map(|(i, f)| {
+                let op = match (&f.read, f.target) {
+                    (Read::Filler, _) => return None,
+                    (Read::LineNumber, _) => Op::General,
+                    (_, None) => return None,
+                    (Read::Text { join: None, max_length }, Some(target)) => Op::Text {
+                        target,
+                        max: max(max_length),
+                        digits: false,
+                    },
+                    (Read::Digits { max_length }, Some(target)) => Op::Text {
+                        target,
+                        max: max(max_length),
+                        digits: true,
+                    },
+                    _ => Op::General,
+                };
+                let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+                Some(Step {
+                    start: clamp(f.start - 1),
+                    end: clamp(f.start - 1 + f.length),
+                    field: clamp(i),
+                    op,
+                })
+            })
+            .collect()
+    }
 }
 
 /// A field, resolved.
@@ -782,6 +847,7 @@ impl Checker<'_> {
             type_code: r.record_type.as_bytes().to_vec(),
             container,
             error_field,
+            steps: CompiledRecord::steps(&fields),
             fields,
         })
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use chrono::{NaiveDate, NaiveTime};
 use smallvec::SmallVec;
 
-use super::layout::{CompiledField, CompiledOrder, CompiledRecord, Layout, Read, Terminator};
+use super::layout::{CompiledField, CompiledOrder, CompiledRecord, Layout, Op, Read, Terminator};
 use super::pattern::PatternError;
 use super::target::{Target, Value, store, store_str};
 use crate::formats::Parsed;
@@ -373,6 +373,60 @@ impl Reader<'_> {
         } else {
             None
         };
+        match line_text {
+            Some(text) if data.len() == length => self.steps(n, occurrence, record, text, &mut date_times),
+            _ => self.fields(n, occurrence, record, data, line_text, &mut date_times),
+        }
+        for dt in date_times.drain(..) {
+            self.finish_date_time(occurrence, dt);
+        }
+        self.date_times = date_times;
+        self.suppress = false;
+    }
+
+    /// Reads a clean record of the full length through its steps
+    /// ([`Step`](super::layout::Step)): text and digits here, in a few instructions each, and
+    /// every other kind, or a value with a problem, through [`Reader::field`].
+    fn steps(&mut self, n: usize, occurrence: usize, record: &CompiledRecord, text: &str, date_times: &mut DateTimes) {
+        for step in &record.steps {
+            let range = step.start as usize..step.end as usize;
+            let Some(value) = text.get(range.clone()) else {
+                continue;
+            };
+            if let Op::Text { target, max, digits } = step.op {
+                let trimmed = trim_text(value);
+                if trimmed.is_empty() {
+                    continue;
+                }
+                if trimmed.len() <= max as usize && (!digits || trimmed.bytes().all(|b| b.is_ascii_digit())) {
+                    store_str(&mut self.parsed.message, target, occurrence, trimmed);
+                    continue;
+                }
+            }
+            let f = &record.fields[step.field as usize];
+            self.field(
+                n,
+                occurrence,
+                record,
+                f,
+                &text.as_bytes()[range],
+                Some(value),
+                date_times,
+            );
+        }
+    }
+
+    /// Reads the fields of any record, field by field: a short or long
+    /// record, or one with bytes a record may not hold.
+    fn fields(
+        &mut self,
+        n: usize,
+        occurrence: usize,
+        record: &CompiledRecord,
+        data: &[u8],
+        line_text: Option<&str>,
+        date_times: &mut DateTimes,
+    ) {
         for f in &record.fields {
             let range = f.start - 1..f.start - 1 + f.length;
             let Some(bytes) = data.get(range.clone()) else {
@@ -383,13 +437,8 @@ impl Reader<'_> {
                 None if all_clean(bytes) => std::str::from_utf8(bytes).ok(),
                 None => None,
             };
-            self.field(n, occurrence, record, f, bytes, text, &mut date_times);
+            self.field(n, occurrence, record, f, bytes, text, date_times);
         }
-        for dt in date_times.drain(..) {
-            self.finish_date_time(occurrence, dt);
-        }
-        self.date_times = date_times;
-        self.suppress = false;
     }
 
     /// Reports the first non-ASCII or control byte of each field (or of the
