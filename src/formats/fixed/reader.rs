@@ -306,7 +306,12 @@ impl Reader<'_> {
         let length = layout.record_length();
         let tc = layout.type_columns;
         let type_bytes = data.get(tc.start - 1..tc.start - 1 + tc.length);
-        let index = type_bytes.and_then(|t| layout.records.iter().position(|r| r.type_code == t));
+        // Record types are nearly always one byte: compared as bytes, not
+        // with a `memcmp` call each.
+        let index = type_bytes.and_then(|t| match t {
+            [b] => layout.records.iter().position(|r| r.type_code[..] == [*b]),
+            _ => layout.records.iter().position(|r| r.type_code == t),
+        });
         let record = index.map(|i| &layout.records[i]);
         let occurrence = index.map_or(0, |i| self.counts[i]);
         let record_field = record.map_or(FieldPath::new("message"), |r| FieldPath::at(r.error_field, occurrence));
