@@ -200,39 +200,13 @@ struct BatchLayout {
 
 impl BatchLayout {
     /// Batch files tell messages apart by column 1 ([`read_batch`]'s
-    /// `order_record_type`): the layout's record type must start there, and
-    /// the first byte of its order record type (`O`; `1` of `10` in
-    /// `cms-b/2`) must begin no other record type, nor be `H` or `T`.
+    /// `order_record_type`); [`Layout::batch_record_type`] says which
+    /// record type begins an order message, or why there is none.
     fn of(layout: &Layout) -> BatchLayout {
-        let spec = layout.spec();
-        let order_code = spec
-            .record_order
-            .first()
-            .and_then(|o| o.records.first())
-            .map(|r| r.record_type.as_bytes());
-        let first_bytes = || {
-            spec.records
-                .iter()
-                .filter_map(|r| r.record_type.as_bytes().first().copied())
-        };
-        let order_type = match order_code.and_then(|c| c.first().copied()) {
-            _ if spec.record_type.start != 1 => {
-                Err("batch files need the record type to start in column 1".to_string())
-            }
-            None => Err("it declares no order record".to_string()),
-            Some(_) if first_bytes().any(|b| b == b'H' || b == b'T') => {
-                Err("one of its record types begins with H or T, like the batch header and trailer".to_string())
-            }
-            Some(t) if first_bytes().filter(|&b| b == t).count() > 1 => Err(format!(
-                "another record type begins with {:?}, like its order record",
-                t as char
-            )),
-            Some(t) => Ok(t),
-        };
         BatchLayout {
             name: layout.name().to_string(),
-            record_length: spec.record_length,
-            order_type,
+            record_length: layout.record_length(),
+            order_type: layout.batch_record_type(),
         }
     }
 }
