@@ -74,8 +74,8 @@ pub fn write_clets_text(out: &mut String, value: &str) -> Result<TextChanges, ch
 
 /// [`write_clets_text`] into bytes (the translator's request text, which
 /// is ASCII by construction). Printable ASCII, nearly every value, is
-/// mapped in one pass, uppercased and with `.` made a
-/// space; anything else goes through [`write_clets_text`].
+/// mapped in one pass, uppercased and with `.` made a space; a value with
+/// any other byte is taken back out and goes through [`write_clets_text`].
 pub fn write_clets_bytes(out: &mut Vec<u8>, value: &str) -> Result<TextChanges, char> {
     let bytes = value.as_bytes();
     let start = out.len();

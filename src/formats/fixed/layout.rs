@@ -277,7 +277,7 @@ pub(super) struct CompiledRecord {
     pub error_field: &'static str,
     pub fields: Vec<CompiledField>,
     /// The steps that read a clean record of the full length: the fields
-    /// that fill something, in order ([`Step`]).
+    /// that fill or check something, in order ([`Step`]).
     pub steps: Vec<Step>,
 }
 

@@ -18,6 +18,12 @@ const SERVICE: &[u8] = include_bytes!("../../../../tests/fixtures/fixed/service-
 const BAD_SHORT: &[u8] = include_bytes!("../../../../tests/fixtures/fixed/bad-short-record.txt");
 const BAD_BYTE: &[u8] = include_bytes!("../../../../tests/fixtures/fixed/bad-byte-0x80.txt");
 const BAD_FEB_30: &[u8] = include_bytes!("../../../../tests/fixtures/fixed/bad-feb-30.txt");
+const CMS_B: &str = include_str!("../../../../schemas/layouts/cms-b-2.toml");
+const CMS_B_ISSUE: &[u8] = include_bytes!("../../../../tests/fixtures/cms-b/issue.txt");
+const CMS_B_TERMINATE: &[u8] = include_bytes!("../../../../tests/fixtures/cms-b/terminate.txt");
+const CMS_B_CANCEL: &[u8] = include_bytes!("../../../../tests/fixtures/cms-b/cancel.txt");
+const CMS_B_SERVICE: &[u8] = include_bytes!("../../../../tests/fixtures/cms-b/service.txt");
+const CMS_B_MODIFY: &[u8] = include_bytes!("../../../../tests/fixtures/cms-b/modify.txt");
 
 fn cms_a() -> Layout {
     Layout::from_toml_str("cms-a-1.toml", CMS_A).expect("cms-a/1 loads")
@@ -746,11 +752,33 @@ fn trimming_by_blocks_matches_trimming_by_bytes() {
     }
 }
 
+/// `layout` with every record read field by field: one general step per
+/// field, fillers included, which is what [`super::Reader::fields`] does
+/// with a clean record of the full length.
+fn field_by_field(layout: &Layout) -> Layout {
+    use crate::formats::fixed::layout::{Op, Step};
+    let mut general = layout.clone();
+    for record in &mut general.records {
+        record.steps = record
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Step {
+                start: (f.start - 1) as u32,
+                end: (f.start - 1 + f.length) as u32,
+                field: i as u32,
+                op: Op::General,
+            })
+            .collect();
+    }
+    general
+}
+
 /// Reading clean records through their compiled steps gives exactly what
 /// the general, field-by-field reader gives: the same order and the same
-/// errors, for every sample and for the values the steps hand on to the
-/// general reader (over a maximum, digits that are not, an impossible
-/// date).
+/// errors, for every sample of both layouts, with LF and CRLF, and for the
+/// values the steps hand on to the general reader (over a maximum, digits
+/// that are not, an impossible date).
 #[test]
 fn steps_read_what_the_general_reader_reads() {
     use crate::formats::fixed::layout::Op;
@@ -761,17 +789,21 @@ fn steps_read_what_the_general_reader_reads() {
         r#"{ field = "order.case_number", start = 11, length = 20, type = "text", max_length = 8 }"#,
     );
     assert_ne!(text, CMS_A, "the case number line is in the layout");
-    let steps = Layout::from_toml_str("cms-a-1.toml", &text).expect("layout loads");
-    let mut general = steps.clone();
-    for record in &mut general.records {
-        for step in &mut record.steps {
-            step.op = Op::General;
-        }
+    let cms_a = Layout::from_toml_str("cms-a-1.toml", &text).expect("layout loads");
+    let cms_b = Layout::from_toml_str("cms-b-2.toml", CMS_B).expect("cms-b/2 loads");
+    for layout in [&cms_a, &cms_b] {
+        let compiled = layout.records.iter().flat_map(|r| &r.steps);
+        assert!(
+            compiled.clone().any(|s| s.op != Op::General),
+            "{} has steps of its own",
+            layout.name()
+        );
+        assert!(
+            compiled.count() < layout.records.iter().map(|r| r.fields.len()).sum(),
+            "{}: fillers have no step",
+            layout.name()
+        );
     }
-    assert!(
-        steps.records.iter().flat_map(|r| &r.steps).any(|s| s.op != Op::General),
-        "the layout has steps of its own"
-    );
     let mut bodies: Vec<Vec<u8>> = [ISSUE, TERMINATE, CANCEL, SERVICE, BAD_FEB_30, BAD_SHORT, BAD_BYTE]
         .map(<[u8]>::to_vec)
         .into();
@@ -780,12 +812,22 @@ fn steps_read_what_the_general_reader_reads() {
     patch(&mut recs, 1, 85, "5X0");
     patch(&mut recs, 1, 159, "958 4");
     bodies.push(join(&recs));
-    for body in &bodies {
-        let (a, b) = (steps.read_order(body), general.read_order(body));
-        assert_eq!(a.message, b.message, "{}", String::from_utf8_lossy(body));
-        assert_eq!(a.errors, b.errors, "{}", String::from_utf8_lossy(body));
+    let crlf: Vec<u8> = records(ISSUE)
+        .iter()
+        .flat_map(|r| r.iter().copied().chain(*b"\r\n"))
+        .collect();
+    bodies.push(crlf);
+    let b_bodies = [CMS_B_ISSUE, CMS_B_TERMINATE, CMS_B_CANCEL, CMS_B_SERVICE, CMS_B_MODIFY].map(<[u8]>::to_vec);
+    for (layout, bodies) in [(&cms_a, &bodies[..]), (&cms_b, &b_bodies[..])] {
+        let general = field_by_field(layout);
+        for body in bodies {
+            let (a, b) = (layout.read_order(body), general.read_order(body));
+            assert_eq!(a.message, b.message, "{}", String::from_utf8_lossy(body));
+            assert_eq!(a.errors, b.errors, "{}", String::from_utf8_lossy(body));
+            assert!(a.message.action.is_some(), "{}", String::from_utf8_lossy(body));
+        }
     }
-    let patched = steps.read_order(bodies.last().unwrap());
+    let patched = cms_a.read_order(&bodies[bodies.len() - 2]);
     let codes: Vec<_> = patched.errors.iter().map(|e| (e.code, e.field.as_str())).collect();
     assert!(codes.contains(&(ErrorCode::TooLong, "order.case_number")), "{codes:?}");
     assert!(
