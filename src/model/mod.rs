@@ -11,6 +11,8 @@ pub mod error;
 pub mod locations;
 pub mod order;
 pub mod path;
+#[cfg(test)]
+pub(crate) mod samples;
 pub mod status;
 
 pub use error::{ErrorCode, FieldError};
