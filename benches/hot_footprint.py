@@ -5,8 +5,9 @@ The cms-a/1 pipeline's parts run fast alone and slow each other down when run
 together (benches/README.md, sixth session): the hot path's code footprint is
 the suspect. This counts it from a callgrind profile taken with
 --dump-instr=yes: every instruction address whose cost reaches MIN_COUNT
-(use about a tenth of the number of iterations, so that setup code drops out),
-per function.
+(a few percent of the number of iterations is enough for setup code to drop
+out: the sixth session used 1,000 for a run of 16,383 orders), per function.
+Needs callgrind's default name compression (`fn=(id) name`).
 
     valgrind --tool=callgrind --dump-instr=yes --callgrind-out-file=/tmp/cg.out \\
         <bench binary> --bench --profile-time 1 cms-a-1/pipeline
@@ -23,13 +24,31 @@ import sys
 
 def main(path: str, min_count: int, top: int) -> None:
     names: dict[str, str] = {}
-    counts: collections.Counter[int] = collections.Counter()
-    owner: dict[int, str] = {}
+    # Addresses are relative to their object file (the binary, libc, …), so
+    # an instruction is keyed by (object, address).
+    counts: collections.Counter[tuple[str, int]] = collections.Counter()
+    owner: dict[tuple[str, int], str] = {}
+    objects: dict[str, str] = {}
+    obj = "?"
     function = "?"
     address = 0
+    ir_column = None
     after_calls = False
     for line in open(path, encoding="utf-8", errors="replace"):
         line = line.rstrip("\n")
+        if line.startswith("positions:"):
+            positions = line.split()[1:]
+            if "instr" not in positions:
+                sys.exit("the profile has no instruction addresses: take it with --dump-instr=yes")
+            ir_column = len(positions)  # the first event (Ir) follows the positions
+            continue
+        object_line = re.match(r"(c?ob)=\((\d+)\)(?: (.*))?", line)
+        if object_line:
+            if object_line.group(3):
+                objects[object_line.group(2)] = object_line.group(3)
+            if object_line.group(1) == "ob":
+                obj = objects.get(object_line.group(2), "?")
+            continue
         named = re.match(r"(c?fn)=\((\d+)\)(?: (.*))?", line)
         if named:
             if named.group(3):
@@ -52,9 +71,9 @@ def main(path: str, min_count: int, top: int) -> None:
         if after_calls:
             after_calls = False
             continue
-        if len(fields) >= 3 and fields[2].isdigit():
-            counts[address] += int(fields[2])
-            owner[address] = function
+        if ir_column is not None and len(fields) > ir_column and fields[ir_column].isdigit():
+            counts[(obj, address)] += int(fields[ir_column])
+            owner[(obj, address)] = function
     hot = [a for a, n in counts.items() if n >= min_count]
     print(f"distinct hot instructions (cost >= {min_count}): {len(hot)}")
     per_function = collections.Counter(owner[a] for a in hot)
