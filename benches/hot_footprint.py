@@ -22,6 +22,19 @@ import re
 import sys
 
 
+def compressed(line: str, key: str, table: dict[str, str]) -> tuple[bool, str] | None:
+    """For a `key=(id) name` or `ckey=(id) name` line (callgrind names each
+    object or function in full once, then by id): records the name, and
+    returns whether the line is `key=` itself (not the callee's `ckey=`) and
+    the name. None for any other line."""
+    m = re.match(rf"(c?{key})=\((\d+)\)(?: (.*))?", line)
+    if not m:
+        return None
+    if m.group(3):
+        table[m.group(2)] = m.group(3)
+    return m.group(1) == key, table.get(m.group(2), "?")
+
+
 def main(path: str, min_count: int, top: int) -> None:
     names: dict[str, str] = {}
     # Addresses are relative to their object file (the binary, libc, …), so
@@ -42,19 +55,15 @@ def main(path: str, min_count: int, top: int) -> None:
                 sys.exit("the profile has no instruction addresses: take it with --dump-instr=yes")
             ir_column = len(positions)  # the first event (Ir) follows the positions
             continue
-        object_line = re.match(r"(c?ob)=\((\d+)\)(?: (.*))?", line)
-        if object_line:
-            if object_line.group(3):
-                objects[object_line.group(2)] = object_line.group(3)
-            if object_line.group(1) == "ob":
-                obj = objects.get(object_line.group(2), "?")
+        seen = compressed(line, "ob", objects)
+        if seen:
+            if seen[0]:
+                obj = seen[1]
             continue
-        named = re.match(r"(c?fn)=\((\d+)\)(?: (.*))?", line)
-        if named:
-            if named.group(3):
-                names[named.group(2)] = named.group(3)
-            if named.group(1) == "fn":
-                function = names.get(named.group(2), "?")
+        seen = compressed(line, "fn", names)
+        if seen:
+            if seen[0]:
+                function = seen[1]
             continue
         if line.startswith("calls="):
             # The next line is the call's inclusive cost, not an instruction's own.
