@@ -9,13 +9,7 @@ use crate::formats::fixed::Layout;
 use crate::mapping::codes::CodeLists;
 use crate::model::{Action, ErrorCode, FieldError, Locations, OrderMessage, PersonName, ProtectedPerson, Service};
 
-const CMS_A: &str = include_str!("../../schemas/layouts/cms-a-1.toml");
-const CODES: &str = include_str!("../../mappings/codes.toml");
-const ISSUE: &[u8] = include_bytes!("../../tests/fixtures/fixed/issue-sample.txt");
-const TERMINATE: &[u8] = include_bytes!("../../tests/fixtures/fixed/terminate-sample.txt");
-const CANCEL: &[u8] = include_bytes!("../../tests/fixtures/fixed/cancel-sample.txt");
-const SERVICE: &[u8] = include_bytes!("../../tests/fixtures/fixed/service-sample.txt");
-const BAD_FEB_30: &[u8] = include_bytes!("../../tests/fixtures/fixed/bad-feb-30.txt");
+use crate::formats::fixed::fixtures::{BAD_FEB_30, CANCEL, CMS_A, CODES, ISSUE, SERVICE, TERMINATE};
 
 fn codes() -> CodeLists {
     CodeLists::from_toml_str("codes.toml", CODES).unwrap()

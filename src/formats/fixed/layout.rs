@@ -1091,8 +1091,7 @@ fn span(start: usize, len: usize) -> String {
 mod tests {
     use super::*;
 
-    const CMS_A: &str = include_str!("../../../schemas/layouts/cms-a-1.toml");
-    const CMS_B: &str = include_str!("../../../schemas/layouts/cms-b-2.toml");
+    use crate::formats::fixed::fixtures::{CMS_A, CMS_B};
 
     fn err(text: &str) -> String {
         Layout::from_toml_str("test.toml", text).unwrap_err().to_string()

@@ -146,6 +146,8 @@
 //! (`INVALID_CODE`), a time finer than its pattern or a year past 9999
 //! (`INVALID_DATE`). It does not validate: missing fields are written blank.
 
+#[cfg(test)]
+pub(crate) mod fixtures;
 mod layout;
 mod pattern;
 mod reader;

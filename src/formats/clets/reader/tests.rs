@@ -18,8 +18,7 @@ use crate::translate::clets::translate;
 use crate::validate::{ValidationContext, validate};
 
 const CLETS: &str = include_str!("../../../../mappings/clets.toml");
-const CODES: &str = include_str!("../../../../mappings/codes.toml");
-const CMS_A: &str = include_str!("../../../../schemas/layouts/cms-a-1.toml");
+use crate::formats::fixed::fixtures::{CMS_A, CODES};
 const NIC: &str = "H000000001";
 const MCN: &str = "00010ABCDEFGHIJKLMNO";
 

@@ -7,20 +7,10 @@ use crate::formats::Parsed;
 use crate::formats::fixed::Layout;
 use crate::model::{Action, ErrorCode, OrderMessage, Service};
 
-const CMS_A: &str = include_str!("../../../../schemas/layouts/cms-a-1.toml");
-const ISSUE: &[u8] = include_bytes!("../../../../tests/fixtures/fixed/issue-sample.txt");
-const TERMINATE: &[u8] = include_bytes!("../../../../tests/fixtures/fixed/terminate-sample.txt");
-const CANCEL: &[u8] = include_bytes!("../../../../tests/fixtures/fixed/cancel-sample.txt");
-const SERVICE: &[u8] = include_bytes!("../../../../tests/fixtures/fixed/service-sample.txt");
-const BAD_SHORT: &[u8] = include_bytes!("../../../../tests/fixtures/fixed/bad-short-record.txt");
-const BAD_BYTE: &[u8] = include_bytes!("../../../../tests/fixtures/fixed/bad-byte-0x80.txt");
-const BAD_FEB_30: &[u8] = include_bytes!("../../../../tests/fixtures/fixed/bad-feb-30.txt");
-const CMS_B: &str = include_str!("../../../../schemas/layouts/cms-b-2.toml");
-const CMS_B_ISSUE: &[u8] = include_bytes!("../../../../tests/fixtures/cms-b/issue.txt");
-const CMS_B_TERMINATE: &[u8] = include_bytes!("../../../../tests/fixtures/cms-b/terminate.txt");
-const CMS_B_CANCEL: &[u8] = include_bytes!("../../../../tests/fixtures/cms-b/cancel.txt");
-const CMS_B_SERVICE: &[u8] = include_bytes!("../../../../tests/fixtures/cms-b/service.txt");
-const CMS_B_MODIFY: &[u8] = include_bytes!("../../../../tests/fixtures/cms-b/modify.txt");
+use crate::formats::fixed::fixtures::{
+    BAD_BYTE, BAD_FEB_30, BAD_SHORT, CANCEL, CMS_A, CMS_B, CMS_B_CANCEL, CMS_B_ISSUE, CMS_B_MODIFY, CMS_B_SERVICE,
+    CMS_B_TERMINATE, ISSUE, SERVICE, TERMINATE,
+};
 
 fn cms_a() -> Layout {
     Layout::from_toml_str("cms-a-1.toml", CMS_A).expect("cms-a/1 loads")

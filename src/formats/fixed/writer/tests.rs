@@ -15,63 +15,23 @@ use crate::model::{
     Service,
 };
 
-const CMS_A: &str = include_str!("../../../../schemas/layouts/cms-a-1.toml");
-const CMS_B: &str = include_str!("../../../../schemas/layouts/cms-b-2.toml");
-const CODES: &str = include_str!("../../../../mappings/codes.toml");
-const CMS_B_MAP: &str = include_str!("../../../../mappings/code-maps/cms-b.toml");
+use crate::formats::fixed::fixtures::{
+    CANCEL, CMS_A, CMS_B, CMS_B_CANCEL, CMS_B_ISSUE, CMS_B_MAP, CMS_B_MODIFY, CMS_B_SERVICE, CMS_B_TERMINATE, CODES,
+    ISSUE, MODIFY, SERVICE, TERMINATE,
+};
 
 /// (layout, action, fixture) for every shipped fixture.
 const FIXTURES: &[(&str, &str, &[u8])] = &[
-    (
-        "a",
-        "issue",
-        include_bytes!("../../../../tests/fixtures/fixed/issue-sample.txt"),
-    ),
-    (
-        "a",
-        "modify",
-        include_bytes!("../../../../tests/fixtures/fixed/modify-sample.txt"),
-    ),
-    (
-        "a",
-        "terminate",
-        include_bytes!("../../../../tests/fixtures/fixed/terminate-sample.txt"),
-    ),
-    (
-        "a",
-        "cancel",
-        include_bytes!("../../../../tests/fixtures/fixed/cancel-sample.txt"),
-    ),
-    (
-        "a",
-        "service",
-        include_bytes!("../../../../tests/fixtures/fixed/service-sample.txt"),
-    ),
-    (
-        "b",
-        "issue",
-        include_bytes!("../../../../tests/fixtures/cms-b/issue.txt"),
-    ),
-    (
-        "b",
-        "modify",
-        include_bytes!("../../../../tests/fixtures/cms-b/modify.txt"),
-    ),
-    (
-        "b",
-        "terminate",
-        include_bytes!("../../../../tests/fixtures/cms-b/terminate.txt"),
-    ),
-    (
-        "b",
-        "cancel",
-        include_bytes!("../../../../tests/fixtures/cms-b/cancel.txt"),
-    ),
-    (
-        "b",
-        "service",
-        include_bytes!("../../../../tests/fixtures/cms-b/service.txt"),
-    ),
+    ("a", "issue", ISSUE),
+    ("a", "modify", MODIFY),
+    ("a", "terminate", TERMINATE),
+    ("a", "cancel", CANCEL),
+    ("a", "service", SERVICE),
+    ("b", "issue", CMS_B_ISSUE),
+    ("b", "modify", CMS_B_MODIFY),
+    ("b", "terminate", CMS_B_TERMINATE),
+    ("b", "cancel", CMS_B_CANCEL),
+    ("b", "service", CMS_B_SERVICE),
 ];
 
 fn cms_a() -> Layout {
