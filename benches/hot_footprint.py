@@ -85,6 +85,9 @@ def main(path: str, min_count: int, top: int) -> None:
             owner[(obj, address)] = function
     hot = [a for a, n in counts.items() if n >= min_count]
     print(f"distinct hot instructions (cost >= {min_count}): {len(hot)}")
+    # The instruction cache holds 64-byte lines: a line with one hot
+    # instruction takes as much room as a full one.
+    print(f"distinct hot 64-byte code lines: {len({(o, a // 64) for o, a in hot})}")
     per_function = collections.Counter(owner[a] for a in hot)
     for name, n in per_function.most_common(top):
         print(f"{n:6} {name[:110]}")
