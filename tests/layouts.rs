@@ -8,13 +8,15 @@
 //!   rebuild, and a court may name its own code-map set;
 //! - broken code-map sets stop the start with file, line and entry;
 //! - every stateless ICD §4 error code, through `examine`, for XML,
-//!   `cms-a/1` and `cms-b/2`, with the field and location the court sees.
+//!   `cms-a/1` and `cms-b/2`, with the field and location the court sees;
+//! - a batch examined stage by stage (`examine_batch`, as the intake does)
+//!   gets each message exactly the verdict `examine` gives it alone.
 
 use std::path::{Path, PathBuf};
 
 use porter::broker::load_formats;
 use porter::config::{Config, CourtConfig};
-use porter::intake::{Formats, InboundProperties, examine};
+use porter::intake::{Delivered, Formats, InboundProperties, examine, examine_batch};
 use porter::model::{Action, ErrorCode, FieldError, OrderMessage};
 use porter::store::Verdict;
 use tempfile::TempDir;
@@ -184,6 +186,109 @@ fn without(body: &[u8], record: usize) -> Vec<u8> {
 
 fn xml_sample() -> String {
     String::from_utf8(fixture("xml/issue-sample.xml")).unwrap()
+}
+
+/// The intake examines a batch stage by stage (`examine_batch`: every
+/// message read, then every one validated, then every one translated).
+/// Each message must get exactly the verdict and record it gets examined
+/// alone, in the batch's order, whatever its neighbours: valid and invalid
+/// messages, both layouts, XML, unknown layouts and content types, a
+/// stranger's `user_id`.
+#[test]
+fn a_batch_examined_in_stages_gets_each_message_its_own_verdict() {
+    let (_site, config, f) = shipped();
+    let sacramento = court(&config, "CA034025J");
+    let los_angeles = court(&config, "CA019015J");
+    let stranger = InboundProperties {
+        user_id: Some("court-someone-else".into()),
+        ..props("text/plain", Some("cms-a/1"))
+    };
+    let bodies: Vec<(&CourtConfig, InboundProperties, Vec<u8>)> = vec![
+        (
+            sacramento,
+            props("text/plain", Some("cms-a/1")),
+            fixture("fixed/issue-sample.txt"),
+        ),
+        (
+            sacramento,
+            props("application/xml", None),
+            fixture("xml/issue-sample.xml"),
+        ),
+        (
+            sacramento,
+            props("text/plain", Some("cms-a/1")),
+            fixture("fixed/bad-feb-30.txt"),
+        ),
+        (
+            sacramento,
+            props("text/plain", None),
+            fixture("fixed/bad-short-record.txt"),
+        ),
+        (
+            sacramento,
+            props("text/plain", Some("cms-b/2")),
+            fixture("cms-b/issue.txt"),
+        ),
+        (
+            los_angeles,
+            props("text/plain", Some("cms-a/1")),
+            fixture("fixed/issue-sample.txt"),
+        ),
+        (sacramento, props("application/xml", None), fixture("xml/dtd.xml")),
+        (
+            sacramento,
+            props("application/json", None),
+            fixture("xml/issue-sample.xml"),
+        ),
+        (sacramento, stranger, fixture("fixed/cancel-sample.txt")),
+        (
+            sacramento,
+            props("text/plain", Some("cms-a/1")),
+            fixture("fixed/service-sample.txt"),
+        ),
+    ];
+    let batch: Vec<Delivered<'_>> = bodies
+        .iter()
+        .map(|(court, props, body)| Delivered {
+            court,
+            props: props.clone(),
+            body,
+        })
+        .collect();
+    let staged = examine_batch(&batch, &f);
+    assert_eq!(staged.len(), batch.len());
+    let mut accepted = 0;
+    for (i, (d, item)) in batch.iter().zip(&staged).enumerate() {
+        let alone = examine(d.court, &d.props, d.body, &f);
+        assert_eq!(
+            format!("{:?}", item.verdict),
+            format!("{:?}", alone.verdict),
+            "message {i}"
+        );
+        let (a, b) = (&item.inbound, &alone.inbound);
+        assert_eq!(
+            (
+                &a.court_ori,
+                &a.message_id,
+                &a.body,
+                &a.body_sha256,
+                &a.content_type,
+                &a.layout
+            ),
+            (
+                &b.court_ori,
+                &b.message_id,
+                &b.body,
+                &b.body_sha256,
+                &b.content_type,
+                &b.layout
+            ),
+            "message {i}"
+        );
+        accepted += usize::from(matches!(item.verdict, Verdict::Accepted { .. }));
+    }
+    // The batch mixes both outcomes: 1, 2, 5 and 10 are accepted.
+    assert_eq!(accepted, 4, "{staged:#?}");
 }
 
 // ---------------------------------------------------------------------------

@@ -30,6 +30,16 @@ impl Item {
     }
 }
 
+/// The numbers a pattern may hold, in the order of [`Pattern::starts`].
+const NUMBERS: [Item; 6] = [
+    Item::Year,
+    Item::Month,
+    Item::Day,
+    Item::Hour,
+    Item::Minute,
+    Item::Second,
+];
+
 /// A parsed date/time pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Pattern {
@@ -41,6 +51,12 @@ pub(crate) struct Pattern {
     has_date: bool,
     /// The pattern holds an hour (and so minutes).
     has_time: bool,
+    /// Per byte of a value: the literal it must be, or 0 where a digit goes.
+    shape: Vec<u8>,
+    /// Where each number starts in a value, in the order year, month, day,
+    /// hour, minute, second (its width is its [`Item::width`]); `None` when
+    /// the pattern does not hold it.
+    starts: [Option<usize>; 6],
 }
 
 /// What a pattern read from a field.
@@ -105,12 +121,25 @@ impl Pattern {
             i += item.width();
             items.push(item);
         }
+        let mut shape = Vec::new();
+        let mut starts = [None; 6];
+        for item in &items {
+            if let Some(k) = NUMBERS.iter().position(|n| n == item) {
+                starts[k] = Some(shape.len());
+            }
+            match item {
+                Item::Literal(c) => shape.push(*c),
+                other => shape.resize(shape.len() + other.width(), 0),
+            }
+        }
         let p = Pattern {
             text: text.to_string(),
-            width: items.iter().map(|i| i.width()).sum(),
+            width: shape.len(),
             has_date: items.contains(&Item::Year),
             has_time: items.contains(&Item::Hour),
             items,
+            shape,
+            starts,
         };
         let date = [Item::Year, Item::Month, Item::Day].map(|t| p.items.contains(&t));
         if date.iter().any(|&x| x) && !date.iter().all(|&x| x) {
@@ -152,32 +181,21 @@ impl Pattern {
         if bytes.len() != self.width {
             return Err(PatternError::Shape);
         }
-        let (mut y, mut mo, mut d, mut h, mut mi, mut s) = (0i32, 0u32, 0u32, 0u32, 0u32, 0u32);
-        let mut at = 0;
-        for item in &self.items {
-            let w = item.width();
-            let chunk = &bytes[at..at + w];
-            at += w;
-            if let Item::Literal(c) = item {
-                if chunk != [*c] {
-                    return Err(PatternError::Shape);
-                }
-                continue;
-            }
-            if !chunk.iter().all(u8::is_ascii_digit) {
-                return Err(PatternError::Shape);
-            }
-            let n = chunk.iter().fold(0u32, |acc, b| acc * 10 + u32::from(b - b'0'));
-            match item {
-                Item::Year => y = n as i32,
-                Item::Month => mo = n,
-                Item::Day => d = n,
-                Item::Hour => h = n,
-                Item::Minute => mi = n,
-                Item::Second => s = n,
-                Item::Literal(_) => {}
-            }
+        // One pass over the bytes, without early exit: digits where the
+        // pattern has numbers, its literals elsewhere.
+        let shaped = bytes.iter().zip(&self.shape).fold(true, |ok, (&b, &want)| {
+            ok & if want == 0 { b.is_ascii_digit() } else { b == want }
+        });
+        if !shaped {
+            return Err(PatternError::Shape);
         }
+        let [y, mo, d, h, mi, s] = std::array::from_fn(|k| {
+            self.starts[k].map_or(0, |at| {
+                let digits = &bytes[at..at + NUMBERS[k].width()];
+                digits.iter().fold(0u32, |acc, b| acc * 10 + u32::from(b - b'0'))
+            })
+        });
+        let y = y as i32;
         let date = if self.has_date() {
             Some(NaiveDate::from_ymd_opt(y, mo, d).ok_or(PatternError::NoSuchDate)?)
         } else {

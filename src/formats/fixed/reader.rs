@@ -74,17 +74,19 @@ struct Line<'a> {
     number: usize,
     data: &'a [u8],
     terminator: Option<Terminator>,
-    /// No byte of `data` is one a record may not hold ([`is_bad_byte`]).
-    clean: bool,
+    /// `data` as text, when no byte of it is one a record may not hold
+    /// ([`is_bad_byte`]).
+    text: Option<&'a str>,
 }
 
 impl<'a> Line<'a> {
-    fn new(number: usize, data: &'a [u8], terminator: Option<Terminator>, clean: bool) -> Self {
+    /// `text` is [`clean_text`]`(data)`.
+    fn new(number: usize, data: &'a [u8], terminator: Option<Terminator>, text: Option<&'a str>) -> Self {
         Line {
             number,
             data,
             terminator,
-            clean,
+            text,
         }
     }
 }
@@ -150,6 +152,15 @@ fn all_clean(bytes: &[u8]) -> bool {
 
 fn at(record: usize, column: usize) -> Position {
     Position::new(record, column)
+}
+
+/// `bytes` as text when it holds no bad byte ([`all_clean`]). Every byte is
+/// then printable ASCII (0x20–0x7E), so it is valid UTF-8 without the
+/// second pass over the record that `str::from_utf8` would make.
+fn clean_text(bytes: &[u8]) -> Option<&str> {
+    // SAFETY: `all_clean` has just checked that every byte is in
+    // 0x20..0x7f: `bytes` is ASCII, which is valid UTF-8.
+    all_clean(bytes).then(|| unsafe { std::str::from_utf8_unchecked(bytes) })
 }
 
 /// The range of `bytes` left without leading and trailing spaces.
@@ -270,7 +281,7 @@ impl Reader<'_> {
         // Fast path: a clean record of the right length has no LF inside,
         // so its terminator is right after it.
         if let Some(data) = rest.get(..length)
-            && all_clean(data)
+            && let Some(text) = clean_text(data)
         {
             let terminator = match &rest[length..] {
                 [b'\n', ..] => Some((Terminator::Lf, 1)),
@@ -279,8 +290,8 @@ impl Reader<'_> {
                 _ => Some((Terminator::Lf, 0)),
             };
             match terminator {
-                None => return (Line::new(number, data, None, true), &[]),
-                Some((t, n)) if n > 0 => return (Line::new(number, data, Some(t), true), &rest[length + n..]),
+                None => return (Line::new(number, data, None, Some(text)), &[]),
+                Some((t, n)) if n > 0 => return (Line::new(number, data, Some(t), Some(text)), &rest[length + n..]),
                 Some(_) => {}
             }
         }
@@ -292,10 +303,12 @@ impl Reader<'_> {
                     data = stripped;
                     terminator = Terminator::Crlf;
                 }
-                let clean = all_clean(data);
-                (Line::new(number, data, Some(terminator), clean), &rest[p + 1..])
+                (
+                    Line::new(number, data, Some(terminator), clean_text(data)),
+                    &rest[p + 1..],
+                )
             }
-            None => (Line::new(number, rest, None, all_clean(rest)), &[]),
+            None => (Line::new(number, rest, None, clean_text(rest)), &[]),
         }
     }
 
@@ -340,7 +353,7 @@ impl Reader<'_> {
                 ),
             );
         }
-        if !line.clean {
+        if line.text.is_none() {
             self.bad_bytes(n, &data[..data.len().min(length)], record, occurrence, record_field);
         }
 
@@ -373,11 +386,7 @@ impl Reader<'_> {
         let mut date_times = std::mem::take(&mut self.date_times);
         // A clean record is ASCII: it becomes text once, and its fields are
         // slices of that text.
-        let line_text = if line.clean {
-            std::str::from_utf8(data).ok()
-        } else {
-            None
-        };
+        let line_text = line.text;
         match line_text {
             Some(text) if data.len() == length => self.steps(n, occurrence, record, text, &mut date_times),
             _ => self.fields(n, occurrence, record, data, line_text, &mut date_times),
@@ -439,8 +448,7 @@ impl Reader<'_> {
             };
             let text = match line_text {
                 Some(t) => t.get(range),
-                None if all_clean(bytes) => std::str::from_utf8(bytes).ok(),
-                None => None,
+                None => clean_text(bytes),
             };
             self.field(n, occurrence, record, f, bytes, text, date_times);
         }
