@@ -12,7 +12,9 @@
 //! validated, then every one translated). `cms-a-1-batch/pipeline` measures
 //! that staged order on a batch of [`BATCH`] `cms-a/1` orders (the sample
 //! with [`BATCH`] different order numbers), against `cms-a-1-batch/slice`,
-//! the slice loop over the same bytes. The one-order figures stay beside it.
+//! the slice loop over the same bytes; `cms-a-1-batch/fused` is the same
+//! batch one order at a time (parse, validate, translate each in turn), as
+//! the intake examined it before. The one-order figures stay beside it.
 //!
 //! `*/parse` (the reader alone), `*/validate` (reader and validator) and
 //! `*/translate` (translation alone, of an order parsed beforehand) show
@@ -21,12 +23,16 @@
 //! pipeline as a share of the baseline's) are printed; the targets are
 //! XML ≥ 25 % and `cms-a/1` ≥ 30 %.
 //!
-//! Last, the two shares are measured once more in pairs (baseline and
+//! Last, the three shares (XML, `cms-a/1` one order, `cms-a/1` staged
+//! batch) are measured once more in pairs (baseline and
 //! pipeline timed back to back, 1,001 rounds of B P P B, median ratio), which
 //! holds steady on a shared machine whose speed drifts between criterion's
 //! runs.
 //!
+//! `scripts/release.sh bench` builds and runs it as production is built
+//! (with the profile of `examples/pgo_training.rs`);
 //! `cargo bench --bench pipeline -- --warm-up-time 1 --measurement-time 5`
+//! without the profile.
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
@@ -185,6 +191,14 @@ fn batch_slice(bodies: &[Vec<u8>], positions: &[Vec<(usize, usize)>]) -> usize {
     bodies.iter().map(|b| fixed_slice(black_box(b), positions)).sum()
 }
 
+/// The pipeline over a batch one order at a time.
+fn batch_fused(setup: &Setup, bodies: &[Vec<u8>]) -> usize {
+    bodies
+        .iter()
+        .map(|b| setup.rest(&setup.layout.read_order(black_box(b))).len())
+        .sum()
+}
+
 /// The pipeline over a batch in the intake's stage order
 /// (`porter::intake::examine_batch`): read every order, validate every
 /// one, translate every one.
@@ -212,6 +226,7 @@ fn bench_fixed_batch(c: &mut Criterion, setup: &Setup) {
     });
     g.bench_function("slice", |b| b.iter(|| batch_slice(&bodies, &positions)));
     g.bench_function("pipeline", |b| b.iter(|| batch_pipeline(setup, &bodies)));
+    g.bench_function("fused", |b| b.iter(|| batch_fused(setup, &bodies)));
     g.finish();
 }
 
@@ -308,7 +323,7 @@ fn summary() {
         let Some(base) = median_ns(&dir, group, baseline) else {
             continue;
         };
-        for bench in [baseline, "parse", "validate", "translate", "pipeline"] {
+        for bench in [baseline, "parse", "validate", "translate", "fused", "pipeline"] {
             let Some(ns) = median_ns(&dir, group, bench) else {
                 continue;
             };
@@ -358,7 +373,7 @@ fn paired_share(rounds: usize, batch: usize, mut baseline: impl FnMut(), mut pip
     ratios[rounds / 2]
 }
 
-/// Prints the paired shares of both pipelines (see [`paired_share`]).
+/// Prints the paired shares of the three pipelines (see [`paired_share`]).
 fn paired(setup: &Setup) {
     let limits = XmlLimits::default();
     let xml = read("tests/fixtures/xml/issue-sample.xml");

@@ -10,19 +10,23 @@
 #
 # 1. builds the training program (examples/pgo_training.rs) instrumented
 #    (-Cprofile-generate), in target/pgo-train;
-# 2. runs it: every sample and fixture message through the staged intake
-#    (`porter::intake::examine_batch`), valid and invalid, XML and both
-#    layouts, then the CLETS translation and reader;
+# 2. runs it: the order messages of schemas/samples/ and
+#    tests/fixtures/{xml,fixed,cms-b}/ (but not the benchmark's two inputs)
+#    through the staged intake (`porter::intake::examine_batch`), valid and
+#    invalid, XML and both layouts, then the CLETS translation and reader;
 # 3. merges the profile with the llvm-profdata of rustc's own LLVM major
 #    version (installed with apt as llvm-N when missing);
 # 4. builds porter with -Cprofile-use in target/pgo and prints its path.
 #
-# The profile is the same for the binary and for the benchmark: the
-# benchmark is trained on nothing of its own, so it measures the code as
-# production runs it. The builds pass --target, so that build scripts and
+# The profile is the same for the binary and for the benchmark. The
+# benchmark is not part of the training and its input is left out of it,
+# so it measures the code as production runs it. The builds pass --target, so that build scripts and
 # proc macros are not instrumented, and keep flags already in RUSTFLAGS.
 # Each is a full fat-LTO build (about 5 minutes each on the sixth session's
 # two cores, 12 on slower ones). Logs are kept in target/pgo-data/*.log.
+# `llvm-profdata` warns when the training produced no profile; a build with
+# a profile that no longer matches the code (sources changed in between)
+# only loses the optimisation for the functions that changed.
 #
 # `cargo build --release` (and so `scripts/demo.sh`) is the same build
 # without the profile: the same code, a little slower.
@@ -53,12 +57,13 @@ mkdir -p "$raw"
 host=$(rustc -vV | sed -n 's/^host: //p')
 flags=${RUSTFLAGS:-}
 
-# Runs `cargo $3...` into target dir $1 (`$2` names the build) with RUSTFLAGS plus $extra, logging
-# to target/pgo-data/<name of $1>-<what>.log.
+# Runs `cargo $3...` into target dir $1 (`$2` names the build) with
+# RUSTFLAGS plus $extra; its output goes to the file named in $log
+# (target/pgo-data/<what>.log), which the caller may read afterwards.
 build() {
     local dir=$1 what=$2
     shift 2
-    local log="$data/$(basename "$dir")-$what.log"
+    log="$data/$what.log"
     if ! CARGO_TARGET_DIR="$dir" RUSTFLAGS="$flags $extra" \
         cargo "$@" --locked --target "$host" >"$log" 2>&1; then
         tail -30 "$log" >&2
@@ -82,7 +87,6 @@ echo "$root/target/pgo/$host/release/porter"
 
 if [ "$mode" = bench ]; then
     echo "release: building the pipeline benchmark with the same profile" >&2
-    log="$data/pgo-bench.log"
     build "$root/target/pgo" bench bench --bench pipeline --no-run
     binary=$(sed -n 's/.*Executable .*(\(.*\))$/\1/p' "$log" | tail -1)
     if [ -z "$binary" ]; then

@@ -1,9 +1,15 @@
-//! Examining one inbound message: properties, parse, validate, route, and a
+//! Examining inbound messages: properties, parse, validate, route, and a
 //! trial translation, giving the [`Verdict`] the store records.
 //!
-//! Pure and synchronous: no I/O, so it is tested directly and runs on the
+//! Synchronous and without I/O, so it is tested directly and runs on the
 //! blocking pool. It never panics on any input; everything wrong becomes a
 //! field-level error.
+//!
+//! Examination has three stages, private to this module so that none can
+//! be skipped or run twice: `read` (properties, parse), `check`
+//! (validation) and `decide` (routing, trial translation). [`examine`] runs
+//! them for one message; [`examine_batch`], which the intake uses, runs
+//! each over a whole batch before the next.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -221,7 +227,7 @@ fn internal_error(d: &Delivered<'_>) -> IntakeItem {
 
 /// One delivery between the stages of its examination: what [`read`]
 /// found, checked by [`check`], then turned into a verdict by [`decide`].
-pub struct Reading {
+struct Reading {
     inbound: InboundMessage,
     errors: Vec<FieldError>,
     parsed: Parsed,
@@ -232,7 +238,7 @@ pub struct Reading {
 
 /// Stage 1: the properties, then the body parsed in its format (court
 /// codes mapped to canonical ones for fixed-width).
-pub fn read(court: &CourtConfig, props: &InboundProperties, body: &[u8], formats: &Formats) -> Reading {
+fn read(court: &CourtConfig, props: &InboundProperties, body: &[u8], formats: &Formats) -> Reading {
     let (mut inbound, mut errors) = receive(court, props, body);
     let mut attempted = true;
     let parsed = if body.len() > MAX_MESSAGE_BYTES {
@@ -292,7 +298,7 @@ pub fn read(court: &CourtConfig, props: &InboundProperties, body: &[u8], formats
 
 /// Stage 2: the stateless checks of a parsed body ([`validate`]), merged
 /// with the reader's own errors.
-pub fn check(reading: &mut Reading, court: &CourtConfig, props: &InboundProperties, formats: &Formats) {
+fn check(reading: &mut Reading, court: &CourtConfig, props: &InboundProperties, formats: &Formats) {
     if !reading.attempted {
         return;
     }
@@ -312,7 +318,7 @@ pub fn check(reading: &mut Reading, court: &CourtConfig, props: &InboundProperti
 /// Stage 3: the verdict. A message without errors is routed and given a
 /// trial translation for each partner ([`accept`]), which may still
 /// reject it.
-pub fn decide(reading: Reading, formats: &Formats) -> IntakeItem {
+fn decide(reading: Reading, formats: &Formats) -> IntakeItem {
     let Reading {
         inbound,
         errors,
@@ -371,4 +377,46 @@ pub fn canonical_sha256(message: &OrderMessage) -> String {
     m.sent_at = None;
     let json = serde_json::to_vec(&m).unwrap_or_default();
     hex::encode(Sha256::digest(&json))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn court() -> CourtConfig {
+        toml::from_str("ori = \"CA034025J\"\nsheriff_ori = \"CA0340000\"").expect("a court")
+    }
+
+    /// A stage that panics is contained to its own delivery: the guard
+    /// returns `None`, and that delivery becomes a rejection with an
+    /// internal error under its own `message_id`, never a lost message or
+    /// a failed batch. A stage that does not panic passes its result on.
+    #[test]
+    fn a_panicking_stage_rejects_only_its_own_delivery() {
+        let court = court();
+        let d = Delivered {
+            court: &court,
+            props: InboundProperties {
+                message_id: Some("m-1".into()),
+                content_type: Some("text/plain".into()),
+                delivery_mode: Some(2),
+                ..Default::default()
+            },
+            body: b"O",
+        };
+        assert_eq!(guarded(&d, || 7), Some(7));
+        let panicked: Option<()> = guarded(&d, || panic!("a bug in a stage"));
+        assert!(panicked.is_none());
+        let item = internal_error(&d);
+        assert_eq!(item.inbound.message_id, "m-1");
+        assert_eq!(item.inbound.body, b"O");
+        match item.verdict {
+            Verdict::Rejected { errors, .. } => {
+                assert_eq!(errors.len(), 1);
+                assert_eq!(errors[0].code, ErrorCode::InvalidFormat);
+                assert!(errors[0].text.contains("internal error"), "{errors:?}");
+            }
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+    }
 }
