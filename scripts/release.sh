@@ -19,14 +19,15 @@
 # 4. builds porter with -Cprofile-use in target/pgo and prints its path.
 #
 # The profile is the same for the binary and for the benchmark. The
-# benchmark is not part of the training and its input is left out of it,
-# so it measures the code as production runs it. The builds pass --target, so that build scripts and
+# benchmark is not part of the training and its two inputs are left out
+# of it, so it measures the code as production builds it. The builds pass --target, so that build scripts and
 # proc macros are not instrumented, and keep flags already in RUSTFLAGS.
 # Each is a full fat-LTO build (about 5 minutes each on the sixth session's
 # two cores, 12 on slower ones). Logs are kept in target/pgo-data/*.log.
-# `llvm-profdata` warns when the training produced no profile; a build with
-# a profile that no longer matches the code (sources changed in between)
-# only loses the optimisation for the functions that changed.
+# If the training wrote no profile, `llvm-profdata merge` fails and so does
+# the script. A function whose code does not match its profile (sources or
+# features changed in between) only loses the optimisation; the script
+# counts rustc's "hash mismatch" warnings after each profiled build.
 #
 # `cargo build --release` (and so `scripts/demo.sh`) is the same build
 # without the profile: the same code, a little slower.
@@ -60,6 +61,7 @@ flags=${RUSTFLAGS:-}
 # Runs `cargo $3...` into target dir $1 (`$2` names the build) with
 # RUSTFLAGS plus $extra; its output goes to the file named in $log
 # (target/pgo-data/<what>.log), which the caller may read afterwards.
+# Prints how many functions did not match the profile, if any.
 build() {
     local dir=$1 what=$2
     shift 2
@@ -69,6 +71,11 @@ build() {
         tail -30 "$log" >&2
         echo "release: the $what build failed; its output is in $log" >&2
         exit 1
+    fi
+    local mismatched
+    mismatched=$(grep -c "hash mismatch" "$log" || true)
+    if [ "$mismatched" -gt 0 ]; then
+        echo "release: $mismatched functions did not match the profile (see $log)" >&2
     fi
 }
 

@@ -159,8 +159,12 @@ fn at(record: usize, column: usize) -> Position {
 /// second pass over the record that `str::from_utf8` would make.
 fn clean_text(bytes: &[u8]) -> Option<&str> {
     // SAFETY: `all_clean` has just checked that every byte is in
-    // 0x20..0x7f: `bytes` is ASCII, which is valid UTF-8.
-    all_clean(bytes).then(|| unsafe { std::str::from_utf8_unchecked(bytes) })
+    // 0x20..0x7f: `bytes` is ASCII, which is valid UTF-8. The test
+    // `clean_bytes_are_ascii` keeps `is_bad_byte` refusing every non-ASCII byte.
+    all_clean(bytes).then(|| {
+        debug_assert!(bytes.is_ascii());
+        unsafe { std::str::from_utf8_unchecked(bytes) }
+    })
 }
 
 /// The range of `bytes` left without leading and trailing spaces.
