@@ -192,9 +192,10 @@ async fn missing_idempotency_key_is_400() {
 }
 
 /// A body that is not well-formed XML, carries a DTD, has another root or lacks an identifying field is
-/// 400 with a reason, and nothing is applied.
+/// invalid content: 422 with a reason that quotes no personal data, counted in `rejected`, and nothing is
+/// applied.
 #[tokio::test]
-async fn bad_body_is_400() {
+async fn bad_body_is_422() {
     let sim = start().await;
     let good = notice("ISSUE", 1);
     let bodies = [
@@ -210,37 +211,193 @@ async fn bad_body_is_400() {
         good.replace("<nc:IdentificationID>24DV01234</nc:IdentificationID>", ""),
         good.replace("<por:CourtORI>CA034025J</por:CourtORI>", ""),
         good.replace(">ISSUE<", ">ENTER<"),
+        good.replace("<por:Sequence>1<", "<por:Sequence>0<"),
     ];
     for (i, body) in bodies.iter().enumerate() {
         let (status, json) = status_and_json(post(&sim, &format!("bad-{i}"), body).await).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "body {i}");
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "body {i}: {json}");
         let reason = json["reason"].as_str().unwrap();
         assert!(!reason.contains("DOE") && !reason.contains("1985"), "{reason}");
     }
     let state: DojStateView = sim.state().await;
-    assert_eq!((state.counters.rejected, state.records.len()), (8, 0));
+    assert_eq!((state.counters.rejected, state.records.len()), (9, 0));
+    assert_eq!(state.counters.out_of_order, 0);
+    assert!(state.orders.is_empty());
     sim.stop().await;
 }
 
-/// The same (court ORI, order number, sequence) applied under a second key is accepted again (a real
-/// partner would create a second record) and counted in `double_records`; other sequences are not.
+/// Each kind of schema violation is caught by xmllint against `por.xsd` and answered 422 with the
+/// validator's reason (line, element, what is wrong) without the offending value: a wrong type (a
+/// sequence or a birth date that is not one), a missing required field, an unknown action. Each counts in
+/// `rejected`, none is applied, and none is remembered: the corrected notice under the same key is
+/// accepted.
 #[tokio::test]
-async fn double_records_count_a_sequence_applied_under_a_second_key() {
+async fn each_schema_violation_is_422_with_the_validators_reason() {
+    let sim = start().await;
+    let good = notice("ISSUE", 1);
+    let cases = [
+        (
+            good.replace("<por:Sequence>1<", "<por:Sequence>ONE<"),
+            ["Sequence", "not a valid value"],
+            "ONE",
+        ),
+        (
+            good.replace("1985-02-14", "1985-13-14"),
+            ["Date", "not a valid value"],
+            "1985-13-14",
+        ),
+        (
+            good.replace("<por:SentDateTime>2026-11-25T10:15:00-08:00</por:SentDateTime>", ""),
+            ["Missing child element", "SentDateTime"],
+            "2026-11-25",
+        ),
+        (
+            good.replace(
+                "<por:CaseNumber>24FL001234</por:CaseNumber>\n    <por:OrderType>DV</por:OrderType>",
+                "",
+            ),
+            ["element is not expected", "OrderType"],
+            "24FL001234",
+        ),
+        (good.replace(">ISSUE<", ">DELETE<"), ["Action", "enumeration"], "DELETE"),
+    ];
+    for (i, (body, expected, value)) in cases.iter().enumerate() {
+        assert_ne!(body, &good, "case {i} changes the notice");
+        let (status, json) = status_and_json(post(&sim, &key(1), body).await).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "case {i}: {json}");
+        let reason = json["reason"].as_str().unwrap();
+        assert!(reason.starts_with("not valid against por.xsd: line "), "{reason}");
+        for part in expected {
+            assert!(reason.contains(part), "case {i}: {part:?} not in {reason:?}");
+        }
+        assert!(!reason.contains(value) && !reason.contains("DOE"), "case {i}: {reason}");
+    }
+    let state: DojStateView = sim.state().await;
+    assert_eq!((state.counters.rejected, state.records.len()), (5, 0));
+    let (status, _) = status_and_json(post(&sim, &key(1), &good).await).await;
+    assert_eq!(status, StatusCode::CREATED);
+    sim.stop().await;
+}
+
+/// The first notice of an order may carry any sequence (DOJ joins an order part way through); a
+/// sequence more than one past the last applied is accepted and counted in `gaps` (and `accepted`); the
+/// state shows the order's last sequence.
+#[tokio::test]
+async fn first_notice_takes_any_sequence_and_a_gap_is_counted() {
     let sim = start().await;
     assert_eq!(
-        post(&sim, &key(1), &notice("ISSUE", 1)).await.status(),
+        post(&sim, &key(3), &notice("MODIFY", 3)).await.status(),
         StatusCode::CREATED
     );
+    assert_eq!(
+        post(&sim, &key(4), &notice("MODIFY", 4)).await.status(),
+        StatusCode::CREATED
+    );
+    let state: DojStateView = sim.state().await;
+    assert_eq!(state.counters.gaps, 0);
+    let (status, body) = status_and_json(post(&sim, &key(7), &notice("TERMINATE", 7)).await).await;
+    assert_eq!(status, StatusCode::CREATED);
+    tracking_id(&body);
+    let state: DojStateView = sim.state().await;
+    let c = state.counters;
+    assert_eq!((c.accepted, c.gaps, c.rejected, c.out_of_order), (3, 1, 0, 0));
+    assert_balanced(&c);
+    assert_eq!(state.orders.len(), 1);
+    let order = &state.orders[0];
+    assert_eq!(
+        (
+            order.court_ori.as_str(),
+            order.order_number.as_str(),
+            order.last_sequence
+        ),
+        ("CA034025J", "24DV01234", 7)
+    );
+    sim.stop().await;
+}
+
+/// After a notice is applied, a sequence at or below it under another key (an older one, or the same
+/// sequence again) is 422 with a JSON reason naming the sequences, counted in `out_of_order` and
+/// `rejected`, and applies nothing (`double_records` stays 0). Another order is not affected.
+#[tokio::test]
+async fn out_of_order_sequence_is_422() {
+    let sim = start().await;
+    for sequence in [1, 2] {
+        let action = if sequence == 1 { "ISSUE" } else { "MODIFY" };
+        assert_eq!(
+            post(&sim, &key(sequence), &notice(action, sequence)).await.status(),
+            StatusCode::CREATED
+        );
+    }
+    let (status, json) = status_and_json(post(&sim, "older-key", &notice("ISSUE", 1)).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let reason = json["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("out of order") && reason.contains("sequence 2"),
+        "{reason}"
+    );
+    let (status, _) = status_and_json(post(&sim, "same-sequence-key", &notice("MODIFY", 2)).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let other = notice("ISSUE", 1).replace("24DV01234", "24DV09999");
+    assert_eq!(post(&sim, "other-order", &other).await.status(), StatusCode::CREATED);
+
+    let state: DojStateView = sim.state().await;
+    let c = state.counters;
+    assert_eq!(
+        (c.accepted, c.rejected, c.out_of_order, c.double_records, c.gaps),
+        (3, 2, 2, 0, 0)
+    );
+    assert_balanced(&c);
+    assert_eq!(state.records.len(), 3);
+    sim.stop().await;
+}
+
+/// A repeated key keeps its behaviour whatever the order's state: after the order moved on, the same key
+/// and body is answered 200 from memory (a duplicate, not out of order), and a changed body 422 as a
+/// conflict (not counted out of order).
+#[tokio::test]
+async fn repeated_key_is_answered_before_the_order_state() {
+    let sim = start().await;
+    let (_, first) = status_and_json(post(&sim, &key(1), &notice("ISSUE", 1)).await).await;
     assert_eq!(
         post(&sim, &key(2), &notice("MODIFY", 2)).await.status(),
         StatusCode::CREATED
     );
-    let (status, body) = status_and_json(post(&sim, "another-key", &notice("ISSUE", 1)).await).await;
-    assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(tracking_id(&body), "DOJ000000000003");
-    let state: DojStateView = sim.state().await;
-    assert_eq!((state.counters.accepted, state.counters.double_records), (3, 1));
+    let (status, again) = status_and_json(post(&sim, &key(1), &notice("ISSUE", 1)).await).await;
+    assert_eq!((status, again), (StatusCode::OK, first));
+    let changed = notice("ISSUE", 1).replace("<por:BradyCode>Y", "<por:BradyCode>N");
+    let (status, json) = status_and_json(post(&sim, &key(1), &changed).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(json["reason"].as_str().unwrap().contains("different body"), "{json}");
+    let c = sim.state::<DojStateView>().await.counters;
+    assert_eq!((c.accepted, c.duplicates, c.rejected, c.out_of_order), (2, 1, 1, 0));
+    assert_balanced(&c);
     sim.stop().await;
+}
+
+/// Reset forgets the orders' state: after sequence 5 was applied and the simulator reset, sequence 3 of
+/// the same order is a first message again and is accepted.
+#[tokio::test]
+async fn reset_forgets_the_order_state() {
+    let sim = start().await;
+    assert_eq!(
+        post(&sim, &key(5), &notice("MODIFY", 5)).await.status(),
+        StatusCode::CREATED
+    );
+    sim.reset().await;
+    assert!(sim.state::<DojStateView>().await.orders.is_empty());
+    assert_eq!(
+        post(&sim, &key(3), &notice("MODIFY", 3)).await.status(),
+        StatusCode::CREATED
+    );
+    let state: DojStateView = sim.state().await;
+    assert_eq!((state.counters.out_of_order, state.orders[0].last_sequence), (0, 3));
+    sim.stop().await;
+}
+
+/// `received` = `accepted` + `rejected` + `busy` + `duplicates`: out-of-order answers are inside
+/// `rejected`, gaps inside `accepted`.
+fn assert_balanced(c: &Counters) {
+    assert_eq!(c.received, c.accepted + c.rejected + c.busy + c.duplicates, "{c:?}");
 }
 
 /// `latency_ms` delays every answer by at least that long.
@@ -452,13 +609,27 @@ async fn messages_log_requests_without_bodies() {
         vec![
             (NOTICES_PATH, Some(k1.as_str()), 201),
             (NOTICES_PATH, Some(k1.as_str()), 200),
-            (NOTICES_PATH, Some(k2.as_str()), 400),
+            (NOTICES_PATH, Some(k2.as_str()), 422),
         ]
     );
     chrono::DateTime::parse_from_rfc3339(&messages[0].at).unwrap();
     let raw = serde_json::to_string(&messages).unwrap();
     assert!(!raw.contains("DOE") && !raw.contains("1985-02-14"), "{raw}");
     sim.stop().await;
+}
+
+/// `run` fails at start, with a message saying what to install, when `xmllint` cannot be found.
+#[tokio::test]
+async fn run_fails_without_xmllint() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let config = DojSimConfig {
+        tokens: vec![TOKEN.into()],
+        xmllint: "/nonexistent/bin/xmllint".into(),
+        ..DojSimConfig::default()
+    };
+    let err = run(listener, config, std::future::pending()).await.unwrap_err();
+    let text = format!("{err:#}");
+    assert!(text.contains("xmllint") && text.contains("not found"), "{text}");
 }
 
 /// `run` refuses a configuration without a token.

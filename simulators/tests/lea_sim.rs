@@ -30,21 +30,69 @@ fn key(agency: &str, sequence: u32) -> String {
     format!("por:CA034025J:24DV01234:{sequence}:LEA-{agency}:0")
 }
 
-/// An ICD §8 body: the action and the full current order, snake_case.
-fn body(action: &str, sequence: u32) -> String {
+/// An ICD §8 body, valid against `schemas/lea-order.schema.json`: the action, the header and the full
+/// current order, snake_case.
+fn value(action: &str, sequence: u32) -> Value {
     json!({
         "action": action,
         "court_ori": "CA034025J",
         "order_number": "24DV01234",
         "sequence": sequence,
+        "sent_at": "2026-11-25T10:15:00-08:00",
         "order": {
-            "order_type": "DV",
-            "case_number": "24FL001234",
-            "restrained_person": {"name": {"first": "JOHN", "last": "DOE"}, "birth_date": "1985-02-14"},
-            "conditions": ["01", "07"]
-        }
+            "court_ori": "CA034025J",
+            "action": action,
+            "sequence": sequence,
+            "sent_at": "2026-11-25T10:15:00-08:00",
+            "order": {
+                "order_number": "24DV01234",
+                "case_number": "24FL001234",
+                "order_type": "DV",
+                "form_id": "DV-110",
+                "issue_date": "2026-11-25",
+                "expiration": "2029-11-25T23:59:00",
+                "judicial_officer": null,
+                "brady": "Y",
+                "condition_text": null,
+                "condition_codes": ["01", "07"],
+                "firearm_relinquishment": true,
+                "termination_date": null,
+                "cancel_reason": null,
+                "service": null
+            },
+            "restrained_person": {
+                "name": {"last": "DOE", "first": "JOHN", "middle": null, "suffix": null},
+                "birth_date": "1985-02-14",
+                "sex": "M",
+                "race": "W",
+                "height": "510",
+                "weight": "180",
+                "eye": "BRO",
+                "hair": "BLK",
+                "residence": {"street": "1 MAIN ST", "city": "SACRAMENTO", "state": "CA", "zip": "95814"},
+                "driver_license": {"number": "D1234567", "state": "CA"}
+            },
+            "protected_persons": [{
+                "name": {"last": "ROE", "first": "JANE", "middle": null, "suffix": null},
+                "birth_date": "1990-06-01",
+                "sex": "F",
+                "race": "W",
+                "relationship": "SP"
+            }]
+        },
+        "image": null
     })
-    .to_string()
+}
+
+/// [`value`] as text.
+fn body(action: &str, sequence: u32) -> String {
+    value(action, sequence).to_string()
+}
+
+/// `received` = `accepted` + `rejected` + `busy` + `duplicates`: out-of-order answers are inside
+/// `rejected`, gaps inside `accepted`.
+fn assert_balanced(c: &Counters) {
+    assert_eq!(c.received, c.accepted + c.rejected + c.busy + c.duplicates, "{c:?}");
 }
 
 fn unix_now() -> i64 {
@@ -245,12 +293,13 @@ async fn missing_idempotency_key_is_400() {
     sim.stop().await;
 }
 
-/// A body that is not a JSON object, or whose action, court ORI, order number, sequence or order is
-/// missing or of the wrong kind, is 400 with a reason naming the field, not its value.
+/// A body that is not JSON, not an object, or whose action, court ORI, order number, sequence or order
+/// is missing or of the wrong kind, is invalid content: 422 with a reason naming the field, not its
+/// value, counted in `rejected`; nothing is applied.
 #[tokio::test]
-async fn bad_body_is_400() {
+async fn bad_body_is_422() {
     let sim = start().await;
-    let good: Value = serde_json::from_str(&body("ISSUE", 1)).unwrap();
+    let good = value("ISSUE", 1);
     let mut bodies = vec!["not json".to_owned(), "[]".to_owned()];
     for (field, value) in [
         ("action", json!("ENTER")),
@@ -270,13 +319,187 @@ async fn bad_body_is_400() {
     }
     for (i, b) in bodies.iter().enumerate() {
         let (status, json) = status_and_json(post(&sim, POLICE, &format!("bad-{i}"), b).await).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST, "body {i}: {json}");
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "body {i}: {json}");
         let reason = json["reason"].as_str().unwrap();
-        assert!(!reason.contains("DOE"), "{reason}");
+        assert!(!reason.contains("DOE") && !reason.contains("ENTER"), "{reason}");
     }
     let state: LeaStateView = sim.state().await;
     assert_eq!(state.counters.rejected, 8);
+    assert!(state.agencies[POLICE].records.is_empty() && state.agencies[POLICE].orders.is_empty());
+    sim.stop().await;
+}
+
+/// Each kind of schema violation is caught against `lea-order.schema.json` and answered 422 with the
+/// validator's reason (instance path and keyword), never the offending value: a wrong-typed field, a
+/// missing required field, an unknown action. Each counts in `rejected` for the agency and globally,
+/// none is applied or remembered: the corrected body under the same key is accepted.
+#[tokio::test]
+async fn each_schema_violation_is_422_with_the_validators_reason() {
+    let sim = start().await;
+    type Change = fn(&mut Value);
+    let cases: [(Change, &str, &str, &str); 5] = [
+        (|v| v["sequence"] = json!("one"), "at /sequence:", "(type)", "one"),
+        (
+            |v| v["order"]["order"]["firearm_relinquishment"] = json!("YES"),
+            "at /order/order/firearm_relinquishment:",
+            "(type)",
+            "YES",
+        ),
+        (
+            |v| {
+                v["order"]["order"].as_object_mut().unwrap().remove("order_number");
+            },
+            "at /order/order:",
+            "\"order_number\" is a required property",
+            "24DV01234",
+        ),
+        (
+            |v| {
+                v.as_object_mut().unwrap().remove("sent_at");
+            },
+            "at /:",
+            "(required)",
+            "2026-11-25",
+        ),
+        (|v| v["action"] = json!("DELETE"), "at /action:", "(enum)", "DELETE"),
+    ];
+    let k = key(POLICE, 1);
+    for (i, (change, path, kind, bad_value)) in cases.into_iter().enumerate() {
+        let mut v = value("ISSUE", 1);
+        change(&mut v);
+        let (status, json) = status_and_json(post(&sim, POLICE, &k, &v.to_string()).await).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "case {i}: {json}");
+        let reason = json["reason"].as_str().unwrap();
+        assert!(
+            reason.starts_with("not valid against lea-order.schema.json: "),
+            "{reason}"
+        );
+        assert!(reason.contains(path) && reason.contains(kind), "case {i}: {reason}");
+        assert!(
+            !reason.contains(bad_value) && !reason.contains("DOE"),
+            "case {i}: {reason}"
+        );
+    }
+    let state: LeaStateView = sim.state().await;
+    assert_eq!(
+        (state.counters.rejected, state.agencies[POLICE].counters.rejected),
+        (5, 5)
+    );
     assert!(state.agencies[POLICE].records.is_empty());
+    assert_eq!(
+        post(&sim, POLICE, &k, &body("ISSUE", 1)).await.status(),
+        StatusCode::CREATED
+    );
+    sim.stop().await;
+}
+
+/// An order's first message at an agency may carry any sequence; a sequence more than one past the last
+/// applied is accepted and counted in `gaps` (for the agency and globally, and inside `accepted`); the
+/// agency's state shows the order's last sequence.
+#[tokio::test]
+async fn first_message_takes_any_sequence_and_a_gap_is_counted() {
+    let sim = start().await;
+    for sequence in [4, 5, 8] {
+        let response = post(&sim, POLICE, &key(POLICE, sequence), &body("MODIFY", sequence)).await;
+        assert_eq!(response.status(), StatusCode::CREATED, "sequence {sequence}");
+    }
+    let state: LeaStateView = sim.state().await;
+    let c = state.counters;
+    assert_eq!((c.accepted, c.gaps, c.out_of_order), (3, 1, 0));
+    assert_balanced(&c);
+    let police = &state.agencies[POLICE];
+    assert_eq!((police.counters.accepted, police.counters.gaps), (3, 1));
+    assert_eq!(police.orders.len(), 1);
+    let order = &police.orders[0];
+    assert_eq!(
+        (
+            order.court_ori.as_str(),
+            order.order_number.as_str(),
+            order.last_sequence
+        ),
+        ("CA034025J", "24DV01234", 8)
+    );
+    sim.stop().await;
+}
+
+/// The order state is kept per agency: after the police department applied sequence 5, the sheriff may
+/// still receive sequence 3 as its first message; at the police department, sequence 3 (an older one) and
+/// sequence 5 again (the same one) under new keys are 422, counted in `out_of_order` and `rejected` for
+/// that agency only; `double_records` stays 0.
+#[tokio::test]
+async fn order_state_is_per_agency_and_out_of_order_is_422() {
+    let sim = start().await;
+    assert_eq!(
+        post(&sim, POLICE, &key(POLICE, 5), &body("MODIFY", 5)).await.status(),
+        StatusCode::CREATED
+    );
+    assert_eq!(
+        post(&sim, SHERIFF, &key(SHERIFF, 3), &body("MODIFY", 3)).await.status(),
+        StatusCode::CREATED
+    );
+    let (status, json) = status_and_json(post(&sim, POLICE, &key(POLICE, 3), &body("MODIFY", 3)).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let reason = json["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("out of order") && reason.contains("sequence 5"),
+        "{reason}"
+    );
+    let (status, _) = status_and_json(post(&sim, POLICE, "another-key", &body("MODIFY", 5)).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let state: LeaStateView = sim.state().await;
+    let (police, sheriff) = (&state.agencies[POLICE].counters, &state.agencies[SHERIFF].counters);
+    assert_eq!((police.accepted, police.rejected, police.out_of_order), (1, 2, 2));
+    assert_eq!((sheriff.accepted, sheriff.rejected, sheriff.out_of_order), (1, 0, 0));
+    assert_eq!((state.counters.out_of_order, state.counters.double_records), (2, 0));
+    assert_balanced(&state.counters);
+    assert_eq!(state.agencies[SHERIFF].orders[0].last_sequence, 3);
+    assert_eq!(state.agencies[POLICE].records.len(), 1);
+    sim.stop().await;
+}
+
+/// A repeated key keeps its behaviour whatever the order's state: after the order moved on, the same key
+/// and body is answered 200 from memory (a duplicate, not out of order), and a changed body 422 as a
+/// conflict (not counted out of order).
+#[tokio::test]
+async fn repeated_key_is_answered_before_the_order_state() {
+    let sim = start().await;
+    let k1 = key(POLICE, 1);
+    let (_, first) = status_and_json(post(&sim, POLICE, &k1, &body("ISSUE", 1)).await).await;
+    assert_eq!(
+        post(&sim, POLICE, &key(POLICE, 2), &body("MODIFY", 2)).await.status(),
+        StatusCode::CREATED
+    );
+    let (status, again) = status_and_json(post(&sim, POLICE, &k1, &body("ISSUE", 1)).await).await;
+    assert_eq!((status, again), (StatusCode::OK, first));
+    let changed = body("ISSUE", 1).replace("\"DV\"", "\"CH\"");
+    let (status, json) = status_and_json(post(&sim, POLICE, &k1, &changed).await).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(json["reason"].as_str().unwrap().contains("different body"), "{json}");
+    let c = sim.state::<LeaStateView>().await.counters;
+    assert_eq!((c.accepted, c.duplicates, c.rejected, c.out_of_order), (2, 1, 1, 0));
+    assert_balanced(&c);
+    sim.stop().await;
+}
+
+/// Reset forgets every agency's order state: after sequence 5 was applied and the simulator reset,
+/// sequence 3 of the same order is a first message again and is accepted.
+#[tokio::test]
+async fn reset_forgets_the_order_state() {
+    let sim = start().await;
+    assert_eq!(
+        post(&sim, POLICE, &key(POLICE, 5), &body("MODIFY", 5)).await.status(),
+        StatusCode::CREATED
+    );
+    sim.reset().await;
+    assert!(sim.state::<LeaStateView>().await.agencies[POLICE].orders.is_empty());
+    assert_eq!(
+        post(&sim, POLICE, &key(POLICE, 3), &body("MODIFY", 3)).await.status(),
+        StatusCode::CREATED
+    );
+    let state: LeaStateView = sim.state().await;
+    assert_eq!(state.agencies[POLICE].orders[0].last_sequence, 3);
+    assert_eq!(state.counters.out_of_order, 0);
     sim.stop().await;
 }
 
@@ -320,32 +543,6 @@ async fn default_secret_serves_unlisted_agencies() {
     let state: LeaStateView = sim.state().await;
     assert_eq!(state.agencies[other].records.len(), 1);
     assert_eq!(state.agencies[other].counters.accepted, 1);
-    sim.stop().await;
-}
-
-/// The same (court ORI, order number, sequence) applied at one agency under a second key counts in
-/// `double_records`, for the agency and globally; the same step at another agency does not.
-#[tokio::test]
-async fn double_records_are_counted_per_agency() {
-    let sim = start().await;
-    let b = body("ISSUE", 1);
-    assert_eq!(
-        post(&sim, POLICE, &key(POLICE, 1), &b).await.status(),
-        StatusCode::CREATED
-    );
-    assert_eq!(
-        post(&sim, SHERIFF, &key(SHERIFF, 1), &b).await.status(),
-        StatusCode::CREATED
-    );
-    assert_eq!(
-        post(&sim, POLICE, "a-second-key", &b).await.status(),
-        StatusCode::CREATED
-    );
-    let state: LeaStateView = sim.state().await;
-    assert_eq!(state.counters.double_records, 1);
-    assert_eq!(state.agencies[POLICE].counters.double_records, 1);
-    assert_eq!(state.agencies[SHERIFF].counters.double_records, 0);
-    assert_eq!(state.agencies[POLICE].records[1].record_id, "CA0341100-2");
     sim.stop().await;
 }
 

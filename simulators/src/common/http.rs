@@ -8,14 +8,23 @@
 //! 4. *own*: authentication (`401`).
 //! 5. [`idempotency_key`]: the `Idempotency-Key` header is required (`400`).
 //! 6. [`IdempotencyStore::lookup`]: a known key with a byte-identical body (SHA-256) gets the first answer
-//!    again, `200`, counted as a `duplicate`; with a different body `422`.
-//! 7. The `reject_rate` fault: `400` with a reason. Rejections are not remembered under the key, so a
-//!    plain replay of a rejected message (same key) is processed afresh.
-//! 8. *own*: the body is checked (`400`) and applied: `201`, the answer remembered under the key.
-//! 9. [`respond`]: when `disconnect_rate` hit, the answer is replaced by a connection abort, so the
-//!    request has had its effect but the client never sees the reply (a lost reply).
+//!    again, `200`, counted as a `duplicate`; with a different body `422`. A repeated key is answered
+//!    here, before the content and the order's state are looked at.
+//! 7. The `reject_rate` fault: `400` with a reason.
+//! 8. *own*: the content is validated against the ICD's schema, then the identifying fields are read:
+//!    invalid content is `422` with the validator's reason ([`Outcome::Invalid`]), counted in `rejected`.
+//! 9. [`OrderSequences::check`]: the order's state (ICD §11). The first message of an order may carry any
+//!    sequence; after that, a sequence at or below the last one applied is `422`
+//!    ([`Outcome::OutOfOrder`], counted in `out_of_order` and `rejected`), and one more than one past
+//!    the last is accepted and counted in `gaps` ([`Outcome::CreatedAfterGap`], also `accepted`).
+//! 10. *own*: the message is applied: `201`, the answer remembered under the key, the sequence recorded
+//!     as its order's last ([`OrderSequences::record`]).
+//! 11. [`respond`]: when `disconnect_rate` hit, the answer is replaced by a connection abort, so the
+//!     request has had its effect but the client never sees the reply (a lost reply).
 //!
-//! Each [`Outcome`] knows its status code and which counter it moves.
+//! Refusals (steps 7 to 9) are not remembered under the key, so a plain replay of a refused message (same
+//! key) is processed afresh, for instance after the content or the order's state was fixed. Each
+//! [`Outcome`] knows its status code and which counters it moves.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -32,7 +41,7 @@ use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 use tokio::net::TcpListener;
 
-use super::{Counters, FaultRoll, Faults};
+use super::{Counters, FaultRoll, Faults, OrderStep};
 
 /// The largest request body accepted (the AMQP message limit of ICD §0).
 pub const MAX_BODY_BYTES: usize = 16 * 1024 * 1024;
@@ -50,10 +59,18 @@ pub fn reason(status: StatusCode, reason: impl Into<String>) -> Response {
 pub enum Outcome {
     /// Applied for the first time: `201` with this body; `accepted`.
     Created(Value),
+    /// Applied for the first time, more than one past its order's last sequence: `201` with this body;
+    /// `accepted` and `gaps`.
+    CreatedAfterGap(Value),
     /// A repeated key with the same body: `200` with the first answer; `duplicates`.
     Repeated(Value),
     /// A repeated key with a different body: `422`; `rejected`.
     Conflict(String),
+    /// Content the schema (or the identifying fields' check) refuses: `422` with the reason; `rejected`.
+    Invalid(String),
+    /// A sequence at or below its order's last one applied, under a new key: `422`; `rejected` and
+    /// `out_of_order`.
+    OutOfOrder(String),
     /// Refused for good (`400`, `401`, `404`, `413`): `rejected`.
     Refused(StatusCode, String),
     /// Transient (`503` with `Retry-After: 1`): `busy`.
@@ -74,9 +91,9 @@ impl Outcome {
     /// The status code answered.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Created(_) => StatusCode::CREATED,
+            Self::Created(_) | Self::CreatedAfterGap(_) => StatusCode::CREATED,
             Self::Repeated(_) => StatusCode::OK,
-            Self::Conflict(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict(_) | Self::Invalid(_) | Self::OutOfOrder(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Refused(status, _) => *status,
             Self::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -85,17 +102,25 @@ impl Outcome {
     /// The reason of an error answer, for the message log.
     pub fn reason(&self) -> Option<&str> {
         match self {
-            Self::Created(_) | Self::Repeated(_) => None,
-            Self::Conflict(r) | Self::Refused(_, r) | Self::Busy(r) => Some(r),
+            Self::Created(_) | Self::CreatedAfterGap(_) | Self::Repeated(_) => None,
+            Self::Conflict(r) | Self::Invalid(r) | Self::OutOfOrder(r) | Self::Refused(_, r) | Self::Busy(r) => Some(r),
         }
     }
 
-    /// Moves the counter this outcome belongs to (not `received`, counted on arrival).
+    /// Moves the counters this outcome belongs to (not `received`, counted on arrival).
     pub fn count(&self, counters: &mut Counters) {
         match self {
             Self::Created(_) => counters.accepted += 1,
+            Self::CreatedAfterGap(_) => {
+                counters.accepted += 1;
+                counters.gaps += 1;
+            }
             Self::Repeated(_) => counters.duplicates += 1,
-            Self::Conflict(_) | Self::Refused(..) => counters.rejected += 1,
+            Self::Conflict(_) | Self::Invalid(_) | Self::Refused(..) => counters.rejected += 1,
+            Self::OutOfOrder(_) => {
+                counters.rejected += 1;
+                counters.out_of_order += 1;
+            }
             Self::Busy(_) => counters.busy += 1,
         }
     }
@@ -105,8 +130,10 @@ impl IntoResponse for Outcome {
     fn into_response(self) -> Response {
         let status = self.status();
         match self {
-            Self::Created(body) | Self::Repeated(body) => (status, axum::Json(body)).into_response(),
-            Self::Conflict(r) | Self::Refused(_, r) => reason(status, r),
+            Self::Created(body) | Self::CreatedAfterGap(body) | Self::Repeated(body) => {
+                (status, axum::Json(body)).into_response()
+            }
+            Self::Conflict(r) | Self::Invalid(r) | Self::OutOfOrder(r) | Self::Refused(_, r) => reason(status, r),
             Self::Busy(r) => {
                 let mut response = reason(status, r);
                 response
@@ -232,6 +259,89 @@ impl IdempotencyStore {
     }
 }
 
+/// Where a new message's sequence falls against its order's state (step 9 of the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// The order's first message here: any sequence is taken (DOJ and a newly routed agency join an order
+    /// part way through, ICD §7, §8).
+    First,
+    /// One past the last sequence applied.
+    Next,
+    /// More than one past the last sequence applied: taken, and counted in `gaps`.
+    Gap {
+        /// The last sequence applied for the order.
+        last: u32,
+    },
+    /// At or below the last sequence applied: refused (`422`), and counted in `out_of_order`.
+    OutOfOrder {
+        /// The last sequence applied for the order.
+        last: u32,
+    },
+}
+
+/// The state a partner keeps of each order: the last sequence applied, by (court ORI, order number).
+///
+/// DOJ keeps one; LEA one per agency, so its orders are keyed by (agency ORI, court ORI, order number).
+/// Only applied messages are recorded, never refused ones.
+#[derive(Debug, Clone, Default)]
+pub struct OrderSequences {
+    last: HashMap<(String, String), u32>,
+}
+
+/// One order in `GET /_sim/state`: its ids and the last sequence applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderSequenceView {
+    /// The issuing court's ORI.
+    pub court_ori: String,
+    /// The order number.
+    pub order_number: String,
+    /// The last sequence applied for the order.
+    pub last_sequence: u32,
+}
+
+impl OrderSequences {
+    /// Where `step`'s sequence falls against its order's last applied sequence.
+    pub fn check(&self, step: &OrderStep) -> SequenceCheck {
+        let key = (step.court_ori.clone(), step.order_number.clone());
+        match self.last.get(&key) {
+            None => SequenceCheck::First,
+            Some(&last) if step.sequence <= last => SequenceCheck::OutOfOrder { last },
+            Some(&last) if step.sequence == last + 1 => SequenceCheck::Next,
+            Some(&last) => SequenceCheck::Gap { last },
+        }
+    }
+
+    /// Records `step` as its order's last applied message. The caller has checked it is not out of order.
+    pub fn record(&mut self, step: &OrderStep) {
+        let key = (step.court_ori.clone(), step.order_number.clone());
+        let last = self.last.entry(key).or_insert(step.sequence);
+        *last = (*last).max(step.sequence);
+    }
+
+    /// The reason answered with an out-of-order `422`: ids and sequences only.
+    pub fn out_of_order_reason(step: &OrderStep, last: u32) -> String {
+        format!(
+            "sequence {} of order {} {} is out of order: sequence {last} was already applied",
+            step.sequence, step.court_ori, step.order_number
+        )
+    }
+
+    /// Every order, sorted by court ORI then order number.
+    pub fn view(&self) -> Vec<OrderSequenceView> {
+        let mut orders: Vec<OrderSequenceView> = self
+            .last
+            .iter()
+            .map(|((court_ori, order_number), &last_sequence)| OrderSequenceView {
+                court_ori: court_ori.clone(),
+                order_number: order_number.clone(),
+                last_sequence,
+            })
+            .collect();
+        orders.sort_by(|a, b| (&a.court_ori, &a.order_number).cmp(&(&b.court_ori, &b.order_number)));
+        orders
+    }
+}
+
 /// Step 3 of the module doc: waits out `latency_ms`, then answers `503` when `down` or when the busy roll
 /// hit.
 pub async fn transient_faults(faults: &Faults, roll: &FaultRoll) -> Option<Outcome> {
@@ -311,14 +421,48 @@ mod tests {
         assert_eq!(idempotency_key(&headers).unwrap(), "por:CA034025J:24DV01234:1:DOJ:0");
     }
 
+    fn step(order_number: &str, sequence: u32) -> OrderStep {
+        OrderStep {
+            court_ori: "CA034025J".into(),
+            order_number: order_number.into(),
+            sequence,
+            action: "MODIFY".into(),
+        }
+    }
+
+    /// The first message of an order may carry any sequence; then the next one is `Next`, one further on
+    /// is a `Gap`, and one at or below the last is `OutOfOrder`. Orders are kept apart.
+    #[test]
+    fn order_sequences_classify_each_sequence() {
+        let mut orders = OrderSequences::default();
+        assert_eq!(orders.check(&step("A", 5)), SequenceCheck::First);
+        orders.record(&step("A", 5));
+        assert_eq!(orders.check(&step("A", 6)), SequenceCheck::Next);
+        assert_eq!(orders.check(&step("A", 8)), SequenceCheck::Gap { last: 5 });
+        assert_eq!(orders.check(&step("A", 5)), SequenceCheck::OutOfOrder { last: 5 });
+        assert_eq!(orders.check(&step("A", 1)), SequenceCheck::OutOfOrder { last: 5 });
+        assert_eq!(orders.check(&step("B", 1)), SequenceCheck::First);
+        orders.record(&step("A", 8));
+        orders.record(&step("B", 2));
+        let view: Vec<(String, u32)> = orders
+            .view()
+            .into_iter()
+            .map(|o| (o.order_number, o.last_sequence))
+            .collect();
+        assert_eq!(view, [("A".to_owned(), 8), ("B".to_owned(), 2)]);
+    }
+
     /// Each outcome has its status and counter, and busy answers carry `Retry-After: 1`.
     #[test]
     fn outcomes_map_to_status_and_counters() {
         let mut counters = Counters::default();
         for outcome in [
             Outcome::Created(Value::Null),
+            Outcome::CreatedAfterGap(Value::Null),
             Outcome::Repeated(Value::Null),
             Outcome::Conflict(String::new()),
+            Outcome::Invalid(String::new()),
+            Outcome::OutOfOrder(String::new()),
             Outcome::unauthorized(""),
             Outcome::Busy(String::new()),
         ] {
@@ -326,8 +470,18 @@ mod tests {
         }
         assert_eq!(
             (counters.accepted, counters.duplicates, counters.rejected, counters.busy),
-            (1, 1, 2, 1)
+            (2, 1, 4, 1)
         );
+        assert_eq!((counters.gaps, counters.out_of_order), (1, 1));
+        assert_eq!(
+            Outcome::Invalid(String::new()).status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(
+            Outcome::OutOfOrder(String::new()).status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        assert_eq!(Outcome::CreatedAfterGap(Value::Null).status(), StatusCode::CREATED);
         let busy = Outcome::Busy("x".into()).into_response();
         assert_eq!(busy.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(busy.headers()[header::RETRY_AFTER], "1");

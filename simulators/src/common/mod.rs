@@ -81,7 +81,9 @@ impl Faults {
 /// The state counters of ICD §11.
 ///
 /// For every simulator, `received` = `accepted` + `rejected` + `busy` + `duplicates` (+ the CLETS
-/// disconnects, which are not answered at all).
+/// disconnects, which are not answered at all). `out_of_order` and `gaps` are not further terms of that
+/// sum but details of two of them: an out-of-order message is also counted in `rejected`, and a message
+/// after a gap also in `accepted`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
     /// Requests received.
@@ -97,7 +99,14 @@ pub struct Counters {
     /// Repeated MCNs or idempotency keys answered from memory (expected under at-least-once).
     pub duplicates: u64,
     /// The same (ORI, order number, sequence) applied twice under different MCNs or keys; must stay 0.
+    /// (DOJ and LEA refuse such a message as `out_of_order`, so for them it stays 0 by construction.)
     pub double_records: u64,
+    /// (DOJ, LEA) A sequence at or below the last one applied for that order, under another key:
+    /// answered `422` with a JSON reason, and also counted in `rejected`. Always 0 for CLETS.
+    pub out_of_order: u64,
+    /// (DOJ, LEA) A sequence more than one past the last one applied for that order: accepted (an
+    /// operator may have discarded a message), and also counted in `accepted`. Always 0 for CLETS.
+    pub gaps: u64,
 }
 
 /// A bounded log of recent requests for `GET /_sim/messages`: the oldest entries are dropped first.

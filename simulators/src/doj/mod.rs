@@ -1,21 +1,33 @@
 //! A DOJ firearms simulator for testers (ICD §7 and §11): an HTTP endpoint that takes firearms notices
-//! (`POST /doj/firearms/v1/notices`), keeps the notices it accepted, and serves the control API under
-//! `/_sim/` on the same port.
+//! (`POST /doj/firearms/v1/notices`), validates them, keeps the state of each order and the notices it
+//! accepted, and serves the control API under `/_sim/` on the same port.
 //!
 //! Design note:
 //! - [`run`] takes a bound listener and a shutdown future, so tests bind `127.0.0.1:0` and run it
 //!   in-process; the default address is [`DEFAULT_ADDR`].
-//! - A notice is the ICD §2 order message; the simulator reads only what identifies it (court ORI, order
-//!   number, sequence, action: [`notice`]).
 //! - A request goes through the steps of [`crate::common::http`]; authentication is
 //!   `Authorization: Bearer <token>` with one of the configured tokens (else `401`).
 //! - The first request under an `Idempotency-Key` is applied: `201 {"tracking_id": "DOJ" + 12 digits}`.
 //!   The same key with a byte-identical body gets the same answer with `200` (a `duplicate`); with another
-//!   body `422`.
-//! - `double_records` counts a (court ORI, order number, sequence) applied again under another key: a
-//!   well-behaved broker keeps it at 0. Each one is also logged at WARN.
+//!   body `422`. A repeated key is answered before the content or the order's state is looked at.
+//! - Content: a notice is the ICD §2 order message. It is validated against `schemas/por.xsd` by libxml2's
+//!   `xmllint`, independently of Porter's reader ([`schema`]); then the simulator reads what identifies it
+//!   (court ORI, order number, sequence, action: [`notice`]). Invalid content is `422` with the
+//!   validator's reason (quoted values redacted), counted in `rejected`. A body with a DOCTYPE or a
+//!   processing instruction never reaches xmllint. `xmllint` must be installed: without it the simulator
+//!   does not start.
+//! - Order state (ICD §11): the last sequence applied per (court ORI, order number). An order's first
+//!   notice may carry any sequence (DOJ joins an order once it prohibits firearms). After that, a
+//!   sequence at or below the last one, under a new key, is `422` with a JSON reason, counted in
+//!   `out_of_order` (and `rejected`); one more than one past the last is accepted and counted in `gaps`
+//!   (and `accepted`). The state shows each order's last sequence under `orders`.
+//! - Refusals (`400`, `422`) are not remembered under the key, so a plain replay after a fix is
+//!   processed afresh.
+//! - `double_records` (a (court ORI, order number, sequence) applied twice under different keys) stays 0
+//!   by construction: such a notice is out of order.
 //! - `connections` counts every TCP connection accepted on the port, the control API's included.
-//! - All state sits behind one mutex, never held across an `.await`.
+//! - `POST /_sim/reset` forgets records, keys, order state, messages, counters and faults.
+//! - All state sits behind one mutex, never held across an `.await` (xmllint runs without it).
 //!
 //! Trying it by hand (with `tokens = ["t0ken"]`):
 //! ```text
@@ -30,10 +42,11 @@
 #![warn(missing_docs)]
 
 pub mod notice;
+pub mod schema;
 
-use std::collections::HashSet;
 use std::fmt;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::Context as _;
@@ -48,9 +61,12 @@ use serde_json::json;
 use tracing::{debug, info, warn};
 
 use crate::common::control::{self, SimControl};
-use crate::common::http::{self, HttpMessageEntry, IdempotencyStore, Outcome};
+use crate::common::http::{
+    self, HttpMessageEntry, IdempotencyStore, OrderSequenceView, OrderSequences, Outcome, SequenceCheck,
+};
 use crate::common::{Counters, FaultRoll, Faults, MessageLog, OrderStep, default_message_log_capacity};
-use notice::read_notice;
+use notice::{NoticeError, read_notice};
+use schema::{NoticeSchema, Verdict};
 
 /// The simulator's default address (ICD §11).
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7002";
@@ -68,14 +84,24 @@ pub struct DojSimConfig {
     /// How many requests `GET /_sim/messages` keeps (the oldest are dropped first).
     #[serde(default = "default_message_log_capacity")]
     pub message_log_capacity: usize,
+    /// The libxml2 `xmllint` program notices are validated with: a name looked up on `PATH` (the
+    /// default, `xmllint`) or a path.
+    #[serde(default = "default_xmllint")]
+    pub xmllint: PathBuf,
+}
+
+fn default_xmllint() -> PathBuf {
+    PathBuf::from("xmllint")
 }
 
 impl Default for DojSimConfig {
-    /// No tokens (which [`DojSimConfig::validate`] refuses: set at least one) and the default log size.
+    /// No tokens (which [`DojSimConfig::validate`] refuses: set at least one), the default log size and
+    /// `xmllint` from `PATH`.
     fn default() -> Self {
         Self {
             tokens: Vec::new(),
             message_log_capacity: default_message_log_capacity(),
+            xmllint: default_xmllint(),
         }
     }
 }
@@ -85,6 +111,7 @@ impl fmt::Debug for DojSimConfig {
         f.debug_struct("DojSimConfig")
             .field("tokens", &format_args!("[{} redacted]", self.tokens.len()))
             .field("message_log_capacity", &self.message_log_capacity)
+            .field("xmllint", &self.xmllint)
             .finish()
     }
 }
@@ -131,12 +158,15 @@ pub struct DojStateView {
     pub faults: Faults,
     /// The accepted notices, oldest first.
     pub records: Vec<DojRecord>,
+    /// Each order's last applied sequence, by court ORI then order number.
+    pub orders: Vec<OrderSequenceView>,
 }
 
 /// The simulator's shared state, used by the notices endpoint and the control API.
 #[derive(Debug)]
 pub struct DojSimulator {
     config: DojSimConfig,
+    schema: NoticeSchema,
     state: Mutex<State>,
 }
 
@@ -146,8 +176,8 @@ struct State {
     faults: Faults,
     records: Vec<DojRecord>,
     keys: IdempotencyStore,
-    /// The (court ORI, order number, sequence)s applied so far.
-    applied: HashSet<(String, String, u32)>,
+    /// The last sequence applied per order.
+    orders: OrderSequences,
     messages: MessageLog<HttpMessageEntry>,
     /// The number in the last tracking id given out.
     last_tracking: u64,
@@ -160,23 +190,30 @@ impl State {
             faults: Faults::default(),
             records: Vec::new(),
             keys: IdempotencyStore::default(),
-            applied: HashSet::new(),
+            orders: OrderSequences::default(),
             messages: MessageLog::new(capacity),
             last_tracking: 0,
         }
     }
 
-    /// Applies a new notice: a record, a tracking id, the answer remembered under the key.
+    /// Applies a new notice whose content is valid, unless it is out of order for its order: a record, a
+    /// tracking id, the answer remembered under the key, the sequence recorded as the order's last.
     fn apply(&mut self, key: String, digest: [u8; 32], id: OrderStep) -> Outcome {
+        let gap = match self.orders.check(&id) {
+            SequenceCheck::OutOfOrder { last } => {
+                return Outcome::OutOfOrder(OrderSequences::out_of_order_reason(&id, last));
+            }
+            SequenceCheck::Gap { last } => Some(last),
+            SequenceCheck::First | SequenceCheck::Next => None,
+        };
         self.last_tracking += 1;
         let tracking_id = format!("DOJ{:012}", self.last_tracking);
-        let triple = (id.court_ori.clone(), id.order_number.clone(), id.sequence);
-        if !self.applied.insert(triple) {
-            self.counters.double_records += 1;
-            warn!(
+        self.orders.record(&id);
+        if let Some(last) = gap {
+            info!(
                 court_ori = %id.court_ori, order_number = %id.order_number, sequence = id.sequence,
-                idempotency_key = %key, %tracking_id,
-                "DOJ notice applied a second time under another Idempotency-Key (double record)."
+                last_sequence = last, idempotency_key = %key,
+                "DOJ notice after a gap in its order's sequences."
             );
         }
         info!(
@@ -195,16 +232,21 @@ impl State {
             received_at: crate::common::now_rfc3339(),
         });
         self.keys.remember(key, digest, answer.clone());
-        Outcome::Created(answer)
+        match gap {
+            Some(_) => Outcome::CreatedAfterGap(answer),
+            None => Outcome::Created(answer),
+        }
     }
 }
 
 impl DojSimulator {
-    /// A simulator with empty state. The configuration should have been validated.
-    pub fn new(config: DojSimConfig) -> Self {
+    /// A simulator with empty state, validating with `schema`. The configuration should have been
+    /// validated.
+    pub fn new(config: DojSimConfig, schema: NoticeSchema) -> Self {
         let state = State::new(config.message_log_capacity);
         Self {
             config,
+            schema,
             state: Mutex::new(state),
         }
     }
@@ -233,7 +275,7 @@ impl DojSimulator {
             Err(too_long) => (too_long, false),
             Ok(body) => match http::transient_faults(&faults, &roll).await {
                 Some(busy) => (busy, false),
-                None => (self.process(headers, &body, roll), roll.disconnect),
+                None => (self.process(headers, &body, roll).await, roll.disconnect),
             },
         };
         let key = http::loggable_key(headers);
@@ -244,7 +286,7 @@ impl DojSimulator {
             state.messages.push(entry);
         }
         match &outcome {
-            Outcome::Created(_) => {}
+            Outcome::Created(_) | Outcome::CreatedAfterGap(_) => {}
             Outcome::Repeated(_) | Outcome::Busy(_) => {
                 debug!(
                     idempotency_key = key.as_deref(),
@@ -253,7 +295,7 @@ impl DojSimulator {
                     "DOJ request answered."
                 );
             }
-            Outcome::Conflict(why) | Outcome::Refused(_, why) => {
+            Outcome::Conflict(why) | Outcome::Invalid(why) | Outcome::OutOfOrder(why) | Outcome::Refused(_, why) => {
                 info!(
                     idempotency_key = key.as_deref(), status = outcome.status().as_u16(), reason = %why,
                     "DOJ request refused."
@@ -269,8 +311,8 @@ impl DojSimulator {
         http::respond(outcome, disconnect)
     }
 
-    /// Steps 4 to 8 of [`crate::common::http`].
-    fn process(&self, headers: &HeaderMap, body: &Bytes, roll: FaultRoll) -> Outcome {
+    /// Steps 4 to 10 of [`crate::common::http`].
+    async fn process(&self, headers: &HeaderMap, body: &Bytes, roll: FaultRoll) -> Outcome {
         if let Err(why) = self.authorize(headers) {
             return Outcome::unauthorized(why);
         }
@@ -279,18 +321,35 @@ impl DojSimulator {
             Err(refused) => return refused,
         };
         let digest = http::body_digest(body);
-        // Read before taking the lock: a large body takes a while, and a repeat is checked first anyway.
-        let notice = read_notice(body);
-        let mut state = self.lock();
-        if let Some(repeat) = state.keys.lookup(&key, &digest) {
+        if let Some(repeat) = self.lock().keys.lookup(&key, &digest) {
             return repeat;
         }
         if roll.reject {
             return http::injected_rejection();
         }
-        match notice {
-            Ok(id) => state.apply(key, digest, id),
-            Err(why) => Outcome::bad_request(why),
+        let id = match self.check_content(body).await {
+            Ok(id) => id,
+            Err(refused) => return refused,
+        };
+        let mut state = self.lock();
+        // A request under the same key may have been applied while this one was being validated.
+        if let Some(repeat) = state.keys.lookup(&key, &digest) {
+            return repeat;
+        }
+        state.apply(key, digest, id)
+    }
+
+    /// Step 8: the reader's safety checks, then xmllint against `por.xsd`, then the identifying fields.
+    /// Invalid content is `422`; a validator that cannot answer is `503`.
+    async fn check_content(&self, body: &[u8]) -> Result<OrderStep, Outcome> {
+        let read = read_notice(body);
+        if let Err(NoticeError::Refused(why)) = read {
+            return Err(Outcome::Invalid(why));
+        }
+        match self.schema.validate(body).await {
+            Verdict::Valid => read.map_err(|e| Outcome::Invalid(e.reason().to_owned())),
+            Verdict::Invalid(why) => Err(Outcome::Invalid(why)),
+            Verdict::Unavailable(why) => Err(Outcome::Busy(why)),
         }
     }
 
@@ -335,6 +394,7 @@ impl SimControl for DojSimulator {
             counters: state.counters,
             faults: state.faults.clone(),
             records: state.records.clone(),
+            orders: state.orders.view(),
         }
     }
 
@@ -379,9 +439,13 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     config.validate().context("invalid DOJ simulator configuration")?;
     let addr = listener.local_addr()?;
-    let sim = Arc::new(DojSimulator::new(config));
+    let schema = NoticeSchema::install(&config.xmllint)
+        .await
+        .context("the DOJ simulator cannot validate notices against schemas/por.xsd")?;
+    let validators = schema.permits();
+    let sim = Arc::new(DojSimulator::new(config, schema));
     let counted = sim.clone();
-    info!(%addr, "DOJ simulator started.");
+    info!(%addr, validators, "DOJ simulator started.");
     http::serve(listener, router(sim), move || counted.connection_opened(), shutdown)
         .await
         .context("DOJ simulator failed")?;
@@ -395,11 +459,13 @@ mod tests {
     use super::*;
     use axum::http::{HeaderValue, StatusCode};
 
-    fn sim() -> DojSimulator {
-        DojSimulator::new(DojSimConfig {
+    async fn sim() -> DojSimulator {
+        let config = DojSimConfig {
             tokens: vec!["secret-token".into()],
             ..DojSimConfig::default()
-        })
+        };
+        let schema = NoticeSchema::install(&config.xmllint).await.unwrap();
+        DojSimulator::new(config, schema)
     }
 
     fn headers(key: &str) -> HeaderMap {
@@ -417,6 +483,7 @@ mod tests {
         config.validate().unwrap();
         assert_eq!(config.message_log_capacity, 10_000);
         assert!(!format!("{config:?}").contains("abc"));
+        assert_eq!(config.xmllint, PathBuf::from("xmllint"));
         assert!(serde_json::from_str::<DojSimConfig>(r#"{"token":["abc"]}"#).is_err());
         let spaced = DojSimConfig {
             tokens: vec!["a b".into()],
@@ -428,7 +495,7 @@ mod tests {
     /// Tracking ids count up from DOJ000000000001, and a reset starts them again.
     #[tokio::test]
     async fn tracking_ids_count_up() {
-        let sim = sim();
+        let sim = sim().await;
         for (i, key) in ["k1", "k2"].into_iter().enumerate() {
             let body = notice("ISSUE", u32::try_from(i).unwrap() + 1);
             let response = sim.answer(&headers(key), Body::from(body)).await;
@@ -443,9 +510,9 @@ mod tests {
     }
 
     /// The bearer scheme is case-insensitive; other schemes and tokens are refused.
-    #[test]
-    fn authorization_header_forms() {
-        let sim = sim();
+    #[tokio::test]
+    async fn authorization_header_forms() {
+        let sim = sim().await;
         let with = |value: &'static str| {
             let mut headers = HeaderMap::new();
             headers.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
@@ -456,5 +523,20 @@ mod tests {
         assert!(with("Bearer secret-tokeN").is_err());
         assert!(with("Bearer").is_err());
         assert!(sim.authorize(&HeaderMap::new()).is_err());
+    }
+
+    /// An out-of-order notice is not remembered under its key: once a reset has cleared the order's
+    /// state, a plain replay under the same key is applied.
+    #[tokio::test]
+    async fn out_of_order_is_not_remembered_under_its_key() {
+        let sim = sim().await;
+        let created = sim.answer(&headers("k5"), Body::from(notice("MODIFY", 5))).await;
+        assert_eq!(created.status(), StatusCode::CREATED);
+        let late = sim.answer(&headers("k4"), Body::from(notice("MODIFY", 4))).await;
+        assert_eq!(late.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        SimControl::reset(&sim);
+        let replay = sim.answer(&headers("k4"), Body::from(notice("MODIFY", 4))).await;
+        assert_eq!(replay.status(), StatusCode::CREATED);
+        assert_eq!(SimControl::state(&sim).orders[0].last_sequence, 4);
     }
 }

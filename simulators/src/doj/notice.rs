@@ -6,9 +6,15 @@
 //!
 //! The document must be well-formed UTF-8 XML 1.0 whose root is `por:ProtectiveOrderMessage` in the
 //! namespace `urn:por:order:1`, at most 32 elements deep, without a DOCTYPE (no DTD, no entity
-//! declarations) and without processing instructions (ICD §2). The full XSD validation is the broker's;
-//! the simulator checks only that these four values are there and well-formed. Errors name the element,
-//! never its value (the body carries personal data).
+//! declarations) and without processing instructions (ICD §2). The schema validation is done separately
+//! by xmllint ([`super::schema`]); this reader adds what the schema leaves open (a sequence of 1 or
+//! more) and gives the simulator the four values. Errors name the element, never its value (the body
+//! carries personal data).
+//!
+//! The reader runs before xmllint and tells two kinds of error apart ([`NoticeError`]): what must never
+//! reach the validator (not UTF-8, a DOCTYPE, a processing instruction, another XML version or encoding,
+//! nesting over 32) is refused at once; for anything else xmllint's verdict comes first, and the
+//! reader's reason is given only when the schema accepted the document.
 
 use quick_xml::NsReader;
 use quick_xml::events::{BytesStart, Event};
@@ -56,9 +62,40 @@ impl Field {
     }
 }
 
-/// Reads the notice's identifying fields; the error is a reason for a `400`.
-pub fn read_notice(body: &[u8]) -> Result<OrderStep, String> {
-    let text = std::str::from_utf8(body).map_err(|_| "the body is not UTF-8 text".to_owned())?;
+/// Why a notice could not be read; either is a reason for a `422`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoticeError {
+    /// The body must not reach the schema validator at all (not UTF-8, a DOCTYPE, a processing
+    /// instruction, another XML version or encoding, nested too deep).
+    Refused(String),
+    /// The document is not what ICD §2 describes; the schema validator's verdict takes precedence.
+    Invalid(String),
+}
+
+impl NoticeError {
+    /// The reason, for the answer and the log.
+    pub fn reason(&self) -> &str {
+        match self {
+            Self::Refused(why) | Self::Invalid(why) => why,
+        }
+    }
+}
+
+impl From<String> for NoticeError {
+    fn from(why: String) -> Self {
+        Self::Invalid(why)
+    }
+}
+
+impl From<&str> for NoticeError {
+    fn from(why: &str) -> Self {
+        Self::Invalid(why.to_owned())
+    }
+}
+
+/// Reads the notice's identifying fields.
+pub fn read_notice(body: &[u8]) -> Result<OrderStep, NoticeError> {
+    let text = std::str::from_utf8(body).map_err(|_| NoticeError::Refused("the body is not UTF-8 text".into()))?;
     let mut reader = NsReader::from_str(text);
     let config = reader.config_mut();
     config.enable_all_checks(true);
@@ -86,11 +123,13 @@ pub fn read_notice(body: &[u8]) -> Result<OrderStep, String> {
                     if local != "ProtectiveOrderMessage" || !in_por {
                         return Err(format!(
                             "the root element must be ProtectiveOrderMessage in the namespace {POR_NS}"
-                        ));
+                        )
+                        .into());
                     }
                 }
                 if path.len() >= MAX_DEPTH {
-                    return Err(format!("the document is nested deeper than {MAX_DEPTH} elements"));
+                    let why = format!("the document is nested deeper than {MAX_DEPTH} elements");
+                    return Err(NoticeError::Refused(why));
                 }
                 open = Field::of(&path, &local).map(|f| (f, String::new()));
                 path.push(local);
@@ -99,7 +138,7 @@ pub fn read_notice(body: &[u8]) -> Result<OrderStep, String> {
                 if let Some((field, value)) = open.take() {
                     let slot = &mut values[field as usize];
                     if slot.is_some() {
-                        return Err(format!("{} appears more than once", field.name()));
+                        return Err(format!("{} appears more than once", field.name()).into());
                     }
                     *slot = Some(value.trim().to_owned());
                 }
@@ -136,22 +175,25 @@ pub fn read_notice(body: &[u8]) -> Result<OrderStep, String> {
                             .ok_or_else(|| "the body refers to an undeclared entity".to_owned())?
                             .to_owned()
                     }
-                    Err(e) => return Err(format!("the body is not well-formed XML: {e}")),
+                    Err(e) => return Err(format!("the body is not well-formed XML: {e}").into()),
                 };
                 if let Some((_, value)) = &mut open {
                     value.push_str(&resolved);
                 }
             }
-            Event::DocType(_) => return Err("a DOCTYPE (DTD, entity declarations) is not accepted".into()),
-            Event::PI(_) => return Err("processing instructions are not accepted".into()),
+            Event::DocType(_) => {
+                let why = "a DOCTYPE (DTD, entity declarations) is not accepted";
+                return Err(NoticeError::Refused(why.into()));
+            }
+            Event::PI(_) => return Err(NoticeError::Refused("processing instructions are not accepted".into())),
             Event::Decl(d) => {
                 if d.version().ok().as_deref() != Some(b"1.0") {
-                    return Err("only XML version 1.0 is accepted".into());
+                    return Err(NoticeError::Refused("only XML version 1.0 is accepted".into()));
                 }
                 if let Some(encoding) = d.encoding()
                     && !encoding.is_ok_and(|e| e.eq_ignore_ascii_case(b"UTF-8"))
                 {
-                    return Err("only the UTF-8 encoding is accepted".into());
+                    return Err(NoticeError::Refused("only the UTF-8 encoding is accepted".into()));
                 }
             }
             Event::Comment(_) => {}
@@ -169,7 +211,7 @@ pub fn read_notice(body: &[u8]) -> Result<OrderStep, String> {
     let required = |field: Field, value: Option<String>| {
         value
             .filter(|v| !v.is_empty())
-            .ok_or_else(|| format!("{} is missing", field.name()))
+            .ok_or_else(|| NoticeError::Invalid(format!("{} is missing", field.name())))
     };
     let court_ori = required(Field::CourtOri, court_ori)?;
     if !is_ori(&court_ori) {
@@ -182,11 +224,12 @@ pub fn read_notice(body: &[u8]) -> Result<OrderStep, String> {
     let sequence = required(Field::Sequence, sequence)?;
     let sequence = match sequence.parse::<u32>() {
         Ok(n) if n >= 1 && sequence.bytes().all(|b| b.is_ascii_digit()) => n,
+        // The schema allows a leading '+' and 0; this simulator, like Porter (INVALID_SEQUENCE), does not.
         _ => return Err("Sequence must be a whole number of 1 or more".into()),
     };
     let action = required(Field::Action, action)?;
     if !ACTIONS.contains(&action.as_str()) {
-        return Err(format!("Action must be one of {}", ACTIONS.join(", ")));
+        return Err(format!("Action must be one of {}", ACTIONS.join(", ")).into());
     }
     Ok(OrderStep {
         court_ori,
@@ -206,7 +249,7 @@ fn local_name(e: &BytesStart<'_>) -> Result<String, String> {
 pub(crate) mod tests {
     use super::*;
 
-    /// A minimal notice in the ICD §2 shape, for the simulator's tests.
+    /// A small notice in the ICD §2 shape, valid against `schemas/por.xsd`, for the simulator's tests.
     pub(crate) fn notice(action: &str, sequence: u32) -> String {
         format!(
             r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -216,6 +259,7 @@ pub(crate) mod tests {
     <por:CourtORI>CA034025J</por:CourtORI>
     <por:Action>{action}</por:Action>
     <por:Sequence>{sequence}</por:Sequence>
+    <por:SentDateTime>2026-11-25T10:15:00-08:00</por:SentDateTime>
   </por:MessageHeader>
   <por:ProtectionOrder>
     <nc:ActivityIdentification><nc:IdentificationID>24DV01234</nc:IdentificationID></nc:ActivityIdentification>
@@ -253,7 +297,7 @@ pub(crate) mod tests {
             ("cancel.xml", "CANCEL", 4),
         ] {
             let body = std::fs::read(format!("{dir}/{file}")).unwrap();
-            let id = read_notice(&body).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let id = read_notice(&body).unwrap_or_else(|e| panic!("{file}: {e:?}"));
             assert_eq!(
                 (
                     id.action.as_str(),
@@ -302,13 +346,28 @@ pub(crate) mod tests {
         ];
         for (body, expected) in cases {
             let err = read_notice(body.as_bytes()).unwrap_err();
-            assert!(err.contains(expected), "{expected:?} not in {err:?}");
+            assert!(err.reason().contains(expected), "{expected:?} not in {err:?}");
+            // Only the DOCTYPE is kept from the validator among these.
+            assert_eq!(matches!(err, NoticeError::Refused(_)), expected == "DOCTYPE", "{err:?}");
         }
         let deep = good.replace(
             "<por:OrderType>DV</por:OrderType>",
             &format!("{}{}", "<a>".repeat(40), "</a>".repeat(40)),
         );
-        assert!(read_notice(deep.as_bytes()).unwrap_err().contains("deeper"));
-        assert!(read_notice(&[0xff, 0xfe]).unwrap_err().contains("UTF-8"));
+        let refused = |body: &[u8], expected: &str| {
+            let err = read_notice(body).unwrap_err();
+            assert!(
+                matches!(&err, NoticeError::Refused(why) if why.contains(expected)),
+                "{expected:?}: {err:?}"
+            );
+        };
+        refused(deep.as_bytes(), "deeper");
+        refused(&[0xff, 0xfe], "UTF-8");
+        refused(
+            good.replacen("?>", "?><?php x?>", 1).as_bytes(),
+            "processing instructions",
+        );
+        refused(good.replacen("1.0", "1.1", 1).as_bytes(), "version 1.0");
+        refused(good.replacen("UTF-8", "ISO-8859-1", 1).as_bytes(), "UTF-8");
     }
 }

@@ -10,14 +10,26 @@
 //! - A request goes through the steps of [`crate::common::http`]; authentication is the
 //!   `X-POR-Signature` HMAC of the agency's secret ([`signature`]), with a timestamp at most
 //!   `max_clock_skew_secs` from the simulator's clock (else `401`).
-//! - The body is the ICD §8 JSON; the simulator checks the four fields that identify the message
-//!   (`action`, `court_ori`, `order_number`, `sequence`) and that `order` is an object ([`order`]). The
-//!   JSON Schema is the broker's side.
 //! - The first request under an `Idempotency-Key` (per agency) is applied:
 //!   `201 {"record_id": "<ORI>-<n>"}`, `n` counting per agency from 1. The same key with a byte-identical
-//!   body gets the same answer with `200` (a `duplicate`); with another body `422`.
-//! - `double_records` counts an (agency, court ORI, order number, sequence) applied again under another
-//!   key; a well-behaved broker keeps it at 0. Each one is also logged at WARN.
+//!   body gets the same answer with `200` (a `duplicate`); with another body `422`. A repeated key is
+//!   answered before the content or the order's state is looked at.
+//! - Content: the body is the ICD §8 JSON. It is validated against `schemas/lea-order.schema.json` (built
+//!   in, compiled once at start) with the `jsonschema` crate, then the fields that identify the message
+//!   are read (`action`, `court_ori`, `order_number`, `sequence`: [`order`]). Invalid content is `422`
+//!   with the validator's reason (instance path and keyword, never the value), counted in `rejected`.
+//! - Order state (ICD §11), per agency: the last sequence applied per (agency ORI, court ORI, order
+//!   number). An order's first message at an agency may carry any sequence (a newly routed agency joins
+//!   an order part way through). After that, a sequence at or below the last one, under a new key, is
+//!   `422` with a JSON reason, counted in `out_of_order` (and `rejected`); one more than one past the
+//!   last is accepted and counted in `gaps` (and `accepted`). Each agency's state lists its orders' last
+//!   sequences under `orders`.
+//! - Refusals (`400`, `422`) are not remembered under the key, so a plain replay after a fix is
+//!   processed afresh.
+//! - `double_records` (an (agency, court ORI, order number, sequence) applied twice under different
+//!   keys) stays 0 by construction: such a message is out of order.
+//! - `POST /_sim/reset` forgets records, keys, order state, messages, counters and faults; the configured
+//!   agencies stay, empty.
 //! - Faults: `POST /_sim/faults` with `agency` sets that agency's faults, which replace the global ones
 //!   for it (as a whole, not field by field) until the next reset; without `agency` it sets the global
 //!   faults.
@@ -58,11 +70,14 @@ use axum::response::Response;
 use axum::routing::post;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use crate::common::control::{self, SimControl};
-use crate::common::http::{self, HttpMessageEntry, IdempotencyStore, Outcome};
+use crate::common::http::{
+    self, HttpMessageEntry, IdempotencyStore, OrderSequenceView, OrderSequences, Outcome, SequenceCheck,
+};
 use crate::common::{Counters, FaultRoll, Faults, MessageLog, OrderStep, default_message_log_capacity, is_ori};
+use order::OrderSchema;
 
 /// The simulator's default address (ICD §11).
 pub const DEFAULT_ADDR: &str = "127.0.0.1:7003";
@@ -199,6 +214,8 @@ pub struct LeaAgencyView {
     pub counters: Counters,
     /// The agency's records, oldest first.
     pub records: Vec<LeaRecord>,
+    /// The agency's orders with their last applied sequence, by court ORI then order number.
+    pub orders: Vec<OrderSequenceView>,
 }
 
 /// The body of `GET /_sim/faults`: the global faults and the agencies' own.
@@ -225,6 +242,7 @@ pub struct LeaStateView {
 #[derive(Debug)]
 pub struct LeaSimulator {
     config: LeaSimConfig,
+    schema: OrderSchema,
     state: Mutex<State>,
 }
 
@@ -242,8 +260,8 @@ struct Agency {
     counters: Counters,
     records: Vec<LeaRecord>,
     keys: IdempotencyStore,
-    /// The (court ORI, order number, sequence)s applied so far.
-    applied: HashSet<(String, String, u32)>,
+    /// The last sequence applied per order at this agency.
+    orders: OrderSequences,
     /// The number in the last record id given out.
     last_record: u64,
 }
@@ -265,17 +283,24 @@ impl State {
 }
 
 impl Agency {
-    /// Applies a new message: a record, a record id, the answer remembered under the key.
+    /// Applies a new message whose content is valid, unless it is out of order for its order here: a
+    /// record, a record id, the answer remembered under the key, the sequence recorded as the order's last.
     fn apply(&mut self, ori: &str, key: String, digest: [u8; 32], step: OrderStep) -> Outcome {
+        let gap = match self.orders.check(&step) {
+            SequenceCheck::OutOfOrder { last } => {
+                return Outcome::OutOfOrder(OrderSequences::out_of_order_reason(&step, last));
+            }
+            SequenceCheck::Gap { last } => Some(last),
+            SequenceCheck::First | SequenceCheck::Next => None,
+        };
         self.last_record += 1;
         let record_id = format!("{ori}-{}", self.last_record);
-        let triple = (step.court_ori.clone(), step.order_number.clone(), step.sequence);
-        if !self.applied.insert(triple) {
-            self.counters.double_records += 1;
-            warn!(
+        self.orders.record(&step);
+        if let Some(last) = gap {
+            info!(
                 agency = ori, court_ori = %step.court_ori, order_number = %step.order_number,
-                sequence = step.sequence, idempotency_key = %key, %record_id,
-                "LEA order message applied a second time under another Idempotency-Key (double record)."
+                sequence = step.sequence, last_sequence = last, idempotency_key = %key,
+                "LEA order message after a gap in its order's sequences."
             );
         }
         info!(
@@ -294,7 +319,10 @@ impl Agency {
             received_at: crate::common::now_rfc3339(),
         });
         self.keys.remember(key, digest, answer.clone());
-        Outcome::Created(answer)
+        match gap {
+            Some(_) => Outcome::CreatedAfterGap(answer),
+            None => Outcome::Created(answer),
+        }
     }
 }
 
@@ -307,11 +335,13 @@ fn unix_now() -> i64 {
 }
 
 impl LeaSimulator {
-    /// A simulator with empty state. The configuration should have been validated.
-    pub fn new(config: LeaSimConfig) -> Self {
+    /// A simulator with empty state, validating with `schema`. The configuration should have been
+    /// validated.
+    pub fn new(config: LeaSimConfig, schema: OrderSchema) -> Self {
         let state = State::new(&config);
         Self {
             config,
+            schema,
             state: Mutex::new(state),
         }
     }
@@ -362,7 +392,7 @@ impl LeaSimulator {
         // The path segment is logged only when it is an ORI: it is the client's text.
         let agency = is_ori(ori).then_some(ori);
         match &outcome {
-            Outcome::Created(_) => {}
+            Outcome::Created(_) | Outcome::CreatedAfterGap(_) => {}
             Outcome::Repeated(_) | Outcome::Busy(_) => {
                 debug!(
                     agency,
@@ -371,7 +401,7 @@ impl LeaSimulator {
                     "LEA request answered."
                 );
             }
-            Outcome::Conflict(why) | Outcome::Refused(_, why) => {
+            Outcome::Conflict(why) | Outcome::Invalid(why) | Outcome::OutOfOrder(why) | Outcome::Refused(_, why) => {
                 info!(
                     agency, idempotency_key = key.as_deref(), status = outcome.status().as_u16(), reason = %why,
                     "LEA request refused."
@@ -388,7 +418,7 @@ impl LeaSimulator {
         http::respond(outcome, disconnect)
     }
 
-    /// Steps 4 to 8 of [`crate::common::http`] for a served agency.
+    /// Steps 4 to 10 of [`crate::common::http`] for a served agency.
     fn process(&self, ori: &str, secret: &str, headers: &HeaderMap, body: &Bytes, roll: FaultRoll) -> Outcome {
         let header = headers.get(signature::HEADER).map(|v| v.as_bytes());
         if let Err(e) = signature::verify(
@@ -405,8 +435,8 @@ impl LeaSimulator {
             Err(refused) => return refused,
         };
         let digest = http::body_digest(body);
-        // Read before taking the lock: a large body takes a while, and a repeat is checked first anyway.
-        let step = order::read_order(body);
+        // Validated before taking the lock: a large body takes a while; a repeat is still answered first.
+        let step = self.schema.read(body);
         let mut state = self.lock();
         let agency = state.agencies.entry(ori.to_owned()).or_default();
         if let Some(repeat) = agency.keys.lookup(&key, &digest) {
@@ -415,15 +445,10 @@ impl LeaSimulator {
         if roll.reject {
             return http::injected_rejection();
         }
-        let step = match step {
-            Ok(step) => step,
-            Err(why) => return Outcome::bad_request(why),
-        };
-        let doubles_before = agency.counters.double_records;
-        let outcome = agency.apply(ori, key, digest, step);
-        let doubled = agency.counters.double_records - doubles_before;
-        state.counters.double_records += doubled;
-        outcome
+        match step {
+            Ok(step) => agency.apply(ori, key, digest, step),
+            Err(why) => Outcome::Invalid(why),
+        }
     }
 }
 
@@ -448,6 +473,7 @@ impl SimControl for LeaSimulator {
                     let view = LeaAgencyView {
                         counters: agency.counters,
                         records: agency.records.clone(),
+                        orders: agency.orders.view(),
                     };
                     (ori.clone(), view)
                 })
@@ -515,7 +541,8 @@ pub async fn run(
     config.validate().context("invalid LEA simulator configuration")?;
     let addr = listener.local_addr()?;
     let agencies = config.agencies.len();
-    let sim = Arc::new(LeaSimulator::new(config));
+    let schema = OrderSchema::compile().context("the LEA simulator cannot validate order messages")?;
+    let sim = Arc::new(LeaSimulator::new(config, schema));
     let counted = sim.clone();
     info!(%addr, agencies, "LEA simulator started.");
     http::serve(listener, router(sim), move || counted.connection_opened(), shutdown)
@@ -580,7 +607,7 @@ mod tests {
     /// Record ids count per agency from 1, and a reset keeps the configured agencies, empty.
     #[tokio::test]
     async fn record_ids_per_agency_and_reset() {
-        let sim = LeaSimulator::new(config());
+        let sim = LeaSimulator::new(config(), OrderSchema::compile().unwrap());
         for (seq, key) in [(1, "k1"), (2, "k2")] {
             let body = order::tests::body("ISSUE", seq);
             let response = sim.answer(AGENCY, &signed(&body, key), Body::from(body)).await;
@@ -597,7 +624,7 @@ mod tests {
     /// Agency faults can only name an agency the simulator serves.
     #[test]
     fn agency_faults_need_a_served_agency() {
-        let sim = LeaSimulator::new(config());
+        let sim = LeaSimulator::new(config(), OrderSchema::compile().unwrap());
         let faults = |agency: &str| Faults {
             down: true,
             agency: Some(agency.into()),
