@@ -4,20 +4,33 @@
 //! - `GET /_sim/faults`: the faults in force; `POST /_sim/faults`: replace them (the ICD faults body; a
 //!   body that does not parse, or a rate outside 0..1, is `400` with `{"reason": ...}`);
 //! - `POST /_sim/reset`: forget records, messages, counters and faults (`204`).
+//!
+//! And, for a tester with a browser, the simulator page ([`super::page`]):
+//! - `GET /`: counters, faults and the recent messages as HTML (`?page=N`, `?refresh=N`);
+//! - `POST /_sim/faults/form`: the faults as an HTML form posts them (`application/x-www-form-urlencoded`,
+//!   the same fields as the JSON body); `303 See Other` to `/`, or `400` with an HTML page naming the field;
+//! - `POST /_sim/reset/form`: the reset, answered `303 See Other` to `/`.
+//!
+//! The JSON and the form endpoints validate, apply and log faults through the same function, so they cannot
+//! drift apart. The DOJ and LEA simulators merge these routes into their service's router (their own routes
+//! are `POST /doj/firearms/v1/notices` and `POST /<ORI>/orders`, so `/` is free); CLETS serves them alone on
+//! its control address.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Form, Json, Router};
 use serde::{Deserialize as _, Serialize};
 use tracing::info;
 
 use super::Faults;
 use super::http::reason;
+use super::page::{self, PageData, PageQuery};
 
 /// What a simulator offers its control API.
 pub trait SimControl: Send + Sync + 'static {
@@ -49,6 +62,9 @@ pub fn router<S: SimControl>(sim: Arc<S>) -> Router {
         .route("/_sim/messages", get(messages::<S>))
         .route("/_sim/faults", get(faults::<S>).post(set_faults::<S>))
         .route("/_sim/reset", post(reset::<S>))
+        .route("/", get(page::<S>))
+        .route("/_sim/faults/form", post(set_faults_form::<S>))
+        .route("/_sim/reset/form", post(reset_form::<S>))
         .with_state(sim)
 }
 
@@ -76,9 +92,15 @@ async fn set_faults<S: SimControl>(State(sim): State<Arc<S>>, body: Bytes) -> Re
         Ok(faults) => faults,
         Err(e) => return reason(StatusCode::BAD_REQUEST, format!("invalid faults body: {e}")),
     };
-    if let Err(why) = faults.validate().and_then(|()| sim.set_faults(faults.clone())) {
+    if let Err(why) = apply_faults(&*sim, faults) {
         return reason(StatusCode::BAD_REQUEST, why);
     }
+    Json(sim.faults()).into_response()
+}
+
+/// Validates faults, puts them in force and logs them; the `Err` is the reason to answer.
+fn apply_faults<S: SimControl>(sim: &S, faults: Faults) -> Result<(), String> {
+    faults.validate().and_then(|()| sim.set_faults(faults.clone()))?;
     info!(
         latency_ms = faults.latency_ms,
         busy_rate = faults.busy_rate,
@@ -89,11 +111,67 @@ async fn set_faults<S: SimControl>(State(sim): State<Arc<S>>, body: Bytes) -> Re
         "{} simulator faults set.",
         S::NAME
     );
-    Json(sim.faults()).into_response()
+    Ok(())
 }
 
 async fn reset<S: SimControl>(State(sim): State<Arc<S>>) -> StatusCode {
+    reset_now(&*sim);
+    StatusCode::NO_CONTENT
+}
+
+fn reset_now<S: SimControl>(sim: &S) {
     sim.reset();
     info!("{} simulator reset.", S::NAME);
-    StatusCode::NO_CONTENT
+}
+
+/// `GET /`: the simulator page, one page of messages.
+async fn page<S: SimControl>(State(sim): State<Arc<S>>, RawQuery(query): RawQuery) -> Response {
+    let query = PageQuery::parse(query.as_deref());
+    let to_json = |value: Result<serde_json::Value, serde_json::Error>| value.unwrap_or_default();
+    let state = to_json(serde_json::to_value(sim.state()));
+    let faults = to_json(serde_json::to_value(sim.faults()));
+    let log = sim.messages();
+    let window = page::window(log.len(), query.page, page::PAGE_SIZE);
+    let messages = log[window.range.clone()]
+        .iter()
+        .rev()
+        .map(|message| to_json(serde_json::to_value(message)))
+        .collect();
+    let data = PageData {
+        name: S::NAME,
+        state,
+        faults,
+        total: log.len(),
+        messages,
+        window,
+    };
+    let html = page::render(&data, &query);
+    ([(header::CACHE_CONTROL, "no-store")], Html(html)).into_response()
+}
+
+/// `POST /_sim/faults/form`: the faults form; back to the page, or a `400` page naming the field.
+async fn set_faults_form<S: SimControl>(
+    State(sim): State<Arc<S>>,
+    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Response {
+    let applied = match form {
+        Ok(Form(pairs)) => page::faults_from_form(&pairs).and_then(|faults| apply_faults(&*sim, faults)),
+        Err(rejection) => {
+            let html = page::render_error(S::NAME, "faults not set", &rejection.body_text());
+            return (rejection.status(), Html(html)).into_response();
+        }
+    };
+    match applied {
+        Ok(()) => Redirect::to("/").into_response(),
+        Err(why) => {
+            let html = page::render_error(S::NAME, "faults not set", &why);
+            (StatusCode::BAD_REQUEST, Html(html)).into_response()
+        }
+    }
+}
+
+/// `POST /_sim/reset/form`: the reset form; back to the page.
+async fn reset_form<S: SimControl>(State(sim): State<Arc<S>>) -> Redirect {
+    reset_now(&*sim);
+    Redirect::to("/")
 }

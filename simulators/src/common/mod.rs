@@ -6,6 +6,7 @@
 
 pub mod control;
 pub mod http;
+pub mod page;
 
 use std::collections::VecDeque;
 
