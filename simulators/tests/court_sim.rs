@@ -406,6 +406,7 @@ async fn run_completes_on_porter_statuses() {
         rate_per_sec: 200.0,
         status_timeout_secs: 8,
         seed: 5,
+        ..Default::default()
     };
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
     let printed = lines.clone();
@@ -473,6 +474,7 @@ async fn unroutable_court_is_reported() {
         rate_per_sec: 0.0,
         status_timeout_secs: 1,
         seed: 1,
+        ..Default::default()
     };
     let report = court::run_with_printer(config, std::future::pending(), |_| {})
         .await

@@ -1,5 +1,6 @@
 //! The court simulator's configuration: which courts to play, how many orders
-//! each one issues, how fast, and how long to wait for statuses.
+//! each one issues, in which formats, how they close, whether they carry a
+//! signed-order image, how fast, and how long to wait for statuses.
 
 use serde::{Deserialize, Serialize};
 
@@ -25,11 +26,28 @@ pub struct CourtSimConfig {
     /// MODIFY (sequence 2) and a SERVICE (sequence 3).
     #[serde(default)]
     pub lifecycle: bool,
-    /// With `lifecycle`: each order is then closed by a TERMINATE (sequence
-    /// 4), or, for about one order in ten, by a CANCEL.
+    /// With `lifecycle`: each order is then closed (sequence 4), the way
+    /// `close_mode` says.
     #[serde(default)]
     pub close: bool,
-    /// How long to wait for outstanding statuses after the last publish.
+    /// How `close` closes an order: always TERMINATE, always CANCEL, or mixed
+    /// (a CANCEL for about one order in ten, a TERMINATE otherwise).
+    #[serde(default)]
+    pub close_mode: CloseMode,
+    /// Overrides every court's own `format`: all XML, all fixed-width, or
+    /// `mixed` (each order's format drawn from the seed, half and half; the
+    /// messages of one order keep one format). `None`: each court's format.
+    #[serde(default)]
+    pub format_override: Option<FormatChoice>,
+    /// Whether XML orders carry a signed-order image (`por:OrderImage`, a
+    /// generated PDF of 20 KiB to 3 MiB): every XML ISSUE, and about one XML
+    /// MODIFY in three. Fixed-width has no image record, so fixed-width
+    /// orders never carry one.
+    #[serde(default)]
+    pub images: bool,
+    /// After the last publish, how long to wait at most for outstanding
+    /// statuses. The run ends sooner, as soon as every sent message is
+    /// complete.
     #[serde(default = "default_status_timeout_secs")]
     pub status_timeout_secs: u64,
     /// Seed of the order generator: the same seed regenerates the same
@@ -64,6 +82,32 @@ pub enum CourtFormat {
     Fixed,
 }
 
+/// How the simulator closes an order (`close_mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CloseMode {
+    /// Always a TERMINATE, dated today.
+    Terminate,
+    /// Always a CANCEL (entered in error).
+    Cancel,
+    /// A CANCEL for about one order in ten, a TERMINATE otherwise.
+    #[default]
+    Mixed,
+}
+
+/// The format every court writes, overriding its own (`format_override`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FormatChoice {
+    /// Every order in XML (ICD §2).
+    Xml,
+    /// Every order in fixed-width `cms-a/1` (ICD §3).
+    Fixed,
+    /// Each order's format drawn from the seed, XML or fixed-width half and
+    /// half; all messages of one order share it.
+    Mixed,
+}
+
 impl CourtFormat {
     /// The AMQP `content_type` of this format.
     pub fn content_type(self) -> &'static str {
@@ -83,6 +127,9 @@ impl Default for CourtSimConfig {
             rate_per_sec: default_rate_per_sec(),
             lifecycle: false,
             close: false,
+            close_mode: CloseMode::default(),
+            format_override: None,
+            images: false,
             status_timeout_secs: default_status_timeout_secs(),
             seed: default_seed(),
         }
@@ -161,9 +208,26 @@ mod tests {
         assert_eq!(c.orders_per_court, 2);
         assert_eq!(c.rate_per_sec, 5.0);
         assert!(!c.lifecycle);
+        assert!(!c.close && c.close_mode == CloseMode::Mixed);
+        assert_eq!(c.format_override, None);
+        assert!(!c.images);
         assert_eq!(c.status_timeout_secs, 60);
         assert_eq!(c.courts.len(), 2);
         c.validate().unwrap();
+    }
+
+    /// Close modes and format overrides are spelt in lowercase; others are refused.
+    #[test]
+    fn close_modes_and_format_overrides_are_read() {
+        let c: CourtSimConfig = serde_json::from_str(
+            r#"{"close": true, "close_mode": "cancel", "format_override": "mixed", "images": true}"#,
+        )
+        .unwrap();
+        assert!(c.close && c.images);
+        assert_eq!(c.close_mode, CloseMode::Cancel);
+        assert_eq!(c.format_override, Some(FormatChoice::Mixed));
+        assert!(serde_json::from_str::<CourtSimConfig>(r#"{"close_mode": "sometimes"}"#).is_err());
+        assert!(serde_json::from_str::<CourtSimConfig>(r#"{"format_override": "json"}"#).is_err());
     }
 
     /// A misspelt key is an error, not silently ignored.

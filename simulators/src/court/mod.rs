@@ -7,12 +7,16 @@
 //! 1. **Generate** ([`orders`]): each configured court gets an
 //!    [`OrderGenerator`] seeded from the run seed and its ORI, and generates
 //!    `orders_per_court` orders: an ISSUE each, and with `lifecycle` also a
-//!    MODIFY (sequence 2) and a SERVICE (sequence 3). Generation is
+//!    MODIFY (sequence 2) and a SERVICE (sequence 3), and with `close` a
+//!    TERMINATE or CANCEL (sequence 4, per `close_mode`). Generation is
 //!    deterministic; only the send times and the run tag in the message ids
 //!    differ between two runs with the same seed.
 //! 2. **Write** ([`xml`], [`fixed`]): each court writes its own format, ICD §2
-//!    XML or §3 `cms-a/1` fixed-width. The simulator is independent of Porter's
-//!    code: it writes the ICD formats itself, as a vendor would.
+//!    XML or §3 `cms-a/1` fixed-width, unless `format_override` sets one for
+//!    all (or draws one per order). With `images`, XML ISSUEs and some
+//!    MODIFYs carry a generated PDF ([`image`]); fixed-width has no image
+//!    record. The simulator is independent of Porter's code: it writes the
+//!    ICD formats itself, as a vendor would.
 //! 3. **Publish** ([`publisher`]): one connection (auto-recovering), one
 //!    confirm-mode channel, `por.inbound` with routing key = ORI, `mandatory`.
 //!    Orders are interleaved across courts; the overall rate is
@@ -27,8 +31,12 @@
 //!    or shutdown, whichever comes first.
 //!
 //! The result is a [`CourtSimReport`]: counts, the incomplete message ids,
-//! publish failures and anomalies. Logs carry no personal data: names,
-//! addresses and dates of birth only ever appear in the message bodies.
+//! publish failures, anomalies, and the run's [`Timings`] (latencies from
+//! publish to `ACCEPTED` and to the last `PARTNER_ACCEPTED`, messages per
+//! second). It is serde-serialisable for `porter sim court --json`, and
+//! [`CourtSimReport::is_clean`] decides the command's exit code. Logs carry
+//! no personal data: names, addresses and dates of birth only ever appear in
+//! the message bodies.
 //!
 //! Only one simulator should consume a court's status queue at a time: it
 //! acknowledges (and drops) statuses of messages it did not send.
@@ -36,15 +44,17 @@
 
 pub mod config;
 pub mod fixed;
+pub mod image;
 pub mod orders;
 pub mod publisher;
 pub mod report;
 pub mod statuses;
+pub mod timings;
 pub mod xml;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use lapin::options::{BasicQosOptions, ExchangeDeclareOptions, QueueDeclareOptions};
@@ -53,12 +63,13 @@ use lapin::{Connection, ConnectionProperties, ExchangeKind};
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-pub use config::{CourtFormat, CourtSimConfig, SimCourt};
+pub use config::{CloseMode, CourtFormat, CourtSimConfig, FormatChoice, SimCourt};
 pub use fixed::to_fixed;
 pub use orders::{GeneratedMessage, OrderGenerator};
 pub use publisher::{INBOUND_EXCHANGE, PublishEvent, Publisher, publish_all};
 pub use report::CourtSimReport;
 pub use statuses::{OrderStatus, StatusKind, StatusTracker, parse_status, status_line};
+pub use timings::{LatencyStats, Timings};
 pub use xml::to_xml;
 
 /// The status queue of a court (ICD §1).
@@ -85,6 +96,8 @@ pub async fn run_with_printer(
         courts = config.courts.len(),
         orders_per_court = config.orders_per_court,
         lifecycle = config.lifecycle,
+        close = config.close,
+        images = config.images,
         messages = planned,
         seed = config.seed,
         run_tag = %run_tag,
@@ -147,18 +160,30 @@ pub async fn run_with_printer(
     let publisher = Publisher::open(&connection).await?;
     let mut shutdown = std::pin::pin!(shutdown);
     let mut untracked_sent = Vec::new();
+    let mut samples = timings::TimingSamples::default();
     let summary = publish_all(
         &publisher,
         orders,
         config.rate_per_sec,
-        |event| match event {
-            PublishEvent::Publishing(m) if !untracked_courts.contains(&m.court_ori) => lock(&tracker).expect(m),
-            PublishEvent::Confirmed(m) if untracked_courts.contains(&m.court_ori) => {
-                untracked_sent.push(m.message_id.clone())
+        |event| {
+            let now = Instant::now();
+            match event {
+                PublishEvent::Publishing(m) => {
+                    samples.first_publish.get_or_insert(now);
+                    if !untracked_courts.contains(&m.court_ori) {
+                        lock(&tracker).expect_at(m, now);
+                    }
+                }
+                PublishEvent::Confirmed(m) => {
+                    samples.last_confirm = Some(now);
+                    if untracked_courts.contains(&m.court_ori) {
+                        untracked_sent.push(m.message_id.clone());
+                    } else {
+                        lock(&tracker).mark_sent(&m.message_id);
+                    }
+                }
+                PublishEvent::Failed(m, _) => lock(&tracker).forget(&m.message_id),
             }
-            PublishEvent::Confirmed(m) => lock(&tracker).mark_sent(&m.message_id),
-            PublishEvent::Failed(m, _) => lock(&tracker).forget(&m.message_id),
-            PublishEvent::Publishing(_) => {}
         },
         shutdown.as_mut(),
     )
@@ -190,6 +215,8 @@ pub async fn run_with_printer(
     let _ = connection.close(200, "OK".into()).await;
 
     let totals = lock(&tracker).totals();
+    samples.published = summary.confirmed.len();
+    lock(&tracker).add_timings(&mut samples);
     let mut incomplete = totals.incomplete;
     incomplete.extend(untracked_sent.iter().cloned());
     let report = CourtSimReport {
@@ -203,6 +230,8 @@ pub async fn run_with_printer(
         publish_failed: summary.failed,
         not_sent: summary.not_sent,
         anomalies: totals.anomalies,
+        seed: config.seed,
+        timings: Timings::compute(&samples),
     };
     info!(
         sent = report.sent,
@@ -226,7 +255,12 @@ pub fn plan(
     let mut generators: Vec<OrderGenerator> = config
         .courts
         .iter()
-        .map(|c| OrderGenerator::new(c, config.seed, now, run_tag))
+        .map(|c| {
+            OrderGenerator::new(c, config.seed, now, run_tag)
+                .with_format(config.format_override)
+                .with_images(config.images)
+                .with_close_mode(config.close_mode)
+        })
         .collect();
     let mut orders = Vec::new();
     for _ in 0..config.orders_per_court {

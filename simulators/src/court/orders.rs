@@ -19,6 +19,14 @@
 //! `CA019` in Los Angeles (900xx); any other court gets a generic address
 //! (`ANYTOWN CA 99999`) that no LEA mapping knows, so that its orders go to
 //! the court's sheriff only (ICD §8).
+//!
+//! Options that change a run but not the orders themselves (the format
+//! override, images, how orders close) draw from a second random stream of
+//! the court, so that switching them on leaves the orders' content as it was.
+//! With `mixed` formats each order's format is drawn once, and all messages
+//! of the order share it. With images, every XML ISSUE and about one XML
+//! MODIFY in three carry an [`ImageSpec`]; the PDF itself is only generated
+//! when the message is written ([`super::image`]).
 
 use std::collections::HashMap;
 
@@ -27,8 +35,9 @@ use rand::rngs::StdRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
 
-use super::config::{CourtFormat, SimCourt};
+use super::config::{CloseMode, CourtFormat, FormatChoice, SimCourt};
 use super::fixed::condition_text_fits;
+use super::image::ImageSpec;
 
 /// What a message does to its order (ICD §0), with what that action carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,6 +121,8 @@ pub struct GeneratedMessage {
     /// The order as it stands after this message. Writers emit only what the
     /// action carries.
     pub order: Order,
+    /// The signed-order image to attach (XML ISSUE and MODIFY only).
+    pub image: Option<ImageSpec>,
 }
 
 impl GeneratedMessage {
@@ -248,13 +259,24 @@ pub struct OrderGenerator {
     case_counters: HashMap<&'static str, u32>,
     run_tag: String,
     messages: u64,
+    /// The format of the current order's messages.
+    format: CourtFormat,
+    /// Overrides the court's format for each new order.
+    format_override: Option<FormatChoice>,
+    /// Whether XML ISSUEs and some MODIFYs carry an image.
+    images: bool,
+    /// How `next_order` closes an order.
+    close_mode: CloseMode,
+    /// The stream for the options above, apart from the orders' content.
+    option_rng: StdRng,
 }
 
 impl OrderGenerator {
     /// A generator for `court`. `now` is California time (it fixes the issue
     /// date); `run_tag` goes into every message id.
     pub fn new(court: &SimCourt, seed: u64, now: DateTime<FixedOffset>, run_tag: &str) -> Self {
-        let mut rng = StdRng::seed_from_u64(seed ^ fnv1a(court.ori.as_bytes()));
+        let court_seed = seed ^ fnv1a(court.ori.as_bytes());
+        let mut rng = StdRng::seed_from_u64(court_seed);
         let county = County::of(&court.ori);
         let judges = (0..6).map(|_| judge_name(&mut rng)).collect();
         OrderGenerator {
@@ -267,14 +289,51 @@ impl OrderGenerator {
             case_counters: HashMap::new(),
             run_tag: run_tag.to_string(),
             messages: 0,
+            format: court.format,
+            format_override: None,
+            images: false,
+            close_mode: CloseMode::default(),
+            option_rng: StdRng::seed_from_u64(court_seed.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15),
         }
+    }
+
+    /// Writes every order in `format` instead of the court's own format
+    /// (`None`: the court's format).
+    pub fn with_format(mut self, format: Option<FormatChoice>) -> Self {
+        self.format_override = format;
+        self.format = match format {
+            Some(FormatChoice::Fixed) => CourtFormat::Fixed,
+            Some(FormatChoice::Xml) => CourtFormat::Xml,
+            Some(FormatChoice::Mixed) | None => self.court.format,
+        };
+        self
+    }
+
+    /// Attaches a signed-order image to every XML ISSUE and about one XML
+    /// MODIFY in three.
+    pub fn with_images(mut self, images: bool) -> Self {
+        self.images = images;
+        self
+    }
+
+    /// How [`next_order`](Self::next_order) closes orders.
+    pub fn with_close_mode(mut self, mode: CloseMode) -> Self {
+        self.close_mode = mode;
+        self
     }
 
     /// The messages of the next order: its ISSUE, followed, with `lifecycle`,
     /// by a MODIFY (sequence 2) and a SERVICE (sequence 3), and, with `close`
-    /// too, by a TERMINATE (sequence 4) — or, for about one order in ten, a
-    /// CANCEL.
+    /// too, by a TERMINATE or CANCEL (sequence 4) as the close mode says
+    /// (mixed, the default: a CANCEL for about one order in ten).
     pub fn next_order(&mut self, lifecycle: bool, close: bool) -> Vec<GeneratedMessage> {
+        if self.format_override == Some(FormatChoice::Mixed) {
+            self.format = if self.option_rng.random_bool(0.5) {
+                CourtFormat::Xml
+            } else {
+                CourtFormat::Fixed
+            };
+        }
         let issue = self.issue();
         if !lifecycle {
             return vec![issue];
@@ -284,11 +343,23 @@ impl OrderGenerator {
         if !close {
             return vec![issue, modify, service];
         }
-        let last = if self.rng.random_bool(0.1) {
+        // The main stream advances the same in every mode (one draw, one
+        // seed); the closing message draws from a stream of its own. So the
+        // mode changes the closing messages and nothing else.
+        let one_in_ten = self.rng.random_bool(0.1);
+        let mut closing_rng = StdRng::seed_from_u64(self.rng.random());
+        let cancel = match self.close_mode {
+            CloseMode::Terminate => false,
+            CloseMode::Cancel => true,
+            CloseMode::Mixed => one_in_ten,
+        };
+        std::mem::swap(&mut self.rng, &mut closing_rng);
+        let last = if cancel {
             self.cancel(&service)
         } else {
             self.terminate(&service)
         };
+        std::mem::swap(&mut self.rng, &mut closing_rng);
         vec![issue, modify, service, last]
     }
 
@@ -374,6 +445,14 @@ impl OrderGenerator {
 
     fn message(&mut self, action: Action, sequence: u32, order: Order) -> GeneratedMessage {
         self.messages += 1;
+        let image = (self.images
+            && self.format == CourtFormat::Xml
+            && match action {
+                Action::Issue => true,
+                Action::Modify => self.option_rng.random_bool(1.0 / 3.0),
+                _ => false,
+            })
+        .then(|| ImageSpec::random(&mut self.option_rng));
         GeneratedMessage {
             message_id: format!(
                 "{}-{}-{:06}",
@@ -382,11 +461,12 @@ impl OrderGenerator {
                 self.messages
             ),
             court_ori: self.court.ori.clone(),
-            format: self.court.format,
+            format: self.format,
             action,
             sequence,
             sent_at: self.now,
             order,
+            image,
         }
     }
 
@@ -1127,6 +1207,107 @@ mod tests {
         assert_eq!(o.issue_date, NaiveDate::from_ymd_opt(2026, 11, 25).unwrap());
         let exp = o.expiration.unwrap();
         assert!([2029, 2031].contains(&exp.year()) && exp.format("%m%d%H%M").to_string() == "11252359");
+    }
+
+    /// `terminate` always closes with TERMINATE, `cancel` with CANCEL, `mixed`
+    /// with both; the mode changes nothing else about the orders.
+    #[test]
+    fn close_modes_choose_the_closing_action() {
+        let close = |mode: CloseMode| -> Vec<Vec<GeneratedMessage>> {
+            let mut g = OrderGenerator::new(&court("CA034025J", CourtFormat::Xml), 8, at(), "r1").with_close_mode(mode);
+            (0..40).map(|_| g.next_order(true, true)).collect()
+        };
+        let last_actions = |orders: &[Vec<GeneratedMessage>]| -> std::collections::BTreeSet<(&'static str, u32)> {
+            orders.iter().map(|o| (o[3].action.name(), o[3].sequence)).collect()
+        };
+        let terminate = close(CloseMode::Terminate);
+        let cancel = close(CloseMode::Cancel);
+        let mixed = close(CloseMode::Mixed);
+        assert_eq!(last_actions(&terminate), [("TERMINATE", 4)].into());
+        assert_eq!(last_actions(&cancel), [("CANCEL", 4)].into());
+        assert_eq!(last_actions(&mixed), [("CANCEL", 4), ("TERMINATE", 4)].into());
+        for (t, c) in terminate.iter().zip(&cancel) {
+            assert_eq!(t[..3], c[..3], "the first three messages do not depend on the mode");
+        }
+    }
+
+    /// A format override sets every order's format; `mixed` draws one per
+    /// order, shared by its messages; neither changes the orders' content.
+    #[test]
+    fn format_override_sets_each_orders_format() {
+        let orders = |format: Option<FormatChoice>| -> Vec<Vec<GeneratedMessage>> {
+            let mut g = OrderGenerator::new(&court("CA019015J", CourtFormat::Fixed), 4, at(), "r1").with_format(format);
+            (0..30).map(|_| g.next_order(true, false)).collect()
+        };
+        let formats = |orders: &[Vec<GeneratedMessage>]| -> Vec<CourtFormat> {
+            orders
+                .iter()
+                .map(|o| {
+                    assert!(o.iter().all(|m| m.format == o[0].format), "one format per order");
+                    o[0].format
+                })
+                .collect()
+        };
+        let own = orders(None);
+        assert!(formats(&own).iter().all(|f| *f == CourtFormat::Fixed));
+        assert!(
+            formats(&orders(Some(FormatChoice::Xml)))
+                .iter()
+                .all(|f| *f == CourtFormat::Xml)
+        );
+        assert!(
+            formats(&orders(Some(FormatChoice::Fixed)))
+                .iter()
+                .all(|f| *f == CourtFormat::Fixed)
+        );
+        let mixed = orders(Some(FormatChoice::Mixed));
+        let drawn = formats(&mixed);
+        assert!(
+            drawn.contains(&CourtFormat::Xml) && drawn.contains(&CourtFormat::Fixed),
+            "{drawn:?}"
+        );
+        for (a, b) in own.iter().flatten().zip(mixed.iter().flatten()) {
+            assert_eq!(
+                (&a.order, &a.action, &a.message_id),
+                (&b.order, &b.action, &b.message_id)
+            );
+        }
+    }
+
+    /// With images, every XML ISSUE and some XML MODIFYs carry one, nothing
+    /// else does, fixed-width never; the orders stay as they were.
+    #[test]
+    fn images_go_on_xml_issues_and_some_modifies() {
+        let mut plain = OrderGenerator::new(&court("CA034025J", CourtFormat::Xml), 6, at(), "r1");
+        let mut with = OrderGenerator::new(&court("CA034025J", CourtFormat::Xml), 6, at(), "r1")
+            .with_images(true)
+            .with_format(Some(FormatChoice::Mixed));
+        let (mut xml_modifies, mut imaged_modifies, mut fixed) = (0, 0, 0);
+        for _ in 0..60 {
+            let a = plain.next_order(true, true);
+            let b = with.next_order(true, true);
+            for (a, b) in a.iter().zip(&b) {
+                assert_eq!(a.order, b.order);
+                assert_eq!(a.image, None);
+                match (b.format, &b.action) {
+                    (CourtFormat::Fixed, _) => {
+                        fixed += 1;
+                        assert_eq!(b.image, None);
+                    }
+                    (CourtFormat::Xml, Action::Issue) => assert!(b.image.is_some()),
+                    (CourtFormat::Xml, Action::Modify) => {
+                        xml_modifies += 1;
+                        imaged_modifies += usize::from(b.image.is_some());
+                    }
+                    (CourtFormat::Xml, _) => assert_eq!(b.image, None),
+                }
+            }
+        }
+        assert!(fixed > 0);
+        assert!(
+            0 < imaged_modifies && imaged_modifies < xml_modifies,
+            "{imaged_modifies} of {xml_modifies}"
+        );
     }
 
     /// A MODIFY changes something but keeps the order key and the full order.

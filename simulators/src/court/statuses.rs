@@ -16,10 +16,16 @@
 //! contradicts the ICD (a status naming another court or order, a partner
 //! status after a rejection, a partner that was not routed) is recorded as an
 //! anomaly for the report.
+//!
+//! For the run's timings (see [`super::timings`]) the tracker also keeps, per
+//! message, when it was published, when its first `ACCEPTED` arrived, when
+//! each partner's first `PARTNER_ACCEPTED` arrived, and when it became
+//! complete.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use chrono::{DateTime, FixedOffset};
 use futures::StreamExt;
@@ -33,6 +39,7 @@ use tokio::sync::Notify;
 use tracing::warn;
 
 use super::orders::GeneratedMessage;
+use super::timings::TimingSamples;
 use super::xml::POR_NS;
 
 /// The ICD §4 status values.
@@ -404,6 +411,14 @@ struct Progress {
     routed: Vec<String>,
     /// Latest status per partner, by status sequence.
     partners: BTreeMap<String, (u32, StatusKind)>,
+    /// When the message was first handed to RabbitMQ.
+    published_at: Instant,
+    /// When its first `ACCEPTED` arrived.
+    accepted_at: Option<Instant>,
+    /// When each partner's first `PARTNER_ACCEPTED` arrived.
+    partner_accepted_at: BTreeMap<String, Instant>,
+    /// When it became complete.
+    completed_at: Option<Instant>,
 }
 
 impl Progress {
@@ -462,6 +477,11 @@ impl StatusTracker {
     /// Registers a message about to be published, so that its statuses are
     /// recognised even if they arrive before its publisher confirm.
     pub fn expect(&mut self, message: &GeneratedMessage) {
+        self.expect_at(message, Instant::now());
+    }
+
+    /// [`expect`](Self::expect), published at `published_at`.
+    pub fn expect_at(&mut self, message: &GeneratedMessage, published_at: Instant) {
         self.messages.insert(
             message.message_id.clone(),
             Progress {
@@ -472,6 +492,10 @@ impl StatusTracker {
                 first: None,
                 routed: Vec::new(),
                 partners: BTreeMap::new(),
+                published_at,
+                accepted_at: None,
+                partner_accepted_at: BTreeMap::new(),
+                completed_at: None,
             },
         );
     }
@@ -518,8 +542,13 @@ impl StatusTracker {
         self.awaiting == 0
     }
 
-    /// Records one status.
+    /// Records one status, arrived now.
     pub fn record(&mut self, status: &OrderStatus) -> Recorded {
+        self.record_at(status, Instant::now())
+    }
+
+    /// Records one status that arrived at `arrived`.
+    pub fn record_at(&mut self, status: &OrderStatus, arrived: Instant) -> Recorded {
         let id = &status.correlates_to;
         let Some(p) = self.messages.get_mut(id) else {
             return Recorded::NotOurs;
@@ -553,6 +582,7 @@ impl StatusTracker {
             }
             if status.status == StatusKind::Accepted {
                 p.routed = status.routed_partners.clone();
+                p.accepted_at.get_or_insert(arrived);
             }
         } else {
             if p.first.is_some_and(|(_, kind)| kind.is_rejection()) {
@@ -561,6 +591,9 @@ impl StatusTracker {
             match &status.partner {
                 None => anomalies.push(format!("{id}: {} without por:Partner", status.status.as_str())),
                 Some(partner) => {
+                    if status.status == StatusKind::PartnerAccepted {
+                        p.partner_accepted_at.entry(partner.clone()).or_insert(arrived);
+                    }
                     let entry = p.partners.entry(partner.clone()).or_insert((0, status.status));
                     if status.status_sequence >= entry.0 {
                         *entry = (status.status_sequence, status.status);
@@ -569,11 +602,41 @@ impl StatusTracker {
             }
         }
         let completed = !was_complete && p.is_complete();
+        if completed {
+            p.completed_at = Some(arrived);
+        }
         if completed && p.sent {
             self.awaiting -= 1;
         }
         self.anomalies.extend(anomalies);
         Recorded::Recorded { completed }
+    }
+
+    /// Adds the latencies of the complete sent messages, and when the last
+    /// one became complete, to `samples` (see [`super::timings`]).
+    pub fn add_timings(&self, samples: &mut TimingSamples) {
+        for p in self.messages.values().filter(|p| p.sent && p.is_complete()) {
+            samples.completed += 1;
+            if let Some(at) = p.completed_at {
+                samples.last_completion = samples.last_completion.max(Some(at));
+            }
+            if !matches!(p.first, Some((_, StatusKind::Accepted))) {
+                continue;
+            }
+            if let Some(at) = p.accepted_at {
+                samples.accepted.push(at.saturating_duration_since(p.published_at));
+            }
+            let all_accepted = p
+                .routed
+                .iter()
+                .all(|r| matches!(p.partners.get(r), Some((_, StatusKind::PartnerAccepted))));
+            let last = p.routed.iter().map(|r| p.partner_accepted_at.get(r)).max().flatten();
+            if all_accepted && let Some(at) = last {
+                samples
+                    .partner_accepted
+                    .push(at.saturating_duration_since(p.published_at));
+            }
+        }
     }
 
     /// Totals over the sent messages.
@@ -874,6 +937,45 @@ mod tests {
         let totals = t.totals();
         assert_eq!((totals.complete, totals.rejected), (1, 1));
         assert_eq!(totals.anomalies.len(), 2, "{:?}", totals.anomalies);
+    }
+
+    /// Latencies run from the publish to the first ACCEPTED and to the last
+    /// partner's first PARTNER_ACCEPTED; a repeat does not move them; messages
+    /// with a dead letter count for ACCEPTED only, incomplete ones not at all.
+    #[test]
+    fn tracker_measures_latencies() {
+        use std::time::Duration;
+        let t0 = Instant::now();
+        let at = |ms| t0 + Duration::from_millis(ms);
+        let mut t = StatusTracker::default();
+        for id in ["all", "dead", "open"] {
+            let mut m = sample_message();
+            m.message_id = id.into();
+            t.expect_at(&m, at(100));
+            t.mark_sent(id);
+        }
+        let routed = "<s:RoutedPartner>CLETS</s:RoutedPartner><s:RoutedPartner>DOJ</s:RoutedPartner>";
+        let mut send = |id: &str, ms, seq, kind, extra: &str| {
+            let mut st = status(seq, kind, extra);
+            st.correlates_to = id.into();
+            t.record_at(&st, at(ms));
+        };
+        send("all", 130, 1, "ACCEPTED", routed);
+        send("all", 900, 1, "ACCEPTED", routed);
+        send("all", 250, 2, "PARTNER_ACCEPTED", "<s:Partner>CLETS</s:Partner>");
+        send("all", 400, 3, "PARTNER_ACCEPTED", "<s:Partner>DOJ</s:Partner>");
+        send("all", 950, 3, "PARTNER_ACCEPTED", "<s:Partner>DOJ</s:Partner>");
+        send("dead", 160, 1, "ACCEPTED", routed);
+        send("dead", 300, 2, "PARTNER_ACCEPTED", "<s:Partner>CLETS</s:Partner>");
+        send("dead", 700, 3, "DEAD_LETTERED", "<s:Partner>DOJ</s:Partner>");
+        send("open", 120, 1, "ACCEPTED", routed);
+        let mut samples = TimingSamples::default();
+        t.add_timings(&mut samples);
+        samples.accepted.sort();
+        assert_eq!(samples.accepted, [Duration::from_millis(30), Duration::from_millis(60)]);
+        assert_eq!(samples.partner_accepted, [Duration::from_millis(300)]);
+        assert_eq!(samples.completed, 2);
+        assert_eq!(samples.last_completion, Some(at(700)));
     }
 
     /// A message without statuses is reported incomplete; an accepted one with no partners is complete.

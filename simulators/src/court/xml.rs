@@ -5,12 +5,16 @@
 //! carry the full order; TERMINATE, CANCEL and SERVICE carry the order's
 //! identification, case number and type, and then their own element at the
 //! end of `por:ProtectionOrder` (`por:TerminationDate`, `por:CancelReason`,
-//! `por:Service`). No signed-order image is attached.
+//! `por:Service`). An ISSUE or MODIFY with an [`ImageSpec`](super::image::ImageSpec)
+//! ends with its `por:OrderImage` (a generated PDF, base64 in 76-character
+//! lines, with its SHA-256); the PDF is generated here, when the message is
+//! written.
 
 use std::fmt::Write as _;
 
 use quick_xml::escape::partial_escape;
 
+use super::image::OrderImage;
 use super::orders::{Action, GeneratedMessage, PersonName};
 
 /// The Porter namespace (prefix `por`).
@@ -155,6 +159,10 @@ pub fn to_xml(message: &GeneratedMessage) -> Vec<u8> {
             );
             x.push_str("  </por:ProtectedPerson>\n");
         }
+        if let Some(spec) = &message.image {
+            let caption = format!("{} {}", o.order_number, o.form_id);
+            x.push_str(&OrderImage::generate(spec, &caption).element());
+        }
     }
     x.push_str("</por:ProtectiveOrderMessage>\n");
     x.into_bytes()
@@ -259,6 +267,7 @@ pub(crate) mod tests {
                     relationship: "SP".into(),
                 }],
             },
+            image: None,
         }
     }
 
@@ -365,6 +374,68 @@ pub(crate) mod tests {
             modify,
             issue.replace("<por:Action>ISSUE</por:Action>", "<por:Action>MODIFY</por:Action>")
         );
+    }
+
+    /// Runs `xmllint` with Porter's XSD over a document on its stdin.
+    fn xmllint(xml: &[u8]) -> std::process::Output {
+        use std::io::Write as _;
+        let xsd = concat!(env!("CARGO_MANIFEST_DIR"), "/../schemas/por.xsd");
+        let mut child = std::process::Command::new("xmllint")
+            .args(["--noout", "--nonet", "--huge", "--schema", xsd, "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("xmllint is installed");
+        child.stdin.take().unwrap().write_all(xml).unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// An ISSUE and a MODIFY with the largest generated image end with a
+    /// `por:OrderImage` whose digest matches, stay under the 16 MiB AMQP and
+    /// 10 MiB image limits, and validate against `schemas/por.xsd`; so does a
+    /// generated lifecycle with images.
+    #[test]
+    fn messages_with_an_image_validate() {
+        use crate::court::image::{ImageSpec, MAX_PDF_BYTES};
+        let mut m = sample_message();
+        m.image = Some(ImageSpec {
+            seed: 1,
+            size: MAX_PDF_BYTES,
+        });
+        for action in [Action::Issue, Action::Modify] {
+            m.action = action;
+            let xml = to_xml(&m);
+            assert!(xml.len() < 16 * 1024 * 1024);
+            let text = std::str::from_utf8(&xml).unwrap();
+            let image = OrderImage::generate(m.image.as_ref().unwrap(), "24DV01234 DV-130");
+            assert!(image.data.len() <= 10 * 1024 * 1024);
+            assert!(text.ends_with(&format!(
+                "  </por:ProtectedPerson>\n{}</por:ProtectiveOrderMessage>\n",
+                image.element()
+            )));
+            let out = xmllint(&xml);
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+
+        let court = crate::court::SimCourt {
+            ori: "CA034025J".into(),
+            name: String::new(),
+            format: crate::court::CourtFormat::Xml,
+        };
+        let now = DateTime::parse_from_rfc3339("2026-11-25T10:15:00-08:00").unwrap();
+        let mut generator = crate::court::OrderGenerator::new(&court, 3, now, "xsd").with_images(true);
+        let messages = generator.next_order(true, true);
+        assert!(messages[0].image.is_some());
+        for message in &messages {
+            let out = xmllint(&to_xml(message));
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                message.action.name(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 
     /// `&`, `<` and `>` are escaped, quotes and accents are kept, and a suffix follows the surname.
