@@ -19,12 +19,15 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use porter_simulators::court::image::{MAX_PDF_BYTES, MIN_PDF_BYTES};
 use porter_simulators::court::{
-    self, CourtFormat, CourtSimConfig, GeneratedMessage, PublishEvent, Publisher, SimCourt, publish_all,
+    self, CloseMode, CourtFormat, CourtSimConfig, FormatChoice, GeneratedMessage, PublishEvent, Publisher, SimCourt,
+    publish_all,
 };
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use rand::Rng;
+use sha2::Digest as _;
 
 fn amqp_url() -> String {
     std::env::var("PORTER_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
@@ -182,6 +185,7 @@ fn read_fixed(body: &[u8]) -> (String, String, u32) {
                     .all(|c| c == 'M')
         ),
         "SV" => assert_eq!(kinds, "OS"),
+        "TM" | "CX" => assert_eq!(kinds, "O"),
         other => panic!("unexpected action {other}"),
     }
     (
@@ -189,6 +193,61 @@ fn read_fixed(body: &[u8]) -> (String, String, u32) {
         o[30..45].trim_end().to_string(),
         o[47..51].parse().unwrap(),
     )
+}
+
+/// What [`read_xml_extras`] finds: the action and the `por:OrderImage`.
+struct XmlExtras {
+    action: String,
+    /// `mimeType`, `sha256` and the decoded bytes.
+    image: Option<(String, String, Vec<u8>)>,
+}
+
+/// Reads an XML body's `por:Action` and its `por:OrderImage`, if any.
+fn read_xml_extras(body: &[u8]) -> XmlExtras {
+    let mut reader = quick_xml::NsReader::from_reader(body);
+    let mut current = String::new();
+    let mut action = String::new();
+    let mut image: Option<(String, String, String)> = None;
+    loop {
+        let (ns, event) = reader.read_resolved_event().expect("well-formed XML");
+        let in_por = matches!(ns, ResolveResult::Bound(n) if n.as_ref() == b"urn:por:order:1");
+        match event {
+            Event::Start(e) => {
+                current = String::from_utf8_lossy(e.local_name().as_ref()).into_owned();
+                if in_por && current == "OrderImage" {
+                    let attr = |name: &str| {
+                        e.try_get_attribute(name)
+                            .unwrap()
+                            .map(|a| a.unescape_value().unwrap().into_owned())
+                            .unwrap_or_default()
+                    };
+                    image = Some((attr("mimeType"), attr("sha256"), String::new()));
+                }
+            }
+            Event::Text(t) => {
+                let text = t.decode().unwrap();
+                match current.as_str() {
+                    "Action" => action.push_str(text.trim()),
+                    "OrderImage" => {
+                        if let Some(i) = image.as_mut() {
+                            i.2.extend(text.chars().filter(|c| !c.is_whitespace()));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Event::End(_) => current.clear(),
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    XmlExtras {
+        action,
+        image: image.map(|(mime, sha, b64)| {
+            let data = data_encoding::BASE64.decode(b64.as_bytes()).expect("valid base64");
+            (mime, sha, data)
+        }),
+    }
 }
 
 /// Published messages reach the court's queue with the ICD §1 properties, in
@@ -276,6 +335,114 @@ async fn publisher_sends_icd_messages() {
     }
     assert_eq!(last_sequence.len(), 6);
     assert!(last_sequence.values().all(|s| *s == 3));
+    let _ = conn.close(200, "OK".into()).await;
+}
+
+/// `format_override = mixed`, images and `close_mode = cancel` reach the wire:
+/// each order is in one format with its content type, both formats occur
+/// whatever the courts' own, every XML ISSUE carries a PDF whose SHA-256
+/// matches its declared digest and whose size is in range, fixed-width
+/// orders carry none, and every order ends with a CANCEL at sequence 4.
+#[tokio::test]
+async fn options_reach_the_wire() {
+    let oris = [fake_ori(), fake_ori()];
+    let conn = connect().await;
+    let channel = conn.create_channel().await.unwrap();
+    let queue = inbound_queue(&channel, &[&oris[0], &oris[1]]).await;
+    let config = CourtSimConfig {
+        courts: vec![
+            sim_court(&oris[0], CourtFormat::Xml),
+            sim_court(&oris[1], CourtFormat::Xml),
+        ],
+        orders_per_court: 4,
+        lifecycle: true,
+        close: true,
+        close_mode: CloseMode::Cancel,
+        format_override: Some(FormatChoice::Mixed),
+        images: true,
+        seed: 21,
+        ..Default::default()
+    };
+    let orders = court::plan(&config, court::orders::now_pacific(), "opt");
+    let publisher = Publisher::open(&conn).await.unwrap();
+    let summary = publish_all(
+        &publisher,
+        orders,
+        0.0,
+        |_| {},
+        std::pin::pin!(std::future::pending::<()>()),
+    )
+    .await;
+    assert_eq!(summary.confirmed.len(), 32, "{summary:?}");
+
+    let mut consumer = channel
+        .basic_consume(
+            queue.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    // Per order: its content type and the actions seen, by sequence.
+    let mut per_order: HashMap<(String, String), (String, Vec<(u32, String)>)> = HashMap::new();
+    let mut images = 0;
+    for _ in 0..32 {
+        let d = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        d.ack(BasicAckOptions::default()).await.unwrap();
+        assert!(d.data.len() < 16 * 1024 * 1024);
+        let content_type = d.properties.content_type().as_ref().unwrap().as_str().to_string();
+        let (ori, order, sequence, action) = match content_type.as_str() {
+            "application/xml" => {
+                let (ori, order, sequence) = read_xml(&d.data);
+                let extras = read_xml_extras(&d.data);
+                match (extras.action.as_str(), extras.image) {
+                    ("ISSUE" | "MODIFY", Some((mime, sha, data))) => {
+                        assert_eq!(mime, "application/pdf");
+                        assert_eq!(hex::encode(sha2::Sha256::digest(&data)), sha);
+                        assert!(data.starts_with(b"%PDF-1.4\n") && data.ends_with(b"%%EOF\n"));
+                        assert!((MIN_PDF_BYTES..=MAX_PDF_BYTES).contains(&data.len()));
+                        images += 1;
+                    }
+                    ("ISSUE", None) => panic!("an XML ISSUE without its image"),
+                    (_, None) => {}
+                    (other, Some(_)) => panic!("{other} carries an image"),
+                }
+                (ori, order, sequence, extras.action)
+            }
+            "text/plain" => {
+                let (ori, order, sequence) = read_fixed(&d.data);
+                let action = match &d.data[45..47] {
+                    b"IS" => "ISSUE",
+                    b"MD" => "MODIFY",
+                    b"SV" => "SERVICE",
+                    b"TM" => "TERMINATE",
+                    b"CX" => "CANCEL",
+                    other => panic!("action {other:?}"),
+                };
+                (ori, order, sequence, action.to_string())
+            }
+            other => panic!("content type {other}"),
+        };
+        let entry = per_order
+            .entry((ori, order))
+            .or_insert_with(|| (content_type.clone(), Vec::new()));
+        assert_eq!(entry.0, content_type, "all messages of an order share one format");
+        entry.1.push((sequence, action));
+    }
+    assert_eq!(per_order.len(), 8);
+    let types: HashSet<&str> = per_order.values().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(types, HashSet::from(["application/xml", "text/plain"]));
+    let xml_orders = per_order.values().filter(|(t, _)| t == "application/xml").count();
+    assert!(images >= xml_orders, "every XML ISSUE has an image");
+    for (_, actions) in per_order.values() {
+        let names: Vec<(u32, &str)> = actions.iter().map(|(s, a)| (*s, a.as_str())).collect();
+        assert_eq!(names, [(1, "ISSUE"), (2, "MODIFY"), (3, "SERVICE"), (4, "CANCEL")]);
+    }
     let _ = conn.close(200, "OK".into()).await;
 }
 
@@ -437,6 +604,31 @@ async fn run_completes_on_porter_statuses() {
         report.summary()
     );
 
+    // Timings: the six accepted XML messages are measured to ACCEPTED and to
+    // their last PARTNER_ACCEPTED; the rejected ones are not. Each message's
+    // CLETS status is sent after its ACCEPTED, so every percentile of the
+    // second is at least that of the first.
+    let t = &report.timings;
+    let (accepted, partners) = (t.accepted.unwrap(), t.partner_accepted.unwrap());
+    for stats in [accepted, partners] {
+        assert_eq!(stats.count, 6);
+        assert!(stats.p50_ms <= stats.p95_ms && stats.p95_ms <= stats.p99_ms && stats.p99_ms <= stats.max_ms);
+    }
+    assert!(partners.p50_ms >= accepted.p50_ms && partners.max_ms >= accepted.max_ms);
+    assert!(t.published_per_sec.is_some_and(|r| r > 0.0) && t.completed_per_sec.is_some_and(|r| r > 0.0));
+    assert!(t.complete_secs > 0.0);
+    // The JSON document parses back with every field.
+    let json: serde_json::Value = serde_json::from_str(&report.to_json().to_string()).unwrap();
+    assert_eq!(json["sent"], 12);
+    assert_eq!(json["rejected"], 6);
+    assert_eq!(json["seed"], 5);
+    assert_eq!(json["clean"], false, "rejections make a run unclean");
+    assert_eq!(json["timings"]["accepted"]["count"], 6);
+    for field in ["p50_ms", "p95_ms", "p99_ms", "max_ms"] {
+        assert!(json["timings"]["partner_accepted"][field].is_f64(), "{field}");
+    }
+    assert!(json["timings"]["published_per_sec"].is_f64() && json["timings"]["completed_per_sec"].is_f64());
+
     let lines = lines.lock().unwrap().clone();
     assert_eq!(
         lines.len(),
@@ -483,6 +675,39 @@ async fn unroutable_court_is_reported() {
     assert_eq!(report.publish_failed.len(), 2, "{}", report.summary());
     assert!(report.publish_failed.iter().all(|(_, why)| why.contains("NO_ROUTE")));
     assert_eq!(report.not_sent, 4);
+    assert!(!report.is_clean());
+    let _ = conn.close(200, "OK".into()).await;
+}
+
+/// Without answers, the run waits `status_timeout_secs` (`--wait`) after
+/// the last publish, no longer, and reports every sent message incomplete.
+#[tokio::test]
+async fn run_waits_at_most_the_wait() {
+    let ori = fake_ori();
+    let conn = connect().await;
+    let channel = conn.create_channel().await.unwrap();
+    inbound_queue(&channel, &[&ori]).await;
+    response_queue(&channel, &ori).await;
+    let config = CourtSimConfig {
+        amqp_url: amqp_url(),
+        courts: vec![sim_court(&ori, CourtFormat::Xml)],
+        orders_per_court: 2,
+        rate_per_sec: 0.0,
+        status_timeout_secs: 2,
+        seed: 3,
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let report = tokio::time::timeout(
+        Duration::from_secs(60),
+        court::run_with_printer(config, std::future::pending(), |_| {}),
+    )
+    .await
+    .expect("the run ends after its wait")
+    .unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(2), "it waited for statuses");
+    assert_eq!((report.sent, report.complete, report.incomplete.len()), (2, 0, 2));
+    assert_eq!(report.timings.accepted, None);
     assert!(!report.is_clean());
     let _ = conn.close(200, "OK".into()).await;
 }
