@@ -21,6 +21,23 @@ fn clets_final(statuses: &[StatusMessage]) -> Option<StatusKind> {
         .map(|s| s.status)
 }
 
+/// Whether every partner the message was routed to has a final status
+/// (ICD §4: PARTNER_ACCEPTED, PARTNER_REJECTED or DEAD_LETTERED).
+fn every_partner_final(statuses: &[StatusMessage]) -> bool {
+    let Some(accepted) = statuses.iter().find(|s| s.status == StatusKind::Accepted) else {
+        return false;
+    };
+    accepted.routed_partners.iter().all(|p| {
+        statuses.iter().any(|s| {
+            s.partner.as_ref() == Some(p)
+                && matches!(
+                    s.status,
+                    StatusKind::PartnerAccepted | StatusKind::PartnerRejected | StatusKind::DeadLettered
+                )
+        })
+    })
+}
+
 /// The CLETS message keys the simulator received for `order`, in order.
 async fn clets_keys(h: &Harness, order: &str) -> Vec<String> {
     let messages: serde_json::Value = reqwest::get(format!("{}/_sim/messages", h.clets_control))
@@ -42,46 +59,52 @@ async fn clets_keys(h: &Harness, order: &str) -> Vec<String> {
     keys
 }
 
-/// Proves that a MODIFY published before its ISSUE waits in the store (no
-/// status, nothing sent) and goes out after the ISSUE: CARPOS receives EPO
-/// then MPO, and both messages end PARTNER_ACCEPTED.
+/// Proves that MODIFYs published before their ISSUEs wait in the store (no
+/// status, nothing sent) and go out after them, for two orders published
+/// interleaved (both MODIFYs, then both ISSUEs): CARPOS receives EPO then
+/// MPO for each order, DOJ and every LEA agency apply sequence 1 then 2
+/// (`out_of_order` and `gaps` stay 0), and every message ends
+/// PARTNER_ACCEPTED.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn modify_before_its_issue_waits_and_goes_out_after_it() {
+async fn modifies_before_their_issues_wait_and_go_out_after_them() {
     let court = unique_ori();
-    let h = Harness::start(&[&court]).await;
+    let h = Harness::start_with_setup(&[&court], Setup::ALL_PARTNERS).await;
     let watch = h.watch(&court).await;
-    let order = "24DVW0001";
-    let (modify, issue) = (unique_id("modify"), unique_id("issue"));
-    h.publish(
-        &court,
-        Some(&modify),
-        "application/xml",
-        &sample("modify.xml", &court, order),
-    )
-    .await;
+    let orders = ["24DVW0001", "24DVW0002"];
+    let modifies = orders.map(|_| unique_id("modify"));
+    let issues = orders.map(|_| unique_id("issue"));
+    for (order, id) in orders.iter().zip(&modifies) {
+        let body = sample("modify.xml", &court, order);
+        h.publish(&court, Some(id), "application/xml", &body).await;
+    }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(
-        watch.for_message(&modify).is_empty(),
-        "a waiting message has no status yet"
-    );
-    assert!(
-        clets_keys(&h, order).await.is_empty(),
-        "nothing goes out before the ISSUE"
-    );
-    h.publish(
-        &court,
-        Some(&issue),
-        "application/xml",
-        &sample("issue.xml", &court, order),
-    )
-    .await;
-    for id in [&issue, &modify] {
+    for (order, id) in orders.iter().zip(&modifies) {
+        assert!(watch.for_message(id).is_empty(), "a waiting message has no status yet");
+        assert!(
+            clets_keys(&h, order).await.is_empty(),
+            "nothing goes out before the ISSUE"
+        );
+    }
+    for (order, id) in orders.iter().zip(&issues) {
+        let body = sample("issue.xml", &court, order);
+        h.publish(&court, Some(id), "application/xml", &body).await;
+    }
+    for id in issues.iter().chain(&modifies) {
         let s = watch
-            .wait(id, Duration::from_secs(30), |s| clets_final(s).is_some())
+            .wait(id, Duration::from_secs(60), |s| every_partner_final(s))
             .await;
         assert_eq!(clets_final(&s), Some(StatusKind::PartnerAccepted), "{s:#?}");
     }
-    assert_eq!(clets_keys(&h, order).await, ["EPO", "MPO"]);
+    let doj = Harness::http_sim_state(h.doj.as_deref().unwrap()).await;
+    let lea = Harness::http_sim_state(h.lea.as_deref().unwrap()).await;
+    assert_in_order(&doj["counters"], "DOJ");
+    assert_in_order(&lea["counters"], "LEA");
+    for order in orders {
+        assert_eq!(clets_keys(&h, order).await, ["EPO", "MPO"]);
+        assert_eq!(applied_sequences(&doj["records"], order), [1, 2], "DOJ, {order}");
+        let sheriff = &lea["agencies"]["CA0340000"]["records"];
+        assert_eq!(applied_sequences(sheriff, order), [1, 2], "sheriff, {order}");
+    }
     h.stop().await;
 }
 
@@ -129,13 +152,15 @@ async fn a_gap_that_never_fills_becomes_sequence_gap_after_the_timeout() {
     h.stop().await;
 }
 
-/// Proves that a stuck order never holds up another: order A's EPO is
-/// rejected by CARPOS (a dead letter), so A's later MODIFY waits behind it
-/// for CLETS, while order B, published afterwards, goes all the way.
+/// Proves that a stuck order never holds up another order or another
+/// partner: order A's EPO is rejected by CARPOS (a dead letter), so A's
+/// later MODIFY waits behind it for CLETS, while order B, published right
+/// after that MODIFY, goes all the way, and A's MODIFY still reaches DOJ and
+/// the sheriff, in sequence (`out_of_order` and `gaps` stay 0).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_order_never_holds_up_another() {
     let court = unique_ori();
-    let h = Harness::start(&[&court]).await;
+    let h = Harness::start_with_setup(&[&court], Setup::ALL_PARTNERS).await;
     let watch = h.watch(&court).await;
     let client = reqwest::Client::new();
     let faults = format!("{}/_sim/faults", h.clets_control);
@@ -173,9 +198,8 @@ async fn a_stuck_order_never_holds_up_another() {
         &sample("issue.xml", &court, "24DVB0001"),
     )
     .await;
-    watch
-        .wait(&b_issue, Duration::from_secs(30), has("PARTNER_ACCEPTED"))
-        .await;
+    let b = watch.wait(&b_issue, Duration::from_secs(60), every_partner_final).await;
+    assert_eq!(clets_final(&b), Some(StatusKind::PartnerAccepted), "{b:#?}");
     watch.wait(&a_modify, Duration::from_secs(10), has("ACCEPTED")).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
@@ -184,5 +208,20 @@ async fn a_stuck_order_never_holds_up_another() {
         "A's MODIFY waits behind its dead letter"
     );
     assert_eq!(clets_keys(&h, "24DVA0001").await, ["EPO"]);
+    let partner_accepted = |partner: PartnerId| {
+        move |s: &[StatusMessage]| {
+            s.iter()
+                .any(|x| x.status == StatusKind::PartnerAccepted && x.partner.as_ref() == Some(&partner))
+        }
+    };
+    watch
+        .wait(&a_modify, Duration::from_secs(30), partner_accepted(PartnerId::Doj))
+        .await;
+    let doj = Harness::http_sim_state(h.doj.as_deref().unwrap()).await;
+    assert_in_order(&doj["counters"], "DOJ");
+    assert_eq!(applied_sequences(&doj["records"], "24DVA0001"), [1, 2], "DOJ, order A");
+    assert_eq!(applied_sequences(&doj["records"], "24DVB0001"), [1], "DOJ, order B");
+    let lea = Harness::http_sim_state(h.lea.as_deref().unwrap()).await;
+    assert_in_order(&lea["counters"], "LEA");
     h.stop().await;
 }

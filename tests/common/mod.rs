@@ -21,8 +21,12 @@ use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProper
 use porter::config::Config;
 use porter::formats::xml::read_status;
 use porter::model::StatusMessage;
+pub mod order_keeping;
 pub mod postgres;
 pub mod rabbit;
+
+#[allow(unused_imports)] // not every test binary reads the partners' order
+pub use order_keeping::{applied_sequences, assert_in_order};
 
 use rand::Rng;
 use serde_json::Value;

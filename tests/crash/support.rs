@@ -269,10 +269,14 @@ impl CrashRun {
         for (name, state) in states {
             let c = &state["counters"];
             println!(
-                "{name}: received {}, accepted {}, duplicates {}, double_records {}",
-                c["received"], c["accepted"], c["duplicates"], c["double_records"]
+                "{name}: received {}, accepted {}, duplicates {}, double_records {}, out_of_order {}, gaps {}",
+                c["received"], c["accepted"], c["duplicates"], c["double_records"], c["out_of_order"], c["gaps"]
             );
             assert_eq!(c["double_records"], 0, "{name} applied a message twice");
+            assert_eq!(
+                c["out_of_order"], 0,
+                "{name} received an order's messages out of sequence"
+            );
             duplicates += c["duplicates"].as_u64().unwrap_or(0);
         }
         println!(
