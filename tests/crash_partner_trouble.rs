@@ -110,6 +110,7 @@ async fn partners_down_busy_and_slow_lose_nothing_and_do_not_hold_each_other_up(
         Harness::http_sim_state(&lea).await,
     ] {
         assert_eq!(state["counters"]["double_records"], 0);
+        assert_eq!(state["counters"]["out_of_order"], 0, "an order out of sequence");
     }
     h.stop().await;
 }

@@ -83,6 +83,7 @@ async fn postgres_restart_mid_flow_loses_nothing_and_applies_nothing_twice() {
         Harness::http_sim_state(h.lea.as_deref().unwrap()).await,
     ] {
         assert_eq!(state["counters"]["double_records"], 0);
+        assert_eq!(state["counters"]["out_of_order"], 0, "an order out of sequence");
     }
     h.stop().await;
 }

@@ -54,7 +54,8 @@ async fn publish_on(url: &str, court: &str, id: &str, body: &[u8]) {
 
 /// Proves that when RabbitMQ restarts in the middle of a flow of orders,
 /// every order still becomes exactly one CARPOS record, every court gets
-/// PARTNER_ACCEPTED for every message, and no record is applied twice.
+/// PARTNER_ACCEPTED for every message, no record is applied twice, and DOJ
+/// and LEA receive each order in sequence (`out_of_order` stays 0).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_restart_mid_flow_loses_nothing_and_applies_nothing_twice() {
     let _ = tracing_subscriber::fmt()
@@ -139,6 +140,7 @@ async fn rabbitmq_restart_mid_flow_loses_nothing_and_applies_nothing_twice() {
     for partner in [h.doj.as_deref().unwrap(), h.lea.as_deref().unwrap()] {
         let state = Harness::http_sim_state(partner).await;
         assert_eq!(state["counters"]["double_records"], 0, "{partner}");
+        assert_eq!(state["counters"]["out_of_order"], 0, "{partner}: out of sequence");
         assert!(
             state["counters"]["accepted"].as_u64().unwrap() > 0,
             "{partner} received the orders"
