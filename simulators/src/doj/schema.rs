@@ -111,6 +111,10 @@ impl NoticeSchema {
             return Verdict::Unavailable("the schema validator is shut down".into());
         };
         match self.run(body).await {
+            Ok(Verdict::Unavailable(why)) => {
+                tracing::warn!(reason = %why, "DOJ simulator could not validate a notice.");
+                Verdict::Unavailable(why)
+            }
             Ok(verdict) => verdict,
             Err(e) => {
                 tracing::error!(xmllint = %self.xmllint.display(), error = %e, "DOJ simulator could not run xmllint.");
@@ -177,15 +181,18 @@ async fn read_bounded(mut pipe: impl AsyncRead + Unpin) -> std::io::Result<Vec<u
     }
 }
 
-/// The reason for a `422` from xmllint's report: its first [`MAX_REASON_ERRORS`] error lines, as
-/// `line <n>: <message>`, with quoted values redacted ([`redact_values`]). The document excerpts libxml2
-/// prints under parser errors, and its closing `- fails to validate`, are left out.
+/// The reason for a `422` from xmllint's report: its first [`MAX_REASON_ERRORS`] error lines
+/// (`-:<n>: ... error : ...`), as `line <n>: <message>`, with quoted values redacted
+/// ([`redact_values`]). The document excerpts libxml2 prints under parser errors, warnings, and its
+/// closing `- fails to validate`, are left out.
 pub fn reason_from_report(report: &str) -> String {
     let errors: Vec<String> = report
         .lines()
         .filter_map(|line| line.strip_prefix("-:"))
         .filter_map(|rest| rest.split_once(':'))
-        .filter(|(number, _)| !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()))
+        .filter(|(number, message)| {
+            !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()) && message.contains(" error : ")
+        })
         .take(MAX_REASON_ERRORS)
         .map(|(number, message)| format!("line {number}: {}", redact_values(message.trim())))
         .collect();
@@ -377,8 +384,8 @@ mod tests {
     #[test]
     fn reason_keeps_error_lines_only() {
         let report = "-:3: parser error : Opening and ending tag mismatch: a line 1 and b\n\
-                      <b>SMITH</b>\n     ^\n-:4: parser error : x\n-:5: parser error : y\n-:6: parser error : z\n\
-                      - fails to validate\n";
+                      <b>SMITH</b>\n     ^\n-:4: SMITH\n-:4: parser error : x\n-:5: parser error : y\n\
+                      -:6: parser error : z\n- fails to validate\n";
         let why = reason_from_report(report);
         assert_eq!(
             why,
