@@ -384,8 +384,9 @@ async fn options_reach_the_wire() {
         )
         .await
         .unwrap();
-    // Per order: its content type and the actions seen, by sequence.
-    let mut per_order: HashMap<(String, String), (String, Vec<(u32, String)>)> = HashMap::new();
+    // Per order (ORI, order number): its content type and the actions seen, by sequence.
+    type Seen = (String, Vec<(u32, String)>);
+    let mut per_order: HashMap<(String, String), Seen> = HashMap::new();
     let mut images = 0;
     for _ in 0..32 {
         let d = tokio::time::timeout(Duration::from_secs(10), consumer.next())
