@@ -4,6 +4,9 @@
 //! - `GET /_sim/messages`: every request received, in order, with its reply;
 //! - `GET /_sim/faults`, `POST /_sim/faults`: read or replace the injected faults (`agency` is ignored);
 //! - `POST /_sim/reset`: forget records, messages, counters and faults.
+//!
+//! It also serves the simulator page at `/` with its two forms (`POST /_sim/faults/form`,
+//! `POST /_sim/reset/form`; [`crate::common::page`]): with the defaults, `http://127.0.0.1:7101/`.
 
 use std::sync::Arc;
 

@@ -3,8 +3,9 @@
 //! and has forms to set the faults and to reset the simulator.
 //!
 //! Design note:
-//! - One page for every simulator: it is rendered from the JSON the control API already answers
-//!   ([`SimControl::state`], [`SimControl::faults`], [`SimControl::messages`] turned into
+//! - One page for every simulator: it is rendered from the JSON the control API already answers (the
+//!   [`state`](super::control::SimControl::state), [`faults`](super::control::SimControl::faults) and
+//!   [`messages`](super::control::SimControl::messages) of a `SimControl`, turned into
 //!   [`serde_json::Value`]), never from a simulator's own types. So a counter added to the state shows up
 //!   without a change here.
 //!   - Counters: every key of the state's `counters` object. A state entry whose values each carry a
@@ -234,9 +235,9 @@ pub fn render_error(name: &str, what: &str, reason: &str) -> String {
     let mut html = String::new();
     let title = format!("{} simulator: {}", escape(name), escape(what));
     head(&mut html, &title, None);
-    let _ = write!(
+    let _ = writeln!(
         html,
-        "<h1>{title}</h1><p class=\"error\">{}</p><p><a href=\"/\">Back to the simulator page</a></p></body></html>\n",
+        "<h1>{title}</h1><p class=\"error\">{}</p><p><a href=\"/\">Back to the simulator page</a></p></body></html>",
         escape(reason)
     );
     html
@@ -406,7 +407,8 @@ fn faults_form(html: &mut String, current: &Faults) {
     ] {
         let _ = write!(
             html,
-            "<label>{name} <input name=\"{name}\" type=\"number\" min=\"0\" max=\"1\" step=\"any\" value=\"{rate}\"></label>"
+            "<label>{name} <input name=\"{name}\" type=\"number\" min=\"0\" max=\"1\" step=\"any\" \
+             value=\"{rate}\"></label>"
         );
     }
     let checked = if current.down { " checked" } else { "" };
@@ -605,7 +607,9 @@ mod tests {
                 "agencies": {"CA0341100": {"counters": {"received": 2}, "records": []}},
                 "records": [],
             }),
-            faults: json!({"latency_ms": 0, "busy_rate": 0.25, "reject_rate": 0.0, "disconnect_rate": 0.0, "down": true}),
+            faults: json!({
+                "latency_ms": 0, "busy_rate": 0.25, "reject_rate": 0.0, "disconnect_rate": 0.0, "down": true
+            }),
             total,
             messages: all[window.range.clone()].iter().rev().cloned().collect(),
             window,
@@ -643,7 +647,9 @@ mod tests {
     fn lea_faults_view_fills_the_form_from_global() {
         let view = json!({
             "global": {"latency_ms": 40, "busy_rate": 0.0, "reject_rate": 0.0, "disconnect_rate": 0.0, "down": false},
-            "agencies": {"CA0341100": {"latency_ms": 0, "busy_rate": 0.5, "reject_rate": 0.0, "disconnect_rate": 0.0, "down": false}},
+            "agencies": {"CA0341100": {
+                "latency_ms": 0, "busy_rate": 0.5, "reject_rate": 0.0, "disconnect_rate": 0.0, "down": false
+            }},
         });
         assert_eq!(form_defaults(&view).latency_ms, 40);
         let mut html = String::new();
