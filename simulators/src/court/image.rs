@@ -21,7 +21,10 @@
 //! [`MAX_PDF_BYTES`] (most scans are small, a few are large). A PDF is at
 //! most its requested size and less than one scan row shorter. Written in
 //! base64, the largest stays far below Porter's limits: 10 MiB decoded image
-//! and 16 MiB AMQP message (ICD §0).
+//! and 16 MiB AMQP message (ICD §0). The publisher keeps the bodies of the
+//! messages awaiting a confirm, so an unthrottled run with images holds at
+//! most [`CONFIRM_WINDOW`](super::publisher::CONFIRM_WINDOW) bodies of up to
+//! about 4 MiB each.
 
 use std::fmt::Write as _;
 
