@@ -210,7 +210,8 @@ async fn order_lifecycle_faults_and_reset() {
     assert_eq!(
         serde_json::to_value(state.counters).unwrap(),
         json!({
-            "received": 0, "accepted": 0, "rejected": 0, "busy": 0, "connections": 0, "duplicates": 0, "double_records": 0
+            "received": 0, "accepted": 0, "rejected": 0, "busy": 0, "connections": 0, "duplicates": 0, "double_records": 0,
+            "out_of_order": 0, "gaps": 0
         })
     );
     assert!(state.records.is_empty());
