@@ -157,9 +157,18 @@ enum FormatArg {
     Mixed,
 }
 
+/// The log directive that silences lapin's log line for returned messages.
+const QUIET_RETURNS: &str = "lapin::returned_messages=error";
+
 fn main() -> std::process::ExitCode {
+    // lapin logs every message RabbitMQ returns (`basic.return`) at WARN with its
+    // whole body, which holds personal data (and, with images, megabytes): those
+    // lines are never wanted. Porter reports a return itself, by its ids.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+        .add_directive(QUIET_RETURNS.parse().expect("a valid directive"));
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
