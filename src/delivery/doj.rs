@@ -101,8 +101,8 @@ impl DojPartner {
     }
 }
 
-/// The notice body: the current order with this message's header, and
-/// where the image's base64 text is in it (see [`notice_body_marking_image`]).
+/// The notice body: the current order with this message's header, the
+/// image inline when its bytes are in hand.
 pub fn notice_body(job: &DeliveryJob) -> Vec<u8> {
     notice_body_marking_image(job).0
 }

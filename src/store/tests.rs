@@ -139,6 +139,7 @@ store_tests!(
     same_sequence_compares_the_image,
     due_deliveries_do_not_read_images,
     attempts_keep_their_image_by_reference,
+    edits_refer_to_a_kept_image,
 );
 
 // ---------------------------------------------------------------------------

@@ -311,3 +311,48 @@ pub(super) async fn attempts_keep_their_image_by_reference(store: SqlStore) {
     assert_eq!(back[0].request, attempt.request);
     assert_eq!(back[0].image, attempt.image);
 }
+
+/// Proves an operator's edit refers to the image like every stored order:
+/// the edit of an order with an image, keeping its reference, is replayed
+/// with the image (the job's state refers to it); an edit naming an image
+/// the store does not keep is refused and changes nothing.
+pub(super) async fn edits_refer_to_a_kept_image(store: SqlStore) {
+    let s: &dyn Store = &store;
+    let n = "24DV09501";
+    let mut issue = message(n, Action::Issue, 1, "001");
+    let image = pdf(4000);
+    issue.image = Some(image.clone());
+    accept(s, accepted_xml("edit-1", issue, &both())).await;
+    let job = due_for(s, &PartnerId::Doj, n).await.expect("a DOJ job");
+    let rejected = DeliveryOutcome::Rejected {
+        reason: "HTTP 422".into(),
+        warnings: Vec::new(),
+    };
+    let produced = s.record_deliveries(vec![result(job.id, rejected)]).await.unwrap();
+    let dead_letter = produced.dead_letters[0].id;
+    let by = OperatorAction {
+        operator: "alice".into(),
+        reason: "fix case number".into(),
+    };
+
+    let mut unknown = job.order.clone();
+    let mut other = unknown.image.clone().expect("the order refers to its image");
+    other.sha256 = "ab".repeat(32);
+    unknown.image = Some(other);
+    match s.edit_and_replay(dead_letter, &by, unknown).await {
+        Err(ActionError::Refused(Refusal::InvalidEdit(errors))) => {
+            assert_eq!(errors[0].field, "image.sha256", "{errors:?}")
+        }
+        other => panic!("expected an invalid edit, got {other:?}"),
+    }
+
+    let mut edited = job.order.clone();
+    edited.order.case_number = Some("24FLEDIT".into());
+    s.edit_and_replay(dead_letter, &by, edited)
+        .await
+        .expect("the edit is taken");
+    let again = due_for(s, &PartnerId::Doj, n).await.expect("due again");
+    assert_eq!(again.revision, 1);
+    let held = again.state.image.expect("the edited state keeps the image");
+    assert_eq!((held.sha256, held.size, held.data), (image.sha256, 4000, None));
+}
