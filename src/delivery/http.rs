@@ -544,4 +544,41 @@ mod tests {
         assert!(text.starts_with("200 bbb") && text.ends_with("[10000 bytes in all]"));
         assert_eq!(response_text(StatusCode::CREATED, b"{}"), "201 {}");
     }
+
+    /// A request that inlines an image is recorded without the image's
+    /// text and rebuilt exactly; a span outside the body records the body
+    /// as is, and a corrupt offset rebuilds nothing.
+    #[test]
+    fn inlined_images_are_cut_out_and_put_back() {
+        let image = vec![7u8; 100_000];
+        let text = image_base64(&image);
+        let body = format!("<x><i>{text}</i></x>").into_bytes();
+        let span = 6..6 + text.len();
+        let inlined = InlinedImage {
+            sha256: "ab",
+            span: span.clone(),
+        };
+        let record = attempt_record_inlining(Utc::now(), &body, Some(inlined), None, None);
+        assert_eq!(record.request, b"<x><i></i></x>");
+        assert_eq!(
+            record.image,
+            Some(AttemptImage {
+                sha256: "ab".into(),
+                offset: 6
+            })
+        );
+        assert_eq!(rebuild_request(&record, &image), Some(body.clone()));
+
+        let outside = InlinedImage {
+            sha256: "ab",
+            span: 6..body.len() + 1,
+        };
+        let record = attempt_record_inlining(Utc::now(), b"<x/>", Some(outside), None, None);
+        assert_eq!((record.request.as_slice(), record.image), (&b"<x/>"[..], None));
+
+        let mut corrupt =
+            attempt_record_inlining(Utc::now(), &body, Some(InlinedImage { sha256: "ab", span }), None, None);
+        corrupt.image.as_mut().unwrap().offset = 999;
+        assert_eq!(rebuild_request(&corrupt, &image), None);
+    }
 }

@@ -98,6 +98,9 @@ pub struct InboundMessage {
 pub enum Verdict {
     /// Valid: route it to these partners.
     Accepted {
+        /// The canonical message. Its image, if any, carries its bytes
+        /// (checked against its SHA-256 by the validator): the store keeps
+        /// them once in `images` and the rest of the order by reference.
         order: Box<OrderMessage>,
         /// Hex SHA-256 of the canonical JSON of `order` (for ICD §5's
         /// "same sequence under a new message_id" rule).
