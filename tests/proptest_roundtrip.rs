@@ -232,11 +232,7 @@ fn image() -> impl Strategy<Value = OrderImage> {
         select(vec!["application/pdf", "image/tiff"]),
         proptest::collection::vec(any::<u8>(), 1..64),
     )
-        .prop_map(|(mime, data)| OrderImage {
-            mime_type: mime.to_string(),
-            sha256: hex::encode(Sha256::digest(&data)),
-            data,
-        })
+        .prop_map(|(mime, data)| OrderImage::new(mime, hex::encode(Sha256::digest(&data)), data))
 }
 
 // ---------------------------------------------------------------------------

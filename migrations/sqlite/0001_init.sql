@@ -25,9 +25,9 @@ CREATE TABLE inbound_messages (
     order_number     TEXT,                       -- when it could be read
     sequence         INTEGER,                    -- when it could be read
     action           TEXT,                       -- ISSUE | MODIFY | TERMINATE | CANCEL | SERVICE, when it could be read
-    canonical_json   TEXT,                       -- the canonical OrderMessage (serde_json), for valid messages
+    canonical_json   TEXT,                       -- the canonical OrderMessage (serde_json), for valid messages; its image is a reference (mime_type, sha256, size), the bytes are in images
     canonical_sha256 TEXT,                       -- hex SHA-256 of canonical_json as the validator computed it
-    state_json       TEXT,                       -- the whole order once this message is applied (serde_json); NULL until applied
+    state_json       TEXT,                       -- the whole order once this message is applied (serde_json, image by reference); NULL until applied
     candidates_json  TEXT,                       -- partners the intake routed it to from the message alone (JSON array of wire names); the store adds the rest when it is applied
     warnings_json    TEXT,                       -- the validator's warnings (Vec<FieldError>, serde_json), for the ACCEPTED status sent when it is applied
     duplicate_of     INTEGER,                    -- outcome DUPLICATE: the accepted inbound_messages.id it repeats
@@ -53,7 +53,7 @@ CREATE TABLE orders (
     applied_sequence INTEGER NOT NULL,           -- highest n with sequences 1..n all accepted and settled here (applied, or refused as ORDER_CLOSED/SEQUENCE_CONFLICT)
     last_sequence    INTEGER NOT NULL,           -- highest accepted sequence (may be past a gap)
     closed_sequence  INTEGER,                    -- the applied TERMINATE or CANCEL that closed the order; NULL while NEW or ACTIVE
-    order_json       TEXT,                       -- current canonical OrderMessage (serde_json); NULL while NEW
+    order_json       TEXT,                       -- current canonical OrderMessage (serde_json, image by reference); NULL while NEW
     clets_nic        TEXT,                       -- CARPOS record id from the latest EPO ACK; cleared when XPO is acknowledged
     routing_json     TEXT,                       -- the routing memory (routing::Sticky, serde_json): partners that keep receiving the order
     created_at       INTEGER NOT NULL,
@@ -91,7 +91,9 @@ CREATE TABLE partner_attempts (
     id               INTEGER PRIMARY KEY AUTOINCREMENT,
     delivery_id      INTEGER NOT NULL REFERENCES deliveries (id),
     attempted_at     INTEGER NOT NULL,           -- when the request was sent
-    request          BLOB    NOT NULL,           -- the request bytes
+    request          BLOB    NOT NULL,           -- the request bytes; an inlined order image is cut out (see image_sha256)
+    image_sha256     TEXT,                       -- the order image the request inlined (images.sha256); NULL when none
+    image_offset     INTEGER,                    -- where in request the image's base64 text stood; the download puts it back
     response         TEXT,                       -- the partner's answer, when there was one
     error            TEXT,                       -- the transport problem, when there was none
     outcome          TEXT    NOT NULL            -- ACCEPTED | REJECTED | RETRY | DEAD
@@ -162,12 +164,15 @@ CREATE TABLE conflicts (
 CREATE INDEX conflicts_body ON conflicts (court_ori, message_id, body_sha256);
 CREATE INDEX conflicts_received_at ON conflicts (received_at);
 
--- images: the signed order images of accepted messages, by SHA-256, served to
--- LEA agencies through signed links (ICD §8, /images/<sha256>).
+-- images: the signed order images of accepted messages, by SHA-256, stored once
+-- (in the intake transaction that accepts the message). The JSON columns refer to
+-- them by (mime_type, sha256, size); DOJ requests inline them (ICD §7), LEA
+-- agencies fetch them through signed links (ICD §8, /images/<sha256>).
 CREATE TABLE images (
     sha256           TEXT    PRIMARY KEY,        -- lowercase hex SHA-256 of data
     mime_type        TEXT    NOT NULL,           -- application/pdf or image/tiff
-    data             BLOB    NOT NULL,
+    size             INTEGER NOT NULL,           -- length of data in bytes
+    data             BLOB    NOT NULL,           -- the decoded image, once (the raw message body keeps the court's own bytes)
     created_at       INTEGER NOT NULL
 );
 

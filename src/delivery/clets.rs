@@ -56,6 +56,7 @@ impl PartnerAdapter for CletsPartner {
                 let attempt = PartnerAttempt {
                     at,
                     request: Vec::new(),
+                    image: None,
                     response: None,
                     error: Some("not translatable".into()),
                 };
@@ -133,6 +134,7 @@ impl PartnerAdapter for CletsPartner {
             attempt: PartnerAttempt {
                 at,
                 request,
+                image: None,
                 response,
                 error,
             },

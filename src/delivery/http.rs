@@ -24,10 +24,15 @@
 //! fetching work for [`Circuits::open_partners`]). The adapters' `circuits()`
 //! returns the registry; `with_circuits` makes several adapters share one.
 //!
-//! **Recording.** Every attempt keeps the request bytes (bodies over
-//! [`MAX_RECORDED_REQUEST`] are cut, with their size and SHA-256, so that a
-//! 10 MiB image retried for a day does not fill the store) and the answer as
-//! `"<status> <body, at most MAX_RECORDED_RESPONSE bytes>"`.
+//! **Recording.** Every attempt keeps the request bytes and the answer as
+//! `"<status> <body, at most MAX_RECORDED_RESPONSE bytes>"`. A request that
+//! inlines the order's image (DOJ, ICD §7) is kept without the image's
+//! base64 text, with the image's SHA-256 and the offset where the text
+//! stood ([`attempt_record_inlining`]); the image itself is in the store
+//! once, so a 10 MiB image retried for a day costs a few kilobytes per
+//! attempt, and [`rebuild_request`] gives the exact request back for the
+//! attempt download. Any other body over [`MAX_RECORDED_REQUEST`] is cut,
+//! with its size and SHA-256.
 //!
 //! [`RetryPolicy::after_transient`]: super::retry::RetryPolicy::after_transient
 //! [`Circuits`]: super::circuit::Circuits
@@ -35,6 +40,7 @@
 //! [`Circuits::open_partners`]: super::circuit::Circuits::open_partners
 //! [`DeliveryResult`]: crate::store::DeliveryResult
 
+use std::ops::Range;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
@@ -44,8 +50,9 @@ use sha2::{Digest, Sha256};
 
 use super::circuit::{CREDENTIALS_COOL_DOWN, Signal};
 use super::retry::RetryPolicy;
+use crate::formats::xml::image_base64;
 use crate::model::PartnerRecordId;
-use crate::store::{DeliveryJob, DeliveryOutcome, PartnerAttempt};
+use crate::store::{AttemptImage, DeliveryJob, DeliveryOutcome, PartnerAttempt};
 
 /// The longest `Retry-After` honoured; a partner asking for more is retried
 /// after this.
@@ -244,9 +251,68 @@ pub fn attempt_record(
     PartnerAttempt {
         at,
         request: recorded_request(request),
+        image: None,
         response,
         error,
     }
+}
+
+/// An order image inlined in a request body: its SHA-256 and where its
+/// base64 text is in the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InlinedImage<'a> {
+    pub sha256: &'a str,
+    pub span: Range<usize>,
+}
+
+/// An attempt as recorded, for a request that may inline an order image:
+/// the body without the image's base64 text, and the image's SHA-256 and
+/// offset, so that [`rebuild_request`] gives the exact request back. What is
+/// left is bounded like any request (then the image is not referred to).
+pub fn attempt_record_inlining(
+    at: DateTime<Utc>,
+    request: &[u8],
+    image: Option<InlinedImage<'_>>,
+    response: Option<String>,
+    error: Option<String>,
+) -> PartnerAttempt {
+    let Some(InlinedImage { sha256, span }) = image.filter(|i| i.span.end <= request.len() && !i.span.is_empty())
+    else {
+        return attempt_record(at, request, response, error);
+    };
+    let mut rest = Vec::with_capacity(request.len() - span.len());
+    rest.extend_from_slice(&request[..span.start]);
+    rest.extend_from_slice(&request[span.end..]);
+    if rest.len() > MAX_RECORDED_REQUEST {
+        return attempt_record(at, request, response, error);
+    }
+    PartnerAttempt {
+        at,
+        request: rest,
+        image: Some(AttemptImage {
+            sha256: sha256.to_string(),
+            offset: span.start,
+        }),
+        response,
+        error,
+    }
+}
+
+/// The request an attempt sent: its recorded request with `image` (the
+/// bytes of `attempt.image`) put back as base64 text where it was cut out.
+/// An attempt without an image is its recorded request. `None` when the
+/// recorded offset is past the request (a corrupt record).
+pub fn rebuild_request(attempt: &PartnerAttempt, image: &[u8]) -> Option<Vec<u8>> {
+    let Some(reference) = &attempt.image else {
+        return Some(attempt.request.clone());
+    };
+    let (before, after) = attempt.request.split_at_checked(reference.offset)?;
+    let text = image_base64(image);
+    let mut out = Vec::with_capacity(attempt.request.len() + text.len());
+    out.extend_from_slice(before);
+    out.extend_from_slice(text.as_bytes());
+    out.extend_from_slice(after);
+    Some(out)
 }
 
 /// The job's outcome when the partner refused Porter's credentials (401,
@@ -477,5 +543,42 @@ mod tests {
         let text = response_text(StatusCode::OK, &vec![b'b'; 10_000]);
         assert!(text.starts_with("200 bbb") && text.ends_with("[10000 bytes in all]"));
         assert_eq!(response_text(StatusCode::CREATED, b"{}"), "201 {}");
+    }
+
+    /// A request that inlines an image is recorded without the image's
+    /// text and rebuilt exactly; a span outside the body records the body
+    /// as is, and a corrupt offset rebuilds nothing.
+    #[test]
+    fn inlined_images_are_cut_out_and_put_back() {
+        let image = vec![7u8; 100_000];
+        let text = image_base64(&image);
+        let body = format!("<x><i>{text}</i></x>").into_bytes();
+        let span = 6..6 + text.len();
+        let inlined = InlinedImage {
+            sha256: "ab",
+            span: span.clone(),
+        };
+        let record = attempt_record_inlining(Utc::now(), &body, Some(inlined), None, None);
+        assert_eq!(record.request, b"<x><i></i></x>");
+        assert_eq!(
+            record.image,
+            Some(AttemptImage {
+                sha256: "ab".into(),
+                offset: 6
+            })
+        );
+        assert_eq!(rebuild_request(&record, &image), Some(body.clone()));
+
+        let outside = InlinedImage {
+            sha256: "ab",
+            span: 6..body.len() + 1,
+        };
+        let record = attempt_record_inlining(Utc::now(), b"<x/>", Some(outside), None, None);
+        assert_eq!((record.request.as_slice(), record.image), (&b"<x/>"[..], None));
+
+        let mut corrupt =
+            attempt_record_inlining(Utc::now(), &body, Some(InlinedImage { sha256: "ab", span }), None, None);
+        corrupt.image.as_mut().unwrap().offset = 999;
+        assert_eq!(rebuild_request(&corrupt, &image), None);
     }
 }

@@ -48,7 +48,9 @@ pub fn spawn(config: &Config, clets_tables: CletsTables, shared: &Shared) -> any
     };
     let mut tasks = vec![start(adapter, clets.batch, clets.connections, &circuits, shared)];
     if let Some(doj) = &config.partners.doj {
-        let adapter = DojPartner::new(doj, RetryPolicy::new("DOJ", &doj.retry))?.with_circuits(circuits.clone());
+        let adapter = DojPartner::new(doj, RetryPolicy::new("DOJ", &doj.retry))?
+            .with_circuits(circuits.clone())
+            .with_images(shared.store.clone());
         tasks.push(start(adapter, doj.batch, doj.concurrency, &circuits, shared));
     }
     if let Some(lea) = &config.partners.lea {

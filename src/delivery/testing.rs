@@ -46,11 +46,7 @@ pub fn state_after(action: Action) -> OrderMessage {
 /// A small PDF image whose hash matches.
 pub fn image() -> OrderImage {
     let data = b"%PDF-1.7\n1 0 obj <<>> endobj\n%%EOF\n".to_vec();
-    OrderImage {
-        mime_type: "application/pdf".into(),
-        sha256: hex::encode(Sha256::digest(&data)),
-        data,
-    }
+    OrderImage::new("application/pdf", hex::encode(Sha256::digest(&data)), data)
 }
 
 /// A delivery of `action`'s sample to `partner`.

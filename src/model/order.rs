@@ -178,26 +178,36 @@ pub struct Service {
     pub method: Option<Text>,
 }
 
-/// The signed order's image (PDF or TIFF), decoded.
+/// The signed order's image (PDF or TIFF).
+///
+/// Its JSON (the canonical order the store keeps, the state of each later
+/// message, an operator's edit) is a reference: the media type, the SHA-256
+/// and the size. The bytes are never serialised: the store keeps them once,
+/// in its `images` table under `sha256`, and the DOJ adapter loads them just
+/// before it inlines them (ICD §7).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderImage {
     pub mime_type: String,
-    /// Lowercase hex SHA-256 of `data`, as the court declared it.
+    /// Lowercase hex SHA-256 of the bytes, as the court declared it (the
+    /// intake refuses a message whose image does not match it).
     pub sha256: String,
-    #[serde(with = "base64_bytes")]
-    pub data: Vec<u8>,
+    /// The image's length in bytes.
+    pub size: u64,
+    /// The decoded bytes, when in hand: as read from a court's message, or
+    /// loaded from the store for a DOJ request. `None` in an order read
+    /// back from the store.
+    #[serde(skip)]
+    pub data: Option<Vec<u8>>,
 }
 
-mod base64_bytes {
-    use data_encoding::BASE64;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&BASE64.encode(v))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = String::deserialize(d)?;
-        BASE64.decode(s.as_bytes()).map_err(serde::de::Error::custom)
+impl OrderImage {
+    /// An image with its bytes in hand.
+    pub fn new(mime_type: impl Into<String>, sha256: impl Into<String>, data: Vec<u8>) -> OrderImage {
+        OrderImage {
+            mime_type: mime_type.into(),
+            sha256: sha256.into(),
+            size: data.len() as u64,
+            data: Some(data),
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The JSON API under `/api/v1`: statuses and deliveries of a message, and
-//! dead letters (their actions and the audit log are in [`super::dlq_api`]).
+//! dead letters (their actions and the audit log are in [`super::dlq_api`],
+//! a delivery's attempts and their requests in [`super::attempts`]).
 //! Its OpenAPI document is at `/api/v1/openapi.json`.
 
 use axum::Json;
@@ -22,6 +23,7 @@ pub fn router() -> Router<OpsState> {
         .route("/dead-letters", get(dead_letters))
         .route("/dead-letters/{id}", get(dead_letter))
         .merge(super::dlq_api::router())
+        .merge(super::attempts::router())
 }
 
 type ApiError = (StatusCode, Json<Value>);
@@ -43,6 +45,8 @@ struct MessageView {
 
 #[derive(Serialize)]
 struct DeliveryJson {
+    /// For `/deliveries/{id}/attempts`.
+    id: i64,
     partner: String,
     state: String,
     attempts: u32,
@@ -72,6 +76,7 @@ async fn message(
         deliveries: deliveries
             .into_iter()
             .map(|d| DeliveryJson {
+                id: d.id,
                 partner: d.partner.wire_name(),
                 state: d.state,
                 attempts: d.attempts,
@@ -203,8 +208,10 @@ async fn openapi() -> Json<Value> {
             }}
         }
     });
-    if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), super::dlq_api::openapi_paths()) {
-        paths.extend(more);
+    for more in [super::dlq_api::openapi_paths(), super::attempts::openapi_paths()] {
+        if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), more) {
+            paths.extend(more);
+        }
     }
     Json(doc)
 }

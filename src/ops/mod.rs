@@ -2,6 +2,7 @@
 //! the JSON API under `/api/v1`, and `porter dlq` (a client of that API).
 
 pub mod api;
+pub mod attempts;
 pub mod dead_letters;
 pub mod dlq_api;
 pub mod dlq_cli;

@@ -34,6 +34,20 @@
 //!   letter at stage `sequence` (reason `ORDER_CLOSED`) per routed partner.
 //! - **Text.** Every text the store writes or looks up from input has NUL
 //!   replaced by U+FFFD (PostgreSQL refuses NUL in `TEXT`).
+//! - **Images once.** An order's signed image (up to 10 MiB) is kept once,
+//!   by SHA-256, in `images`, written in the intake transaction that stores
+//!   the accepted message. Every JSON copy of the order (`canonical_json`,
+//!   each later message's `state_json`, `orders.order_json`, `revisions`)
+//!   holds a reference (`mime_type`, `sha256`, `size`; see
+//!   [`crate::model::OrderImage`]), never the bytes, so a job or a record
+//!   reads kilobytes, not megabytes. The raw message body keeps the court's
+//!   original bytes. The same-sequence duplicate rule compares canonical
+//!   content with the reference, so with the image's SHA-256. A partner
+//!   attempt that inlined the image (DOJ) is kept without its base64 text
+//!   and with the image's SHA-256 and offset ([`AttemptImage`]); the
+//!   attempt download puts it back. Due-delivery and record queries select
+//!   neither `images.data` nor a raw body (a dead letter copies the body
+//!   when one is made).
 //! - **Operator actions** on dead letters (ICD §9: replay, edit-and-replay,
 //!   discard) are store operations, each one transaction with its audit row
 //!   (table `audit`); see [`sql`]'s `operations` module for the rules. A
@@ -84,6 +98,9 @@ pub struct InboundMessage {
 pub enum Verdict {
     /// Valid: route it to these partners.
     Accepted {
+        /// The canonical message. Its image, if any, carries its bytes
+        /// (checked against its SHA-256 by the validator): the store keeps
+        /// them once in `images` and the rest of the order by reference.
         order: Box<OrderMessage>,
         /// Hex SHA-256 of the canonical JSON of `order` (for ICD §5's
         /// "same sequence under a new message_id" rule).
@@ -340,11 +357,26 @@ pub struct DeliveryJob {
 #[derive(Debug, Clone)]
 pub struct PartnerAttempt {
     pub at: DateTime<Utc>,
+    /// The request as recorded: when it inlined an order image, without the
+    /// image's base64 text (see `image`).
     pub request: Vec<u8>,
+    /// The order image the request inlined, by reference.
+    pub image: Option<AttemptImage>,
     /// The partner's answer, when there was one.
     pub response: Option<String>,
     /// A transport problem, when there was no answer.
     pub error: Option<String>,
+}
+
+/// Where an inlined order image was cut out of a recorded request: the
+/// request as sent is `request[..offset]`, the image's base64 text, then
+/// `request[offset..]` (see [`crate::delivery::http::rebuild_request`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptImage {
+    /// Lowercase hex SHA-256 of the image (its key in the store's images).
+    pub sha256: String,
+    /// The byte offset in the recorded request where the text stood.
+    pub offset: usize,
 }
 
 /// How a delivery attempt ended.
@@ -427,7 +459,8 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<DeliveryJob>>;
 
-    /// An order image by its SHA-256: `(mime type, bytes)`.
+    /// An order image by its SHA-256: `(mime type, bytes)`. The only way
+    /// the bytes leave the store: jobs and orders carry a reference.
     async fn image(&self, sha256: &str) -> StoreResult<Option<(String, Vec<u8>)>>;
 
     /// Records a batch of attempts and their outcomes in one transaction,

@@ -246,6 +246,12 @@ impl SqlStore {
         &self.pool
     }
 
+    /// The database behind the store, for tests that query it directly.
+    #[cfg(test)]
+    pub(crate) fn backend(&self) -> Backend {
+        self.backend
+    }
+
     async fn begin_write(&self) -> StoreResult<WriteTx<'_>> {
         match self.backend {
             Backend::Sqlite => {

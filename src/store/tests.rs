@@ -14,7 +14,9 @@ use sqlx::{Connection, Executor, Row};
 use super::*;
 use crate::model::{PersonName, ProtectedPerson, ProtectionOrder, RestrainedPerson, Service, StatusKind};
 
+mod images;
 mod operations;
+use images::*;
 use operations::*;
 
 const COURT: &str = "CA034025J";
@@ -132,6 +134,12 @@ store_tests!(
     discard_requires_a_reason_and_releases_later_sequences,
     discarded_epo_dead_letters_later_clets_messages,
     every_operator_action_is_audited,
+    image_is_stored_once,
+    stored_orders_refer_to_their_image,
+    same_sequence_compares_the_image,
+    due_deliveries_do_not_read_images,
+    attempts_keep_their_image_by_reference,
+    edits_refer_to_a_kept_image,
 );
 
 // ---------------------------------------------------------------------------
@@ -254,6 +262,7 @@ fn attempt() -> PartnerAttempt {
     PartnerAttempt {
         at: DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap(),
         request: b"EPO.CA034025J.MCN.".to_vec(),
+        image: None,
         response: Some("ACK".into()),
         error: None,
     }

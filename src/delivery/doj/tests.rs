@@ -257,3 +257,104 @@ fn resend_body_is_identical() {
     let j = job(PartnerId::Doj, Action::Modify);
     assert_eq!(notice_body(&j), notice_body(&j.clone()));
 }
+
+/// A SQLite store holding `image`, as the intake leaves it.
+async fn store_with(image: &crate::model::OrderImage) -> (tempfile::TempDir, crate::store::SqlStore) {
+    use sqlx::Connection as _;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("porter.db").display());
+    let store = crate::store::SqlStore::connect(&url).await.unwrap();
+    let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+    sqlx::query("INSERT INTO images (sha256, mime_type, size, data, created_at) VALUES ($1, $2, $3, $4, 0)")
+        .bind(image.sha256.clone())
+        .bind(image.mime_type.clone())
+        .bind(image.size as i64)
+        .bind(image.data.clone().unwrap())
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    (dir, store)
+}
+
+/// An ISSUE job whose order holds the image by reference, as the store
+/// gives it.
+fn job_referring_to(image: &crate::model::OrderImage) -> DeliveryJob {
+    let mut issue = job(PartnerId::Doj, Action::Issue);
+    let mut reference = image.clone();
+    reference.data = None;
+    issue.state.image = Some(reference);
+    issue
+}
+
+/// A job whose order refers to its image gets the bytes from the store:
+/// DOJ receives them inline, byte for byte with the right SHA-256; the
+/// attempt keeps the request without the base64 text but with the image's
+/// SHA-256, and rebuilding it gives exactly what DOJ received.
+#[tokio::test]
+async fn image_is_loaded_by_reference_and_kept_out_of_the_record() {
+    let server = MockServer::start().await;
+    answer(
+        &server,
+        ResponseTemplate::new(201).set_body_string(r#"{"tracking_id":"T"}"#),
+    )
+    .await;
+    let image = image();
+    let (_dir, store) = store_with(&image).await;
+    let partner = adapter(&server).await.with_images(Arc::new(store));
+    let result = partner.attempt(job_referring_to(&image)).await;
+    assert!(
+        matches!(result.outcome, DeliveryOutcome::Accepted { .. }),
+        "{:?}",
+        result.outcome
+    );
+
+    let sent = server.received_requests().await.unwrap()[0].body.clone();
+    let parsed = read_order(&sent, &XmlLimits::default());
+    assert!(parsed.is_ok(), "{:?}", parsed.errors);
+    let inline = parsed.message.image.expect("the image is inline");
+    assert_eq!(inline.data, image.data);
+    assert_eq!(
+        inline.sha256,
+        hex::encode(Sha256::digest(inline.data.as_deref().unwrap()))
+    );
+
+    let text = crate::formats::xml::image_base64(image.data.as_deref().unwrap());
+    let record = &result.attempt;
+    let kept = record.image.as_ref().expect("the record refers to the image");
+    assert_eq!(kept.sha256, image.sha256);
+    assert_eq!(record.request.len() + text.len(), sent.len());
+    assert!(!String::from_utf8_lossy(&record.request).contains(&text));
+    assert_eq!(
+        http::rebuild_request(record, image.data.as_deref().unwrap()),
+        Some(sent.to_vec())
+    );
+}
+
+/// When the image's bytes cannot be had (no store given, or the store does
+/// not have them), nothing is sent: the attempt names the image and the
+/// delivery is retried.
+#[tokio::test]
+async fn missing_image_sends_nothing() {
+    let server = MockServer::start().await;
+    answer(&server, ResponseTemplate::new(201)).await;
+    let image = image();
+    let other = crate::model::OrderImage::new("application/pdf", "0".repeat(64), b"x".to_vec());
+    let (_dir, store) = store_with(&other).await;
+    let without_store = adapter(&server).await;
+    let with_other = adapter(&server).await.with_images(Arc::new(store));
+    for (partner, why) in [(without_store, "no store"), (with_other, "missing from the store")] {
+        let result = partner.attempt(job_referring_to(&image)).await;
+        let error = result.attempt.error.clone().unwrap_or_default();
+        assert!(error.contains(&image.sha256) && error.contains(why), "{error}");
+        assert!(result.attempt.request.is_empty());
+        assert!(
+            matches!(result.outcome, DeliveryOutcome::Retry { .. }),
+            "{:?}",
+            result.outcome
+        );
+    }
+    assert!(
+        server.received_requests().await.unwrap().is_empty(),
+        "nothing reached DOJ"
+    );
+}

@@ -104,11 +104,7 @@ pub(super) fn decode_image(raw: RawImage, max_bytes: usize, errors: &mut Vec<Fie
         }
     }
     let declared = declared.or_else(|| raw.sha256.as_deref().map(str::to_ascii_lowercase));
-    Some(OrderImage {
-        mime_type: raw.mime_type?,
-        sha256: declared?,
-        data,
-    })
+    Some(OrderImage::new(raw.mime_type?, declared?, data))
 }
 
 #[cfg(test)]
@@ -139,7 +135,7 @@ mod tests {
         );
         assert!(errors.is_empty(), "{errors:?}");
         let image = image.unwrap();
-        assert_eq!(image.data, b"II*\0");
+        assert_eq!(image.data.as_deref(), Some(&b"II*\0"[..]));
         assert_eq!(image.sha256, sha(b"II*\0"));
     }
 

@@ -116,7 +116,7 @@ mod writer;
 
 pub use reader::read_order;
 pub use status::{read_status, write_status};
-pub use writer::write_order;
+pub use writer::{image_base64, write_order, write_order_marking_image};
 
 /// Bounds on one XML order message (ICD §0 size limits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -31,11 +31,7 @@ pub(super) fn issue_sample() -> OrderMessage {
 /// A small signed image whose hash matches.
 pub(super) fn image() -> OrderImage {
     let data = b"%PDF-1.7\n%\xE2\xE3\xCF\xD3\n1 0 obj <<>> endobj\n%%EOF\n".to_vec();
-    OrderImage {
-        mime_type: "application/pdf".into(),
-        sha256: hex::encode(Sha256::digest(&data)),
-        data,
-    }
+    OrderImage::new("application/pdf", hex::encode(Sha256::digest(&data)), data)
 }
 
 /// An ISSUE using every field: suffix, two protected persons, an image and

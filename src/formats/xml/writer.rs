@@ -12,7 +12,24 @@ use super::values::{format_date, format_local_date_time, format_offset_date_time
 /// order of the ICD §2 sample, with `por:TerminationDate`,
 /// `por:CancelReason` and `por:Service` last in `por:ProtectionOrder`, and
 /// the image inline when there is one. Absent fields are left out.
+///
+/// An image without its bytes (an order read back from the store holds only
+/// a reference) is written as an empty `por:OrderImage`: a caller that sends
+/// the XML to a partner loads the bytes first (the DOJ adapter does).
 pub fn write_order(msg: &OrderMessage) -> Vec<u8> {
+    write_order_marking_image(msg).0
+}
+
+/// The base64 text of an image as [`write_order`] inlines it (standard
+/// alphabet, padded, on one line).
+pub fn image_base64(data: &[u8]) -> String {
+    BASE64.encode(data)
+}
+
+/// [`write_order`], and where in its output the image's base64 text is
+/// (`None` when nothing of an image was inlined). What lets a recorded
+/// request keep the image out and put it back (see `delivery::http`).
+pub fn write_order_marking_image(msg: &OrderMessage) -> (Vec<u8>, Option<std::ops::Range<usize>>) {
     let mut x = XmlOut::new(
         "por:ProtectiveOrderMessage",
         &[
@@ -113,14 +130,22 @@ pub fn write_order(msg: &OrderMessage) -> Vec<u8> {
         x.close("por:ProtectedPerson");
     }
 
+    let mut span = None;
     if let Some(image) = &msg.image {
+        const NAME: &str = "por:OrderImage";
+        let text = image.data.as_deref().map(image_base64).unwrap_or_default();
         x.leaf_with(
-            "por:OrderImage",
+            NAME,
             &[("mimeType", &image.mime_type), ("sha256", &image.sha256)],
-            &BASE64.encode(&image.data),
+            &text,
         );
+        if !text.is_empty() {
+            // Base64 needs no escaping: the text ends right before `</NAME>`.
+            let end = x.out.len() - NAME.len() - 3;
+            span = Some(end - text.len()..end);
+        }
     }
-    x.finish()
+    (x.finish(), span)
 }
 
 fn person_name(x: &mut XmlOut, name: &PersonName) {
@@ -284,5 +309,28 @@ mod tests {
             text,
             "<por:R xmlns:por=\"urn:por:order:1\">\n  <por:A>\n    <por:B>1</por:B>\n    <por:E/>\n  </por:A>\n</por:R>\n"
         );
+    }
+
+    /// The marked span is exactly the image's base64 text, and without the
+    /// bytes the element is written empty (and nothing is marked).
+    #[test]
+    fn image_span_marks_the_base64_text() {
+        let msg = super::super::samples::full_issue();
+        let image = msg.image.clone().expect("the full sample has an image");
+        let (xml, span) = write_order_marking_image(&msg);
+        let span = span.expect("an inlined image is marked");
+        assert_eq!(
+            &xml[span.clone()],
+            image_base64(image.data.as_deref().unwrap()).as_bytes()
+        );
+        assert!(xml[span.end..].starts_with(b"</por:OrderImage>"));
+        assert_eq!(xml, write_order(&msg));
+
+        let mut reference = msg.clone();
+        reference.image.as_mut().unwrap().data = None;
+        let (xml, span) = write_order_marking_image(&reference);
+        assert_eq!(span, None);
+        let text = String::from_utf8(xml).unwrap();
+        assert!(text.contains(&format!("sha256=\"{}\"/>", image.sha256)), "{text}");
     }
 }

@@ -117,6 +117,7 @@ fn result(delivery_id: i64, outcome: DeliveryOutcome) -> DeliveryResult {
         attempt: PartnerAttempt {
             at: Utc::now(),
             request: b"EPO".to_vec(),
+            image: None,
             response: Some("REJ".into()),
             error: None,
         },

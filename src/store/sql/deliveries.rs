@@ -13,6 +13,13 @@
 //! `created_at` is the latest operator replay when there was one, so the
 //! retry max age counts from the replay.
 //!
+//! Neither query reads an image or a raw body: a job's orders hold their
+//! image by reference (the DOJ adapter loads the bytes with
+//! [`Store::image`](crate::store::Store::image)), and the original bytes
+//! are read only when an outcome makes a dead letter. An attempt that
+//! inlined an image is stored with the image's SHA-256 and offset instead of
+//! its text.
+//!
 //! Partner answers, transport errors, reasons and NICs are partner input:
 //! they are written through `rows::text` (no NUL).
 
@@ -111,7 +118,7 @@ pub(super) async fn record_one(
     } = result;
     let row = sqlx::query(
         "SELECT d.inbound_id, d.partner, d.state, d.attempts, d.court_ori, d.order_number, \
-                d.sequence, i.message_id, i.action, i.body, i.content_type \
+                d.sequence, i.message_id, i.action \
          FROM deliveries d JOIN inbound_messages i ON i.id = d.inbound_id WHERE d.id = $1",
     )
     .bind(delivery_id)
@@ -128,12 +135,19 @@ pub(super) async fn record_one(
         DeliveryOutcome::DeadLettered { .. } => "DEAD",
     };
     sqlx::query(
-        "INSERT INTO partner_attempts (delivery_id, attempted_at, request, response, error, \
-         outcome) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO partner_attempts (delivery_id, attempted_at, request, image_sha256, image_offset, \
+         response, error, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(delivery_id)
     .bind(to_ms(attempt.at))
     .bind(attempt.request)
+    .bind(attempt.image.as_ref().map(|i| text(&i.sha256)))
+    .bind(
+        attempt
+            .image
+            .as_ref()
+            .map(|i| i64::try_from(i.offset).unwrap_or(i64::MAX)),
+    )
     .bind(text_opt(attempt.response.as_deref()))
     .bind(text_opt(attempt.error.as_deref()))
     .bind(outcome_name)
@@ -205,7 +219,7 @@ pub(super) async fn record_one(
             produced
                 .statuses
                 .push(insert_status(conn, Stream::Next(inbound_id), d).await?);
-            let body: Vec<u8> = row.try_get("body")?;
+            let (body, content_type) = original_body(conn, inbound_id).await?;
             let dl = DeadLetterDraft {
                 inbound_id: Some(inbound_id),
                 delivery_id: Some(delivery_id),
@@ -218,7 +232,7 @@ pub(super) async fn record_one(
                 reason: ErrorCode::PartnerRejected.as_str().to_string(),
                 errors: vec![error],
                 body,
-                content_type: row.try_get("content_type")?,
+                content_type,
                 attempts,
             };
             produced.dead_letters.push(insert_dead_letter(conn, dl).await?);
@@ -252,7 +266,7 @@ pub(super) async fn record_one(
             produced
                 .statuses
                 .push(insert_status(conn, Stream::Next(inbound_id), d).await?);
-            let body: Vec<u8> = row.try_get("body")?;
+            let (body, content_type) = original_body(conn, inbound_id).await?;
             let dl = DeadLetterDraft {
                 inbound_id: Some(inbound_id),
                 delivery_id: Some(delivery_id),
@@ -265,13 +279,24 @@ pub(super) async fn record_one(
                 reason: code.as_str().to_string(),
                 errors: vec![error],
                 body,
-                content_type: row.try_get("content_type")?,
+                content_type,
                 attempts,
             };
             produced.dead_letters.push(insert_dead_letter(conn, dl).await?);
         }
     }
     Ok(())
+}
+
+/// The original bytes and content type of inbound message `inbound_id`,
+/// for a dead letter: read only when one is made, never for a job or an
+/// ordinary record.
+async fn original_body(conn: &mut AnyConnection, inbound_id: i64) -> StoreResult<(Vec<u8>, String)> {
+    let row = sqlx::query("SELECT body, content_type FROM inbound_messages WHERE id = $1")
+        .bind(inbound_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok((row.try_get("body")?, row.try_get("content_type")?))
 }
 
 async fn set_nic(

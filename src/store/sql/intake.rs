@@ -76,7 +76,7 @@ use super::rows::{
     DeadLetterDraft, Params, StatusDraft, Stream, Value, clean, from_json, insert_dead_letter, insert_status, now_ms,
     parse_partner, status_from_row, text, text_opt, to_json, to_u32,
 };
-use crate::model::{Action, ErrorCode, FieldError, OrderImage, OrderMessage, PartnerId, StatusKind};
+use crate::model::{Action, ErrorCode, FieldError, OrderMessage, PartnerId, StatusKind};
 use crate::routing::{Applied as RoutedMessage, Route, Sticky};
 use crate::store::{
     DeadLetterStage, InboundMessage, IntakeItem, IntakeOutcome, StoreError, StoreResult, StoredDeadLetter,
@@ -141,11 +141,21 @@ pub(super) async fn intake_one(
             reject(conn, &inbound, facts, errors, Vec::new()).await
         }
         Verdict::Accepted {
-            order,
+            mut order,
             canonical_sha256,
             partners,
             warnings,
         } => {
+            // The bytes go to `images` (once); every JSON copy of the order
+            // keeps the reference only.
+            let image = order.image.as_mut().and_then(|i| {
+                let data = i.data.take()?;
+                Some(ImageRow {
+                    sha256: text(&i.sha256),
+                    mime_type: text(&i.mime_type),
+                    data,
+                })
+            });
             let (Some(order_number), Some(sequence), Some(action)) =
                 (order.order_number().map(text), order.sequence, order.action)
             else {
@@ -209,7 +219,7 @@ pub(super) async fn intake_one(
                     let held = Held {
                         candidates: &partners,
                         warnings: &warnings,
-                        image: order.image.as_ref(),
+                        image,
                     };
                     let id = insert_held(conn, &inbound, &facts, held).await?;
                     let arrival = Arrival {
@@ -697,8 +707,16 @@ async fn insert_inbound(
 struct Held<'a> {
     candidates: &'a [PartnerId],
     warnings: &'a [FieldError],
-    /// Kept once per SHA-256, for the agencies' signed links.
-    image: Option<&'a OrderImage>,
+    /// Its image's bytes, kept once per SHA-256.
+    image: Option<ImageRow>,
+}
+
+/// An order image's row in `images`. The SHA-256 is the one the validator
+/// checked the bytes against (a mismatch is `REJECTED`).
+struct ImageRow {
+    sha256: String,
+    mime_type: String,
+    data: Vec<u8>,
 }
 
 /// Stores an accepted message. It has no status yet: its `ACCEPTED`, which
@@ -718,16 +736,23 @@ async fn insert_held(
         .execute(&mut *conn)
         .await?;
     if let Some(image) = held.image {
-        sqlx::query(
-            "INSERT INTO images (sha256, mime_type, data, created_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (sha256) DO NOTHING",
-        )
-        .bind(text(&image.sha256))
-        .bind(text(&image.mime_type))
-        .bind(image.data.clone())
-        .bind(now_ms())
-        .execute(&mut *conn)
-        .await?;
+        let known: Option<i64> = sqlx::query_scalar("SELECT size FROM images WHERE sha256 = $1")
+            .bind(image.sha256.clone())
+            .fetch_optional(&mut *conn)
+            .await?;
+        if known.is_none() {
+            sqlx::query(
+                "INSERT INTO images (sha256, mime_type, size, data, created_at) VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (sha256) DO NOTHING",
+            )
+            .bind(image.sha256)
+            .bind(image.mime_type)
+            .bind(i64::try_from(image.data.len()).unwrap_or(i64::MAX))
+            .bind(image.data)
+            .bind(now_ms())
+            .execute(&mut *conn)
+            .await?;
+        }
     }
     Ok(id)
 }

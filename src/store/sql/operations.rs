@@ -27,6 +27,9 @@
 //!   is one MCN digit, so there are at most 9 edits. An edit is per delivery
 //!   (one partner); other partners keep their revision. It does not change
 //!   `orders.order_json` nor the state later messages carry.
+//! - **Images.** An edit refers to the order's image like every stored
+//!   order (`mime_type`, `sha256`, `size`); it must name an image the store
+//!   keeps, as kept, or it is refused. An edit cannot bring new bytes.
 //! - **Discard** sets a `REJECTED` or `DEAD` delivery `DISCARDED`, which, like
 //!   `ACCEPTED`, releases the later sequences. A discarded CLETS EPO (ISSUE)
 //!   leaves CARPOS without the record, so each later `PENDING` CLETS delivery
@@ -122,7 +125,8 @@ pub(super) async fn edit_and_replay(
     check_operator(by)?;
     let open = open_dead_letter(conn, id).await?;
     let t = replayable(conn, &open).await?;
-    let errors = identity_errors(&t, &order);
+    let mut errors = identity_errors(&t, &order);
+    errors.extend(image_errors(conn, &order).await?);
     if !errors.is_empty() {
         return Err(Refusal::InvalidEdit(errors).into());
     }
@@ -290,6 +294,29 @@ fn target_from_row(row: &AnyRow) -> StoreResult<Target> {
         action: row.try_get::<Option<String>, _>("action")?.unwrap_or_default(),
         accepted_attempts: row.try_get("accepted_attempts")?,
     })
+}
+
+/// An edit refers to its image (`mime_type`, `sha256`, `size`): it must be
+/// one the store keeps, as kept. An edit cannot bring new image bytes.
+async fn image_errors(conn: &mut AnyConnection, order: &OrderMessage) -> StoreResult<Vec<FieldError>> {
+    let Some(image) = &order.image else {
+        return Ok(Vec::new());
+    };
+    let row = sqlx::query("SELECT mime_type, size FROM images WHERE sha256 = $1")
+        .bind(text(&image.sha256))
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else {
+        let why = format!("image {} is not one the store keeps", image.sha256);
+        return Ok(vec![FieldError::new(ErrorCode::InvalidFormat, "image.sha256", why)]);
+    };
+    let mime_type: String = row.try_get("mime_type")?;
+    let size: i64 = row.try_get("size")?;
+    if mime_type != image.mime_type || u64::try_from(size).ok() != Some(image.size) {
+        let why = format!("image {} is kept as {mime_type} of {size} bytes", image.sha256);
+        return Ok(vec![FieldError::new(ErrorCode::InvalidFormat, "image", why)]);
+    }
+    Ok(Vec::new())
 }
 
 /// What an edit may not change: the message's identity.

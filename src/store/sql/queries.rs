@@ -8,7 +8,10 @@ use super::rows::{
     DEAD_LETTER_COLUMNS, Params, Value, dead_letter_from_row, from_ms, now_ms, parse_partner, status_from_row, text,
     to_ms, to_u32,
 };
-use crate::store::{DeadLetterFilter, DeliveryView, PartnerAttempt, StoreResult, StoredDeadLetter, StoredStatus};
+use crate::store::{
+    AttemptImage, DeadLetterFilter, DeliveryView, PartnerAttempt, StoreError, StoreResult, StoredDeadLetter,
+    StoredStatus,
+};
 
 /// How many ids go into one `IN (…)` list.
 const ID_CHUNK: usize = 500;
@@ -143,7 +146,7 @@ pub(super) async fn dead_letter(conn: &mut AnyConnection, id: i64) -> StoreResul
 
 pub(super) async fn partner_attempts(conn: &mut AnyConnection, delivery_id: i64) -> StoreResult<Vec<PartnerAttempt>> {
     let rows = sqlx::query(
-        "SELECT attempted_at, request, response, error FROM partner_attempts \
+        "SELECT attempted_at, request, image_sha256, image_offset, response, error FROM partner_attempts \
          WHERE delivery_id = $1 ORDER BY id",
     )
     .bind(delivery_id)
@@ -151,9 +154,20 @@ pub(super) async fn partner_attempts(conn: &mut AnyConnection, delivery_id: i64)
     .await?;
     rows.iter()
         .map(|row| {
+            let sha256: Option<String> = row.try_get("image_sha256")?;
+            let offset: Option<i64> = row.try_get("image_offset")?;
+            let image = match (sha256, offset) {
+                (Some(sha256), Some(offset)) => Some(AttemptImage {
+                    sha256,
+                    offset: usize::try_from(offset)
+                        .map_err(|_| StoreError::Corrupt(format!("image offset out of range: {offset}")))?,
+                }),
+                _ => None,
+            };
             Ok(PartnerAttempt {
                 at: from_ms(row.try_get("attempted_at")?)?,
                 request: row.try_get("request")?,
+                image,
                 response: row.try_get("response")?,
                 error: row.try_get("error")?,
             })

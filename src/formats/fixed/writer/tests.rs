@@ -304,11 +304,7 @@ fn refuses_what_would_be_lost() {
         served_by: s("X"),
         ..Default::default()
     });
-    m.image = Some(OrderImage {
-        mime_type: "application/pdf".into(),
-        sha256: String::new(),
-        data: Vec::new(),
-    });
+    m.image = Some(OrderImage::new("application/pdf", String::new(), Vec::new()));
     assert_eq!(
         fields(&cms_a().write_order(&m).unwrap_err()),
         [

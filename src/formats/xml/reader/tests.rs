@@ -495,7 +495,8 @@ fn with_image(attributes: &str, content: &str) -> String {
 #[test]
 fn order_image() {
     let image = samples::image();
-    let encoded = data_encoding::BASE64.encode(&image.data);
+    let bytes = image.data.clone().expect("the sample image has its bytes");
+    let encoded = data_encoding::BASE64.encode(&bytes);
     let wrapped: String = encoded
         .as_bytes()
         .chunks(20)
@@ -530,7 +531,7 @@ fn order_image() {
     assert_eq!(errors(&parsed), [(ErrorCode::InvalidFormat, "image", Some("39:3"))]);
 
     let small = XmlLimits {
-        max_image_bytes: image.data.len() - 1,
+        max_image_bytes: bytes.len() - 1,
         ..XmlLimits::default()
     };
     let parsed = read_order(with_image(&good, &encoded).as_bytes(), &small);
