@@ -57,7 +57,7 @@ async fn start_and_publish(config: &Config, stop: &CancellationToken) -> anyhow:
         CletsSimConfig::default(),
         async move { sim_stop.cancelled().await },
     ));
-    println!("CLETS/CARPOS simulator: TCP {clets_addr}, control http://127.0.0.1:7101/_sim/state");
+    println!("CLETS/CARPOS simulator: TCP {clets_addr}, page http://127.0.0.1:7101/");
     let mut sims = vec![clets_sim];
     if let Some(doj) = &config.partners.doj {
         let addr = host_port(&doj.url)?;
@@ -69,7 +69,7 @@ async fn start_and_publish(config: &Config, stop: &CancellationToken) -> anyhow:
         sims.push(tokio::spawn(porter_simulators::doj::run(listener, sim, async move {
             sim_stop.cancelled().await
         })));
-        println!("DOJ firearms simulator: http://{addr}/_sim/state");
+        println!("DOJ firearms simulator: http://{addr}/");
     }
     if let Some(lea) = &config.partners.lea {
         let addr = host_port(&lea.base_url)?;
@@ -81,7 +81,7 @@ async fn start_and_publish(config: &Config, stop: &CancellationToken) -> anyhow:
         sims.push(tokio::spawn(porter_simulators::lea::run(listener, sim, async move {
             sim_stop.cancelled().await
         })));
-        println!("LEA RMS simulator (every agency): http://{addr}/_sim/state");
+        println!("LEA RMS simulator (every agency): http://{addr}/");
     }
 
     let http = TcpListener::bind(config.http.listen)

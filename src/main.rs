@@ -222,19 +222,19 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             let tcp = TcpListener::bind(listen).await?;
             let control_listener = TcpListener::bind(control).await?;
-            eprintln!("CLETS simulator on {listen}, control http://{control}/_sim/state");
+            eprintln!("CLETS simulator on {listen}, page http://{control}/, state http://{control}/_sim/state");
             porter_simulators::clets::run(tcp, control_listener, sim, shutdown_signal()).await
         }
         Command::Sim(Sim::Doj { listen, config }) => {
             let sim = porter::simulate::doj(&porter::config::Config::load(&config)?)?;
             let listener = TcpListener::bind(listen).await?;
-            eprintln!("DOJ simulator on http://{listen}/doj/firearms/v1/notices, state http://{listen}/_sim/state");
+            eprintln!("DOJ simulator on http://{listen}/doj/firearms/v1/notices, page http://{listen}/, state http://{listen}/_sim/state");
             porter_simulators::doj::run(listener, sim, shutdown_signal()).await
         }
         Command::Sim(Sim::Lea { listen, config }) => {
             let sim = porter::simulate::lea(&porter::config::Config::load(&config)?)?;
             let listener = TcpListener::bind(listen).await?;
-            eprintln!("LEA simulator on http://{listen}/<ORI>/orders, state http://{listen}/_sim/state");
+            eprintln!("LEA simulator on http://{listen}/<ORI>/orders, page http://{listen}/, state http://{listen}/_sim/state");
             porter_simulators::lea::run(listener, sim, shutdown_signal()).await
         }
         Command::Sim(Sim::Court(args)) => sim_court(args).await,

@@ -30,58 +30,17 @@ fn key(agency: &str, sequence: u32) -> String {
     format!("por:CA034025J:24DV01234:{sequence}:LEA-{agency}:0")
 }
 
-/// An ICD §8 body, valid against `schemas/lea-order.schema.json`: the action, the header and the full
-/// current order, snake_case.
+/// The ICD §8 sample body (`schemas/samples/lea-order.json`, valid against
+/// `schemas/lea-order.schema.json`) with this action and sequence.
 fn value(action: &str, sequence: u32) -> Value {
-    json!({
-        "action": action,
-        "court_ori": "CA034025J",
-        "order_number": "24DV01234",
-        "sequence": sequence,
-        "sent_at": "2026-11-25T10:15:00-08:00",
-        "order": {
-            "court_ori": "CA034025J",
-            "action": action,
-            "sequence": sequence,
-            "sent_at": "2026-11-25T10:15:00-08:00",
-            "order": {
-                "order_number": "24DV01234",
-                "case_number": "24FL001234",
-                "order_type": "DV",
-                "form_id": "DV-110",
-                "issue_date": "2026-11-25",
-                "expiration": "2029-11-25T23:59:00",
-                "judicial_officer": null,
-                "brady": "Y",
-                "condition_text": null,
-                "condition_codes": ["01", "07"],
-                "firearm_relinquishment": true,
-                "termination_date": null,
-                "cancel_reason": null,
-                "service": null
-            },
-            "restrained_person": {
-                "name": {"last": "DOE", "first": "JOHN", "middle": null, "suffix": null},
-                "birth_date": "1985-02-14",
-                "sex": "M",
-                "race": "W",
-                "height": "510",
-                "weight": "180",
-                "eye": "BRO",
-                "hair": "BLK",
-                "residence": {"street": "1 MAIN ST", "city": "SACRAMENTO", "state": "CA", "zip": "95814"},
-                "driver_license": {"number": "D1234567", "state": "CA"}
-            },
-            "protected_persons": [{
-                "name": {"last": "ROE", "first": "JANE", "middle": null, "suffix": null},
-                "birth_date": "1990-06-01",
-                "sex": "F",
-                "race": "W",
-                "relationship": "SP"
-            }]
-        },
-        "image": null
-    })
+    let mut value: Value =
+        serde_json::from_str(include_str!("../../schemas/samples/lea-order.json")).expect("the LEA sample is JSON");
+    for at in ["", "/order"] {
+        let message = value.pointer_mut(at).expect("the sample's message");
+        message["action"] = action.into();
+        message["sequence"] = sequence.into();
+    }
+    value
 }
 
 /// [`value`] as text.

@@ -127,51 +127,17 @@ pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    /// A full ICD §8 body, valid against `schemas/lea-order.schema.json`, for the simulator's tests.
+    /// The ICD §8 sample body (`schemas/samples/lea-order.json`, valid against
+    /// `schemas/lea-order.schema.json`) with this action and sequence.
     pub(crate) fn value(action: &str, sequence: u32) -> Value {
-        json!({
-            "action": action,
-            "court_ori": "CA034025J",
-            "order_number": "24DV01234",
-            "sequence": sequence,
-            "sent_at": "2026-11-25T10:15:00-08:00",
-            "order": {
-                "court_ori": "CA034025J",
-                "action": action,
-                "sequence": sequence,
-                "sent_at": "2026-11-25T10:15:00-08:00",
-                "order": {
-                    "order_number": "24DV01234",
-                    "case_number": "24FL001234",
-                    "order_type": "DV",
-                    "form_id": "DV-110",
-                    "issue_date": "2026-11-25",
-                    "expiration": "2029-11-25T23:59:00",
-                    "judicial_officer": null,
-                    "brady": "Y",
-                    "condition_text": null,
-                    "condition_codes": ["01", "07"],
-                    "firearm_relinquishment": true,
-                    "termination_date": null,
-                    "cancel_reason": null,
-                    "service": null
-                },
-                "restrained_person": {
-                    "name": {"last": "DOE", "first": "JOHN", "middle": null, "suffix": null},
-                    "birth_date": "1985-02-14",
-                    "sex": "M",
-                    "race": "W",
-                    "height": "510",
-                    "weight": "180",
-                    "eye": "BRO",
-                    "hair": "BLK",
-                    "residence": null,
-                    "driver_license": null
-                },
-                "protected_persons": []
-            },
-            "image": null
-        })
+        let mut value: Value = serde_json::from_str(include_str!("../../../schemas/samples/lea-order.json"))
+            .expect("the LEA sample is JSON");
+        for at in ["", "/order"] {
+            let message = value.pointer_mut(at).expect("the sample's message");
+            message["action"] = action.into();
+            message["sequence"] = sequence.into();
+        }
+        value
     }
 
     /// [`value`] as text.
