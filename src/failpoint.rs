@@ -1,6 +1,6 @@
 //! Failpoints: named places where a crash test can make the broker abort
 //! (as abruptly as a SIGKILL), to prove that nothing is lost or applied
-//! twice whatever the moment of a crash (issue 4, crash test a).
+//! twice whatever the moment of a crash (`tests/crash_broker_killed.rs`).
 //!
 //! Off unless `PORTER_FAILPOINTS` is set, as `name=probability,…` (for
 //! example `after_store_commit=0.05`); each hit of an enabled point aborts

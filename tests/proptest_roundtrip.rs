@@ -1,4 +1,4 @@
-//! Property tests for the format layer (issue 3, item 8).
+//! Property tests for the format layer.
 //!
 //! The generators produce only contract-conforming canonical orders (ICD §0,
 //! §2, §3): all five actions, every length within its maximum, codes drawn

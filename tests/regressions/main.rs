@@ -1,4 +1,4 @@
-//! Fuzz regressions (issue 3, item 9): every input under
+//! Fuzz regressions: every input under
 //! `tests/regressions/<target>/` is fed to what the fuzz target of that name
 //! (`fuzz/fuzz_targets/<target>.rs`) feeds it to, with the same invariants:
 //! no panic, a clean error for bad input, and for good input the documented
