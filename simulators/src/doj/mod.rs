@@ -13,8 +13,9 @@
 //! - Content: a notice is the ICD §2 order message. It is validated against `schemas/por.xsd` by libxml2's
 //!   `xmllint`, independently of Porter's reader ([`schema`]); then the simulator reads what identifies it
 //!   (court ORI, order number, sequence, action: [`notice`]). Invalid content is `422` with the
-//!   validator's reason (quoted values redacted), counted in `rejected`. A body with a DOCTYPE or a
-//!   processing instruction never reaches xmllint. `xmllint` must be installed: without it the simulator
+//!   validator's reason (quoted values redacted), counted in `rejected`. A body with a DOCTYPE, an entity declaration or a
+//!   processing instruction past the XML declaration is refused from its bytes first
+//!   ([`notice::refuse_markup`]), so it never reaches xmllint. `xmllint` must be installed: without it the simulator
 //!   does not start.
 //! - Order state (ICD §11): the last sequence applied per (court ORI, order number). An order's first
 //!   notice may carry any sequence (DOJ joins an order once it prohibits firearms). After that, a
@@ -65,7 +66,7 @@ use crate::common::http::{
     self, HttpMessageEntry, IdempotencyStore, OrderSequenceView, OrderSequences, Outcome, SequenceCheck,
 };
 use crate::common::{Counters, FaultRoll, Faults, MessageLog, OrderStep, default_message_log_capacity};
-use notice::{NoticeError, read_notice};
+use notice::{NoticeError, read_notice, refuse_markup};
 use schema::{NoticeSchema, Verdict};
 
 /// The simulator's default address (ICD §11).
@@ -342,6 +343,9 @@ impl DojSimulator {
     /// Step 8: the reader's safety checks, then xmllint against `por.xsd`, then the identifying fields.
     /// Invalid content is `422`; a validator that cannot answer is `503`.
     async fn check_content(&self, body: &[u8]) -> Result<OrderStep, Outcome> {
+        if let Err(refused) = refuse_markup(body) {
+            return Err(Outcome::Invalid(refused.reason().to_owned()));
+        }
         let read = read_notice(body);
         if let Err(NoticeError::Refused(why)) = read {
             return Err(Outcome::Invalid(why));

@@ -16,6 +16,7 @@
 //! nesting over 32) is refused at once; for anything else xmllint's verdict comes first, and the
 //! reader's reason is given only when the schema accepted the document.
 
+use memchr::memmem;
 use quick_xml::NsReader;
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
@@ -91,6 +92,30 @@ impl From<&str> for NoticeError {
     fn from(why: &str) -> Self {
         Self::Invalid(why.to_owned())
     }
+}
+
+/// Refuses, from the raw bytes and before any XML reader or validator sees
+/// them, the markup ICD §2 refuses outright: a document type declaration (a
+/// DTD, entity declarations) and any processing instruction but the leading
+/// XML declaration. Scanning the bytes, not the reader's events, means a body
+/// the reader gives up on early (a broken comment, a wrong root) cannot carry
+/// a DTD past it to `xmllint`.
+pub fn refuse_markup(body: &[u8]) -> Result<(), NoticeError> {
+    let body = body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(body);
+    if memmem::find(body, b"<!DOCTYPE").is_some() || memmem::find(body, b"<!ENTITY").is_some() {
+        return Err(NoticeError::Refused(
+            "DTDs and entity declarations are not accepted".into(),
+        ));
+    }
+    let after_declaration = if body.starts_with(b"<?xml") {
+        memmem::find(body, b"?>").map_or(body.len(), |end| end + 2)
+    } else {
+        0
+    };
+    if memmem::find(&body[after_declaration..], b"<?").is_some() {
+        return Err(NoticeError::Refused("processing instructions are not accepted".into()));
+    }
+    Ok(())
 }
 
 /// Reads the notice's identifying fields.
@@ -362,6 +387,23 @@ pub(crate) mod tests {
             );
         };
         refused(deep.as_bytes(), "deeper");
+        // Markup refused from the bytes, wherever the reader would stop.
+        let dtd_behind_a_broken_comment =
+            format!("<!-- a -- b --><!DOCTYPE r [<!ENTITY e SYSTEM \"file:///etc/hostname\">]>{good}");
+        let pi_behind_a_wrong_root = format!("<wrong/><?evil data?>{good}");
+        for (body, expected) in [
+            (dtd_behind_a_broken_comment.as_str(), "DTDs"),
+            (pi_behind_a_wrong_root.as_str(), "processing instructions"),
+            ("<x><!ENTITY e \"v\"></x>", "DTDs"),
+        ] {
+            let err = refuse_markup(body.as_bytes()).unwrap_err();
+            assert!(
+                matches!(&err, NoticeError::Refused(why) if why.contains(expected)),
+                "{expected:?}: {err:?}"
+            );
+        }
+        refuse_markup(good.as_bytes()).expect("the sample with its XML declaration passes");
+        refuse_markup(format!("\u{feff}{good}").as_bytes()).expect("a byte order mark is no markup");
         refused(&[0xff, 0xfe], "UTF-8");
         refused(
             good.replacen("?>", "?><?php x?>", 1).as_bytes(),
