@@ -31,6 +31,16 @@ impl SimControl for Simulator {
         Simulator::messages(self)
     }
 
+    /// The page shows a request frame's header only (`MKE.ORI.MCN.`): its fields name the restrained
+    /// and protected persons. The reply (ids and codes) is shown whole.
+    fn page_entry(message: &MessageEntry) -> serde_json::Value {
+        serde_json::json!({
+            "at": message.at,
+            "request": frame_header(&message.request),
+            "reply": message.reply,
+        })
+    }
+
     fn faults(&self) -> Faults {
         Simulator::faults(self)
     }
@@ -57,4 +67,28 @@ pub async fn serve(listener: TcpListener, sim: Arc<Simulator>, mut stop: watch::
             let _ = stop.wait_for(|stopped| *stopped).await;
         })
         .await
+}
+
+/// The first three `.`-terminated fields of a request frame (message key, ORI, MCN), with an ellipsis
+/// when more follows.
+fn frame_header(request: &str) -> String {
+    let end = request.match_indices('.').nth(2).map_or(request.len(), |(i, _)| i + 1);
+    let more = if end < request.len() { "…" } else { "" };
+    format!("{}{more}", &request[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The page shows a frame's first three fields; the person fields after them are not shown.
+    #[test]
+    fn the_page_shows_a_frames_header_only() {
+        assert_eq!(
+            frame_header("EPO.CA034025J.00011ABC.NAM/DOE, JOHN.DOB/19850214."),
+            "EPO.CA034025J.00011ABC.…"
+        );
+        assert_eq!(frame_header("EPO.CA0"), "EPO.CA0");
+        assert_eq!(frame_header("A.B.C."), "A.B.C.");
+    }
 }
