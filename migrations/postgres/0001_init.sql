@@ -43,9 +43,9 @@ CREATE INDEX inbound_messages_received_at ON inbound_messages (received_at);
 
 -- orders: the current state of each order key (court, order number), as the
 -- gap-free prefix of its accepted messages (sequences 1..applied_sequence)
--- leaves it. Messages past a gap are accepted but settled once it fills: applied,
--- or, when the order is closed (or already issued) by then, refused with their
--- deliveries DEAD and dead letters at stage sequence.
+-- leaves it. Messages past a gap are accepted but settled once it fills: applied
+-- (and routed), or, when the order is closed (or already issued) by then,
+-- refused: REJECTED with a dead letter at stage sequence and no deliveries.
 CREATE TABLE orders (
     court_ori        TEXT    NOT NULL,           -- the issuing court's ORI
     order_number     TEXT    NOT NULL,           -- the court's order number
@@ -71,11 +71,12 @@ CREATE TABLE deliveries (
     sequence         BIGINT  NOT NULL,           -- copied from the inbound message, for ordering
     partner          TEXT    NOT NULL,           -- CLETS | DOJ | LEA:<ORI>
     state            TEXT    NOT NULL,           -- PENDING | ACCEPTED | REJECTED | DEAD (| DISCARDED, by an operator)
-    attempts         BIGINT  NOT NULL DEFAULT 0, -- attempts made so far
+    attempts         BIGINT  NOT NULL DEFAULT 0, -- attempts made since created_at or the latest replay
     revision         BIGINT  NOT NULL DEFAULT 0, -- 0 until an edit-and-replay (ICD §5)
     next_attempt_at  BIGINT  NOT NULL,           -- not due before this time
     last_error       TEXT,                       -- the latest transient or permanent failure
-    replayed_at      BIGINT ,                    -- the latest operator replay; the retry max age counts from it (else from created_at)
+    replayed_at      BIGINT ,                    -- the latest operator replay (NULL: none)
+    first_attempt_at BIGINT ,                    -- the first attempt since created_at or the latest replay (NULL: none yet); the retry max age counts from it
     created_at       BIGINT  NOT NULL,
     updated_at       BIGINT  NOT NULL
 );

@@ -31,8 +31,9 @@ pub struct RetryConfig {
     /// Longest delay, in ms.
     #[serde(default = "default_retry_max_ms")]
     pub max_ms: u64,
-    /// How long a message is retried before it becomes a dead letter, in
-    /// seconds (ICD §9: 24 h).
+    /// How long a delivery is retried, counted from its first attempt,
+    /// before it becomes a dead letter (after at least 3 attempts; see
+    /// `delivery::retry`), in seconds (ICD §9: 24 h).
     #[serde(default = "default_max_age_secs")]
     pub max_age_secs: u64,
 }

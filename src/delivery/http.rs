@@ -525,6 +525,7 @@ mod tests {
             state: OrderMessage::default(),
             nic: None,
             attempts: 0,
+            first_attempt_at: None,
             created_at: Utc::now(),
         };
         assert_eq!(idempotency_key(&job), "por:CA034025J:24DV01234:3:DOJ:1");

@@ -19,7 +19,8 @@
 //! is safe: the request carries the same MCN (CLETS) or Idempotency-Key,
 //! and the partner answers a repeat with its first answer (ICD §5, §6).
 //! Transient failures are retried with exponential backoff and jitter
-//! ([`retry`]) until the message's maximum age, then dead-lettered.
+//! ([`retry`]) until the maximum age has passed since the delivery's first
+//! attempt and it had at least three attempts, then dead-lettered.
 //!
 //! The HTTP partners ([`doj`], [`lea`]) share one answer classification
 //! ([`http`]) and report each attempt to a per-partner circuit breaker

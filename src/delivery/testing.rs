@@ -65,6 +65,7 @@ pub fn job(partner: PartnerId, action: Action) -> DeliveryJob {
         order,
         nic: None,
         attempts: 0,
+        first_attempt_at: None,
         created_at: Utc::now(),
     }
 }

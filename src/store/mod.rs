@@ -30,8 +30,9 @@
 //! - **Orders stay closed.** Messages are applied to their order in
 //!   sequence. A message that waited past a gap and finds the order closed
 //!   (by a TERMINATE or CANCEL that filled the gap, ICD §5) is not applied:
-//!   its deliveries become `DEAD`, with a `DEAD_LETTERED` status and a dead
-//!   letter at stage `sequence` (reason `ORDER_CLOSED`) per routed partner.
+//!   it gets a `REJECTED` status and a dead letter at stage `sequence`
+//!   (reason `ORDER_CLOSED`, or `SEQUENCE_CONFLICT` for an ISSUE that finds
+//!   the order active). It was never routed, so it has no deliveries.
 //! - **Text.** Every text the store writes or looks up from input has NUL
 //!   replaced by U+FFFD (PostgreSQL refuses NUL in `TEXT`).
 //! - **Images once.** An order's signed image (up to 10 MiB) is kept once,
@@ -128,7 +129,7 @@ pub struct IntakeItem {
 pub enum IntakeOutcome {
     /// First arrival: stored with the statuses and dead letters it produced:
     /// its own `ACCEPTED`, or `REJECTED` plus its dead letter; and, when an
-    /// accepted message fills a sequence gap, the `DEAD_LETTERED` statuses and
+    /// accepted message fills a sequence gap, the `REJECTED` statuses and
     /// dead letters of the waiting messages it left refused (a closed order).
     Stored {
         statuses: Vec<StoredStatus>,
@@ -348,8 +349,10 @@ pub struct DeliveryJob {
     pub nic: Option<String>,
     /// Attempts made so far (since the latest operator replay).
     pub attempts: u32,
-    /// When the delivery was created, or last replayed by an operator: the
-    /// retry max age counts from it.
+    /// When the first of those attempts was made; `None` before it. The
+    /// retry max age counts from it (see [`crate::delivery::retry`]).
+    pub first_attempt_at: Option<DateTime<Utc>>,
+    /// When the delivery was created, or last replayed by an operator.
     pub created_at: DateTime<Utc>,
 }
 

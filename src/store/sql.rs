@@ -33,9 +33,9 @@
 //!   once the gap fills: applied, or refused when the order is closed by then
 //!   (`ORDER_CLOSED`: after a TERMINATE, or after a CANCEL unless it is the
 //!   re-entry ISSUE right after it) or an ISSUE finds it active
-//!   (`SEQUENCE_CONFLICT`). A refused message leaves the order as it was; its
-//!   deliveries become `DEAD` with `DEAD_LETTERED` statuses and dead letters at
-//!   stage `sequence`. Its deliveries were never due before. `closed_sequence`
+//!   (`SEQUENCE_CONFLICT`). A refused message leaves the order as it was and
+//!   gets a `REJECTED` status with the code and a dead letter at stage
+//!   `sequence`; it was never routed, so it has no deliveries. `closed_sequence`
 //!   remembers which TERMINATE or CANCEL closed the order (the re-entry
 //!   ISSUE must be the one right after that CANCEL). Keeping the prefix on
 //!   the order row (rather than recomputing it from the messages) keeps the

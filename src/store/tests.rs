@@ -16,8 +16,10 @@ use crate::model::{PersonName, ProtectedPerson, ProtectionOrder, RestrainedPerso
 
 mod images;
 mod operations;
+mod retries;
 use images::*;
 use operations::*;
+use retries::*;
 
 const COURT: &str = "CA034025J";
 const OTHER_COURT: &str = "CA019015J";
@@ -138,6 +140,9 @@ store_tests!(
     stored_orders_refer_to_their_image,
     same_sequence_compares_the_image,
     due_deliveries_do_not_read_images,
+    retries_run_out_after_max_age_since_first_attempt_and_three_attempts,
+    retries_need_three_attempts_past_the_max_age,
+    replay_restarts_the_retry_age_and_attempts,
     attempts_keep_their_image_by_reference,
     edits_refer_to_a_kept_image,
 );

@@ -4,14 +4,18 @@
 //! `deliveries.state` is `PENDING` until an outcome finishes it: `ACCEPTED`,
 //! `REJECTED` (a permanent partner rejection) or `DEAD` (given up). A
 //! `DISCARDED` state is reserved for an operator's discard of a dead letter;
-//! like `ACCEPTED`, it no longer holds back later sequences. Intake also
-//! finishes deliveries `DEAD` when their message is refused in sequence (a
-//! closed order); those were never due.
+//! like `ACCEPTED`, it no longer holds back later sequences. A message that
+//! intake refuses when its turn comes in sequence (`ORDER_CLOSED`,
+//! `SEQUENCE_CONFLICT`) is answered `REJECTED` and has no deliveries: it was
+//! never routed.
 //!
 //! A job carries the delivery's current revision: the original canonical
 //! message at revision 0, else the operator's edit in `revisions`. Its
-//! `created_at` is the latest operator replay when there was one, so the
-//! retry max age counts from the replay.
+//! `created_at` is the latest operator replay when there was one. Its
+//! `attempts` and `first_attempt_at` count from the delivery's creation or
+//! its latest replay: every recorded outcome of a `PENDING` delivery sets
+//! `first_attempt_at` to the attempt's time unless already set, and a replay
+//! clears it; the retry max age counts from it (`delivery::retry`).
 //!
 //! Neither query reads an image or a raw body: a job's orders hold their
 //! image by reference (the DOJ adapter loads the bytes with
@@ -58,7 +62,7 @@ pub(super) async fn due(
     let limit = params.push(Value::Int(i64::from(limit)));
     let sql = format!(
         "SELECT d.id, d.partner, d.court_ori, d.order_number, d.sequence, d.revision, \
-                d.attempts, COALESCE(d.replayed_at, d.created_at) AS since, i.message_id, i.action, \
+                d.attempts, d.first_attempt_at, COALESCE(d.replayed_at, d.created_at) AS since, i.message_id, i.action, \
                 COALESCE(r.canonical_json, i.canonical_json) AS canonical_json, \
                 COALESCE(r.state_json, i.state_json, i.canonical_json) AS state_json, \
                 CASE WHEN i.action = 'ISSUE' THEN NULL ELSE o.clets_nic END AS nic \
@@ -95,6 +99,10 @@ pub(super) async fn due(
                 state: from_json(&row.try_get::<String, _>("state_json")?, "order state")?,
                 nic: row.try_get("nic")?,
                 attempts: to_u32(row.try_get("attempts")?, "attempts")?,
+                first_attempt_at: row
+                    .try_get::<Option<i64>, _>("first_attempt_at")?
+                    .map(from_ms)
+                    .transpose()?,
                 created_at: from_ms(row.try_get("since")?)?,
             })
         })
@@ -177,16 +185,18 @@ pub(super) async fn record_one(
         d.partner = Some(partner.clone());
         d
     };
+    let attempted_at = to_ms(attempt.at);
     let finish = |state: &'static str, error: Option<String>| {
         sqlx::query(
-            "UPDATE deliveries SET state = $2, attempts = $3, last_error = $4, updated_at = $5 \
-             WHERE id = $1",
+            "UPDATE deliveries SET state = $2, attempts = $3, last_error = $4, updated_at = $5, \
+             first_attempt_at = COALESCE(first_attempt_at, $6) WHERE id = $1",
         )
         .bind(delivery_id)
         .bind(state)
         .bind(i64::from(attempts))
         .bind(text_opt(error.as_deref()))
         .bind(now)
+        .bind(attempted_at)
     };
 
     match outcome {
@@ -243,13 +253,14 @@ pub(super) async fn record_one(
         } => {
             sqlx::query(
                 "UPDATE deliveries SET attempts = $2, next_attempt_at = $3, last_error = $4, \
-                 updated_at = $5 WHERE id = $1",
+                 updated_at = $5, first_attempt_at = COALESCE(first_attempt_at, $6) WHERE id = $1",
             )
             .bind(delivery_id)
             .bind(i64::from(attempts))
             .bind(to_ms(next_attempt_at))
             .bind(text(&reason))
             .bind(now)
+            .bind(attempted_at)
             .execute(&mut *conn)
             .await?;
         }

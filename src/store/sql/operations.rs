@@ -13,12 +13,13 @@
 //! - **Already accepted.** A replay is refused when the partner accepted the
 //!   message: the delivery is `ACCEPTED`, or one of its attempts was answered
 //!   with an acceptance after it was given up (a late answer).
-//! - **Replay** sets the delivery `PENDING`, due now, attempts 0 and
-//!   `replayed_at` now (the retry max age counts from there), and keeps its
-//!   revision, so the partner sees the same MCN or Idempotency-Key. That is
-//!   what a `DEAD` delivery needs (retries ran out); after a permanent
-//!   rejection, CARPOS answers the repeated MCN with its remembered `REJ`
-//!   (ICD §6), so the fix for a rejection is an edit.
+//! - **Replay** sets the delivery `PENDING`, due now, attempts 0,
+//!   `first_attempt_at` cleared (so the retry max age counts from its next
+//!   attempt, and it gets three attempts again) and `replayed_at` now, and
+//!   keeps its revision, so the partner sees the same MCN or
+//!   Idempotency-Key. That is what a `DEAD` delivery needs (retries ran
+//!   out); after a permanent rejection, CARPOS answers the repeated MCN with
+//!   its remembered `REJ` (ICD §6), so the fix for a rejection is an edit.
 //! - **Edit-and-replay** stores the edited canonical order as the next
 //!   revision (table `revisions`: who, when, why, and the order state with the
 //!   edit applied, for the HTTP partners) and points the delivery's
@@ -359,8 +360,8 @@ async fn current_state(conn: &mut AnyConnection, delivery_id: i64) -> StoreResul
 /// Puts a given-up delivery back in line at `revision`, due now.
 async fn requeue(conn: &mut AnyConnection, t: &Target, revision: u32, now: i64) -> Result<(), ActionError> {
     let changed = sqlx::query(
-        "UPDATE deliveries SET state = 'PENDING', attempts = 0, revision = $2, next_attempt_at = $3, \
-         replayed_at = $3, last_error = NULL, updated_at = $3 \
+        "UPDATE deliveries SET state = 'PENDING', attempts = 0, first_attempt_at = NULL, revision = $2, \
+         next_attempt_at = $3, replayed_at = $3, last_error = NULL, updated_at = $3 \
          WHERE id = $1 AND state IN ('REJECTED', 'DEAD')",
     )
     .bind(t.id)
