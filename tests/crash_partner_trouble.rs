@@ -26,11 +26,30 @@ fn counter(state: &Value, name: &str) -> u64 {
     state["counters"][name].as_u64().unwrap_or(0)
 }
 
+/// Connections the CLETS simulator refused because it was down: every
+/// reconnection attempt Porter made meanwhile (the simulator accepts the
+/// socket and closes it at once; `connections` does not count these).
+fn refused(clets: &Value) -> u64 {
+    clets["refused_connections"].as_u64().unwrap_or(0)
+}
+
+/// Most connection attempts CLETS may see in its 60 s down. The circuit
+/// opens after 5 consecutive failures (plus the few attempts already under
+/// way), then lets one probe through after 1, 2, 4, 8, 16 and 32 s: about a
+/// dozen in all. Without the circuit every pending ISSUE (20 at CI load)
+/// would retry on its own backoff (200 ms doubling to 2 s): about 30
+/// attempts each in 60 s, some 600 in all. So the bound tells a working
+/// circuit from a missing one with a wide margin either way.
+const MAX_ATTEMPTS_WHILE_DOWN: u64 = 40;
+
 /// Proves crash test (c): with CLETS down for 60 s (its circuit opens, and
-/// its simulator sees at most 10 new connections in that time), DOJ busy
+/// its simulator sees at most [`MAX_ATTEMPTS_WHILE_DOWN`] connection
+/// attempts in that time), DOJ busy
 /// for 30 % of requests and the sheriff's RMS slow, DOJ and LEA deliveries
 /// keep going while CLETS is down; once CLETS is back every message reaches
-/// every partner, every court status arrives, and nothing is applied twice.
+/// every partner and is accepted (the court simulator's report is clean),
+/// every court status arrives, and nothing is applied twice. The orders are
+/// published interleaved (`order_window`), not one lifecycle at a time.
 /// CI load: 20 orders (ISSUE, MODIFY, SERVICE), `PORTER_TROUBLE_ORDERS`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partners_down_busy_and_slow_lose_nothing_and_do_not_hold_each_other_up() {
@@ -49,7 +68,7 @@ async fn partners_down_busy_and_slow_lose_nothing_and_do_not_hold_each_other_up(
     )
     .await;
     let started = Instant::now();
-    let clets_before = counter(&h.sim_state().await, "connections");
+    let refused_before = refused(&h.sim_state().await);
 
     let load = CourtSimConfig {
         amqp_url: amqp_url(),
@@ -84,7 +103,16 @@ async fn partners_down_busy_and_slow_lose_nothing_and_do_not_hold_each_other_up(
     let lea_late = counter(&Harness::http_sim_state(&lea).await, "accepted");
     let clets = h.sim_state().await;
     assert_eq!(counter(&clets, "accepted"), 0, "CLETS was down");
-    assert!(counter(&clets, "connections") - clets_before <= 10);
+    let attempts = refused(&clets) - refused_before;
+    println!("partner trouble: {attempts} connection attempts while CLETS was down");
+    assert!(
+        attempts > 0,
+        "Porter tried CLETS while it was down (so the count can rise)"
+    );
+    assert!(
+        attempts <= MAX_ATTEMPTS_WHILE_DOWN,
+        "the open circuit keeps reconnection attempts few: {attempts} in 60 s"
+    );
     assert!(
         doj_early > 0,
         "DOJ received orders while CLETS was down (by 5 s: {doj_early}, by 60 s: {doj_late})"
@@ -102,8 +130,9 @@ async fn partners_down_busy_and_slow_lose_nothing_and_do_not_hold_each_other_up(
         report.sent,
         started.elapsed().as_secs_f64()
     );
-    assert_eq!(report.complete, report.sent, "{}", report.summary());
-    assert!(report.anomalies.is_empty(), "{:?}", report.anomalies);
+    // Every fault here is transient (down, busy, slow), so every message
+    // must end accepted by every partner: not rejected, not dead-lettered.
+    assert!(report.is_clean(), "{}", report.summary());
     for state in [
         h.sim_state().await,
         Harness::http_sim_state(&doj).await,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::*;
 use porter::model::{PartnerId, StatusKind, StatusMessage};
+use porter_simulators::court::{CourtFormat, CourtSimConfig, SimCourt};
 
 fn sample(name: &str, court: &str, order: &str) -> Vec<u8> {
     let body = std::fs::read(repo().join("schemas/samples").join(name)).unwrap();
@@ -37,15 +38,40 @@ fn settled(statuses: &[StatusMessage]) -> bool {
         .is_some_and(|a| a.routed_partners.iter().all(|p| status_for(statuses, p).is_some()))
 }
 
+/// The load that runs beside the poison: a second court's full lifecycles
+/// (ISSUE, MODIFY, SERVICE, close), published interleaved. Its orders live
+/// in `ANYTOWN` (the court's ORI is no real county's), so they go to CLETS,
+/// DOJ and the court's sheriff, never to Elk Grove.
+fn load(court: &str) -> CourtSimConfig {
+    CourtSimConfig {
+        amqp_url: amqp_url(),
+        courts: vec![SimCourt {
+            ori: court.into(),
+            name: "load court".into(),
+            format: CourtFormat::Fixed,
+        }],
+        orders_per_court: 10,
+        rate_per_sec: 0.0,
+        lifecycle: true,
+        close: true,
+        status_timeout_secs: 120,
+        ..CourtSimConfig::default()
+    }
+}
+
 /// Proves that an order the Elk Grove police RMS always rejects becomes
 /// PARTNER_REJECTED and a dead letter on `por.dead` for that agency only —
 /// CLETS, DOJ and the sheriff still get it — that its later MODIFY waits
-/// behind the dead letter for that agency alone, and that the orders
-/// published after it reach every partner.
+/// behind the dead letter for that agency alone, and that everything else
+/// is clean: the orders published after it on the same court reach every
+/// partner, and a second court's interleaved lifecycles, published at the
+/// same time, end with a clean court-simulator report (nothing rejected,
+/// dead-lettered or incomplete: the poison stays the poison's).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_one_partner_always_rejects_is_dead_lettered_and_the_rest_flows() {
     let court = unique_ori();
-    let h = Harness::start_with_setup(&[&court], Setup::ALL_PARTNERS).await;
+    let load_court = unique_ori();
+    let h = Harness::start_with_setup(&[&court, &load_court], Setup::ALL_PARTNERS).await;
     let lea = h.lea.clone().unwrap();
     let set = reqwest::Client::new()
         .post(format!("{lea}/_sim/faults"))
@@ -64,6 +90,11 @@ async fn a_message_one_partner_always_rejects_is_dead_lettered_and_the_rest_flow
         &in_elk_grove(&sample("issue.xml", &court, "24DVP0001")),
     )
     .await;
+    let simulation = tokio::spawn(porter_simulators::court::run_with_printer(
+        load(&load_court),
+        std::future::pending::<()>(),
+        |_| {},
+    ));
     let others: Vec<String> = (0..10).map(|i| unique_id(&format!("other-{i}"))).collect();
     for (i, id) in others.iter().enumerate() {
         let order = format!("24DVO{i:04}");
@@ -108,5 +139,8 @@ async fn a_message_one_partner_always_rejects_is_dead_lettered_and_the_rest_flow
         .await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     assert_eq!(status_for(&watch.for_message(&later), &elk_grove), None, "{m:#?}");
+    let report = simulation.await.unwrap().expect("court simulator");
+    println!("{}", report.summary());
+    assert!(report.is_clean(), "the rest is clean: {}", report.summary());
     h.stop().await;
 }

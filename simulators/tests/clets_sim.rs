@@ -199,9 +199,18 @@ async fn order_lifecycle_faults_and_reset() {
     );
 
     // Down: connections are refused (a transient transport error), and come back when it is lifted.
+    // A refused connection counts in `refused_connections`, not in `connections`.
+    let served = h.state().await.counters.connections;
     assert!(h.post("/_sim/faults", json!({"down": true})).await.is_success());
-    let err = h.clets.send(epo(5).as_bytes()).await.unwrap_err();
-    assert!(matches!(err, CletsError::Transport(_)) && err.is_transient(), "{err:?}");
+    // A pooled connection the simulator just dropped may fail a send without a new connection, so a
+    // few sends: each fails, and once the pool's connections are gone the next one is refused.
+    for _ in 0..3 {
+        let err = h.clets.send(epo(5).as_bytes()).await.unwrap_err();
+        assert!(matches!(err, CletsError::Transport(_)) && err.is_transient(), "{err:?}");
+    }
+    let down = h.state().await;
+    assert!(down.refused_connections >= 1, "the refused connection is counted");
+    assert_eq!(down.counters.connections, served, "and not as served");
     assert!(h.post("/_sim/faults", json!({})).await.is_success());
 
     // Reset: everything forgotten, faults cleared, a new entry accepted.
@@ -215,6 +224,7 @@ async fn order_lifecycle_faults_and_reset() {
         })
     );
     assert!(state.records.is_empty());
+    assert_eq!(state.refused_connections, 0, "reset forgets the refused connections");
     assert!(matches!(h.send(&epo(1)).await, CletsReply::Ack { .. }));
     assert_eq!(h.state().await.counters.accepted, 1);
 

@@ -277,6 +277,7 @@ async fn publisher_sends_icd_messages() {
     let summary = publish_all(
         &publisher,
         orders,
+        config.order_window,
         0.0,
         |e| {
             if let PublishEvent::Confirmed(m) = e {
@@ -301,6 +302,7 @@ async fn publisher_sends_icd_messages() {
     let now = chrono::Utc::now().timestamp() as u64;
     let mut ids = HashSet::new();
     let mut last_sequence: HashMap<(String, String), u32> = HashMap::new();
+    let mut sequences = Vec::new();
     for _ in 0..18 {
         let d = tokio::time::timeout(Duration::from_secs(5), consumer.next())
             .await
@@ -332,7 +334,12 @@ async fn publisher_sends_icd_messages() {
         );
         let last = last_sequence.insert((ori, order), sequence).unwrap_or(0);
         assert_eq!(sequence, last + 1, "an order's messages arrive in sequence order");
+        sequences.push(sequence);
     }
+    // The three orders of each court fit in one `order_window` (8), so the
+    // orders are interleaved on the wire: the six ISSUEs, then the six
+    // MODIFYs, then the six SERVICEs (one order at a time would give 1, 1, 2, …).
+    assert_eq!(sequences, [[1; 6], [2; 6], [3; 6]].concat());
     assert_eq!(last_sequence.len(), 6);
     assert!(last_sequence.values().all(|s| *s == 3));
     let _ = conn.close(200, "OK".into()).await;
@@ -368,6 +375,7 @@ async fn options_reach_the_wire() {
     let summary = publish_all(
         &publisher,
         orders,
+        config.order_window,
         0.0,
         |_| {},
         std::pin::pin!(std::future::pending::<()>()),

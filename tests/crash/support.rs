@@ -137,7 +137,10 @@ impl CrashRun {
         self.dir.path().join(format!("run-{n}.log"))
     }
 
-    /// The load: both courts' lifecycles through the court simulator.
+    /// The load: both courts' lifecycles through the court simulator, with
+    /// the default `order_window` (8 orders of a court in flight together,
+    /// so an order's later messages arrive while its earlier ones are still
+    /// being delivered).
     fn load(&self, orders: u32) -> CourtSimConfig {
         let per_court = orders.div_ceil(self.courts.len() as u32);
         CourtSimConfig {
@@ -285,14 +288,15 @@ impl CrashRun {
             elapsed.as_secs_f64(),
             report.sent as f64 / elapsed.as_secs_f64()
         );
-        assert!(report.sent > 0 && report.not_sent == 0, "{}", report.summary());
-        assert_eq!(
-            report.complete,
-            report.sent,
-            "every message complete: {}\nlast broker log lines:\n{log_tail}",
+        assert!(report.sent > 0, "{}", report.summary());
+        // Clean, not merely complete: no partner injects faults here, so a
+        // message REJECTED, PARTNER_REJECTED or DEAD_LETTERED, a publish
+        // failure or an anomaly is something a crash broke.
+        assert!(
+            report.is_clean(),
+            "every message complete and accepted by every partner: {}\nlast broker log lines:\n{log_tail}",
             report.summary()
         );
-        assert!(report.anomalies.is_empty(), "{:?}", report.anomalies);
         assert!(duplicates > 0, "resends happened and were answered from memory");
     }
 }

@@ -24,8 +24,10 @@
 //!   edit-and-replay increments the MCN's revision digit (ICD §5).
 //! - `double_records` counts applications of an `(ORI, PNO, sequence)` that was already applied under
 //!   another MCN. A well-behaved broker keeps it at 0. Each one is also logged at WARN.
-//! - `down` refuses connections (accepted sockets are closed at once and not counted) and drops the open
-//!   ones.
+//! - `down` refuses connections (accepted sockets are closed at once and not counted in `connections`)
+//!   and drops the open ones. The refused ones are counted in `refused_connections`, beside the ICD
+//!   counters in `GET /_sim/state`: it is how a test sees how often a client tried to reconnect while
+//!   CLETS was down (a broker whose circuit breaker works tries only a few times).
 //! - Logs carry the message key, ORI, MCN and NIC, never names, dates of birth or other field values.
 //!   The control API does show full requests: it is the tester's view of what the partner received.
 
@@ -141,6 +143,10 @@ pub struct StateView {
     pub faults: Faults,
     /// The CARPOS records, in entry order.
     pub records: Vec<RecordView>,
+    /// Connections accepted and closed at once because the `down` fault was on (not in `connections`,
+    /// which counts the connections served). Reset by `POST /_sim/reset`.
+    #[serde(default)]
+    pub refused_connections: u64,
 }
 
 /// One entry of `GET /_sim/messages`.
@@ -168,6 +174,8 @@ pub struct Simulator {
 #[derive(Debug)]
 struct State {
     counters: Counters,
+    /// Connections refused while down.
+    refused_connections: u64,
     table: RecordTable,
     /// Final replies (`ACK`, `REJ`) by `(ORI, MCN)`, for repeated MCNs.
     acks: HashMap<(String, String), String>,
@@ -181,6 +189,7 @@ impl Simulator {
         let table = RecordTable::new(config.nic_prefix, config.fcn_prefix.clone());
         let state = State {
             counters: Counters::default(),
+            refused_connections: 0,
             table,
             acks: HashMap::new(),
             messages: MessageLog::new(config.message_log_capacity),
@@ -207,6 +216,11 @@ impl Simulator {
     /// Counts a connection that is being served.
     pub fn connection_opened(&self) {
         self.lock().counters.connections += 1;
+    }
+
+    /// Counts a connection refused because the `down` fault is on.
+    pub fn connection_refused(&self) {
+        self.lock().refused_connections += 1;
     }
 
     /// Whether the `down` fault is on.
@@ -236,6 +250,7 @@ impl Simulator {
         {
             let mut state = self.lock();
             state.counters = Counters::default();
+            state.refused_connections = 0;
             state.table.clear();
             state.acks.clear();
             state.messages.clear();
@@ -264,6 +279,7 @@ impl Simulator {
             counters: state.counters,
             faults: state.faults.clone(),
             records,
+            refused_connections: state.refused_connections,
         }
     }
 

@@ -44,6 +44,7 @@ pub async fn serve(listener: TcpListener, sim: Arc<Simulator>, mut stop: watch::
         };
         if sim.is_down() {
             debug!(%peer, "Refused a CLETS connection: the simulator is down.");
+            sim.connection_refused();
             continue;
         }
         sim.connection_opened();

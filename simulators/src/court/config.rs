@@ -22,6 +22,16 @@ pub struct CourtSimConfig {
     /// publisher confirms allow.
     #[serde(default = "default_rate_per_sec")]
     pub rate_per_sec: f64,
+    /// How many orders of one court are in flight together: the court
+    /// publishes the first message of `order_window` of its orders, then the
+    /// second message of each, and so on, and only then starts its next
+    /// `order_window` orders (see [`super::publisher::schedule`]). So an
+    /// order's MODIFY usually reaches Porter while its ISSUE is still being
+    /// delivered, as when a clerk works on several cases at once. `1`
+    /// publishes each order's messages before the court's next order.
+    /// Each order's messages always go in sequence order.
+    #[serde(default = "default_order_window")]
+    pub order_window: usize,
     /// `false`: every order is one ISSUE. `true`: each ISSUE is followed by a
     /// MODIFY (sequence 2) and a SERVICE (sequence 3).
     #[serde(default)]
@@ -125,6 +135,7 @@ impl Default for CourtSimConfig {
             courts: default_courts(),
             orders_per_court: default_orders_per_court(),
             rate_per_sec: default_rate_per_sec(),
+            order_window: default_order_window(),
             lifecycle: false,
             close: false,
             close_mode: CloseMode::default(),
@@ -150,6 +161,9 @@ impl CourtSimConfig {
             if !seen.insert(court.ori.as_str()) {
                 anyhow::bail!("court simulator: court {} is configured twice", court.ori);
             }
+        }
+        if self.order_window == 0 {
+            anyhow::bail!("court simulator: order_window must be at least 1");
         }
         if !self.rate_per_sec.is_finite() || self.rate_per_sec < 0.0 {
             anyhow::bail!("court simulator: rate_per_sec must be 0 or a positive number");
@@ -185,6 +199,10 @@ fn default_rate_per_sec() -> f64 {
     5.0
 }
 
+fn default_order_window() -> usize {
+    8
+}
+
 fn default_status_timeout_secs() -> u64 {
     60
 }
@@ -207,6 +225,7 @@ mod tests {
         assert_eq!(c.amqp_url, "amqp://guest:guest@127.0.0.1:5672/%2f");
         assert_eq!(c.orders_per_court, 2);
         assert_eq!(c.rate_per_sec, 5.0);
+        assert_eq!(c.order_window, 8);
         assert!(!c.lifecycle);
         assert!(!c.close && c.close_mode == CloseMode::Mixed);
         assert_eq!(c.format_override, None);
@@ -254,6 +273,9 @@ mod tests {
         let mut twice = c.clone();
         twice.courts.push(c.courts[0].clone());
         assert!(twice.validate().is_err());
+        let mut window = c.clone();
+        window.order_window = 0;
+        assert!(window.validate().is_err());
         let mut rate = c;
         rate.rate_per_sec = -1.0;
         assert!(rate.validate().is_err());

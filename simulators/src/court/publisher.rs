@@ -2,12 +2,21 @@
 //! with routing key = the court's ORI, persistent, `mandatory`, with publisher
 //! confirms, and a `basic.return` counted as a failure.
 //!
+//! Messages go in the order [`schedule`] gives: each court's orders are
+//! taken `order_window` at a time, and within such a window the first
+//! messages of its orders go first, then the second ones, and so on; the
+//! courts take turns. So several orders of one court are in flight together
+//! and an order's MODIFY usually reaches Porter while its ISSUE is still
+//! being delivered, which is what a busy court does and what Porter's
+//! per-order sequencing must hold up against. The schedule depends only on
+//! the orders and the window, so a seed gives the same publication order.
+//!
 //! Confirms are pipelined: up to [`CONFIRM_WINDOW`] messages are in flight at
 //! once, their `PublisherConfirm`s held in a `FuturesUnordered`. The messages
-//! of one order still go strictly in sequence: the next one of an order is
-//! queued only when the previous one was confirmed, and when one fails the
-//! rest of that order is not sent (a court would not send a MODIFY for an
-//! ISSUE the broker never took).
+//! of one order still go strictly in sequence: an order's next message is
+//! published only when the previous one was confirmed (the schedule waits
+//! for it), and when one fails the rest of that order is not sent (a court
+//! would not send a MODIFY for an ISSUE the broker never took).
 //!
 //! A publish that fails because the connection dropped is sent again, with
 //! the same bytes and properties, once the connection has recovered: ICD §5
@@ -71,6 +80,81 @@ pub struct PublishSummary {
     pub not_sent: usize,
     /// Whether shutdown stopped publishing early.
     pub interrupted: bool,
+}
+
+/// The messages still to publish, and in which order.
+struct Queue {
+    /// Each order's unpublished messages, in sequence order.
+    pending: Vec<VecDeque<GeneratedMessage>>,
+    /// Orders with a message awaiting its confirm: their next message waits.
+    busy: Vec<bool>,
+    /// The orders whose next message goes next, in publication order
+    /// ([`schedule`]).
+    slots: VecDeque<usize>,
+}
+
+impl Queue {
+    fn new(orders: Vec<Vec<GeneratedMessage>>, window: usize) -> Queue {
+        let slots = schedule(&orders, window).into();
+        let busy = vec![false; orders.len()];
+        let pending = orders.into_iter().map(VecDeque::from).collect();
+        Queue { pending, busy, slots }
+    }
+
+    /// The order whose message is next, skipping orders with nothing left
+    /// (the rest of an order is dropped when one of its messages fails).
+    fn next(&mut self) -> Option<usize> {
+        while let Some(&order) = self.slots.front() {
+            if !self.pending[order].is_empty() {
+                return Some(order);
+            }
+            self.slots.pop_front();
+        }
+        None
+    }
+
+    /// Messages never published.
+    fn left(&self) -> usize {
+        self.pending.iter().map(VecDeque::len).sum()
+    }
+}
+
+/// The publication order of `orders` with `window` orders of each court in
+/// flight together: one entry per message, the index of its order in
+/// `orders` (an order's k-th entry stands for its k-th message).
+///
+/// Each court's orders, in their order in `orders`, are cut into windows of
+/// `window` (`0` is taken as 1). Window by window, round by round, court by
+/// court: round r of window w takes the r-th message of each of the court's
+/// orders in its window w. With `window = 2` and one court: ISSUE 1, ISSUE 2,
+/// MODIFY 1, MODIFY 2, …, then ISSUE 3, ISSUE 4, ….
+pub fn schedule(orders: &[Vec<GeneratedMessage>], window: usize) -> Vec<usize> {
+    let window = window.max(1);
+    // Each court's order indices; courts in order of first appearance.
+    let mut courts: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, order) in orders.iter().enumerate() {
+        let Some(first) = order.first() else { continue };
+        match courts.iter_mut().find(|court| court.0 == first.court_ori) {
+            Some(court) => court.1.push(i),
+            None => courts.push((first.court_ori.as_str(), vec![i])),
+        }
+    }
+    let windows = courts.iter().map(|(_, o)| o.len().div_ceil(window)).max().unwrap_or(0);
+    let mut slots = Vec::with_capacity(orders.iter().map(Vec::len).sum());
+    for w in 0..windows {
+        let in_window =
+            |indices: &[usize]| -> Vec<usize> { indices.iter().skip(w * window).take(window).copied().collect() };
+        let windowed: Vec<Vec<usize>> = courts.iter().map(|(_, o)| in_window(o)).collect();
+        let rounds = windowed.iter().flatten().map(|&i| orders[i].len()).max().unwrap_or(0);
+        for round in 0..rounds {
+            for &i in windowed.iter().flatten() {
+                if round < orders[i].len() {
+                    slots.push(i);
+                }
+            }
+        }
+    }
+    slots
 }
 
 /// The body and properties of one message, fixed at its first attempt.
@@ -137,14 +221,17 @@ pub fn properties(message: &GeneratedMessage) -> BasicProperties {
         .with_app_id(APP_ID.into())
 }
 
-/// Publishes `orders` (each the messages of one order, in sequence order) at
-/// `rate_per_sec` messages per second (`0`: unthrottled), with at most
-/// [`CONFIRM_WINDOW`] confirms in flight, until all are done or `shutdown`
-/// completes. Each message's `sent_at` is set when it is first published.
-/// `on_event` hears about every message.
+/// Publishes `orders` (each the messages of one order, in sequence order) in
+/// the order [`schedule`] gives for `window`, at `rate_per_sec` messages per
+/// second (`0`: unthrottled), with at most [`CONFIRM_WINDOW`] confirms in
+/// flight and each message only once its order's previous one was
+/// confirmed, until all are done or `shutdown` completes. Each message's
+/// `sent_at` is set when it is first published. `on_event` hears about every
+/// message.
 pub async fn publish_all<S>(
     publisher: &Publisher,
     orders: Vec<Vec<GeneratedMessage>>,
+    window: usize,
     rate_per_sec: f64,
     mut on_event: impl FnMut(PublishEvent<'_>),
     mut shutdown: Pin<&mut S>,
@@ -153,9 +240,7 @@ where
     S: Future<Output = ()> + ?Sized,
 {
     let mut summary = PublishSummary::default();
-    let mut pending: Vec<VecDeque<GeneratedMessage>> = orders.into_iter().map(VecDeque::from).collect();
-    // Orders whose next message may go now, in the order they became ready.
-    let mut ready: VecDeque<usize> = (0..pending.len()).filter(|i| !pending[*i].is_empty()).collect();
+    let mut queue = Queue::new(orders, window);
     let mut in_flight: FuturesUnordered<InFlight> = FuturesUnordered::new();
     let mut ticker = (rate_per_sec > 0.0).then(|| {
         let mut t = tokio::time::interval(Duration::from_secs_f64(1.0 / rate_per_sec));
@@ -164,10 +249,12 @@ where
     });
 
     loop {
-        if ready.is_empty() && in_flight.is_empty() {
+        let next = queue.next();
+        if next.is_none() && in_flight.is_empty() {
             break;
         }
-        let can_send = !ready.is_empty() && in_flight.len() < CONFIRM_WINDOW;
+        // A busy order has its message in flight, so waiting for it ends.
+        let can_send = next.is_some_and(|order| !queue.busy[order]) && in_flight.len() < CONFIRM_WINDOW;
         tokio::select! {
             biased;
             () = &mut shutdown => {
@@ -179,8 +266,8 @@ where
                     Ok(confirmation) => confirmation,
                     Err(error) => {
                         match recover(publisher, p, error).await {
-                            Ok(p) => retry(publisher, p, &mut in_flight, &mut summary, &mut pending, &mut on_event).await,
-                            Err((p, reason)) => fail(p, &reason, &mut summary, &mut pending, &mut on_event),
+                            Ok(p) => retry(publisher, p, &mut in_flight, &mut summary, &mut queue, &mut on_event).await,
+                            Err((p, reason)) => fail(p, &reason, &mut summary, &mut queue, &mut on_event),
                         }
                         continue;
                     }
@@ -189,22 +276,21 @@ where
                     None => {
                         on_event(PublishEvent::Confirmed(&p.message));
                         summary.confirmed.push(p.message.message_id.clone());
-                        if !pending[p.order].is_empty() {
-                            ready.push_back(p.order);
-                        }
+                        queue.busy[p.order] = false;
                     }
                     Some(_) if confirmation.is_nack() && p.attempt < MAX_ATTEMPTS => {
                         warn!(court = %p.message.court_ori, attempt = p.attempt, "Publish nacked; sending again.");
                         let mut p = p;
                         p.attempt += 1;
-                        retry(publisher, p, &mut in_flight, &mut summary, &mut pending, &mut on_event).await;
+                        retry(publisher, p, &mut in_flight, &mut summary, &mut queue, &mut on_event).await;
                     }
-                    Some(reason) => fail(p, &reason, &mut summary, &mut pending, &mut on_event),
+                    Some(reason) => fail(p, &reason, &mut summary, &mut queue, &mut on_event),
                 }
             }
             _ = tick(&mut ticker), if can_send => {
-                let Some(order) = ready.pop_front() else { continue };
-                let Some(mut message) = pending[order].pop_front() else { continue };
+                let Some(order) = queue.slots.pop_front() else { continue };
+                let Some(mut message) = queue.pending[order].pop_front() else { continue };
+                queue.busy[order] = true;
                 message.sent_at = now_pacific();
                 on_event(PublishEvent::Publishing(&message));
                 let prepared = Prepared {
@@ -214,7 +300,7 @@ where
                     message,
                     attempt: 1,
                 };
-                retry(publisher, prepared, &mut in_flight, &mut summary, &mut pending, &mut on_event).await;
+                retry(publisher, prepared, &mut in_flight, &mut summary, &mut queue, &mut on_event).await;
             }
         }
     }
@@ -231,7 +317,7 @@ where
                         on_event(PublishEvent::Confirmed(&p.message));
                         summary.confirmed.push(p.message.message_id.clone());
                     }
-                    Some(reason) => fail(p, &reason, &mut summary, &mut pending, &mut on_event),
+                    Some(reason) => fail(p, &reason, &mut summary, &mut queue, &mut on_event),
                 }
             }
         })
@@ -243,7 +329,7 @@ where
             );
         }
     }
-    summary.not_sent += pending.iter().map(VecDeque::len).sum::<usize>();
+    summary.not_sent += queue.left();
     summary.not_sent += in_flight.len();
     summary
 }
@@ -274,7 +360,7 @@ async fn retry(
     mut p: Prepared,
     in_flight: &mut FuturesUnordered<InFlight>,
     summary: &mut PublishSummary,
-    pending: &mut [VecDeque<GeneratedMessage>],
+    queue: &mut Queue,
     on_event: &mut impl FnMut(PublishEvent<'_>),
 ) {
     loop {
@@ -286,7 +372,7 @@ async fn retry(
             Err((failed, error)) => match recover(publisher, failed, error).await {
                 Ok(again) => p = again,
                 Err((failed, reason)) => {
-                    fail(failed, &reason, summary, pending, on_event);
+                    fail(failed, &reason, summary, queue, on_event);
                     return;
                 }
             },
@@ -317,12 +403,13 @@ fn fail(
     p: Prepared,
     reason: &str,
     summary: &mut PublishSummary,
-    pending: &mut [VecDeque<GeneratedMessage>],
+    queue: &mut Queue,
     on_event: &mut impl FnMut(PublishEvent<'_>),
 ) {
     warn!(court = %p.message.court_ori, message_id = %p.message.message_id, reason, "Message not published.");
     on_event(PublishEvent::Failed(&p.message, reason));
     summary.failed.push((p.message.message_id.clone(), reason.to_string()));
-    let rest = std::mem::take(&mut pending[p.order]);
+    let rest = std::mem::take(&mut queue.pending[p.order]);
+    queue.busy[p.order] = false;
     summary.not_sent += rest.len();
 }
