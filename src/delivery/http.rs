@@ -527,6 +527,7 @@ mod tests {
             attempts: 0,
             first_attempt_at: None,
             created_at: Utc::now(),
+            key_created_at: Utc::now(),
         };
         assert_eq!(idempotency_key(&job), "por:CA034025J:24DV01234:3:DOJ:1");
         job.partner = PartnerId::Lea("CA0341100".into());

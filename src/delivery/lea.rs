@@ -8,12 +8,17 @@
 //!   order (`job.state`, with this message's header) under `order`, and the
 //!   image as a signed link under `image`, never inline (the `order` object
 //!   has no `image` key).
-//! - **Deterministic body.** A resend must carry the same body under the same
-//!   Idempotency-Key. Everything in it comes from the job except the link's
-//!   expiry, which is anchored at the job's creation:
-//!   `exp = created_at + image_link_days`. Only when less than a day of that
-//!   would be left (a replay long after) is it `now + image_link_days`
-//!   instead. Only the signature header's `t` changes between resends.
+//! - **Deterministic body.** Every attempt under one Idempotency-Key carries
+//!   the same bytes (ICD §5; a receiver answers a repeated key with another
+//!   body `422`), so the body is a pure function of the stored job and
+//!   never reads the clock. The one time in it, the link's expiry, is
+//!   `exp = key_created_at + image_link_days`: anchored at when the content
+//!   under the key was made (the delivery's creation, or the edit that made
+//!   its revision), which neither a resend nor a plain replay moves. Only
+//!   the signature header's `t` changes between attempts. The price: a
+//!   plain replay more than `image_link_days` after that instant carries
+//!   the original, expired link; an edit-and-replay (a new revision, so a
+//!   new key) makes a fresh one.
 //! - **Headers.** `Content-Type: application/json`, `Idempotency-Key`,
 //!   `X-POR-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`
 //!   ([`signature_header`]; [`verify_signature`] is the receiver's check).
@@ -80,22 +85,23 @@ pub struct ImageLink {
     pub url: String,
 }
 
-/// Where and how long an image link is made for.
+/// Where and how long an image link is made for. There is no "now" here:
+/// the link's expiry counts from the job (see [`link_expiry`]).
 #[derive(Debug, Clone, Copy)]
 pub struct LinkParams<'a> {
     pub public_base_url: &'a str,
     pub secret: &'a str,
     pub ori: &'a str,
     pub days: u32,
-    pub now: DateTime<Utc>,
 }
 
 impl LeaBody {
-    /// The body for `job`, with the image linked as `link` says.
+    /// The body for `job`, with the image linked as `link` says: a pure
+    /// function of both, so every attempt of the job gets the same bytes.
     pub fn new(job: &DeliveryJob, link: &LinkParams<'_>) -> LeaBody {
         let mut order = job.state.clone();
         let image = order.image.take().map(|image| {
-            let exp = link_expiry(job.created_at, link.days, link.now);
+            let exp = link_expiry(job, link.days);
             ImageLink {
                 url: image_link::link(link.public_base_url, link.secret, &image.sha256, link.ori, exp),
                 mime_type: image.mime_type,
@@ -122,16 +128,10 @@ impl LeaBody {
     }
 }
 
-/// The image link's expiry (unix seconds): `created_at + days`, or
-/// `now + days` when less than a day of the former is left.
-pub fn link_expiry(created_at: DateTime<Utc>, days: u32, now: DateTime<Utc>) -> i64 {
-    let valid = chrono::Duration::days(i64::from(days));
-    let anchored = created_at + valid;
-    if anchored - now < chrono::Duration::days(1) {
-        (now + valid).timestamp()
-    } else {
-        anchored.timestamp()
-    }
+/// The image link's expiry (unix seconds) in `job`'s body:
+/// `key_created_at + days`, the same on every attempt under the job's key.
+pub fn link_expiry(job: &DeliveryJob, days: u32) -> i64 {
+    (job.key_created_at + chrono::Duration::days(i64::from(days))).timestamp()
 }
 
 /// `t=<t>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
@@ -258,7 +258,6 @@ impl LeaPartner {
             secret,
             ori,
             days: shared.config.image_link_days,
-            now: at,
         };
         let body = LeaBody::new(job, &link).to_bytes();
         let agency_permit = shared.agency_limit(ori).acquire_owned().await;

@@ -18,6 +18,12 @@
 //! A crash between a send and its record means the send is repeated. That
 //! is safe: the request carries the same MCN (CLETS) or Idempotency-Key,
 //! and the partner answers a repeat with its first answer (ICD §5, §6).
+//! Under one key the content is byte-identical too (DOJ answers a repeated
+//! key with another body `422`, ICD §7): every request is a pure function
+//! of stored data and never reads the clock, so a resend, however late, and
+//! a plain replay send the same bytes. Where a request needs a time (the
+//! LEA image link's expiry) it counts from the job's `key_created_at`, the
+//! instant the content under the key was made.
 //! Transient failures are retried with exponential backoff and jitter
 //! ([`retry`]) until the maximum age has passed since the delivery's first
 //! attempt and it had at least three attempts, then dead-lettered.

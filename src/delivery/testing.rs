@@ -52,6 +52,7 @@ pub fn image() -> OrderImage {
 /// A delivery of `action`'s sample to `partner`.
 pub fn job(partner: PartnerId, action: Action) -> DeliveryJob {
     let order = sample(action);
+    let now = Utc::now();
     DeliveryJob {
         id: 7,
         partner,
@@ -66,7 +67,8 @@ pub fn job(partner: PartnerId, action: Action) -> DeliveryJob {
         nic: None,
         attempts: 0,
         first_attempt_at: None,
-        created_at: Utc::now(),
+        created_at: now,
+        key_created_at: now,
     }
 }
 

@@ -354,6 +354,12 @@ pub struct DeliveryJob {
     pub first_attempt_at: Option<DateTime<Utc>>,
     /// When the delivery was created, or last replayed by an operator.
     pub created_at: DateTime<Utc>,
+    /// When the content sent under this delivery's key (MCN or
+    /// Idempotency-Key) was made: the delivery's creation at revision 0,
+    /// else the edit that made its revision. Neither a resend nor a plain
+    /// replay moves it, so a request that needs a time (the LEA image
+    /// link's expiry) takes it from here and stays byte-identical.
+    pub key_created_at: DateTime<Utc>,
 }
 
 /// One request to a partner and what came back.

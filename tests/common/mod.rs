@@ -83,6 +83,8 @@ pub struct Setup {
     pub gap_timeout_secs: Option<u64>,
     /// The store URL (default: `PORTER_TEST_STORE_URL`, else a SQLite file).
     pub store_url: Option<String>,
+    /// The LEA image links' `image_link_days` (default: the broker's, 7).
+    pub image_link_days: Option<u32>,
 }
 
 impl Setup {
@@ -91,6 +93,7 @@ impl Setup {
         lea: true,
         gap_timeout_secs: None,
         store_url: None,
+        image_link_days: None,
     };
 }
 
@@ -195,8 +198,12 @@ impl Harness {
                 s.cancelled().await
             })));
             toml.push_str(&format!(
-                "[partners.lea]\nbase_url = \"{url}\"\ndefault_secret = \"{LEA_SECRET}\"\n[partners.lea.retry]\nmin_ms = 200\nmax_ms = 2000\n"
+                "[partners.lea]\nbase_url = \"{url}\"\ndefault_secret = \"{LEA_SECRET}\"\n"
             ));
+            if let Some(days) = partners.image_link_days {
+                toml.push_str(&format!("image_link_days = {days}\n"));
+            }
+            toml.push_str("[partners.lea.retry]\nmin_ms = 200\nmax_ms = 2000\n");
             lea = Some(url);
         }
         for c in courts {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use sha2::Digest as _;
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
@@ -11,8 +12,13 @@ use super::*;
 use crate::config::{LeaAgencyConfig, RetryConfig, Secret};
 use crate::delivery::circuit::CircuitState;
 use crate::delivery::testing::{image, job, retry};
-use crate::model::PartnerRecordId;
-use crate::store::DeliveryOutcome;
+use crate::formats::xml::{XmlLimits, read_order, write_order};
+use crate::mapping::clets::CletsTables;
+use crate::model::{ErrorCode, PartnerRecordId};
+use crate::store::{
+    DeliveryOutcome, InboundMessage, IntakeItem, OperatorAction, PartnerAttempt, SqlStore, Store, Verdict,
+};
+use crate::translate::clets::translate;
 
 const AGENCY: &str = "CA0341100";
 const SHERIFF: &str = "CA0340000";
@@ -141,7 +147,7 @@ async fn image_is_a_signed_link_never_inline() {
     let rest = url.strip_prefix(&prefix).unwrap_or_else(|| panic!("{url}"));
     let (exp, sig) = rest.split_once("&sig=").unwrap();
     let exp: i64 = exp.parse().unwrap();
-    let week = (issue.created_at + chrono::Duration::days(7)).timestamp();
+    let week = (issue.key_created_at + chrono::Duration::days(7)).timestamp();
     assert_eq!(exp, week);
     let now = Utc::now().timestamp();
     assert_eq!(image_link::verify(SECRET, &sha, AGENCY, exp, sig, now), Ok(()));
@@ -288,28 +294,198 @@ fn for_agency_names_the_partner() {
     assert_eq!(partner.partner(), PartnerId::Lea(String::new()));
 }
 
-/// The link's expiry is anchored at the job's creation, so resends within
-/// the retry window have byte-identical bodies; a replay long after gets a
-/// fresh week.
-#[test]
-fn body_is_stable_across_resends() {
+/// Proves a resend carries the byte-identical body under the same key even
+/// when the job's content is nearly `image_link_days` old: two attempts of
+/// the job, more than a second apart, send the same bytes, with the link's
+/// expiry at `key_created_at + 7 days`; only the signature's `t` may change.
+/// (Before, the expiry was recomputed from the clock once less than a day
+/// of it was left, so the two bodies differed and DOJ-style receivers
+/// answered `422`.)
+#[tokio::test]
+async fn resends_carry_the_same_body_whatever_the_clock() {
+    let server = MockServer::start().await;
+    answer(&server, ResponseTemplate::new(503)).await;
     let mut issue = job(lea(), Action::Issue);
     issue.state.image = Some(image());
-    let params = |now| LinkParams {
+    issue.key_created_at = Utc::now() - chrono::Duration::days(7) + chrono::Duration::hours(1);
+    issue.created_at = issue.key_created_at;
+    let partner = adapter(&config(&server.uri()));
+    partner.attempt(issue.clone()).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    issue.attempts = 1;
+    partner.attempt(issue.clone()).await;
+    let sent = server.received_requests().await.unwrap();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        String::from_utf8_lossy(&sent[1].body),
+        String::from_utf8_lossy(&sent[0].body),
+        "the resend's body changed"
+    );
+    let body: Value = serde_json::from_slice(&sent[0].body).unwrap();
+    let week = (issue.key_created_at + chrono::Duration::days(7)).timestamp();
+    assert!(
+        body["image"]["url"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("&exp={week}&")),
+        "{body}"
+    );
+}
+
+/// Proves the body depends on the content's instant (`key_created_at`), not
+/// on the retry age: a plain replay, which restarts `created_at` and the
+/// attempts but keeps the key, gets the same bytes; an edit's fresh
+/// `key_created_at` (a new revision, a new key) gets a fresh link.
+#[test]
+fn a_plain_replay_keeps_the_body_an_edit_renews_the_link() {
+    let mut issue = job(lea(), Action::Issue);
+    issue.state.image = Some(image());
+    issue.key_created_at -= chrono::Duration::days(3);
+    issue.created_at = issue.key_created_at;
+    let params = LinkParams {
         public_base_url: BASE,
         secret: SECRET,
         ori: AGENCY,
         days: 7,
-        now,
     };
-    let first = LeaBody::new(&issue, &params(issue.created_at)).to_bytes();
-    let later = LeaBody::new(&issue, &params(issue.created_at + chrono::Duration::hours(23))).to_bytes();
-    assert_eq!(first, later);
-    let replay_at = issue.created_at + chrono::Duration::days(10);
+    let first = String::from_utf8(LeaBody::new(&issue, &params).to_bytes()).unwrap();
+    let mut replayed = issue.clone();
+    replayed.created_at = Utc::now();
+    replayed.attempts = 0;
+    let again = String::from_utf8(LeaBody::new(&replayed, &params).to_bytes()).unwrap();
+    assert_eq!(again, first);
+    let mut edited = replayed.clone();
+    edited.revision = 1;
+    edited.key_created_at = replayed.created_at;
     assert_eq!(
-        link_expiry(issue.created_at, 7, replay_at),
-        (replay_at + chrono::Duration::days(7)).timestamp()
+        link_expiry(&edited, 7),
+        (edited.key_created_at + chrono::Duration::days(7)).timestamp()
     );
+    assert_ne!(LeaBody::new(&edited, &params).to_bytes(), first.as_bytes());
+}
+
+/// A SQLite store with the ICD sample ISSUE, carrying an image, accepted
+/// for CLETS, DOJ and the agency, its deliveries created two days ago.
+async fn stored_issue() -> (tempfile::TempDir, SqlStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("porter.db").display());
+    let store = SqlStore::connect(&url).await.unwrap();
+    let sample = include_bytes!("../../../schemas/samples/issue.xml");
+    let mut order = read_order(sample, &XmlLimits::default()).message;
+    order.image = Some(image());
+    let body = write_order(&order);
+    let inbound = InboundMessage {
+        court_ori: order.court_ori.to_string(),
+        message_id: "m-resend".into(),
+        body_sha256: hex::encode(Sha256::digest(&body)),
+        body,
+        content_type: "application/xml".into(),
+        layout: None,
+        received_at: Utc::now(),
+    };
+    let verdict = Verdict::Accepted {
+        canonical_sha256: crate::intake::examine::canonical_sha256(&order),
+        order: Box::new(order),
+        partners: vec![PartnerId::Clets, PartnerId::Doj, lea()],
+        warnings: Vec::new(),
+    };
+    store.intake(vec![IntakeItem { inbound, verdict }]).await.unwrap();
+    sqlx::query("UPDATE deliveries SET created_at = created_at - $1")
+        .bind(chrono::Duration::days(2).num_milliseconds())
+        .execute(store.pool())
+        .await
+        .unwrap();
+    (dir, store)
+}
+
+/// The partner's due job, as the delivery loop gets it.
+async fn due_job(store: &SqlStore, partner: &PartnerId) -> DeliveryJob {
+    let far = Utc::now() + chrono::Duration::days(30);
+    store.due_deliveries(partner, far, 10).await.unwrap().remove(0)
+}
+
+/// What `job`'s partner is sent: the CLETS request, the DOJ notice with
+/// the image inline (loaded from the store as the DOJ adapter does), or the
+/// LEA body.
+async fn request_for(store: &SqlStore, job: &DeliveryJob) -> Vec<u8> {
+    match &job.partner {
+        PartnerId::Clets => {
+            let tables =
+                CletsTables::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/clets.toml"))
+                    .unwrap();
+            let translation = translate(&job.order, job.nic.as_deref(), job.revision, &tables).unwrap();
+            translation.request.into_text().into_bytes()
+        }
+        PartnerId::Doj => {
+            let mut job = job.clone();
+            let image = job.state.image.as_mut().unwrap();
+            image.data = Some(store.image(&image.sha256).await.unwrap().unwrap().1);
+            crate::delivery::doj::notice_body(&job)
+        }
+        PartnerId::Lea(ori) => {
+            let link = LinkParams {
+                public_base_url: BASE,
+                secret: SECRET,
+                ori,
+                days: 7,
+            };
+            LeaBody::new(job, &link).to_bytes()
+        }
+    }
+}
+
+/// Gives `job` up (retries ran out) and replays its dead letter, as an
+/// operator does.
+async fn give_up_and_replay(store: &SqlStore, job: &DeliveryJob) {
+    let result = DeliveryResult {
+        delivery_id: job.id,
+        attempt: PartnerAttempt {
+            at: Utc::now(),
+            request: Vec::new(),
+            image: None,
+            response: None,
+            error: Some("timeout".into()),
+        },
+        outcome: DeliveryOutcome::DeadLettered {
+            code: ErrorCode::RetriesExhausted,
+            reason: "retries ran out".into(),
+        },
+    };
+    let produced = store.record_deliveries(vec![result]).await.unwrap();
+    let dead = produced.dead_letters[0].id;
+    let by = OperatorAction {
+        operator: "alice".into(),
+        reason: "the partner is back".into(),
+    };
+    store.replay_dead_letter(dead, &by, false).await.unwrap();
+}
+
+/// Proves a plain replay (same revision, so the same MCN or
+/// Idempotency-Key) sends every partner the byte-identical request it was
+/// sent before, through a real store: CLETS, DOJ (image inline) and LEA
+/// (image link). The replay restarts the retry age two days after the
+/// delivery's creation; before, the LEA link's expiry counted from that
+/// restart, so the agency got another body under the same key (`422`).
+#[tokio::test]
+async fn a_plain_replay_sends_every_partner_the_same_request() {
+    let (_dir, store) = stored_issue().await;
+    for partner in [PartnerId::Clets, PartnerId::Doj, lea()] {
+        let first = due_job(&store, &partner).await;
+        let before = request_for(&store, &first).await;
+        give_up_and_replay(&store, &first).await;
+        let replayed = due_job(&store, &partner).await;
+        assert_eq!(replayed.id, first.id);
+        assert_eq!(
+            http::idempotency_key(&replayed),
+            http::idempotency_key(&first),
+            "{partner}"
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&request_for(&store, &replayed).await),
+            String::from_utf8_lossy(&before),
+            "{partner}: the replay's request changed"
+        );
+    }
 }
 
 /// A receiver refuses a stale `t`, a changed body and a malformed header.
@@ -364,7 +540,6 @@ fn bodies_of_every_action_match_the_schema() {
             secret: SECRET,
             ori: AGENCY,
             days: 7,
-            now: Utc::now(),
         };
         let body: Value = serde_json::from_slice(&LeaBody::new(j, &params).to_bytes()).unwrap();
         assert_eq!(body["action"], j.action.name());
@@ -383,7 +558,6 @@ fn schema_refuses_broken_bodies() {
         secret: SECRET,
         ori: AGENCY,
         days: 7,
-        now: Utc::now(),
     };
     let good: Value = serde_json::from_slice(&LeaBody::new(&job(lea(), Action::Issue), &params).to_bytes()).unwrap();
     let mut missing = good.clone();

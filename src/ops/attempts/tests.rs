@@ -191,7 +191,6 @@ async fn lea_link_serves_the_stored_image() {
         secret: SECRET,
         ori: AGENCY,
         days: 7,
-        now: Utc::now(),
     };
     let body = LeaBody::new(&job, &link);
     let image = body.image.expect("the body links the image");

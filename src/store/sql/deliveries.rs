@@ -15,7 +15,9 @@
 //! `attempts` and `first_attempt_at` count from the delivery's creation or
 //! its latest replay: every recorded outcome of a `PENDING` delivery sets
 //! `first_attempt_at` to the attempt's time unless already set, and a replay
-//! clears it; the retry max age counts from it (`delivery::retry`).
+//! clears it; the retry max age counts from it (`delivery::retry`). Its
+//! `key_created_at` is the delivery's creation, or the edit that made its
+//! revision: a plain replay keeps it, as it keeps the key.
 //!
 //! Neither query reads an image or a raw body: a job's orders hold their
 //! image by reference (the DOJ adapter loads the bytes with
@@ -62,7 +64,8 @@ pub(super) async fn due(
     let limit = params.push(Value::Int(i64::from(limit)));
     let sql = format!(
         "SELECT d.id, d.partner, d.court_ori, d.order_number, d.sequence, d.revision, \
-                d.attempts, d.first_attempt_at, COALESCE(d.replayed_at, d.created_at) AS since, i.message_id, i.action, \
+                d.attempts, d.first_attempt_at, COALESCE(d.replayed_at, d.created_at) AS since, \
+                COALESCE(r.edited_at, d.created_at) AS key_since, i.message_id, i.action, \
                 COALESCE(r.canonical_json, i.canonical_json) AS canonical_json, \
                 COALESCE(r.state_json, i.state_json, i.canonical_json) AS state_json, \
                 CASE WHEN i.action = 'ISSUE' THEN NULL ELSE o.clets_nic END AS nic \
@@ -104,6 +107,7 @@ pub(super) async fn due(
                     .map(from_ms)
                     .transpose()?,
                 created_at: from_ms(row.try_get("since")?)?,
+                key_created_at: from_ms(row.try_get("key_since")?)?,
             })
         })
         .collect()
