@@ -88,38 +88,18 @@ impl InboundProperties {
 }
 
 /// Reads what every inbound message has, valid or not: its hash, its
-/// `message_id` (a synthetic one when missing or unusable), its content type
+/// `message_id` exactly as it came (empty when missing), its content type
 /// (kept printable), and the property errors.
+///
+/// The `message_id` is kept as it came even when it breaks ICD §1 (too
+/// long, control characters): ICD §4 answers with it as the status's
+/// `correlation_id`. Such a message is always rejected (see
+/// [`message_id_errors`]), and the store keys it apart from every valid id
+/// (see `crate::store::sql::intake`).
 pub fn receive(court: &CourtConfig, props: &InboundProperties, body: &[u8]) -> (InboundMessage, Vec<FieldError>) {
     let body_sha256 = hex::encode(Sha256::digest(body));
-    let mut errors = Vec::new();
-    let message_id = match props.message_id.as_deref().filter(|m| !m.is_empty()) {
-        Some(m) if m.chars().any(char::is_control) => {
-            errors.push(FieldError::new(
-                ErrorCode::InvalidFormat,
-                "message_id",
-                "message_id contains control characters",
-            ));
-            format!("invalid-{}", &body_sha256[..16])
-        }
-        Some(m) if m.chars().count() <= MAX_MESSAGE_ID => m.to_string(),
-        Some(m) => {
-            errors.push(FieldError::new(
-                ErrorCode::TooLong,
-                "message_id",
-                format!("{} characters; at most {MAX_MESSAGE_ID}", m.chars().count()),
-            ));
-            m.chars().take(MAX_MESSAGE_ID).collect()
-        }
-        None => {
-            errors.push(FieldError::new(
-                ErrorCode::Missing,
-                "message_id",
-                "the AMQP message_id property is required",
-            ));
-            format!("missing-{}", &body_sha256[..16])
-        }
-    };
+    let message_id = props.message_id.clone().unwrap_or_default();
+    let mut errors = message_id_errors(&message_id);
     if props.delivery_mode != Some(2) {
         errors.push(FieldError::new(
             ErrorCode::InvalidFormat,
@@ -146,6 +126,41 @@ pub fn receive(court: &CourtConfig, props: &InboundProperties, body: &[u8]) -> (
         received_at: Utc::now(),
     };
     (inbound, errors)
+}
+
+/// What is wrong with a `message_id` under ICD §1, as field-level errors
+/// (none for a valid one): missing or empty (`MISSING`), control
+/// characters (`INVALID_FORMAT`), over [`MAX_MESSAGE_ID`] characters
+/// (`TOO_LONG`). A message with any of them is rejected.
+pub fn message_id_errors(message_id: &str) -> Vec<FieldError> {
+    if message_id.is_empty() {
+        return vec![FieldError::new(
+            ErrorCode::Missing,
+            "message_id",
+            "the AMQP message_id property is required",
+        )];
+    }
+    let mut errors = Vec::new();
+    if let Some((at, c)) = message_id.chars().enumerate().find(|(_, c)| c.is_control()) {
+        errors.push(FieldError::new(
+            ErrorCode::InvalidFormat,
+            "message_id",
+            format!(
+                "message_id contains control characters (the first: U+{:04X} at character {})",
+                u32::from(c),
+                at + 1
+            ),
+        ));
+    }
+    let length = message_id.chars().count();
+    if length > MAX_MESSAGE_ID {
+        errors.push(FieldError::new(
+            ErrorCode::TooLong,
+            "message_id",
+            format!("message_id has {length} characters; at most {MAX_MESSAGE_ID}"),
+        ));
+    }
+    errors
 }
 
 /// Examines one message from `court`'s queue.
@@ -461,6 +476,48 @@ mod tests {
             }
             other => panic!("expected a rejection, got {other:?}"),
         }
+    }
+
+    /// A `message_id` that breaks ICD §1 is kept exactly as it came (the
+    /// status answers with it as `correlation_id`), with a field-level
+    /// error on `message_id`: over 64 characters is `TOO_LONG` (not cut to
+    /// 64), control characters are `INVALID_FORMAT` (not replaced by a
+    /// synthetic id), both give both errors, and a missing one is an empty
+    /// id with `MISSING`.
+    #[test]
+    fn a_rule_breaking_message_id_is_kept_exactly_with_its_error() {
+        let court = court();
+        let long = "L".repeat(100);
+        let control = "tab\there-\u{1}-nul\0".to_string();
+        let both = format!("{long}\u{7}");
+        let cases: [(Option<&str>, &[ErrorCode]); 4] = [
+            (Some(long.as_str()), &[ErrorCode::TooLong]),
+            (Some(control.as_str()), &[ErrorCode::InvalidFormat]),
+            (Some(both.as_str()), &[ErrorCode::InvalidFormat, ErrorCode::TooLong]),
+            (None, &[ErrorCode::Missing]),
+        ];
+        for (id, codes) in cases {
+            let props = InboundProperties {
+                message_id: id.map(str::to_string),
+                ..props("", "application/xml")
+            };
+            let (inbound, errors) = receive(&court, &props, b"<x/>");
+            assert_eq!(inbound.message_id, id.unwrap_or(""), "kept exactly");
+            let found: Vec<ErrorCode> = errors.iter().map(|e| e.code).collect();
+            assert_eq!(found, codes, "{id:?}: {errors:?}");
+            assert!(errors.iter().all(|e| e.field == "message_id"), "{errors:?}");
+        }
+    }
+
+    /// A valid `message_id` (up to 64 characters, no control characters,
+    /// any other Unicode) has no error; 64 characters is still valid.
+    #[test]
+    fn a_valid_message_id_has_no_error() {
+        for id in ["m-1", &"x".repeat(MAX_MESSAGE_ID), "caf\u{e9} \u{2014} 1"] {
+            assert!(message_id_errors(id).is_empty(), "{id:?}");
+        }
+        let errors = message_id_errors("a\u{1}b");
+        assert!(errors[0].text.contains("U+0001 at character 2"), "{errors:?}");
     }
 
     /// The guard passes a stage's result on, and turns a panic into `None`.

@@ -5,6 +5,25 @@
 //! once confirmed. A sweep re-publishes rows left unconfirmed by a crash or
 //! an outage, so a status is sent at least once (ICD §4). Each status keeps
 //! its own stable `message_id` (`por-status-<id>`) across re-sends.
+//!
+//! # Correlation
+//! A status's AMQP `correlation_id` is the inbound `message_id` exactly as
+//! it came (ICD §4, version 1.1), even one that breaks ICD §1 (over 64
+//! characters, control characters) and is `REJECTED` for it; an absent one
+//! is answered with an empty `correlation_id`. The store keeps it in the
+//! status row (see `crate::store::sql::intake`), exactly but for NUL,
+//! which it keeps as U+FFFD like every text. The XML body's
+//! `por:CorrelatesTo` carries the same text where XML 1.0 can: the
+//! characters it cannot carry at all (C0 controls other than tab, line
+//! feed and carriage return; U+FFFE and U+FFFF) are written as U+FFFD,
+//! and a carriage return as `&#13;`. So a court matches
+//! a status to its message by the AMQP property; the body's value is a
+//! readable rendering that equals it whenever the id is valid.
+//!
+//! AMQP carries the property as a short string, at most 255 bytes. An id
+//! that came over AMQP always fits; a longer one (only possible from
+//! elsewhere) is cut at the last whole character within 255 bytes rather
+//! than failing the publish.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,7 +117,7 @@ pub fn status_message(s: &StoredStatus) -> Outgoing {
     let properties = BasicProperties::default()
         .with_content_type("application/xml".into())
         .with_type("order-status".into())
-        .with_correlation_id(m.correlates_to.as_str().into())
+        .with_correlation_id(short_string(&m.correlates_to).into())
         .with_message_id(format!("por-status-{}", s.id).into())
         .with_delivery_mode(2)
         .with_timestamp(m.status_at.timestamp().max(0) as u64)
@@ -109,6 +128,17 @@ pub fn status_message(s: &StoredStatus) -> Outgoing {
         body: write_status(m),
         properties,
     }
+}
+
+/// The most of `s` an AMQP short string holds: all of it up to 255 bytes,
+/// else cut at the last character boundary within 255 bytes.
+fn short_string(s: &str) -> &str {
+    const MAX: usize = u8::MAX as usize;
+    if s.len() <= MAX {
+        return s;
+    }
+    let end = (0..=MAX).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
+    &s[..end]
 }
 
 /// A dead letter on `por.dead`: the original bytes, described in headers.
@@ -129,7 +159,7 @@ pub fn dead_letter_message(d: &StoredDeadLetter) -> Outgoing {
     let properties = BasicProperties::default()
         .with_content_type(d.content_type.as_str().into())
         .with_message_id(format!("por-dl-{}", d.id).into())
-        .with_correlation_id(d.message_id.as_str().into())
+        .with_correlation_id(short_string(&d.message_id).into())
         .with_delivery_mode(2)
         .with_timestamp(d.created_at.timestamp().max(0) as u64)
         .with_headers(headers);
@@ -138,5 +168,79 @@ pub fn dead_letter_message(d: &StoredDeadLetter) -> Outgoing {
         routing_key: DEAD_QUEUE.into(),
         body: d.body.clone(),
         properties,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::formats::xml::read_status;
+    use crate::model::{ErrorCode, FieldError, StatusKind, StatusMessage};
+
+    fn rejected(correlates_to: &str) -> StoredStatus {
+        StoredStatus {
+            id: 7,
+            message: StatusMessage {
+                court_ori: "CA034025J".into(),
+                order_number: None,
+                sequence: None,
+                correlates_to: correlates_to.into(),
+                status_sequence: 1,
+                status_at: chrono::FixedOffset::west_opt(8 * 3600)
+                    .unwrap()
+                    .with_ymd_and_hms(2026, 11, 25, 10, 15, 1)
+                    .unwrap(),
+                status: StatusKind::Rejected,
+                partner: None,
+                routed_partners: vec![],
+                partner_record_ids: vec![],
+                errors: vec![FieldError::new(ErrorCode::TooLong, "message_id", "too long")],
+                warnings: vec![],
+            },
+        }
+    }
+
+    fn correlation_id(out: &Outgoing) -> Option<String> {
+        out.properties.correlation_id().as_ref().map(|c| c.as_str().to_string())
+    }
+
+    /// The status's AMQP `correlation_id` is the inbound `message_id`
+    /// exactly, for a valid id, one over 64 characters and one with control
+    /// characters (NUL included); the body's `por:CorrelatesTo` equals it
+    /// for the first two, and renders the characters XML 1.0 cannot carry
+    /// as U+FFFD for the third, which still reads back.
+    #[test]
+    fn correlation_id_is_the_inbound_message_id_exactly() {
+        let long = "L".repeat(100);
+        let control = "a\u{1}b\0c";
+        for (id, in_body) in [
+            ("cms-000123", "cms-000123"),
+            (long.as_str(), long.as_str()),
+            (control, "a\u{FFFD}b\u{FFFD}c"),
+        ] {
+            let out = status_message(&rejected(id));
+            assert_eq!(correlation_id(&out).as_deref(), Some(id));
+            assert_eq!(out.properties.kind().as_ref().map(|k| k.as_str()), Some("order-status"));
+            let body = read_status(&out.body).expect("the body is well-formed XML");
+            assert_eq!(body.correlates_to, in_body);
+        }
+    }
+
+    /// A value over 255 bytes (which cannot come over AMQP, but a NUL
+    /// stored as U+FFFD triples) is cut at a character boundary within an
+    /// AMQP short string's 255 bytes instead of breaking the publish.
+    #[test]
+    fn short_string_fits_255_bytes_on_a_character_boundary() {
+        assert_eq!(short_string("m-1"), "m-1");
+        let exact = "x".repeat(255);
+        assert_eq!(short_string(&exact), exact);
+        let wide = "\u{FFFD}".repeat(255);
+        let cut = short_string(&wide);
+        assert_eq!(cut.len(), 255);
+        assert_eq!(cut.chars().count(), 85);
+        let out = status_message(&rejected(&wide));
+        assert_eq!(correlation_id(&out).as_deref(), Some(cut));
     }
 }

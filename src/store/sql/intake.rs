@@ -1,6 +1,20 @@
 //! [`Store::intake`](crate::store::Store::intake): deduplication, ICD §5's
 //! sequence rules, the order row, deliveries and the first status.
 //!
+//! **Key and correlation.** An item's `message_id` is the one that came
+//! (see [`crate::intake::receive`]). A valid one (ICD §1: 1 to 64
+//! characters, no control characters) is the deduplication key as it is.
+//! One that breaks the rules (missing, too long, control characters; the
+//! intake always rejects it) is keyed by [`rule_breaking_key`], a digest of
+//! the whole id that is longer than 64 characters: it never equals a valid
+//! id (a 100-character id is not taken for the valid one its first 64
+//! characters spell) nor another rule-breaking id, and a NUL, which the
+//! store keeps as U+FFFD, cannot make two ids one. Within one id the rules
+//! below apply as to any id: the same body again is a duplicate, another
+//! body a conflict. The statuses correlate to the id as it came, and the
+//! dead letter keeps it; like every text the store keeps, with NUL as
+//! U+FFFD.
+//!
 //! Per item, in order:
 //! 1. **Same `(court, message_id)`.** Same body SHA-256: `Duplicate` with
 //!    every status of the earlier message, nothing else changes. Different
@@ -68,6 +82,7 @@
 //! These statuses and dead letters are returned in the `Stored` outcome of
 //! the item whose arrival settled them.
 
+use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 use sqlx::Row;
 
@@ -76,6 +91,7 @@ use super::rows::{
     DeadLetterDraft, Params, StatusDraft, Stream, Value, clean, from_json, insert_dead_letter, insert_status, now_ms,
     parse_partner, status_from_row, text, text_opt, to_json, to_u32,
 };
+use crate::intake::examine::message_id_errors;
 use crate::model::{Action, ErrorCode, FieldError, OrderMessage, PartnerId, StatusKind};
 use crate::routing::{Applied as RoutedMessage, Route, Sticky};
 use crate::store::{
@@ -97,7 +113,8 @@ pub(super) async fn intake_one(
     item: IntakeItem,
 ) -> StoreResult<IntakeOutcome> {
     let IntakeItem { inbound, verdict } = item;
-    let inbound = without_nul(inbound);
+    let (inbound, correlation) = keyed(inbound);
+    let correlation = correlation.as_str();
     backend
         .lock_key(conn, &["message", &inbound.court_ori, &inbound.message_id])
         .await?;
@@ -122,7 +139,7 @@ pub(super) async fn intake_one(
             id,
             received_at: row.try_get("received_at")?,
         };
-        return conflict(conn, original, &inbound, &verdict).await;
+        return conflict(conn, original, &inbound, correlation, &verdict).await;
     }
 
     match verdict {
@@ -138,7 +155,7 @@ pub(super) async fn intake_one(
                 action: None,
                 canonical: None,
             };
-            reject(conn, &inbound, facts, errors, Vec::new()).await
+            reject(conn, &inbound, correlation, facts, errors, Vec::new()).await
         }
         Verdict::Accepted {
             mut order,
@@ -171,7 +188,7 @@ pub(super) async fn intake_one(
                     action: order.action,
                     canonical: None,
                 };
-                return reject(conn, &inbound, facts, errors, warnings).await;
+                return reject(conn, &inbound, correlation, facts, errors, warnings).await;
             };
             backend
                 .lock_key(conn, &["order", &inbound.court_ori, &order_number])
@@ -192,13 +209,13 @@ pub(super) async fn intake_one(
             };
             let row = OrderRow::load(conn, &key).await?;
             match decide(conn, &key, row.as_ref(), sequence, action, facts.canonical_sha()).await? {
-                Decision::Reject(error) => reject(conn, &inbound, facts, vec![error], warnings).await,
+                Decision::Reject(error) => reject(conn, &inbound, correlation, facts, vec![error], warnings).await,
                 Decision::SameContent {
                     original_id,
                     original_message_id,
                 } => {
                     let id = insert_inbound(conn, &inbound, "DUPLICATE", &facts, Some(original_id)).await?;
-                    let mut draft = facts.status(&inbound, StatusKind::Accepted);
+                    let mut draft = facts.status(&inbound, correlation, StatusKind::Accepted);
                     draft.warnings = warnings;
                     draft.warnings.push(FieldError::new(
                         ErrorCode::Duplicate,
@@ -246,6 +263,31 @@ pub(super) async fn intake_one(
     }
 }
 
+/// The inbound message as the store keeps it, with its `message_id`
+/// replaced by the deduplication key (see the module note), and the id as
+/// it came (NUL as U+FFFD), which its statuses correlate to.
+fn keyed(mut inbound: InboundMessage) -> (InboundMessage, String) {
+    let correlation = text(&inbound.message_id);
+    if !message_id_errors(&inbound.message_id).is_empty() {
+        inbound.message_id = rule_breaking_key(&inbound.message_id);
+    }
+    (without_nul(inbound), correlation)
+}
+
+/// Marks the keys of messages whose `message_id` breaks ICD §1.
+const RULE_BREAKING_PREFIX: &str = "rule-breaking-id:";
+
+/// The deduplication key of a `message_id` that breaks ICD §1:
+/// [`RULE_BREAKING_PREFIX`] and the hex SHA-256 of the id as it came. At
+/// 81 characters it is longer than any valid id, and it differs for every
+/// other id.
+fn rule_breaking_key(message_id: &str) -> String {
+    format!(
+        "{RULE_BREAKING_PREFIX}{}",
+        hex::encode(Sha256::digest(message_id.as_bytes()))
+    )
+}
+
 /// The inbound message with NUL replaced in every text the store keeps.
 fn without_nul(mut inbound: InboundMessage) -> InboundMessage {
     for s in [
@@ -276,6 +318,7 @@ async fn conflict(
     conn: &mut AnyConnection,
     original: Original,
     inbound: &InboundMessage,
+    correlation: &str,
     verdict: &Verdict,
 ) -> StoreResult<IntakeOutcome> {
     // Only conflicts since the original count: an older one may remain from
@@ -304,7 +347,7 @@ async fn conflict(
     };
     let mut draft = StatusDraft::new(
         &inbound.court_ori,
-        &inbound.message_id,
+        correlation,
         order_number,
         sequence,
         StatusKind::ConflictRejected,
@@ -312,10 +355,7 @@ async fn conflict(
     draft.errors.push(FieldError::new(
         ErrorCode::DuplicateConflict,
         "message_id",
-        format!(
-            "message_id {} was already received with a different body; the original stands",
-            inbound.message_id
-        ),
+        format!("message_id {correlation} was already received with a different body; the original stands"),
     ));
     let status = insert_status(conn, Stream::Beside(original.id), draft).await?;
     sqlx::query(
@@ -430,10 +470,11 @@ impl Facts {
         self.canonical.as_ref().map_or("", |c| c.sha256.as_str())
     }
 
-    fn status(&self, inbound: &InboundMessage, kind: StatusKind) -> StatusDraft {
+    /// A status of `inbound`, correlating to `correlation`, its id as it came.
+    fn status(&self, inbound: &InboundMessage, correlation: &str, kind: StatusKind) -> StatusDraft {
         StatusDraft::new(
             &inbound.court_ori,
-            &inbound.message_id,
+            correlation,
             self.order_number.as_deref(),
             self.sequence,
             kind,
@@ -630,17 +671,19 @@ fn closed(number: &str, how: &str, at: i64) -> FieldError {
     )
 }
 
-/// Stores a rejected message: its row, a `REJECTED` status and a dead letter.
+/// Stores a rejected message: its row, a `REJECTED` status and a dead
+/// letter, both with the `message_id` as it came (`correlation`).
 async fn reject(
     conn: &mut AnyConnection,
     inbound: &InboundMessage,
+    correlation: &str,
     facts: Facts,
     errors: Vec<FieldError>,
     warnings: Vec<FieldError>,
 ) -> StoreResult<IntakeOutcome> {
     let id = insert_inbound(conn, inbound, "REJECTED", &facts, None).await?;
     let reason = errors.first().map_or(ErrorCode::InvalidFormat, |e| e.code).as_str();
-    let mut draft = facts.status(inbound, StatusKind::Rejected);
+    let mut draft = facts.status(inbound, correlation, StatusKind::Rejected);
     draft.errors = errors.clone();
     draft.warnings = warnings;
     let status = insert_status(conn, Stream::First(id), draft).await?;
@@ -650,7 +693,7 @@ async fn reject(
             inbound_id: Some(id),
             delivery_id: None,
             court_ori: inbound.court_ori.clone(),
-            message_id: inbound.message_id.clone(),
+            message_id: correlation.to_string(),
             order_number: facts.order_number,
             sequence: facts.sequence,
             stage: DeadLetterStage::Validate,
@@ -1126,6 +1169,12 @@ fn apply(state: &mut String, current: &mut Option<OrderMessage>, action: Action,
             if action == Action::Issue || state == NEW {
                 *state = ACTIVE.to_string();
             }
+            let mut message = message;
+            if action == Action::Modify && message.image.is_none() {
+                // A MODIFY without `por:OrderImage` keeps the order's signed
+                // image: the partners go on receiving the latest one a court sent.
+                message.image = current.as_ref().and_then(|order| order.image.clone());
+            }
             *current = Some(message);
         }
         Action::Terminate | Action::Cancel | Action::Service => {
@@ -1156,4 +1205,66 @@ pub(super) fn apply_edit(base: OrderMessage, action: Action, edited: OrderMessag
     let mut current = Some(base);
     apply(&mut state, &mut current, action, edited.clone());
     current.unwrap_or(edited)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+
+    use super::*;
+
+    fn inbound(message_id: &str, body: &[u8]) -> InboundMessage {
+        InboundMessage {
+            court_ori: "CA034025J".into(),
+            message_id: message_id.into(),
+            body: body.to_vec(),
+            body_sha256: hex::encode(Sha256::digest(body)),
+            content_type: "application/xml".into(),
+            layout: None,
+            received_at: Utc::now(),
+        }
+    }
+
+    /// A valid `message_id` is its own deduplication key, and its statuses
+    /// correlate to it.
+    #[test]
+    fn a_valid_id_is_its_own_key() {
+        let id = "x".repeat(64);
+        let (stored, correlation) = keyed(inbound(&id, b"<a/>"));
+        assert_eq!(
+            (stored.message_id.as_str(), correlation.as_str()),
+            (id.as_str(), id.as_str())
+        );
+    }
+
+    /// A rule-breaking `message_id` (too long, control characters, NUL,
+    /// empty) is keyed apart: the key is not a valid id, so it never equals
+    /// one (a 100-character id is not keyed by the valid id its first 64
+    /// characters spell, an id with NUL not by the valid one with U+FFFD in
+    /// its place); it differs for every other id, has no NUL, and is the
+    /// same for the same id whatever the body (so the same body again is a
+    /// duplicate, another a conflict). The statuses correlate to the id as
+    /// it came, NUL as U+FFFD.
+    #[test]
+    fn a_rule_breaking_id_is_keyed_apart_and_correlates_to_the_id() {
+        let long = "x".repeat(100);
+        let ids = [long.as_str(), "a\tb", "a\u{1}b", "nul\0", ""];
+        let mut keys = Vec::new();
+        for id in ids {
+            let (stored, correlation) = keyed(inbound(id, b"<a/>"));
+            assert_eq!(correlation, id.replace('\0', "\u{FFFD}"), "the id as it came");
+            assert!(!message_id_errors(&stored.message_id).is_empty(), "not a valid id");
+            assert!(stored.message_id.starts_with(RULE_BREAKING_PREFIX));
+            assert!(!stored.message_id.contains('\0'));
+            let (other_body, _) = keyed(inbound(id, b"<b/>"));
+            assert_eq!(other_body.message_id, stored.message_id, "keyed by the id alone");
+            keys.push(stored.message_id);
+        }
+        keys.push(keyed(inbound(&long[..64], b"<a/>")).0.message_id);
+        keys.push(keyed(inbound("nul\u{FFFD}", b"<a/>")).0.message_id);
+        let count = keys.len();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), count, "every id its own key");
+    }
 }
