@@ -114,7 +114,7 @@ struct DeadLetterJson {
     attempts: u32,
     created_at: DateTime<Utc>,
     content_type: String,
-    body_bytes: usize,
+    body_bytes: u64,
     /// `REPLAYED`, `EDIT_REPLAYED` or `DISCARDED`; absent while open.
     resolution: Option<String>,
     resolved_at: Option<DateTime<Utc>>,
@@ -136,7 +136,7 @@ impl From<StoredDeadLetter> for DeadLetterJson {
             attempts: d.attempts,
             created_at: d.created_at,
             content_type: d.content_type,
-            body_bytes: d.body.len(),
+            body_bytes: d.body_bytes,
             resolution: d.resolution.as_ref().map(|r| r.kind.clone()),
             resolved_at: d.resolution.as_ref().map(|r| r.at),
             resolved_by: d.resolution.map(|r| r.by),

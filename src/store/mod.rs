@@ -188,7 +188,11 @@ pub struct StoredDeadLetter {
     /// The ICD §4 code that sums it up (`MISSING`, `PARTNER_REJECTED`, …).
     pub reason: String,
     pub errors: Vec<FieldError>,
+    /// The original bytes; empty in a list ([`Store::dead_letters`]), which
+    /// never reads them: see `body_bytes`.
     pub body: Vec<u8>,
+    /// The length of the original bytes.
+    pub body_bytes: u64,
     pub content_type: String,
     pub attempts: u32,
     pub created_at: DateTime<Utc>,
@@ -492,6 +496,9 @@ pub trait Store: Send + Sync + 'static {
     /// The deliveries of one inbound message.
     async fn deliveries_for_message(&self, court_ori: &str, message_id: &str) -> StoreResult<Vec<DeliveryView>>;
 
+    /// Dead letters matching `filter`, newest first, without their bodies
+    /// (`body` is empty; `body_bytes` gives the length): a list never reads
+    /// the original bytes.
     async fn dead_letters(&self, filter: &DeadLetterFilter) -> StoreResult<Vec<StoredDeadLetter>>;
     async fn dead_letter(&self, id: i64) -> StoreResult<Option<StoredDeadLetter>>;
 

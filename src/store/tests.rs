@@ -145,6 +145,7 @@ store_tests!(
     replay_restarts_the_retry_age_and_attempts,
     attempts_keep_their_image_by_reference,
     edits_refer_to_a_kept_image,
+    a_modify_without_an_image_keeps_the_orders_image,
 );
 
 // ---------------------------------------------------------------------------
@@ -1006,6 +1007,15 @@ async fn dead_letters_filter_and_sort(store: SqlStore) {
     let all = s.dead_letters(&DeadLetterFilter::default()).await.unwrap();
     let reasons: Vec<_> = all.iter().map(|d| d.reason.as_str()).collect();
     assert_eq!(reasons, ["SEQUENCE_GAP", "PARTNER_REJECTED", "TOO_LONG", "MISSING"]);
+    // A list never reads the original bytes; it gives their length, and one
+    // dead letter read alone has them.
+    for listed in &all {
+        let whole = s.dead_letter(listed.id).await.unwrap().unwrap();
+        assert!(listed.body.is_empty(), "a list carries no body");
+        assert!(!whole.body.is_empty());
+        assert_eq!(listed.body_bytes, whole.body.len() as u64);
+        assert_eq!(whole.body_bytes, listed.body_bytes);
+    }
     let ids = |v: Vec<StoredDeadLetter>| v.into_iter().map(|d| d.reason).collect::<Vec<_>>();
     let f = |f: DeadLetterFilter| async move { ids(s.dead_letters(&f).await.unwrap()) };
 
@@ -1052,7 +1062,15 @@ async fn dead_letters_filter_and_sort(store: SqlStore) {
     };
     assert!(f(none).await.is_empty());
 
-    assert_eq!(s.dead_letter(all[1].id).await.unwrap().as_ref(), Some(&all[1]));
+    let whole = s.dead_letter(all[1].id).await.unwrap().expect("the dead letter");
+    assert_eq!(
+        StoredDeadLetter {
+            body: Vec::new(),
+            ..whole
+        },
+        all[1],
+        "one dead letter read alone is its list entry with its body"
+    );
     assert_eq!(s.dead_letter(all[0].id + 1000).await.unwrap(), None);
 }
 

@@ -268,7 +268,9 @@ pub(super) async fn intake_one(
 /// it came (NUL as U+FFFD), which its statuses correlate to.
 fn keyed(mut inbound: InboundMessage) -> (InboundMessage, String) {
     let correlation = text(&inbound.message_id);
-    if !message_id_errors(&inbound.message_id).is_empty() {
+    if inbound.message_id.is_empty() {
+        inbound.message_id = missing_id_key(&inbound.body_sha256);
+    } else if !message_id_errors(&inbound.message_id).is_empty() {
         inbound.message_id = rule_breaking_key(&inbound.message_id);
     }
     (without_nul(inbound), correlation)
@@ -286,6 +288,19 @@ fn rule_breaking_key(message_id: &str) -> String {
         "{RULE_BREAKING_PREFIX}{}",
         hex::encode(Sha256::digest(message_id.as_bytes()))
     )
+}
+
+/// Marks the keys of messages that came without a `message_id`.
+const MISSING_ID_PREFIX: &str = "missing-id:";
+
+/// The deduplication key of a message without a `message_id`:
+/// [`MISSING_ID_PREFIX`] and the hex SHA-256 of its body (75 characters,
+/// longer than any valid id). Such messages are told apart by their bodies:
+/// the same bytes again are a duplicate, other bytes get their own
+/// `REJECTED` (`MISSING`), never a `CONFLICT_REJECTED` against an unrelated
+/// message that also lacked an id.
+fn missing_id_key(body_sha256: &str) -> String {
+    format!("{MISSING_ID_PREFIX}{body_sha256}")
 }
 
 /// The inbound message with NUL replaced in every text the store keeps.
@@ -1237,8 +1252,8 @@ mod tests {
         );
     }
 
-    /// A rule-breaking `message_id` (too long, control characters, NUL,
-    /// empty) is keyed apart: the key is not a valid id, so it never equals
+    /// A rule-breaking `message_id` (too long, control characters, NUL) is
+    /// keyed apart: the key is not a valid id, so it never equals
     /// one (a 100-character id is not keyed by the valid id its first 64
     /// characters spell, an id with NUL not by the valid one with U+FFFD in
     /// its place); it differs for every other id, has no NUL, and is the
@@ -1248,7 +1263,7 @@ mod tests {
     #[test]
     fn a_rule_breaking_id_is_keyed_apart_and_correlates_to_the_id() {
         let long = "x".repeat(100);
-        let ids = [long.as_str(), "a\tb", "a\u{1}b", "nul\0", ""];
+        let ids = [long.as_str(), "a\tb", "a\u{1}b", "nul\0"];
         let mut keys = Vec::new();
         for id in ids {
             let (stored, correlation) = keyed(inbound(id, b"<a/>"));
@@ -1266,5 +1281,19 @@ mod tests {
         keys.sort();
         keys.dedup();
         assert_eq!(keys.len(), count, "every id its own key");
+    }
+
+    /// A message without a `message_id` is keyed by its body: the same body
+    /// again is the same key (a duplicate), another body another key (its
+    /// own `REJECTED`), and neither is a valid id; its statuses correlate to
+    /// the empty id it came with.
+    #[test]
+    fn a_missing_id_is_keyed_by_the_body() {
+        let (first, correlation) = keyed(inbound("", b"<a/>"));
+        assert_eq!(correlation, "");
+        assert!(first.message_id.starts_with(MISSING_ID_PREFIX));
+        assert!(!message_id_errors(&first.message_id).is_empty(), "not a valid id");
+        assert_eq!(keyed(inbound("", b"<a/>")).0.message_id, first.message_id);
+        assert_ne!(keyed(inbound("", b"<b/>")).0.message_id, first.message_id);
     }
 }

@@ -5,8 +5,8 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 
 use super::rows::{
-    DEAD_LETTER_COLUMNS, Params, Value, dead_letter_from_row, from_ms, now_ms, parse_partner, status_from_row, text,
-    to_ms, to_u32,
+    DEAD_LETTER_COLUMNS, DEAD_LETTER_SUMMARY_COLUMNS, Params, Value, dead_letter_from_row,
+    dead_letter_summary_from_row, from_ms, now_ms, parse_partner, status_from_row, text, to_ms, to_u32,
 };
 use crate::store::{
     AttemptImage, DeadLetterFilter, DeliveryView, PartnerAttempt, StoreError, StoreResult, StoredDeadLetter,
@@ -131,11 +131,11 @@ pub(super) async fn dead_letters(
         format!("WHERE {}", conditions.join(" AND "))
     };
     let sql = format!(
-        "SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters {filter_sql} \
+        "SELECT {DEAD_LETTER_SUMMARY_COLUMNS} FROM dead_letters {filter_sql} \
          ORDER BY created_at DESC, id DESC LIMIT {limit}"
     );
     let rows = params.bind(&sql).fetch_all(&mut *conn).await?;
-    rows.iter().map(dead_letter_from_row).collect()
+    rows.iter().map(dead_letter_summary_from_row).collect()
 }
 
 pub(super) async fn dead_letter(conn: &mut AnyConnection, id: i64) -> StoreResult<Option<StoredDeadLetter>> {

@@ -239,6 +239,7 @@ pub(super) async fn insert_dead_letter(
         partner: d.partner,
         reason: d.reason,
         errors: d.errors,
+        body_bytes: d.body.len() as u64,
         body: d.body,
         content_type: d.content_type,
         attempts: d.attempts,
@@ -247,12 +248,30 @@ pub(super) async fn insert_dead_letter(
     })
 }
 
-/// The columns [`dead_letter_from_row`] reads.
+/// The columns [`dead_letter_from_row`] reads: the whole dead letter, its
+/// original bytes included.
 pub(super) const DEAD_LETTER_COLUMNS: &str = "id, court_ori, message_id, order_number, sequence, \
-     stage, partner, reason, errors_json, body, content_type, attempts, created_at, resolved_at, \
-     resolution, resolved_by";
+     stage, partner, reason, errors_json, body, CAST(length(body) AS BIGINT) AS body_bytes, \
+     content_type, attempts, created_at, resolved_at, resolution, resolved_by";
 
+/// The columns [`dead_letter_summary_from_row`] reads: everything but the
+/// original bytes (up to 16 MiB each), of which only the length is read.
+/// Lists use these.
+pub(super) const DEAD_LETTER_SUMMARY_COLUMNS: &str = "id, court_ori, message_id, order_number, sequence, \
+     stage, partner, reason, errors_json, CAST(length(body) AS BIGINT) AS body_bytes, \
+     content_type, attempts, created_at, resolved_at, resolution, resolved_by";
+
+/// A dead letter read with [`DEAD_LETTER_COLUMNS`], its body included.
 pub(super) fn dead_letter_from_row(row: &AnyRow) -> StoreResult<StoredDeadLetter> {
+    Ok(StoredDeadLetter {
+        body: row.try_get("body")?,
+        ..dead_letter_summary_from_row(row)?
+    })
+}
+
+/// A dead letter read with [`DEAD_LETTER_SUMMARY_COLUMNS`]: its `body` is
+/// empty, `body_bytes` says how long it is.
+pub(super) fn dead_letter_summary_from_row(row: &AnyRow) -> StoreResult<StoredDeadLetter> {
     let sequence: Option<i64> = row.try_get("sequence")?;
     let partner: Option<String> = row.try_get("partner")?;
     let errors: String = row.try_get("errors_json")?;
@@ -266,7 +285,8 @@ pub(super) fn dead_letter_from_row(row: &AnyRow) -> StoreResult<StoredDeadLetter
         partner: partner.as_deref().map(parse_partner).transpose()?,
         reason: row.try_get("reason")?,
         errors: from_json(&errors, "dead letter errors")?,
-        body: row.try_get("body")?,
+        body: Vec::new(),
+        body_bytes: u64::try_from(row.try_get::<i64, _>("body_bytes")?).unwrap_or_default(),
         content_type: row.try_get("content_type")?,
         attempts: to_u32(row.try_get("attempts")?, "attempts")?,
         created_at: from_ms(row.try_get("created_at")?)?,

@@ -356,3 +356,41 @@ pub(super) async fn edits_refer_to_a_kept_image(store: SqlStore) {
     let held = again.state.image.expect("the edited state keeps the image");
     assert_eq!((held.sha256, held.size, held.data), (image.sha256, 4000, None));
 }
+
+/// The image reference in the stored state of each message of `order`, in
+/// sequence order.
+async fn state_images(store: &SqlStore, order: &str) -> Vec<Option<String>> {
+    let states: Vec<String> =
+        sqlx::query_scalar("SELECT state_json FROM inbound_messages WHERE order_number = $1 ORDER BY sequence")
+            .bind(order.to_string())
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+    states
+        .iter()
+        .map(|json| {
+            let state: serde_json::Value = serde_json::from_str(json).unwrap();
+            state["image"]["sha256"].as_str().map(str::to_owned)
+        })
+        .collect()
+}
+
+/// Proves that a MODIFY without `por:OrderImage` keeps the order's signed
+/// image (the partners go on receiving the latest one the court sent),
+/// and that a MODIFY with an image replaces it.
+pub(super) async fn a_modify_without_an_image_keeps_the_orders_image(store: SqlStore) {
+    let s: &dyn Store = &store;
+    let (first, second) = (pdf(2_000), pdf(3_000));
+    let mut issue = message("24DV09301", Action::Issue, 1, "001");
+    issue.image = Some(first.clone());
+    let plain = message("24DV09301", Action::Modify, 2, "001");
+    let mut replaced = message("24DV09301", Action::Modify, 3, "001");
+    replaced.image = Some(second.clone());
+    for (id, m) in [("keep-1", issue), ("keep-2", plain), ("keep-3", replaced)] {
+        accept(s, accepted_xml(id, m, &both())).await;
+    }
+    assert_eq!(
+        state_images(&store, "24DV09301").await,
+        [Some(first.sha256.clone()), Some(first.sha256), Some(second.sha256)]
+    );
+}
