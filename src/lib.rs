@@ -33,7 +33,10 @@
 //! - [`vendor`]: tools for CMS vendors: `porter validate`, the broker's
 //!   stateless verdict on their files, offline.
 //! - [`court`]: court-side adapters (`porter court …`): the batch-file drop.
+//! - [`bench`]: `porter bench`, throughput and latency end to end against a
+//!   raw AMQP relay.
 
+pub mod bench;
 pub mod broker;
 pub mod config;
 pub mod court;

@@ -41,6 +41,9 @@ enum Command {
     Court(CourtCmd),
     /// Print, and with --apply apply, the RabbitMQ definitions: topology, policies, court users.
     Topology(porter::transport::topology::command::TopologyArgs),
+    /// Measure throughput, latency, CPU and memory end to end against a raw
+    /// AMQP relay in the same run (exit 0 clean, 1 not clean, 2 usage error).
+    Bench(porter::bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -184,7 +187,12 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    let command = match cli.command {
+        // Its own exit codes: 2 for a usage error.
+        Command::Bench(args) => return std::process::ExitCode::from(runtime.block_on(porter::bench::run(args))),
+        command => command,
+    };
+    match runtime.block_on(run(command)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("porter: {e:#}");
@@ -206,6 +214,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Demo { config } => porter::demo::run(&config, shutdown_signal()).await,
         Command::Validate(_) => unreachable!("handled before the runtime starts"),
+        Command::Bench(_) => unreachable!("handled with its own exit codes"),
         Command::Publish(args) => porter::publish::publish(args).await,
         Command::Dlq(args) => porter::ops::dlq_cli::run(args).await,
         Command::Court(CourtCmd::FileDrop(args)) => porter::court::file_drop::run(args, shutdown_signal()).await,
