@@ -10,15 +10,49 @@
 //!    keeps each stage's code in the CPU's caches;
 //! 2. commits the whole batch to the store in one transaction (group
 //!    commit), where deduplication and the sequence rules are applied;
-//! 3. hands the statuses and dead letters the batch produced to the
-//!    [`Relay`], and only when RabbitMQ has confirmed every one of them
-//!    acknowledges the batch's deliveries.
+//! 3. hands the statuses and dead letters each delivery produced to the
+//!    [`Relay`], all in flight together, and acknowledges each delivery once
+//!    RabbitMQ has confirmed every one of *its own* statuses and dead
+//!    letters.
 //!
 //! Step 3 runs in its own task, so the next batch is examined and committed
-//! while the previous one's confirms are in flight. If the store fails, the
-//! deliveries are returned to the queue (nack with requeue); if a publish
-//! fails, likewise: the redelivery is a duplicate to the store, which
-//! re-sends the statuses.
+//! while the previous one's confirms are in flight.
+//!
+//! # Isolation (ICD §9: a stuck order never blocks another court)
+//! - **A status that is not confirmed** (nacked, returned, the channel
+//!   failed) holds back only the delivery it belongs to: that delivery is
+//!   returned to its queue (nack with requeue, after [`REQUEUE_DELAY`] so a
+//!   court whose responses cannot be routed does not spin), and every other
+//!   delivery of the batch whose statuses were confirmed is acknowledged.
+//!   The redelivery is a duplicate to the store, which sends its statuses
+//!   again (ICD §4–§5: statuses are at-least-once); they were durable all
+//!   along, and the relay's sweep re-sends them too.
+//! - **The store failing** is one of two things ([`StoreError::is_outage`]).
+//!   An *outage* (unreachable, restarting, busy, anything not known to be
+//!   the data's fault) holds the batch and retries it with backoff for as
+//!   long as it lasts; the deliveries stay unacknowledged and are not
+//!   requeued, and nothing becomes a dead letter, since no court could be
+//!   served anyway. A failure the *data* causes (a constraint, a value the
+//!   database cannot hold, corrupt stored data) splits the batch: each item
+//!   is committed alone, so the others go through at once, and an item that
+//!   still fails is tried up to [`STORE_TRIES`] times in all (its batch's
+//!   try included), [`ITEM_BACKOFF`] apart, doubling. Then it becomes a dead
+//!   letter at stage `store` ([`Store::intake_unstorable`]): `REJECTED` to
+//!   its court (`INVALID_FORMAT` on field `message`: the ICD has no code for
+//!   an internal error), the original bytes on `por.dead`, and its delivery
+//!   acknowledged once those are confirmed. An outage met meanwhile does
+//!   not count as a try. If even the dead letter cannot be stored, the
+//!   delivery is returned to its queue (ERROR: an operator must look; the
+//!   queue's delivery limit, when set by policy, ends the loop on
+//!   `por.dead`). So an unstorable item holds the intake for well under a
+//!   second, once, and never for good.
+//!
+//! Events: `porter_intake_store_errors_total` (outage, ERROR),
+//! `porter_intake_batch_split_total` (WARN), `porter_intake_item_retries_total`
+//! (WARN), `porter_intake_unstorable_total` (dead letter made, ERROR),
+//! `porter_intake_unstorable_lost_total` (could not even be dead-lettered,
+//! ERROR), `porter_intake_requeued_total` (statuses not confirmed, WARN),
+//! `porter_intake_ack_lost_total` (WARN).
 
 pub mod examine;
 pub mod gap_timeout;
@@ -34,7 +68,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::CourtConfig;
 use crate::status::Relay;
-use crate::store::{IntakeItem, IntakeOutcome, Store};
+use crate::store::{IntakeItem, IntakeOutcome, Produced, Store, StoreError};
 use crate::transport::consumer::InboundDelivery;
 
 pub use examine::{Delivered, Formats, InboundProperties, examine, examine_batch, receive};
@@ -53,6 +87,21 @@ pub struct Intake {
 /// How long shutdown waits for committed batches' confirms before leaving
 /// them to redelivery (RabbitMQ may be down).
 const DRAIN_LIMIT: Duration = Duration::from_secs(10);
+
+/// How many times an item the store refuses for a reason of its data is
+/// tried, in all, before it becomes a dead letter at stage `store`.
+pub const STORE_TRIES: u32 = 3;
+
+/// The wait before an unstorable item's second try (doubled for the next).
+const ITEM_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The first wait while the store is out (doubled each time, up to 10 s).
+const OUTAGE_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How long a delivery whose statuses were not confirmed waits before it is
+/// returned to its queue, so that a court whose responses cannot be routed
+/// costs a redelivery a second, not a busy loop. Only that delivery waits.
+pub const REQUEUE_DELAY: Duration = Duration::from_secs(1);
 
 impl Intake {
     /// Runs until `stop` fires, then waits (bounded) for the
@@ -116,73 +165,173 @@ impl Intake {
         acks.spawn(confirm_then_ack(self.relay.clone(), batch, outcomes));
     }
 
-    /// Commits a batch, retrying with backoff while the store is failing
-    /// (the deliveries stay unacknowledged and are not requeued, so they do
-    /// not count against RabbitMQ's delivery limit). After three failures a
-    /// batch is committed one item at a time, so a single item the store
-    /// cannot take does not hold back the others. Returns `None` only when
-    /// stopped first; those deliveries are redelivered at the next start.
-    async fn commit(&self, items: Vec<IntakeItem>, stop: &CancellationToken) -> Option<Vec<IntakeOutcome>> {
-        let mut delay = Duration::from_millis(100);
-        for attempt in 1.. {
-            if attempt > 3 && items.len() > 1 {
-                let mut outcomes = Vec::with_capacity(items.len());
-                for item in &items {
-                    outcomes.extend(Box::pin(self.commit(vec![item.clone()], stop)).await?);
-                }
-                return Some(outcomes);
-            }
-            match self.store.intake(items.clone()).await {
-                Ok(outcomes) => return Some(outcomes),
-                Err(e) => {
-                    tracing::error!(error = %e, batch = items.len(), attempt, "Store commit failed; holding the batch and retrying.");
-                    metrics::counter!("porter_intake_store_errors_total").increment(1);
-                }
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = stop.cancelled() => return None,
-            }
-            delay = (delay * 2).min(Duration::from_secs(10));
+    /// Commits a batch: in one transaction, or item by item when the data
+    /// of some item makes it fail (see the module note). One entry per
+    /// item, in order; `None` for an item that could not be stored even as
+    /// a dead letter. Returns `None` only when stopped first; those
+    /// deliveries are redelivered at the next start.
+    async fn commit(&self, items: Vec<IntakeItem>, stop: &CancellationToken) -> Option<Vec<Option<IntakeOutcome>>> {
+        if items.len() == 1 {
+            let item = items.into_iter().next()?;
+            return Some(vec![self.commit_one(item, 0, stop).await?]);
         }
-        None
+        match self.store_waiting(&items, stop).await? {
+            Ok(outcomes) => return Some(outcomes.into_iter().map(Some).collect()),
+            Err(_) => {
+                metrics::counter!("porter_intake_batch_split_total").increment(1);
+                tracing::warn!(
+                    batch = items.len(),
+                    "An item of the batch could not be stored; storing them one at a time."
+                );
+            }
+        }
+        let mut outcomes = Vec::with_capacity(items.len());
+        for item in items {
+            outcomes.push(self.commit_one(item, 1, stop).await?);
+        }
+        Some(outcomes)
+    }
+
+    /// Commits one item alone, `tried` tries having failed already; after
+    /// [`STORE_TRIES`] in all, records it as a dead letter instead. The
+    /// inner `None`: not even that could be stored.
+    async fn commit_one(
+        &self,
+        item: IntakeItem,
+        tried: u32,
+        stop: &CancellationToken,
+    ) -> Option<Option<IntakeOutcome>> {
+        let mut tried = tried;
+        let mut delay = ITEM_BACKOFF;
+        while tried < STORE_TRIES {
+            if tried > 0 {
+                metrics::counter!("porter_intake_item_retries_total").increment(1);
+                tracing::warn!(court = %item.inbound.court_ori, message_id = ?item.inbound.message_id, tried, "An item could not be stored; trying it again alone.");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = stop.cancelled() => return None,
+                }
+                delay *= 2;
+            }
+            match self.store_waiting(std::slice::from_ref(&item), stop).await? {
+                Ok(mut outcomes) => return Some(outcomes.pop()),
+                Err(_) => tried += 1,
+            }
+        }
+        Some(self.dead_letter(item, stop).await?)
+    }
+
+    /// Records an item the store keeps refusing as a dead letter at stage
+    /// `store`. The inner `None`: the store refused that too.
+    async fn dead_letter(&self, item: IntakeItem, stop: &CancellationToken) -> Option<Option<IntakeOutcome>> {
+        let (court, message_id) = (item.inbound.court_ori.clone(), item.inbound.message_id.clone());
+        let mut delay = OUTAGE_BACKOFF;
+        loop {
+            match self.store.intake_unstorable(item.clone()).await {
+                Ok(outcome) => {
+                    metrics::counter!("porter_intake_unstorable_total").increment(1);
+                    tracing::error!(court = %court, message_id = ?message_id, tries = STORE_TRIES, "An item could not be stored; it is a dead letter at stage store and its court was answered REJECTED.");
+                    return Some(Some(outcome));
+                }
+                Err(e) if e.is_outage() => self.store_outage(&e, 1, &mut delay, stop).await?,
+                Err(e) => {
+                    metrics::counter!("porter_intake_unstorable_lost_total").increment(1);
+                    tracing::error!(court = %court, message_id = ?message_id, error = %e, "An item could not be stored, nor its dead letter; returning it to its queue.");
+                    return Some(None);
+                }
+            }
+        }
+    }
+
+    /// One store call for `items`, repeated with backoff for as long as the
+    /// store is out. `Err`: it failed for a reason of the data.
+    async fn store_waiting(
+        &self,
+        items: &[IntakeItem],
+        stop: &CancellationToken,
+    ) -> Option<Result<Vec<IntakeOutcome>, StoreError>> {
+        let mut delay = OUTAGE_BACKOFF;
+        loop {
+            match self.store.intake(items.to_vec()).await {
+                Ok(outcomes) => return Some(Ok(outcomes)),
+                Err(e) if e.is_outage() => self.store_outage(&e, items.len(), &mut delay, stop).await?,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    /// Reports an outage and waits out `delay` (then doubled, up to 10 s).
+    /// `None` when stopped first.
+    async fn store_outage(
+        &self,
+        e: &StoreError,
+        batch: usize,
+        delay: &mut Duration,
+        stop: &CancellationToken,
+    ) -> Option<()> {
+        metrics::counter!("porter_intake_store_errors_total").increment(1);
+        tracing::error!(error = %e, batch, "Store unavailable; holding the batch and retrying.");
+        tokio::select! {
+            _ = tokio::time::sleep(*delay) => {}
+            _ = stop.cancelled() => return None,
+        }
+        *delay = (*delay * 2).min(Duration::from_secs(10));
+        Some(())
     }
 }
 
-/// Publishes what a committed batch produced, then acknowledges it.
-async fn confirm_then_ack(relay: Relay, batch: Vec<InboundDelivery>, outcomes: Vec<IntakeOutcome>) {
-    let mut statuses = Vec::new();
-    let mut dead = Vec::new();
-    for outcome in outcomes {
-        match outcome {
-            IntakeOutcome::Stored {
-                statuses: s,
-                dead_letters,
-            } => {
-                statuses.extend(s);
-                dead.extend(dead_letters);
+/// Publishes what each delivery of a committed batch produced, then
+/// acknowledges each delivery whose statuses and dead letters RabbitMQ
+/// confirmed, and returns the others to their queues.
+async fn confirm_then_ack(relay: Relay, batch: Vec<InboundDelivery>, outcomes: Vec<Option<IntakeOutcome>>) {
+    let produced: Vec<Produced> = outcomes.iter().map(produced).collect();
+    let results = relay.send_each(&produced).await;
+    let mut unconfirmed = Vec::new();
+    for ((d, outcome), result) in batch.iter().zip(&outcomes).zip(results) {
+        match (outcome, result) {
+            (Some(_), Ok(())) => ack(d).await,
+            (None, _) => unconfirmed.push(d),
+            (Some(_), Err(e)) => {
+                tracing::warn!(court = %d.court_ori, error = %e, "Statuses not confirmed; returning the delivery to its queue.");
+                unconfirmed.push(d);
             }
-            IntakeOutcome::Duplicate { statuses: s } => statuses.extend(s),
-            IntakeOutcome::Conflict { status } => statuses.push(status),
         }
     }
-    match relay.send(&statuses, &dead).await {
-        Ok(()) => {
-            for d in &batch {
-                match d.delivery.acker.ack(BasicAckOptions::default()).await {
-                    Ok(true) => {}
-                    Ok(false) | Err(_) => {
-                        metrics::counter!("porter_intake_ack_lost_total").increment(1);
-                        tracing::warn!(court = %d.court_ori, "Ack not delivered (channel gone); the message will come again and be answered as a duplicate.");
-                    }
-                }
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "Statuses not confirmed; returning deliveries to their queues.");
-            for d in &batch {
-                requeue(d).await;
-            }
+    if unconfirmed.is_empty() {
+        return;
+    }
+    metrics::counter!("porter_intake_requeued_total").increment(unconfirmed.len() as u64);
+    tokio::time::sleep(REQUEUE_DELAY).await;
+    for d in unconfirmed {
+        requeue(d).await;
+    }
+}
+
+/// The statuses and dead letters one outcome is to publish.
+fn produced(outcome: &Option<IntakeOutcome>) -> Produced {
+    match outcome {
+        Some(IntakeOutcome::Stored { statuses, dead_letters }) => Produced {
+            statuses: statuses.clone(),
+            dead_letters: dead_letters.clone(),
+        },
+        Some(IntakeOutcome::Duplicate { statuses }) => Produced {
+            statuses: statuses.clone(),
+            dead_letters: Vec::new(),
+        },
+        Some(IntakeOutcome::Conflict { status }) => Produced {
+            statuses: vec![status.clone()],
+            dead_letters: Vec::new(),
+        },
+        None => Produced::default(),
+    }
+}
+
+async fn ack(d: &InboundDelivery) {
+    match d.delivery.acker.ack(BasicAckOptions::default()).await {
+        Ok(true) => {}
+        Ok(false) | Err(_) => {
+            metrics::counter!("porter_intake_ack_lost_total").increment(1);
+            tracing::warn!(court = %d.court_ori, "Ack not delivered (channel gone); the message will come again and be answered as a duplicate.");
         }
     }
 }

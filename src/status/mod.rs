@@ -34,7 +34,7 @@ use lapin::types::{AMQPValue, FieldTable};
 use tokio_util::sync::CancellationToken;
 
 use crate::formats::xml::write_status;
-use crate::store::{Store, StoredDeadLetter, StoredStatus};
+use crate::store::{Produced, Store, StoredDeadLetter, StoredStatus};
 use crate::transport::topology::{DEAD_QUEUE, RESPONSES_EXCHANGE};
 use crate::transport::{Outgoing, PublishError, Publisher};
 
@@ -52,25 +52,47 @@ pub struct Relay {
 impl Relay {
     /// Publishes all, waits for every confirm, then marks the rows.
     pub async fn send(&self, statuses: &[StoredStatus], dead: &[StoredDeadLetter]) -> Result<(), PublishError> {
-        if statuses.is_empty() && dead.is_empty() {
-            return Ok(());
-        }
-        let messages = statuses
+        let group = Produced {
+            statuses: statuses.to_vec(),
+            dead_letters: dead.to_vec(),
+        };
+        self.send_each(std::slice::from_ref(&group))
+            .await
+            .pop()
+            .unwrap_or(Ok(()))
+    }
+
+    /// Publishes every group (the statuses and dead letters of one inbound
+    /// delivery, say), all in flight together, then marks the rows of the
+    /// groups RabbitMQ confirmed whole, in one store call for all of them.
+    /// Returns one result per group: one group's failure is not another's.
+    pub async fn send_each(&self, groups: &[Produced]) -> Vec<Result<(), PublishError>> {
+        let messages = groups
             .iter()
-            .map(status_message)
-            .chain(dead.iter().map(dead_letter_message))
+            .map(|g| {
+                g.statuses
+                    .iter()
+                    .map(status_message)
+                    .chain(g.dead_letters.iter().map(dead_letter_message))
+                    .collect()
+            })
             .collect();
-        self.publisher.publish_all(messages).await?;
-        metrics::counter!("porter_statuses_published_total").increment(statuses.len() as u64);
-        let status_ids: Vec<i64> = statuses.iter().map(|s| s.id).collect();
-        let dead_ids: Vec<i64> = dead.iter().map(|d| d.id).collect();
-        if let Err(e) = self.store.mark_statuses_published(&status_ids).await {
+        let results = self.publisher.publish_each(messages).await;
+        let confirmed = || groups.iter().zip(&results).filter(|(_, r)| r.is_ok()).map(|(g, _)| g);
+        let status_ids: Vec<i64> = confirmed().flat_map(|g| g.statuses.iter().map(|s| s.id)).collect();
+        let dead_ids: Vec<i64> = confirmed().flat_map(|g| g.dead_letters.iter().map(|d| d.id)).collect();
+        metrics::counter!("porter_statuses_published_total").increment(status_ids.len() as u64);
+        if !status_ids.is_empty()
+            && let Err(e) = self.store.mark_statuses_published(&status_ids).await
+        {
             tracing::warn!(error = %e, "Could not mark statuses confirmed; they will be sent again.");
         }
-        if let Err(e) = self.store.mark_dead_letters_published(&dead_ids).await {
+        if !dead_ids.is_empty()
+            && let Err(e) = self.store.mark_dead_letters_published(&dead_ids).await
+        {
             tracing::warn!(error = %e, "Could not mark dead letters confirmed; they will be sent again.");
         }
-        Ok(())
+        results
     }
 
     /// Re-sends rows left unconfirmed, every few seconds, until `stop`.

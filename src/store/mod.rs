@@ -65,8 +65,10 @@ use crate::model::{Action, ErrorCode, FieldError, OrderMessage, PartnerId, Partn
 
 pub use sql::SqlStore;
 
-/// A store failure. Callers treat every variant as transient for the work
-/// in hand: nothing was committed, so nothing is acknowledged.
+/// A store failure. Nothing was committed, so nothing is acknowledged.
+/// Callers tell an outage of the store ([`StoreError::is_outage`]: wait
+/// and try again, however long) from a failure of the work in hand (an
+/// item the store cannot take, which the intake gives up after a few tries).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database error: {0}")]
@@ -77,6 +79,49 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported store URL {0:?} (use sqlite://PATH or postgres://...)")]
     UnsupportedUrl(String),
+}
+
+impl StoreError {
+    /// Whether this is the store failing as a whole (unreachable, restarting,
+    /// out of resources, busy, a schema or driver fault) rather than the
+    /// work in hand. Only a failure the data itself causes counts as not an
+    /// outage: a constraint it breaks, a value the database cannot hold
+    /// (PostgreSQL classes 22, 23 and 54; SQLite `TOOBIG`, `CONSTRAINT`,
+    /// `MISMATCH` and `RANGE`), a value that cannot be encoded or decoded,
+    /// and stored data found corrupt. Anything unknown is an outage, so a
+    /// doubt never turns good work into a dead letter.
+    pub fn is_outage(&self) -> bool {
+        match self {
+            StoreError::Database(e) => !caused_by_data(e),
+            StoreError::Corrupt(_) => false,
+            StoreError::Migrate(_) | StoreError::UnsupportedUrl(_) => true,
+        }
+    }
+}
+
+/// See [`StoreError::is_outage`].
+fn caused_by_data(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(db) => {
+            if db.kind() != sqlx::error::ErrorKind::Other {
+                return true;
+            }
+            if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                return matches!(pg.code().get(..2), Some("22" | "23" | "54"));
+            }
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                const TOOBIG: u32 = 18;
+                const CONSTRAINT: u32 = 19;
+                const MISMATCH: u32 = 20;
+                const RANGE: u32 = 25;
+                let primary = db.code().and_then(|c| c.parse::<u32>().ok()).map(|c| c & 0xff);
+                return matches!(primary, Some(TOOBIG | CONSTRAINT | MISMATCH | RANGE));
+            }
+            false
+        }
+        sqlx::Error::Encode(_) | sqlx::Error::Decode(_) | sqlx::Error::ColumnDecode { .. } => true,
+        _ => false,
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -162,6 +207,9 @@ pub enum DeadLetterStage {
     Sequence,
     /// Delivery to a partner.
     Deliver,
+    /// Storing at intake: the store refused the message itself, try after
+    /// try ([`Store::intake_unstorable`]). Nothing was routed or sent.
+    Store,
 }
 
 impl DeadLetterStage {
@@ -170,6 +218,7 @@ impl DeadLetterStage {
             DeadLetterStage::Validate => "validate",
             DeadLetterStage::Sequence => "sequence",
             DeadLetterStage::Deliver => "deliver",
+            DeadLetterStage::Store => "store",
         }
     }
 }
@@ -450,6 +499,16 @@ pub trait Store: Send + Sync + 'static {
     /// those the order is closed to by then.
     async fn intake(&self, items: Vec<IntakeItem>) -> StoreResult<Vec<IntakeOutcome>>;
 
+    /// Records an intake item that [`Store::intake`] refused, try after try,
+    /// for a reason of its own (not an outage): in one transaction, the
+    /// message (outcome `REJECTED`, so a redelivery is a duplicate), a
+    /// `REJECTED` status (`INVALID_FORMAT` on field `message`, as for any
+    /// internal error at intake) and a dead letter at stage `store` with
+    /// the original bytes. Nothing about its order changes. A message
+    /// already stored (the earlier try did commit) gets its usual
+    /// `Duplicate` or `Conflict` outcome instead.
+    async fn intake_unstorable(&self, item: IntakeItem) -> StoreResult<IntakeOutcome>;
+
     /// Deliveries for `partner` that may go now: pending, due, and with
     /// every earlier sequence of the same order to that partner finished.
     /// At most one per order, oldest first.
@@ -541,4 +600,36 @@ pub trait Store: Send + Sync + 'static {
     /// Forgets deduplication records older than `cutoff` (ICD §5: 400 days
     /// by default). Returns how many inbound messages were forgotten.
     async fn purge_before(&self, cutoff: DateTime<Utc>) -> StoreResult<u64>;
+}
+
+#[cfg(test)]
+mod outage_tests {
+    use sqlx::Connection as _;
+
+    use super::StoreError;
+
+    /// A constraint the data breaks (a real SQLite error) and corrupt
+    /// stored data are the work's failures; an unreachable or exhausted
+    /// database is an outage.
+    #[tokio::test]
+    async fn data_failures_are_told_from_outages() {
+        let mut conn = sqlx::SqliteConnection::connect("sqlite::memory:").await.unwrap();
+        sqlx::query("CREATE TABLE t (k TEXT PRIMARY KEY)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO t VALUES ('a')")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let unique = sqlx::query("INSERT INTO t VALUES ('a')")
+            .execute(&mut conn)
+            .await
+            .unwrap_err();
+        assert!(!StoreError::Database(unique).is_outage());
+        assert!(!StoreError::Corrupt("bad JSON".into()).is_outage());
+        assert!(StoreError::Database(sqlx::Error::PoolTimedOut).is_outage());
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(StoreError::Database(sqlx::Error::Io(refused)).is_outage());
+    }
 }

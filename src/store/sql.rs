@@ -282,6 +282,13 @@ impl Store for SqlStore {
         Ok(outcomes)
     }
 
+    async fn intake_unstorable(&self, item: IntakeItem) -> StoreResult<IntakeOutcome> {
+        let mut tx = self.begin_write().await?;
+        let outcome = intake::intake_unstorable(tx.conn(), self.backend, item).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
     async fn due_deliveries_in(
         &self,
         partners: &PartnerSet,

@@ -92,23 +92,50 @@ impl Publisher {
     /// Publishes every message and resolves once all are confirmed, or with
     /// the first failure. The messages are all in flight together.
     pub async fn publish_all(&self, messages: Vec<Outgoing>) -> Result<(), PublishError> {
-        let mut waits = Vec::with_capacity(messages.len());
-        for message in messages {
-            let (done, wait) = oneshot::channel();
-            self.tx
-                .send(Request { message, done })
-                .await
-                .map_err(|_| PublishError::Closed)?;
-            waits.push(wait);
-        }
-        let mut first_error = None;
-        for wait in waits {
-            let result = wait.await.unwrap_or(Err(PublishError::Closed));
-            if let (Err(e), None) = (result, &first_error) {
-                first_error = Some(e);
+        let mut results = self.publish_each(vec![messages]).await;
+        results.pop().unwrap_or(Ok(()))
+    }
+
+    /// Publishes every group's messages, all in flight together, and
+    /// resolves with one result per group: `Ok` once all its messages are
+    /// confirmed, else its first failure. One group's failure is its own.
+    pub async fn publish_each(&self, groups: Vec<Vec<Outgoing>>) -> Vec<Result<(), PublishError>> {
+        let mut waits = Vec::with_capacity(groups.len());
+        for group in groups {
+            let mut group_waits = Vec::with_capacity(group.len());
+            for message in group {
+                group_waits.push(self.submit(message).await);
             }
+            waits.push(group_waits);
         }
-        first_error.map_or(Ok(()), Err)
+        let mut results = Vec::with_capacity(waits.len());
+        for group_waits in waits {
+            let mut first_error = None;
+            for wait in group_waits {
+                let result = wait.await.unwrap_or(Err(PublishError::Closed));
+                if let (Err(e), None) = (result, &first_error) {
+                    first_error = Some(e);
+                }
+            }
+            results.push(first_error.map_or(Ok(()), Err));
+        }
+        results
+    }
+
+    /// Hands one message to the pump; the receiver gives its confirmation
+    /// (a closed receiver means the pump is gone). The keyed failpoint
+    /// [`PUBLISH_REFUSED`](crate::failpoint::PUBLISH_REFUSED) answers it as
+    /// nacked without sending it.
+    async fn submit(&self, message: Outgoing) -> oneshot::Receiver<Result<(), PublishError>> {
+        let (done, wait) = oneshot::channel();
+        if crate::failpoint::fails(crate::failpoint::PUBLISH_REFUSED, &message.routing_key) {
+            let _ = done.send(Err(PublishError::Nacked));
+            return wait;
+        }
+        // On failure the request, and with it `done`, is dropped: `wait`
+        // then resolves as closed.
+        let _ = self.tx.send(Request { message, done }).await;
+        wait
     }
 
     /// Runs the pump on `channel` until `stop` fires with nothing in flight,

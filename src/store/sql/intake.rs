@@ -81,6 +81,14 @@
 //!
 //! These statuses and dead letters are returned in the `Stored` outcome of
 //! the item whose arrival settled them.
+//!
+//! **Unstorable items.** An item this refuses for a reason of its own, try
+//! after try (see [`crate::intake`]), is recorded by [`intake_unstorable`]
+//! in a transaction of its own: the message as `REJECTED` (so a redelivery
+//! is a duplicate), a `REJECTED` status with one `INVALID_FORMAT` error on
+//! field `message` (the ICD has no code for an internal error; this is what
+//! the intake answers to any) and a dead letter at stage `store` with the
+//! original bytes. It never touches the order: its sequence stays free.
 
 use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
@@ -112,34 +120,20 @@ pub(super) async fn intake_one(
     router: &dyn Route,
     item: IntakeItem,
 ) -> StoreResult<IntakeOutcome> {
+    if crate::failpoint::fails(crate::failpoint::STORE_ITEM, &item.inbound.message_id) {
+        return Err(StoreError::Corrupt(format!(
+            "failpoint {} refused the item",
+            crate::failpoint::STORE_ITEM
+        )));
+    }
     let IntakeItem { inbound, verdict } = item;
     let (inbound, correlation) = keyed(inbound);
     let correlation = correlation.as_str();
     backend
         .lock_key(conn, &["message", &inbound.court_ori, &inbound.message_id])
         .await?;
-
-    let earlier = sqlx::query(
-        "SELECT id, body_sha256, received_at FROM inbound_messages \
-         WHERE court_ori = $1 AND message_id = $2",
-    )
-    .bind(inbound.court_ori.clone())
-    .bind(inbound.message_id.clone())
-    .fetch_optional(&mut *conn)
-    .await?;
-    if let Some(row) = earlier {
-        let id: i64 = row.try_get("id")?;
-        let sha: String = row.try_get("body_sha256")?;
-        if sha == inbound.body_sha256 {
-            return Ok(IntakeOutcome::Duplicate {
-                statuses: statuses_of(conn, id).await?,
-            });
-        }
-        let original = Original {
-            id,
-            received_at: row.try_get("received_at")?,
-        };
-        return conflict(conn, original, &inbound, correlation, &verdict).await;
+    if let Some(known) = known_arrival(conn, &inbound, correlation, &verdict).await? {
+        return Ok(known);
     }
 
     match verdict {
@@ -263,6 +257,86 @@ pub(super) async fn intake_one(
     }
 }
 
+/// Records an item [`intake_one`] refused for a reason of its own, inside
+/// the caller's transaction (see `Store::intake_unstorable`): stored as
+/// `REJECTED`, with its status and a dead letter at stage `store`, unless
+/// its `message_id` is known by now (then as [`intake_one`] answers it).
+pub(super) async fn intake_unstorable(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    item: IntakeItem,
+) -> StoreResult<IntakeOutcome> {
+    let IntakeItem { inbound, verdict } = item;
+    let (inbound, correlation) = keyed(inbound);
+    let correlation = correlation.as_str();
+    backend
+        .lock_key(conn, &["message", &inbound.court_ori, &inbound.message_id])
+        .await?;
+    if let Some(known) = known_arrival(conn, &inbound, correlation, &verdict).await? {
+        return Ok(known);
+    }
+    let (order_number, sequence) = order_facts(&verdict);
+    let facts = Facts {
+        order_number: text_opt(order_number),
+        sequence,
+        action: None,
+        canonical: None,
+    };
+    let error = FieldError::new(
+        ErrorCode::InvalidFormat,
+        "message",
+        "Porter could not store this message (internal error); it is kept as a dead letter and \
+         operators have been alerted",
+    );
+    let rejection = Rejection {
+        errors: vec![error],
+        warnings: Vec::new(),
+        stage: DeadLetterStage::Store,
+    };
+    reject_at(conn, &inbound, correlation, facts, rejection).await
+}
+
+/// The answer to an arrival whose `(court, message_id)` is stored already:
+/// `Duplicate` for the same body, else a conflict (see the module note).
+async fn known_arrival(
+    conn: &mut AnyConnection,
+    inbound: &InboundMessage,
+    correlation: &str,
+    verdict: &Verdict,
+) -> StoreResult<Option<IntakeOutcome>> {
+    let earlier = sqlx::query(
+        "SELECT id, body_sha256, received_at FROM inbound_messages \
+         WHERE court_ori = $1 AND message_id = $2",
+    )
+    .bind(inbound.court_ori.clone())
+    .bind(inbound.message_id.clone())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = earlier else { return Ok(None) };
+    let id: i64 = row.try_get("id")?;
+    let sha: String = row.try_get("body_sha256")?;
+    if sha == inbound.body_sha256 {
+        return Ok(Some(IntakeOutcome::Duplicate {
+            statuses: statuses_of(conn, id).await?,
+        }));
+    }
+    let original = Original {
+        id,
+        received_at: row.try_get("received_at")?,
+    };
+    Ok(Some(conflict(conn, original, inbound, correlation, verdict).await?))
+}
+
+/// The order number and sequence of a verdict, where they could be read.
+fn order_facts(verdict: &Verdict) -> (Option<&str>, Option<u32>) {
+    match verdict {
+        Verdict::Accepted { order, .. } => (order.order_number(), order.sequence),
+        Verdict::Rejected {
+            order_number, sequence, ..
+        } => (order_number.as_deref(), *sequence),
+    }
+}
+
 /// The inbound message as the store keeps it, with its `message_id`
 /// replaced by the deduplication key (see the module note), and the id as
 /// it came (NUL as U+FFFD), which its statuses correlate to.
@@ -354,12 +428,7 @@ async fn conflict(
             status: status_from_row(&row)?,
         });
     }
-    let (order_number, sequence) = match verdict {
-        Verdict::Accepted { order, .. } => (order.order_number(), order.sequence),
-        Verdict::Rejected {
-            order_number, sequence, ..
-        } => (order_number.as_deref(), *sequence),
-    };
+    let (order_number, sequence) = order_facts(verdict);
     let mut draft = StatusDraft::new(
         &inbound.court_ori,
         correlation,
@@ -687,7 +756,8 @@ fn closed(number: &str, how: &str, at: i64) -> FieldError {
 }
 
 /// Stores a rejected message: its row, a `REJECTED` status and a dead
-/// letter, both with the `message_id` as it came (`correlation`).
+/// letter at stage `validate`, both with the `message_id` as it came
+/// (`correlation`).
 async fn reject(
     conn: &mut AnyConnection,
     inbound: &InboundMessage,
@@ -696,6 +766,36 @@ async fn reject(
     errors: Vec<FieldError>,
     warnings: Vec<FieldError>,
 ) -> StoreResult<IntakeOutcome> {
+    let rejection = Rejection {
+        errors,
+        warnings,
+        stage: DeadLetterStage::Validate,
+    };
+    reject_at(conn, inbound, correlation, facts, rejection).await
+}
+
+/// Why a message is stored as `REJECTED`, and at which stage its dead
+/// letter stands.
+struct Rejection {
+    errors: Vec<FieldError>,
+    warnings: Vec<FieldError>,
+    stage: DeadLetterStage,
+}
+
+/// Stores a rejected message: its row, a `REJECTED` status and a dead
+/// letter at `rejection.stage`, whose reason is the first error's code.
+async fn reject_at(
+    conn: &mut AnyConnection,
+    inbound: &InboundMessage,
+    correlation: &str,
+    facts: Facts,
+    rejection: Rejection,
+) -> StoreResult<IntakeOutcome> {
+    let Rejection {
+        errors,
+        warnings,
+        stage,
+    } = rejection;
     let id = insert_inbound(conn, inbound, "REJECTED", &facts, None).await?;
     let reason = errors.first().map_or(ErrorCode::InvalidFormat, |e| e.code).as_str();
     let mut draft = facts.status(inbound, correlation, StatusKind::Rejected);
@@ -711,7 +811,7 @@ async fn reject(
             message_id: correlation.to_string(),
             order_number: facts.order_number,
             sequence: facts.sequence,
-            stage: DeadLetterStage::Validate,
+            stage,
             partner: None,
             reason: reason.to_string(),
             errors,
