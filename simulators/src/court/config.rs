@@ -181,12 +181,16 @@ impl CourtSimConfig {
         if self.order_window == 0 {
             anyhow::bail!("court simulator: order_window must be at least 1");
         }
-        if !self.rate_per_sec.is_finite() || self.rate_per_sec < 0.0 {
-            anyhow::bail!("court simulator: rate_per_sec must be 0 or a positive number");
+        if !self.rate_per_sec.is_finite() || !(0.0..=MAX_RATE_PER_SEC).contains(&self.rate_per_sec) {
+            anyhow::bail!("court simulator: rate_per_sec must be 0 (unthrottled) or a number up to {MAX_RATE_PER_SEC}");
         }
         Ok(())
     }
 }
+
+/// The highest rate the publisher can pace: above it the interval between two
+/// messages would round to nothing. Use 0 for as fast as possible.
+pub const MAX_RATE_PER_SEC: f64 = 1_000_000.0;
 
 fn default_amqp_url() -> String {
     "amqp://guest:guest@127.0.0.1:5672/%2f".into()
@@ -307,5 +311,9 @@ mod tests {
         let mut rate = c;
         rate.rate_per_sec = -1.0;
         assert!(rate.validate().is_err());
+        rate.rate_per_sec = 2e9;
+        assert!(rate.validate().is_err(), "a rate the publisher cannot pace is refused");
+        rate.rate_per_sec = MAX_RATE_PER_SEC;
+        rate.validate().unwrap();
     }
 }
