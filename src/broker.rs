@@ -27,7 +27,6 @@ use crate::mapping::codes::CodeLists;
 use crate::ops::http::{OpsState, run as serve_http};
 use crate::routing::Router;
 use crate::status::Relay;
-use crate::store::lock::BrokerLock;
 use crate::store::{SqlStore, Store};
 use crate::transport::Publisher;
 use crate::transport::supervisor::Supervisor;
@@ -117,25 +116,8 @@ fn load_code_maps(dir: &Path, codes: &CodeLists) -> anyhow::Result<HashMap<Strin
     Ok(maps)
 }
 
-/// Runs the broker until `shutdown` resolves. It first takes the SQLite
-/// store's broker lock ([`BrokerLock`]); another broker holding it is an
-/// error.
+/// Runs the broker until `shutdown` resolves.
 pub async fn run(config: Config, http: TcpListener, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-    let lock = BrokerLock::take(&config.store.url)?;
-    run_locked(config, http, lock, shutdown).await
-}
-
-/// Like [`run`], with the store's broker lock already taken (`porter broker`
-/// takes it before it binds the HTTP port, so that a second broker on the
-/// same store is told about the store, not about the port). `lock` is held
-/// until the broker stops.
-pub async fn run_locked(
-    config: Config,
-    http: TcpListener,
-    lock: Option<BrokerLock>,
-    shutdown: impl Future<Output = ()> + Send,
-) -> anyhow::Result<()> {
-    let _lock = lock;
     let mut config = config;
     config.resolve_secrets()?;
     let formats = Arc::new(load_formats(&config)?);

@@ -117,7 +117,6 @@ async fn start_and_publish(config: &Config, stop: &CancellationToken) -> anyhow:
         .collect();
     let sim_config = CourtSimConfig {
         amqp_url: config.amqp.url.clone(),
-        amqp_urls: config.amqp.urls.clone(),
         courts,
         orders_per_court: 2,
         lifecycle: true,

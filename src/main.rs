@@ -209,9 +209,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Broker { config } => {
             let config = porter::config::Config::load(&config)?;
-            let lock = porter::store::lock::BrokerLock::take(&config.store.url)?;
             let http = TcpListener::bind(config.http.listen).await?;
-            porter::broker::run_locked(config, http, lock, shutdown_signal()).await
+            porter::broker::run(config, http, shutdown_signal()).await
         }
         Command::Demo { config } => porter::demo::run(&config, shutdown_signal()).await,
         Command::Validate(_) => unreachable!("handled before the runtime starts"),
@@ -271,7 +270,6 @@ async fn sim_court(args: SimCourtArgs) -> anyhow::Result<()> {
     let defaults = porter_simulators::court::CourtSimConfig::default();
     let sim = porter_simulators::court::CourtSimConfig {
         amqp_url: config.amqp.url.clone(),
-        amqp_urls: config.amqp.urls.clone(),
         courts,
         orders_per_court: args.orders,
         lifecycle: args.lifecycle,

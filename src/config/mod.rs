@@ -58,115 +58,23 @@ pub struct Config {
     pub source: PathBuf,
 }
 
-/// RabbitMQ connection and flow control (`[amqp]`).
-///
-/// The nodes are written either as `urls = ["amqp://…", …]` (the nodes of a
-/// RabbitMQ cluster, tried in order) or as `url = "amqp://…"` (one node,
-/// the same as a one-element `urls`); giving both is an error, and neither
-/// means the local default. The broker's supervisor connects to the first
-/// node that answers and, when its node fails, moves on to the next one
-/// (see [`crate::transport::supervisor`]).
+/// RabbitMQ connection and flow control.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(try_from = "AmqpToml")]
+#[serde(deny_unknown_fields)]
 pub struct AmqpConfig {
-    /// The nodes, in the order they are tried; never empty. Overrides:
-    /// `PORTER_AMQP_URLS` (comma-separated) or `PORTER_AMQP_URL` (one node).
-    pub urls: Vec<String>,
-    /// The first node of `urls`: the commands that talk to RabbitMQ once
-    /// (`porter topology`, `porter court file-drop`) connect to it.
+    /// AMQP URL. Override: `PORTER_AMQP_URL`.
+    #[serde(default = "default_amqp_url")]
     pub url: String,
     /// Unacknowledged inbound deliveries per court queue (`basic.qos`).
+    #[serde(default = "default_prefetch")]
     pub prefetch: u16,
     /// Publisher confirms kept in flight at once.
+    #[serde(default = "default_confirm_window")]
     pub confirm_window: usize,
     /// Delay before reconnecting after the connection is lost, in ms; it
     /// doubles up to 30 s.
-    pub reconnect_ms: u64,
-    /// The AMQP heartbeat the broker asks for, in seconds (1 to 10).
-    pub heartbeat_secs: u16,
-}
-
-/// The `[amqp]` table as written; [`AmqpConfig`] is what it means.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AmqpToml {
-    /// One node's AMQP URL (the same as `urls = [url]`).
-    #[serde(default)]
-    url: Option<String>,
-    /// The nodes of a RabbitMQ cluster, tried in order (not empty).
-    #[serde(default)]
-    urls: Option<Vec<String>>,
-    /// Unacknowledged inbound deliveries per court queue (`basic.qos`).
-    #[serde(default = "default_prefetch")]
-    prefetch: u16,
-    /// Publisher confirms kept in flight at once.
-    #[serde(default = "default_confirm_window")]
-    confirm_window: usize,
-    /// First reconnect delay, in ms.
     #[serde(default = "default_reconnect_ms")]
-    reconnect_ms: u64,
-    /// The AMQP heartbeat, in seconds: at most [`MAX_HEARTBEAT_SECS`], so
-    /// that RabbitMQ notices a frozen broker (two missed heartbeats) and
-    /// requeues its unacknowledged deliveries within 30 s.
-    #[serde(default = "default_heartbeat_secs")]
-    heartbeat_secs: u16,
-}
-
-/// The longest AMQP heartbeat the broker accepts, in seconds.
-pub const MAX_HEARTBEAT_SECS: u16 = 10;
-
-impl TryFrom<AmqpToml> for AmqpConfig {
-    type Error = String;
-
-    fn try_from(t: AmqpToml) -> Result<AmqpConfig, String> {
-        let urls = match (t.url, t.urls) {
-            (Some(_), Some(_)) => {
-                return Err("[amqp]: give either `url` or `urls`, not both".into());
-            }
-            (Some(url), None) => vec![url],
-            (None, Some(urls)) if urls.is_empty() => {
-                return Err("[amqp] urls: list at least one node".into());
-            }
-            (None, Some(urls)) => urls,
-            (None, None) => vec![default_amqp_url()],
-        };
-        Ok(AmqpConfig {
-            url: urls[0].clone(),
-            urls,
-            prefetch: t.prefetch,
-            confirm_window: t.confirm_window,
-            reconnect_ms: t.reconnect_ms,
-            heartbeat_secs: t.heartbeat_secs,
-        })
-    }
-}
-
-impl AmqpConfig {
-    /// Replaces the nodes (both fields stay in step).
-    pub fn set_urls(&mut self, urls: Vec<String>) {
-        if let Some(first) = urls.first() {
-            self.url = first.clone();
-            self.urls = urls;
-        }
-    }
-
-    /// Checks the nodes' URLs and the heartbeat.
-    fn validate(&self) -> Result<(), String> {
-        if self.urls.is_empty() {
-            return Err("[amqp] urls: list at least one node".into());
-        }
-        for url in &self.urls {
-            url.parse::<lapin::uri::AMQPUri>()
-                .map_err(|e| format!("[amqp] {:?} is not an AMQP URL: {e}", crate::transport::redact_url(url)))?;
-        }
-        if !(1..=MAX_HEARTBEAT_SECS).contains(&self.heartbeat_secs) {
-            return Err(format!(
-                "[amqp] heartbeat_secs = {}: must be 1 to {MAX_HEARTBEAT_SECS}",
-                self.heartbeat_secs
-            ));
-        }
-        Ok(())
-    }
+    pub reconnect_ms: u64,
 }
 
 /// The store.
@@ -275,9 +183,6 @@ fn default_confirm_window() -> usize {
 fn default_reconnect_ms() -> u64 {
     500
 }
-fn default_heartbeat_secs() -> u16 {
-    MAX_HEARTBEAT_SECS
-}
 fn default_store_url() -> String {
     "sqlite://var/porter.db".into()
 }
@@ -310,11 +215,9 @@ impl Default for AmqpConfig {
     fn default() -> Self {
         AmqpConfig {
             url: default_amqp_url(),
-            urls: vec![default_amqp_url()],
             prefetch: default_prefetch(),
             confirm_window: default_confirm_window(),
             reconnect_ms: default_reconnect_ms(),
-            heartbeat_secs: default_heartbeat_secs(),
         }
     }
 }
@@ -382,22 +285,8 @@ impl Config {
 
     /// Applies `PORTER_*` overrides; a malformed value is an error.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        if let Some(v) = get("PORTER_AMQP_URLS") {
-            let urls: Vec<String> = v
-                .split(',')
-                .map(str::trim)
-                .filter(|u| !u.is_empty())
-                .map(String::from)
-                .collect();
-            if urls.is_empty() {
-                return Err(ConfigError::Invalid {
-                    path: self.source.clone(),
-                    message: "PORTER_AMQP_URLS lists no node".into(),
-                });
-            }
-            self.amqp.set_urls(urls);
-        } else if let Some(v) = get("PORTER_AMQP_URL") {
-            self.amqp.set_urls(vec![v]);
+        if let Some(v) = get("PORTER_AMQP_URL") {
+            self.amqp.url = v;
         }
         if let Some(v) = get("PORTER_STORE_URL") {
             self.store.url = v;
@@ -460,7 +349,6 @@ impl Config {
                 return Err(invalid(format!("court {}: layouts must not be empty", court.ori)));
             }
         }
-        self.amqp.validate().map_err(invalid)?;
         if self.amqp.confirm_window == 0 || self.intake.batch_size == 0 {
             return Err(invalid("confirm_window and batch_size must be at least 1".into()));
         }
@@ -532,72 +420,5 @@ mod tests {
         let text = "[[courts]]\nori = \"CA03\"\nsheriff_ori = \"CA0340000\"\n";
         let c = Config::from_toml_str(text, Path::new("p.toml")).unwrap();
         assert!(c.validate().is_err());
-    }
-
-    /// `url` is one node; `urls` lists several, in order; neither is the
-    /// local default; both, or an empty list, are errors naming the file.
-    #[test]
-    fn amqp_nodes_are_read_from_url_or_urls() {
-        let one = Config::from_toml_str("[amqp]\nurl = \"amqp://a:1/%2f\"\n", Path::new("p.toml")).unwrap();
-        assert_eq!(one.amqp.urls, vec!["amqp://a:1/%2f"]);
-        assert_eq!(one.amqp.url, "amqp://a:1/%2f");
-        let text = "[amqp]\nurls = [\"amqp://a:1/%2f\", \"amqp://b:2/%2f\"]\n";
-        let two = Config::from_toml_str(text, Path::new("p.toml")).unwrap();
-        assert_eq!(two.amqp.urls, vec!["amqp://a:1/%2f", "amqp://b:2/%2f"]);
-        assert_eq!(two.amqp.url, "amqp://a:1/%2f");
-        two.validate().unwrap();
-        let none = Config::from_toml_str("[amqp]\nprefetch = 8\n", Path::new("p.toml")).unwrap();
-        assert_eq!(none.amqp.urls, vec!["amqp://guest:guest@127.0.0.1:5672/%2f"]);
-        assert_eq!(none.amqp.heartbeat_secs, 10);
-        let both = "[amqp]\nurl = \"amqp://a/%2f\"\nurls = [\"amqp://b/%2f\"]\n";
-        let err = Config::from_toml_str(both, Path::new("a/p.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("a/p.toml") && err.contains("not both"), "{err}");
-        let err = Config::from_toml_str("[amqp]\nurls = []\n", Path::new("p.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("at least one node"), "{err}");
-        let typo = Config::from_toml_str("[amqp]\nurlz = []\n", Path::new("p.toml"))
-            .unwrap_err()
-            .to_string();
-        assert!(typo.contains("urlz"), "{typo}");
-    }
-
-    /// `PORTER_AMQP_URLS` (comma-separated) and `PORTER_AMQP_URL` replace the
-    /// file's nodes; a URL that is not an AMQP URL fails validation without
-    /// showing its password.
-    #[test]
-    fn amqp_nodes_env_overrides_and_validation() {
-        let mut c = Config::from_toml_str("[amqp]\nurl = \"amqp://a/%2f\"\n", Path::new("p.toml")).unwrap();
-        c.apply_env(|k| (k == "PORTER_AMQP_URLS").then(|| "amqp://x/%2f, amqp://y/%2f".to_string()))
-            .unwrap();
-        assert_eq!(c.amqp.urls, vec!["amqp://x/%2f", "amqp://y/%2f"]);
-        assert_eq!(c.amqp.url, "amqp://x/%2f");
-        c.apply_env(|k| (k == "PORTER_AMQP_URL").then(|| "amqp://z/%2f".to_string()))
-            .unwrap();
-        assert_eq!(c.amqp.urls, vec!["amqp://z/%2f"]);
-        assert!(
-            c.apply_env(|k| (k == "PORTER_AMQP_URLS").then(|| " , ".to_string()))
-                .is_err()
-        );
-        let text = "[amqp]\nurls = [\"amqp://a/%2f\", \"http://u:s3cret@b/\"]\n";
-        let err = Config::from_toml_str(text, Path::new("p.toml"))
-            .unwrap()
-            .validate()
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("not an AMQP URL") && !err.contains("s3cret"), "{err}");
-    }
-
-    /// The heartbeat may be 1 to 10 s: longer would let a frozen broker keep
-    /// its unacknowledged deliveries past 30 s; 0 would turn it off.
-    #[test]
-    fn heartbeat_is_at_most_ten_seconds() {
-        for (secs, ok) in [(0, false), (1, true), (10, true), (11, false), (60, false)] {
-            let text = format!("[amqp]\nheartbeat_secs = {secs}\n");
-            let c = Config::from_toml_str(&text, Path::new("p.toml")).unwrap();
-            assert_eq!(c.validate().is_ok(), ok, "heartbeat_secs = {secs}");
-        }
     }
 }

@@ -53,12 +53,7 @@
 //!   discard) are store operations, each one transaction with its audit row
 //!   (table `audit`); see [`sql`]'s `operations` module for the rules. A
 //!   refused action ([`Refusal`]) changes nothing.
-//! - **One broker per SQLite store.** The broker holds an OS lock on
-//!   `<db>.broker-lock` beside the database for as long as it runs; a second
-//!   broker on the same file stops at once (ICD §12). Other commands open the
-//!   store freely. See [`lock`].
 
-pub mod lock;
 pub mod sql;
 #[cfg(test)]
 mod tests;

@@ -9,22 +9,6 @@
 //! was never acknowledged, so RabbitMQ delivers it again. The abandoned
 //! connection is closed by [`reap`] as soon as it can be, so that lapin
 //! cannot recover it behind the supervisor's back.
-//!
-//! # Design note: cluster nodes
-//! `[amqp] urls` lists the nodes of a RabbitMQ cluster. lapin 4 connects to
-//! one URI, and its auto-recovery goes back to that same node, so moving
-//! between nodes is the supervisor's job: it connects to the nodes in
-//! order, starting with the first, and when a session ends with an error
-//! (the node refused the connection, or its connection failed and lapin
-//! did not recover it within the health watch's grace) it tries the next
-//! node at once, then the ones after it, wrapping round. Only after every
-//! node has failed once in a row does it wait (the backoff above). Each
-//! failed node is logged at WARN by its URL without the password. Every
-//! connection asks for the heartbeat of `[amqp] heartbeat_secs` (see the
-//! transport module) and gives a TCP connect 10 s. With more than one node,
-//! lapin's own retries of a TCP connect to one node are cut to two quick
-//! ones (it makes 16 by default), so that the move to the next node is
-//! quick.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -56,26 +40,16 @@ impl Supervisor {
     pub async fn run(self, stop_consuming: CancellationToken, close: CancellationToken) {
         let base = Duration::from_millis(self.amqp.reconnect_ms.max(10));
         let mut delay = base;
-        let mut rotation = Rotation::new(self.amqp.urls.len());
         while !close.is_cancelled() {
-            let node = rotation.current();
             let started = Instant::now();
-            match self.session(node, &stop_consuming, &close).await {
+            match self.session(&stop_consuming, &close).await {
                 Ok(()) => break,
-                Err(e) => tracing::warn!(
-                    node = %super::redact_url(self.node_url(node)),
-                    error = %e,
-                    "AMQP session on this node ended; will reconnect, to the next node if there is one."
-                ),
+                Err(e) => tracing::warn!(error = %e, "AMQP session ended; will reconnect."),
             }
             let _ = self.connected.send(false);
             metrics::counter!("porter_amqp_reconnects_total").increment(1);
             if started.elapsed() > Duration::from_secs(60) {
                 delay = base;
-                rotation.round_succeeded();
-            }
-            if rotation.fail() {
-                continue;
             }
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
@@ -86,31 +60,11 @@ impl Supervisor {
         let _ = self.connected.send(false);
     }
 
-    /// The URL of node `node` (the single `url` if `urls` were left empty).
-    fn node_url(&self, node: usize) -> &str {
-        self.amqp.urls.get(node).unwrap_or(&self.amqp.url)
-    }
-
-    async fn session(
-        &self,
-        node: usize,
-        stop_consuming: &CancellationToken,
-        close: &CancellationToken,
-    ) -> anyhow::Result<()> {
-        let mut properties = ConnectionProperties::default().with_connection_name("porter-broker".into());
-        if self.amqp.urls.len() > 1 {
-            // lapin retries a TCP connect (first or recovering) on the same
-            // node 16 times by default; with other nodes to go to, two
-            // quick tries are enough before the supervisor moves on.
-            properties = properties.configure_backoff(|b| {
-                b.with_max_times(2)
-                    .with_min_delay(Duration::from_millis(200))
-                    .with_max_delay(Duration::from_secs(1))
-            });
-        }
-        let properties = properties.enable_auto_recover();
-        let uri = super::node_uri(self.node_url(node), self.amqp.heartbeat_secs)?;
-        let conn = Arc::new(Connection::connect_uri(uri, properties).await?);
+    async fn session(&self, stop_consuming: &CancellationToken, close: &CancellationToken) -> anyhow::Result<()> {
+        let properties = ConnectionProperties::default()
+            .with_connection_name("porter-broker".into())
+            .enable_auto_recover();
+        let conn = Arc::new(Connection::connect(&self.amqp.url, properties).await?);
         let setup = conn.create_channel().await?;
         topology::declare(&setup, &self.courts).await?;
         let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
@@ -136,7 +90,6 @@ impl Supervisor {
         let _ = self.connected.send(true);
         tracing::info!(
             courts = self.courts.len(),
-            node = %super::redact_url(self.node_url(node)),
             "Connected to RabbitMQ; consuming court queues."
         );
         while let Some(joined) = tasks.join_next().await {
@@ -150,46 +103,6 @@ impl Supervisor {
         }
         let _ = conn.close(200, "porter shutting down".into()).await;
         Ok(())
-    }
-}
-
-/// Which node the next session uses, and whether every node has failed
-/// since the last good session (only then does the supervisor back off).
-#[derive(Debug)]
-struct Rotation {
-    nodes: usize,
-    current: usize,
-    failed_in_a_row: usize,
-}
-
-impl Rotation {
-    fn new(nodes: usize) -> Rotation {
-        Rotation {
-            nodes: nodes.max(1),
-            current: 0,
-            failed_in_a_row: 0,
-        }
-    }
-
-    fn current(&self) -> usize {
-        self.current
-    }
-
-    /// The current node failed: moves to the next one. `true` when some
-    /// node has not failed yet in this round, so it is tried at once.
-    fn fail(&mut self) -> bool {
-        self.current = (self.current + 1) % self.nodes;
-        self.failed_in_a_row += 1;
-        if self.failed_in_a_row >= self.nodes {
-            self.failed_in_a_row = 0;
-            return false;
-        }
-        true
-    }
-
-    /// A session lasted: the next failure starts a new round.
-    fn round_succeeded(&mut self) {
-        self.failed_in_a_row = 0;
     }
 }
 
@@ -255,32 +168,5 @@ async fn watch_health(conn: Arc<Connection>, close: CancellationToken) -> anyhow
         if since.elapsed() > RECOVERY_GRACE {
             anyhow::bail!("connection not recovered within {} s", RECOVERY_GRACE.as_secs());
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Rotation;
-
-    /// After a node fails the next one is tried at once, wrapping round;
-    /// the supervisor waits only once every node has failed in a row.
-    #[test]
-    fn rotation_moves_to_the_next_node_and_backs_off_after_a_round() {
-        let mut r = Rotation::new(3);
-        assert_eq!(r.current(), 0);
-        assert!(r.fail());
-        assert_eq!(r.current(), 1);
-        assert!(r.fail());
-        assert_eq!(r.current(), 2);
-        assert!(!r.fail(), "all three failed: back off");
-        assert_eq!(r.current(), 0);
-        assert!(r.fail());
-        r.round_succeeded();
-        assert_eq!(r.current(), 1);
-        assert!(r.fail() && r.fail());
-        assert!(!r.fail());
-        let mut one = Rotation::new(1);
-        assert!(!one.fail());
-        assert_eq!(one.current(), 0);
     }
 }

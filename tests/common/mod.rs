@@ -85,9 +85,6 @@ pub struct Setup {
     pub store_url: Option<String>,
     /// The LEA image links' `image_link_days` (default: the broker's, 7).
     pub image_link_days: Option<u32>,
-    /// The broker's `[amqp] urls`, the nodes it tries in order (default:
-    /// `url` = the harness's own RabbitMQ).
-    pub amqp_urls: Option<Vec<String>>,
 }
 
 impl Setup {
@@ -97,7 +94,6 @@ impl Setup {
         gap_timeout_secs: None,
         store_url: None,
         image_link_days: None,
-        amqp_urls: None,
     };
 }
 
@@ -165,12 +161,9 @@ impl Harness {
             .or_else(|| std::env::var("PORTER_TEST_STORE_URL").ok())
             .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("porter.db").display()));
         let mut toml = format!(
-            "[amqp]\n{}\nreconnect_ms = 200\n[store]\nurl = {:?}\n[paths]\nschemas = {:?}\nmappings = {:?}\n\
+            "[amqp]\nurl = {:?}\nreconnect_ms = 200\n[store]\nurl = {:?}\n[paths]\nschemas = {:?}\nmappings = {:?}\n\
              [partners.clets]\naddress = \"{clets_addr}\"\n[partners.clets.retry]\nmin_ms = 200\nmax_ms = 2000\n",
-            match &partners.amqp_urls {
-                Some(urls) => format!("urls = {urls:?}"),
-                None => format!("url = {amqp:?}"),
-            },
+            amqp,
             store_url,
             repo().join("schemas").display().to_string(),
             repo().join("mappings").display().to_string(),

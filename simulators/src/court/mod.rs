@@ -108,7 +108,14 @@ pub async fn run_with_printer(
         "Court simulator starting."
     );
 
-    let connection = connect(&config).await?;
+    let connection = Connection::connect(
+        &config.amqp_url,
+        ConnectionProperties::default()
+            .enable_auto_recover()
+            .with_connection_name(publisher::APP_ID.into()),
+    )
+    .await
+    .context("court simulator: cannot connect to RabbitMQ")?;
 
     let check = connection.create_channel().await?;
     check
@@ -283,52 +290,6 @@ fn run_tag() -> String {
     }
     tag.reverse();
     String::from_utf8(tag).unwrap_or_default()
-}
-
-/// Connects to the first of the configured RabbitMQ nodes
-/// ([`CourtSimConfig::nodes`]) that accepts, logging each one that does not
-/// (by its URL without the password). The connection then recovers on its
-/// own node.
-async fn connect(config: &CourtSimConfig) -> anyhow::Result<Connection> {
-    let mut last_error = None;
-    let nodes = config.nodes();
-    for url in &nodes {
-        let mut properties = ConnectionProperties::default().with_connection_name(publisher::APP_ID.into());
-        if nodes.len() > 1 {
-            // lapin retries a TCP connect 16 times by default; with other
-            // nodes to try, two quick tries are enough.
-            properties = properties.configure_backoff(|b| {
-                b.with_max_times(2)
-                    .with_min_delay(Duration::from_millis(200))
-                    .with_max_delay(Duration::from_secs(1))
-            });
-        }
-        let properties = properties.enable_auto_recover();
-        match Connection::connect(url, properties).await {
-            Ok(connection) => return Ok(connection),
-            Err(error) => {
-                warn!(node = %redact_url(url), %error, "Cannot connect to this RabbitMQ node; trying the next one.");
-                last_error = Some(error);
-            }
-        }
-    }
-    let error = last_error.map_or_else(|| anyhow::anyhow!("no RabbitMQ node configured"), anyhow::Error::from);
-    Err(error.context("court simulator: cannot connect to any RabbitMQ node"))
-}
-
-/// A `scheme://user:password@host…` URL with its password replaced by `***`.
-fn redact_url(url: &str) -> String {
-    let Some(start) = url.find("://").map(|i| i + 3) else {
-        return url.to_string();
-    };
-    let authority_end = url[start..].find('/').map_or(url.len(), |i| start + i);
-    match url[start..authority_end].rfind('@') {
-        Some(at) => {
-            let user = url[start..start + at].split(':').next().unwrap_or("");
-            format!("{}{user}:***{}", &url[..start], &url[start + at..])
-        }
-        None => url.to_string(),
-    }
 }
 
 /// Whether a queue exists, by a passive declare on a channel of its own (a
