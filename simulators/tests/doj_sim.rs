@@ -10,40 +10,12 @@ use porter_simulators::doj::{DojSimConfig, run};
 use porter_simulators::doj::{DojStateView, NOTICES_PATH};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{Sim, status_and_json, unpooled_client};
+use support::{Sim, notice, status_and_json, unpooled_client};
 
 const TOKEN: &str = "doj-test-token";
 
 fn key(sequence: u32) -> String {
     format!("por:CA034025J:24DV01234:{sequence}:DOJ:0")
-}
-
-/// An ICD §2 order message, as Porter sends it to DOJ.
-fn notice(action: &str, sequence: u32) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<por:ProtectiveOrderMessage xmlns:por="urn:por:order:1"
-    xmlns:nc="http://release.niem.gov/niem/niem-core/4.0/"
-    xmlns:j="http://release.niem.gov/niem/domains/jxdm/6.0/">
-  <por:MessageHeader>
-    <por:CourtORI>CA034025J</por:CourtORI>
-    <por:Action>{action}</por:Action>
-    <por:Sequence>{sequence}</por:Sequence>
-    <por:SentDateTime>2026-11-25T10:15:00-08:00</por:SentDateTime>
-  </por:MessageHeader>
-  <por:ProtectionOrder>
-    <nc:ActivityIdentification><nc:IdentificationID>24DV01234</nc:IdentificationID></nc:ActivityIdentification>
-    <por:CaseNumber>24FL001234</por:CaseNumber>
-    <por:OrderType>DV</por:OrderType>
-    <por:BradyCode>Y</por:BradyCode>
-    <j:ProtectionOrderConditionCode>07</j:ProtectionOrderConditionCode>
-  </por:ProtectionOrder>
-  <por:RestrainedPerson>
-    <nc:PersonName><nc:PersonGivenName>JOHN</nc:PersonGivenName><nc:PersonSurName>DOE</nc:PersonSurName></nc:PersonName>
-    <nc:PersonBirthDate><nc:Date>1985-02-14</nc:Date></nc:PersonBirthDate>
-  </por:RestrainedPerson>
-</por:ProtectiveOrderMessage>"#
-    )
 }
 
 async fn start() -> Sim {

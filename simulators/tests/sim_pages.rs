@@ -14,7 +14,7 @@ use reqwest::StatusCode;
 use reqwest::redirect::Policy;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use support::Sim;
+use support::{Sim, notice};
 use tokio::net::TcpListener;
 
 /// How many messages each test sends: more than one page of 50.
@@ -213,34 +213,6 @@ fn doj_key(i: usize) -> String {
     format!("por:CA034025J:24DV01234:{i}:DOJ:0")
 }
 
-/// An ICD §2 order message, as Porter sends it to DOJ.
-fn notice(action: &str, sequence: usize) -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<por:ProtectiveOrderMessage xmlns:por="urn:por:order:1"
-    xmlns:nc="http://release.niem.gov/niem/niem-core/4.0/"
-    xmlns:j="http://release.niem.gov/niem/domains/jxdm/6.0/">
-  <por:MessageHeader>
-    <por:CourtORI>CA034025J</por:CourtORI>
-    <por:Action>{action}</por:Action>
-    <por:Sequence>{sequence}</por:Sequence>
-    <por:SentDateTime>2026-11-25T10:15:00-08:00</por:SentDateTime>
-  </por:MessageHeader>
-  <por:ProtectionOrder>
-    <nc:ActivityIdentification><nc:IdentificationID>24DV01234</nc:IdentificationID></nc:ActivityIdentification>
-    <por:CaseNumber>24FL001234</por:CaseNumber>
-    <por:OrderType>DV</por:OrderType>
-    <por:BradyCode>Y</por:BradyCode>
-    <j:ProtectionOrderConditionCode>07</j:ProtectionOrderConditionCode>
-  </por:ProtectionOrder>
-  <por:RestrainedPerson>
-    <nc:PersonName><nc:PersonGivenName>JOHN</nc:PersonGivenName><nc:PersonSurName>DOE</nc:PersonSurName></nc:PersonName>
-    <nc:PersonBirthDate><nc:Date>1985-02-14</nc:Date></nc:PersonBirthDate>
-  </por:RestrainedPerson>
-</por:ProtectiveOrderMessage>"#
-    )
-}
-
 /// The DOJ page (on the service address) shows the counters, pages through the logged requests, sets
 /// faults from its form (the agency field is ignored, as in the JSON body), refuses a bad form and resets.
 #[tokio::test]
@@ -257,7 +229,7 @@ async fn doj_page_shows_state_and_its_forms_work() {
             .post(sim.url(doj::NOTICES_PATH))
             .header("content-type", "application/xml")
             .header("idempotency-key", doj_key(i))
-            .body(notice(action, i));
+            .body(notice(action, u32::try_from(i).unwrap()));
         // Every seventh without a token: refused, and logged all the same.
         if i % 7 != 0 {
             request = request.bearer_auth(DOJ_TOKEN);

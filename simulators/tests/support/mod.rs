@@ -114,3 +114,32 @@ pub async fn status_and_json(response: reqwest::Response) -> (reqwest::StatusCod
 pub fn unpooled_client() -> reqwest::Client {
     reqwest::Client::builder().pool_max_idle_per_host(0).build().unwrap()
 }
+
+/// A small ICD §2 order message (valid against `schemas/por.xsd`), as Porter sends it to DOJ.
+#[allow(dead_code)] // not every test binary talks to DOJ
+pub fn notice(action: &str, sequence: u32) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<por:ProtectiveOrderMessage xmlns:por="urn:por:order:1"
+    xmlns:nc="http://release.niem.gov/niem/niem-core/4.0/"
+    xmlns:j="http://release.niem.gov/niem/domains/jxdm/6.0/">
+  <por:MessageHeader>
+    <por:CourtORI>CA034025J</por:CourtORI>
+    <por:Action>{action}</por:Action>
+    <por:Sequence>{sequence}</por:Sequence>
+    <por:SentDateTime>2026-11-25T10:15:00-08:00</por:SentDateTime>
+  </por:MessageHeader>
+  <por:ProtectionOrder>
+    <nc:ActivityIdentification><nc:IdentificationID>24DV01234</nc:IdentificationID></nc:ActivityIdentification>
+    <por:CaseNumber>24FL001234</por:CaseNumber>
+    <por:OrderType>DV</por:OrderType>
+    <por:BradyCode>Y</por:BradyCode>
+    <j:ProtectionOrderConditionCode>07</j:ProtectionOrderConditionCode>
+  </por:ProtectionOrder>
+  <por:RestrainedPerson>
+    <nc:PersonName><nc:PersonGivenName>JOHN</nc:PersonGivenName><nc:PersonSurName>DOE</nc:PersonSurName></nc:PersonName>
+    <nc:PersonBirthDate><nc:Date>1985-02-14</nc:Date></nc:PersonBirthDate>
+  </por:RestrainedPerson>
+</por:ProtectiveOrderMessage>"#
+    )
+}
