@@ -237,13 +237,17 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Sim(Sim::Doj { listen, config }) => {
             let sim = porter::simulate::doj(&porter::config::Config::load(&config)?)?;
             let listener = TcpListener::bind(listen).await?;
-            eprintln!("DOJ simulator on http://{listen}/doj/firearms/v1/notices, page http://{listen}/, state http://{listen}/_sim/state");
+            eprintln!(
+                "DOJ simulator on http://{listen}/doj/firearms/v1/notices, page http://{listen}/, state http://{listen}/_sim/state"
+            );
             porter_simulators::doj::run(listener, sim, shutdown_signal()).await
         }
         Command::Sim(Sim::Lea { listen, config }) => {
             let sim = porter::simulate::lea(&porter::config::Config::load(&config)?)?;
             let listener = TcpListener::bind(listen).await?;
-            eprintln!("LEA simulator on http://{listen}/<ORI>/orders, page http://{listen}/, state http://{listen}/_sim/state");
+            eprintln!(
+                "LEA simulator on http://{listen}/<ORI>/orders, page http://{listen}/, state http://{listen}/_sim/state"
+            );
             porter_simulators::lea::run(listener, sim, shutdown_signal()).await
         }
         Command::Sim(Sim::Court(args)) => sim_court(args).await,
