@@ -20,7 +20,6 @@ use lapin::types::FieldTable;
 use porter::formats::xml::read_status;
 use porter::model::{ErrorCode, StatusKind, StatusMessage};
 use serde_json::Value;
-use sqlx::{Connection, Executor};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -221,22 +220,5 @@ async fn statuses_carry_the_exact_message_id_on_sqlite() {
 /// (which must be reachable).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statuses_carry_the_exact_message_id_on_postgres() {
-    let base =
-        std::env::var("PORTER_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-    sqlx::any::install_default_drivers();
-    let mut admin = sqlx::AnyConnection::connect(&base)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL must be reachable at {base}: {e}"));
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    admin.execute(format!("CREATE SCHEMA {schema}").as_str()).await.unwrap();
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-    let outcome = tokio::spawn(exact_correlation(Some(url))).await;
-    admin
-        .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
-        .await
-        .unwrap();
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    postgres::in_fresh_schema(|url| exact_correlation(Some(url))).await;
 }

@@ -17,7 +17,6 @@ use lapin::{BasicProperties, Confirmation, Connection, ConnectionProperties, Exc
 use porter::failpoint;
 use porter::model::StatusKind;
 use porter::model::StatusMessage;
-use sqlx::{Connection as _, Executor as _};
 
 fn issue(court: &str, order: &str) -> Vec<u8> {
     replace(&for_court(&fixture("xml/issue-sample.xml"), court), "24DV01234", order)
@@ -251,22 +250,5 @@ async fn an_unstorable_item_becomes_a_dead_letter_and_the_others_flow_on_sqlite(
 /// (which must be reachable).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unstorable_item_becomes_a_dead_letter_and_the_others_flow_on_postgres() {
-    let base =
-        std::env::var("PORTER_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
-    sqlx::any::install_default_drivers();
-    let mut admin = sqlx::AnyConnection::connect(&base)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL must be reachable at {base}: {e}"));
-    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
-    admin.execute(format!("CREATE SCHEMA {schema}").as_str()).await.unwrap();
-    let sep = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
-    let outcome = tokio::spawn(unstorable_item(Some(url))).await;
-    admin
-        .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
-        .await
-        .unwrap();
-    if let Err(e) = outcome {
-        std::panic::resume_unwind(e.into_panic());
-    }
+    postgres::in_fresh_schema(|url| unstorable_item(Some(url))).await;
 }

@@ -96,3 +96,32 @@ impl Drop for PrivatePostgres {
             .status();
     }
 }
+
+/// Runs `test` with the URL of a fresh schema of `PORTER_TEST_PG_URL` (which
+/// must be reachable), drops the schema afterwards, and passes on the test's
+/// panic: a store test on PostgreSQL that leaves nothing behind.
+pub async fn in_fresh_schema<F, Fut>(test: F)
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    use sqlx::{Connection as _, Executor as _};
+    let base =
+        std::env::var("PORTER_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_string());
+    sqlx::any::install_default_drivers();
+    let mut admin = sqlx::AnyConnection::connect(&base)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL must be reachable at {base}: {e}"));
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    admin.execute(format!("CREATE SCHEMA {schema}").as_str()).await.unwrap();
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+    let outcome = tokio::spawn(test(url)).await;
+    admin
+        .execute(format!("DROP SCHEMA {schema} CASCADE").as_str())
+        .await
+        .unwrap();
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
