@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 use common::rabbit::PrivateRabbit;
 use lapin::options::{
     BasicGetOptions, BasicNackOptions, BasicPublishOptions, BasicRejectOptions, ConfirmSelectOptions,
+    QueueDeclareOptions,
 };
-use lapin::types::AMQPValue;
+use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use porter::config::Config;
 use porter::transport::topology::command::{Plan, apply, plan};
@@ -279,16 +280,33 @@ async fn court_user_is_confined_to_its_court() {
 
     let topic = conn.create_channel().await.unwrap();
     let refused = confirmed_publish(&topic, B, b"order").await;
-    let closed = match refused {
-        Err(e) => e.to_string(),
-        // The publish is asynchronous: the refusal closes the channel.
-        Ok(_) => topic
-            .basic_get(format!("por.responses.{A}").as_str().into(), BasicGetOptions::default())
-            .await
-            .expect_err("the channel is closed by the refusal")
-            .to_string(),
-    };
-    assert!(closed.contains("ACCESS_REFUSED"), "{closed}");
+    match refused {
+        Err(e) => assert!(e.to_string().contains("ACCESS_REFUSED"), "{e}"),
+        // The publish is asynchronous: the refusal closes the channel, and
+        // lapin may settle the confirm before or after it sees the close.
+        Ok(confirm) => {
+            assert!(!matches!(confirm, Confirmation::Ack(None)), "refused publish confirmed: {confirm:?}");
+            let after = topic
+                .basic_get(format!("por.responses.{A}").as_str().into(), BasicGetOptions::default())
+                .await
+                .expect_err("the channel is closed by the refusal")
+                .to_string();
+            assert!(after.contains("ACCESS_REFUSED") || after.contains("Closed"), "{after}");
+        }
+    }
+    // Whichever way lapin reported it, nothing reached the other court.
+    let admin = Connection::connect(&node.url, ConnectionProperties::default()).await.unwrap();
+    let peek = admin.create_channel().await.unwrap();
+    let b_queue = peek
+        .queue_declare(
+            format!("por.inbound.{B}").as_str().into(),
+            QueueDeclareOptions { passive: true, ..Default::default() },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(b_queue.message_count(), 0, "a refused publish reached court B's queue");
+    let _ = admin.close(200, "done".into()).await;
 
     let conn_b = Connection::connect(
         &court_url(&node, "court-ca019015j", "anything"),

@@ -21,7 +21,10 @@
 //! A publish that fails because the connection dropped is sent again, with
 //! the same bytes and properties, once the connection has recovered: ICD §5
 //! deduplicates a byte-identical resend, whereas a fresh `SentDateTime` would
-//! make it a `CONFLICT_REJECTED`.
+//! make it a `CONFLICT_REJECTED`. A confirm that does not come within
+//! [`CONFIRM_TIMEOUT`] counts as a failed attempt and is resent the same way:
+//! around a node restart lapin can leave a confirm unsettled for good, and a
+//! court that waited on it would stop publishing.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -51,6 +54,11 @@ pub const CONFIRM_WINDOW: usize = 64;
 const SHUTDOWN_DRAIN: Duration = Duration::from_secs(5);
 /// Attempts per message when the connection fails (not for returns).
 pub const MAX_ATTEMPTS: u32 = 3;
+/// How long a published message may wait for its confirm before it is sent
+/// again (RabbitMQ confirms a persistent message in milliseconds).
+pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a publish waits for lapin to recover the connection.
+const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A confirm-mode channel to `por.inbound`.
 #[derive(Clone)]
@@ -166,7 +174,15 @@ struct Prepared {
     attempt: u32,
 }
 
-type InFlight = Pin<Box<dyn Future<Output = (Prepared, lapin::Result<Confirmation>)> + Send>>;
+/// How a published message's confirm settled.
+enum Settled {
+    Confirmed(Confirmation),
+    Failed(lapin::Error),
+    /// No confirm within [`CONFIRM_TIMEOUT`].
+    TimedOut,
+}
+
+type InFlight = Pin<Box<dyn Future<Output = (Prepared, Settled)> + Send>>;
 
 impl Publisher {
     /// Opens a channel on `connection` and puts it in confirm mode.
@@ -197,7 +213,16 @@ impl Publisher {
             )
             .await;
         match sent {
-            Ok(confirm) => Ok(Box::pin(confirm.map(move |result| (p, result)))),
+            Ok(confirm) => Ok(Box::pin(tokio::time::timeout(CONFIRM_TIMEOUT, confirm).map(
+                move |result| {
+                    let settled = match result {
+                        Ok(Ok(confirmation)) => Settled::Confirmed(confirmation),
+                        Ok(Err(error)) => Settled::Failed(error),
+                        Err(_) => Settled::TimedOut,
+                    };
+                    (p, settled)
+                },
+            ))),
             Err(error) => Err((p, error)),
         }
     }
@@ -261,14 +286,25 @@ where
                 summary.interrupted = true;
                 break;
             }
-            Some((p, result)) = in_flight.next(), if !in_flight.is_empty() => {
-                let confirmation = match result {
-                    Ok(confirmation) => confirmation,
-                    Err(error) => {
+            Some((mut p, settled)) = in_flight.next(), if !in_flight.is_empty() => {
+                let confirmation = match settled {
+                    Settled::Confirmed(confirmation) => confirmation,
+                    Settled::Failed(error) => {
                         match recover(publisher, p, error).await {
                             Ok(p) => retry(publisher, p, &mut in_flight, &mut summary, &mut queue, &mut on_event).await,
                             Err((p, reason)) => fail(p, &reason, &mut summary, &mut queue, &mut on_event),
                         }
+                        continue;
+                    }
+                    Settled::TimedOut if p.attempt < MAX_ATTEMPTS => {
+                        warn!(court = %p.message.court_ori, attempt = p.attempt, "No confirm in time; sending again.");
+                        p.attempt += 1;
+                        retry(publisher, p, &mut in_flight, &mut summary, &mut queue, &mut on_event).await;
+                        continue;
+                    }
+                    Settled::TimedOut => {
+                        let reason = format!("no confirm within {} s, {} attempts", CONFIRM_TIMEOUT.as_secs(), p.attempt);
+                        fail(p, &reason, &mut summary, &mut queue, &mut on_event);
                         continue;
                     }
                 };
@@ -307,10 +343,11 @@ where
     if summary.interrupted {
         // Settle what is already on the wire, briefly, without retrying.
         let drained = tokio::time::timeout(SHUTDOWN_DRAIN, async {
-            while let Some((p, result)) = in_flight.next().await {
-                let failure = match &result {
-                    Ok(confirmation) => failure_of(confirmation, &p.message.court_ori),
-                    Err(error) => Some(error.to_string()),
+            while let Some((p, settled)) = in_flight.next().await {
+                let failure = match &settled {
+                    Settled::Confirmed(confirmation) => failure_of(confirmation, &p.message.court_ori),
+                    Settled::Failed(error) => Some(error.to_string()),
+                    Settled::TimedOut => Some("no confirm in time".into()),
                 };
                 match failure {
                     None => {
@@ -389,12 +426,13 @@ async fn recover(publisher: &Publisher, mut p: Prepared, error: lapin::Error) ->
         return Err((p, reason));
     }
     warn!(court = %p.message.court_ori, attempt = p.attempt, error = %reason, "Publish failed; waiting for the connection to recover.");
-    match publisher.channel.wait_for_recovery(error).await {
-        Ok(()) => {
+    match tokio::time::timeout(RECOVERY_TIMEOUT, publisher.channel.wait_for_recovery(error)).await {
+        Ok(Ok(())) => {
             p.attempt += 1;
             Ok(p)
         }
-        Err(error) => Err((p, format!("connection lost: {error}"))),
+        Ok(Err(error)) => Err((p, format!("connection lost: {error}"))),
+        Err(_) => Err((p, format!("the connection did not recover within {} s", RECOVERY_TIMEOUT.as_secs()))),
     }
 }
 
