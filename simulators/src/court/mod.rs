@@ -17,8 +17,8 @@
 //!    MODIFYs carry a generated PDF ([`image`]); fixed-width has no image
 //!    record. The simulator is independent of Porter's code: it writes the
 //!    ICD formats itself, as a vendor would.
-//! 3. **Publish** ([`publisher`]): one connection (auto-recovering), one
-//!    confirm-mode channel, `por.inbound` with routing key = ORI, `mandatory`.
+//! 3. **Publish** ([`publisher`]): one connection, replaced whole when it
+//!    fails ([`link`]), one confirm-mode channel, `por.inbound` with routing key = ORI, `mandatory`.
 //!    Each court has `order_window` orders in flight together (default 8):
 //!    the ISSUEs of its first window, then their MODIFYs, and so on, before
 //!    its next window ([`publisher::schedule`]); the courts take turns. The
@@ -48,6 +48,7 @@
 pub mod config;
 pub mod fixed;
 pub mod image;
+pub mod link;
 pub mod orders;
 pub mod publisher;
 pub mod report;
@@ -68,6 +69,7 @@ use tracing::{info, warn};
 
 pub use config::{CloseMode, CourtFormat, CourtSimConfig, FormatChoice, SimCourt};
 pub use fixed::to_fixed;
+pub use link::Link;
 pub use orders::{GeneratedMessage, OrderGenerator};
 pub use publisher::{INBOUND_EXCHANGE, PublishEvent, Publisher, publish_all};
 pub use report::CourtSimReport;
@@ -110,9 +112,7 @@ pub async fn run_with_printer(
 
     let connection = Connection::connect(
         &config.amqp_url,
-        ConnectionProperties::default()
-            .enable_auto_recover()
-            .with_connection_name(publisher::APP_ID.into()),
+        ConnectionProperties::default().with_connection_name(publisher::APP_ID.into()),
     )
     .await
     .context("court simulator: cannot connect to RabbitMQ")?;
@@ -133,35 +133,31 @@ pub async fn run_with_printer(
         .context("court simulator: exchange por.inbound does not exist (the Porter broker declares it)")?;
     let _ = check.close(200, "OK".into()).await;
 
-    // Consumers first, so that no status is missed.
-    let tracker = Arc::new(Mutex::new(StatusTracker::default()));
-    let progress = Arc::new(Notify::new());
-    let printer: statuses::Printer = Arc::new(printer);
-    let consume_channel = connection.create_channel().await?;
-    consume_channel.basic_qos(256, BasicQosOptions::default()).await?;
-    let mut consumers = Vec::new();
+    let mut tracked_queues = Vec::new();
     let mut untracked_courts = Vec::new();
     for court in &config.courts {
         let queue = response_queue(&court.ori);
-        if !queue_exists(&connection, &queue).await {
+        if queue_exists(&connection, &queue).await {
+            tracked_queues.push(queue);
+        } else {
             warn!(court = %court.ori, queue = %queue, "Court has no status queue; its statuses cannot be checked.");
             untracked_courts.push(court.ori.clone());
-            continue;
         }
-        consumers.push(
-            statuses::consume(
-                &consume_channel,
-                &queue,
-                tracker.clone(),
-                printer.clone(),
-                progress.clone(),
-            )
-            .await
-            .with_context(|| format!("court simulator: cannot consume {queue}"))?,
-        );
     }
+    let _ = connection.close(200, "OK".into()).await;
 
-    let publisher = Publisher::open(&connection).await?;
+    // Consumers start on each connection before anything is published on
+    // it, so that no status is missed.
+    let tracker = Arc::new(Mutex::new(StatusTracker::default()));
+    let progress = Arc::new(Notify::new());
+    let printer: statuses::Printer = Arc::new(printer);
+    let on_connect = consumers_on_connect(tracked_queues, tracker.clone(), printer, progress.clone());
+    let link = Arc::new(
+        Link::open(&config.amqp_url, publisher::APP_ID, on_connect)
+            .await
+            .context("court simulator: cannot connect to RabbitMQ")?,
+    );
+    let publisher = Publisher::on_link(link.clone());
     let mut shutdown = std::pin::pin!(shutdown);
     let mut untracked_sent = Vec::new();
     let mut samples = timings::TimingSamples::default();
@@ -214,10 +210,10 @@ pub async fn run_with_printer(
         }
     }
 
-    for consumer in &consumers {
-        consumer.abort();
+    drop(publisher);
+    if let Some(link) = Arc::into_inner(link) {
+        link.close().await;
     }
-    let _ = connection.close(200, "OK".into()).await;
 
     let totals = lock(&tracker).totals();
     samples.published = summary.confirmed.len();
@@ -290,6 +286,30 @@ fn run_tag() -> String {
     }
     tag.reverse();
     String::from_utf8(tag).unwrap_or_default()
+}
+
+/// Starts a status consumer on each of `queues` on a new connection.
+fn consumers_on_connect(
+    queues: Vec<String>,
+    tracker: Arc<Mutex<StatusTracker>>,
+    printer: statuses::Printer,
+    progress: Arc<Notify>,
+) -> link::OnConnect {
+    Arc::new(move |channel: lapin::Channel| {
+        let (queues, tracker, printer, progress) = (queues.clone(), tracker.clone(), printer.clone(), progress.clone());
+        Box::pin(async move {
+            channel.basic_qos(256, BasicQosOptions::default()).await?;
+            let mut consumers = Vec::new();
+            for queue in &queues {
+                consumers.push(
+                    statuses::consume(&channel, queue, tracker.clone(), printer.clone(), progress.clone())
+                        .await
+                        .with_context(|| format!("court simulator: cannot consume {queue}"))?,
+                );
+            }
+            Ok(consumers)
+        })
+    })
 }
 
 /// Whether a queue exists, by a passive declare on a channel of its own (a

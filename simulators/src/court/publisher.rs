@@ -21,10 +21,12 @@
 //! A publish that fails because the connection dropped is sent again, with
 //! the same bytes and properties, once the connection has recovered: ICD §5
 //! deduplicates a byte-identical resend, whereas a fresh `SentDateTime` would
-//! make it a `CONFLICT_REJECTED`. A confirm that does not come within
-//! [`CONFIRM_TIMEOUT`] counts as a failed attempt and is resent the same way:
-//! around a node restart lapin can leave a confirm unsettled for good, and a
-//! court that waited on it would stop publishing.
+//! make it a `CONFLICT_REJECTED`. On a [`Link`] the connection is replaced
+//! whole when it fails, and the message goes again on the new channel. A
+//! confirm that does not come within [`CONFIRM_TIMEOUT`] counts as a failed
+//! attempt and is resent the same way: around a node restart a confirm can
+//! stay unsettled for good, and a court that waited on it would stop
+//! publishing.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -41,6 +43,7 @@ use tracing::warn;
 
 use super::config::CourtFormat;
 use super::fixed::to_fixed;
+use super::link::Link;
 use super::orders::{GeneratedMessage, now_pacific};
 use super::xml::to_xml;
 
@@ -57,13 +60,29 @@ pub const MAX_ATTEMPTS: u32 = 3;
 /// How long a published message may wait for its confirm before it is sent
 /// again (RabbitMQ confirms a persistent message in milliseconds).
 pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(15);
-/// How long a publish waits for lapin to recover the connection.
+/// How long a publish waits for the connection to come back.
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A confirm-mode channel to `por.inbound`.
 #[derive(Clone)]
 pub struct Publisher {
-    channel: Channel,
+    source: Source,
+}
+
+/// Where the publish channel comes from.
+#[derive(Clone)]
+enum Source {
+    /// One channel, recovered by lapin or not at all.
+    Fixed(Channel),
+    /// The current channel of a [`Link`], which replaces failed connections.
+    Link(Arc<Link>),
+}
+
+/// Why a message could not be handed to RabbitMQ.
+enum SendError {
+    Lapin(lapin::Error),
+    /// The link has no open connection at the moment.
+    Disconnected,
 }
 
 /// What happened to one message, as [`publish_all`] reports it.
@@ -172,6 +191,8 @@ struct Prepared {
     body: Arc<Vec<u8>>,
     properties: BasicProperties,
     attempt: u32,
+    /// The generation of the link's channel it was last sent on.
+    generation: u64,
 }
 
 /// How a published message's confirm settled.
@@ -189,18 +210,31 @@ impl Publisher {
     pub async fn open(connection: &Connection) -> anyhow::Result<Publisher> {
         let channel = connection.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
-        Ok(Publisher { channel })
+        Ok(Publisher {
+            source: Source::Fixed(channel),
+        })
     }
 
-    /// The channel, e.g. to wait for its recovery.
-    pub fn channel(&self) -> &Channel {
-        &self.channel
+    /// Publishes on `link`'s current channel, whichever connection it is on.
+    pub fn on_link(link: Arc<Link>) -> Publisher {
+        Publisher {
+            source: Source::Link(link),
+        }
     }
 
     /// Sends one prepared message and returns its confirm future.
-    async fn send(&self, p: Prepared) -> Result<InFlight, (Prepared, lapin::Error)> {
-        let sent = self
-            .channel
+    async fn send(&self, mut p: Prepared) -> Result<InFlight, (Prepared, SendError)> {
+        let channel = match &self.source {
+            Source::Fixed(channel) => channel.clone(),
+            Source::Link(link) => match link.current() {
+                Some(live) => {
+                    p.generation = live.generation;
+                    live.channel
+                }
+                None => return Err((p, SendError::Disconnected)),
+            },
+        };
+        let sent = channel
             .basic_publish(
                 INBOUND_EXCHANGE.into(),
                 p.message.court_ori.as_str().into(),
@@ -223,7 +257,7 @@ impl Publisher {
                     (p, settled)
                 },
             ))),
-            Err(error) => Err((p, error)),
+            Err(error) => Err((p, SendError::Lapin(error))),
         }
     }
 }
@@ -290,7 +324,7 @@ where
                 let confirmation = match settled {
                     Settled::Confirmed(confirmation) => confirmation,
                     Settled::Failed(error) => {
-                        match recover(publisher, p, error).await {
+                        match recover(publisher, p, SendError::Lapin(error)).await {
                             Ok(p) => retry(publisher, p, &mut in_flight, &mut summary, &mut queue, &mut on_event).await,
                             Err((p, reason)) => fail(p, &reason, &mut summary, &mut queue, &mut on_event),
                         }
@@ -335,6 +369,7 @@ where
                     properties: properties(&message),
                     message,
                     attempt: 1,
+                    generation: 0,
                 };
                 retry(publisher, prepared, &mut in_flight, &mut summary, &mut queue, &mut on_event).await;
             }
@@ -418,21 +453,40 @@ async fn retry(
 }
 
 /// After a channel error: the message for another attempt once the channel
-/// has recovered, or the reason to give up.
-async fn recover(publisher: &Publisher, mut p: Prepared, error: lapin::Error) -> Result<Prepared, (Prepared, String)> {
-    let reason = error.to_string();
+/// has recovered (or, on a link, been replaced), or the reason to give up.
+async fn recover(publisher: &Publisher, mut p: Prepared, error: SendError) -> Result<Prepared, (Prepared, String)> {
+    let reason = match &error {
+        SendError::Lapin(error) => error.to_string(),
+        SendError::Disconnected => "not connected".to_string(),
+    };
     if p.attempt >= MAX_ATTEMPTS {
         let reason = format!("gave up after {} attempts: {reason}", p.attempt);
         return Err((p, reason));
     }
-    warn!(court = %p.message.court_ori, attempt = p.attempt, error = %reason, "Publish failed; waiting for the connection to recover.");
-    match tokio::time::timeout(RECOVERY_TIMEOUT, publisher.channel.wait_for_recovery(error)).await {
-        Ok(Ok(())) => {
+    warn!(court = %p.message.court_ori, attempt = p.attempt, error = %reason, "Publish failed; waiting for the connection.");
+    let recovered = match (&publisher.source, error) {
+        (Source::Link(link), _) => match link.after(p.generation, RECOVERY_TIMEOUT).await {
+            Some(_) => Ok(()),
+            None => Err(format!("no connection within {} s", RECOVERY_TIMEOUT.as_secs())),
+        },
+        (Source::Fixed(channel), SendError::Lapin(error)) => {
+            match tokio::time::timeout(RECOVERY_TIMEOUT, channel.wait_for_recovery(error)).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(format!("connection lost: {error}")),
+                Err(_) => Err(format!(
+                    "the connection did not recover within {} s",
+                    RECOVERY_TIMEOUT.as_secs()
+                )),
+            }
+        }
+        (Source::Fixed(_), SendError::Disconnected) => Err(reason),
+    };
+    match recovered {
+        Ok(()) => {
             p.attempt += 1;
             Ok(p)
         }
-        Ok(Err(error)) => Err((p, format!("connection lost: {error}"))),
-        Err(_) => Err((p, format!("the connection did not recover within {} s", RECOVERY_TIMEOUT.as_secs()))),
+        Err(reason) => Err((p, reason)),
     }
 }
 
