@@ -14,6 +14,7 @@
 //!
 //! # Module map
 //! - [`model`]: the canonical order and status types, and field errors.
+//! - [`order`]: the rules of an order's life and its deliveries (ICD §5), no I/O.
 //! - [`formats`]: XML (§2, §4), fixed-width layouts (§3), CLETS text (§6).
 //! - [`mapping`]: code lists and CLETS tables loaded from `mappings/`.
 //! - [`validate`]: stateless checks on a canonical order.
@@ -48,6 +49,7 @@ pub mod intake;
 pub mod mapping;
 pub mod model;
 pub mod ops;
+pub mod order;
 pub mod publish;
 pub mod routing;
 pub mod simulate;

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 use crate::config::RetryConfig;
 use crate::formats::xml::{XmlLimits, read_order};
 use crate::model::{Action, OrderImage, OrderMessage, PartnerId};
+use crate::order::lifecycle::apply_message;
 use crate::store::DeliveryJob;
 
 use super::retry::RetryPolicy;
@@ -25,22 +26,12 @@ pub fn sample(action: Action) -> OrderMessage {
     parsed.message
 }
 
-/// The order as it stands after `action`'s sample, as the store applies it:
-/// ISSUE and MODIFY replace the order; the others add their fields to the
-/// MODIFY state and take its header.
+/// The order as it stands after `action`'s sample, as the store applies it
+/// ([`apply_message`]) to an order that the MODIFY sample left: ISSUE and
+/// MODIFY replace the order; the others add their fields to it and take
+/// their header.
 pub fn state_after(action: Action) -> OrderMessage {
-    let msg = sample(action);
-    if action.carries_full_order() {
-        return msg;
-    }
-    let mut state = sample(Action::Modify);
-    state.action = msg.action;
-    state.sequence = msg.sequence;
-    state.sent_at = msg.sent_at;
-    state.order.termination_date = msg.order.termination_date;
-    state.order.cancel_reason = msg.order.cancel_reason;
-    state.order.service = msg.order.service;
-    state
+    apply_message(Some(sample(Action::Modify)), action, sample(action))
 }
 
 /// A small PDF image whose hash matches.

@@ -1,6 +1,18 @@
 //! [`Store::intake`](crate::store::Store::intake): deduplication, ICD §5's
 //! sequence rules, the order row, deliveries and the first status.
 //!
+//! **Rules and rows.** The rules are decided in [`crate::order::lifecycle`],
+//! which has no I/O: [`lifecycle::repeated_message_id`] for a known
+//! `message_id`, [`lifecycle::admit`] for an accepted verdict,
+//! [`lifecycle::settle`] and [`lifecycle::apply_message`] for each message
+//! whose turn comes. This module reads what they need into their types
+//! (the `orders` row as a [`Progress`], the same sequence's message, the
+//! messages waiting past a gap), calls them inside the item's transaction,
+//! and writes what they decide. A stored value that does not read back as
+//! its type (an unknown order state or action, a sequence out of range, a
+//! held message without its candidate partners) is
+//! [`StoreError::Corrupt`], never a default.
+//!
 //! **Key and correlation.** An item's `message_id` is the one that came
 //! (see [`crate::intake::receive`]). A valid one (ICD §1: 1 to 64
 //! characters, no control characters) is the deduplication key as it is.
@@ -31,7 +43,7 @@
 //!    the first error's code. Its sequence stays free.
 //! 3. **Accepted verdict**, checked against what is known of the order (the
 //!    applied prefix `1..=applied_sequence` and the accepted messages waiting
-//!    past a gap), first match wins:
+//!    past a gap) by [`lifecycle::admit`], first match wins:
 //!    - (a) an accepted message has the same `(court, order, sequence)`: the
 //!      same canonical content makes this one a duplicate (outcome
 //!      `DUPLICATE`): an `ACCEPTED` status with no routed partners and a
@@ -63,13 +75,14 @@
 //!
 //! **Applying in sequence.** Each message whose turn comes (the next
 //! sequence after `applied_sequence`) is settled against the order as it is
-//! then:
+//! then ([`lifecycle::settle`]):
 //! - **Applied**: the order takes it, the store keeps the resulting order
-//!   (`state_json`), the [`Route`] decides its partners from the order
-//!   before and after and the order's routing memory (`orders.routing_json`,
-//!   see [`crate::routing`]), one `PENDING` delivery is created per partner,
-//!   and its `ACCEPTED` status lists them. Routing at this point, not on
-//!   arrival, is what lets DOJ and the agencies follow the order's state.
+//!   ([`lifecycle::apply_message`]) in `state_json`, the [`Route`] decides
+//!   its partners from the order before and after and the order's routing
+//!   memory (`orders.routing_json`, see [`crate::routing`]), one `PENDING`
+//!   delivery is created per partner, and its `ACCEPTED` status lists them.
+//!   Routing at this point, not on arrival, is what lets DOJ and the
+//!   agencies follow the order's state.
 //! - **Refused**: a TERMINATEd order, or a CANCELled one other than for the
 //!   re-entry ISSUE right after the CANCEL, refuses it with `ORDER_CLOSED`;
 //!   an active order refuses a (held) ISSUE with `SEQUENCE_CONFLICT`. The
@@ -101,17 +114,13 @@ use super::rows::{
 };
 use crate::intake::examine::message_id_errors;
 use crate::model::{Action, ErrorCode, FieldError, OrderMessage, PartnerId, StatusKind};
+use crate::order::delivery::DeliveryState;
+use crate::order::lifecycle::{self, Admission, OrderState, Position, Progress, Repeat, SameSequence, Turn, Waiting};
 use crate::routing::{Applied as RoutedMessage, Route, Sticky};
 use crate::store::{
     DeadLetterStage, InboundMessage, IntakeItem, IntakeOutcome, StoreError, StoreResult, StoredDeadLetter,
     StoredStatus, Verdict,
 };
-
-/// The `orders.state` values.
-const NEW: &str = "NEW";
-const ACTIVE: &str = "ACTIVE";
-const TERMINATED: &str = "TERMINATED";
-const CANCELLED: &str = "CANCELLED";
 
 /// Applies one intake item inside the caller's transaction.
 pub(super) async fn intake_one(
@@ -202,38 +211,34 @@ pub(super) async fn intake_one(
                 canonical: Some(canonical),
             };
             let row = OrderRow::load(conn, &key).await?;
-            match decide(conn, &key, row.as_ref(), sequence, action, facts.canonical_sha()).await? {
-                Decision::Reject(error) => reject(conn, &inbound, correlation, facts, vec![error], warnings).await,
-                Decision::SameContent {
-                    original_id,
-                    original_message_id,
-                } => {
+            let progress = row.as_ref().map_or(Progress::NEW, |r| r.progress);
+            let arrival = lifecycle::Arrival {
+                order_number: &order_number,
+                sequence,
+                action,
+                canonical_sha256: facts.canonical_sha(),
+            };
+            match decide(conn, &key, &progress, &arrival).await? {
+                Admission::Reject(error) => reject(conn, &inbound, correlation, facts, vec![error], warnings).await,
+                Admission::Duplicate { original_id, warning } => {
                     let id = insert_inbound(conn, &inbound, "DUPLICATE", &facts, Some(original_id)).await?;
                     let mut draft = facts.status(&inbound, correlation, StatusKind::Accepted);
                     draft.warnings = warnings;
-                    draft.warnings.push(FieldError::new(
-                        ErrorCode::Duplicate,
-                        "sequence",
-                        format!(
-                            "sequence {sequence} of order {order_number} was already accepted \
-                             as message {original_message_id} with the same content; this \
-                             message has no second effect"
-                        ),
-                    ));
+                    draft.warnings.push(warning);
                     let status = insert_status(conn, Stream::First(id), draft).await?;
                     Ok(IntakeOutcome::Stored {
                         statuses: vec![status],
                         dead_letters: Vec::new(),
                     })
                 }
-                Decision::Accept => {
+                Admission::Accept => {
                     let held = Held {
                         candidates: &partners,
                         warnings: &warnings,
                         image,
                     };
                     let id = insert_held(conn, &inbound, &facts, held).await?;
-                    let arrival = Arrival {
+                    let arrival = NewMessage {
                         inbound_id: id,
                         sequence,
                         action,
@@ -315,7 +320,7 @@ async fn known_arrival(
     let Some(row) = earlier else { return Ok(None) };
     let id: i64 = row.try_get("id")?;
     let sha: String = row.try_get("body_sha256")?;
-    if sha == inbound.body_sha256 {
+    if lifecycle::repeated_message_id(&sha, &inbound.body_sha256) == Repeat::Duplicate {
         return Ok(Some(IntakeOutcome::Duplicate {
             statuses: statuses_of(conn, id).await?,
         }));
@@ -436,11 +441,7 @@ async fn conflict(
         sequence,
         StatusKind::ConflictRejected,
     );
-    draft.errors.push(FieldError::new(
-        ErrorCode::DuplicateConflict,
-        "message_id",
-        format!("message_id {correlation} was already received with a different body; the original stands"),
-    ));
+    draft.errors.push(lifecycle::conflict_error(correlation));
     let status = insert_status(conn, Stream::Beside(original.id), draft).await?;
     sqlx::query(
         "INSERT INTO conflicts (court_ori, message_id, body_sha256, body, content_type, \
@@ -475,11 +476,12 @@ async fn insert_deliveries(
     let number = params.push(Value::Text(key.order_number.to_string()));
     let seq = params.push(Value::Int(i64::from(sequence)));
     let now = params.push(Value::Int(now_ms()));
+    let pending = params.push(Value::Text(DeliveryState::Pending.name().to_string()));
     let rows: Vec<String> = partners
         .iter()
         .map(|p| {
             let partner = params.push(Value::Text(p.wire_name()));
-            format!("({id}, {court}, {number}, {seq}, {partner}, 'PENDING', 0, 0, {now}, {now}, {now})")
+            format!("({id}, {court}, {number}, {seq}, {partner}, {pending}, 0, 0, {now}, {now}, {now})")
         })
         .collect();
     let sql = format!(
@@ -499,11 +501,8 @@ struct OrderKey<'a> {
 
 /// The order row as read before deciding (its JSON is read only when needed).
 struct OrderRow {
-    state: String,
-    applied: i64,
-    last: i64,
-    /// The applied TERMINATE or CANCEL that closed the order.
-    closed: Option<i64>,
+    progress: Progress,
+    last: u32,
     /// The order's routing memory.
     sticky: Sticky,
 }
@@ -519,11 +518,15 @@ impl OrderRow {
         .fetch_optional(&mut *conn)
         .await?;
         row.map(|row| {
+            let state: String = row.try_get("state")?;
+            let closed: Option<i64> = row.try_get("closed_sequence")?;
             Ok(OrderRow {
-                state: row.try_get("state")?,
-                applied: row.try_get("applied_sequence")?,
-                last: row.try_get("last_sequence")?,
-                closed: row.try_get("closed_sequence")?,
+                progress: Progress {
+                    state: stored_order_state(&state)?,
+                    applied: to_u32(row.try_get("applied_sequence")?, "applied_sequence")?,
+                    closed: closed.map(|c| to_u32(c, "closed_sequence")).transpose()?,
+                },
+                last: to_u32(row.try_get("last_sequence")?, "last_sequence")?,
                 sticky: row
                     .try_get::<Option<String>, _>("routing_json")?
                     .map(|j| from_json(&j, "routing"))
@@ -533,6 +536,16 @@ impl OrderRow {
         })
         .transpose()
     }
+}
+
+/// A stored `orders.state`; any other value is corrupt.
+fn stored_order_state(name: &str) -> StoreResult<OrderState> {
+    OrderState::parse(name).ok_or_else(|| StoreError::Corrupt(format!("unknown order state {name:?}")))
+}
+
+/// A stored `inbound_messages.action`; any other value is corrupt.
+fn stored_action(name: &str) -> StoreResult<Action> {
+    Action::from_name(name).ok_or_else(|| StoreError::Corrupt(format!("unknown action {name:?}")))
 }
 
 /// The canonical form of a valid message.
@@ -566,28 +579,20 @@ impl Facts {
     }
 }
 
-/// What ICD §5 says about an accepted verdict.
-enum Decision {
-    Accept,
-    SameContent {
-        original_id: i64,
-        original_message_id: String,
-    },
-    Reject(FieldError),
-}
-
+/// Reads what ICD §5's rules need to know about `arrival`'s order
+/// (its applied prefix is `progress`) and decides it
+/// ([`lifecycle::admit`]): the accepted message with the same sequence, and,
+/// only for an arrival past a gap with none, the accepted messages waiting
+/// between the prefix and it.
 async fn decide(
     conn: &mut AnyConnection,
     key: &OrderKey<'_>,
-    order: Option<&OrderRow>,
-    sequence: u32,
-    action: Action,
-    canonical_sha256: &str,
-) -> StoreResult<Decision> {
-    let seq = i64::from(sequence);
+    progress: &Progress,
+    arrival: &lifecycle::Arrival<'_>,
+) -> StoreResult<Admission> {
+    let seq = i64::from(arrival.sequence);
     let (court, number) = (key.court_ori, key.order_number);
 
-    // (a) The same sequence already accepted.
     let same = sqlx::query(
         "SELECT id, message_id, canonical_sha256 FROM inbound_messages \
          WHERE court_ori = $1 AND order_number = $2 AND sequence = $3 AND outcome = 'ACCEPTED'",
@@ -597,49 +602,23 @@ async fn decide(
     .bind(seq)
     .fetch_optional(&mut *conn)
     .await?;
-    if let Some(row) = same {
-        let original_message_id: String = row.try_get("message_id")?;
-        let sha: Option<String> = row.try_get("canonical_sha256")?;
-        if sha.as_deref() == Some(canonical_sha256) {
-            return Ok(Decision::SameContent {
-                original_id: row.try_get("id")?,
-                original_message_id,
-            });
-        }
-        return Ok(Decision::Reject(FieldError::new(
-            ErrorCode::SequenceConflict,
-            "sequence",
-            format!(
-                "sequence {sequence} of order {number} was already accepted as message \
-                 {original_message_id} with different content"
-            ),
-        )));
-    }
+    let same = same
+        .map(|row| -> StoreResult<(i64, String, Option<String>)> {
+            Ok((
+                row.try_get("id")?,
+                row.try_get("message_id")?,
+                row.try_get("canonical_sha256")?,
+            ))
+        })
+        .transpose()?;
+    let same = same.as_ref().map(|(id, message_id, sha)| SameSequence {
+        id: *id,
+        message_id,
+        canonical_sha256: sha.as_deref(),
+    });
 
-    let prefix = order.map_or(
-        Prefix {
-            state: NEW,
-            applied: 0,
-            closed: None,
-        },
-        |o| Prefix {
-            state: o.state.as_str(),
-            applied: o.applied,
-            closed: o.closed,
-        },
-    );
-    if seq <= prefix.applied {
-        // Inside the applied prefix but no accepted row: it was purged.
-        return Ok(Decision::Reject(FieldError::new(
-            ErrorCode::SequenceConflict,
-            "sequence",
-            format!("sequence {sequence} of order {number} was already used"),
-        )));
-    }
-
-    // The accepted messages waiting between the applied prefix and this one.
     let mut waiting = Vec::new();
-    if seq > prefix.applied + 1 {
+    if same.is_none() && progress.position(arrival.sequence) == Position::PastGap {
         let rows = sqlx::query(
             "SELECT sequence, action FROM inbound_messages \
              WHERE court_ori = $1 AND order_number = $2 AND outcome = 'ACCEPTED' \
@@ -647,112 +626,18 @@ async fn decide(
         )
         .bind(court.to_string())
         .bind(number.to_string())
-        .bind(prefix.applied)
+        .bind(i64::from(progress.applied))
         .bind(seq)
         .fetch_all(&mut *conn)
         .await?;
         for row in &rows {
-            let name: String = row.try_get("action")?;
-            let action = Action::from_name(&name).unwrap_or(Action::Modify);
-            waiting.push((row.try_get::<i64, _>("sequence")?, action));
+            waiting.push(Waiting {
+                sequence: to_u32(row.try_get("sequence")?, "sequence")?,
+                action: stored_action(&row.try_get::<String, _>("action")?)?,
+            });
         }
     }
-    Ok(match sequence_rule(&prefix, &waiting, seq, action, number) {
-        None => Decision::Accept,
-        Some(error) => Decision::Reject(error),
-    })
-}
-
-/// What the applied prefix of an order says.
-struct Prefix<'a> {
-    state: &'a str,
-    applied: i64,
-    closed: Option<i64>,
-}
-
-/// Rules (b) and (c) for an accepted verdict at `seq`, given the applied
-/// prefix and the accepted messages `waiting` (ascending) between it and
-/// `seq`: the error that rejects it, or `None` to accept it (and hold it
-/// when it is past a gap). It rejects only what no missing sequence could
-/// make valid.
-fn sequence_rule(
-    prefix: &Prefix<'_>,
-    waiting: &[(i64, Action)],
-    seq: i64,
-    action: Action,
-    number: &str,
-) -> Option<FieldError> {
-    // What is known at sequence `s`: `Some(true)` for the CANCEL that
-    // closed the order (or a waiting CANCEL), `Some(false)` for any other
-    // known message, `None` for a gap.
-    let known = |s: i64| -> Option<bool> {
-        if s <= prefix.applied {
-            Some(prefix.state == CANCELLED && prefix.closed == Some(s))
-        } else {
-            waiting.iter().find(|(w, _)| *w == s).map(|(_, a)| *a == Action::Cancel)
-        }
-    };
-    let at = |closed: Option<i64>| closed.unwrap_or(prefix.applied);
-    let latest = waiting
-        .iter()
-        .rev()
-        .find(|(_, a)| matches!(a, Action::Issue | Action::Terminate | Action::Cancel))
-        .map(|&(s, a)| (a, s))
-        .or(match prefix.state {
-            ACTIVE => Some((Action::Issue, prefix.applied)),
-            TERMINATED => Some((Action::Terminate, at(prefix.closed))),
-            CANCELLED => Some((Action::Cancel, at(prefix.closed))),
-            _ => None,
-        });
-    match latest {
-        // Nothing reopens a terminated order.
-        Some((Action::Terminate, t)) => Some(closed(number, "terminated", t)),
-        // After a CANCEL at c only the ISSUE at c + 1 re-enters. A later
-        // sequence can still be valid while c + 1 is missing: a re-entry may
-        // fill it (and, for an ISSUE, a second CANCEL its own predecessor).
-        Some((Action::Cancel, c)) if action == Action::Issue => {
-            let held = seq > c + 2 && known(c + 1).is_none() && known(seq - 1).is_none();
-            (seq != c + 1 && !held).then(|| closed(number, "cancelled", c))
-        }
-        Some((Action::Cancel, c)) => {
-            let held = seq > c + 1 && known(c + 1).is_none();
-            (!held).then(|| closed(number, "cancelled", c))
-        }
-        // An ISSUE past sequence 1 must follow a CANCEL: when its
-        // predecessor is known and is not one, the order is issued; when the
-        // predecessor is missing it may be the CANCEL, so the ISSUE waits.
-        latest if action == Action::Issue && seq > 1 => match known(seq - 1) {
-            Some(false) if seq - 1 == prefix.applied && prefix.state == ACTIVE => {
-                let at = latest.map_or(prefix.applied, |(_, at)| at);
-                Some(FieldError::new(
-                    ErrorCode::SequenceConflict,
-                    "sequence",
-                    format!(
-                        "order {number} was already issued (by sequence {at} or earlier) and \
-                         is active"
-                    ),
-                ))
-            }
-            Some(false) => Some(FieldError::new(
-                ErrorCode::SequenceConflict,
-                "sequence",
-                format!(
-                    "sequence {} of order {number} is not a CANCEL, so an ISSUE cannot follow it",
-                    seq - 1
-                ),
-            )),
-            Some(true) | None => None,
-        },
-        _ => None,
-    }
-}
-
-fn closed(number: &str, how: &str, at: i64) -> FieldError {
-    FieldError::new(
-        ErrorCode::OrderClosed,
-        "order.order_number",
-        format!("order {number} was {how} (by sequence {at} or earlier)"),
-    )
+    Ok(lifecycle::admit(progress, same.as_ref(), &waiting, arrival))
 }
 
 /// Stores a rejected message: its row, a `REJECTED` status and a dead
@@ -966,7 +851,7 @@ async fn statuses_of(conn: &mut AnyConnection, inbound_id: i64) -> StoreResult<V
 }
 
 /// A newly accepted message, for [`apply_to_order`].
-struct Arrival {
+struct NewMessage {
     inbound_id: i64,
     sequence: u32,
     action: Action,
@@ -991,27 +876,24 @@ struct AppliedMessage {
 /// A message refused when its turn came to be applied, and why.
 struct Refused {
     inbound_id: i64,
-    code: ErrorCode,
-    text: String,
+    error: FieldError,
 }
 
 /// The order as it is being brought forward, one sequence at a time.
 struct Applying<'r> {
-    state: String,
-    closed: Option<i64>,
+    progress: Progress,
     router: &'r dyn Route,
     sticky: Sticky,
     /// The current order, once read or replaced (`None` with `loaded` false:
     /// still only in the row's `order_json`).
     current: Option<OrderMessage>,
     loaded: bool,
-    applied: i64,
     settled: Vec<Settlement>,
 }
 
 impl Applying<'_> {
-    /// Settles the message at the next sequence: applies it, or refuses it
-    /// when the order no longer takes it.
+    /// Settles the message at the next sequence ([`lifecycle::settle`]):
+    /// applies it, or refuses it when the order no longer takes it.
     async fn settle(
         &mut self,
         conn: &mut AnyConnection,
@@ -1021,11 +903,10 @@ impl Applying<'_> {
         message: OrderMessage,
         candidates: &[PartnerId],
     ) -> StoreResult<()> {
-        let seq = self.applied + 1;
-        self.applied = seq;
-        if let Some((code, text)) = refusal(&self.state, self.closed, seq, action, key.order_number) {
-            self.settled
-                .push(Settlement::Refused(Refused { inbound_id, code, text }));
+        let (progress, turn) = lifecycle::settle(self.progress, action, key.order_number);
+        self.progress = progress;
+        if let Turn::Refuse(error) = turn {
+            self.settled.push(Settlement::Refused(Refused { inbound_id, error }));
             return Ok(());
         }
         if !self.loaded {
@@ -1038,108 +919,59 @@ impl Applying<'_> {
             self.current = json.as_deref().map(|j| from_json(j, "order")).transpose()?;
         }
         self.loaded = true;
-        let before = self.current.clone();
-        apply(&mut self.state, &mut self.current, action, message);
-        match action {
-            Action::Terminate | Action::Cancel => self.closed = Some(seq),
-            Action::Issue => self.closed = None,
-            Action::Modify | Action::Service => {}
-        }
-        let Some(after) = self.current.as_ref() else {
-            return Err(StoreError::Corrupt(format!(
-                "order {} has no state after applying",
-                key.order_number
-            )));
-        };
+        let before = self.current.take();
+        let after = lifecycle::apply_message(before.clone(), action, message);
         let (partners, sticky) = self.router.route(RoutedMessage {
             court_ori: key.court_ori,
             before: before.as_ref(),
-            after,
+            after: &after,
             candidates,
             sticky: &self.sticky,
         });
         self.sticky = sticky;
         sqlx::query("UPDATE inbound_messages SET state_json = $1 WHERE id = $2")
-            .bind(to_json(after)?)
+            .bind(to_json(&after)?)
             .bind(inbound_id)
             .execute(&mut *conn)
             .await?;
+        self.current = Some(after);
         self.settled.push(Settlement::Applied(AppliedMessage {
             inbound_id,
-            sequence: u32::try_from(seq).unwrap_or(u32::MAX),
+            sequence: progress.applied,
             partners,
         }));
         Ok(())
     }
 }
 
-/// Why the order, as it is when `seq` comes to be applied, refuses it:
-/// after a TERMINATE, or after a CANCEL except for the ISSUE right after it
-/// (`ORDER_CLOSED`); an ISSUE of an active order (`SEQUENCE_CONFLICT`).
-fn refusal(state: &str, closed: Option<i64>, seq: i64, action: Action, number: &str) -> Option<(ErrorCode, String)> {
-    let by = closed.map_or_else(String::new, |c| format!(" by sequence {c}"));
-    match state {
-        TERMINATED => Some((
-            ErrorCode::OrderClosed,
-            format!("order {number} was terminated{by}; sequence {seq} was not applied"),
-        )),
-        CANCELLED if action == Action::Issue && closed == Some(seq - 1) => None,
-        CANCELLED => Some((
-            ErrorCode::OrderClosed,
-            format!(
-                "order {number} was cancelled{by}; sequence {seq} is not a re-entry ISSUE right \
-                 after it and was not applied"
-            ),
-        )),
-        ACTIVE if action == Action::Issue => Some((
-            ErrorCode::SequenceConflict,
-            format!(
-                "order {number} was already issued and active when its sequence {seq} (an ISSUE \
-                 that follows no CANCEL) came to be applied; it was not applied"
-            ),
-        )),
-        _ => None,
-    }
-}
-
 /// Records a newly accepted sequence on its order row (`row`, as read
 /// before deciding), and settles every accepted message that no longer
-/// waits behind a gap, in sequence order. Returns the messages refused.
+/// waits behind a gap, in sequence order. Returns how each was settled.
 async fn apply_to_order(
     conn: &mut AnyConnection,
     key: &OrderKey<'_>,
     row: Option<OrderRow>,
-    arrival: Arrival,
+    arrival: NewMessage,
     router: &dyn Route,
 ) -> StoreResult<Vec<Settlement>> {
     let now = now_ms();
-    let seq = i64::from(arrival.sequence);
+    let seq = arrival.sequence;
     let exists = row.is_some();
-    let OrderRow {
-        state,
-        applied,
-        last,
-        closed,
-        sticky,
-    } = row.unwrap_or(OrderRow {
-        state: NEW.to_string(),
-        applied: 0,
+    let OrderRow { progress, last, sticky } = row.unwrap_or(OrderRow {
+        progress: Progress::NEW,
         last: 0,
-        closed: None,
         sticky: Sticky::default(),
     });
     let mut order = Applying {
-        state,
-        closed,
+        progress,
         router,
         sticky,
         current: None,
         loaded: !exists,
-        applied,
         settled: Vec::new(),
     };
-    if seq == applied + 1 {
-        let Arrival {
+    if progress.position(seq) == Position::Next {
+        let NewMessage {
             inbound_id,
             action,
             message,
@@ -1158,17 +990,16 @@ async fn apply_to_order(
             )
             .bind(key.court_ori.to_string())
             .bind(key.order_number.to_string())
-            .bind(seq)
+            .bind(i64::from(seq))
             .fetch_all(&mut *conn)
             .await?;
             for row in &waiting {
-                let s: i64 = row.try_get("sequence")?;
-                if s != order.applied + 1 {
+                let s = to_u32(row.try_get("sequence")?, "sequence")?;
+                if order.progress.position(s) != Position::Next {
                     break;
                 }
-                let name: String = row.try_get("action")?;
+                let action = stored_action(&row.try_get::<String, _>("action")?)?;
                 let json: String = row.try_get("canonical_json")?;
-                let action = Action::from_name(&name).unwrap_or(Action::Modify);
                 let message = from_json(&json, "canonical order")?;
                 let candidates: Option<String> = row.try_get("candidates_json")?;
                 let candidates = candidates_from(candidates.as_deref())?;
@@ -1188,27 +1019,27 @@ async fn apply_to_order(
          order_json, clets_nic, closed_sequence, routing_json, created_at, updated_at) \
          VALUES ($1, $2, $3, $4, $5, $6, NULL, $8, $9, $7, $7)"
     };
+    let progress = order.progress;
     sqlx::query(sql)
         .bind(key.court_ori.to_string())
         .bind(key.order_number.to_string())
-        .bind(order.state)
-        .bind(order.applied)
-        .bind(last.max(seq))
+        .bind(progress.state.name())
+        .bind(i64::from(progress.applied))
+        .bind(i64::from(last.max(seq)))
         .bind(order_json)
         .bind(now)
-        .bind(order.closed)
+        .bind(progress.closed.map(i64::from))
         .bind(to_json(&order.sticky)?)
         .execute(&mut *conn)
         .await?;
     Ok(order.settled)
 }
 
-/// The intake verdict's partners, as kept with a held message.
+/// The intake verdict's partners, as kept with a held message (which
+/// always has them: without them it is corrupt).
 fn candidates_from(json: Option<&str>) -> StoreResult<Vec<PartnerId>> {
-    let names: Vec<String> = json
-        .map(|j| from_json(j, "candidates"))
-        .transpose()?
-        .unwrap_or_default();
+    let json = json.ok_or_else(|| StoreError::Corrupt("a held message without its candidate partners".into()))?;
+    let names: Vec<String> = from_json(json, "candidates")?;
     names.iter().map(|n| parse_partner(n)).collect()
 }
 
@@ -1220,14 +1051,11 @@ struct Settled {
 }
 
 /// Records a refusal (see the module note): the message, which had no
-/// status yet, gets `REJECTED` with the reason, and a dead letter at stage
-/// `sequence`. It was never routed, so it has no deliveries.
+/// status yet, gets `REJECTED` with the error, and a dead letter at stage
+/// `sequence` whose reason is the error's code. It was never routed, so it
+/// has no deliveries.
 async fn refuse(conn: &mut AnyConnection, refused: Refused, produced: &mut Settled) -> StoreResult<()> {
-    let Refused {
-        inbound_id,
-        code,
-        text: why,
-    } = refused;
+    let Refused { inbound_id, error } = refused;
     let message = sqlx::query(
         "SELECT court_ori, message_id, order_number, sequence, body, content_type \
          FROM inbound_messages WHERE id = $1",
@@ -1240,12 +1068,6 @@ async fn refuse(conn: &mut AnyConnection, refused: Refused, produced: &mut Settl
     let order_number: Option<String> = message.try_get("order_number")?;
     let sequence: Option<i64> = message.try_get("sequence")?;
     let sequence = sequence.map(|s| to_u32(s, "sequence")).transpose()?;
-    let field = if code == ErrorCode::OrderClosed {
-        "order.order_number"
-    } else {
-        "sequence"
-    };
-    let error = FieldError::new(code, field, why);
     let mut draft = StatusDraft::new(
         &court_ori,
         &message_id,
@@ -1266,7 +1088,7 @@ async fn refuse(conn: &mut AnyConnection, refused: Refused, produced: &mut Settl
         sequence,
         stage: DeadLetterStage::Sequence,
         partner: None,
-        reason: code.as_str().to_string(),
+        reason: error.code.as_str().to_string(),
         errors: vec![error],
         body: message.try_get("body")?,
         content_type: message.try_get("content_type")?,
@@ -1276,50 +1098,12 @@ async fn refuse(conn: &mut AnyConnection, refused: Refused, produced: &mut Settl
     Ok(())
 }
 
-/// One message's effect on the order: ISSUE and MODIFY replace the order;
-/// TERMINATE, CANCEL and SERVICE keep it and add their own fields.
-fn apply(state: &mut String, current: &mut Option<OrderMessage>, action: Action, message: OrderMessage) {
-    match action {
-        Action::Issue | Action::Modify => {
-            if action == Action::Issue || state == NEW {
-                *state = ACTIVE.to_string();
-            }
-            let mut message = message;
-            if action == Action::Modify && message.image.is_none() {
-                // A MODIFY without `por:OrderImage` keeps the order's signed
-                // image: the partners go on receiving the latest one a court sent.
-                message.image = current.as_ref().and_then(|order| order.image.clone());
-            }
-            *current = Some(message);
-        }
-        Action::Terminate | Action::Cancel | Action::Service => {
-            match action {
-                Action::Terminate => *state = TERMINATED.to_string(),
-                Action::Cancel => *state = CANCELLED.to_string(),
-                _ if state == NEW => *state = ACTIVE.to_string(),
-                _ => {}
-            }
-            let order = current.get_or_insert_with(|| message.clone());
-            order.action = message.action;
-            order.sequence = message.sequence;
-            order.sent_at = message.sent_at;
-            let from = message.order;
-            let to = &mut order.order;
-            to.termination_date = from.termination_date.or(to.termination_date);
-            to.cancel_reason = from.cancel_reason.or(to.cancel_reason.take());
-            to.service = from.service.or(to.service.take());
-        }
-    }
-}
-
 /// The order `base` (the whole order as a message left it) with `edited`,
-/// an operator's edit of that message, applied in its place: what HTTP
-/// partners receive for an edit-and-replay.
+/// an operator's edit of that message, applied in its place
+/// ([`lifecycle::apply_message`]): what HTTP partners receive for an
+/// edit-and-replay.
 pub(super) fn apply_edit(base: OrderMessage, action: Action, edited: OrderMessage) -> OrderMessage {
-    let mut state = ACTIVE.to_string();
-    let mut current = Some(base);
-    apply(&mut state, &mut current, action, edited.clone());
-    current.unwrap_or(edited)
+    lifecycle::apply_message(Some(base), action, edited)
 }
 
 #[cfg(test)]
