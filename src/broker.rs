@@ -5,6 +5,11 @@
 //! what it committed → stop the delivery loops after their current round →
 //! close the AMQP connection → stop HTTP. Whatever was not acknowledged is
 //! redelivered by RabbitMQ at the next start.
+//!
+//! A SQLite store serves one broker: the broker holds an OS lock on
+//! `<db>.broker-lock` beside the database while it runs ([`lock`]).
+
+pub mod lock;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -30,6 +35,7 @@ use crate::status::Relay;
 use crate::store::{SqlStore, Store};
 use crate::transport::Publisher;
 use crate::transport::supervisor::Supervisor;
+use lock::BrokerLock;
 
 /// Loads and checks every layout, code table and CLETS table the
 /// configuration needs. Any problem stops the broker before it starts.
@@ -116,8 +122,25 @@ fn load_code_maps(dir: &Path, codes: &CodeLists) -> anyhow::Result<HashMap<Strin
     Ok(maps)
 }
 
-/// Runs the broker until `shutdown` resolves.
+/// Runs the broker until `shutdown` resolves. It first takes the SQLite
+/// store's broker lock ([`BrokerLock`]); another broker holding it is an
+/// error.
 pub async fn run(config: Config, http: TcpListener, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+    let lock = BrokerLock::take(&config.store.url)?;
+    run_locked(config, http, lock, shutdown).await
+}
+
+/// Like [`run`], with the store's broker lock already taken (`porter broker`
+/// takes it before it binds the HTTP port, so that a second broker on the
+/// same store is told about the store, not about the port). `lock` is held
+/// until the broker stops.
+pub async fn run_locked(
+    config: Config,
+    http: TcpListener,
+    lock: Option<BrokerLock>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let _lock = lock;
     let mut config = config;
     config.resolve_secrets()?;
     let formats = Arc::new(load_formats(&config)?);
@@ -168,6 +191,7 @@ pub async fn run(config: Config, http: TcpListener, shutdown: impl Future<Output
         relay: relay.clone(),
         wake: deliveries_due.clone(),
         stop: stop_work.clone(),
+        lease: crate::delivery::Lease::for_this_process(Duration::from_secs(config.store.lease_secs)),
     };
     let partner_tasks = partners::spawn(&config, formats.clets.clone(), &shared)?;
     let gap_task = tokio::spawn(crate::intake::gap_timeout::run(

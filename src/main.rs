@@ -209,8 +209,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Broker { config } => {
             let config = porter::config::Config::load(&config)?;
+            let lock = porter::broker::lock::BrokerLock::take(&config.store.url)?;
             let http = TcpListener::bind(config.http.listen).await?;
-            porter::broker::run(config, http, shutdown_signal()).await
+            porter::broker::run_locked(config, http, lock, shutdown_signal()).await
         }
         Command::Demo { config } => porter::demo::run(&config, shutdown_signal()).await,
         Command::Validate(_) => unreachable!("handled before the runtime starts"),
