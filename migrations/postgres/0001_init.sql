@@ -77,6 +77,9 @@ CREATE TABLE deliveries (
     last_error       TEXT,                       -- the latest transient or permanent failure
     replayed_at      BIGINT ,                    -- the latest operator replay (NULL: none)
     first_attempt_at BIGINT ,                    -- the first attempt since created_at or the latest replay (NULL: none yet); the retry max age counts from it
+    lease_owner      TEXT,                       -- the broker whose attempt is in flight (NULL: none)
+    lease_until      BIGINT ,                    -- that broker's claim ends then; after it, another broker may take the delivery
+    lease_token      BIGINT  NOT NULL DEFAULT 0, -- fencing token: one more at every claim; only a result under the current token is recorded
     created_at       BIGINT  NOT NULL,
     updated_at       BIGINT  NOT NULL
 );

@@ -72,7 +72,8 @@ pub struct AmqpConfig {
     #[serde(default = "default_confirm_window")]
     pub confirm_window: usize,
     /// Delay before reconnecting after the connection is lost, in ms; it
-    /// doubles up to 30 s.
+    /// doubles up to 30 s. Also the first wait before a court's queue that
+    /// failed (refused declare, cancelled consumer) is tried again.
     #[serde(default = "default_reconnect_ms")]
     pub reconnect_ms: u64,
 }
@@ -87,6 +88,12 @@ pub struct StoreConfig {
     /// How long deduplication records are kept, in days (ICD §5).
     #[serde(default = "default_dedup_days")]
     pub dedup_retention_days: u32,
+    /// How long a broker's claim on a delivery lasts unless renewed, in
+    /// seconds (1 to 20). A broker that stops renewing (killed, frozen)
+    /// loses its deliveries to the other brokers this long after its last
+    /// renewal.
+    #[serde(default = "default_lease_secs")]
+    pub lease_secs: u64,
 }
 
 /// The operations HTTP surface.
@@ -189,6 +196,9 @@ fn default_store_url() -> String {
 fn default_dedup_days() -> u32 {
     400
 }
+fn default_lease_secs() -> u64 {
+    20
+}
 fn default_http_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
 }
@@ -226,6 +236,7 @@ impl Default for StoreConfig {
         StoreConfig {
             url: default_store_url(),
             dedup_retention_days: default_dedup_days(),
+            lease_secs: default_lease_secs(),
         }
     }
 }
@@ -328,6 +339,12 @@ impl Config {
             path: self.source.clone(),
             message,
         };
+        if !(1..=20).contains(&self.store.lease_secs) {
+            return Err(invalid(format!(
+                "store.lease_secs {} is not between 1 and 20",
+                self.store.lease_secs
+            )));
+        }
         let mut seen = std::collections::HashSet::new();
         for court in &self.courts {
             if !is_ori(&court.ori) {

@@ -62,6 +62,7 @@ impl PartnerAdapter for CletsPartner {
                 };
                 return DeliveryResult {
                     delivery_id: job.id,
+                    lease_token: job.lease_token,
                     attempt,
                     outcome,
                 };
@@ -131,6 +132,7 @@ impl PartnerAdapter for CletsPartner {
         };
         DeliveryResult {
             delivery_id: job.id,
+            lease_token: job.lease_token,
             attempt: PartnerAttempt {
                 at,
                 request,

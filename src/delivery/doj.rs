@@ -176,6 +176,7 @@ impl PartnerAdapter for DojPartner {
             let outcome = self.retry.after_transient(&job, reason.clone(), None);
             return DeliveryResult {
                 delivery_id: job.id,
+                lease_token: job.lease_token,
                 attempt: http::attempt_record(at, &[], None, Some(reason)),
                 outcome,
             };
@@ -194,6 +195,7 @@ impl PartnerAdapter for DojPartner {
         let outcome = http::outcome(&job, &exchange, &self.retry, "tracking_id");
         DeliveryResult {
             delivery_id: job.id,
+            lease_token: job.lease_token,
             attempt: http::attempt_record_inlining(at, &body, inlined(&job, span), exchange.response, exchange.error),
             outcome,
         }

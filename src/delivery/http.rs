@@ -514,6 +514,7 @@ mod tests {
     fn idempotency_key_shape() {
         let mut job = DeliveryJob {
             id: 1,
+            lease_token: 0,
             partner: PartnerId::Doj,
             court_ori: "CA034025J".into(),
             message_id: "m".into(),

@@ -26,10 +26,10 @@
 //!   the answer's `record_id` (scheme `record_id`) when present. An agency
 //!   without a signing secret is treated like refused credentials: nothing
 //!   is sent, the job is retried later, ERROR, circuit open.
-//! - **Concurrency.** One semaphore per agency (`per_agency` permits,
-//!   created on first use) and one over all agencies (`concurrency`): a
-//!   request takes its agency's permit first, so jobs queued behind a slow
-//!   agency do not hold the shared slots.
+//! - **Concurrency** is the delivery loop's: each agency is a partner of
+//!   its own with `per_agency` attempts in flight at most, and the loop has
+//!   `concurrency` in flight over all agencies (see [`super`]). A slow
+//!   agency fills only its own `per_agency`.
 //! - **One adapter, many agencies.** [`LeaPartner`] delivers any
 //!   `PartnerId::Lea(ori)` job, dispatching on `job.partner`. The delivery
 //!   loop fetches work per partner id, so the lead runs one loop per agency
@@ -39,8 +39,7 @@
 //! - **Circuit.** Each attempt's signal is recorded into the adapter's
 //!   [`Circuits`] under the agency's `PartnerId` (see [`super::http`]).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, FixedOffset, Utc};
@@ -48,7 +47,6 @@ use hmac::{Hmac, Mac};
 use reqwest::header::CONTENT_TYPE;
 use serde::Serialize;
 use sha2::Sha256;
-use tokio::sync::Semaphore;
 
 use super::circuit::{Circuits, Signal};
 use super::http::{self, idempotency_key};
@@ -181,17 +179,6 @@ struct Shared {
     config: LeaConfig,
     public_base_url: String,
     retry: RetryPolicy,
-    all: Arc<Semaphore>,
-    agencies: Mutex<HashMap<String, Arc<Semaphore>>>,
-}
-
-impl Shared {
-    fn agency_limit(&self, ori: &str) -> Arc<Semaphore> {
-        let mut map = self.agencies.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(ori.to_string())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.config.per_agency.max(1))))
-            .clone()
-    }
 }
 
 /// Porter's LEA adapter (see the module note).
@@ -211,8 +198,6 @@ impl LeaPartner {
             config: config.clone(),
             public_base_url: public_base_url.trim_end_matches('/').to_string(),
             retry,
-            all: Arc::new(Semaphore::new(config.concurrency.max(1))),
-            agencies: Mutex::new(HashMap::new()),
         };
         Ok(LeaPartner {
             shared: Arc::new(shared),
@@ -249,6 +234,7 @@ impl LeaPartner {
             self.circuits.record(&job.partner, Signal::Credentials, Instant::now());
             return DeliveryResult {
                 delivery_id: job.id,
+                lease_token: job.lease_token,
                 attempt: http::attempt_record(at, b"", None, Some("no signing secret configured".into())),
                 outcome: http::credentials_outcome(job, "no signing secret configured for the agency"),
             };
@@ -260,8 +246,6 @@ impl LeaPartner {
             days: shared.config.image_link_days,
         };
         let body = LeaBody::new(job, &link).to_bytes();
-        let agency_permit = shared.agency_limit(ori).acquire_owned().await;
-        let all_permit = shared.all.clone().acquire_owned().await;
         let request = shared
             .client
             .post(format!("{}/orders", shared.config.endpoint(ori)))
@@ -273,11 +257,11 @@ impl LeaPartner {
             )
             .body(body.clone());
         let exchange = http::send(request, "LEA").await;
-        drop((all_permit, agency_permit));
         self.circuits
             .record(&job.partner, exchange.class.signal(), Instant::now());
         DeliveryResult {
             delivery_id: job.id,
+            lease_token: job.lease_token,
             attempt: http::attempt_record(at, &body, exchange.response.clone(), exchange.error.clone()),
             outcome: http::outcome(job, &exchange, &shared.retry, "record_id"),
         }
@@ -306,6 +290,7 @@ impl PartnerAdapter for LeaPartner {
                     .after_transient(&job, "not an LEA delivery".into(), Some(Duration::from_secs(3600)));
             return DeliveryResult {
                 delivery_id: job.id,
+                lease_token: job.lease_token,
                 attempt: http::attempt_record(Utc::now(), b"", None, Some("not an LEA delivery".into())),
                 outcome,
             };

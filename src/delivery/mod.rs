@@ -1,19 +1,42 @@
 //! Delivery: taking accepted messages to their partners, once and in order.
 //!
-//! # Design note
-//! Work waiting for a partner lives in the store's `deliveries` table, not in
-//! RabbitMQ. One loop per partner:
-//! 1. asks the store for due deliveries ([`Store::due_deliveries`]): at most
-//!    one per order, and only when every earlier sequence of that order has
-//!    been accepted by this partner — so each order's messages go out in
-//!    sequence order, while different orders proceed in parallel;
-//! 2. attempts them concurrently (bounded by the partner's connections),
-//!    never two of the same order at once;
-//! 3. records each attempt and outcome as soon as it is in — with any
-//!    others finished at the same moment, in one transaction
-//!    ([`Store::record_deliveries`]) — with the statuses and dead letters
-//!    they produce, and hands those to the [`Relay`]. A slow order never
-//!    holds back another's results.
+//! # Design note: lanes, leases, one scheduler per partner kind
+//! Work waiting for a partner lives in the store's `deliveries` table, not
+//! in RabbitMQ. A **lane** is one order at one partner (each LEA agency is a
+//! partner of its own). A lane has at most one message in flight, across
+//! every broker sharing the store: only its lowest unfinished sequence can
+//! be claimed, and only once every earlier one was accepted (or discarded by
+//! an operator). Different lanes run in parallel.
+//!
+//! One [`DeliveryLoop`] per partner kind (CLETS, DOJ, all LEA agencies)
+//! schedules its lanes:
+//! 1. **Claim.** It asks the store for due deliveries
+//!    ([`Store::claim_deliveries`]) with the room each partner has left:
+//!    `concurrency` per partner (per agency for LEA) minus what it already
+//!    has in flight, and none for a partner whose circuit is open. The
+//!    store leases each claimed delivery to this broker for `lease` under a
+//!    new fencing token. A slow or failing partner fills only its own room,
+//!    so it takes nothing from other partners' or agencies' lanes.
+//! 2. **Attempt.** Each claimed job runs in a task of its own, so store
+//!    work never stops the polling of requests already in flight. A job
+//!    whose lease ran out before it could start (the broker was frozen) is
+//!    not sent.
+//! 3. **Record.** A recorder task takes results as they come, records all
+//!    that are ready in one transaction ([`Store::record_deliveries`];
+//!    only under the current fencing token), hands statuses and dead
+//!    letters to the [`Relay`], and frees the partners' room; the freed
+//!    room wakes the scheduler, which claims the lane's next sequence.
+//! 4. **Wait.** The scheduler sleeps until the first of: a result recorded,
+//!    new work committed (`wake`: the waiter is registered *before* the
+//!    claim, so a wake-up during the claim is not lost), the next delivery
+//!    due or lease ending ([`Store::next_due_at`]), or [`IDLE_CHECK`] for
+//!    work committed by another broker. There is no polling delay on the
+//!    hot path.
+//!
+//! While attempts are in flight their leases are renewed every third of
+//! the lease. On shutdown the loop finishes and records what is in flight,
+//! then releases its leases, so another broker takes its lanes at once; a
+//! killed broker's lanes are taken once its leases run out.
 //!
 //! A crash between a send and its record means the send is repeated. That
 //! is safe: the request carries the same MCN (CLETS) or Idempotency-Key,
@@ -44,20 +67,22 @@ pub mod retry;
 #[cfg(test)]
 mod testing;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use futures::stream::FuturesUnordered;
-use futures::{FutureExt, StreamExt};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::model::PartnerId;
 use crate::status::Relay;
-use crate::store::{DeliveryJob, DeliveryResult, PartnerSet, Store};
+use crate::store::{ClaimRequest, DeliveryJob, DeliveryResult, PartnerSet, Store};
 use circuit::{CircuitState, Circuits};
+
+/// The longest the scheduler sleeps without looking for work: work another
+/// broker committed wakes nobody here.
+pub const IDLE_CHECK: Duration = Duration::from_secs(2);
 
 /// The partners one delivery loop serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -78,123 +103,322 @@ pub trait PartnerAdapter: Send + Sync + 'static {
     fn attempt(&self, job: DeliveryJob) -> impl Future<Output = DeliveryResult> + Send;
 }
 
-/// The delivery loop for one partner.
+/// This broker's claims on deliveries.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    /// The name the store records as the lease holder (unique per broker
+    /// process).
+    pub owner: String,
+    /// How long a claim lasts unless renewed.
+    pub duration: Duration,
+}
+
+impl Lease {
+    /// A lease owner name unique to this process: host, PID and start time.
+    pub fn for_this_process(duration: Duration) -> Lease {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+        let started = Utc::now().timestamp_millis();
+        Lease {
+            owner: format!("{}:{}:{started}", host.trim(), std::process::id()),
+            duration,
+        }
+    }
+}
+
+/// The delivery loop for one partner kind.
 pub struct DeliveryLoop<A> {
     pub store: Arc<dyn Store>,
     pub adapter: Arc<A>,
     pub relay: Relay,
-    /// Deliveries taken per round.
+    /// Deliveries claimed per round, at most.
     pub batch: u32,
-    /// Attempts in flight at once.
+    /// Attempts in flight at once per partner (per agency for LEA).
+    pub per_partner: usize,
+    /// Attempts in flight at once over all the partners this loop serves.
     pub concurrency: usize,
     /// Woken when new work is committed.
     pub wake: Arc<Notify>,
     /// The partners' circuit breakers, which the adapter records into.
     pub circuits: Arc<Circuits>,
+    pub lease: Lease,
+}
+
+/// An attempt that ended, from its task to the recorder.
+enum Ended {
+    /// The partner answered (or the request failed): record it.
+    Result(DeliveryResult),
+    /// Not sent: the lease had run out, or the circuit refused it.
+    NotSent { delivery_id: i64, partner: PartnerId },
+}
+
+/// What the recorder tells the scheduler: these deliveries are finished
+/// with, so their partners have room again.
+type Freed = Vec<i64>;
+
+/// The deliveries this loop has in flight.
+#[derive(Default)]
+struct InFlight {
+    /// Delivery id → (partner, fencing token).
+    jobs: HashMap<i64, (PartnerId, i64)>,
+    per_partner: HashMap<PartnerId, usize>,
+}
+
+impl InFlight {
+    fn add(&mut self, job: &DeliveryJob) {
+        self.jobs.insert(job.id, (job.partner.clone(), job.lease_token));
+        *self.per_partner.entry(job.partner.clone()).or_default() += 1;
+    }
+
+    fn remove(&mut self, id: i64) {
+        if let Some((partner, _)) = self.jobs.remove(&id)
+            && let Some(n) = self.per_partner.get_mut(&partner)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.per_partner.remove(&partner);
+            }
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.jobs.len()
+    }
+
+    fn held(&self) -> Vec<(i64, i64)> {
+        self.jobs.iter().map(|(id, (_, token))| (*id, *token)).collect()
+    }
 }
 
 impl<A: PartnerAdapter> DeliveryLoop<A> {
     /// Runs until `stop`; attempts in flight are finished and recorded
-    /// first.
-    ///
-    /// Attempts run concurrently, up to `concurrency`, and each result is
-    /// recorded as soon as it is in (with any others that finished at the
-    /// same moment, in one transaction), so a slow order never holds back
-    /// the others' results or the next work.
+    /// first, then the loop's leases are released. See the module note.
     pub async fn run(self, stop: CancellationToken) {
         let partner = self.adapter.partner();
-        let cap = self.concurrency.max(1);
-        let mut in_flight = FuturesUnordered::new();
-        let mut flying: HashSet<i64> = HashSet::new();
+        let (ended_tx, ended_rx) = mpsc::unbounded_channel();
+        let (freed_tx, mut freed_rx) = mpsc::unbounded_channel::<Freed>();
+        let recorder = tokio::spawn(record_loop(self.store.clone(), self.relay.clone(), ended_rx, freed_tx));
+        let mut in_flight = InFlight::default();
+        let mut renew = tokio::time::interval(self.lease.duration / 3);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            if stop.is_cancelled() && in_flight.is_empty() {
+            if stop.is_cancelled() && in_flight.len() == 0 {
                 break;
             }
-            if !stop.is_cancelled() && flying.len() < cap {
-                let want = (cap + flying.len()).min(self.batch.max(1) as usize + flying.len()) as u32;
-                let due = match self.wanted() {
-                    Some(set) => self.store.due_deliveries_in(&set, Utc::now(), want).await,
-                    None => Ok(Vec::new()),
-                };
-                match due {
-                    Ok(jobs) => {
-                        for job in jobs {
-                            if flying.len() >= cap {
-                                break;
-                            }
-                            if flying.contains(&job.id) || !self.circuits.allow(&job.partner, Instant::now()) {
-                                continue;
-                            }
-                            if flying.insert(job.id) {
-                                let adapter = self.adapter.clone();
-                                in_flight.push(async move { adapter.attempt(job).await });
-                            }
+            // Registered before the claim: a wake-up from now on is kept.
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let mut full = false;
+            if !stop.is_cancelled() {
+                full = self.claim_round(&mut in_flight, &ended_tx).await;
+            }
+            let next = if full {
+                Duration::ZERO
+            } else {
+                self.until_next_due().await
+            };
+            tokio::select! {
+                Some(freed) = freed_rx.recv() => {
+                    for id in freed {
+                        in_flight.remove(id);
+                    }
+                    while let Ok(more) = freed_rx.try_recv() {
+                        for id in more {
+                            in_flight.remove(id);
                         }
                     }
-                    Err(e) => {
-                        tracing::warn!(partner = %partner, error = %e, "Could not read due deliveries; will try again.")
-                    }
                 }
+                () = &mut woken => {}
+                () = tokio::time::sleep(next) => {}
+                _ = renew.tick() => self.renew(&in_flight).await,
+                () = stop.cancelled(), if !stop.is_cancelled() => {}
             }
-            let first = tokio::select! {
-                Some(result) = in_flight.next(), if !in_flight.is_empty() => Some(result),
-                _ = self.wake.notified() => None,
-                _ = tokio::time::sleep(Duration::from_millis(250)) => None,
-                _ = stop.cancelled(), if in_flight.is_empty() => None,
-            };
-            let Some(first) = first else { continue };
-            crate::failpoint::hit(crate::failpoint::AFTER_PARTNER_SEND);
-            let mut results = vec![first];
-            while let Some(Some(more)) = in_flight.next().now_or_never() {
-                results.push(more);
+        }
+        drop(ended_tx);
+        let _ = recorder.await;
+        match self.store.release_leases(&self.lease.owner).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(partner = %partner, released = n, "Released delivery leases."),
+            Err(e) => {
+                tracing::warn!(partner = %partner, error = %e, "Could not release delivery leases; they run out by themselves.")
             }
-            for r in &results {
-                flying.remove(&r.delivery_id);
-            }
-            self.record(&partner, results).await;
         }
     }
 
-    /// The partners to take work for now: not those whose circuit is open
-    /// (`None`: nothing to ask for).
-    fn wanted(&self) -> Option<PartnerSet> {
+    /// Claims what the partners have room for and starts each job in a
+    /// task of its own. Returns whether the claim came back full (more
+    /// work may be due at once).
+    async fn claim_round(&self, in_flight: &mut InFlight, ended: &mpsc::UnboundedSender<Ended>) -> bool {
+        let room_left = self.concurrency.max(1).saturating_sub(in_flight.len());
+        let Some(request) = self.claim_request(in_flight, room_left) else {
+            return false;
+        };
+        let jobs = match self.store.claim_deliveries(&request).await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                tracing::warn!(partner = %self.adapter.partner(), error = %e, "Could not claim deliveries; will try again.");
+                return false;
+            }
+        };
+        let full = jobs.len() as u32 >= request.limit;
+        let deadline = Instant::now() + self.lease.duration.mul_f32(0.8);
+        for job in jobs {
+            in_flight.add(&job);
+            let adapter = self.adapter.clone();
+            let circuits = self.circuits.clone();
+            let ended = ended.clone();
+            tokio::spawn(async move {
+                let outcome = if Instant::now() >= deadline || !circuits.allow(&job.partner, Instant::now()) {
+                    Ended::NotSent {
+                        delivery_id: job.id,
+                        partner: job.partner.clone(),
+                    }
+                } else {
+                    let result = adapter.attempt(job).await;
+                    crate::failpoint::hit(crate::failpoint::AFTER_PARTNER_SEND);
+                    Ended::Result(result)
+                };
+                let _ = ended.send(outcome);
+            });
+        }
+        full
+    }
+
+    /// What to claim now: `None` when no partner has room.
+    fn claim_request(&self, in_flight: &InFlight, room_left: usize) -> Option<ClaimRequest> {
+        if room_left == 0 {
+            return None;
+        }
+        let per_partner = self.per_partner.max(1);
         let now = Instant::now();
-        match self.adapter.serves() {
+        let mut room: Vec<(PartnerId, u32)> = in_flight
+            .per_partner
+            .iter()
+            .map(|(p, n)| (p.clone(), per_partner.saturating_sub(*n) as u32))
+            .collect();
+        let partners = match self.adapter.serves() {
             Serves::One(partner) => {
                 let blocked = matches!(
                     self.circuits.state(&partner, now),
                     CircuitState::Open { .. } | CircuitState::HalfOpen { probing: true }
                 );
-                (!blocked).then_some(PartnerSet::One(partner))
+                let left = per_partner.saturating_sub(in_flight.per_partner.get(&partner).copied().unwrap_or(0));
+                if blocked || left == 0 {
+                    return None;
+                }
+                PartnerSet::One(partner)
             }
             Serves::AllLea => {
-                let except = self.circuits.open_partners(now).into_iter().filter_map(|p| match p {
-                    PartnerId::Lea(ori) => Some(ori),
-                    _ => None,
-                });
-                Some(PartnerSet::Lea {
-                    except: except.collect(),
-                })
+                for p in self.circuits.open_partners(now) {
+                    room.retain(|(q, _)| *q != p);
+                    room.push((p, 0));
+                }
+                PartnerSet::Lea { except: Vec::new() }
             }
+        };
+        Some(ClaimRequest {
+            partners,
+            per_partner: per_partner as u32,
+            room,
+            limit: (self.batch.max(1) as usize).min(room_left) as u32,
+            owner: self.lease.owner.clone(),
+            now: Utc::now(),
+            until: Utc::now() + self.lease.duration,
+        })
+    }
+
+    /// How long until a delivery falls due or a lease ends, at most
+    /// [`IDLE_CHECK`].
+    async fn until_next_due(&self) -> Duration {
+        let partners = match self.adapter.serves() {
+            Serves::One(partner) => PartnerSet::One(partner),
+            Serves::AllLea => PartnerSet::Lea { except: Vec::new() },
+        };
+        let now = Utc::now();
+        match self.store.next_due_at(&partners, now).await {
+            Ok(Some(at)) => (at - now).to_std().unwrap_or(Duration::ZERO).min(IDLE_CHECK),
+            _ => IDLE_CHECK,
         }
     }
 
-    /// Records results; if the store is failing they are dropped, which is
-    /// safe: the deliveries are still pending and will be attempted again
-    /// with the same MCN or Idempotency-Key.
-    async fn record(&self, partner: &PartnerId, results: Vec<DeliveryResult>) {
-        match self.store.record_deliveries(results).await {
+    /// Renews the leases of the attempts in flight.
+    async fn renew(&self, in_flight: &InFlight) {
+        let held = in_flight.held();
+        if held.is_empty() {
+            return;
+        }
+        let until = Utc::now() + self.lease.duration;
+        match self.store.renew_leases(&self.lease.owner, &held, until).await {
+            Ok(lost) if !lost.is_empty() => {
+                tracing::warn!(partner = %self.adapter.partner(), lost = lost.len(), "Delivery leases lost to another broker; their results will not be recorded.");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(partner = %self.adapter.partner(), error = %e, "Could not renew delivery leases."),
+        }
+    }
+}
+
+/// Records ended attempts as they come (all that are ready in one
+/// transaction), relays what they produced, and frees their room. A store
+/// failure keeps the results and tries again, so a lane is never freed
+/// before its outcome is durable.
+async fn record_loop(
+    store: Arc<dyn Store>,
+    relay: Relay,
+    mut ended: mpsc::UnboundedReceiver<Ended>,
+    freed: mpsc::UnboundedSender<Freed>,
+) {
+    let mut batch = Vec::new();
+    while ended.recv_many(&mut batch, 256).await > 0 {
+        let mut results = Vec::new();
+        let mut ids = Vec::new();
+        for e in batch.drain(..) {
+            match e {
+                Ended::Result(r) => {
+                    ids.push(r.delivery_id);
+                    results.push(r);
+                }
+                Ended::NotSent { delivery_id, partner } => {
+                    tracing::debug!(delivery_id, partner = %partner, "Claimed delivery not sent.");
+                    ids.push(delivery_id);
+                }
+            }
+        }
+        if !results.is_empty() {
+            record(&*store, &relay, results).await;
+        }
+        let _ = freed.send(ids);
+    }
+}
+
+/// How long the recorder keeps trying to record one batch of results. After
+/// that they are dropped: the deliveries stay pending, their leases run out,
+/// and they are attempted again under the same key.
+const RECORD_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Records `results`, trying again while the store fails.
+async fn record(store: &dyn Store, relay: &Relay, results: Vec<DeliveryResult>) {
+    let mut wait = Duration::from_millis(200);
+    let started = Instant::now();
+    loop {
+        match store.record_deliveries(results.clone()).await {
             Ok(produced) => {
-                let relay = self.relay.clone();
+                let relay = relay.clone();
                 tokio::spawn(async move {
                     if let Err(e) = relay.send(&produced.statuses, &produced.dead_letters).await {
                         tracing::warn!(error = %e, "Partner statuses not confirmed yet; the outbox sweep will resend them.");
                     }
                 });
+                return;
+            }
+            Err(e) if started.elapsed() >= RECORD_PATIENCE => {
+                tracing::error!(error = %e, results = results.len(), "Could not record partner results; they will be attempted again.");
+                return;
             }
             Err(e) => {
-                tracing::warn!(partner = %partner, error = %e, "Could not record partner results; the deliveries will be attempted again.");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                tracing::warn!(error = %e, results = results.len(), "Could not record partner results; trying again.");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
             }
         }
     }

@@ -15,7 +15,7 @@ use super::clets::CletsPartner;
 use super::doj::DojPartner;
 use super::lea::LeaPartner;
 use super::retry::RetryPolicy;
-use super::{DeliveryLoop, PartnerAdapter};
+use super::{DeliveryLoop, Lease, PartnerAdapter};
 use crate::config::Config;
 use crate::mapping::clets::CletsTables;
 use crate::status::Relay;
@@ -28,6 +28,8 @@ pub struct Shared {
     /// Woken when the intake commits new work.
     pub wake: Arc<Notify>,
     pub stop: CancellationToken,
+    /// This broker's claims on deliveries.
+    pub lease: Lease,
 }
 
 /// Starts the loops; each ends when `shared.stop` fires, after recording
@@ -46,34 +48,52 @@ pub fn spawn(config: &Config, clets_tables: CletsTables, shared: &Shared) -> any
         retry: RetryPolicy::new("CLETS", &clets.retry),
         circuits: circuits.clone(),
     };
-    let mut tasks = vec![start(adapter, clets.batch, clets.connections, &circuits, shared)];
+    let limits = Limits {
+        batch: clets.batch,
+        per_partner: clets.connections,
+        concurrency: clets.connections,
+    };
+    let mut tasks = vec![start(adapter, limits, &circuits, shared)];
     if let Some(doj) = &config.partners.doj {
         let adapter = DojPartner::new(doj, RetryPolicy::new("DOJ", &doj.retry))?
             .with_circuits(circuits.clone())
             .with_images(shared.store.clone());
-        tasks.push(start(adapter, doj.batch, doj.concurrency, &circuits, shared));
+        let limits = Limits {
+            batch: doj.batch,
+            per_partner: doj.concurrency,
+            concurrency: doj.concurrency,
+        };
+        tasks.push(start(adapter, limits, &circuits, shared));
     }
     if let Some(lea) = &config.partners.lea {
         let retry = RetryPolicy::new("LEA", &lea.retry);
         let adapter = LeaPartner::new(lea, config.http.public_base_url.clone(), retry)?.with_circuits(circuits.clone());
-        tasks.push(start(adapter, lea.batch, lea.concurrency, &circuits, shared));
+        let limits = Limits {
+            batch: lea.batch,
+            per_partner: lea.per_agency,
+            concurrency: lea.concurrency,
+        };
+        tasks.push(start(adapter, limits, &circuits, shared));
     }
     Ok(tasks)
 }
 
-fn start<A: PartnerAdapter>(
-    adapter: A,
+/// A loop's claim size and in-flight limits.
+struct Limits {
     batch: u32,
+    per_partner: usize,
     concurrency: usize,
-    circuits: &Arc<Circuits>,
-    shared: &Shared,
-) -> JoinHandle<()> {
+}
+
+fn start<A: PartnerAdapter>(adapter: A, limits: Limits, circuits: &Arc<Circuits>, shared: &Shared) -> JoinHandle<()> {
     let delivery = DeliveryLoop {
         store: shared.store.clone(),
         adapter: Arc::new(adapter),
         relay: shared.relay.clone(),
-        batch,
-        concurrency,
+        batch: limits.batch,
+        per_partner: limits.per_partner,
+        concurrency: limits.concurrency,
+        lease: shared.lease.clone(),
         wake: shared.wake.clone(),
         circuits: circuits.clone(),
     };

@@ -46,6 +46,7 @@ pub fn job(partner: PartnerId, action: Action) -> DeliveryJob {
     let now = Utc::now();
     DeliveryJob {
         id: 7,
+        lease_token: 0,
         partner,
         court_ori: order.court_ori.to_string(),
         message_id: format!("cms-{}", action.name().to_lowercase()),

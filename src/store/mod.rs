@@ -381,10 +381,34 @@ pub enum PartnerSet {
     },
 }
 
+/// What a broker asks for when it claims deliveries
+/// ([`Store::claim_deliveries`]).
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub partners: PartnerSet,
+    /// The most deliveries this claim takes for any one partner (one LEA
+    /// agency counts as one partner), unless `room` says less.
+    pub per_partner: u32,
+    /// Partners with less room than `per_partner`, because some of their
+    /// deliveries are already in flight; `0` takes none of theirs.
+    pub room: Vec<(PartnerId, u32)>,
+    /// The most deliveries in all.
+    pub limit: u32,
+    /// The claiming broker (its lease owner name).
+    pub owner: String,
+    pub now: DateTime<Utc>,
+    /// When the lease ends unless renewed.
+    pub until: DateTime<Utc>,
+}
+
 /// Work for a partner adapter: one inbound message to one partner.
 #[derive(Debug, Clone)]
 pub struct DeliveryJob {
     pub id: i64,
+    /// The fencing token of the claim that handed out this job: its result
+    /// is recorded only while the delivery still carries it
+    /// ([`DeliveryResult::lease_token`]).
+    pub lease_token: i64,
     pub partner: PartnerId,
     pub court_ori: String,
     pub message_id: String,
@@ -467,6 +491,10 @@ pub enum DeliveryOutcome {
 #[derive(Debug, Clone)]
 pub struct DeliveryResult {
     pub delivery_id: i64,
+    /// The job's [`DeliveryJob::lease_token`]. A result under an older
+    /// token (another broker has claimed the delivery since) changes
+    /// nothing but the attempt history.
+    pub lease_token: i64,
     pub attempt: PartnerAttempt,
     pub outcome: DeliveryOutcome,
 }
@@ -531,6 +559,28 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> StoreResult<Vec<DeliveryJob>>;
 
+    /// Claims due deliveries for one broker: like
+    /// [`Store::due_deliveries_in`], but only deliveries no other broker
+    /// holds a live lease on, at most `per_partner` (or the partner's
+    /// `room`) per partner, oldest first, and each comes back leased to
+    /// `owner` until `until` under a new fencing token. On PostgreSQL the
+    /// rows are taken with `FOR UPDATE SKIP LOCKED`, so brokers claiming at
+    /// once never take the same delivery and never wait for each other.
+    async fn claim_deliveries(&self, request: &ClaimRequest) -> StoreResult<Vec<DeliveryJob>>;
+
+    /// Extends `owner`'s leases on these `(delivery id, token)` pairs to
+    /// `until`; returns the ids whose lease it no longer holds.
+    async fn renew_leases(&self, owner: &str, held: &[(i64, i64)], until: DateTime<Utc>) -> StoreResult<Vec<i64>>;
+
+    /// Ends every lease `owner` holds, so that other brokers may take those
+    /// deliveries at once (a broker shutting down). Returns how many.
+    async fn release_leases(&self, owner: &str) -> StoreResult<u64>;
+
+    /// When the next delivery for `partners` falls due, or its lease ends:
+    /// the earliest time at which a claim could find new work that is not
+    /// due now. `None` when no delivery is pending.
+    async fn next_due_at(&self, partners: &PartnerSet, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>>;
+
     /// An order image by its SHA-256: `(mime type, bytes)`. The only way
     /// the bytes leave the store: jobs and orders carry a reference.
     async fn image(&self, sha256: &str) -> StoreResult<Option<(String, Vec<u8>)>>;
@@ -541,10 +591,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Statuses not yet confirmed by RabbitMQ, oldest first.
     async fn pending_statuses(&self, limit: u32) -> StoreResult<Vec<StoredStatus>>;
+    /// [`Store::pending_statuses`] with an id above `after`: the outbox
+    /// read page by page, so rows that keep failing never hide later ones.
+    async fn pending_statuses_after(&self, after: i64, limit: u32) -> StoreResult<Vec<StoredStatus>>;
     async fn mark_statuses_published(&self, ids: &[i64]) -> StoreResult<()>;
 
     /// Dead letters not yet confirmed on `por.dead`, oldest first.
     async fn pending_dead_letters(&self, limit: u32) -> StoreResult<Vec<StoredDeadLetter>>;
+    /// [`Store::pending_dead_letters`] with an id above `after`, page by page.
+    async fn pending_dead_letters_after(&self, after: i64, limit: u32) -> StoreResult<Vec<StoredDeadLetter>>;
     async fn mark_dead_letters_published(&self, ids: &[i64]) -> StoreResult<()>;
 
     /// Every status under one correlation id (inbound `message_id`), by

@@ -91,8 +91,8 @@ use tokio::sync::{Mutex, MutexGuard};
 
 use super::PartnerSet;
 use super::{
-    ActionDone, ActionError, AuditEntry, AuditFilter, DeadLetterFilter, DeliveryJob, DeliveryResult, DeliveryView,
-    IntakeItem, IntakeOutcome, OperatorAction, PartnerAttempt, Produced, Store, StoreError, StoreResult,
+    ActionDone, ActionError, AuditEntry, AuditFilter, ClaimRequest, DeadLetterFilter, DeliveryJob, DeliveryResult,
+    DeliveryView, IntakeItem, IntakeOutcome, OperatorAction, PartnerAttempt, Produced, Store, StoreError, StoreResult,
     StoredDeadLetter, StoredStatus,
 };
 use crate::model::OrderMessage;
@@ -299,6 +299,47 @@ impl Store for SqlStore {
         deliveries::due(&mut conn, partners, now, limit).await
     }
 
+    async fn claim_deliveries(&self, request: &ClaimRequest) -> StoreResult<Vec<DeliveryJob>> {
+        match self.backend {
+            // One writer: the claim waits its turn like any write.
+            Backend::Sqlite => {
+                let mut tx = self.begin_write().await?;
+                let jobs = deliveries::claim(tx.conn(), self.backend, request).await?;
+                tx.commit().await?;
+                Ok(jobs)
+            }
+            // Rows locked with SKIP LOCKED: no writer lock, no waiting.
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                let jobs = deliveries::claim(&mut tx, self.backend, request).await?;
+                tx.commit().await?;
+                Ok(jobs)
+            }
+        }
+    }
+
+    async fn renew_leases(&self, owner: &str, held: &[(i64, i64)], until: DateTime<Utc>) -> StoreResult<Vec<i64>> {
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await?;
+        let lost = deliveries::renew(tx.conn(), owner, held, until).await?;
+        tx.commit().await?;
+        Ok(lost)
+    }
+
+    async fn release_leases(&self, owner: &str) -> StoreResult<u64> {
+        let mut tx = self.begin_write().await?;
+        let released = deliveries::release(tx.conn(), owner).await?;
+        tx.commit().await?;
+        Ok(released)
+    }
+
+    async fn next_due_at(&self, partners: &PartnerSet, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>> {
+        let mut conn = self.pool.acquire().await?;
+        deliveries::next_due_at(&mut conn, partners, now).await
+    }
+
     async fn image(&self, sha256: &str) -> StoreResult<Option<(String, Vec<u8>)>> {
         let row = sqlx::query("SELECT mime_type, data FROM images WHERE sha256 = $1")
             .bind(sha256.to_string())
@@ -321,8 +362,12 @@ impl Store for SqlStore {
     }
 
     async fn pending_statuses(&self, limit: u32) -> StoreResult<Vec<StoredStatus>> {
+        self.pending_statuses_after(0, limit).await
+    }
+
+    async fn pending_statuses_after(&self, after: i64, limit: u32) -> StoreResult<Vec<StoredStatus>> {
         let mut conn = self.pool.acquire().await?;
-        queries::pending_statuses(&mut conn, limit).await
+        queries::pending_statuses(&mut conn, after, limit).await
     }
 
     async fn mark_statuses_published(&self, ids: &[i64]) -> StoreResult<()> {
@@ -335,8 +380,12 @@ impl Store for SqlStore {
     }
 
     async fn pending_dead_letters(&self, limit: u32) -> StoreResult<Vec<StoredDeadLetter>> {
+        self.pending_dead_letters_after(0, limit).await
+    }
+
+    async fn pending_dead_letters_after(&self, after: i64, limit: u32) -> StoreResult<Vec<StoredDeadLetter>> {
         let mut conn = self.pool.acquire().await?;
-        queries::pending_dead_letters(&mut conn, limit).await
+        queries::pending_dead_letters(&mut conn, after, limit).await
     }
 
     async fn mark_dead_letters_published(&self, ids: &[i64]) -> StoreResult<()> {

@@ -15,9 +15,11 @@ use super::*;
 use crate::model::{PersonName, ProtectedPerson, ProtectionOrder, RestrainedPerson, Service, StatusKind};
 
 mod images;
+mod leases;
 mod operations;
 mod retries;
 use images::*;
+use leases::*;
 use operations::*;
 use retries::*;
 
@@ -146,6 +148,10 @@ store_tests!(
     attempts_keep_their_image_by_reference,
     edits_refer_to_a_kept_image,
     a_modify_without_an_image_keeps_the_orders_image,
+    a_claimed_delivery_is_nobody_elses_until_its_lease_ends,
+    a_result_under_an_old_token_is_fenced_off,
+    a_claim_respects_each_partners_room,
+    released_leases_are_claimable_at_once_and_renewed_ones_are_kept,
 );
 
 // ---------------------------------------------------------------------------
@@ -277,6 +283,7 @@ fn attempt() -> PartnerAttempt {
 fn result(delivery_id: i64, outcome: DeliveryOutcome) -> DeliveryResult {
     DeliveryResult {
         delivery_id,
+        lease_token: 0,
         attempt: attempt(),
         outcome,
     }
@@ -1518,6 +1525,7 @@ async fn nul_in_input_text_is_stored_as_replacement(store: SqlStore) {
     };
     s.record_deliveries(vec![DeliveryResult {
         delivery_id: job.id,
+        lease_token: job.lease_token,
         attempt: nul_attempt,
         outcome,
     }])

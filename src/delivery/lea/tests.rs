@@ -246,46 +246,6 @@ async fn agency_without_secret_is_a_credentials_problem() {
     ));
 }
 
-/// With `per_agency = 1`, a slow agency's second request waits for its
-/// first, while another agency's request goes straight through.
-#[tokio::test]
-async fn per_agency_limit_isolates_a_slow_agency() {
-    let server = MockServer::start().await;
-    let delay = Duration::from_millis(600);
-    Mock::given(method("POST"))
-        .and(path(format!("/{AGENCY}/orders")))
-        .respond_with(ResponseTemplate::new(201).set_delay(delay))
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path(format!("/{SHERIFF}/orders")))
-        .respond_with(ResponseTemplate::new(201))
-        .mount(&server)
-        .await;
-    let mut cfg = config(&server.uri());
-    cfg.per_agency = 1;
-    let partner = adapter(&cfg);
-    let start = std::time::Instant::now();
-    let timed = |p: LeaPartner, j: DeliveryJob| async move {
-        let r = p.attempt(j).await;
-        (r, start.elapsed())
-    };
-    let (a1, a2, b) = tokio::join!(
-        timed(partner.for_agency(AGENCY), job(lea(), Action::Issue)),
-        timed(partner.for_agency(AGENCY), job(lea(), Action::Modify)),
-        timed(
-            partner.for_agency(SHERIFF),
-            job(PartnerId::Lea(SHERIFF.into()), Action::Issue)
-        ),
-    );
-    for (r, _) in [&a1, &a2, &b] {
-        assert!(matches!(r.outcome, DeliveryOutcome::Accepted { .. }), "{:?}", r.outcome);
-    }
-    let slowest = a1.1.max(a2.1);
-    assert!(slowest >= delay * 2, "the agency's requests overlapped: {slowest:?}");
-    assert!(b.1 < slowest, "the other agency waited: {:?} vs {slowest:?}", b.1);
-}
-
 /// `for_agency` binds the adapter's partner id; the unbound one is `LEA:`.
 #[test]
 fn for_agency_names_the_partner() {
@@ -439,6 +399,7 @@ async fn request_for(store: &SqlStore, job: &DeliveryJob) -> Vec<u8> {
 async fn give_up_and_replay(store: &SqlStore, job: &DeliveryJob) {
     let result = DeliveryResult {
         delivery_id: job.id,
+        lease_token: job.lease_token,
         attempt: PartnerAttempt {
             at: Utc::now(),
             request: Vec::new(),

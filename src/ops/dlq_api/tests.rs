@@ -114,6 +114,7 @@ impl Api {
 fn result(delivery_id: i64, outcome: DeliveryOutcome) -> DeliveryResult {
     DeliveryResult {
         delivery_id,
+        lease_token: 0,
         attempt: PartnerAttempt {
             at: Utc::now(),
             request: b"EPO".to_vec(),

@@ -28,28 +28,40 @@
 //!
 //! Partner answers, transport errors, reasons and NICs are partner input:
 //! they are written through `rows::text` (no NUL).
+//!
+//! # Leases and fencing
+//! A broker takes work with [`claim`]: in one statement it picks the due
+//! deliveries nobody holds a live lease on (oldest first, at most so many
+//! per partner) and sets `lease_owner`, `lease_until` and
+//! `lease_token = lease_token + 1` on them. On PostgreSQL the picked rows
+//! are locked `FOR UPDATE SKIP LOCKED` and checked again once locked, so
+//! two brokers claiming at once never take the same row and never wait on
+//! each other; SQLite has one writer. A lane (one order at one partner) is
+//! claimable only through its lowest unfinished sequence, and a leased
+//! delivery is still `PENDING`, so a lane has at most one message in
+//! flight across all brokers. [`record_one`] applies an outcome only when
+//! the result's token is the delivery's current one: a broker whose lease
+//! ran out and was claimed by another (it froze, say) has its late result
+//! kept in the attempt history (`STALE`) and nothing else. Every outcome
+//! ends the lease.
 
 use sqlx::AnyConnection;
 use sqlx::Row;
 
+use super::Backend;
 use super::rows::{
     DeadLetterDraft, Params, StatusDraft, Stream, Value, from_json, from_ms, insert_dead_letter, insert_status, now_ms,
     parse_partner, text, text_opt, to_ms, to_u32,
 };
 use crate::model::{Action, ErrorCode, FieldError, PartnerId, StatusKind};
 use crate::store::{
-    DeadLetterStage, DeliveryJob, DeliveryOutcome, DeliveryResult, PartnerSet, Produced, StoreError, StoreResult,
+    ClaimRequest, DeadLetterStage, DeliveryJob, DeliveryOutcome, DeliveryResult, PartnerSet, Produced, StoreError,
+    StoreResult,
 };
 
-/// Deliveries for `partners` that may go now; see the module note of `sql`.
-pub(super) async fn due(
-    conn: &mut AnyConnection,
-    partners: &PartnerSet,
-    now: chrono::DateTime<chrono::Utc>,
-    limit: u32,
-) -> StoreResult<Vec<DeliveryJob>> {
-    let mut params = Params::default();
-    let which = match partners {
+/// The SQL condition for the deliveries of `partners`.
+fn partner_clause(partners: &PartnerSet, params: &mut Params) -> String {
+    match partners {
         PartnerSet::One(partner) => format!("d.partner = {}", params.push(Value::Text(partner.wire_name()))),
         PartnerSet::Lea { except } => {
             let mut clause = "d.partner LIKE 'LEA:%'".to_string();
@@ -59,11 +71,183 @@ pub(super) async fn due(
             }
             clause
         }
-    };
+    }
+}
+
+/// The conditions that make delivery `d` of order `o` due at `now`: pending,
+/// its time come, no lease in force, no gap below it in its order, and every
+/// earlier sequence of its lane finished.
+fn due_clause(now: &str) -> String {
+    format!(
+        "d.state = 'PENDING' AND d.next_attempt_at <= {now} \
+         AND (d.lease_until IS NULL OR d.lease_until <= {now}) \
+         AND d.sequence <= o.applied_sequence \
+         AND NOT EXISTS (SELECT 1 FROM deliveries e \
+                         WHERE e.court_ori = d.court_ori AND e.order_number = d.order_number \
+                           AND e.partner = d.partner AND e.sequence < d.sequence \
+                           AND e.state NOT IN ('ACCEPTED', 'DISCARDED'))"
+    )
+}
+
+/// Deliveries for `partners` that may go now; see the module note of `sql`.
+pub(super) async fn due(
+    conn: &mut AnyConnection,
+    partners: &PartnerSet,
+    now: chrono::DateTime<chrono::Utc>,
+    limit: u32,
+) -> StoreResult<Vec<DeliveryJob>> {
+    let mut params = Params::default();
+    let which = partner_clause(partners, &mut params);
     let now = params.push(Value::Int(to_ms(now)));
     let limit = params.push(Value::Int(i64::from(limit)));
+    let due = due_clause(&now);
+    let sql = format!("{JOB_SELECT} WHERE {which} AND {due} ORDER BY d.created_at, d.id LIMIT {limit}");
+    let rows = params.bind(&sql).fetch_all(&mut *conn).await?;
+    rows.iter().map(job_from_row).collect()
+}
+
+/// Claims due deliveries for one broker; see the module note.
+pub(super) async fn claim(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    request: &ClaimRequest,
+) -> StoreResult<Vec<DeliveryJob>> {
+    let mut params = Params::default();
+    let which = partner_clause(&request.partners, &mut params);
+    let now = params.push(Value::Int(to_ms(request.now)));
+    let until = params.push(Value::Int(to_ms(request.until)));
+    let owner = params.push(Value::Text(request.owner.clone()));
+    let limit = params.push(Value::Int(i64::from(request.limit)));
+    // Enough oldest due rows to fill the claim when a few partners have
+    // little room; partners with none are left out before.
+    let scan = params.push(Value::Int(i64::from(request.limit.saturating_mul(8).max(64))));
+    let mut cases = String::new();
+    let mut full = String::new();
+    for (partner, left) in &request.room {
+        let p = params.push(Value::Text(partner.wire_name()));
+        if *left == 0 {
+            full.push_str(&format!(" AND d.partner <> {p}"));
+        } else {
+            let n = params.push(Value::Int(i64::from(*left)));
+            cases.push_str(&format!(" WHEN {p} THEN {n}"));
+        }
+    }
+    let per_partner = params.push(Value::Int(i64::from(request.per_partner)));
+    let room = if cases.is_empty() {
+        per_partner
+    } else {
+        format!("CASE d.partner{cases} ELSE {per_partner} END")
+    };
+    let due = due_clause(&now);
+    let lock = match backend {
+        Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+        Backend::Sqlite => "",
+    };
     let sql = format!(
-        "SELECT d.id, d.partner, d.court_ori, d.order_number, d.sequence, d.revision, \
+        "WITH due AS (SELECT d.id, d.created_at, d.partner, {room} AS room \
+                      FROM deliveries d \
+                      JOIN orders o ON o.court_ori = d.court_ori AND o.order_number = d.order_number \
+                      WHERE {which}{full} AND {due} \
+                      ORDER BY d.created_at, d.id LIMIT {scan}), \
+              ranked AS (SELECT id, created_at, room, \
+                                ROW_NUMBER() OVER (PARTITION BY partner ORDER BY created_at, id) AS rn \
+                         FROM due), \
+              picked AS (SELECT id FROM ranked WHERE rn <= room ORDER BY created_at, id LIMIT {limit}) \
+         UPDATE deliveries SET lease_owner = {owner}, lease_until = {until}, lease_token = lease_token + 1 \
+         WHERE id IN (SELECT x.id FROM deliveries x WHERE x.id IN (SELECT id FROM picked) \
+                        AND x.state = 'PENDING' AND (x.lease_until IS NULL OR x.lease_until <= {now}) {lock}) \
+         RETURNING id"
+    );
+    let claimed: Vec<i64> = params
+        .bind(&sql)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|row| row.try_get("id"))
+        .collect::<Result<_, _>>()?;
+    jobs_by_id(conn, &claimed).await
+}
+
+/// The jobs of these deliveries, oldest first.
+async fn jobs_by_id(conn: &mut AnyConnection, ids: &[i64]) -> StoreResult<Vec<DeliveryJob>> {
+    let mut jobs = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut params = Params::default();
+        let list: Vec<String> = chunk.iter().map(|id| params.push(Value::Int(*id))).collect();
+        let sql = format!(
+            "{JOB_SELECT} WHERE d.id IN ({}) ORDER BY d.created_at, d.id",
+            list.join(", ")
+        );
+        let rows = params.bind(&sql).fetch_all(&mut *conn).await?;
+        for row in &rows {
+            jobs.push(job_from_row(row)?);
+        }
+    }
+    Ok(jobs)
+}
+
+/// Extends `owner`'s leases on `held` to `until`; returns the ids it lost.
+pub(super) async fn renew(
+    conn: &mut AnyConnection,
+    owner: &str,
+    held: &[(i64, i64)],
+    until: chrono::DateTime<chrono::Utc>,
+) -> StoreResult<Vec<i64>> {
+    let mut lost = Vec::new();
+    for &(id, token) in held {
+        let renewed = sqlx::query(
+            "UPDATE deliveries SET lease_until = $4 \
+             WHERE id = $1 AND lease_token = $2 AND lease_owner = $3 AND state = 'PENDING'",
+        )
+        .bind(id)
+        .bind(token)
+        .bind(owner.to_string())
+        .bind(to_ms(until))
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        if renewed == 0 {
+            lost.push(id);
+        }
+    }
+    Ok(lost)
+}
+
+/// Ends every lease of `owner`.
+pub(super) async fn release(conn: &mut AnyConnection, owner: &str) -> StoreResult<u64> {
+    let released = sqlx::query(
+        "UPDATE deliveries SET lease_owner = NULL, lease_until = NULL \
+         WHERE lease_owner = $1 AND state = 'PENDING'",
+    )
+    .bind(owner.to_string())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(released)
+}
+
+/// The earliest future time at which a delivery of `partners` falls due or
+/// its lease ends.
+pub(super) async fn next_due_at(
+    conn: &mut AnyConnection,
+    partners: &PartnerSet,
+    now: chrono::DateTime<chrono::Utc>,
+) -> StoreResult<Option<chrono::DateTime<chrono::Utc>>> {
+    let mut params = Params::default();
+    let which = partner_clause(partners, &mut params);
+    let now = params.push(Value::Int(to_ms(now)));
+    let sql = format!(
+        "SELECT MIN(CASE WHEN d.lease_until IS NOT NULL AND d.lease_until > d.next_attempt_at \
+                         THEN d.lease_until ELSE d.next_attempt_at END) AS at \
+         FROM deliveries d WHERE {which} AND d.state = 'PENDING' \
+           AND (d.next_attempt_at > {now} OR d.lease_until > {now})"
+    );
+    let row = params.bind(&sql).fetch_one(&mut *conn).await?;
+    row.try_get::<Option<i64>, _>("at")?.map(from_ms).transpose()
+}
+
+/// Selects what a [`DeliveryJob`] needs, for [`job_from_row`].
+const JOB_SELECT: &str = "SELECT d.id, d.lease_token, d.partner, d.court_ori, d.order_number, d.sequence, d.revision, \
                 d.attempts, d.first_attempt_at, COALESCE(d.replayed_at, d.created_at) AS since, \
                 COALESCE(r.edited_at, d.created_at) AS key_since, i.message_id, i.action, \
                 COALESCE(r.canonical_json, i.canonical_json) AS canonical_json, \
@@ -72,45 +256,33 @@ pub(super) async fn due(
          FROM deliveries d \
          JOIN inbound_messages i ON i.id = d.inbound_id \
          LEFT JOIN revisions r ON r.delivery_id = d.id AND r.revision = d.revision \
-         JOIN orders o ON o.court_ori = d.court_ori AND o.order_number = d.order_number \
-         WHERE {which} AND d.state = 'PENDING' AND d.next_attempt_at <= {now} \
-           AND d.sequence <= o.applied_sequence \
-           AND NOT EXISTS (SELECT 1 FROM deliveries e \
-                           WHERE e.court_ori = d.court_ori AND e.order_number = d.order_number \
-                             AND e.partner = d.partner AND e.sequence < d.sequence \
-                             AND e.state NOT IN ('ACCEPTED', 'DISCARDED')) \
-         ORDER BY d.created_at, d.id \
-         LIMIT {limit}"
-    );
-    let rows = params.bind(&sql).fetch_all(&mut *conn).await?;
-    rows.iter()
-        .map(|row| {
-            let action: String = row.try_get("action")?;
-            let json: String = row.try_get("canonical_json")?;
-            let partner: String = row.try_get("partner")?;
-            Ok(DeliveryJob {
-                id: row.try_get("id")?,
-                partner: parse_partner(&partner)?,
-                court_ori: row.try_get("court_ori")?,
-                message_id: row.try_get("message_id")?,
-                order_number: row.try_get("order_number")?,
-                sequence: to_u32(row.try_get("sequence")?, "sequence")?,
-                action: Action::from_name(&action)
-                    .ok_or_else(|| StoreError::Corrupt(format!("unknown action {action:?}")))?,
-                revision: to_u32(row.try_get("revision")?, "revision")?,
-                order: from_json(&json, "canonical order")?,
-                state: from_json(&row.try_get::<String, _>("state_json")?, "order state")?,
-                nic: row.try_get("nic")?,
-                attempts: to_u32(row.try_get("attempts")?, "attempts")?,
-                first_attempt_at: row
-                    .try_get::<Option<i64>, _>("first_attempt_at")?
-                    .map(from_ms)
-                    .transpose()?,
-                created_at: from_ms(row.try_get("since")?)?,
-                key_created_at: from_ms(row.try_get("key_since")?)?,
-            })
-        })
-        .collect()
+         JOIN orders o ON o.court_ori = d.court_ori AND o.order_number = d.order_number ";
+
+fn job_from_row(row: &sqlx::any::AnyRow) -> StoreResult<DeliveryJob> {
+    let action: String = row.try_get("action")?;
+    let json: String = row.try_get("canonical_json")?;
+    let partner: String = row.try_get("partner")?;
+    Ok(DeliveryJob {
+        id: row.try_get("id")?,
+        lease_token: row.try_get("lease_token")?,
+        partner: parse_partner(&partner)?,
+        court_ori: row.try_get("court_ori")?,
+        message_id: row.try_get("message_id")?,
+        order_number: row.try_get("order_number")?,
+        sequence: to_u32(row.try_get("sequence")?, "sequence")?,
+        action: Action::from_name(&action).ok_or_else(|| StoreError::Corrupt(format!("unknown action {action:?}")))?,
+        revision: to_u32(row.try_get("revision")?, "revision")?,
+        order: from_json(&json, "canonical order")?,
+        state: from_json(&row.try_get::<String, _>("state_json")?, "order state")?,
+        nic: row.try_get("nic")?,
+        attempts: to_u32(row.try_get("attempts")?, "attempts")?,
+        first_attempt_at: row
+            .try_get::<Option<i64>, _>("first_attempt_at")?
+            .map(from_ms)
+            .transpose()?,
+        created_at: from_ms(row.try_get("since")?)?,
+        key_created_at: from_ms(row.try_get("key_since")?)?,
+    })
 }
 
 /// Records one attempt and applies its outcome, adding what it produced.
@@ -125,12 +297,13 @@ pub(super) async fn record_one(
 ) -> StoreResult<()> {
     let DeliveryResult {
         delivery_id,
+        lease_token,
         attempt,
         outcome,
     } = result;
     let row = sqlx::query(
         "SELECT d.inbound_id, d.partner, d.state, d.attempts, d.court_ori, d.order_number, \
-                d.sequence, i.message_id, i.action \
+                d.sequence, d.lease_token, i.message_id, i.action \
          FROM deliveries d JOIN inbound_messages i ON i.id = d.inbound_id WHERE d.id = $1",
     )
     .bind(delivery_id)
@@ -140,7 +313,10 @@ pub(super) async fn record_one(
         tracing::warn!(delivery_id, "Delivery result for an unknown delivery; ignored.");
         return Ok(());
     };
+    let current_token: i64 = row.try_get("lease_token")?;
+    let fenced = current_token != lease_token;
     let outcome_name = match &outcome {
+        _ if fenced => "STALE",
         DeliveryOutcome::Accepted { .. } => "ACCEPTED",
         DeliveryOutcome::Rejected { .. } => "REJECTED",
         DeliveryOutcome::Retry { .. } => "RETRY",
@@ -166,6 +342,16 @@ pub(super) async fn record_one(
     .execute(&mut *conn)
     .await?;
 
+    if fenced {
+        metrics::counter!("porter_delivery_stale_results_total").increment(1);
+        tracing::warn!(
+            delivery_id,
+            lease_token,
+            current_token,
+            "Result under a lease another broker has taken since; recorded the attempt only."
+        );
+        return Ok(());
+    }
     let state: String = row.try_get("state")?;
     if state != "PENDING" {
         tracing::warn!(
@@ -193,7 +379,8 @@ pub(super) async fn record_one(
     let finish = |state: &'static str, error: Option<String>| {
         sqlx::query(
             "UPDATE deliveries SET state = $2, attempts = $3, last_error = $4, updated_at = $5, \
-             first_attempt_at = COALESCE(first_attempt_at, $6) WHERE id = $1",
+             first_attempt_at = COALESCE(first_attempt_at, $6), lease_owner = NULL, lease_until = NULL \
+             WHERE id = $1",
         )
         .bind(delivery_id)
         .bind(state)
@@ -257,7 +444,8 @@ pub(super) async fn record_one(
         } => {
             sqlx::query(
                 "UPDATE deliveries SET attempts = $2, next_attempt_at = $3, last_error = $4, \
-                 updated_at = $5, first_attempt_at = COALESCE(first_attempt_at, $6) WHERE id = $1",
+                 updated_at = $5, first_attempt_at = COALESCE(first_attempt_at, $6), \
+                 lease_owner = NULL, lease_until = NULL WHERE id = $1",
             )
             .bind(delivery_id)
             .bind(i64::from(attempts))

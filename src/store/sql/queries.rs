@@ -16,20 +16,39 @@ use crate::store::{
 /// How many ids go into one `IN (…)` list.
 const ID_CHUNK: usize = 500;
 
-pub(super) async fn pending_statuses(conn: &mut AnyConnection, limit: u32) -> StoreResult<Vec<StoredStatus>> {
-    let rows = sqlx::query("SELECT id, message_json FROM statuses WHERE published_at IS NULL ORDER BY id LIMIT $1")
-        .bind(i64::from(limit))
-        .fetch_all(&mut *conn)
-        .await?;
+/// Unpublished statuses with an id above `after`, by id: one page of the
+/// outbox (`after` 0 is the first).
+pub(super) async fn pending_statuses(
+    conn: &mut AnyConnection,
+    after: i64,
+    limit: u32,
+) -> StoreResult<Vec<StoredStatus>> {
+    let rows = sqlx::query(
+        "SELECT id, message_json FROM statuses WHERE published_at IS NULL AND id > $1 ORDER BY id LIMIT $2",
+    )
+    .bind(after)
+    .bind(i64::from(limit))
+    .fetch_all(&mut *conn)
+    .await?;
     rows.iter().map(status_from_row).collect()
 }
 
-pub(super) async fn pending_dead_letters(conn: &mut AnyConnection, limit: u32) -> StoreResult<Vec<StoredDeadLetter>> {
+/// Unpublished dead letters with an id above `after`, by id: one page of
+/// the outbox (`after` 0 is the first).
+pub(super) async fn pending_dead_letters(
+    conn: &mut AnyConnection,
+    after: i64,
+    limit: u32,
+) -> StoreResult<Vec<StoredDeadLetter>> {
     let sql = format!(
-        "SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE published_at IS NULL \
-         ORDER BY id LIMIT $1"
+        "SELECT {DEAD_LETTER_COLUMNS} FROM dead_letters WHERE published_at IS NULL AND id > $1 \
+         ORDER BY id LIMIT $2"
     );
-    let rows = sqlx::query(&sql).bind(i64::from(limit)).fetch_all(&mut *conn).await?;
+    let rows = sqlx::query(&sql)
+        .bind(after)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await?;
     rows.iter().map(dead_letter_from_row).collect()
 }
 

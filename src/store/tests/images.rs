@@ -301,6 +301,7 @@ pub(super) async fn attempts_keep_their_image_by_reference(store: SqlStore) {
     });
     s.record_deliveries(vec![DeliveryResult {
         delivery_id: job.id,
+        lease_token: job.lease_token,
         attempt: attempt.clone(),
         outcome: accepted_with_nic(None),
     }])
