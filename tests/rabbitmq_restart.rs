@@ -29,7 +29,6 @@ const DOWN_FOR: Duration = Duration::from_secs(2);
 /// publish); every order becomes exactly one CARPOS record; no partner
 /// applies a message twice or out of sequence.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "sometimes hangs after the node restart (court simulator waits on a confirm); scripts/test.sh runs it alone with a time limit and one retry"]
 async fn rabbitmq_restart_mid_flow_loses_nothing_and_applies_nothing_twice() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,porter=info".into()))
