@@ -16,9 +16,17 @@
 //! - **Writers.** Every write operation is one transaction (group commit).
 //!   SQLite allows one writer at a time, so the store serialises its write
 //!   transactions through a mutex and opens them with `BEGIN IMMEDIATE`;
-//!   reads use the pool freely. PostgreSQL writers run concurrently and
-//!   take a transaction-scoped advisory lock per message key and per order key
-//!   before they read what they decide on; unique indexes back both up.
+//!   reads use the pool freely. On PostgreSQL every write transaction
+//!   takes one transaction-scoped advisory lock first ([`WRITER_LOCK`]),
+//!   shared by every broker on the store: writers queue for it instead of
+//!   taking row locks in different orders, so two brokers' batches can
+//!   never deadlock (an intake batch and a partner record both touch
+//!   orders, inbound messages and deliveries). Each write is a batch, so
+//!   the queue costs one short wait per batch, not per message. The
+//!   per-message-key and per-order-key advisory locks taken inside stay as
+//!   a second guard, and unique indexes back them up. Claims
+//!   ([`deliveries`]) do not take the writer lock: they lock their rows
+//!   `FOR UPDATE SKIP LOCKED`, never wait, and so never close a cycle.
 //! - **Intake rules (ICD §5).** See [`intake`]. In short, per item: the same
 //!   `(court, message_id)` is a duplicate (same body SHA-256) or a conflict
 //!   (different body, kept in `conflicts`); a rejected verdict is stored with
@@ -146,6 +154,10 @@ impl Backend {
     }
 }
 
+/// The advisory lock every PostgreSQL write transaction takes first (see
+/// the module note): "porterWR" as a big-endian number.
+const WRITER_LOCK: i64 = 0x706f_7274_6572_5752;
+
 /// Porter's store on SQLite (`sqlite://PATH`) or PostgreSQL
 /// (`postgres://…`). Cheap to clone: clones share the pool.
 #[derive(Clone)]
@@ -262,10 +274,14 @@ impl SqlStore {
                     _guard: Some(guard),
                 })
             }
-            Backend::Postgres => Ok(WriteTx {
-                tx: self.pool.begin().await?,
-                _guard: None,
-            }),
+            Backend::Postgres => {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(WRITER_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Ok(WriteTx { tx, _guard: None })
+            }
         }
     }
 }
