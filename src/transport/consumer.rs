@@ -17,8 +17,8 @@ pub struct InboundDelivery {
     pub delivery: Delivery,
 }
 
-/// Consumes `queue` until `stop` fires or the channel fails beyond
-/// recovery. Returns `Ok` only when stopped.
+/// Consumes `queue` until `stop` fires, the channel fails beyond recovery
+/// or RabbitMQ cancels the consumer. Returns `Ok` only when stopped.
 ///
 /// On `stop` the consumer is cancelled but its channel stays open until
 /// `close`, so that deliveries already handed to the intake can still be
@@ -64,7 +64,7 @@ pub async fn consume(
                 }
             }
             Some(Err(e)) => channel.wait_for_recovery(e).await?,
-            None => anyhow::bail!("the consumer of {queue} was cancelled by RabbitMQ"),
+            None => anyhow::bail!("the consumer of {queue} was cancelled by RabbitMQ (was the queue deleted?)"),
         }
     }
 }

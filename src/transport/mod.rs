@@ -4,6 +4,8 @@
 //! - [`publisher`]: publishing with `mandatory` and a window of publisher
 //!   confirms in flight; a returned message is a failure.
 //! - [`consumer`]: one consumer per court queue, manual acks, prefetch.
+//! - [`court_queue`]: each court's queues declared and consumed on their own
+//!   channel, and tried again alone when they fail.
 //! - [`supervisor`]: owns the connection. lapin's auto-recovery handles
 //!   short outages; when it gives up, the supervisor rebuilds the
 //!   connection, topology, publisher and consumers from scratch.
@@ -16,6 +18,7 @@
 //! An ack that fails because its channel is gone is therefore harmless.
 
 pub mod consumer;
+pub mod court_queue;
 pub mod publisher;
 pub mod supervisor;
 pub mod topology;

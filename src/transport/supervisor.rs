@@ -2,10 +2,13 @@
 //!
 //! lapin's `enable_auto_recover()` replays the topology and consumers after
 //! a short outage. When recovery fails or stalls (a health watch gives it
-//! 15 s), or a consumer or the publisher pump ends with an error, the supervisor closes what is left, waits (backoff
-//! doubling from `reconnect_ms` to 30 s), and builds a new connection: the
+//! 15 s), or the publisher pump or a court's task ends with an error of the
+//! connection, the supervisor closes what is left, waits (backoff doubling
+//! from `reconnect_ms` to 30 s), and builds a new connection: the shared
 //! topology is declared again, the pump restarts on a fresh channel, and
-//! every court queue is consumed again. Work that was in flight is safe: it
+//! every court's task starts again. A failure of one court's queue (a
+//! refused declare, a cancelled consumer) is not the session's: that
+//! court's task reports it and tries again on its own ([`court_queue`]). Work that was in flight is safe: it
 //! was never acknowledged, so RabbitMQ delivers it again. The abandoned
 //! connection is closed by [`reap`] as soon as it can be, so that lapin
 //! cannot recover it behind the supervisor's back.
@@ -14,11 +17,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use lapin::{Connection, ConnectionProperties};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::consumer::{InboundDelivery, consume};
+use super::consumer::InboundDelivery;
+use super::court_queue::{self, CourtQueue};
 use super::publisher::Publisher;
 use super::topology;
 use crate::config::{AmqpConfig, CourtConfig};
@@ -66,39 +70,56 @@ impl Supervisor {
             .enable_auto_recover();
         let conn = Arc::new(Connection::connect(&self.amqp.url, properties).await?);
         let setup = conn.create_channel().await?;
-        topology::declare(&setup, &self.courts).await?;
+        topology::declare_shared(&setup).await?;
         let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
         let publisher = self.publisher.clone();
         let channel = conn.create_channel().await?;
         let (window, stop) = (self.amqp.confirm_window, close.clone());
         tasks.spawn(async move { Ok(publisher.pump(channel, window, stop).await?) });
+        let mut declared = Vec::new();
         if !stop_consuming.is_cancelled() {
             for court in self.courts.iter() {
-                let channel = conn.create_channel().await?;
-                tasks.spawn(consume(
-                    channel,
-                    court.ori.clone(),
-                    court.inbound_queue(),
-                    self.amqp.prefetch,
-                    self.intake.clone(),
+                let (told, first_declare) = oneshot::channel();
+                declared.push(first_declare);
+                let queue = CourtQueue {
+                    court: court.clone(),
+                    prefetch: self.amqp.prefetch,
+                    retry_base: Duration::from_millis(self.amqp.reconnect_ms.max(10)),
+                    intake: self.intake.clone(),
+                    first_declare: Some(told),
+                };
+                tasks.spawn(court_queue::keep(
+                    conn.clone(),
+                    queue,
                     stop_consuming.clone(),
                     close.clone(),
                 ));
             }
         }
         tasks.spawn(watch_health(conn.clone(), close.clone()));
-        let _ = self.connected.send(true);
-        tracing::info!(
-            courts = self.courts.len(),
-            "Connected to RabbitMQ; consuming court queues."
-        );
-        while let Some(joined) = tasks.join_next().await {
-            let result = joined.map_err(anyhow::Error::from).and_then(|r| r);
-            if let Err(e) = result {
-                tasks.abort_all();
-                let _ = self.connected.send(false);
-                tokio::spawn(reap(conn));
-                return Err(e);
+        // Connected once every court's queues were declared, or refused (which
+        // holds back only that court), so that they exist when `/readyz` says so.
+        let mut declared = std::pin::pin!(futures::future::join_all(declared));
+        let mut announced = false;
+        loop {
+            tokio::select! {
+                _ = &mut declared, if !announced => {
+                    announced = true;
+                    let _ = self.connected.send(true);
+                    tracing::info!(
+                        courts = self.courts.len(),
+                        "Connected to RabbitMQ; consuming court queues."
+                    );
+                }
+                joined = tasks.join_next() => {
+                    let Some(joined) = joined else { break };
+                    if let Err(e) = joined.map_err(anyhow::Error::from).and_then(|r| r) {
+                        tasks.abort_all();
+                        let _ = self.connected.send(false);
+                        tokio::spawn(reap(conn));
+                        return Err(e);
+                    }
+                }
             }
         }
         let _ = conn.close(200, "porter shutting down".into()).await;

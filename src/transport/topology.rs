@@ -32,8 +32,19 @@ pub fn quorum_arguments() -> FieldTable {
 }
 
 /// Declares the exchanges, `por.dead`, and each court's queues and bindings.
-/// Safe to run again: the declarations are identical each time.
+/// Safe to run again: the declarations are identical each time. The first
+/// failure ends it (`porter topology --apply`); the broker declares each
+/// court on its own channel instead ([`declare_shared`], [`declare_court`]).
 pub async fn declare(channel: &Channel, courts: &[CourtConfig]) -> lapin::Result<()> {
+    declare_shared(channel).await?;
+    for court in courts {
+        declare_court(channel, court).await.map_err(|e| e.error)?;
+    }
+    Ok(())
+}
+
+/// Declares what every court shares: the two exchanges and `por.dead`.
+pub async fn declare_shared(channel: &Channel) -> lapin::Result<()> {
     let durable = ExchangeDeclareOptions {
         durable: true,
         ..Default::default()
@@ -54,12 +65,33 @@ pub async fn declare(channel: &Channel, courts: &[CourtConfig]) -> lapin::Result
             FieldTable::default(),
         )
         .await?;
-    declare_queue(channel, DEAD_QUEUE).await?;
-    for court in courts {
-        declare_queue(channel, &court.inbound_queue()).await?;
-        bind(channel, &court.inbound_queue(), INBOUND_EXCHANGE, &court.ori).await?;
-        declare_queue(channel, &court.responses_queue()).await?;
-        bind(channel, &court.responses_queue(), RESPONSES_EXCHANGE, &court.ori).await?;
+    declare_queue(channel, DEAD_QUEUE).await
+}
+
+/// A court queue RabbitMQ refused to declare or bind.
+#[derive(Debug, thiserror::Error)]
+#[error("declaring {queue}: {error}")]
+pub struct CourtDeclareError {
+    /// The queue (`por.inbound.<ORI>` or `por.responses.<ORI>`).
+    pub queue: String,
+    /// RabbitMQ's answer (its text is in the message, so it is not a
+    /// `source` that would print it twice).
+    pub error: lapin::Error,
+}
+
+/// Declares one court's queues and binds them. A refusal (for example
+/// `PRECONDITION_FAILED`: the queue exists with other arguments) closes the
+/// channel and names the queue.
+pub async fn declare_court(channel: &Channel, court: &CourtConfig) -> Result<(), CourtDeclareError> {
+    for (queue, exchange) in [
+        (court.inbound_queue(), INBOUND_EXCHANGE),
+        (court.responses_queue(), RESPONSES_EXCHANGE),
+    ] {
+        let declared = match declare_queue(channel, &queue).await {
+            Ok(()) => bind(channel, &queue, exchange, &court.ori).await,
+            Err(e) => Err(e),
+        };
+        declared.map_err(|error| CourtDeclareError { queue, error })?;
     }
     Ok(())
 }
