@@ -32,7 +32,7 @@ use crate::mapping::codes::CodeLists;
 use crate::ops::http::{OpsState, run as serve_http};
 use crate::routing::Router;
 use crate::status::Relay;
-use crate::store::{SqlStore, Store};
+use crate::store::{Lead, SqlStore, Store};
 use crate::transport::Publisher;
 use crate::transport::supervisor::Supervisor;
 use lock::BrokerLock;
@@ -186,23 +186,29 @@ pub async fn run_locked(
     };
     let intake_task = tokio::spawn(intake.run(intake_rx, stop_consuming.clone()));
 
+    let lease = crate::delivery::Lease::for_this_process(Duration::from_secs(config.store.lease_secs));
+    let lead = Lead {
+        store: store.clone(),
+        owner: lease.owner.clone(),
+    };
     let shared = partners::Shared {
         store: store.clone(),
         relay: relay.clone(),
         wake: deliveries_due.clone(),
         stop: stop_work.clone(),
-        lease: crate::delivery::Lease::for_this_process(Duration::from_secs(config.store.lease_secs)),
+        lease: lease.clone(),
     };
     let partner_tasks = partners::spawn(&config, formats.clets.clone(), &shared)?;
     let gap_task = tokio::spawn(crate::intake::gap_timeout::run(
         store.clone(),
+        lead.clone(),
         relay.clone(),
         config.courts.clone(),
         stop_work.clone(),
     ));
     let sweep_task = tokio::spawn(relay.clone().sweep(stop_work.clone()));
     let retention = chrono::Duration::days(i64::from(config.store.dedup_retention_days));
-    let purge_task = tokio::spawn(purge_loop(store.clone(), retention, stop_work.clone()));
+    let purge_task = tokio::spawn(purge_loop(store.clone(), lead.clone(), retention, stop_work.clone()));
 
     let ops = OpsState {
         store: store.clone(),
@@ -238,15 +244,22 @@ pub async fn run_locked(
 
 /// Forgets deduplication records past the retention period (ICD §5), at
 /// start and then hourly.
-async fn purge_loop(store: Arc<dyn Store>, retention: chrono::Duration, stop: CancellationToken) {
+/// Forgets old deduplication records once an hour, on the broker that
+/// leads the task `purge`.
+async fn purge_loop(store: Arc<dyn Store>, lead: Lead, retention: chrono::Duration, stop: CancellationToken) {
+    const EVERY: Duration = Duration::from_secs(3600);
     loop {
-        match store.purge_before(chrono::Utc::now() - retention).await {
+        let round = match lead.leads("purge", EVERY).await {
+            true => store.purge_before(chrono::Utc::now() - retention).await,
+            false => Ok(0),
+        };
+        match round {
             Ok(0) => {}
             Ok(n) => tracing::info!(messages = n, "Forgot deduplication records past their retention."),
             Err(e) => tracing::warn!(error = %e, "Purging old deduplication records failed; will try again."),
         }
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = tokio::time::sleep(EVERY) => {}
             _ = stop.cancelled() => return,
         }
     }

@@ -209,3 +209,13 @@ CREATE TABLE audit (
 );
 CREATE INDEX audit_dead_letter ON audit (dead_letter_id, id);
 CREATE INDEX audit_at ON audit (at);
+
+-- leads: which broker runs a background task (gap expiry, the outbox sweep,
+-- purges) when several share the store, so each runs once, not once per
+-- broker. A lead is held until `until` and renewed by its holder each round;
+-- once it has run out, another broker takes it.
+CREATE TABLE leads (
+    task             TEXT    PRIMARY KEY,        -- gap_expiry | outbox_sweep | purge
+    owner            TEXT    NOT NULL,           -- the broker holding it (its lease owner name)
+    until            BIGINT  NOT NULL            -- unix ms: held until then unless renewed
+);

@@ -6,6 +6,8 @@
 //! 60 s), asks the store to expire what waited past each court's cutoff
 //! ([`Store::expire_gaps`]) and hands the statuses and dead letters to the
 //! [`Relay`]; if publishing fails, the outbox sweep sends them later.
+//! Where several brokers share the store, only the one that leads the task
+//! `gap_expiry` sweeps ([`Lead`]), so an expired gap gives one dead letter.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,15 +16,21 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::CourtConfig;
 use crate::status::Relay;
-use crate::store::Store;
+use crate::store::{Lead, Store};
+
+/// The background task's name for [`Lead`].
+pub const TASK: &str = "gap_expiry";
 
 /// Runs until `stop`.
-pub async fn run(store: Arc<dyn Store>, relay: Relay, courts: Vec<CourtConfig>, stop: CancellationToken) {
+pub async fn run(store: Arc<dyn Store>, lead: Lead, relay: Relay, courts: Vec<CourtConfig>, stop: CancellationToken) {
     let tick = sweep_interval(&courts);
     loop {
         tokio::select! {
             _ = tokio::time::sleep(tick) => {}
             _ = stop.cancelled() => return,
+        }
+        if !lead.leads(TASK, tick).await {
+            continue;
         }
         for court in &courts {
             let cutoff = chrono::Utc::now() - chrono::Duration::seconds(court.gap_timeout_secs as i64);

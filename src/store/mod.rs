@@ -54,6 +54,7 @@
 //!   (table `audit`); see [`sql`]'s `operations` module for the rules. A
 //!   refused action ([`Refusal`]) changes nothing.
 
+pub mod lead;
 pub mod sql;
 #[cfg(test)]
 mod tests;
@@ -63,6 +64,7 @@ use chrono::{DateTime, Utc};
 
 use crate::model::{Action, ErrorCode, FieldError, OrderMessage, PartnerId, PartnerRecordId, StatusMessage};
 
+pub use lead::Lead;
 pub use sql::SqlStore;
 
 /// A store failure. Nothing was committed, so nothing is acknowledged.
@@ -580,6 +582,12 @@ pub trait Store: Send + Sync + 'static {
     /// the earliest time at which a claim could find new work that is not
     /// due now. `None` when no delivery is pending.
     async fn next_due_at(&self, partners: &PartnerSet, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>>;
+
+    /// Takes or keeps the lead of background `task` for `owner` until
+    /// `until`: true when `owner` holds it now (it was free, had run out at
+    /// `now`, or was already `owner`'s). Brokers sharing a store run a
+    /// background task only while they lead it, so it runs once.
+    async fn lead(&self, task: &str, owner: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> StoreResult<bool>;
 
     /// An order image by its SHA-256: `(mime type, bytes)`. The only way
     /// the bytes leave the store: jobs and orders carry a reference.

@@ -356,6 +356,25 @@ impl Store for SqlStore {
         deliveries::next_due_at(&mut conn, partners, now).await
     }
 
+    async fn lead(&self, task: &str, owner: &str, now: DateTime<Utc>, until: DateTime<Utc>) -> StoreResult<bool> {
+        let mut tx = self.begin_write().await?;
+        let held = sqlx::query(
+            "INSERT INTO leads (task, owner, until) VALUES ($1, $2, $3) \
+             ON CONFLICT (task) DO UPDATE SET owner = excluded.owner, until = excluded.until \
+             WHERE leads.owner = excluded.owner OR leads.until <= $4 \
+             RETURNING owner",
+        )
+        .bind(task.to_string())
+        .bind(owner.to_string())
+        .bind(until.timestamp_millis())
+        .bind(now.timestamp_millis())
+        .fetch_optional(tx.conn())
+        .await?
+        .is_some();
+        tx.commit().await?;
+        Ok(held)
+    }
+
     async fn image(&self, sha256: &str) -> StoreResult<Option<(String, Vec<u8>)>> {
         let row = sqlx::query("SELECT mime_type, data FROM images WHERE sha256 = $1")
             .bind(sha256.to_string())

@@ -152,6 +152,7 @@ store_tests!(
     a_result_under_an_old_token_is_fenced_off,
     a_claim_respects_each_partners_room,
     released_leases_are_claimable_at_once_and_renewed_ones_are_kept,
+    a_background_task_has_one_leader,
 );
 
 // ---------------------------------------------------------------------------

@@ -210,3 +210,44 @@ pub(super) async fn released_leases_are_claimable_at_once_and_renewed_ones_are_k
         "a leased delivery has a time at which it may be claimed again"
     );
 }
+
+/// Proves a background task's lead has one holder at a time: a second
+/// broker is refused while the first holds it, the holder keeps it by
+/// renewing, and the second takes it once it has run out.
+pub(super) async fn a_background_task_has_one_leader(store: SqlStore) {
+    let s: &dyn Store = &store;
+    let now = Utc::now();
+    let soon = now + chrono::Duration::seconds(10);
+    assert!(s.lead("gap_expiry", "broker-a", now, soon).await.unwrap());
+    assert!(
+        !s.lead("gap_expiry", "broker-b", now, soon).await.unwrap(),
+        "held by broker-a"
+    );
+    assert!(
+        s.lead("purge", "broker-b", now, soon).await.unwrap(),
+        "each task has its own lead"
+    );
+    let later = now + chrono::Duration::seconds(5);
+    assert!(
+        s.lead("gap_expiry", "broker-a", later, later + chrono::Duration::seconds(10))
+            .await
+            .unwrap()
+    );
+    let past_first = now + chrono::Duration::seconds(11);
+    assert!(
+        !s.lead("gap_expiry", "broker-b", past_first, past_first).await.unwrap(),
+        "renewed by broker-a"
+    );
+    let run_out = now + chrono::Duration::seconds(16);
+    assert!(
+        s.lead(
+            "gap_expiry",
+            "broker-b",
+            run_out,
+            run_out + chrono::Duration::seconds(10)
+        )
+        .await
+        .unwrap()
+    );
+    assert!(!s.lead("gap_expiry", "broker-a", run_out, run_out).await.unwrap());
+}
