@@ -10,15 +10,22 @@
 //!    keeps each stage's code in the CPU's caches;
 //! 2. commits the whole batch to the store in one transaction (group
 //!    commit), where deduplication and the sequence rules are applied;
-//! 3. hands the statuses and dead letters each delivery produced to the
-//!    [`Relay`], all in flight together, and acknowledges each delivery once
-//!    RabbitMQ has confirmed every one of *its own* statuses and dead
-//!    letters.
+//! 3. hands the statuses each delivery produced to the [`Relay`], all in
+//!    flight together, and acknowledges each delivery once RabbitMQ has
+//!    confirmed every one of *its own* statuses. The batch's dead letters
+//!    were committed in the same transaction (the store's outbox is their
+//!    record); they are published to `por.dead` beside the
+//!    acknowledgements, which never wait for them.
 //!
 //! Step 3 runs in its own task, so the next batch is examined and committed
 //! while the previous one's confirms are in flight.
 //!
 //! # Isolation (ICD §9: a stuck order never blocks another court)
+//! - **A full `por.dead`** (bounded with `reject-publish`, ICD §1) holds
+//!   back nothing here: an inbound delivery's acknowledgement waits for its
+//!   statuses only. A dead letter RabbitMQ refuses stays unpublished in the
+//!   outbox (WARN here), and the relay's sweep sends it with backoff once
+//!   `por.dead` has room (see [`crate::status`]).
 //! - **A status that is not confirmed** (nacked, returned, the channel
 //!   failed) holds back only the delivery it belongs to: that delivery is
 //!   returned to its queue (nack with requeue, after [`REQUEUE_DELAY`] so a
@@ -40,7 +47,7 @@
 //!   letter at stage `store` ([`Store::intake_unstorable`]): `REJECTED` to
 //!   its court (`INVALID_FORMAT` on field `message`: the ICD has no code for
 //!   an internal error), the original bytes on `por.dead`, and its delivery
-//!   acknowledged once those are confirmed. An outage met meanwhile does
+//!   acknowledged once that status is confirmed. An outage met meanwhile does
 //!   not count as a try. If even the dead letter cannot be stored, the
 //!   delivery is returned to its queue (ERROR: an operator must look; the
 //!   queue's delivery limit, when set by policy, ends the loop on
@@ -68,7 +75,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::CourtConfig;
 use crate::status::Relay;
-use crate::store::{IntakeItem, IntakeOutcome, Produced, Store, StoreError};
+use crate::store::{IntakeItem, IntakeOutcome, Store, StoreError, StoredDeadLetter, StoredStatus};
 use crate::transport::consumer::InboundDelivery;
 
 pub use examine::{Delivered, Formats, InboundProperties, examine, examine_batch, receive};
@@ -280,49 +287,59 @@ impl Intake {
     }
 }
 
-/// Publishes what each delivery of a committed batch produced, then
-/// acknowledges each delivery whose statuses and dead letters RabbitMQ
-/// confirmed, and returns the others to their queues.
+/// Publishes what each delivery of a committed batch produced: acknowledges
+/// each delivery whose statuses RabbitMQ confirmed and returns the others
+/// to their queues, while the batch's dead letters go to `por.dead` beside
+/// that, waited on by no acknowledgement (they are durable in the outbox,
+/// and the sweep sends any that `por.dead` refuses).
 async fn confirm_then_ack(relay: Relay, batch: Vec<InboundDelivery>, outcomes: Vec<Option<IntakeOutcome>>) {
-    let produced: Vec<Produced> = outcomes.iter().map(produced).collect();
-    let results = relay.send_each(&produced).await;
-    let mut unconfirmed = Vec::new();
-    for ((d, outcome), result) in batch.iter().zip(&outcomes).zip(results) {
-        match (outcome, result) {
-            (Some(_), Ok(())) => ack(d).await,
-            (None, _) => unconfirmed.push(d),
-            (Some(_), Err(e)) => {
-                tracing::warn!(court = %d.court_ori, error = %e, "Statuses not confirmed; returning the delivery to its queue.");
-                unconfirmed.push(d);
+    let statuses: Vec<Vec<StoredStatus>> = outcomes.iter().map(statuses).collect();
+    let dead: Vec<StoredDeadLetter> = outcomes.iter().flat_map(dead_letters).cloned().collect();
+    let acknowledged = async {
+        let results = relay.send_statuses_each(&statuses).await;
+        let mut unconfirmed = Vec::new();
+        for ((d, outcome), result) in batch.iter().zip(&outcomes).zip(results) {
+            match (outcome, result) {
+                (Some(_), Ok(())) => ack(d).await,
+                (None, _) => unconfirmed.push(d),
+                (Some(_), Err(e)) => {
+                    tracing::warn!(court = %d.court_ori, error = %e, "Statuses not confirmed; returning the delivery to its queue.");
+                    unconfirmed.push(d);
+                }
             }
         }
-    }
-    if unconfirmed.is_empty() {
-        return;
-    }
-    metrics::counter!("porter_intake_requeued_total").increment(unconfirmed.len() as u64);
-    tokio::time::sleep(REQUEUE_DELAY).await;
-    for d in unconfirmed {
-        requeue(d).await;
+        if unconfirmed.is_empty() {
+            return;
+        }
+        metrics::counter!("porter_intake_requeued_total").increment(unconfirmed.len() as u64);
+        tokio::time::sleep(REQUEUE_DELAY).await;
+        for d in unconfirmed {
+            requeue(d).await;
+        }
+    };
+    let dead_lettered = async {
+        if let Err(e) = relay.send_dead_letters(&dead).await {
+            let ids: Vec<i64> = dead.iter().map(|d| d.id).collect();
+            tracing::warn!(dead_letters = ?ids, error = %e, "Dead letters not confirmed on por.dead; they stay in the store and the outbox sweep sends them later.");
+        }
+    };
+    tokio::join!(acknowledged, dead_lettered);
+}
+
+/// The statuses one outcome is to publish.
+fn statuses(outcome: &Option<IntakeOutcome>) -> Vec<StoredStatus> {
+    match outcome {
+        Some(IntakeOutcome::Stored { statuses, .. }) | Some(IntakeOutcome::Duplicate { statuses }) => statuses.clone(),
+        Some(IntakeOutcome::Conflict { status }) => vec![status.clone()],
+        None => Vec::new(),
     }
 }
 
-/// The statuses and dead letters one outcome is to publish.
-fn produced(outcome: &Option<IntakeOutcome>) -> Produced {
+/// The dead letters one outcome made (a duplicate or a conflict makes none).
+fn dead_letters(outcome: &Option<IntakeOutcome>) -> &[StoredDeadLetter] {
     match outcome {
-        Some(IntakeOutcome::Stored { statuses, dead_letters }) => Produced {
-            statuses: statuses.clone(),
-            dead_letters: dead_letters.clone(),
-        },
-        Some(IntakeOutcome::Duplicate { statuses }) => Produced {
-            statuses: statuses.clone(),
-            dead_letters: Vec::new(),
-        },
-        Some(IntakeOutcome::Conflict { status }) => Produced {
-            statuses: vec![status.clone()],
-            dead_letters: Vec::new(),
-        },
-        None => Produced::default(),
+        Some(IntakeOutcome::Stored { dead_letters, .. }) => dead_letters,
+        _ => &[],
     }
 }
 
