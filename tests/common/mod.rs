@@ -85,6 +85,9 @@ pub struct Setup {
     pub store_url: Option<String>,
     /// The LEA image links' `image_link_days` (default: the broker's, 7).
     pub image_link_days: Option<u32>,
+    /// `[partners.lea] per_agency`: attempts in flight per agency (default:
+    /// the broker's, 4).
+    pub lea_per_agency: Option<usize>,
 }
 
 impl Setup {
@@ -94,6 +97,7 @@ impl Setup {
         gap_timeout_secs: None,
         store_url: None,
         image_link_days: None,
+        lea_per_agency: None,
     };
 }
 
@@ -202,6 +206,9 @@ impl Harness {
             ));
             if let Some(days) = partners.image_link_days {
                 toml.push_str(&format!("image_link_days = {days}\n"));
+            }
+            if let Some(n) = partners.lea_per_agency {
+                toml.push_str(&format!("per_agency = {n}\n"));
             }
             toml.push_str("[partners.lea.retry]\nmin_ms = 200\nmax_ms = 2000\n");
             lea = Some(url);
