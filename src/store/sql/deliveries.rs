@@ -53,10 +53,11 @@ use super::rows::{
     DeadLetterDraft, Params, StatusDraft, Stream, Value, from_json, from_ms, insert_dead_letter, insert_status, now_ms,
     parse_partner, text, text_opt, to_ms, to_u32,
 };
-use crate::model::{Action, ErrorCode, FieldError, PartnerId, StatusKind};
+use crate::model::{Action, PartnerId};
+use crate::order::delivery::{DeliveryEffect, DeliveryReport, DeliveryState, record_outcome};
 use crate::store::{
-    ClaimRequest, DeadLetterStage, DeliveryJob, DeliveryOutcome, DeliveryResult, PartnerSet, Produced, StoreError,
-    StoreResult,
+    ClaimRequest, DeadLetterStage, DeliveryJob, DeliveryOutcome, DeliveryResult, PartnerAttempt, PartnerSet, Produced,
+    StoreError, StoreResult,
 };
 
 /// The SQL condition for the deliveries of `partners`.
@@ -287,9 +288,12 @@ fn job_from_row(row: &sqlx::any::AnyRow) -> StoreResult<DeliveryJob> {
 
 /// Records one attempt and applies its outcome, adding what it produced.
 ///
-/// Every attempt is recorded. An outcome for a delivery that is no longer
-/// `PENDING` (a late or repeated report) changes nothing else, so it cannot
-/// produce a second partner status.
+/// Every attempt is recorded. A result under an older fencing token (the
+/// lease was taken over) is recorded as `STALE` and changes nothing else.
+/// Otherwise the outcome's effects come from [`record_outcome`]: an outcome
+/// for a delivery that is no longer `PENDING` (a late or repeated report)
+/// changes nothing else either, so it cannot produce a second partner
+/// status.
 pub(super) async fn record_one(
     conn: &mut AnyConnection,
     result: DeliveryResult,
@@ -313,22 +317,161 @@ pub(super) async fn record_one(
         tracing::warn!(delivery_id, "Delivery result for an unknown delivery; ignored.");
         return Ok(());
     };
-    let current_token: i64 = row.try_get("lease_token")?;
-    let fenced = current_token != lease_token;
-    let outcome_name = match &outcome {
-        _ if fenced => "STALE",
-        DeliveryOutcome::Accepted { .. } => "ACCEPTED",
-        DeliveryOutcome::Rejected { .. } => "REJECTED",
-        DeliveryOutcome::Retry { .. } => "RETRY",
-        DeliveryOutcome::DeadLettered { .. } => "DEAD",
-    };
+    let d = StoredDelivery::from_row(delivery_id, &row)?;
+    if d.lease_token != lease_token {
+        insert_attempt(conn, delivery_id, &attempt, "STALE").await?;
+        metrics::counter!("porter_delivery_stale_results_total").increment(1);
+        tracing::warn!(
+            delivery_id,
+            lease_token,
+            current_token = d.lease_token,
+            "Result under a lease another broker has taken since; recorded the attempt only."
+        );
+        return Ok(());
+    }
+    let attempted_at = to_ms(attempt.at);
+    let step = record_outcome(d.state, &d.partner, d.action, &DeliveryReport::from(&outcome));
+    for effect in step.effects {
+        match effect {
+            DeliveryEffect::RecordAttempt { outcome } => insert_attempt(conn, delivery_id, &attempt, outcome).await?,
+            DeliveryEffect::IgnoreLate { state } => {
+                tracing::warn!(
+                    delivery_id,
+                    state = state.name(),
+                    "Delivery result for a finished delivery; recorded the attempt only."
+                );
+            }
+            DeliveryEffect::Finish { state, last_error } => {
+                sqlx::query(
+                    "UPDATE deliveries SET state = $2, attempts = $3, last_error = $4, updated_at = $5, \
+                     first_attempt_at = COALESCE(first_attempt_at, $6), lease_owner = NULL, lease_until = NULL \
+                     WHERE id = $1",
+                )
+                .bind(delivery_id)
+                .bind(state.name())
+                .bind(i64::from(d.attempts + 1))
+                .bind(text_opt(last_error.as_deref()))
+                .bind(now_ms())
+                .bind(attempted_at)
+                .execute(&mut *conn)
+                .await?;
+            }
+            DeliveryEffect::Reschedule { last_error } => {
+                let DeliveryOutcome::Retry { next_attempt_at, .. } = &outcome else {
+                    return Err(StoreError::Corrupt("a reschedule without a retry time".into()));
+                };
+                sqlx::query(
+                    "UPDATE deliveries SET attempts = $2, next_attempt_at = $3, last_error = $4, \
+                     updated_at = $5, first_attempt_at = COALESCE(first_attempt_at, $6), \
+                     lease_owner = NULL, lease_until = NULL WHERE id = $1",
+                )
+                .bind(delivery_id)
+                .bind(i64::from(d.attempts + 1))
+                .bind(to_ms(*next_attempt_at))
+                .bind(text(&last_error))
+                .bind(now_ms())
+                .bind(attempted_at)
+                .execute(&mut *conn)
+                .await?;
+            }
+            DeliveryEffect::SetNic(nic) => set_nic(conn, &d.court_ori, &d.order_number, nic, now_ms()).await?,
+            DeliveryEffect::Status { kind, errors } => {
+                let mut draft = StatusDraft::new(
+                    &d.court_ori,
+                    &d.message_id,
+                    Some(&d.order_number),
+                    Some(d.sequence),
+                    kind,
+                );
+                draft.partner = Some(d.partner.clone());
+                draft.errors = errors;
+                match &outcome {
+                    DeliveryOutcome::Accepted {
+                        record_ids, warnings, ..
+                    } => {
+                        draft.partner_record_ids = record_ids.clone();
+                        draft.warnings = warnings.clone();
+                    }
+                    DeliveryOutcome::Rejected { warnings, .. } => draft.warnings = warnings.clone(),
+                    _ => {}
+                }
+                let status = insert_status(conn, Stream::Next(d.inbound_id), draft).await?;
+                produced.statuses.push(status);
+            }
+            DeliveryEffect::DeadLetter { reason, errors } => {
+                let (body, content_type) = original_body(conn, d.inbound_id).await?;
+                let dl = DeadLetterDraft {
+                    inbound_id: Some(d.inbound_id),
+                    delivery_id: Some(delivery_id),
+                    court_ori: d.court_ori.clone(),
+                    message_id: d.message_id.clone(),
+                    order_number: Some(d.order_number.clone()),
+                    sequence: Some(d.sequence),
+                    stage: DeadLetterStage::Deliver,
+                    partner: Some(d.partner.clone()),
+                    reason: reason.as_str().to_string(),
+                    errors,
+                    body,
+                    content_type,
+                    attempts: d.attempts + 1,
+                };
+                produced.dead_letters.push(insert_dead_letter(conn, dl).await?);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A delivery row as [`record_one`] reads it: typed, a corrupt value an
+/// error.
+struct StoredDelivery {
+    inbound_id: i64,
+    partner: PartnerId,
+    state: DeliveryState,
+    attempts: u32,
+    court_ori: String,
+    order_number: String,
+    sequence: u32,
+    lease_token: i64,
+    message_id: String,
+    action: Action,
+}
+
+impl StoredDelivery {
+    fn from_row(id: i64, row: &sqlx::any::AnyRow) -> StoreResult<StoredDelivery> {
+        let state: String = row.try_get("state")?;
+        let action: String = row.try_get("action")?;
+        Ok(StoredDelivery {
+            inbound_id: row.try_get("inbound_id")?,
+            partner: parse_partner(&row.try_get::<String, _>("partner")?)?,
+            state: DeliveryState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("delivery {id}: unknown state {state:?}")))?,
+            attempts: to_u32(row.try_get("attempts")?, "attempts")?,
+            court_ori: row.try_get("court_ori")?,
+            order_number: row.try_get("order_number")?,
+            sequence: to_u32(row.try_get("sequence")?, "sequence")?,
+            lease_token: row.try_get("lease_token")?,
+            message_id: row.try_get("message_id")?,
+            action: Action::from_name(&action)
+                .ok_or_else(|| StoreError::Corrupt(format!("delivery {id}: unknown action {action:?}")))?,
+        })
+    }
+}
+
+/// Records one attempt with its outcome spelling.
+async fn insert_attempt(
+    conn: &mut AnyConnection,
+    delivery_id: i64,
+    attempt: &PartnerAttempt,
+    outcome: &str,
+) -> StoreResult<()> {
     sqlx::query(
         "INSERT INTO partner_attempts (delivery_id, attempted_at, request, image_sha256, image_offset, \
          response, error, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind(delivery_id)
     .bind(to_ms(attempt.at))
-    .bind(attempt.request)
+    .bind(attempt.request.clone())
     .bind(attempt.image.as_ref().map(|i| text(&i.sha256)))
     .bind(
         attempt
@@ -338,156 +481,9 @@ pub(super) async fn record_one(
     )
     .bind(text_opt(attempt.response.as_deref()))
     .bind(text_opt(attempt.error.as_deref()))
-    .bind(outcome_name)
+    .bind(outcome.to_string())
     .execute(&mut *conn)
     .await?;
-
-    if fenced {
-        metrics::counter!("porter_delivery_stale_results_total").increment(1);
-        tracing::warn!(
-            delivery_id,
-            lease_token,
-            current_token,
-            "Result under a lease another broker has taken since; recorded the attempt only."
-        );
-        return Ok(());
-    }
-    let state: String = row.try_get("state")?;
-    if state != "PENDING" {
-        tracing::warn!(
-            delivery_id,
-            state,
-            "Delivery result for a finished delivery; recorded the attempt only."
-        );
-        return Ok(());
-    }
-    let inbound_id: i64 = row.try_get("inbound_id")?;
-    let partner = parse_partner(&row.try_get::<String, _>("partner")?)?;
-    let attempts = to_u32(row.try_get("attempts")?, "attempts")?.saturating_add(1);
-    let court_ori: String = row.try_get("court_ori")?;
-    let order_number: String = row.try_get("order_number")?;
-    let sequence = to_u32(row.try_get("sequence")?, "sequence")?;
-    let message_id: String = row.try_get("message_id")?;
-    let action: String = row.try_get("action")?;
-    let now = now_ms();
-    let draft = |kind| {
-        let mut d = StatusDraft::new(&court_ori, &message_id, Some(&order_number), Some(sequence), kind);
-        d.partner = Some(partner.clone());
-        d
-    };
-    let attempted_at = to_ms(attempt.at);
-    let finish = |state: &'static str, error: Option<String>| {
-        sqlx::query(
-            "UPDATE deliveries SET state = $2, attempts = $3, last_error = $4, updated_at = $5, \
-             first_attempt_at = COALESCE(first_attempt_at, $6), lease_owner = NULL, lease_until = NULL \
-             WHERE id = $1",
-        )
-        .bind(delivery_id)
-        .bind(state)
-        .bind(i64::from(attempts))
-        .bind(text_opt(error.as_deref()))
-        .bind(now)
-        .bind(attempted_at)
-    };
-
-    match outcome {
-        DeliveryOutcome::Accepted {
-            record_ids,
-            nic,
-            warnings,
-        } => {
-            finish("ACCEPTED", None).execute(&mut *conn).await?;
-            if let Some(nic) = nic {
-                set_nic(conn, &court_ori, &order_number, Some(nic), now).await?;
-            } else if partner == PartnerId::Clets && action == Action::Cancel.name() {
-                // CARPOS cancelled the record: its NIC is dead, and a
-                // re-entry's EPO will bring a new one.
-                set_nic(conn, &court_ori, &order_number, None, now).await?;
-            }
-            let mut d = draft(StatusKind::PartnerAccepted);
-            d.partner_record_ids = record_ids;
-            d.warnings = warnings;
-            produced
-                .statuses
-                .push(insert_status(conn, Stream::Next(inbound_id), d).await?);
-        }
-        DeliveryOutcome::Rejected { reason, warnings } => {
-            finish("REJECTED", Some(reason.clone())).execute(&mut *conn).await?;
-            let error = FieldError::new(ErrorCode::PartnerRejected, "partner", reason);
-            let mut d = draft(StatusKind::PartnerRejected);
-            d.errors = vec![error.clone()];
-            d.warnings = warnings;
-            produced
-                .statuses
-                .push(insert_status(conn, Stream::Next(inbound_id), d).await?);
-            let (body, content_type) = original_body(conn, inbound_id).await?;
-            let dl = DeadLetterDraft {
-                inbound_id: Some(inbound_id),
-                delivery_id: Some(delivery_id),
-                court_ori: court_ori.clone(),
-                message_id: message_id.clone(),
-                order_number: Some(order_number.clone()),
-                sequence: Some(sequence),
-                stage: DeadLetterStage::Deliver,
-                partner: Some(partner.clone()),
-                reason: ErrorCode::PartnerRejected.as_str().to_string(),
-                errors: vec![error],
-                body,
-                content_type,
-                attempts,
-            };
-            produced.dead_letters.push(insert_dead_letter(conn, dl).await?);
-        }
-        DeliveryOutcome::Retry {
-            next_attempt_at,
-            reason,
-        } => {
-            sqlx::query(
-                "UPDATE deliveries SET attempts = $2, next_attempt_at = $3, last_error = $4, \
-                 updated_at = $5, first_attempt_at = COALESCE(first_attempt_at, $6), \
-                 lease_owner = NULL, lease_until = NULL WHERE id = $1",
-            )
-            .bind(delivery_id)
-            .bind(i64::from(attempts))
-            .bind(to_ms(next_attempt_at))
-            .bind(text(&reason))
-            .bind(now)
-            .bind(attempted_at)
-            .execute(&mut *conn)
-            .await?;
-        }
-        DeliveryOutcome::DeadLettered { code, reason } => {
-            finish("DEAD", Some(reason.clone())).execute(&mut *conn).await?;
-            let field = match code {
-                ErrorCode::SequenceGap => "sequence",
-                ErrorCode::UnknownOrder => "order.order_number",
-                _ => "partner",
-            };
-            let error = FieldError::new(code, field, reason);
-            let mut d = draft(StatusKind::DeadLettered);
-            d.errors = vec![error.clone()];
-            produced
-                .statuses
-                .push(insert_status(conn, Stream::Next(inbound_id), d).await?);
-            let (body, content_type) = original_body(conn, inbound_id).await?;
-            let dl = DeadLetterDraft {
-                inbound_id: Some(inbound_id),
-                delivery_id: Some(delivery_id),
-                court_ori: court_ori.clone(),
-                message_id: message_id.clone(),
-                order_number: Some(order_number.clone()),
-                sequence: Some(sequence),
-                stage: DeadLetterStage::Deliver,
-                partner: Some(partner.clone()),
-                reason: code.as_str().to_string(),
-                errors: vec![error],
-                body,
-                content_type,
-                attempts,
-            };
-            produced.dead_letters.push(insert_dead_letter(conn, dl).await?);
-        }
-    }
     Ok(())
 }
 
