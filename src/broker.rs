@@ -206,7 +206,7 @@ pub async fn run_locked(
         config.courts.clone(),
         stop_work.clone(),
     ));
-    let sweep_task = tokio::spawn(relay.clone().sweep(stop_work.clone()));
+    let sweep_task = tokio::spawn(relay.clone().sweep(Some(lead.clone()), stop_work.clone()));
     let retention = chrono::Duration::days(i64::from(config.store.dedup_retention_days));
     let purge_task = tokio::spawn(purge_loop(store.clone(), lead.clone(), retention, stop_work.clone()));
 

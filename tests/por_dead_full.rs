@@ -458,7 +458,7 @@ async fn the_sweep_reaches_rows_past_a_thousand_failing_ones() {
         store: store.clone(),
         publisher,
     };
-    let sweep = tokio::spawn(relay.sweep(stop.clone()));
+    let sweep = tokio::spawn(relay.sweep(None, stop.clone()));
 
     let s = watch.wait(&last, Duration::from_secs(60), has("ACCEPTED")).await;
     assert_eq!(s.len(), 1, "{s:#?}");

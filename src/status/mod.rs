@@ -69,7 +69,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::formats::xml::write_status;
-use crate::store::{Store, StoredDeadLetter, StoredStatus};
+use crate::store::{Lead, Store, StoredDeadLetter, StoredStatus};
 use crate::transport::topology::{DEAD_QUEUE, RESPONSES_EXCHANGE};
 use crate::transport::{Outgoing, PublishError, Publisher};
 
@@ -80,6 +80,8 @@ pub const SWEEP_AGE: Duration = Duration::from_secs(10);
 /// How often the sweep looks for unconfirmed statuses, and for dead
 /// letters while `por.dead` takes them.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+/// The background task's name for [`Lead`].
+pub const SWEEP_TASK: &str = "outbox_sweep";
 
 /// The first wait after `por.dead` refused a dead letter (then doubled).
 pub const DEAD_LETTER_BACKOFF: Duration = Duration::from_secs(1);
@@ -183,11 +185,23 @@ impl Relay {
 
     /// Re-sends rows left unconfirmed until `stop`: statuses every
     /// [`SWEEP_INTERVAL`], dead letters as [`DeadLetterRetry`] says.
-    pub async fn sweep(self, stop: CancellationToken) {
+    ///
+    /// With `lead`, a round runs only on the broker that leads the task
+    /// `outbox_sweep` among those sharing the store ([`Lead`]), so rows
+    /// left unconfirmed are re-sent by one broker, not by each.
+    pub async fn sweep(self, lead: Option<Lead>, stop: CancellationToken) {
         let mut next_statuses = Instant::now();
         let mut dead = DeadLetterRetry::new(Instant::now());
         loop {
-            if Instant::now() >= next_statuses {
+            let leading = match &lead {
+                Some(lead) => lead.leads(SWEEP_TASK, SWEEP_INTERVAL).await,
+                None => true,
+            };
+            if !leading {
+                next_statuses = Instant::now() + SWEEP_INTERVAL;
+                dead.next = dead.next.max(next_statuses);
+            }
+            if leading && Instant::now() >= next_statuses {
                 let swept = tokio::select! {
                     r = self.sweep_statuses() => r,
                     _ = stop.cancelled() => return,
@@ -197,7 +211,7 @@ impl Relay {
                 }
                 next_statuses = Instant::now() + SWEEP_INTERVAL;
             }
-            if Instant::now() >= dead.next {
+            if leading && Instant::now() >= dead.next {
                 let swept = tokio::select! {
                     r = self.sweep_dead_letters(&mut dead) => r,
                     _ = stop.cancelled() => return,
