@@ -76,7 +76,18 @@ pub struct AmqpConfig {
     /// failed (refused declare, cancelled consumer) is tried again.
     #[serde(default = "default_reconnect_ms")]
     pub reconnect_ms: u64,
+    /// The AMQP heartbeat the broker asks for on its connection, in seconds
+    /// (1 to [`MAX_HEARTBEAT_SECS`], default 10). RabbitMQ closes a
+    /// connection after two missed heartbeats, so a frozen broker's
+    /// unacknowledged deliveries go back to their queues within 30 s. A
+    /// shorter `heartbeat` in the URL's query is kept.
+    #[serde(default = "default_heartbeat_secs")]
+    pub heartbeat_secs: u16,
 }
+
+/// The longest AMQP heartbeat the broker accepts, in seconds: two missed
+/// heartbeats (20 s) plus RabbitMQ's own timing stay within 30 s.
+pub const MAX_HEARTBEAT_SECS: u16 = 10;
 
 /// The store.
 #[derive(Debug, Clone, Deserialize)]
@@ -190,6 +201,9 @@ fn default_confirm_window() -> usize {
 fn default_reconnect_ms() -> u64 {
     500
 }
+fn default_heartbeat_secs() -> u16 {
+    MAX_HEARTBEAT_SECS
+}
 fn default_store_url() -> String {
     "sqlite://var/porter.db".into()
 }
@@ -228,6 +242,7 @@ impl Default for AmqpConfig {
             prefetch: default_prefetch(),
             confirm_window: default_confirm_window(),
             reconnect_ms: default_reconnect_ms(),
+            heartbeat_secs: default_heartbeat_secs(),
         }
     }
 }
@@ -366,6 +381,12 @@ impl Config {
                 return Err(invalid(format!("court {}: layouts must not be empty", court.ori)));
             }
         }
+        if !(1..=MAX_HEARTBEAT_SECS).contains(&self.amqp.heartbeat_secs) {
+            return Err(invalid(format!(
+                "amqp.heartbeat_secs {} is not between 1 and {MAX_HEARTBEAT_SECS}",
+                self.amqp.heartbeat_secs
+            )));
+        }
         if self.amqp.confirm_window == 0 || self.intake.batch_size == 0 {
             return Err(invalid("confirm_window and batch_size must be at least 1".into()));
         }
@@ -437,5 +458,19 @@ mod tests {
         let text = "[[courts]]\nori = \"CA03\"\nsheriff_ori = \"CA0340000\"\n";
         let c = Config::from_toml_str(text, Path::new("p.toml")).unwrap();
         assert!(c.validate().is_err());
+    }
+
+    /// The heartbeat is 10 s unless set, and may be 1 to 10 s: longer would
+    /// let a frozen broker keep its unacknowledged deliveries past 30 s; 0
+    /// would turn it off.
+    #[test]
+    fn heartbeat_is_at_most_ten_seconds() {
+        let c = Config::from_toml_str("[amqp]\nprefetch = 8\n", Path::new("p.toml")).unwrap();
+        assert_eq!(c.amqp.heartbeat_secs, 10);
+        for (secs, ok) in [(0, false), (1, true), (10, true), (11, false), (60, false)] {
+            let text = format!("[amqp]\nheartbeat_secs = {secs}\n");
+            let c = Config::from_toml_str(&text, Path::new("p.toml")).unwrap();
+            assert_eq!(c.validate().is_ok(), ok, "heartbeat_secs = {secs}");
+        }
     }
 }

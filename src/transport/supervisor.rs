@@ -68,7 +68,8 @@ impl Supervisor {
         let properties = ConnectionProperties::default()
             .with_connection_name("porter-broker".into())
             .enable_auto_recover();
-        let conn = Arc::new(Connection::connect(&self.amqp.url, properties).await?);
+        let uri = super::node_uri(&self.amqp.url, self.amqp.heartbeat_secs)?;
+        let conn = Arc::new(Connection::connect_uri(uri, properties).await?);
         let setup = conn.create_channel().await?;
         topology::declare_shared(&setup).await?;
         let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
