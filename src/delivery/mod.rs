@@ -147,8 +147,13 @@ pub struct DeliveryLoop<A> {
 enum Ended {
     /// The partner answered (or the request failed): record it.
     Result(DeliveryResult),
-    /// Not sent: the lease had run out, or the circuit refused it.
-    NotSent { delivery_id: i64, partner: PartnerId },
+    /// Not sent: the lease had run out, or the circuit refused it. Its
+    /// lease is ended at once so that the lane is not held up.
+    NotSent {
+        delivery_id: i64,
+        lease_token: i64,
+        partner: PartnerId,
+    },
 }
 
 /// What the recorder tells the scheduler: these deliveries are finished
@@ -196,7 +201,13 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
         let partner = self.adapter.partner();
         let (ended_tx, ended_rx) = mpsc::unbounded_channel();
         let (freed_tx, mut freed_rx) = mpsc::unbounded_channel::<Freed>();
-        let recorder = tokio::spawn(record_loop(self.store.clone(), self.relay.clone(), ended_rx, freed_tx));
+        let recorder = tokio::spawn(record_loop(
+            self.store.clone(),
+            self.relay.clone(),
+            self.lease.owner.clone(),
+            ended_rx,
+            freed_tx,
+        ));
         let mut in_flight = InFlight::default();
         let mut renew = tokio::time::interval(self.lease.duration / 3);
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -271,6 +282,7 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
                 let outcome = if Instant::now() >= deadline || !circuits.allow(&job.partner, Instant::now()) {
                     Ended::NotSent {
                         delivery_id: job.id,
+                        lease_token: job.lease_token,
                         partner: job.partner.clone(),
                     }
                 } else {
@@ -365,6 +377,7 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
 async fn record_loop(
     store: Arc<dyn Store>,
     relay: Relay,
+    owner: String,
     mut ended: mpsc::UnboundedReceiver<Ended>,
     freed: mpsc::UnboundedSender<Freed>,
 ) {
@@ -372,20 +385,32 @@ async fn record_loop(
     while ended.recv_many(&mut batch, 256).await > 0 {
         let mut results = Vec::new();
         let mut ids = Vec::new();
+        let mut unsent = Vec::new();
         for e in batch.drain(..) {
             match e {
                 Ended::Result(r) => {
                     ids.push(r.delivery_id);
                     results.push(r);
                 }
-                Ended::NotSent { delivery_id, partner } => {
+                Ended::NotSent {
+                    delivery_id,
+                    lease_token,
+                    partner,
+                } => {
                     tracing::debug!(delivery_id, partner = %partner, "Claimed delivery not sent.");
                     ids.push(delivery_id);
+                    unsent.push((delivery_id, lease_token));
                 }
             }
         }
         if !results.is_empty() {
             record(&*store, &relay, results).await;
+        }
+        // Ending a lease is renewing it until now.
+        if !unsent.is_empty()
+            && let Err(e) = store.renew_leases(&owner, &unsent, Utc::now()).await
+        {
+            tracing::warn!(error = %e, "Could not end the leases of unsent deliveries; they run out by themselves.");
         }
         let _ = freed.send(ids);
     }

@@ -86,6 +86,7 @@ struct Limits {
 }
 
 fn start<A: PartnerAdapter>(adapter: A, limits: Limits, circuits: &Arc<Circuits>, shared: &Shared) -> JoinHandle<()> {
+    let owner = format!("{}/{}", shared.lease.owner, adapter.partner());
     let delivery = DeliveryLoop {
         store: shared.store.clone(),
         adapter: Arc::new(adapter),
@@ -93,7 +94,12 @@ fn start<A: PartnerAdapter>(adapter: A, limits: Limits, circuits: &Arc<Circuits>
         batch: limits.batch,
         per_partner: limits.per_partner,
         concurrency: limits.concurrency,
-        lease: shared.lease.clone(),
+        // Each loop holds its leases under a name of its own, so that one
+        // loop's release at shutdown never frees another's attempts in flight.
+        lease: Lease {
+            owner,
+            duration: shared.lease.duration,
+        },
         wake: shared.wake.clone(),
         circuits: circuits.clone(),
     };
