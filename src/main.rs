@@ -275,6 +275,7 @@ async fn sim_court(args: SimCourtArgs) -> anyhow::Result<()> {
     let defaults = porter_simulators::court::CourtSimConfig::default();
     let sim = porter_simulators::court::CourtSimConfig {
         amqp_url: config.amqp.url.clone(),
+        amqp_urls: config.amqp.urls.clone(),
         courts,
         orders_per_court: args.orders,
         lifecycle: args.lifecycle,

@@ -58,31 +58,95 @@ pub struct Config {
     pub source: PathBuf,
 }
 
-/// RabbitMQ connection and flow control.
+/// RabbitMQ connection and flow control (`[amqp]`).
+///
+/// The nodes are written either as `urls = ["amqp://…", …]` (the nodes of a
+/// RabbitMQ cluster, tried in order) or as `url = "amqp://…"` (one node, the
+/// same as a one-element `urls`); giving both is an error, and neither means
+/// the local default. The broker's supervisor connects to the first node
+/// that answers and, when its node fails, moves on to the next one (see
+/// [`crate::transport::supervisor`]).
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(try_from = "AmqpToml")]
 pub struct AmqpConfig {
-    /// AMQP URL. Override: `PORTER_AMQP_URL`.
-    #[serde(default = "default_amqp_url")]
+    /// The nodes, in the order they are tried; never empty. Overrides:
+    /// `PORTER_AMQP_URLS` (comma-separated) or `PORTER_AMQP_URL` (one node).
+    pub urls: Vec<String>,
+    /// The first node of `urls`: the commands that talk to RabbitMQ once
+    /// (`porter topology`, `porter court file-drop`, `porter sim court`'s
+    /// default) connect to it.
     pub url: String,
     /// Unacknowledged inbound deliveries per court queue (`basic.qos`).
-    #[serde(default = "default_prefetch")]
     pub prefetch: u16,
     /// Publisher confirms kept in flight at once.
-    #[serde(default = "default_confirm_window")]
     pub confirm_window: usize,
     /// Delay before reconnecting after the connection is lost, in ms; it
     /// doubles up to 30 s. Also the first wait before a court's queue that
     /// failed (refused declare, cancelled consumer) is tried again.
-    #[serde(default = "default_reconnect_ms")]
     pub reconnect_ms: u64,
     /// The AMQP heartbeat the broker asks for on its connection, in seconds
     /// (1 to [`MAX_HEARTBEAT_SECS`], default 10). RabbitMQ closes a
     /// connection after two missed heartbeats, so a frozen broker's
     /// unacknowledged deliveries go back to their queues within 30 s. A
     /// shorter `heartbeat` in the URL's query is kept.
-    #[serde(default = "default_heartbeat_secs")]
     pub heartbeat_secs: u16,
+}
+
+/// The `[amqp]` table as written; [`AmqpConfig`] is what it means.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AmqpToml {
+    /// One node's AMQP URL (the same as `urls = [url]`).
+    #[serde(default)]
+    url: Option<String>,
+    /// The nodes of a RabbitMQ cluster, tried in order (not empty).
+    #[serde(default)]
+    urls: Option<Vec<String>>,
+    /// See [`AmqpConfig::prefetch`].
+    #[serde(default = "default_prefetch")]
+    prefetch: u16,
+    /// See [`AmqpConfig::confirm_window`].
+    #[serde(default = "default_confirm_window")]
+    confirm_window: usize,
+    /// See [`AmqpConfig::reconnect_ms`].
+    #[serde(default = "default_reconnect_ms")]
+    reconnect_ms: u64,
+    /// See [`AmqpConfig::heartbeat_secs`].
+    #[serde(default = "default_heartbeat_secs")]
+    heartbeat_secs: u16,
+}
+
+impl TryFrom<AmqpToml> for AmqpConfig {
+    type Error = String;
+
+    fn try_from(t: AmqpToml) -> Result<AmqpConfig, String> {
+        let urls = match (t.url, t.urls) {
+            (Some(_), Some(_)) => return Err("[amqp]: give either `url` or `urls`, not both".into()),
+            (Some(url), None) => vec![url],
+            (None, Some(urls)) if urls.is_empty() => return Err("[amqp] urls: list at least one node".into()),
+            (None, Some(urls)) => urls,
+            (None, None) => vec![default_amqp_url()],
+        };
+        Ok(AmqpConfig {
+            url: urls[0].clone(),
+            urls,
+            prefetch: t.prefetch,
+            confirm_window: t.confirm_window,
+            reconnect_ms: t.reconnect_ms,
+            heartbeat_secs: t.heartbeat_secs,
+        })
+    }
+}
+
+impl AmqpConfig {
+    /// Replaces the nodes (`url` follows the first); an empty list changes
+    /// nothing.
+    pub fn set_urls(&mut self, urls: Vec<String>) {
+        if let Some(first) = urls.first() {
+            self.url = first.clone();
+            self.urls = urls;
+        }
+    }
 }
 
 /// The longest AMQP heartbeat the broker accepts, in seconds: two missed
@@ -239,6 +303,7 @@ impl Default for AmqpConfig {
     fn default() -> Self {
         AmqpConfig {
             url: default_amqp_url(),
+            urls: vec![default_amqp_url()],
             prefetch: default_prefetch(),
             confirm_window: default_confirm_window(),
             reconnect_ms: default_reconnect_ms(),
@@ -311,8 +376,22 @@ impl Config {
 
     /// Applies `PORTER_*` overrides; a malformed value is an error.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
-        if let Some(v) = get("PORTER_AMQP_URL") {
-            self.amqp.url = v;
+        if let Some(v) = get("PORTER_AMQP_URLS") {
+            let urls: Vec<String> = v
+                .split(',')
+                .map(str::trim)
+                .filter(|u| !u.is_empty())
+                .map(String::from)
+                .collect();
+            if urls.is_empty() {
+                return Err(ConfigError::Invalid {
+                    path: self.source.clone(),
+                    message: "PORTER_AMQP_URLS lists no node".into(),
+                });
+            }
+            self.amqp.set_urls(urls);
+        } else if let Some(v) = get("PORTER_AMQP_URL") {
+            self.amqp.set_urls(vec![v]);
         }
         if let Some(v) = get("PORTER_STORE_URL") {
             self.store.url = v;
@@ -379,6 +458,14 @@ impl Config {
             }
             if court.layouts.is_empty() {
                 return Err(invalid(format!("court {}: layouts must not be empty", court.ori)));
+            }
+        }
+        for url in &self.amqp.urls {
+            if let Err(e) = url.parse::<lapin::uri::AMQPUri>() {
+                return Err(invalid(format!(
+                    "[amqp] {} is not an AMQP URL: {e}",
+                    crate::transport::topology::management::redact(url)
+                )));
             }
         }
         if !(1..=MAX_HEARTBEAT_SECS).contains(&self.amqp.heartbeat_secs) {
@@ -472,5 +559,64 @@ mod tests {
             let c = Config::from_toml_str(&text, Path::new("p.toml")).unwrap();
             assert_eq!(c.validate().is_ok(), ok, "heartbeat_secs = {secs}");
         }
+    }
+
+    /// `url` is one node; `urls` lists several, in order; neither is the
+    /// local default; both, or an empty list, are errors naming the file;
+    /// a misspelt key is still refused.
+    #[test]
+    fn amqp_nodes_are_read_from_url_or_urls() {
+        let one = Config::from_toml_str("[amqp]\nurl = \"amqp://a:1/%2f\"\n", Path::new("p.toml")).unwrap();
+        assert_eq!(one.amqp.urls, vec!["amqp://a:1/%2f"]);
+        assert_eq!(one.amqp.url, "amqp://a:1/%2f");
+        let text = "[amqp]\nurls = [\"amqp://a:1/%2f\", \"amqp://b:2/%2f\"]\n";
+        let two = Config::from_toml_str(text, Path::new("p.toml")).unwrap();
+        assert_eq!(two.amqp.urls, vec!["amqp://a:1/%2f", "amqp://b:2/%2f"]);
+        assert_eq!(two.amqp.url, "amqp://a:1/%2f");
+        two.validate().unwrap();
+        let none = Config::from_toml_str("[amqp]\nprefetch = 8\n", Path::new("p.toml")).unwrap();
+        assert_eq!(none.amqp.urls, vec!["amqp://guest:guest@127.0.0.1:5672/%2f"]);
+        assert_eq!(none.amqp.prefetch, 8);
+        let absent = Config::from_toml_str("", Path::new("p.toml")).unwrap();
+        assert_eq!(absent.amqp.urls, none.amqp.urls);
+        let both = "[amqp]\nurl = \"amqp://a/%2f\"\nurls = [\"amqp://b/%2f\"]\n";
+        let err = Config::from_toml_str(both, Path::new("a/p.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("a/p.toml") && err.contains("not both"), "{err}");
+        let err = Config::from_toml_str("[amqp]\nurls = []\n", Path::new("p.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at least one node"), "{err}");
+        let typo = Config::from_toml_str("[amqp]\nurlz = []\n", Path::new("p.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(typo.contains("urlz"), "{typo}");
+    }
+
+    /// `PORTER_AMQP_URLS` (comma-separated) and `PORTER_AMQP_URL` replace the
+    /// file's nodes; a URL that is not an AMQP URL fails validation without
+    /// showing its password.
+    #[test]
+    fn amqp_nodes_env_overrides_and_validation() {
+        let mut c = Config::from_toml_str("[amqp]\nurl = \"amqp://a/%2f\"\n", Path::new("p.toml")).unwrap();
+        c.apply_env(|k| (k == "PORTER_AMQP_URLS").then(|| "amqp://x/%2f, amqp://y/%2f".to_string()))
+            .unwrap();
+        assert_eq!(c.amqp.urls, vec!["amqp://x/%2f", "amqp://y/%2f"]);
+        assert_eq!(c.amqp.url, "amqp://x/%2f");
+        c.apply_env(|k| (k == "PORTER_AMQP_URL").then(|| "amqp://z/%2f".to_string()))
+            .unwrap();
+        assert_eq!(c.amqp.urls, vec!["amqp://z/%2f"]);
+        assert!(
+            c.apply_env(|k| (k == "PORTER_AMQP_URLS").then(|| " , ".to_string()))
+                .is_err()
+        );
+        let text = "[amqp]\nurls = [\"amqp://a/%2f\", \"http://u:s3cret@b/\"]\n";
+        let err = Config::from_toml_str(text, Path::new("p.toml"))
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not an AMQP URL") && !err.contains("s3cret"), "{err}");
     }
 }

@@ -8,7 +8,8 @@
 //!   channel, and tried again alone when they fail.
 //! - [`supervisor`]: owns the connection. lapin's auto-recovery handles
 //!   short outages; when it gives up, the supervisor rebuilds the
-//!   connection, topology, publisher and consumers from scratch.
+//!   connection, topology, publisher and consumers from scratch, on the
+//!   next node of `[amqp] urls` when its node failed.
 //!
 //! # Design note: heartbeat
 //! The broker's connection asks for an AMQP heartbeat of `[amqp]

@@ -12,6 +12,19 @@
 //! was never acknowledged, so RabbitMQ delivers it again. The abandoned
 //! connection is closed by [`reap`] as soon as it can be, so that lapin
 //! cannot recover it behind the supervisor's back.
+//!
+//! # Design note: cluster nodes
+//! `[amqp] urls` lists the nodes of a RabbitMQ cluster. lapin 4 connects to
+//! one URI, and its auto-recovery goes back to that same node, so moving
+//! between nodes is the supervisor's job ([`Rotation`]): it connects to the
+//! nodes in order, starting with the first, and when a session ends with an
+//! error (the node refused the connection, or its connection failed and
+//! lapin did not recover it) it tries the next node at once, then the ones
+//! after it, wrapping round. Only after every node has failed once in a row
+//! does it wait (the backoff above). Each failed node is logged at WARN by
+//! its URL without the password. With more than one node, lapin's own
+//! retries of a TCP connect to one node are cut to two quick ones (it makes
+//! 16 by default), so that the move to the next node is quick.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +38,7 @@ use super::consumer::InboundDelivery;
 use super::court_queue::{self, CourtQueue};
 use super::publisher::Publisher;
 use super::topology;
+use super::topology::management::redact;
 use crate::config::{AmqpConfig, CourtConfig};
 
 /// Keeps Porter connected to RabbitMQ.
@@ -44,16 +58,26 @@ impl Supervisor {
     pub async fn run(self, stop_consuming: CancellationToken, close: CancellationToken) {
         let base = Duration::from_millis(self.amqp.reconnect_ms.max(10));
         let mut delay = base;
+        let mut rotation = Rotation::new(self.amqp.urls.len());
         while !close.is_cancelled() {
+            let node = self.node_url(rotation.current());
             let started = Instant::now();
-            match self.session(&stop_consuming, &close).await {
+            match self.session(node, &stop_consuming, &close).await {
                 Ok(()) => break,
-                Err(e) => tracing::warn!(error = %e, "AMQP session ended; will reconnect."),
+                Err(e) => tracing::warn!(
+                    node = %redact(node),
+                    error = %e,
+                    "AMQP session on this node ended; will reconnect, to the next node if there is one."
+                ),
             }
             let _ = self.connected.send(false);
             metrics::counter!("porter_amqp_reconnects_total").increment(1);
             if started.elapsed() > Duration::from_secs(60) {
                 delay = base;
+                rotation.round_succeeded();
+            }
+            if rotation.fail() {
+                continue;
             }
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
@@ -64,11 +88,31 @@ impl Supervisor {
         let _ = self.connected.send(false);
     }
 
-    async fn session(&self, stop_consuming: &CancellationToken, close: &CancellationToken) -> anyhow::Result<()> {
-        let properties = ConnectionProperties::default()
-            .with_connection_name("porter-broker".into())
-            .enable_auto_recover();
-        let uri = super::node_uri(&self.amqp.url, self.amqp.heartbeat_secs)?;
+    /// The URL of node `node` of `[amqp] urls` (the single `url` if the
+    /// list were empty).
+    fn node_url(&self, node: usize) -> &str {
+        self.amqp.urls.get(node).unwrap_or(&self.amqp.url)
+    }
+
+    async fn session(
+        &self,
+        node: &str,
+        stop_consuming: &CancellationToken,
+        close: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let mut properties = ConnectionProperties::default().with_connection_name("porter-broker".into());
+        if self.amqp.urls.len() > 1 {
+            // lapin retries a TCP connect (first or recovering) on the same
+            // node 16 times by default; with other nodes to go to, two
+            // quick tries are enough before the supervisor moves on.
+            properties = properties.configure_backoff(|b| {
+                b.with_max_times(2)
+                    .with_min_delay(Duration::from_millis(200))
+                    .with_max_delay(Duration::from_secs(1))
+            });
+        }
+        let properties = properties.enable_auto_recover();
+        let uri = super::node_uri(node, self.amqp.heartbeat_secs)?;
         let conn = Arc::new(Connection::connect_uri(uri, properties).await?);
         let setup = conn.create_channel().await?;
         topology::declare_shared(&setup).await?;
@@ -109,6 +153,7 @@ impl Supervisor {
                     let _ = self.connected.send(true);
                     tracing::info!(
                         courts = self.courts.len(),
+                        node = %redact(node),
                         "Connected to RabbitMQ; consuming court queues."
                     );
                 }
@@ -125,6 +170,46 @@ impl Supervisor {
         }
         let _ = conn.close(200, "porter shutting down".into()).await;
         Ok(())
+    }
+}
+
+/// Which node the next session uses, and whether every node has failed
+/// since the last good session (only then does the supervisor back off).
+#[derive(Debug)]
+struct Rotation {
+    nodes: usize,
+    current: usize,
+    failed_in_a_row: usize,
+}
+
+impl Rotation {
+    fn new(nodes: usize) -> Rotation {
+        Rotation {
+            nodes: nodes.max(1),
+            current: 0,
+            failed_in_a_row: 0,
+        }
+    }
+
+    fn current(&self) -> usize {
+        self.current
+    }
+
+    /// The current node failed: moves to the next one. `true` when some
+    /// node has not failed yet in this round, so it is tried at once.
+    fn fail(&mut self) -> bool {
+        self.current = (self.current + 1) % self.nodes;
+        self.failed_in_a_row += 1;
+        if self.failed_in_a_row >= self.nodes {
+            self.failed_in_a_row = 0;
+            return false;
+        }
+        true
+    }
+
+    /// A session lasted: the next failure starts a new round.
+    fn round_succeeded(&mut self) {
+        self.failed_in_a_row = 0;
     }
 }
 
@@ -190,5 +275,33 @@ async fn watch_health(conn: Arc<Connection>, close: CancellationToken) -> anyhow
         if since.elapsed() > RECOVERY_GRACE {
             anyhow::bail!("connection not recovered within {} s", RECOVERY_GRACE.as_secs());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Rotation;
+
+    /// After a node fails the next one is tried at once, wrapping round;
+    /// the supervisor waits only once every node has failed in a row, and a
+    /// session that lasted starts a new round.
+    #[test]
+    fn rotation_moves_to_the_next_node_and_backs_off_after_a_round() {
+        let mut r = Rotation::new(3);
+        assert_eq!(r.current(), 0);
+        assert!(r.fail());
+        assert_eq!(r.current(), 1);
+        assert!(r.fail());
+        assert_eq!(r.current(), 2);
+        assert!(!r.fail(), "all three failed: back off");
+        assert_eq!(r.current(), 0);
+        assert!(r.fail());
+        r.round_succeeded();
+        assert_eq!(r.current(), 1);
+        assert!(r.fail() && r.fail());
+        assert!(!r.fail());
+        let mut one = Rotation::new(1);
+        assert!(!one.fail());
+        assert_eq!(one.current(), 0);
     }
 }

@@ -88,6 +88,9 @@ pub struct Setup {
     /// `[partners.lea] per_agency`: attempts in flight per agency (default:
     /// the broker's, 4).
     pub lea_per_agency: Option<usize>,
+    /// The broker's `[amqp] urls`, the nodes it tries in order (default:
+    /// `url` = the RabbitMQ the harness is started on).
+    pub amqp_urls: Option<Vec<String>>,
 }
 
 impl Setup {
@@ -98,6 +101,7 @@ impl Setup {
         store_url: None,
         image_link_days: None,
         lea_per_agency: None,
+        amqp_urls: None,
     };
 }
 
@@ -165,9 +169,12 @@ impl Harness {
             .or_else(|| std::env::var("PORTER_TEST_STORE_URL").ok())
             .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("porter.db").display()));
         let mut toml = format!(
-            "[amqp]\nurl = {:?}\nreconnect_ms = 200\n[store]\nurl = {:?}\n[paths]\nschemas = {:?}\nmappings = {:?}\n\
+            "[amqp]\n{}\nreconnect_ms = 200\n[store]\nurl = {:?}\n[paths]\nschemas = {:?}\nmappings = {:?}\n\
              [partners.clets]\naddress = \"{clets_addr}\"\n[partners.clets.retry]\nmin_ms = 200\nmax_ms = 2000\n",
-            amqp,
+            match &partners.amqp_urls {
+                Some(urls) => format!("urls = {urls:?}"),
+                None => format!("url = {amqp:?}"),
+            },
             store_url,
             repo().join("schemas").display().to_string(),
             repo().join("mappings").display().to_string(),

@@ -8,9 +8,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CourtSimConfig {
-    /// The RabbitMQ URL the simulated courts connect to.
+    /// The RabbitMQ URL the simulated courts connect to, when `amqp_urls`
+    /// is empty.
     #[serde(default = "default_amqp_url")]
     pub amqp_url: String,
+    /// The nodes of a RabbitMQ cluster (the broker's `[amqp] urls`), tried in
+    /// order: the simulator connects to the first that accepts and, when its
+    /// connection fails, to the next ones ([`super::link`]). When it lists
+    /// any node, `amqp_url` is not used.
+    #[serde(default)]
+    pub amqp_urls: Vec<String>,
     /// The courts to play. Each publishes with routing key = its ORI and
     /// reads its statuses from `por.responses.<ORI>`.
     #[serde(default = "default_courts")]
@@ -132,6 +139,7 @@ impl Default for CourtSimConfig {
     fn default() -> Self {
         CourtSimConfig {
             amqp_url: default_amqp_url(),
+            amqp_urls: Vec::new(),
             courts: default_courts(),
             orders_per_court: default_orders_per_court(),
             rate_per_sec: default_rate_per_sec(),
@@ -148,6 +156,15 @@ impl Default for CourtSimConfig {
 }
 
 impl CourtSimConfig {
+    /// The RabbitMQ nodes to try, in order: `amqp_urls`, or else `amqp_url`.
+    pub fn nodes(&self) -> Vec<String> {
+        if self.amqp_urls.is_empty() {
+            vec![self.amqp_url.clone()]
+        } else {
+            self.amqp_urls.clone()
+        }
+    }
+
     /// Checks what serde cannot: ORIs, duplicates and the rate.
     pub fn validate(&self) -> anyhow::Result<()> {
         if self.courts.is_empty() {
@@ -227,6 +244,7 @@ mod tests {
     fn empty_config_takes_defaults() {
         let c: CourtSimConfig = serde_json::from_str("{}").unwrap();
         assert_eq!(c.amqp_url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(c.nodes(), vec!["amqp://guest:guest@127.0.0.1:5672/%2f"]);
         assert_eq!(c.orders_per_court, 2);
         assert_eq!(c.rate_per_sec, 5.0);
         assert_eq!(c.order_window, 8);
@@ -237,6 +255,17 @@ mod tests {
         assert_eq!(c.status_timeout_secs, 60);
         assert_eq!(c.courts.len(), 2);
         c.validate().unwrap();
+    }
+
+    /// `amqp_urls` lists a cluster's nodes in order and then replaces `amqp_url`.
+    #[test]
+    fn amqp_urls_replace_amqp_url() {
+        let c: CourtSimConfig =
+            serde_json::from_str(r#"{"amqp_url": "amqp://a/%2f", "amqp_urls": ["amqp://b/%2f", "amqp://c/%2f"]}"#)
+                .unwrap();
+        assert_eq!(c.nodes(), vec!["amqp://b/%2f", "amqp://c/%2f"]);
+        let one: CourtSimConfig = serde_json::from_str(r#"{"amqp_url": "amqp://a/%2f"}"#).unwrap();
+        assert_eq!(one.nodes(), vec!["amqp://a/%2f"]);
     }
 
     /// Close modes and format overrides are spelt in lowercase; others are refused.

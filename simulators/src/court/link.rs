@@ -13,6 +13,13 @@
 //! generation number, so a publisher whose message failed on generation `g`
 //! waits for a channel newer than `g` ([`Link::after`]) and resends, and
 //! several failures of one broken channel cause one reconnection.
+//!
+//! With several RabbitMQ nodes (`amqp_urls`, a cluster's nodes), the first
+//! connection goes to the first node that accepts, and each replacement
+//! tries the nodes in order starting with the one after the node that
+//! failed, wrapping round, so the simulator moves to another node when its
+//! node stops. Each node that cannot be reached is logged at WARN by its
+//! URL without the password.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -60,6 +67,30 @@ struct Session {
 }
 
 impl Session {
+    /// Opens a session on the first of `nodes` that accepts, starting with
+    /// `nodes[first]` and wrapping round; returns it with that node's index.
+    async fn open_any(
+        nodes: &[String],
+        first: usize,
+        name: &str,
+        on_connect: &OnConnect,
+    ) -> anyhow::Result<(Session, usize)> {
+        let mut last_error = None;
+        for i in 0..nodes.len() {
+            let node = (first + i) % nodes.len();
+            match Session::open(&nodes[node], name, on_connect).await {
+                Ok(session) => return Ok((session, node)),
+                Err(error) => {
+                    if nodes.len() > 1 {
+                        warn!(node = %redact_url(&nodes[node]), %error, "Court simulator cannot use this RabbitMQ node; trying the next one.");
+                    }
+                    last_error = Some(error);
+                }
+            }
+        }
+        Err(last_error.unwrap_or_else(|| anyhow::anyhow!("no RabbitMQ node configured")))
+    }
+
     async fn open(url: &str, name: &str, on_connect: &OnConnect) -> anyhow::Result<Session> {
         let connection =
             Connection::connect(url, ConnectionProperties::default().with_connection_name(name.into())).await?;
@@ -88,10 +119,10 @@ impl Session {
 }
 
 impl Link {
-    /// Connects to `url` (this first connection must succeed), runs
+    /// Connects to the first of `nodes` that accepts (one must), runs
     /// `on_connect` on it and starts the watcher.
-    pub async fn open(url: &str, name: &str, on_connect: OnConnect) -> anyhow::Result<Link> {
-        let first = Session::open(url, name, &on_connect).await?;
+    pub async fn open(nodes: Vec<String>, name: &str, on_connect: OnConnect) -> anyhow::Result<Link> {
+        let (first, node) = Session::open_any(&nodes, 0, name, &on_connect).await?;
         let (tx, current) = watch::channel(Some(Live {
             generation: 1,
             channel: first.channel.clone(),
@@ -99,7 +130,8 @@ impl Link {
         let (closed, closed_rx) = watch::channel(false);
         let watcher = tokio::spawn(watch_over(
             first,
-            url.to_string(),
+            nodes,
+            node,
             name.to_string(),
             on_connect,
             tx,
@@ -137,7 +169,8 @@ impl Link {
 /// Keeps a session open until `closed`: replaces it whenever it fails.
 async fn watch_over(
     mut session: Session,
-    url: String,
+    nodes: Vec<String>,
+    mut node: usize,
     name: String,
     on_connect: OnConnect,
     current: watch::Sender<Option<Live>>,
@@ -154,14 +187,18 @@ async fn watch_over(
         }
         warn!(
             generation,
+            node = %redact_url(&nodes[node]),
             "Court simulator's RabbitMQ connection failed; connecting again."
         );
         current.send_replace(None);
         session.close().await;
         let mut backoff = Duration::from_millis(200);
         session = loop {
-            match Session::open(&url, &name, &on_connect).await {
-                Ok(s) => break s,
+            match Session::open_any(&nodes, (node + 1) % nodes.len(), &name, &on_connect).await {
+                Ok((s, n)) => {
+                    node = n;
+                    break s;
+                }
                 Err(error) => {
                     warn!(%error, wait_ms = backoff.as_millis() as u64, "Court simulator cannot connect yet.");
                     tokio::select! {
@@ -173,7 +210,7 @@ async fn watch_over(
             }
         };
         generation += 1;
-        info!(generation, "Court simulator connected again.");
+        info!(generation, node = %redact_url(&nodes[node]), "Court simulator connected again.");
         current.send_replace(Some(Live {
             generation,
             channel: session.channel.clone(),
@@ -181,4 +218,35 @@ async fn watch_over(
     }
     current.send_replace(None);
     session.close().await;
+}
+
+/// A `scheme://user:password@host…` URL with its password replaced by `***`.
+pub fn redact_url(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let authority_end = url[start..].find('/').map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => {
+            let user = url[start..start + at].split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..start], &url[start + at..])
+        }
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    /// The password never reaches a log line; the user, host and vhost do.
+    #[test]
+    fn redaction_hides_only_the_password() {
+        assert_eq!(
+            redact_url("amqp://guest:s3cret@10.0.0.2:5672/%2f"),
+            "amqp://guest:***@10.0.0.2:5672/%2f"
+        );
+        assert_eq!(redact_url("amqp://10.0.0.2:5672/%2f"), "amqp://10.0.0.2:5672/%2f");
+        assert_eq!(redact_url("amqp://u:p@h/a@b"), "amqp://u:***@h/a@b");
+    }
 }

@@ -110,12 +110,8 @@ pub async fn run_with_printer(
         "Court simulator starting."
     );
 
-    let connection = Connection::connect(
-        &config.amqp_url,
-        ConnectionProperties::default().with_connection_name(publisher::APP_ID.into()),
-    )
-    .await
-    .context("court simulator: cannot connect to RabbitMQ")?;
+    let nodes = config.nodes();
+    let connection = connect_first(&nodes).await?;
 
     let check = connection.create_channel().await?;
     check
@@ -153,7 +149,7 @@ pub async fn run_with_printer(
     let printer: statuses::Printer = Arc::new(printer);
     let on_connect = consumers_on_connect(tracked_queues, tracker.clone(), printer, progress.clone());
     let link = Arc::new(
-        Link::open(&config.amqp_url, publisher::APP_ID, on_connect)
+        Link::open(nodes, publisher::APP_ID, on_connect)
             .await
             .context("court simulator: cannot connect to RabbitMQ")?,
     );
@@ -286,6 +282,24 @@ fn run_tag() -> String {
     }
     tag.reverse();
     String::from_utf8(tag).unwrap_or_default()
+}
+
+/// A connection to the first of `nodes` that accepts, for the checks
+/// before the run; each node that does not is logged (without password).
+async fn connect_first(nodes: &[String]) -> anyhow::Result<Connection> {
+    let mut last_error = None;
+    for url in nodes {
+        let properties = ConnectionProperties::default().with_connection_name(publisher::APP_ID.into());
+        match Connection::connect(url, properties).await {
+            Ok(connection) => return Ok(connection),
+            Err(error) => {
+                warn!(node = %link::redact_url(url), %error, "Cannot connect to this RabbitMQ node; trying the next one.");
+                last_error = Some(anyhow::Error::from(error));
+            }
+        }
+    }
+    let error = last_error.unwrap_or_else(|| anyhow::anyhow!("no RabbitMQ node configured"));
+    Err(error.context("court simulator: cannot connect to RabbitMQ"))
 }
 
 /// Starts a status consumer on each of `queues` on a new connection.
