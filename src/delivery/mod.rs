@@ -156,6 +156,18 @@ enum Ended {
     },
 }
 
+/// How a claim round went, which decides how long the scheduler may sleep.
+enum Round {
+    /// No partner had room (or every one's circuit is open): a result or a
+    /// wake-up comes first.
+    NoRoom,
+    /// The claim took all it asked for: more may be due at once.
+    Full,
+    /// It took less than it asked for: nothing more is due before
+    /// [`Store::next_due_at`].
+    Drained,
+}
+
 /// What the recorder tells the scheduler: these deliveries are finished
 /// with, so their partners have room again.
 type Freed = Vec<i64>;
@@ -219,14 +231,15 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
             let woken = self.wake.notified();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let mut full = false;
-            if !stop.is_cancelled() {
-                full = self.claim_round(&mut in_flight, &ended_tx).await;
-            }
-            let next = if full {
-                Duration::ZERO
-            } else {
-                self.until_next_due().await
+            let round = match stop.is_cancelled() {
+                true => Round::NoRoom,
+                false => self.claim_round(&mut in_flight, &ended_tx).await,
+            };
+            let next = match round {
+                Round::Full => Duration::ZERO,
+                // A result will free room; the idle check covers circuits.
+                Round::NoRoom => IDLE_CHECK,
+                Round::Drained => self.until_next_due().await,
             };
             tokio::select! {
                 Some(freed) = freed_rx.recv() => {
@@ -257,21 +270,23 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
     }
 
     /// Claims what the partners have room for and starts each job in a
-    /// task of its own. Returns whether the claim came back full (more
-    /// work may be due at once).
-    async fn claim_round(&self, in_flight: &mut InFlight, ended: &mpsc::UnboundedSender<Ended>) -> bool {
+    /// task of its own.
+    async fn claim_round(&self, in_flight: &mut InFlight, ended: &mpsc::UnboundedSender<Ended>) -> Round {
         let room_left = self.concurrency.max(1).saturating_sub(in_flight.len());
         let Some(request) = self.claim_request(in_flight, room_left) else {
-            return false;
+            return Round::NoRoom;
         };
         let jobs = match self.store.claim_deliveries(&request).await {
             Ok(jobs) => jobs,
             Err(e) => {
                 tracing::warn!(partner = %self.adapter.partner(), error = %e, "Could not claim deliveries; will try again.");
-                return false;
+                return Round::Drained;
             }
         };
-        let full = jobs.len() as u32 >= request.limit;
+        let round = match jobs.len() as u32 >= request.limit {
+            true => Round::Full,
+            false => Round::Drained,
+        };
         let deadline = Instant::now() + self.lease.duration.mul_f32(0.8);
         for job in jobs {
             in_flight.add(&job);
@@ -293,7 +308,7 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
                 let _ = ended.send(outcome);
             });
         }
-        full
+        round
     }
 
     /// What to claim now: `None` when no partner has room.
@@ -339,8 +354,8 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
         })
     }
 
-    /// How long until a delivery falls due or a lease ends, at most
-    /// [`IDLE_CHECK`].
+    /// How long until a delivery falls due (a retry), at most
+    /// [`IDLE_CHECK`], which also covers leases other brokers let run out.
     async fn until_next_due(&self) -> Duration {
         let partners = match self.adapter.serves() {
             Serves::One(partner) => PartnerSet::One(partner),

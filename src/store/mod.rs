@@ -578,9 +578,9 @@ pub trait Store: Send + Sync + 'static {
     /// deliveries at once (a broker shutting down). Returns how many.
     async fn release_leases(&self, owner: &str) -> StoreResult<u64>;
 
-    /// When the next delivery for `partners` falls due, or its lease ends:
-    /// the earliest time at which a claim could find new work that is not
-    /// due now. `None` when no delivery is pending.
+    /// When the next delivery for `partners` that is not due now falls due
+    /// (a retry's time). `None` when there is none. Leases that run out are
+    /// not counted: a scheduler looks again every few seconds anyway.
     async fn next_due_at(&self, partners: &PartnerSet, now: DateTime<Utc>) -> StoreResult<Option<DateTime<Utc>>>;
 
     /// Takes or keeps the lead of background `task` for `owner` until

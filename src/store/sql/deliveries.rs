@@ -227,8 +227,8 @@ pub(super) async fn release(conn: &mut AnyConnection, owner: &str) -> StoreResul
     Ok(released)
 }
 
-/// The earliest future time at which a delivery of `partners` falls due or
-/// its lease ends.
+/// The earliest future time at which a delivery of `partners` falls due
+/// (an index range on `deliveries_pending_due`).
 pub(super) async fn next_due_at(
     conn: &mut AnyConnection,
     partners: &PartnerSet,
@@ -238,10 +238,8 @@ pub(super) async fn next_due_at(
     let which = partner_clause(partners, &mut params);
     let now = params.push(Value::Int(to_ms(now)));
     let sql = format!(
-        "SELECT MIN(CASE WHEN d.lease_until IS NOT NULL AND d.lease_until > d.next_attempt_at \
-                         THEN d.lease_until ELSE d.next_attempt_at END) AS at \
-         FROM deliveries d WHERE {which} AND d.state = 'PENDING' \
-           AND (d.next_attempt_at > {now} OR d.lease_until > {now})"
+        "SELECT MIN(d.next_attempt_at) AS at FROM deliveries d \
+         WHERE {which} AND d.state = 'PENDING' AND d.next_attempt_at > {now}"
     );
     let row = params.bind(&sql).fetch_one(&mut *conn).await?;
     row.try_get::<Option<i64>, _>("at")?.map(from_ms).transpose()

@@ -155,7 +155,8 @@ pub(super) async fn a_claim_respects_each_partners_room(store: SqlStore) {
 }
 
 /// Proves a broker's release makes its deliveries claimable at once, and
-/// a renewal keeps them its own past the first lease's end.
+/// a renewal keeps them its own past the first lease's end; `next_due_at`
+/// gives a waiting retry's time and nothing for leases.
 pub(super) async fn released_leases_are_claimable_at_once_and_renewed_ones_are_kept(store: SqlStore) {
     let s: &dyn Store = &store;
     s.intake(vec![
@@ -204,10 +205,26 @@ pub(super) async fn released_leases_are_claimable_at_once_and_renewed_ones_are_k
         again.iter().map(|j| j.order_number.as_str()).collect::<Vec<_>>(),
         ["24REL"]
     );
-    let next = s.next_due_at(&clets_set(), now).await.unwrap();
-    assert!(
-        next.is_some(),
-        "a leased delivery has a time at which it may be claimed again"
+    assert_eq!(
+        s.next_due_at(&clets_set(), now).await.unwrap(),
+        None,
+        "no retry is waiting"
+    );
+    let retry_at = DateTime::from_timestamp_millis((now + chrono::Duration::minutes(5)).timestamp_millis()).unwrap();
+    let retry = DeliveryResult {
+        delivery_id: again[0].id,
+        lease_token: again[0].lease_token,
+        attempt: attempt(),
+        outcome: DeliveryOutcome::Retry {
+            next_attempt_at: retry_at,
+            reason: "BSY".into(),
+        },
+    };
+    s.record_deliveries(vec![retry]).await.unwrap();
+    assert_eq!(
+        s.next_due_at(&clets_set(), now).await.unwrap(),
+        Some(retry_at),
+        "the retry's time"
     );
 }
 
