@@ -894,3 +894,125 @@ async fn killed_broker_lanes_are_taken_over() {
     })
     .await;
 }
+
+/// Proves ICD §12's fencing for a frozen broker: two brokers with 3 s
+/// leases, CLETS answering in 1 s. Broker A is frozen with SIGSTOP while
+/// it has CLETS attempts in flight, stays frozen until broker B has taken
+/// every lane A held (A's leases ran out; a transaction A was in is ended
+/// by PostgreSQL after 5 s idle), and is then resumed. The results
+/// A brings back late are refused by the fencing token (kept as `STALE`
+/// attempts, nothing else changed), every delivery A held ends `ACCEPTED`
+/// once, and the partners see no more duplicates than there were claims of
+/// lanes taken over (a delivery's token past 1: a resend under the same key
+/// is allowed only there); the run ends clean:
+/// every message PARTNER_ACCEPTED, nothing applied twice or out of sequence.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frozen_brokers_late_results_are_fenced_off() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    in_fresh_schema(|store_url| async move {
+        let mut cluster = Cluster::new(
+            &store_url,
+            Settings {
+                lease_secs: Some(3),
+                clets_connections: 8,
+            },
+        )
+        .await;
+        cluster.start_brokers(2).await;
+        cluster.clets_faults(serde_json::json!({"latency_ms": 1000})).await;
+        let mut db = Db::connect(&store_url).await;
+        let court = cluster.start_load(5, 90);
+
+        // Mid-flow: A has CLETS attempts in flight (claimed, and sent: the
+        // simulator answers only after 1 s).
+        let a = cluster.brokers[0].owner_pattern();
+        let waiting = Instant::now();
+        loop {
+            if !db.live_leases(&a, "CLETS").await.is_empty() {
+                break;
+            }
+            assert!(
+                waiting.elapsed() < Duration::from_secs(30),
+                "broker A held no CLETS lease within 30 s\n{}",
+                cluster.log_tails()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Everything A holds at the freeze, at every partner.
+        let held = db.live_leases(&a, "%").await;
+        cluster.brokers[0].signal("STOP");
+        let stopped = Instant::now();
+        // Frozen past its leases: B takes every lane A held.
+        loop {
+            let mut all_taken = true;
+            for d in &held {
+                let state = db.state(d.id).await;
+                let owner: Option<String> = sqlx::query("SELECT lease_owner FROM deliveries WHERE id = $1")
+                    .bind(d.id)
+                    .fetch_one(&mut db.0)
+                    .await
+                    .unwrap()
+                    .get("lease_owner");
+                let still_a = owner.is_some_and(|o| o.contains(&format!(":{}:", cluster.brokers[0].pid())));
+                if state == "PENDING" && still_a {
+                    all_taken = false;
+                }
+            }
+            if all_taken {
+                break;
+            }
+            assert!(
+                stopped.elapsed() < Duration::from_secs(60),
+                "B did not take A's lanes within 60 s of A freezing\n{}",
+                cluster.log_tails()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let frozen_for = stopped.elapsed();
+        cluster.brokers[0].signal("CONT");
+
+        let report = court.await.unwrap().expect("court simulator");
+        let duplicates = cluster.check_outcome(&report).await;
+        // Let A record what it brought back after it woke.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let mut stale = 0;
+        for d in &held {
+            assert_eq!(db.state(d.id).await, "ACCEPTED", "{d:?}, held by the frozen broker");
+            let attempts = db.attempts(d.id).await;
+            stale += attempts.iter().filter(|(_, o)| o == "STALE").count();
+            let accepted = attempts.iter().filter(|(_, o)| o == "ACCEPTED").count();
+            assert_eq!(accepted, 1, "{d:?} accepted once under the current token: {attempts:?}");
+        }
+        let total: u64 = duplicates.values().sum();
+        println!(
+            "broker A frozen {:.1} s holding {} leases; {stale} late results fenced off; duplicates {duplicates:?}",
+            frozen_for.as_secs_f64(),
+            held.len()
+        );
+        assert!(
+            stale >= 1,
+            "none of A's late results came back as STALE\n{}",
+            cluster.log_tails()
+        );
+        // Every claim after a delivery's first (its token past 1) is a lane
+        // taken over, the only place a resend under the same key may come
+        // from; everything else reaches its partner once.
+        let taken_over: i64 = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(lease_token - 1), 0) AS BIGINT) AS n FROM deliveries WHERE lease_token > 1",
+        )
+        .fetch_one(&mut db.0)
+        .await
+        .unwrap()
+        .get("n");
+        println!("claims of lanes taken over: {taken_over}");
+        assert!(
+            total <= taken_over as u64,
+            "{total} duplicate requests, more than the {taken_over} claims of lanes taken over: {duplicates:?}"
+        );
+        cluster.stop_brokers().await;
+        cluster.assert_no_deadlock();
+        cluster.delete_queues().await;
+    })
+    .await;
+}

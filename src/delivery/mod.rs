@@ -68,10 +68,12 @@ pub mod retry;
 mod testing;
 
 use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use futures::FutureExt;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -156,6 +158,15 @@ enum Ended {
     },
 }
 
+impl Ended {
+    fn delivery_id(&self) -> i64 {
+        match self {
+            Ended::Result(r) => r.delivery_id,
+            Ended::NotSent { delivery_id, .. } => *delivery_id,
+        }
+    }
+}
+
 /// How a claim round went, which decides how long the scheduler may sleep.
 enum Round {
     /// No partner had room (or every one's circuit is open): a result or a
@@ -168,9 +179,9 @@ enum Round {
     Drained,
 }
 
-/// What the recorder tells the scheduler: these deliveries are finished
-/// with, so their partners have room again.
-type Freed = Vec<i64>;
+/// What the recorder tells the scheduler: these deliveries (id, fencing
+/// token) are finished with, so their partners have room again.
+type Freed = Vec<(i64, i64)>;
 
 /// The deliveries this loop has in flight.
 #[derive(Default)]
@@ -181,12 +192,22 @@ struct InFlight {
 }
 
 impl InFlight {
+    /// Counts a claimed job. A delivery this loop claimed again (its
+    /// earlier lease ran out while the store was unreachable) replaces its
+    /// entry and is counted once.
     fn add(&mut self, job: &DeliveryJob) {
-        self.jobs.insert(job.id, (job.partner.clone(), job.lease_token));
-        *self.per_partner.entry(job.partner.clone()).or_default() += 1;
+        let earlier = self.jobs.insert(job.id, (job.partner.clone(), job.lease_token));
+        if earlier.is_none() {
+            *self.per_partner.entry(job.partner.clone()).or_default() += 1;
+        }
     }
 
-    fn remove(&mut self, id: i64) {
+    /// Frees the job claimed under `token`; an older claim's end frees
+    /// nothing.
+    fn remove(&mut self, id: i64, token: i64) {
+        if self.jobs.get(&id).is_none_or(|(_, t)| *t != token) {
+            return;
+        }
         if let Some((partner, _)) = self.jobs.remove(&id)
             && let Some(n) = self.per_partner.get_mut(&partner)
         {
@@ -243,12 +264,12 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
             };
             tokio::select! {
                 Some(freed) = freed_rx.recv() => {
-                    for id in freed {
-                        in_flight.remove(id);
+                    for (id, token) in freed {
+                        in_flight.remove(id, token);
                     }
                     while let Ok(more) = freed_rx.try_recv() {
-                        for id in more {
-                            in_flight.remove(id);
+                        for (id, token) in more {
+                            in_flight.remove(id, token);
                         }
                     }
                 }
@@ -276,6 +297,9 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
         let Some(request) = self.claim_request(in_flight, room_left) else {
             return Round::NoRoom;
         };
+        // The lease runs from before the claim, so a claim that waited for
+        // the store leaves its jobs less time, never more.
+        let deadline = Instant::now() + self.lease.duration.mul_f32(0.8);
         let jobs = match self.store.claim_deliveries(&request).await {
             Ok(jobs) => jobs,
             Err(e) => {
@@ -287,23 +311,35 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
             true => Round::Full,
             false => Round::Drained,
         };
-        let deadline = Instant::now() + self.lease.duration.mul_f32(0.8);
         for job in jobs {
             in_flight.add(&job);
             let adapter = self.adapter.clone();
             let circuits = self.circuits.clone();
             let ended = ended.clone();
             tokio::spawn(async move {
+                let not_sent = Ended::NotSent {
+                    delivery_id: job.id,
+                    lease_token: job.lease_token,
+                    partner: job.partner.clone(),
+                };
                 let outcome = if Instant::now() >= deadline || !circuits.allow(&job.partner, Instant::now()) {
-                    Ended::NotSent {
-                        delivery_id: job.id,
-                        lease_token: job.lease_token,
-                        partner: job.partner.clone(),
-                    }
+                    not_sent
                 } else {
-                    let result = adapter.attempt(job).await;
-                    crate::failpoint::hit(crate::failpoint::AFTER_PARTNER_SEND);
-                    Ended::Result(result)
+                    // A panic in an adapter must not keep the lane's slot
+                    // and lease for good.
+                    match AssertUnwindSafe(adapter.attempt(job)).catch_unwind().await {
+                        Ok(result) => {
+                            crate::failpoint::hit(crate::failpoint::AFTER_PARTNER_SEND);
+                            Ended::Result(result)
+                        }
+                        Err(_) => {
+                            tracing::error!(
+                                delivery_id = not_sent.delivery_id(),
+                                "A partner attempt panicked; the delivery will be tried again."
+                            );
+                            not_sent
+                        }
+                    }
                 };
                 let _ = ended.send(outcome);
             });
@@ -404,7 +440,7 @@ async fn record_loop(
         for e in batch.drain(..) {
             match e {
                 Ended::Result(r) => {
-                    ids.push(r.delivery_id);
+                    ids.push((r.delivery_id, r.lease_token));
                     results.push(r);
                 }
                 Ended::NotSent {
@@ -413,7 +449,7 @@ async fn record_loop(
                     partner,
                 } => {
                     tracing::debug!(delivery_id, partner = %partner, "Claimed delivery not sent.");
-                    ids.push(delivery_id);
+                    ids.push((delivery_id, lease_token));
                     unsent.push((delivery_id, lease_token));
                 }
             }
@@ -449,6 +485,20 @@ async fn record(store: &dyn Store, relay: &Relay, results: Vec<DeliveryResult>) 
                         tracing::warn!(error = %e, "Partner statuses not confirmed yet; the outbox sweep will resend them.");
                     }
                 });
+                return;
+            }
+            // A result the store refuses for its own data must not hold up
+            // the others: record them one by one, and give up on the bad one.
+            Err(e) if !e.is_outage() && results.len() > 1 => {
+                tracing::warn!(error = %e, results = results.len(), "A batch of partner results was refused; recording them one by one.");
+                for one in results {
+                    Box::pin(record(store, relay, vec![one])).await;
+                }
+                return;
+            }
+            Err(e) if !e.is_outage() => {
+                metrics::counter!("porter_delivery_results_unrecordable_total").increment(1);
+                tracing::error!(error = %e, delivery_id = results[0].delivery_id, "A partner result cannot be recorded; the delivery will be attempted again.");
                 return;
             }
             Err(e) if started.elapsed() >= RECORD_PATIENCE => {

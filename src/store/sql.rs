@@ -134,7 +134,14 @@ impl Backend {
                 "PRAGMA busy_timeout=10000",
                 "PRAGMA foreign_keys=ON",
             ],
-            Backend::Postgres => &["SET synchronous_commit = on"],
+            // A broker frozen (SIGSTOP, a stalled VM) inside a transaction
+            // would hold the writer lock and its rows for every other broker;
+            // PostgreSQL ends such a session after 5 s idle in its
+            // transaction, which no live broker comes near.
+            Backend::Postgres => &[
+                "SET synchronous_commit = on",
+                "SET idle_in_transaction_session_timeout = '5s'",
+            ],
         }
     }
 
@@ -338,10 +345,22 @@ impl Store for SqlStore {
         if held.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.begin_write().await?;
-        let lost = deliveries::renew(tx.conn(), owner, held, until).await?;
-        tx.commit().await?;
-        Ok(lost)
+        match self.backend {
+            Backend::Sqlite => {
+                let mut tx = self.begin_write().await?;
+                let lost = deliveries::renew(tx.conn(), owner, held, until).await?;
+                tx.commit().await?;
+                Ok(lost)
+            }
+            // Not behind the writer lock: a renewal must not wait for a long
+            // write (or a frozen broker's open transaction), or leases would
+            // run out under attempts still in flight. Each row is its own
+            // statement, so it never holds one row while waiting for another.
+            Backend::Postgres => {
+                let mut conn = self.pool.acquire().await?;
+                deliveries::renew(&mut conn, owner, held, until).await
+            }
+        }
     }
 
     async fn release_leases(&self, owner: &str) -> StoreResult<u64> {
@@ -390,7 +409,7 @@ impl Store for SqlStore {
         let mut tx = self.begin_write().await?;
         let mut produced = Produced::default();
         for result in results {
-            deliveries::record_one(tx.conn(), result, &mut produced).await?;
+            deliveries::record_one(tx.conn(), self.backend, result, &mut produced).await?;
         }
         tx.commit().await?;
         Ok(produced)

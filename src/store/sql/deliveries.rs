@@ -181,7 +181,22 @@ async fn jobs_by_id(conn: &mut AnyConnection, ids: &[i64]) -> StoreResult<Vec<De
         );
         let rows = params.bind(&sql).fetch_all(&mut *conn).await?;
         for row in &rows {
-            jobs.push(job_from_row(row)?);
+            // One delivery whose stored data cannot make a job must not stop
+            // its partner's other lanes: it is left out (its lease runs out)
+            // and said so.
+            match job_from_row(row) {
+                Ok(job) => jobs.push(job),
+                Err(e) => {
+                    // The error may quote stored content: only its kind is logged.
+                    let id: Option<i64> = row.try_get("id").ok();
+                    let kind = match e {
+                        StoreError::Corrupt(_) => "corrupt stored value",
+                        _ => "database error",
+                    };
+                    metrics::counter!("porter_delivery_jobs_unreadable_total").increment(1);
+                    tracing::error!(delivery_id = ?id, kind, "A claimed delivery cannot be read; left out.");
+                }
+            }
         }
     }
     Ok(jobs)
@@ -196,14 +211,18 @@ pub(super) async fn renew(
 ) -> StoreResult<Vec<i64>> {
     let mut lost = Vec::new();
     for &(id, token) in held {
+        // Only a live lease is renewed: one ended early (set to end now)
+        // stays ended.
         let renewed = sqlx::query(
             "UPDATE deliveries SET lease_until = $4 \
-             WHERE id = $1 AND lease_token = $2 AND lease_owner = $3 AND state = 'PENDING'",
+             WHERE id = $1 AND lease_token = $2 AND lease_owner = $3 AND state = 'PENDING' \
+               AND lease_until > $5",
         )
         .bind(id)
         .bind(token)
         .bind(owner.to_string())
         .bind(to_ms(until))
+        .bind(now_ms())
         .execute(&mut *conn)
         .await?
         .rows_affected();
@@ -294,6 +313,7 @@ fn job_from_row(row: &sqlx::any::AnyRow) -> StoreResult<DeliveryJob> {
 /// status.
 pub(super) async fn record_one(
     conn: &mut AnyConnection,
+    backend: Backend,
     result: DeliveryResult,
     produced: &mut Produced,
 ) -> StoreResult<()> {
@@ -303,14 +323,19 @@ pub(super) async fn record_one(
         attempt,
         outcome,
     } = result;
-    let row = sqlx::query(
+    // On PostgreSQL the row is locked until the record commits, so a claim
+    // (which skips locked rows) cannot take it between this check of the
+    // token and the outcome's update.
+    let lock = match backend {
+        Backend::Postgres => " FOR UPDATE OF d",
+        Backend::Sqlite => "",
+    };
+    let sql = format!(
         "SELECT d.inbound_id, d.partner, d.state, d.attempts, d.court_ori, d.order_number, \
                 d.sequence, d.lease_token, i.message_id, i.action \
-         FROM deliveries d JOIN inbound_messages i ON i.id = d.inbound_id WHERE d.id = $1",
-    )
-    .bind(delivery_id)
-    .fetch_optional(&mut *conn)
-    .await?;
+         FROM deliveries d JOIN inbound_messages i ON i.id = d.inbound_id WHERE d.id = $1{lock}"
+    );
+    let row = sqlx::query(&sql).bind(delivery_id).fetch_optional(&mut *conn).await?;
     let Some(row) = row else {
         tracing::warn!(delivery_id, "Delivery result for an unknown delivery; ignored.");
         return Ok(());
