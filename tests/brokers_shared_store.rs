@@ -306,6 +306,28 @@ impl Cluster {
         out
     }
 
+    /// Ends a test: stops the brokers (each must exit 0), checks their
+    /// logs for deadlocks and deletes the courts' queues.
+    async fn finish(&mut self) {
+        self.stop_brokers().await;
+        self.assert_no_deadlock();
+        self.delete_queues().await;
+    }
+
+    /// Waits (up to 30 s) until the broker whose owner pattern is `owner`
+    /// holds a live CLETS lease: it has CLETS attempts in flight.
+    async fn wait_for_clets_lease(&self, db: &mut Db, owner: &str) {
+        let waiting = Instant::now();
+        while db.live_leases(owner, "CLETS").await.is_empty() {
+            assert!(
+                waiting.elapsed() < Duration::from_secs(30),
+                "the broker held no CLETS lease within 30 s\n{}",
+                self.log_tails()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Deletes the test courts' queues.
     async fn delete_queues(&self) {
         let Ok(conn) = AmqpConnection::connect(&amqp_url(), ConnectionProperties::default()).await else {
@@ -644,9 +666,7 @@ async fn three_brokers_no_failure_send_no_duplicate() {
         for (name, n) in &duplicates {
             assert_eq!(*n, 0, "{name} received {n} requests twice without any failure");
         }
-        cluster.stop_brokers().await;
-        cluster.assert_no_deadlock();
-        cluster.delete_queues().await;
+        cluster.finish().await;
     })
     .await;
 }
@@ -679,19 +699,7 @@ async fn sigterm_hands_leases_over() {
 
         // Mid-flow: A has CLETS attempts in flight.
         let a = cluster.brokers[0].owner_pattern();
-        let waiting = Instant::now();
-        loop {
-            let held = db.live_leases(&a, "CLETS").await;
-            if !held.is_empty() {
-                break;
-            }
-            assert!(
-                waiting.elapsed() < Duration::from_secs(30),
-                "broker A held no CLETS lease within 30 s\n{}",
-                cluster.log_tails()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        cluster.wait_for_clets_lease(&mut db, &a).await;
         // Let every claimed attempt start before the signal.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let held = db.live_leases(&a, "%").await;
@@ -777,9 +785,7 @@ async fn sigterm_hands_leases_over() {
                 cluster.log_tails()
             );
         }
-        cluster.stop_brokers().await;
-        cluster.assert_no_deadlock();
-        cluster.delete_queues().await;
+        cluster.finish().await;
     })
     .await;
 }
@@ -888,9 +894,7 @@ async fn killed_broker_lanes_are_taken_over() {
             "the other brokers finished {:.1} s after the kill",
             finished.as_secs_f64()
         );
-        cluster.stop_brokers().await;
-        cluster.assert_no_deadlock();
-        cluster.delete_queues().await;
+        cluster.finish().await;
     })
     .await;
 }
@@ -926,18 +930,7 @@ async fn frozen_brokers_late_results_are_fenced_off() {
         // Mid-flow: A has CLETS attempts in flight (claimed, and sent: the
         // simulator answers only after 1 s).
         let a = cluster.brokers[0].owner_pattern();
-        let waiting = Instant::now();
-        loop {
-            if !db.live_leases(&a, "CLETS").await.is_empty() {
-                break;
-            }
-            assert!(
-                waiting.elapsed() < Duration::from_secs(30),
-                "broker A held no CLETS lease within 30 s\n{}",
-                cluster.log_tails()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        cluster.wait_for_clets_lease(&mut db, &a).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         // Everything A holds at the freeze, at every partner.
         let held = db.live_leases(&a, "%").await;
@@ -1010,9 +1003,7 @@ async fn frozen_brokers_late_results_are_fenced_off() {
             total <= taken_over as u64,
             "{total} duplicate requests, more than the {taken_over} claims of lanes taken over: {duplicates:?}"
         );
-        cluster.stop_brokers().await;
-        cluster.assert_no_deadlock();
-        cluster.delete_queues().await;
+        cluster.finish().await;
     })
     .await;
 }
