@@ -285,7 +285,10 @@ async fn court_user_is_confined_to_its_court() {
         // The publish is asynchronous: the refusal closes the channel, and
         // lapin may settle the confirm before or after it sees the close.
         Ok(confirm) => {
-            assert!(!matches!(confirm, Confirmation::Ack(None)), "refused publish confirmed: {confirm:?}");
+            assert!(
+                !matches!(confirm, Confirmation::Ack(None)),
+                "refused publish confirmed: {confirm:?}"
+            );
             let after = topic
                 .basic_get(format!("por.responses.{A}").as_str().into(), BasicGetOptions::default())
                 .await
@@ -295,12 +298,17 @@ async fn court_user_is_confined_to_its_court() {
         }
     }
     // Whichever way lapin reported it, nothing reached the other court.
-    let admin = Connection::connect(&node.url, ConnectionProperties::default()).await.unwrap();
+    let admin = Connection::connect(&node.url, ConnectionProperties::default())
+        .await
+        .unwrap();
     let peek = admin.create_channel().await.unwrap();
     let b_queue = peek
         .queue_declare(
             format!("por.inbound.{B}").as_str().into(),
-            QueueDeclareOptions { passive: true, ..Default::default() },
+            QueueDeclareOptions {
+                passive: true,
+                ..Default::default()
+            },
             FieldTable::default(),
         )
         .await
