@@ -80,12 +80,16 @@ CREATE TABLE deliveries (
     lease_owner      TEXT,                       -- the broker whose attempt is in flight (NULL: none)
     lease_until      INTEGER,                    -- that broker's claim ends then; after it, another broker may take the delivery
     lease_token      INTEGER NOT NULL DEFAULT 0, -- fencing token: one more at every claim; only a result under the current token is recorded
+    in_turn          INTEGER NOT NULL DEFAULT 0, -- 1 once every earlier delivery of its lane (order and partner) is ACCEPTED or DISCARDED: its turn has come
     created_at       INTEGER NOT NULL,
     updated_at       INTEGER NOT NULL
 );
 CREATE UNIQUE INDEX deliveries_inbound_partner ON deliveries (inbound_id, partner);
--- Due deliveries, oldest first, and by due time.
-CREATE INDEX deliveries_pending_created ON deliveries (partner, created_at) WHERE state = 'PENDING';
+-- What a claim reads: pending deliveries whose turn has come, oldest first,
+-- per partner and over all LEA agencies; and pending deliveries by due time.
+CREATE INDEX deliveries_claimable ON deliveries (partner, created_at, id) WHERE state = 'PENDING' AND in_turn = 1;
+CREATE INDEX deliveries_claimable_lea ON deliveries (created_at, id)
+    WHERE state = 'PENDING' AND in_turn = 1 AND partner LIKE 'LEA:%';
 CREATE INDEX deliveries_pending_due ON deliveries (partner, next_attempt_at) WHERE state = 'PENDING';
 -- Earlier sequences of the same order and partner.
 CREATE INDEX deliveries_order ON deliveries (court_ori, order_number, partner, sequence);

@@ -40,7 +40,9 @@ pub struct BrokerProcess {
 
 impl BrokerProcess {
     /// Starts `exe broker --config config` listening on `http_port`, its
-    /// standard error in `log` (`RUST_LOG=warn`).
+    /// standard error in `log` at `RUST_LOG=warn`, or at the filter in
+    /// `PORTER_BENCH_BROKER_LOG` (say `warn,sqlx::query=debug` to see
+    /// every statement and its time).
     pub fn spawn(exe: &Path, config: &Path, http_port: u16, log: PathBuf) -> anyhow::Result<BrokerProcess> {
         let file = std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let listen = format!("127.0.0.1:{http_port}");
@@ -51,7 +53,10 @@ impl BrokerProcess {
             .env("PORTER_HTTP_LISTEN", &listen)
             .env_remove("PORTER_STORE_URL")
             .env_remove("PORTER_AMQP_URL")
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("PORTER_BENCH_BROKER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(file))

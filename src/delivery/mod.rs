@@ -11,27 +11,35 @@
 //! One [`DeliveryLoop`] per partner kind (CLETS, DOJ, all LEA agencies)
 //! schedules its lanes:
 //! 1. **Claim.** It asks the store for due deliveries
-//!    ([`Store::claim_deliveries`]) with the room each partner has left:
-//!    `concurrency` per partner (per agency for LEA) minus what it already
-//!    has in flight, and none for a partner whose circuit is open. The
-//!    store leases each claimed delivery to this broker for `lease` under a
-//!    new fencing token. A slow or failing partner fills only its own room,
-//!    so it takes nothing from other partners' or agencies' lanes.
+//!    ([`Store::claim_deliveries`]) up to what each partner may hold:
+//!    [`HOLD_FACTOR`] times its room (`concurrency` per partner, per agency
+//!    for LEA) minus the attempts it has not finished yet, and none for a
+//!    partner whose circuit is open. The store leases each claimed delivery
+//!    to this broker for `lease` under a new fencing token. A claim reads
+//!    only deliveries whose turn has come (`in_turn`, an index range), so
+//!    its cost does not grow with the backlog.
 //! 2. **Attempt.** Each claimed job runs in a task of its own, so store
-//!    work never stops the polling of requests already in flight. A job
-//!    whose lease ran out before it could start (the broker was frozen) is
-//!    not sent.
-//! 3. **Record.** A recorder task takes results as they come, records all
-//!    that are ready in one transaction ([`Store::record_deliveries`];
-//!    only under the current fencing token), hands statuses and dead
-//!    letters to the [`Relay`], and frees the partners' room; the freed
-//!    room wakes the scheduler, which claims the lane's next sequence.
-//! 4. **Wait.** The scheduler sleeps until the first of: a result recorded,
+//!    work never stops the polling of requests already in flight. The task
+//!    first waits for its partner's room (a semaphore per partner, and one
+//!    for the loop), so a slow or failing partner fills only its own room
+//!    and takes nothing from other partners' or agencies' lanes, while the
+//!    extra claimed jobs are at hand the moment a request ends. A job whose
+//!    lease ran out before it could start (the broker was frozen, or the
+//!    partner was slow) is not sent.
+//! 3. **Record.** The room is free again as soon as the attempt ends. A
+//!    recorder task takes results as they come, records all that are ready
+//!    in one store call ([`Store::record_deliveries`]; only under the
+//!    current fencing token), and hands statuses and dead letters to the
+//!    [`Relay`]. The record passes the lane's turn to its next sequence.
+//! 4. **Wait.** The scheduler sleeps until the first of: an attempt ended,
 //!    new work committed (`wake`: the waiter is registered *before* the
 //!    claim, so a wake-up during the claim is not lost), the next delivery
 //!    due or lease ending ([`Store::next_due_at`]), or [`IDLE_CHECK`] for
 //!    work committed by another broker. There is no polling delay on the
 //!    hot path.
+//!
+//! The store commits the claims, records and intake batches that wait at
+//! the same moment in one transaction (group commit, `store::sql::group`).
 //!
 //! While attempts are in flight their leases are renewed every third of
 //! the lease. On shutdown the loop finishes and records what is in flight,
@@ -74,7 +82,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::FutureExt;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 
 use crate::model::PartnerId;
@@ -85,6 +93,12 @@ use circuit::{CircuitState, Circuits};
 /// The longest the scheduler sleeps without looking for work: work another
 /// broker committed wakes nobody here.
 pub const IDLE_CHECK: Duration = Duration::from_secs(2);
+
+/// How many deliveries a partner may hold claimed, per request it may have
+/// in flight: the extra ones wait, leased, for the partner's room, so that
+/// the partner has its next requests at hand while the results of the last
+/// ones are recorded and the next claim is made.
+pub const HOLD_FACTOR: usize = 4;
 
 /// The partners one delivery loop serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,50 +194,106 @@ enum Round {
 }
 
 /// What the recorder tells the scheduler: these deliveries (id, fencing
-/// token) are finished with, so their partners have room again.
+/// token) are recorded, so their leases need no more renewing.
 type Freed = Vec<(i64, i64)>;
 
-/// The deliveries this loop has in flight.
+/// The deliveries this loop holds: claimed and not yet recorded (their
+/// leases are renewed), and among them those whose attempt has not ended
+/// yet (waiting for their partner's room, or in flight), which count
+/// against what a partner may hold.
 #[derive(Default)]
 struct InFlight {
-    /// Delivery id → (partner, fencing token).
+    /// Delivery id → (partner, fencing token), until recorded.
     jobs: HashMap<i64, (PartnerId, i64)>,
-    per_partner: HashMap<PartnerId, usize>,
+    /// Attempts not ended yet, per partner.
+    active: HashMap<PartnerId, usize>,
+    active_total: usize,
 }
 
 impl InFlight {
     /// Counts a claimed job. A delivery this loop claimed again (its
     /// earlier lease ran out while the store was unreachable) replaces its
-    /// entry and is counted once.
+    /// entry; each claim's attempt counts until it ends.
     fn add(&mut self, job: &DeliveryJob) {
-        let earlier = self.jobs.insert(job.id, (job.partner.clone(), job.lease_token));
-        if earlier.is_none() {
-            *self.per_partner.entry(job.partner.clone()).or_default() += 1;
+        self.jobs.insert(job.id, (job.partner.clone(), job.lease_token));
+        *self.active.entry(job.partner.clone()).or_default() += 1;
+        self.active_total += 1;
+    }
+
+    /// An attempt for `partner` ended (sent or not). Returns the partner
+    /// when none of its attempts is left.
+    fn ended(&mut self, partner: &PartnerId) -> Option<PartnerId> {
+        self.active_total = self.active_total.saturating_sub(1);
+        let n = self.active.get_mut(partner)?;
+        *n = n.saturating_sub(1);
+        if *n > 0 {
+            return None;
+        }
+        self.active.remove(partner);
+        Some(partner.clone())
+    }
+
+    /// Forgets the job claimed under `token` once recorded; an older
+    /// claim's record forgets nothing.
+    fn recorded(&mut self, id: i64, token: i64) {
+        if self.jobs.get(&id).is_some_and(|(_, t)| *t == token) {
+            self.jobs.remove(&id);
         }
     }
 
-    /// Frees the job claimed under `token`; an older claim's end frees
-    /// nothing.
-    fn remove(&mut self, id: i64, token: i64) {
-        if self.jobs.get(&id).is_none_or(|(_, t)| *t != token) {
-            return;
-        }
-        if let Some((partner, _)) = self.jobs.remove(&id)
-            && let Some(n) = self.per_partner.get_mut(&partner)
-        {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.per_partner.remove(&partner);
-            }
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.jobs.len()
+    /// Whether the loop holds nothing at all.
+    fn is_empty(&self) -> bool {
+        self.jobs.is_empty() && self.active_total == 0
     }
 
     fn held(&self) -> Vec<(i64, i64)> {
         self.jobs.iter().map(|(id, (_, token))| (*id, *token)).collect()
+    }
+}
+
+/// Room at the partners: requests in flight at once, per partner (per
+/// agency for LEA) and over all the partners of the loop. A claimed job
+/// takes its partner's room and then the loop's for its attempt only.
+struct Room {
+    per_partner: usize,
+    partners: HashMap<PartnerId, Arc<Semaphore>>,
+    total: Arc<Semaphore>,
+}
+
+impl Room {
+    fn new(per_partner: usize, total: usize) -> Room {
+        Room {
+            per_partner: per_partner.max(1),
+            partners: HashMap::new(),
+            total: Arc::new(Semaphore::new(total.max(1))),
+        }
+    }
+
+    fn of(&mut self, partner: &PartnerId) -> Arc<Semaphore> {
+        self.partners
+            .entry(partner.clone())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_partner)))
+            .clone()
+    }
+
+    /// Forgets a partner the loop holds no job for (so no task holds its
+    /// room either).
+    fn forget(&mut self, partner: &PartnerId) {
+        self.partners.remove(partner);
+    }
+
+    /// Waits for room at `partner` and in the loop, until `deadline`.
+    async fn take(
+        partner: Arc<Semaphore>,
+        total: Arc<Semaphore>,
+        deadline: Instant,
+    ) -> Option<(tokio::sync::OwnedSemaphorePermit, tokio::sync::OwnedSemaphorePermit)> {
+        let both = async {
+            let one = partner.acquire_owned().await.ok()?;
+            let all = total.acquire_owned().await.ok()?;
+            Some((one, all))
+        };
+        tokio::time::timeout_at(deadline.into(), both).await.ok().flatten()
     }
 }
 
@@ -234,6 +304,7 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
         let partner = self.adapter.partner();
         let (ended_tx, ended_rx) = mpsc::unbounded_channel();
         let (freed_tx, mut freed_rx) = mpsc::unbounded_channel::<Freed>();
+        let (done_tx, mut done_rx) = mpsc::unbounded_channel::<PartnerId>();
         let recorder = tokio::spawn(record_loop(
             self.store.clone(),
             self.relay.clone(),
@@ -242,10 +313,11 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
             freed_tx,
         ));
         let mut in_flight = InFlight::default();
+        let mut room = Room::new(self.per_partner, self.concurrency);
         let mut renew = tokio::time::interval(self.lease.duration / 3);
         renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            if stop.is_cancelled() && in_flight.len() == 0 {
+            if stop.is_cancelled() && in_flight.is_empty() {
                 break;
             }
             // Registered before the claim: a wake-up from now on is kept.
@@ -254,7 +326,7 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
             woken.as_mut().enable();
             let round = match stop.is_cancelled() {
                 true => Round::NoRoom,
-                false => self.claim_round(&mut in_flight, &ended_tx).await,
+                false => self.claim_round(&mut in_flight, &mut room, &ended_tx, &done_tx).await,
             };
             let next = match round {
                 Round::Full => Duration::ZERO,
@@ -263,14 +335,18 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
                 Round::Drained => self.until_next_due().await,
             };
             tokio::select! {
-                Some(freed) = freed_rx.recv() => {
-                    for (id, token) in freed {
-                        in_flight.remove(id, token);
-                    }
-                    while let Ok(more) = freed_rx.try_recv() {
-                        for (id, token) in more {
-                            in_flight.remove(id, token);
+                Some(partner) = done_rx.recv() => {
+                    let more = std::iter::from_fn(|| done_rx.try_recv().ok());
+                    for partner in std::iter::once(partner).chain(more) {
+                        if let Some(idle) = in_flight.ended(&partner) {
+                            room.forget(&idle);
                         }
+                    }
+                }
+                Some(freed) = freed_rx.recv() => {
+                    let more = std::iter::from_fn(|| freed_rx.try_recv().ok());
+                    for (id, token) in std::iter::once(freed).chain(more).flatten() {
+                        in_flight.recorded(id, token);
                     }
                 }
                 () = &mut woken => {}
@@ -290,10 +366,21 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
         }
     }
 
-    /// Claims what the partners have room for and starts each job in a
-    /// task of its own.
-    async fn claim_round(&self, in_flight: &mut InFlight, ended: &mpsc::UnboundedSender<Ended>) -> Round {
-        let room_left = self.concurrency.max(1).saturating_sub(in_flight.len());
+    /// Claims what the partners may hold and starts each job in a task of
+    /// its own, which waits for its partner's room.
+    async fn claim_round(
+        &self,
+        in_flight: &mut InFlight,
+        room: &mut Room,
+        ended: &mpsc::UnboundedSender<Ended>,
+        done: &mpsc::UnboundedSender<PartnerId>,
+    ) -> Round {
+        // Attempts waiting or in flight are bounded by what the partners may
+        // hold; results not recorded yet, by a few times that.
+        let hold = HOLD_FACTOR * self.concurrency.max(1);
+        let room_left = hold
+            .saturating_sub(in_flight.active_total)
+            .min((4 * hold).saturating_sub(in_flight.jobs.len()));
         let Some(request) = self.claim_request(in_flight, room_left) else {
             return Round::NoRoom;
         };
@@ -316,31 +403,41 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
             let adapter = self.adapter.clone();
             let circuits = self.circuits.clone();
             let ended = ended.clone();
+            let done = done.clone();
+            let (partner_room, total_room) = (room.of(&job.partner), room.total.clone());
             tokio::spawn(async move {
+                let partner = job.partner.clone();
                 let not_sent = Ended::NotSent {
                     delivery_id: job.id,
                     lease_token: job.lease_token,
                     partner: job.partner.clone(),
                 };
-                let outcome = if Instant::now() >= deadline || !circuits.allow(&job.partner, Instant::now()) {
-                    not_sent
-                } else {
-                    // A panic in an adapter must not keep the lane's slot
-                    // and lease for good.
-                    match AssertUnwindSafe(adapter.attempt(job)).catch_unwind().await {
-                        Ok(result) => {
-                            crate::failpoint::hit(crate::failpoint::AFTER_PARTNER_SEND);
-                            Ended::Result(result)
+                // Held until the attempt ends: the partner's room is free
+                // again before the result is recorded.
+                let permits = Room::take(partner_room, total_room, deadline).await;
+                let outcome =
+                    if permits.is_none() || Instant::now() >= deadline || !circuits.allow(&job.partner, Instant::now())
+                    {
+                        not_sent
+                    } else {
+                        // A panic in an adapter must not keep the lane's slot
+                        // and lease for good.
+                        match AssertUnwindSafe(adapter.attempt(job)).catch_unwind().await {
+                            Ok(result) => {
+                                crate::failpoint::hit(crate::failpoint::AFTER_PARTNER_SEND);
+                                Ended::Result(result)
+                            }
+                            Err(_) => {
+                                tracing::error!(
+                                    delivery_id = not_sent.delivery_id(),
+                                    "A partner attempt panicked; the delivery will be tried again."
+                                );
+                                not_sent
+                            }
                         }
-                        Err(_) => {
-                            tracing::error!(
-                                delivery_id = not_sent.delivery_id(),
-                                "A partner attempt panicked; the delivery will be tried again."
-                            );
-                            not_sent
-                        }
-                    }
-                };
+                    };
+                drop(permits);
+                let _ = done.send(partner);
                 let _ = ended.send(outcome);
             });
         }
@@ -352,10 +449,11 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
         if room_left == 0 {
             return None;
         }
-        let per_partner = self.per_partner.max(1);
+        // What a partner may hold claimed, not what it may have in flight.
+        let per_partner = HOLD_FACTOR * self.per_partner.max(1);
         let now = Instant::now();
         let mut room: Vec<(PartnerId, u32)> = in_flight
-            .per_partner
+            .active
             .iter()
             .map(|(p, n)| (p.clone(), per_partner.saturating_sub(*n) as u32))
             .collect();
@@ -365,7 +463,7 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
                     self.circuits.state(&partner, now),
                     CircuitState::Open { .. } | CircuitState::HalfOpen { probing: true }
                 );
-                let left = per_partner.saturating_sub(in_flight.per_partner.get(&partner).copied().unwrap_or(0));
+                let left = per_partner.saturating_sub(in_flight.active.get(&partner).copied().unwrap_or(0));
                 if blocked || left == 0 {
                     return None;
                 }

@@ -81,6 +81,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported store URL {0:?} (use sqlite://PATH or postgres://...)")]
     UnsupportedUrl(String),
+    /// The group transaction an operation ran in was not kept (see
+    /// `sql::group`); another operation of the group got the cause.
+    #[error("the store's group commit failed: {0}")]
+    GroupFailed(String),
 }
 
 impl StoreError {
@@ -96,7 +100,7 @@ impl StoreError {
         match self {
             StoreError::Database(e) => !caused_by_data(e),
             StoreError::Corrupt(_) => false,
-            StoreError::Migrate(_) | StoreError::UnsupportedUrl(_) => true,
+            StoreError::Migrate(_) | StoreError::UnsupportedUrl(_) | StoreError::GroupFailed(_) => true,
         }
     }
 }

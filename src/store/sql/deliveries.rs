@@ -37,7 +37,11 @@
 //! are locked `FOR UPDATE SKIP LOCKED` and checked again once locked, so
 //! two brokers claiming at once never take the same row and never wait on
 //! each other; SQLite has one writer. A lane (one order at one partner) is
-//! claimable only through its lowest unfinished sequence, and a leased
+//! claimable only through its lowest unfinished sequence (`in_turn`, set
+//! when the delivery is made after finished ones, or by [`pass_turn`] when
+//! the one before it is accepted or discarded; the index
+//! `deliveries_claimable` holds exactly the pending deliveries in turn, so a
+//! claim walks the oldest of them and stops), and a leased
 //! delivery is still `PENDING`, so a lane has at most one message in
 //! flight across all brokers. [`record_one`] applies an outcome only when
 //! the result's token is the delivery's current one: a broker whose lease
@@ -76,18 +80,45 @@ fn partner_clause(partners: &PartnerSet, params: &mut Params) -> String {
 }
 
 /// The conditions that make delivery `d` of order `o` due at `now`: pending,
-/// its time come, no lease in force, no gap below it in its order, and every
-/// earlier sequence of its lane finished.
+/// its turn come (every earlier sequence of its lane finished, kept in
+/// `in_turn`), its time come, no lease in force, and no gap below it in
+/// its order.
+///
+/// The unary `+` keeps SQLite's planner (which has no statistics) from
+/// reading `deliveries_pending_due` for the time test and sorting every
+/// pending delivery, instead of walking `deliveries_claimable` oldest first
+/// and stopping at the claim's size; PostgreSQL reads it as the same value.
 fn due_clause(now: &str) -> String {
     format!(
-        "d.state = 'PENDING' AND d.next_attempt_at <= {now} \
+        "d.state = 'PENDING' AND d.in_turn = 1 AND +d.next_attempt_at <= {now} \
          AND (d.lease_until IS NULL OR d.lease_until <= {now}) \
-         AND d.sequence <= o.applied_sequence \
-         AND NOT EXISTS (SELECT 1 FROM deliveries e \
-                         WHERE e.court_ori = d.court_ori AND e.order_number = d.order_number \
-                           AND e.partner = d.partner AND e.sequence < d.sequence \
-                           AND e.state NOT IN ('ACCEPTED', 'DISCARDED'))"
+         AND d.sequence <= o.applied_sequence"
     )
+}
+
+/// Passes the turn in a lane whose delivery was just finished for good
+/// (`ACCEPTED` or `DISCARDED`): its lowest unfinished delivery, if any, is
+/// now in turn. `in_turn` only ever goes from 0 to 1, because a finished
+/// delivery never becomes unfinished again, and a delivery is only made for
+/// the next sequence of its order.
+pub(super) async fn pass_turn(
+    conn: &mut AnyConnection,
+    court_ori: &str,
+    order_number: &str,
+    partner: &PartnerId,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE deliveries SET in_turn = 1 WHERE id = \
+           (SELECT e.id FROM deliveries e WHERE e.court_ori = $1 AND e.order_number = $2 AND e.partner = $3 \
+              AND e.state NOT IN ('ACCEPTED', 'DISCARDED') ORDER BY e.sequence LIMIT 1) \
+         AND in_turn = 0",
+    )
+    .bind(court_ori.to_string())
+    .bind(order_number.to_string())
+    .bind(partner.wire_name())
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }
 
 /// Deliveries for `partners` that may go now; see the module note of `sql`.
@@ -365,6 +396,7 @@ pub(super) async fn record_one(
                 );
             }
             DeliveryEffect::Finish { state, last_error } => {
+                let passes_turn = state == DeliveryState::Accepted;
                 sqlx::query(
                     "UPDATE deliveries SET state = $2, attempts = $3, last_error = $4, updated_at = $5, \
                      first_attempt_at = COALESCE(first_attempt_at, $6), lease_owner = NULL, lease_until = NULL \
@@ -378,6 +410,9 @@ pub(super) async fn record_one(
                 .bind(attempted_at)
                 .execute(&mut *conn)
                 .await?;
+                if passes_turn {
+                    pass_turn(conn, &d.court_ori, &d.order_number, &d.partner).await?;
+                }
             }
             DeliveryEffect::Reschedule { last_error } => {
                 let DeliveryOutcome::Retry { next_attempt_at, .. } = &outcome else {

@@ -481,12 +481,19 @@ async fn insert_deliveries(
         .iter()
         .map(|p| {
             let partner = params.push(Value::Text(p.wire_name()));
-            format!("({id}, {court}, {number}, {seq}, {partner}, {pending}, 0, 0, {now}, {now}, {now})")
+            // Its turn has come unless an earlier delivery of its lane is
+            // still unfinished (see `deliveries::pass_turn`).
+            let in_turn = format!(
+                "CASE WHEN EXISTS (SELECT 1 FROM deliveries e WHERE e.court_ori = {court} \
+                 AND e.order_number = {number} AND e.partner = {partner} AND e.sequence < {seq} \
+                 AND e.state NOT IN ('ACCEPTED', 'DISCARDED')) THEN 0 ELSE 1 END"
+            );
+            format!("({id}, {court}, {number}, {seq}, {partner}, {pending}, 0, 0, {now}, {now}, {now}, {in_turn})")
         })
         .collect();
     let sql = format!(
         "INSERT INTO deliveries (inbound_id, court_ori, order_number, sequence, partner, state, \
-         attempts, revision, next_attempt_at, created_at, updated_at) VALUES {}",
+         attempts, revision, next_attempt_at, created_at, updated_at, in_turn) VALUES {}",
         rows.join(", ")
     );
     params.bind(&sql).execute(&mut *conn).await?;

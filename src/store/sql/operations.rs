@@ -191,6 +191,7 @@ pub(super) async fn discard(conn: &mut AnyConnection, id: i64, by: &OperatorActi
         if changed.rows_affected() == 0 {
             return Err(Refusal::NotReplayable("its delivery changed meanwhile".into()).into());
         }
+        super::deliveries::pass_turn(conn, &t.court_ori, &t.order_number, &t.partner).await?;
         details = json!({ "delivery_id": t.id, "partner": t.partner.wire_name(), "previous_state": t.state });
         done.delivery_id = Some(t.id);
         done.revision = Some(t.revision);
