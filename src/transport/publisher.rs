@@ -7,6 +7,24 @@
 //! comes back (`basic.return`: no queue for its routing key) or is nacked is
 //! a failure for its caller, never a silent success.
 //!
+//! # Design note: a new channel after a nack
+//! RabbitMQ 3.10 can refuse every publish of a channel to a quorum queue
+//! for as long as the channel lives: when the channel's first publish to
+//! that queue comes while the queue has no leader (its leader's node has
+//! just died and the survivors are electing a new one), the channel keeps
+//! the dead leader and nacks every later publish to that queue, although
+//! the queue has a new leader within a second and a new channel is
+//! accepted (seen in `tests/rabbitmq_cluster.rs`: the broker reconnects to
+//! another node at once, during the election, and its statuses were
+//! nacked for good). So [`Publisher::pump_renewing`], which the supervisor
+//! runs, moves to a new channel of the same connection after a nack: it
+//! stops taking new messages, lets the confirms in flight settle, closes
+//! the old channel and opens a new one, at most once per
+//! [`RENEW_EVERY`]. The nacked message is still a failure for its caller,
+//! which sends it again as it would after any nack. A nack for another
+//! reason (a queue that refuses publishes by policy) costs a new channel
+//! at most once per [`RENEW_EVERY`] and nothing else.
+//!
 //! Depth is measured as a pair of counters, `porter_amqp_published_total`
 //! and `porter_amqp_confirmed_total` (their difference is what is in
 //! flight). For operators and tests the pump also keeps the gauge
@@ -15,18 +33,22 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
-use lapin::{BasicProperties, Channel, Confirmation};
+use lapin::{BasicProperties, Channel, Confirmation, Connection};
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// How long a publish may wait for RabbitMQ's confirm before the channel is
 /// given up on.
 pub const CONFIRM_LIMIT: Duration = Duration::from_secs(30);
+
+/// The least time between two moves of the pump to a new channel after a
+/// nack (see the design note above).
+pub const RENEW_EVERY: Duration = Duration::from_secs(1);
 
 /// One message to publish.
 #[derive(Debug, Clone)]
@@ -145,6 +167,28 @@ impl Publisher {
     /// channel: with auto-recovery a confirm can be lost for good, and its
     /// caller (and the inbound deliveries waiting on it) would wait forever.
     pub async fn pump(&self, channel: Channel, window: usize, stop: CancellationToken) -> Result<(), PublishError> {
+        self.run_pump(channel, None, window, stop).await
+    }
+
+    /// Like [`Publisher::pump`], and after a nack moves to a new channel of
+    /// `connection` (see the design note on channels after a nack).
+    pub async fn pump_renewing(
+        &self,
+        channel: Channel,
+        connection: Arc<Connection>,
+        window: usize,
+        stop: CancellationToken,
+    ) -> Result<(), PublishError> {
+        self.run_pump(channel, Some(connection), window, stop).await
+    }
+
+    async fn run_pump(
+        &self,
+        mut channel: Channel,
+        connection: Option<Arc<Connection>>,
+        window: usize,
+        stop: CancellationToken,
+    ) -> Result<(), PublishError> {
         let failed = |e: lapin::Error| PublishError::Channel(e.to_string());
         channel
             .confirm_select(ConfirmSelectOptions::default())
@@ -152,6 +196,11 @@ impl Publisher {
             .map_err(failed)?;
         let mut rx = self.rx.lock().await;
         let mut in_flight = FuturesUnordered::new();
+        let mut opened = Instant::now();
+        // When the channel is to be replaced after a nack; from then on no
+        // new message goes out until it has been.
+        let mut renew_at: Option<tokio::time::Instant> = None;
+        let mut draining = false;
         loop {
             tokio::select! {
                 biased;
@@ -163,10 +212,32 @@ impl Publisher {
                         return Err(e);
                     };
                     metrics::counter!("porter_amqp_confirmed_total").increment(1);
+                    let nacked = matches!(result, Ok((Confirmation::Nack(_), _)));
                     let _ = <oneshot::Sender<_>>::send(done, confirmation(result));
                     self.set_in_flight(in_flight.len());
+                    if nacked && connection.is_some() && renew_at.is_none() {
+                        renew_at = Some((opened + RENEW_EVERY).max(Instant::now()).into());
+                    }
                 }
-                request = rx.recv(), if in_flight.len() < window && !stop.is_cancelled() => {
+                _ = tokio::time::sleep_until(renew_at.unwrap_or_else(tokio::time::Instant::now)),
+                    if renew_at.is_some() && !draining => {
+                    draining = true;
+                }
+                _ = std::future::ready(()), if draining && in_flight.is_empty() && !stop.is_cancelled() => {
+                    if let Some(connection) = &connection {
+                        let _ = tokio::time::timeout(Duration::from_secs(5), channel.close(200, "OK".into())).await;
+                        channel = connection.create_channel().await.map_err(failed)?;
+                        channel
+                            .confirm_select(ConfirmSelectOptions::default())
+                            .await
+                            .map_err(failed)?;
+                        tracing::info!("Publishing on a new channel after a nack.");
+                    }
+                    opened = Instant::now();
+                    renew_at = None;
+                    draining = false;
+                }
+                request = rx.recv(), if in_flight.len() < window && !stop.is_cancelled() && !draining => {
                     let Some(Request { message, done }) = request else { break };
                     let routing_key = message.routing_key.clone();
                     let options = BasicPublishOptions { mandatory: true, ..Default::default() };

@@ -24,7 +24,9 @@
 //! does it wait (the backoff above). Each failed node is logged at WARN by
 //! its URL without the password. With more than one node, lapin's own
 //! retries of a TCP connect to one node are cut to two quick ones (it makes
-//! 16 by default), so that the move to the next node is quick.
+//! 16 by default), and the health watch gives lapin's recovery 5 s instead
+//! of 15 s ([`NODE_RECOVERY_GRACE`]), so that the move to the next node is
+//! quick.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -119,8 +121,8 @@ impl Supervisor {
         let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
         let publisher = self.publisher.clone();
         let channel = conn.create_channel().await?;
-        let (window, stop) = (self.amqp.confirm_window, close.clone());
-        tasks.spawn(async move { Ok(publisher.pump(channel, window, stop).await?) });
+        let (window, stop, renew_on) = (self.amqp.confirm_window, close.clone(), conn.clone());
+        tasks.spawn(async move { Ok(publisher.pump_renewing(channel, renew_on, window, stop).await?) });
         let mut declared = Vec::new();
         if !stop_consuming.is_cancelled() {
             for court in self.courts.iter() {
@@ -141,7 +143,12 @@ impl Supervisor {
                 ));
             }
         }
-        tasks.spawn(watch_health(conn.clone(), close.clone()));
+        let grace = if self.amqp.urls.len() > 1 {
+            NODE_RECOVERY_GRACE
+        } else {
+            RECOVERY_GRACE
+        };
+        tasks.spawn(watch_health(conn.clone(), grace, close.clone()));
         // Connected once every court's queues were declared, or refused (which
         // holds back only that court), so that they exist when `/readyz` says so.
         let mut declared = std::pin::pin!(futures::future::join_all(declared));
@@ -252,11 +259,20 @@ async fn reap(conn: Arc<Connection>) {
 /// supervisor gives up on it and builds a new one.
 const RECOVERY_GRACE: Duration = Duration::from_secs(15);
 
+/// [`RECOVERY_GRACE`] when `[amqp] urls` lists other nodes to go to. When
+/// lapin's recovery cannot reach the node (it tries twice, see
+/// [`Supervisor::session`]), it gives up without saying so: the connection
+/// stays `Reconnecting` and nothing fails, so without a shorter grace the
+/// move to the next node took 15 s whenever no publish happened to fail
+/// first (seen in `tests/rabbitmq_cluster.rs`, node A SIGKILLed).
+const NODE_RECOVERY_GRACE: Duration = Duration::from_secs(5);
+
 /// Ends the session when the connection has not been connected for
-/// [`RECOVERY_GRACE`]: lapin's auto-recovery can stall (seen in the
-/// RabbitMQ-restart test, with a node that reset connections while it
-/// started), and nothing else would notice, since consumers simply wait.
-async fn watch_health(conn: Arc<Connection>, close: CancellationToken) -> anyhow::Result<()> {
+/// `grace`: lapin's auto-recovery can stall (seen in the RabbitMQ-restart
+/// test, with a node that reset connections while it started) or give up
+/// on a dead node without closing the connection, and nothing else would
+/// notice, since consumers simply wait.
+async fn watch_health(conn: Arc<Connection>, grace: Duration, close: CancellationToken) -> anyhow::Result<()> {
     let mut down_since: Option<Instant> = None;
     loop {
         tokio::select! {
@@ -272,8 +288,8 @@ async fn watch_health(conn: Arc<Connection>, close: CancellationToken) -> anyhow
             anyhow::bail!("connection is closed");
         }
         let since = *down_since.get_or_insert_with(Instant::now);
-        if since.elapsed() > RECOVERY_GRACE {
-            anyhow::bail!("connection not recovered within {} s", RECOVERY_GRACE.as_secs());
+        if since.elapsed() > grace {
+            anyhow::bail!("connection not recovered within {} s", grace.as_secs());
         }
     }
 }

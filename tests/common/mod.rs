@@ -24,6 +24,7 @@ use porter::model::StatusMessage;
 pub mod order_keeping;
 pub mod postgres;
 pub mod rabbit;
+pub mod rabbit_cluster;
 
 #[allow(unused_imports)] // not every test binary reads the partners' order
 pub use order_keeping::{applied_sequences, assert_in_order};
@@ -380,6 +381,14 @@ impl Harness {
             .text()
             .await
             .unwrap()
+    }
+
+    /// Like [`Harness::stop`], but leaves the courts' queues: for a private
+    /// RabbitMQ that goes away with them (deleting a quorum queue while one
+    /// of its members is down takes seconds per queue).
+    pub async fn stop_leaving_queues(mut self) {
+        self.delete_queues = false;
+        self.stop().await;
     }
 
     /// Stops broker and simulator and removes the test courts' queues.

@@ -2,7 +2,10 @@
 //! so the shared node on 5672 is never touched. It runs from a temporary
 //! folder, on free ports, with no plugins (or only the management plugin,
 //! [`PrivateRabbit::start_with_management`]), and is stopped (by its node
-//! name) when dropped.
+//! name) when dropped. A node can also be killed the hard way
+//! ([`PrivateRabbit::sigkill`]): SIGKILL to its own `beam.smp`, found by
+//! PID and checked against its node name. Several nodes form a cluster in
+//! [`super::rabbit_cluster`].
 
 use std::net::TcpListener as StdListener;
 use std::path::Path;
@@ -16,6 +19,10 @@ pub struct PrivateRabbit {
     node: String,
     port: u16,
     dir: tempfile::TempDir,
+    /// SIGKILLed by the test: nothing to stop when dropped.
+    killed: bool,
+    /// Its `beam.smp`'s PID, once asked for.
+    beam: std::sync::OnceLock<u32>,
 }
 
 fn free_port() -> u16 {
@@ -78,6 +85,8 @@ impl PrivateRabbit {
             node,
             port,
             dir,
+            killed: false,
+            beam: std::sync::OnceLock::new(),
         };
         let status = r
             .command("rabbitmq-server", &["-detached"], dist)
@@ -115,14 +124,108 @@ impl PrivateRabbit {
         c
     }
 
-    fn ctl(&self, args: &[&str]) {
-        let mut full = vec!["-n", self.node.as_str()];
+    /// Runs `rabbitmqctl -n <this node> <args>` and asserts that it succeeds.
+    pub fn ctl(&self, args: &[&str]) {
+        self.ctl_output(args);
+    }
+
+    /// Runs `rabbitmqctl -n <this node> <args>` and returns what it printed
+    /// (`--quiet` keeps only the answer), or panics with its error output.
+    pub fn ctl_output(&self, args: &[&str]) -> String {
+        self.try_ctl(args)
+            .unwrap_or_else(|e| panic!("rabbitmqctl -n {} {args:?} failed: {e}", self.node))
+    }
+
+    /// Runs `rabbitmqctl -n <this node> --quiet <args>`: what it printed,
+    /// or, when it fails, everything it printed.
+    pub fn try_ctl(&self, args: &[&str]) -> Result<String, String> {
+        let mut full = vec!["-n", self.node.as_str(), "--quiet"];
         full.extend_from_slice(args);
-        let status = self
+        let output = self
             .command("rabbitmqctl", &full, 0)
-            .status()
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .output()
             .expect("rabbitmqctl runs");
-        assert!(status.success(), "rabbitmqctl {args:?} failed");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        if output.status.success() {
+            Ok(stdout)
+        } else {
+            Err(format!(
+                "{}{stdout}{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
+    }
+
+    /// The Erlang node name, `portertest<port>@localhost`.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// The AMQP port this node listens on (loopback).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The PID of this node's `beam.smp`, as the node itself tells it
+    /// (`os:getpid()`, asked once), checked against `/proc` each time: the
+    /// process is a `beam.smp` whose environment names this node.
+    pub fn beam_pid(&self) -> u32 {
+        let pid = *self.beam.get_or_init(|| {
+            let answer = self.ctl_output(&["eval", "os:getpid()."]);
+            answer
+                .trim()
+                .trim_matches('"')
+                .parse()
+                .unwrap_or_else(|e| panic!("os:getpid() answered {answer:?}: {e}"))
+        });
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        assert_eq!(
+            comm.trim(),
+            "beam.smp",
+            "PID {pid} of node {} is not a beam.smp",
+            self.node
+        );
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let name = format!("RABBITMQ_NODENAME={}", self.node);
+        assert!(
+            environ.split(|b| *b == 0).any(|v| v == name.as_bytes()),
+            "PID {pid} does not run node {}",
+            self.node
+        );
+        pid
+    }
+
+    /// Kills this node the hard way: SIGKILL to its `beam.smp` (no
+    /// shutdown, connections cut by the kernel), then waits until its
+    /// AMQP port is closed. The node is not stopped again when dropped.
+    pub fn sigkill(&mut self) {
+        let pid = self.beam_pid();
+        let status = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -KILL {pid} failed");
+        self.killed = true;
+        let started = Instant::now();
+        // Gone, or a zombie its parent has not reaped yet.
+        let alive = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit(')')
+                    .next()
+                    .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+            })
+        };
+        while alive() {
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "beam.smp {pid} still there 10 s after SIGKILL"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.wait_open(false);
     }
 
     fn wait_open(&self, open: bool) {
@@ -154,8 +257,12 @@ impl PrivateRabbit {
 
 impl Drop for PrivateRabbit {
     fn drop(&mut self) {
-        let mut full = vec!["-n", self.node.as_str(), "stop"];
-        full.truncate(3);
+        if self.killed {
+            return;
+        }
+        // With the PID file, `stop` returns once the node's process is gone.
+        let pid_file = self.dir.path().join("pid").display().to_string();
+        let full = ["-n", self.node.as_str(), "stop", pid_file.as_str()];
         let _ = self.command("rabbitmqctl", &full, 0).status();
     }
 }

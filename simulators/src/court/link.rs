@@ -20,6 +20,15 @@
 //! failed, wrapping round, so the simulator moves to another node when its
 //! node stops. Each node that cannot be reached is logged at WARN by its
 //! URL without the password.
+//!
+//! A publisher whose message was nacked asks for a new publish channel on
+//! the same connection ([`Link::renew`]), at most once per [`RENEW_EVERY`]:
+//! RabbitMQ 3.10 nacks every publish of a channel to a quorum queue for
+//! good when the channel's first publish to it came while the queue had no
+//! leader (its node had just died), whereas a new channel is accepted once
+//! a new leader is elected (see `tests/rabbitmq_cluster.rs`). The new
+//! channel is a new generation; the old one is closed once the confirms
+//! still on it have had time to settle.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -36,6 +45,12 @@ use tracing::{info, warn};
 pub const WATCH_EVERY: Duration = Duration::from_millis(250);
 /// The longest wait between two connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// The least time between a new publish channel and the next one that
+/// [`Link::renew`] asks for.
+pub const RENEW_EVERY: Duration = Duration::from_secs(1);
+/// How long a channel replaced by [`Link::renew`] stays open, so that the
+/// confirms still on it settle.
+const OLD_CHANNEL_GRACE: Duration = Duration::from_secs(20);
 
 /// Starts what must run on each new connection (the status consumers), on
 /// a channel of its own, and returns their tasks, which are aborted when the
@@ -57,6 +72,8 @@ pub struct Link {
     current: watch::Receiver<Option<Live>>,
     watcher: JoinHandle<()>,
     closed: watch::Sender<bool>,
+    /// The generation whose channel a publisher wants replaced.
+    renew: watch::Sender<u64>,
 }
 
 /// One open connection and what runs on it.
@@ -104,6 +121,13 @@ impl Session {
         })
     }
 
+    /// A new confirm-mode publish channel on this session's connection.
+    async fn new_channel(&self) -> lapin::Result<Channel> {
+        let channel = self.connection.create_channel().await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        Ok(channel)
+    }
+
     fn is_open(&self) -> bool {
         self.connection.status().connected() && self.channel.status().connected()
     }
@@ -128,6 +152,7 @@ impl Link {
             channel: first.channel.clone(),
         }));
         let (closed, closed_rx) = watch::channel(false);
+        let (renew, renew_rx) = watch::channel(0);
         let watcher = tokio::spawn(watch_over(
             first,
             nodes,
@@ -135,12 +160,16 @@ impl Link {
             name.to_string(),
             on_connect,
             tx,
-            closed_rx,
+            Signals {
+                closed: closed_rx,
+                renew: renew_rx,
+            },
         ));
         Ok(Link {
             current,
             watcher,
             closed,
+            renew,
         })
     }
 
@@ -159,6 +188,20 @@ impl Link {
         }
     }
 
+    /// Asks for a new publish channel on the same connection in place of
+    /// generation `generation`'s (one whose publish was nacked); nothing
+    /// happens if that generation was already replaced. Wait for it with
+    /// [`Link::after`].
+    pub fn renew(&self, generation: u64) {
+        self.renew.send_if_modified(|wanted| {
+            let newer = generation > *wanted;
+            if newer {
+                *wanted = generation;
+            }
+            newer
+        });
+    }
+
     /// Stops the watcher and closes the connection.
     pub async fn close(self) {
         let _ = self.closed.send(true);
@@ -166,7 +209,15 @@ impl Link {
     }
 }
 
-/// Keeps a session open until `closed`: replaces it whenever it fails.
+/// What the watcher listens to besides the connection's state.
+struct Signals {
+    closed: watch::Receiver<bool>,
+    /// The generation whose channel a publisher wants replaced.
+    renew: watch::Receiver<u64>,
+}
+
+/// Keeps a session open until `closed`: replaces it whenever it fails, and
+/// its publish channel when a publisher asks ([`Link::renew`]).
 async fn watch_over(
     mut session: Session,
     nodes: Vec<String>,
@@ -174,15 +225,37 @@ async fn watch_over(
     name: String,
     on_connect: OnConnect,
     current: watch::Sender<Option<Live>>,
-    mut closed: watch::Receiver<bool>,
+    mut signals: Signals,
 ) {
     let mut generation = 1;
+    let mut channel_opened = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            _ = closed.changed() => break,
+            _ = signals.closed.changed() => break,
             () = tokio::time::sleep(WATCH_EVERY) => {}
+            Ok(()) = signals.renew.changed() => {}
         }
         if session.is_open() {
+            if *signals.renew.borrow_and_update() == generation {
+                tokio::select! {
+                    _ = signals.closed.changed() => break,
+                    () = tokio::time::sleep_until(channel_opened + RENEW_EVERY) => {}
+                }
+                if let Ok(channel) = session.new_channel().await {
+                    let old = std::mem::replace(&mut session.channel, channel);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(OLD_CHANNEL_GRACE).await;
+                        let _ = old.close(200, "OK".into()).await;
+                    });
+                    generation += 1;
+                    channel_opened = tokio::time::Instant::now();
+                    info!(generation, node = %redact_url(&nodes[node]), "Court simulator publishes on a new channel after a nack.");
+                    current.send_replace(Some(Live {
+                        generation,
+                        channel: session.channel.clone(),
+                    }));
+                }
+            }
             continue;
         }
         warn!(
@@ -202,7 +275,7 @@ async fn watch_over(
                 Err(error) => {
                     warn!(%error, wait_ms = backoff.as_millis() as u64, "Court simulator cannot connect yet.");
                     tokio::select! {
-                        _ = closed.changed() => return,
+                        _ = signals.closed.changed() => return,
                         () = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -210,6 +283,7 @@ async fn watch_over(
             }
         };
         generation += 1;
+        channel_opened = tokio::time::Instant::now();
         info!(generation, node = %redact_url(&nodes[node]), "Court simulator connected again.");
         current.send_replace(Some(Live {
             generation,

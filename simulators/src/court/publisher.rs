@@ -26,7 +26,10 @@
 //! confirm that does not come within [`CONFIRM_TIMEOUT`] counts as a failed
 //! attempt and is resent the same way: around a node restart a confirm can
 //! stay unsettled for good, and a court that waited on it would stop
-//! publishing.
+//! publishing. A nacked message is sent again too (up to [`MAX_ATTEMPTS`]);
+//! on a [`Link`] it goes on a new channel ([`Link::renew`]), since RabbitMQ
+//! 3.10 can keep nacking one channel's publishes to a quorum queue whose
+//! leader died.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -62,6 +65,9 @@ pub const MAX_ATTEMPTS: u32 = 3;
 pub const CONFIRM_TIMEOUT: Duration = Duration::from_secs(15);
 /// How long a publish waits for the connection to come back.
 const RECOVERY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a nacked message waits for a new channel of its link before it
+/// is sent again on whichever channel is current.
+const RENEW_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A confirm-mode channel to `por.inbound`.
 #[derive(Clone)]
@@ -351,6 +357,10 @@ where
                     Some(_) if confirmation.is_nack() && p.attempt < MAX_ATTEMPTS => {
                         warn!(court = %p.message.court_ori, attempt = p.attempt, "Publish nacked; sending again.");
                         let mut p = p;
+                        if let Source::Link(link) = &publisher.source {
+                            link.renew(p.generation);
+                            let _ = link.after(p.generation, RENEW_TIMEOUT).await;
+                        }
                         p.attempt += 1;
                         retry(publisher, p, &mut in_flight, &mut summary, &mut queue, &mut on_event).await;
                     }
