@@ -92,6 +92,7 @@ mod group;
 mod intake;
 mod operations;
 mod queries;
+mod results;
 mod rows;
 
 use std::borrow::Cow;
@@ -473,9 +474,7 @@ impl Store for SqlStore {
         self.write(move |conn| {
             Box::pin(async move {
                 let mut produced = Produced::default();
-                for result in results {
-                    deliveries::record_one(conn, backend, result, &mut produced).await?;
-                }
+                results::record(conn, backend, results, &mut produced).await?;
                 Ok(produced)
             })
         })

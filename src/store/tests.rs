@@ -14,10 +14,12 @@ use sqlx::{Connection, Executor, Row};
 use super::*;
 use crate::model::{PersonName, ProtectedPerson, ProtectionOrder, RestrainedPerson, Service, StatusKind};
 
+mod batches;
 mod images;
 mod leases;
 mod operations;
 mod retries;
+use batches::*;
 use images::*;
 use leases::*;
 use operations::*;
@@ -153,6 +155,7 @@ store_tests!(
     a_claim_respects_each_partners_room,
     released_leases_are_claimable_at_once_and_renewed_ones_are_kept,
     a_background_task_has_one_leader,
+    a_batch_of_results_records_each_as_one_by_one,
 );
 
 // ---------------------------------------------------------------------------

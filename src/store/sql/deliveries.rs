@@ -1,5 +1,5 @@
-//! Delivery work: which deliveries are due ([`due`]) and what an attempt's
-//! outcome does ([`record_one`]).
+//! Delivery work: which deliveries are due ([`due`]), claims and leases;
+//! what an attempt's outcome does is recorded by [`super::results`].
 //!
 //! `deliveries.state` is `PENDING` until an outcome finishes it: `ACCEPTED`,
 //! `REJECTED` (a permanent partner rejection) or `DEAD` (given up). A
@@ -43,7 +43,7 @@
 //! `deliveries_claimable` holds exactly the pending deliveries in turn, so a
 //! claim walks the oldest of them and stops), and a leased
 //! delivery is still `PENDING`, so a lane has at most one message in
-//! flight across all brokers. [`record_one`] applies an outcome only when
+//! flight across all brokers. [`super::results`] applies an outcome only when
 //! the result's token is the delivery's current one: a broker whose lease
 //! ran out and was claimed by another (it froze, say) has its late result
 //! kept in the attempt history (`STALE`) and nothing else. Every outcome
@@ -53,16 +53,9 @@ use sqlx::AnyConnection;
 use sqlx::Row;
 
 use super::Backend;
-use super::rows::{
-    DeadLetterDraft, Params, StatusDraft, Stream, Value, from_json, from_ms, insert_dead_letter, insert_status, now_ms,
-    parse_partner, text, text_opt, to_ms, to_u32,
-};
+use super::rows::{Params, Value, from_json, from_ms, now_ms, parse_partner, to_ms, to_u32};
 use crate::model::{Action, PartnerId};
-use crate::order::delivery::{DeliveryEffect, DeliveryReport, DeliveryState, record_outcome};
-use crate::store::{
-    ClaimRequest, DeadLetterStage, DeliveryJob, DeliveryOutcome, DeliveryResult, PartnerAttempt, PartnerSet, Produced,
-    StoreError, StoreResult,
-};
+use crate::store::{ClaimRequest, DeliveryJob, PartnerSet, StoreError, StoreResult};
 
 /// The SQL condition for the deliveries of `partners`.
 fn partner_clause(partners: &PartnerSet, params: &mut Params) -> String {
@@ -332,246 +325,4 @@ fn job_from_row(row: &sqlx::any::AnyRow) -> StoreResult<DeliveryJob> {
         created_at: from_ms(row.try_get("since")?)?,
         key_created_at: from_ms(row.try_get("key_since")?)?,
     })
-}
-
-/// Records one attempt and applies its outcome, adding what it produced.
-///
-/// Every attempt is recorded. A result under an older fencing token (the
-/// lease was taken over) is recorded as `STALE` and changes nothing else.
-/// Otherwise the outcome's effects come from [`record_outcome`]: an outcome
-/// for a delivery that is no longer `PENDING` (a late or repeated report)
-/// changes nothing else either, so it cannot produce a second partner
-/// status.
-pub(super) async fn record_one(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    result: DeliveryResult,
-    produced: &mut Produced,
-) -> StoreResult<()> {
-    let DeliveryResult {
-        delivery_id,
-        lease_token,
-        attempt,
-        outcome,
-    } = result;
-    // On PostgreSQL the row is locked until the record commits, so a claim
-    // (which skips locked rows) cannot take it between this check of the
-    // token and the outcome's update.
-    let lock = match backend {
-        Backend::Postgres => " FOR UPDATE OF d",
-        Backend::Sqlite => "",
-    };
-    let sql = format!(
-        "SELECT d.inbound_id, d.partner, d.state, d.attempts, d.court_ori, d.order_number, \
-                d.sequence, d.lease_token, i.message_id, i.action \
-         FROM deliveries d JOIN inbound_messages i ON i.id = d.inbound_id WHERE d.id = $1{lock}"
-    );
-    let row = sqlx::query(&sql).bind(delivery_id).fetch_optional(&mut *conn).await?;
-    let Some(row) = row else {
-        tracing::warn!(delivery_id, "Delivery result for an unknown delivery; ignored.");
-        return Ok(());
-    };
-    let d = StoredDelivery::from_row(delivery_id, &row)?;
-    if d.lease_token != lease_token {
-        insert_attempt(conn, delivery_id, &attempt, "STALE").await?;
-        metrics::counter!("porter_delivery_stale_results_total").increment(1);
-        tracing::warn!(
-            delivery_id,
-            lease_token,
-            current_token = d.lease_token,
-            "Result under a lease another broker has taken since; recorded the attempt only."
-        );
-        return Ok(());
-    }
-    let attempted_at = to_ms(attempt.at);
-    let step = record_outcome(d.state, &d.partner, d.action, &DeliveryReport::from(&outcome));
-    for effect in step.effects {
-        match effect {
-            DeliveryEffect::RecordAttempt { outcome } => insert_attempt(conn, delivery_id, &attempt, outcome).await?,
-            DeliveryEffect::IgnoreLate { state } => {
-                tracing::warn!(
-                    delivery_id,
-                    state = state.name(),
-                    "Delivery result for a finished delivery; recorded the attempt only."
-                );
-            }
-            DeliveryEffect::Finish { state, last_error } => {
-                let passes_turn = state == DeliveryState::Accepted;
-                sqlx::query(
-                    "UPDATE deliveries SET state = $2, attempts = $3, last_error = $4, updated_at = $5, \
-                     first_attempt_at = COALESCE(first_attempt_at, $6), lease_owner = NULL, lease_until = NULL \
-                     WHERE id = $1",
-                )
-                .bind(delivery_id)
-                .bind(state.name())
-                .bind(i64::from(d.attempts + 1))
-                .bind(text_opt(last_error.as_deref()))
-                .bind(now_ms())
-                .bind(attempted_at)
-                .execute(&mut *conn)
-                .await?;
-                if passes_turn {
-                    pass_turn(conn, &d.court_ori, &d.order_number, &d.partner).await?;
-                }
-            }
-            DeliveryEffect::Reschedule { last_error } => {
-                let DeliveryOutcome::Retry { next_attempt_at, .. } = &outcome else {
-                    return Err(StoreError::Corrupt("a reschedule without a retry time".into()));
-                };
-                sqlx::query(
-                    "UPDATE deliveries SET attempts = $2, next_attempt_at = $3, last_error = $4, \
-                     updated_at = $5, first_attempt_at = COALESCE(first_attempt_at, $6), \
-                     lease_owner = NULL, lease_until = NULL WHERE id = $1",
-                )
-                .bind(delivery_id)
-                .bind(i64::from(d.attempts + 1))
-                .bind(to_ms(*next_attempt_at))
-                .bind(text(&last_error))
-                .bind(now_ms())
-                .bind(attempted_at)
-                .execute(&mut *conn)
-                .await?;
-            }
-            DeliveryEffect::SetNic(nic) => set_nic(conn, &d.court_ori, &d.order_number, nic, now_ms()).await?,
-            DeliveryEffect::Status { kind, errors } => {
-                let mut draft = StatusDraft::new(
-                    &d.court_ori,
-                    &d.message_id,
-                    Some(&d.order_number),
-                    Some(d.sequence),
-                    kind,
-                );
-                draft.partner = Some(d.partner.clone());
-                draft.errors = errors;
-                match &outcome {
-                    DeliveryOutcome::Accepted {
-                        record_ids, warnings, ..
-                    } => {
-                        draft.partner_record_ids = record_ids.clone();
-                        draft.warnings = warnings.clone();
-                    }
-                    DeliveryOutcome::Rejected { warnings, .. } => draft.warnings = warnings.clone(),
-                    _ => {}
-                }
-                let status = insert_status(conn, Stream::Next(d.inbound_id), draft).await?;
-                produced.statuses.push(status);
-            }
-            DeliveryEffect::DeadLetter { reason, errors } => {
-                let (body, content_type) = original_body(conn, d.inbound_id).await?;
-                let dl = DeadLetterDraft {
-                    inbound_id: Some(d.inbound_id),
-                    delivery_id: Some(delivery_id),
-                    court_ori: d.court_ori.clone(),
-                    message_id: d.message_id.clone(),
-                    order_number: Some(d.order_number.clone()),
-                    sequence: Some(d.sequence),
-                    stage: DeadLetterStage::Deliver,
-                    partner: Some(d.partner.clone()),
-                    reason: reason.as_str().to_string(),
-                    errors,
-                    body,
-                    content_type,
-                    attempts: d.attempts + 1,
-                };
-                produced.dead_letters.push(insert_dead_letter(conn, dl).await?);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// A delivery row as [`record_one`] reads it: typed, a corrupt value an
-/// error.
-struct StoredDelivery {
-    inbound_id: i64,
-    partner: PartnerId,
-    state: DeliveryState,
-    attempts: u32,
-    court_ori: String,
-    order_number: String,
-    sequence: u32,
-    lease_token: i64,
-    message_id: String,
-    action: Action,
-}
-
-impl StoredDelivery {
-    fn from_row(id: i64, row: &sqlx::any::AnyRow) -> StoreResult<StoredDelivery> {
-        let state: String = row.try_get("state")?;
-        let action: String = row.try_get("action")?;
-        Ok(StoredDelivery {
-            inbound_id: row.try_get("inbound_id")?,
-            partner: parse_partner(&row.try_get::<String, _>("partner")?)?,
-            state: DeliveryState::parse(&state)
-                .ok_or_else(|| StoreError::Corrupt(format!("delivery {id}: unknown state {state:?}")))?,
-            attempts: to_u32(row.try_get("attempts")?, "attempts")?,
-            court_ori: row.try_get("court_ori")?,
-            order_number: row.try_get("order_number")?,
-            sequence: to_u32(row.try_get("sequence")?, "sequence")?,
-            lease_token: row.try_get("lease_token")?,
-            message_id: row.try_get("message_id")?,
-            action: Action::from_name(&action)
-                .ok_or_else(|| StoreError::Corrupt(format!("delivery {id}: unknown action {action:?}")))?,
-        })
-    }
-}
-
-/// Records one attempt with its outcome spelling.
-async fn insert_attempt(
-    conn: &mut AnyConnection,
-    delivery_id: i64,
-    attempt: &PartnerAttempt,
-    outcome: &str,
-) -> StoreResult<()> {
-    sqlx::query(
-        "INSERT INTO partner_attempts (delivery_id, attempted_at, request, image_sha256, image_offset, \
-         response, error, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-    )
-    .bind(delivery_id)
-    .bind(to_ms(attempt.at))
-    .bind(attempt.request.clone())
-    .bind(attempt.image.as_ref().map(|i| text(&i.sha256)))
-    .bind(
-        attempt
-            .image
-            .as_ref()
-            .map(|i| i64::try_from(i.offset).unwrap_or(i64::MAX)),
-    )
-    .bind(text_opt(attempt.response.as_deref()))
-    .bind(text_opt(attempt.error.as_deref()))
-    .bind(outcome.to_string())
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-/// The original bytes and content type of inbound message `inbound_id`,
-/// for a dead letter: read only when one is made, never for a job or an
-/// ordinary record.
-async fn original_body(conn: &mut AnyConnection, inbound_id: i64) -> StoreResult<(Vec<u8>, String)> {
-    let row = sqlx::query("SELECT body, content_type FROM inbound_messages WHERE id = $1")
-        .bind(inbound_id)
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok((row.try_get("body")?, row.try_get("content_type")?))
-}
-
-async fn set_nic(
-    conn: &mut AnyConnection,
-    court_ori: &str,
-    order_number: &str,
-    nic: Option<String>,
-    now: i64,
-) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE orders SET clets_nic = $3, updated_at = $4 \
-         WHERE court_ori = $1 AND order_number = $2",
-    )
-    .bind(court_ori.to_string())
-    .bind(order_number.to_string())
-    .bind(text_opt(nic.as_deref()))
-    .bind(now)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
 }

@@ -138,11 +138,26 @@ impl GroupWriter {
 async fn write_groups(store: SqlStore, mut queue: mpsc::UnboundedReceiver<Box<dyn GroupOp>>) {
     let mut group = Vec::with_capacity(GROUP_MAX);
     let mut conn: Option<PoolConnection<Any>> = None;
-    while queue.recv_many(&mut group, GROUP_MAX).await > 0 {
+    // Closing the pool waits for every connection: the writer gives its
+    // own back at once, and from then on takes one per group.
+    let closing = store.pool.close_event();
+    tokio::pin!(closing);
+    let mut closed = false;
+    loop {
+        tokio::select! {
+            received = queue.recv_many(&mut group, GROUP_MAX) => if received == 0 {
+                return;
+            },
+            () = &mut closing, if !closed => {
+                closed = true;
+                conn = None;
+                continue;
+            }
+        }
         metrics::histogram!("porter_store_group_size").record(group.len() as f64);
         let mut error = run_group(&store, &mut conn, &mut group).await.err();
         let failed = error.is_some();
-        if failed {
+        if failed || closed || store.pool.is_closed() {
             conn = None;
         }
         for op in group.drain(..) {

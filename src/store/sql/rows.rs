@@ -308,6 +308,21 @@ fn resolution_from_row(row: &AnyRow) -> StoreResult<Option<Resolution>> {
 pub(super) enum Value {
     Int(i64),
     Text(String),
+    Bytes(Vec<u8>),
+    /// NULL of an integer column.
+    NoInt,
+    /// NULL of a text column.
+    NoText,
+}
+
+impl Value {
+    pub fn int_opt(v: Option<i64>) -> Value {
+        v.map_or(Value::NoInt, Value::Int)
+    }
+
+    pub fn text_opt(v: Option<&str>) -> Value {
+        v.map_or(Value::NoText, |s| Value::Text(s.to_string()))
+    }
 }
 
 /// Builds `$n` placeholders and their values in step, for SQL built at run
@@ -329,6 +344,9 @@ impl Params {
                 clean(&mut s);
                 q.bind(s)
             }
+            Value::Bytes(b) => q.bind(b),
+            Value::NoInt => q.bind(None::<i64>),
+            Value::NoText => q.bind(None::<String>),
         })
     }
 }
