@@ -11,10 +11,11 @@
 //!   `migrations/sqlite` and `migrations/postgres` and are embedded in the
 //!   binary; each table and column is described there.
 //! - **Durability.** Each connection is set up on connect: SQLite with
-//!   `journal_mode=WAL`, `synchronous=FULL`, `busy_timeout=10000`,
-//!   `foreign_keys=ON` and a 256 MiB `mmap_size` (pages are read through
-//!   the mapping, not copied by a system call); PostgreSQL with
-//!   `synchronous_commit=on` (ICD §9).
+//!   `journal_mode=WAL`, `synchronous=FULL`, `busy_timeout=10000` and
+//!   `foreign_keys=ON`; PostgreSQL with `synchronous_commit=on` (ICD §9).
+//!   (A memory-mapped SQLite file would count the mapped pages in the
+//!   broker's RSS; the group writer's own connection keeps its page cache
+//!   warm instead.)
 //! - **Writers.** Every write operation is all-or-nothing. The hot path's
 //!   writes (intake batches, partner results, claims and renewals on
 //!   SQLite, marking statuses and dead letters published) share
@@ -139,10 +140,6 @@ impl Backend {
             Backend::Sqlite => &[
                 "PRAGMA journal_mode=WAL",
                 "PRAGMA synchronous=FULL",
-                // Pages are read through a mapping, not copied in by a
-                // system call each time another connection's write has
-                // emptied this connection's cache.
-                "PRAGMA mmap_size=268435456",
                 "PRAGMA busy_timeout=10000",
                 "PRAGMA foreign_keys=ON",
             ],
