@@ -35,15 +35,14 @@ use sqlx::Row;
 
 use super::Backend;
 use super::rows::{
-    DeadLetterDraft, Params, StatusDraft, Value, insert_dead_letter, now_ms, parse_partner, text_opt, to_json, to_ms,
-    to_u32,
+    DeadLetterDraft, Params, StatusDraft, Value, insert_dead_letter, now_ms, parse_partner, status_message, text_opt,
+    to_json, to_ms, to_u32,
 };
-use crate::model::{Action, PartnerId, StatusMessage, now_pacific};
+use crate::model::{Action, PartnerId};
 use crate::order::delivery::{DeliveryEffect, DeliveryReport, DeliveryState, record_outcome};
 use crate::store::{
     DeadLetterStage, DeliveryOutcome, DeliveryResult, PartnerAttempt, Produced, StoreError, StoreResult, StoredStatus,
 };
-use chrono::SubsecRound;
 
 /// Rows per multi-row statement: well under both backends' limits on
 /// bound values (about 10 values a row).
@@ -514,25 +513,6 @@ async fn insert_statuses(conn: &mut AnyConnection, drafts: Vec<(i64, StatusDraft
         }
     }
     Ok(stored)
-}
-
-/// The status message a draft becomes under `status_sequence`, as
-/// `rows::insert_status` makes it.
-fn status_message(draft: StatusDraft, status_sequence: u32) -> StatusMessage {
-    StatusMessage {
-        court_ori: draft.court_ori,
-        order_number: draft.order_number,
-        sequence: draft.sequence,
-        correlates_to: draft.correlates_to,
-        status_sequence,
-        status_at: now_pacific().trunc_subsecs(3),
-        status: draft.kind,
-        partner: draft.partner,
-        routed_partners: draft.routed_partners,
-        partner_record_ids: draft.partner_record_ids,
-        errors: draft.errors,
-        warnings: draft.warnings,
-    }
 }
 
 /// The original bytes and content type of inbound message `inbound_id`,

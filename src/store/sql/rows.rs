@@ -127,20 +127,7 @@ pub(super) async fn insert_status(
         Stream::Next(id) => (Some(id), next_status_sequence(conn, id).await?),
         Stream::Beside(id) => (None, next_status_sequence(conn, id).await?),
     };
-    let message = StatusMessage {
-        court_ori: draft.court_ori,
-        order_number: draft.order_number,
-        sequence: draft.sequence,
-        correlates_to: draft.correlates_to,
-        status_sequence,
-        status_at: now_pacific().trunc_subsecs(3),
-        status: draft.kind,
-        partner: draft.partner,
-        routed_partners: draft.routed_partners,
-        partner_record_ids: draft.partner_record_ids,
-        errors: draft.errors,
-        warnings: draft.warnings,
-    };
+    let message = status_message(draft, status_sequence);
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO statuses (court_ori, correlates_to, inbound_id, status_sequence, kind, \
          partner, message_json, created_at) \
@@ -157,6 +144,24 @@ pub(super) async fn insert_status(
     .fetch_one(&mut *conn)
     .await?;
     Ok(StoredStatus { id, message })
+}
+
+/// The status message a draft becomes under `status_sequence`, stamped now.
+pub(super) fn status_message(draft: StatusDraft, status_sequence: u32) -> StatusMessage {
+    StatusMessage {
+        court_ori: draft.court_ori,
+        order_number: draft.order_number,
+        sequence: draft.sequence,
+        correlates_to: draft.correlates_to,
+        status_sequence,
+        status_at: now_pacific().trunc_subsecs(3),
+        status: draft.kind,
+        partner: draft.partner,
+        routed_partners: draft.routed_partners,
+        partner_record_ids: draft.partner_record_ids,
+        errors: draft.errors,
+        warnings: draft.warnings,
+    }
 }
 
 /// Takes the next number from an inbound message's status counter.
