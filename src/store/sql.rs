@@ -29,9 +29,10 @@
 //!   taking row locks in different orders, so two brokers' batches can
 //!   never deadlock (an intake batch and a partner record both touch
 //!   orders, inbound messages and deliveries). Each write is a batch, so
-//!   the queue costs one short wait per batch, not per message. The
-//!   per-message-key and per-order-key advisory locks taken inside stay as
-//!   a second guard, and unique indexes back them up. Claims
+//!   the queue costs one short wait per batch, not per message. Since every
+//!   intake runs under it, the intake takes no lock of its own per message
+//!   or order; the unique indexes on `(court_ori, message_id)` and on the
+//!   order key back it up. Claims
 //!   ([`deliveries`]) do not take the writer lock: they lock their rows
 //!   `FOR UPDATE SKIP LOCKED`, never wait, and so never close a cycle.
 //! - **Intake rules (ICD §5).** See [`intake`]. In short, per item: the same
@@ -101,7 +102,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sha2::{Digest, Sha256};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyConnection, AnyPool, Connection as _, Executor, Row, Transaction};
 use tokio::sync::{Mutex, MutexGuard};
@@ -152,21 +152,6 @@ impl Backend {
                 "SET idle_in_transaction_session_timeout = '5s'",
             ],
         }
-    }
-
-    /// Serialises writers deciding about the same key until the transaction
-    /// ends. On SQLite the store's writer mutex already does.
-    async fn lock_key(self, conn: &mut AnyConnection, parts: &[&str]) -> StoreResult<()> {
-        if self == Backend::Postgres {
-            let digest = Sha256::digest(parts.join("|").as_bytes());
-            let mut key = [0u8; 8];
-            key.copy_from_slice(&digest[..8]);
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(i64::from_be_bytes(key))
-                .execute(&mut *conn)
-                .await?;
-        }
-        Ok(())
     }
 }
 
@@ -353,12 +338,12 @@ impl SqlStore {
 #[async_trait]
 impl Store for SqlStore {
     async fn intake(&self, items: Vec<IntakeItem>) -> StoreResult<Vec<IntakeOutcome>> {
-        let (backend, router) = (self.backend, self.router.clone());
+        let router = self.router.clone();
         self.write(move |conn| {
             Box::pin(async move {
                 let mut outcomes = Vec::with_capacity(items.len());
                 for item in items {
-                    outcomes.push(intake::intake_one(conn, backend, &*router, item).await?);
+                    outcomes.push(intake::intake_one(conn, &*router, item).await?);
                 }
                 Ok(outcomes)
             })
@@ -368,7 +353,7 @@ impl Store for SqlStore {
 
     async fn intake_unstorable(&self, item: IntakeItem) -> StoreResult<IntakeOutcome> {
         let mut tx = self.begin_write().await?;
-        let outcome = intake::intake_unstorable(tx.conn(), self.backend, item).await?;
+        let outcome = intake::intake_unstorable(tx.conn(), item).await?;
         tx.commit().await?;
         Ok(outcome)
     }

@@ -107,7 +107,6 @@ use sha2::{Digest, Sha256};
 use sqlx::AnyConnection;
 use sqlx::Row;
 
-use super::Backend;
 use super::rows::{
     DeadLetterDraft, Params, StatusDraft, Stream, Value, clean, from_json, insert_dead_letter, insert_status, now_ms,
     parse_partner, status_from_row, text, text_opt, to_json, to_u32,
@@ -125,7 +124,6 @@ use crate::store::{
 /// Applies one intake item inside the caller's transaction.
 pub(super) async fn intake_one(
     conn: &mut AnyConnection,
-    backend: Backend,
     router: &dyn Route,
     item: IntakeItem,
 ) -> StoreResult<IntakeOutcome> {
@@ -138,9 +136,6 @@ pub(super) async fn intake_one(
     let IntakeItem { inbound, verdict } = item;
     let (inbound, correlation) = keyed(inbound);
     let correlation = correlation.as_str();
-    backend
-        .lock_key(conn, &["message", &inbound.court_ori, &inbound.message_id])
-        .await?;
     if let Some(known) = known_arrival(conn, &inbound, correlation, &verdict).await? {
         return Ok(known);
     }
@@ -193,9 +188,6 @@ pub(super) async fn intake_one(
                 };
                 return reject(conn, &inbound, correlation, facts, errors, warnings).await;
             };
-            backend
-                .lock_key(conn, &["order", &inbound.court_ori, &order_number])
-                .await?;
             let key = OrderKey {
                 court_ori: &inbound.court_ori,
                 order_number: &order_number,
@@ -221,7 +213,7 @@ pub(super) async fn intake_one(
             match decide(conn, &key, &progress, &arrival).await? {
                 Admission::Reject(error) => reject(conn, &inbound, correlation, facts, vec![error], warnings).await,
                 Admission::Duplicate { original_id, warning } => {
-                    let id = insert_inbound(conn, &inbound, "DUPLICATE", &facts, Some(original_id)).await?;
+                    let id = insert_inbound(conn, &inbound, "DUPLICATE", &facts, Some(original_id), None).await?;
                     let mut draft = facts.status(&inbound, correlation, StatusKind::Accepted);
                     draft.warnings = warnings;
                     draft.warnings.push(warning);
@@ -266,17 +258,10 @@ pub(super) async fn intake_one(
 /// the caller's transaction (see `Store::intake_unstorable`): stored as
 /// `REJECTED`, with its status and a dead letter at stage `store`, unless
 /// its `message_id` is known by now (then as [`intake_one`] answers it).
-pub(super) async fn intake_unstorable(
-    conn: &mut AnyConnection,
-    backend: Backend,
-    item: IntakeItem,
-) -> StoreResult<IntakeOutcome> {
+pub(super) async fn intake_unstorable(conn: &mut AnyConnection, item: IntakeItem) -> StoreResult<IntakeOutcome> {
     let IntakeItem { inbound, verdict } = item;
     let (inbound, correlation) = keyed(inbound);
     let correlation = correlation.as_str();
-    backend
-        .lock_key(conn, &["message", &inbound.court_ori, &inbound.message_id])
-        .await?;
     if let Some(known) = known_arrival(conn, &inbound, correlation, &verdict).await? {
         return Ok(known);
     }
@@ -506,18 +491,21 @@ struct OrderKey<'a> {
     order_number: &'a str,
 }
 
-/// The order row as read before deciding (its JSON is read only when needed).
+/// The order row as read before deciding.
 struct OrderRow {
     progress: Progress,
     last: u32,
     /// The order's routing memory.
     sticky: Sticky,
+    /// The order as its applied prefix left it, unparsed (it is parsed only
+    /// when a message is applied).
+    order_json: Option<String>,
 }
 
 impl OrderRow {
     async fn load(conn: &mut AnyConnection, key: &OrderKey<'_>) -> StoreResult<Option<OrderRow>> {
         let row = sqlx::query(
-            "SELECT state, applied_sequence, last_sequence, closed_sequence, routing_json FROM orders \
+            "SELECT state, applied_sequence, last_sequence, closed_sequence, routing_json, order_json FROM orders \
              WHERE court_ori = $1 AND order_number = $2",
         )
         .bind(key.court_ori.to_string())
@@ -539,6 +527,7 @@ impl OrderRow {
                     .map(|j| from_json(&j, "routing"))
                     .transpose()?
                     .unwrap_or_default(),
+                order_json: row.try_get("order_json")?,
             })
         })
         .transpose()
@@ -688,7 +677,7 @@ async fn reject_at(
         warnings,
         stage,
     } = rejection;
-    let id = insert_inbound(conn, inbound, "REJECTED", &facts, None).await?;
+    let id = insert_inbound(conn, inbound, "REJECTED", &facts, None, None).await?;
     let reason = errors.first().map_or(ErrorCode::InvalidFormat, |e| e.code).as_str();
     let mut draft = facts.status(inbound, correlation, StatusKind::Rejected);
     draft.errors = errors.clone();
@@ -720,19 +709,24 @@ async fn reject_at(
 }
 
 /// Stores an inbound message with its outcome. Its first status is issued in
-/// the same breath (`status_count` starts at 1; see [`Stream::First`]).
+/// the same breath (`status_count` starts at 1; see [`Stream::First`]),
+/// unless it is `held`: an accepted message has no status until it is
+/// applied, and keeps its candidate partners and warnings until then.
 async fn insert_inbound(
     conn: &mut AnyConnection,
     inbound: &InboundMessage,
     outcome: &'static str,
     facts: &Facts,
     duplicate_of: Option<i64>,
+    held: Option<HeldColumns>,
 ) -> StoreResult<i64> {
+    let status_count: i64 = if held.is_some() { 0 } else { 1 };
+    let (candidates_json, warnings_json) = held.map_or((None, None), |h| (Some(h.candidates), Some(h.warnings)));
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO inbound_messages (court_ori, message_id, body_sha256, body, content_type, \
          layout, received_at, outcome, order_number, sequence, action, canonical_json, \
-         canonical_sha256, duplicate_of, status_count) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1) RETURNING id",
+         canonical_sha256, duplicate_of, status_count, candidates_json, warnings_json) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
     )
     .bind(inbound.court_ori.clone())
     .bind(inbound.message_id.clone())
@@ -748,9 +742,18 @@ async fn insert_inbound(
     .bind(facts.canonical.as_ref().map(|c| c.json.clone()))
     .bind(facts.canonical.as_ref().map(|c| c.sha256.clone()))
     .bind(duplicate_of)
+    .bind(status_count)
+    .bind(candidates_json)
+    .bind(warnings_json)
     .fetch_one(&mut *conn)
     .await?;
     Ok(id)
+}
+
+/// The columns a held message keeps until it is applied, as JSON.
+struct HeldColumns {
+    candidates: String,
+    warnings: String,
 }
 
 /// What an accepted message keeps until it is applied.
@@ -777,14 +780,12 @@ async fn insert_held(
     facts: &Facts,
     held: Held<'_>,
 ) -> StoreResult<i64> {
-    let id = insert_inbound(conn, inbound, "ACCEPTED", facts, None).await?;
     let names: Vec<String> = held.candidates.iter().map(PartnerId::wire_name).collect();
-    sqlx::query("UPDATE inbound_messages SET status_count = 0, candidates_json = $1, warnings_json = $2 WHERE id = $3")
-        .bind(to_json(&names)?)
-        .bind(to_json(&held.warnings)?)
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    let columns = HeldColumns {
+        candidates: to_json(&names)?,
+        warnings: to_json(&held.warnings)?,
+    };
+    let id = insert_inbound(conn, inbound, "ACCEPTED", facts, None, Some(columns)).await?;
     if let Some(image) = held.image {
         let known: Option<i64> = sqlx::query_scalar("SELECT size FROM images WHERE sha256 = $1")
             .bind(image.sha256.clone())
@@ -819,12 +820,20 @@ async fn announce(
         inbound_id,
         sequence,
         partners,
+        state_json,
     } = applied;
     insert_deliveries(conn, inbound_id, key, sequence, &partners).await?;
-    let row = sqlx::query("SELECT message_id, warnings_json FROM inbound_messages WHERE id = $1")
-        .bind(inbound_id)
-        .fetch_one(&mut *conn)
-        .await?;
+    // The order as it left it, and the next number of its status counter,
+    // in one statement.
+    let row = sqlx::query(
+        "UPDATE inbound_messages SET state_json = $1, status_count = status_count + 1 WHERE id = $2 \
+         RETURNING status_count, message_id, warnings_json",
+    )
+    .bind(state_json)
+    .bind(inbound_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    let status_sequence = to_u32(row.try_get("status_count")?, "status_count")?;
     let message_id: String = row.try_get("message_id")?;
     let warnings: Option<String> = row.try_get("warnings_json")?;
     let mut draft = StatusDraft::new(
@@ -841,7 +850,7 @@ async fn announce(
         .unwrap_or_default();
     produced
         .statuses
-        .push(insert_status(conn, Stream::Next(inbound_id), draft).await?);
+        .push(insert_status(conn, Stream::Counted(inbound_id, status_sequence), draft).await?);
     Ok(())
 }
 
@@ -878,6 +887,8 @@ struct AppliedMessage {
     inbound_id: i64,
     sequence: u32,
     partners: Vec<PartnerId>,
+    /// The order as this message left it (`inbound_messages.state_json`).
+    state_json: String,
 }
 
 /// A message refused when its turn came to be applied, and why.
@@ -891,19 +902,20 @@ struct Applying<'r> {
     progress: Progress,
     router: &'r dyn Route,
     sticky: Sticky,
-    /// The current order, once read or replaced (`None` with `loaded` false:
-    /// still only in the row's `order_json`).
+    /// The current order, once parsed or replaced (`None` with `loaded`
+    /// false: still only in `stored`).
     current: Option<OrderMessage>,
     loaded: bool,
+    /// The order row's `order_json`, until it is parsed.
+    stored: Option<String>,
     settled: Vec<Settlement>,
 }
 
 impl Applying<'_> {
     /// Settles the message at the next sequence ([`lifecycle::settle`]):
     /// applies it, or refuses it when the order no longer takes it.
-    async fn settle(
+    fn settle(
         &mut self,
-        conn: &mut AnyConnection,
         key: &OrderKey<'_>,
         inbound_id: i64,
         action: Action,
@@ -917,13 +929,7 @@ impl Applying<'_> {
             return Ok(());
         }
         if !self.loaded {
-            let json: Option<String> =
-                sqlx::query_scalar("SELECT order_json FROM orders WHERE court_ori = $1 AND order_number = $2")
-                    .bind(key.court_ori.to_string())
-                    .bind(key.order_number.to_string())
-                    .fetch_one(&mut *conn)
-                    .await?;
-            self.current = json.as_deref().map(|j| from_json(j, "order")).transpose()?;
+            self.current = self.stored.take().map(|j| from_json(&j, "order")).transpose()?;
         }
         self.loaded = true;
         let before = self.current.take();
@@ -936,16 +942,13 @@ impl Applying<'_> {
             sticky: &self.sticky,
         });
         self.sticky = sticky;
-        sqlx::query("UPDATE inbound_messages SET state_json = $1 WHERE id = $2")
-            .bind(to_json(&after)?)
-            .bind(inbound_id)
-            .execute(&mut *conn)
-            .await?;
+        let state_json = to_json(&after)?;
         self.current = Some(after);
         self.settled.push(Settlement::Applied(AppliedMessage {
             inbound_id,
             sequence: progress.applied,
             partners,
+            state_json,
         }));
         Ok(())
     }
@@ -964,10 +967,16 @@ async fn apply_to_order(
     let now = now_ms();
     let seq = arrival.sequence;
     let exists = row.is_some();
-    let OrderRow { progress, last, sticky } = row.unwrap_or(OrderRow {
+    let OrderRow {
+        progress,
+        last,
+        sticky,
+        order_json,
+    } = row.unwrap_or(OrderRow {
         progress: Progress::NEW,
         last: 0,
         sticky: Sticky::default(),
+        order_json: None,
     });
     let mut order = Applying {
         progress,
@@ -975,6 +984,7 @@ async fn apply_to_order(
         sticky,
         current: None,
         loaded: !exists,
+        stored: order_json,
         settled: Vec::new(),
     };
     if progress.position(seq) == Position::Next {
@@ -985,9 +995,7 @@ async fn apply_to_order(
             candidates,
             ..
         } = arrival;
-        order
-            .settle(conn, key, inbound_id, action, message, &candidates)
-            .await?;
+        order.settle(key, inbound_id, action, message, &candidates)?;
         if last > seq {
             // Messages that waited behind this one.
             let waiting = sqlx::query(
@@ -1010,9 +1018,7 @@ async fn apply_to_order(
                 let message = from_json(&json, "canonical order")?;
                 let candidates: Option<String> = row.try_get("candidates_json")?;
                 let candidates = candidates_from(candidates.as_deref())?;
-                order
-                    .settle(conn, key, row.try_get("id")?, action, message, &candidates)
-                    .await?;
+                order.settle(key, row.try_get("id")?, action, message, &candidates)?;
             }
         }
     }

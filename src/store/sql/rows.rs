@@ -107,6 +107,9 @@ pub(super) enum Stream {
     First(i64),
     /// The next status of a stored message: numbered from its counter.
     Next(i64),
+    /// The next status of a stored message whose counter the caller has
+    /// already taken (in a statement that did more than that): this number.
+    Counted(i64, u32),
     /// A `CONFLICT_REJECTED` answering a newcomer that shares this stored
     /// message's `message_id`: numbered from the original's counter, but not
     /// linked to it (`inbound_id` NULL), so a duplicate of the original does
@@ -125,6 +128,7 @@ pub(super) async fn insert_status(
     let (inbound_id, status_sequence) = match stream {
         Stream::First(id) => (Some(id), 1),
         Stream::Next(id) => (Some(id), next_status_sequence(conn, id).await?),
+        Stream::Counted(id, n) => (Some(id), n),
         Stream::Beside(id) => (None, next_status_sequence(conn, id).await?),
     };
     let message = status_message(draft, status_sequence);
