@@ -37,6 +37,8 @@
 //! - [`bench`]: `porter bench`, throughput and latency end to end against a
 //!   raw AMQP relay.
 
+#![forbid(unsafe_code)]
+
 pub mod bench;
 pub mod broker;
 pub mod config;

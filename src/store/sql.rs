@@ -369,23 +369,30 @@ impl Store for SqlStore {
     }
 
     async fn claim_deliveries(&self, request: &ClaimRequest) -> StoreResult<Vec<DeliveryJob>> {
-        match self.backend {
+        let leased = match self.backend {
             // One writer: the claim waits its turn like any write.
             Backend::Sqlite => {
                 let request = request.clone();
                 self.write(move |conn| {
                     Box::pin(async move { deliveries::claim(conn, Backend::Sqlite, &request).await })
                 })
-                .await
+                .await?
             }
             // Rows locked with SKIP LOCKED: no writer lock, no waiting.
             Backend::Postgres => {
                 let mut tx = self.pool.begin().await?;
-                let jobs = deliveries::claim(&mut tx, self.backend, request).await?;
+                let leased = deliveries::claim(&mut tx, self.backend, request).await?;
                 tx.commit().await?;
-                Ok(jobs)
+                leased
             }
+        };
+        if leased.is_empty() {
+            return Ok(Vec::new());
         }
+        // Read outside the writer and the claim's transaction, which then
+        // hold nobody up for it.
+        let mut conn = self.pool.acquire().await?;
+        deliveries::claimed_jobs(&mut conn, &leased).await
     }
 
     async fn renew_leases(&self, owner: &str, held: &[(i64, i64)], until: DateTime<Utc>) -> StoreResult<Vec<i64>> {

@@ -48,6 +48,11 @@
 //! ran out and was claimed by another (it froze, say) has its late result
 //! kept in the attempt history (`STALE`) and nothing else. Every outcome
 //! ends the lease.
+//!
+//! The claim returns only ids and tokens; the jobs (order JSON and all) are
+//! read by [`claimed_jobs`] after its commit, on a connection of the pool,
+//! so the writer (SQLite) and the claim's row locks (PostgreSQL) are not
+//! held for that read.
 
 use sqlx::AnyConnection;
 use sqlx::Row;
@@ -131,12 +136,17 @@ pub(super) async fn due(
     rows.iter().map(job_from_row).collect()
 }
 
-/// Claims due deliveries for one broker; see the module note.
+/// A delivery just leased, under this fencing token.
+pub(super) type Leased = (i64, i64);
+
+/// Leases due deliveries to one broker (see the module note) and returns
+/// them with their new fencing tokens; [`claimed_jobs`] reads their jobs
+/// once the claim is committed.
 pub(super) async fn claim(
     conn: &mut AnyConnection,
     backend: Backend,
     request: &ClaimRequest,
-) -> StoreResult<Vec<DeliveryJob>> {
+) -> StoreResult<Vec<Leased>> {
     let mut params = Params::default();
     let which = partner_clause(&request.partners, &mut params);
     let now = params.push(Value::Int(to_ms(request.now)));
@@ -181,16 +191,24 @@ pub(super) async fn claim(
          UPDATE deliveries SET lease_owner = {owner}, lease_until = {until}, lease_token = lease_token + 1 \
          WHERE id IN (SELECT x.id FROM deliveries x WHERE x.id IN (SELECT id FROM picked) \
                         AND x.state = 'PENDING' AND (x.lease_until IS NULL OR x.lease_until <= {now}) {lock}) \
-         RETURNING id"
+         RETURNING id, lease_token"
     );
-    let claimed: Vec<i64> = params
-        .bind(&sql)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|row| row.try_get("id"))
-        .collect::<Result<_, _>>()?;
-    jobs_by_id(conn, &claimed).await
+    let rows = params.bind(&sql).fetch_all(&mut *conn).await?;
+    rows.iter()
+        .map(|row| Ok((row.try_get("id")?, row.try_get("lease_token")?)))
+        .collect()
+}
+
+/// The jobs of deliveries this broker has just leased, read after the
+/// claim's commit (outside the writer: a job does not change while it is
+/// leased). A delivery whose token is no longer the one leased (another
+/// broker took it meanwhile) is left out.
+pub(super) async fn claimed_jobs(conn: &mut AnyConnection, leased: &[Leased]) -> StoreResult<Vec<DeliveryJob>> {
+    let ids: Vec<i64> = leased.iter().map(|(id, _)| *id).collect();
+    let tokens: std::collections::HashMap<i64, i64> = leased.iter().copied().collect();
+    let mut jobs = jobs_by_id(conn, &ids).await?;
+    jobs.retain(|job| tokens.get(&job.id) == Some(&job.lease_token));
+    Ok(jobs)
 }
 
 /// The jobs of these deliveries, oldest first.

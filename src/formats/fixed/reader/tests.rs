@@ -768,9 +768,9 @@ fn steps_read_what_the_general_reader_reads() {
     );
 }
 
-/// `clean_text` skips the UTF-8 check because every byte `is_bad_byte`
-/// lets through is ASCII. This keeps that true for all 256 byte values, so
-/// that widening `is_bad_byte` cannot silently make the `unsafe` unsound.
+/// Every byte `is_bad_byte` lets through is ASCII, so `clean_text` gives
+/// text for it; every other byte makes `clean_text` refuse the field. This
+/// holds for all 256 byte values.
 #[test]
 fn clean_bytes_are_ascii() {
     for b in 0..=u8::MAX {
