@@ -21,10 +21,10 @@
 //!
 //! Parsing takes microseconds of a message's milliseconds end to end, so
 //! these figures are for spotting a regression in the formats, not a goal:
-//! Porter's performance is measured end to end (see `docs/open-points.md`).
+//! Porter's performance is measured end to end (`porter bench`, see
+//! `docs/performance.md`).
 //!
-//! `cargo bench --bench pipeline -- --warm-up-time 1 --measurement-time 5`;
-//! `scripts/release.sh bench` builds and runs it as production is built.
+//! `cargo bench --bench pipeline -- --warm-up-time 1 --measurement-time 5`.
 
 use std::hint::black_box;
 use std::path::PathBuf;

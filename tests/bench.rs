@@ -1,7 +1,8 @@
 //! `porter bench` as a real process against the real services: a small
-//! backlog run on each store reports every figure with a sane value, and
-//! several brokers on a SQLite store are refused as a usage error. No
-//! assertion depends on how fast this machine is.
+//! backlog run on each store reports every figure with a sane value and
+//! leaves no court queue behind, and several brokers on a SQLite store are
+//! refused as a usage error. No assertion depends on how fast this machine
+//! is.
 
 mod common;
 
@@ -82,6 +83,42 @@ fn small_backlog(store: &[&str], store_name: &str) {
     positive(&json, "/relay/msgs_per_sec");
     positive(&json, "/porter_share_of_relay");
     assert_eq!(json["court"]["clean"], true);
+    let courts: Vec<&str> = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("porter bench: courts "))
+        .expect("the run names its courts")
+        .split(' ')
+        .collect();
+    assert_eq!(courts.len(), 3, "{stderr}");
+    for ori in courts {
+        for queue in [format!("por.inbound.{ori}"), format!("por.responses.{ori}")] {
+            assert!(!queue_exists(&queue), "{queue} was left behind by a clean run");
+        }
+    }
+}
+
+/// Whether `queue` exists on the test RabbitMQ (a passive declare).
+fn queue_exists(queue: &str) -> bool {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let connection = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
+            .await
+            .expect("RabbitMQ");
+        let channel = connection.create_channel().await.unwrap();
+        let passive = lapin::options::QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        };
+        let found = channel
+            .queue_declare(queue.into(), passive, lapin::types::FieldTable::default())
+            .await
+            .is_ok();
+        let _ = connection.close(200, "checked".into()).await;
+        found
+    })
 }
 
 /// Proves a small backlog run on the default (SQLite) store completes

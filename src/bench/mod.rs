@@ -18,8 +18,8 @@
 //! queues, and a fresh store: a SQLite file in the run folder by default,
 //! or, for `--store postgres://…`, a new schema `porter_bench_…` in that
 //! database, dropped at the end. A `--store sqlite://PATH` is used as given.
-//! The run folder (configuration, store, broker logs) is removed after a
-//! clean run and kept, and named, otherwise.
+//! The run folder (configuration, store, broker logs) and the courts'
+//! queues are removed after a clean run and kept, and named, otherwise.
 //!
 //! **Load.** Each court publishes `--orders` orders, each an ISSUE, a MODIFY
 //! and a SERVICE, XML and fixed-width alternating by court, with the court
@@ -197,6 +197,8 @@ async fn bench(args: &BenchArgs) -> anyhow::Result<BenchReport> {
     };
     let rig = Rig::start(&settings).await?;
     eprintln!("porter bench: run folder {}", rig.dir.display());
+    let oris: Vec<&str> = rig.courts.iter().map(|c| c.ori.as_str()).collect();
+    eprintln!("porter bench: courts {}", oris.join(" "));
     let result = measure(args, &rig).await;
     let keep = !result.as_ref().is_ok_and(|r| r.clean);
     if keep {

@@ -72,6 +72,7 @@ pub struct Rig {
     /// The store's kind.
     pub store: StoreKind,
     pg_schema: Option<(String, String)>,
+    amqp_url: String,
     stop: CancellationToken,
 }
 
@@ -109,6 +110,7 @@ impl Rig {
             courts,
             store,
             pg_schema,
+            amqp_url: settings.amqp_url.to_string(),
             stop,
         })
     }
@@ -118,15 +120,21 @@ impl Rig {
         self.dir.join(format!("broker-{n}.log"))
     }
 
-    /// Stops the simulators and drops the PostgreSQL schema; the run folder
-    /// is removed when `keep_folder` is false.
-    pub async fn finish(self, keep_folder: bool) {
+    /// Stops the simulators and drops the PostgreSQL schema. When `keep`
+    /// is false (a clean run) the run folder and the courts' queues are
+    /// removed too; otherwise they stay for a look (each run has fresh
+    /// courts, so a kept queue never mixes with another run's).
+    pub async fn finish(self, keep: bool) {
         self.stop.cancel();
         if let Some((base, schema)) = &self.pg_schema {
             drop_schema(base, schema).await;
         }
-        if !keep_folder {
-            let _ = std::fs::remove_dir_all(&self.dir);
+        if keep {
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Err(e) = delete_court_queues(&self.amqp_url, &self.courts).await {
+            eprintln!("porter bench: could not delete the run's court queues: {e:#}");
         }
     }
 }
@@ -266,6 +274,26 @@ async fn create_schema(base: &str, schema: &str) -> anyhow::Result<String> {
     let _ = admin.close().await;
     let sep = if base.contains('?') { '&' } else { '?' };
     Ok(format!("{base}{sep}options=-c%20search_path%3D{schema}"))
+}
+
+/// Deletes each court's `por.inbound.<ORI>` and `por.responses.<ORI>`:
+/// without it every run would leave six quorum queues behind on RabbitMQ.
+async fn delete_court_queues(amqp_url: &str, courts: &[SimCourt]) -> anyhow::Result<()> {
+    let connection = lapin::Connection::connect(amqp_url, lapin::ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    for court in courts {
+        for queue in [
+            format!("por.inbound.{}", court.ori),
+            format!("por.responses.{}", court.ori),
+        ] {
+            channel
+                .queue_delete(queue.as_str().into(), lapin::options::QueueDeleteOptions::default())
+                .await
+                .with_context(|| format!("deleting {queue}"))?;
+        }
+    }
+    let _ = connection.close(200, "OK".into()).await;
+    Ok(())
 }
 
 async fn drop_schema(base: &str, schema: &str) {
