@@ -151,3 +151,30 @@ fn several_brokers_on_sqlite_exit_2() {
         assert!(out.stdout.is_empty());
     }
 }
+
+/// Proves that without `xmllint` (which the DOJ simulator validates notices
+/// with) the bench stops at once with a message that names the DOJ
+/// simulator and xmllint, instead of running against a simulator that never
+/// started until `--timeout` and reporting an unclean run with no reason.
+#[test]
+fn a_doj_simulator_that_cannot_start_stops_the_bench() {
+    let empty = tempfile::tempdir().unwrap();
+    let schemas = repo().join("schemas");
+    let mappings = repo().join("mappings");
+    let out = Command::new(env!("CARGO_BIN_EXE_porter"))
+        .args(["bench", "--orders", "1", "--timeout", "600", "--schemas"])
+        .arg(&schemas)
+        .arg("--mappings")
+        .arg(&mappings)
+        .env("PATH", empty.path())
+        .env("PORTER_AMQP_URL", amqp_url())
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("porter bench runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr:\n{stderr}");
+    assert!(stderr.contains("DOJ simulator did not start"), "{stderr}");
+    assert!(stderr.contains("xmllint"), "{stderr}");
+    assert!(out.stdout.is_empty());
+}

@@ -84,7 +84,14 @@ impl Rig {
         let dir = std::env::temp_dir().join(format!("porter-bench-{}", &tag[..12]));
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let stop = CancellationToken::new();
-        let partners = start_partners(&stop).await?;
+        let partners = match start_partners(&stop).await {
+            Ok(partners) => partners,
+            Err(e) => {
+                stop.cancel();
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
         let (store_url, store, pg_schema) = match settings.store {
             None => (
                 format!("sqlite://{}", dir.join("porter.db").display()),
@@ -167,9 +174,10 @@ async fn start_partners(stop: &CancellationToken) -> anyhow::Result<Partners> {
         ..Default::default()
     };
     let s = stop.clone();
-    tokio::spawn(porter_simulators::doj::run(doj_listener, doj_config, async move {
+    let doj_task = tokio::spawn(porter_simulators::doj::run(doj_listener, doj_config, async move {
         s.cancelled().await
     }));
+    serving("DOJ", &doj, doj_task).await?;
     let lea_secret = random_secret();
     let lea_listener = TcpListener::bind("127.0.0.1:0").await?;
     let lea = format!("http://{}", lea_listener.local_addr()?);
@@ -178,9 +186,10 @@ async fn start_partners(stop: &CancellationToken) -> anyhow::Result<Partners> {
         ..Default::default()
     };
     let s = stop.clone();
-    tokio::spawn(porter_simulators::lea::run(lea_listener, lea_config, async move {
+    let lea_task = tokio::spawn(porter_simulators::lea::run(lea_listener, lea_config, async move {
         s.cancelled().await
     }));
+    serving("LEA", &lea, lea_task).await?;
     Ok(Partners {
         clets,
         doj,
@@ -188,6 +197,32 @@ async fn start_partners(stop: &CancellationToken) -> anyhow::Result<Partners> {
         lea,
         lea_secret,
     })
+}
+
+/// Waits until the HTTP simulator at `url` answers (any status will do),
+/// and fails with its own error if it stopped instead: the DOJ simulator
+/// does not start without `xmllint`, and a run against a simulator that
+/// is not there would only end at `--timeout`, unclean, with no reason.
+async fn serving(name: &str, url: &str, task: tokio::task::JoinHandle<anyhow::Result<()>>) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    loop {
+        if task.is_finished() {
+            return match task.await {
+                Ok(Err(e)) => Err(e.context(format!("the {name} simulator did not start"))),
+                _ => Err(anyhow::anyhow!("the {name} simulator stopped at once")),
+            };
+        }
+        let probe = client.get(url).timeout(std::time::Duration::from_secs(1)).send().await;
+        if probe.is_ok() {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "the {name} simulator did not answer on {url} within 30 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// 32 random bytes in hex: a throw-away partner secret for one run.
