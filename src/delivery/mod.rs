@@ -14,10 +14,7 @@
 //!    ([`Store::claim_deliveries`]) up to what each partner may hold:
 //!    [`HOLD_FACTOR`] times its room (`concurrency` per partner, per agency
 //!    for LEA) minus the attempts it has not finished yet, and none for a
-//!    partner whose circuit is open. It claims in bulk: only once the loop
-//!    holds at most half of what it may ([`worth_claiming`]), which still
-//!    leaves every partner two rounds of requests at hand, so a claim (a
-//!    store transaction) serves many results, not one. The store leases each claimed delivery
+//!    partner whose circuit is open. The store leases each claimed delivery
 //!    to this broker for `lease` under a new fencing token. A claim reads
 //!    only deliveries whose turn has come (`in_turn`, an index range), so
 //!    its cost does not grow with the backlog.
@@ -102,16 +99,6 @@ pub const IDLE_CHECK: Duration = Duration::from_secs(2);
 /// the partner has its next requests at hand while the results of the last
 /// ones are recorded and the next claim is made.
 pub const HOLD_FACTOR: usize = 4;
-
-/// Whether a loop holding `active` jobs (waiting for room or in flight) of
-/// the `hold` it may should claim now: once it is down to half. Until then
-/// it has at least two rounds of requests at hand (`hold` is
-/// [`HOLD_FACTOR`] times its room), so waiting costs the partners nothing,
-/// and each claim then brings at least half a holding, not the one job the
-/// last result made room for.
-fn worth_claiming(active: usize, hold: usize) -> bool {
-    active <= hold / 2
-}
 
 /// The partners one delivery loop serves.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -391,9 +378,6 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
         // Attempts waiting or in flight are bounded by what the partners may
         // hold; results not recorded yet, by a few times that.
         let hold = HOLD_FACTOR * self.concurrency.max(1);
-        if !worth_claiming(in_flight.active_total, hold) {
-            return Round::NoRoom;
-        }
         let room_left = hold
             .saturating_sub(in_flight.active_total)
             .min((4 * hold).saturating_sub(in_flight.jobs.len()));

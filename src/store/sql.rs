@@ -390,9 +390,21 @@ impl Store for SqlStore {
             return Ok(Vec::new());
         }
         // Read outside the writer and the claim's transaction, which then
-        // hold nobody up for it.
-        let mut conn = self.pool.acquire().await?;
-        deliveries::claimed_jobs(&mut conn, &leased).await
+        // hold nobody up for it. If the read fails, the leases are ended at
+        // once, so the lanes do not wait for them to run out.
+        let read = async {
+            let mut conn = self.pool.acquire().await?;
+            deliveries::claimed_jobs(&mut conn, &leased).await
+        };
+        match read.await {
+            Ok(jobs) => Ok(jobs),
+            Err(e) => {
+                if let Err(end) = self.renew_leases(&request.owner, &leased, Utc::now()).await {
+                    tracing::warn!(error = %end, "Could not end the leases of unread claimed deliveries; they run out by themselves.");
+                }
+                Err(e)
+            }
+        }
     }
 
     async fn renew_leases(&self, owner: &str, held: &[(i64, i64)], until: DateTime<Utc>) -> StoreResult<Vec<i64>> {
