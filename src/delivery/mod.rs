@@ -386,8 +386,8 @@ impl<A: PartnerAdapter> DeliveryLoop<A> {
         };
         // The lease runs from before the claim, so a claim that waited for
         // the store leaves its jobs less time, never more.
-        let deadline = Instant::now() + self.lease.duration.mul_f32(0.8);
         let started = Instant::now();
+        let deadline = started + self.lease.duration.mul_f32(0.8);
         let jobs = match self.store.claim_deliveries(&request).await {
             Ok(jobs) => {
                 tracing::debug!(

@@ -105,17 +105,43 @@ pub(super) async fn pass_turn(
     order_number: &str,
     partner: &PartnerId,
 ) -> StoreResult<()> {
-    sqlx::query(
-        "UPDATE deliveries SET in_turn = 1 WHERE id = \
-           (SELECT e.id FROM deliveries e WHERE e.court_ori = $1 AND e.order_number = $2 AND e.partner = $3 \
-              AND e.state NOT IN ('ACCEPTED', 'DISCARDED') ORDER BY e.sequence LIMIT 1) \
-         AND in_turn = 0",
-    )
-    .bind(court_ori.to_string())
-    .bind(order_number.to_string())
-    .bind(partner.wire_name())
-    .execute(&mut *conn)
-    .await?;
+    let lane = (court_ori.to_string(), order_number.to_string(), partner.clone());
+    pass_turns(conn, &[lane], 1).await
+}
+
+/// [`pass_turn`] for many lanes, one statement per `per_statement` lanes.
+pub(super) async fn pass_turns(
+    conn: &mut AnyConnection,
+    lanes: &[(String, String, PartnerId)],
+    per_statement: usize,
+) -> StoreResult<()> {
+    for chunk in lanes.chunks(per_statement.max(1)) {
+        if chunk.is_empty() {
+            continue;
+        }
+        let mut params = Params::default();
+        let rows: Vec<String> = chunk
+            .iter()
+            .map(|(court, order, partner)| {
+                format!(
+                    "SELECT {} AS court_ori, {} AS order_number, {} AS partner",
+                    params.push(Value::Text(court.clone())),
+                    params.push(Value::Text(order.clone())),
+                    params.push(Value::Text(partner.wire_name())),
+                )
+            })
+            .collect();
+        let sql = format!(
+            "UPDATE deliveries SET in_turn = 1 WHERE in_turn = 0 AND id IN \
+               (SELECT (SELECT e.id FROM deliveries e \
+                        WHERE e.court_ori = l.court_ori AND e.order_number = l.order_number \
+                          AND e.partner = l.partner AND e.state NOT IN ('ACCEPTED', 'DISCARDED') \
+                        ORDER BY e.sequence LIMIT 1) \
+                FROM ({}) AS l)",
+            rows.join(" UNION ALL ")
+        );
+        params.bind(&sql).execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

@@ -902,10 +902,9 @@ struct Applying<'r> {
     progress: Progress,
     router: &'r dyn Route,
     sticky: Sticky,
-    /// The current order, once parsed or replaced (`None` with `loaded`
-    /// false: still only in `stored`).
+    /// The current order, once parsed or replaced (`None` while it is
+    /// still only in `stored`, or for a new order).
     current: Option<OrderMessage>,
-    loaded: bool,
     /// The order row's `order_json`, until it is parsed.
     stored: Option<String>,
     settled: Vec<Settlement>,
@@ -928,10 +927,9 @@ impl Applying<'_> {
             self.settled.push(Settlement::Refused(Refused { inbound_id, error }));
             return Ok(());
         }
-        if !self.loaded {
-            self.current = self.stored.take().map(|j| from_json(&j, "order")).transpose()?;
+        if let Some(json) = self.stored.take() {
+            self.current = Some(from_json(&json, "order")?);
         }
-        self.loaded = true;
         let before = self.current.take();
         let after = lifecycle::apply_message(before.clone(), action, message);
         let (partners, sticky) = self.router.route(RoutedMessage {
@@ -983,7 +981,6 @@ async fn apply_to_order(
         router,
         sticky,
         current: None,
-        loaded: !exists,
         stored: order_json,
         settled: Vec::new(),
     };

@@ -300,7 +300,7 @@ impl Plan {
         insert_attempts(conn, &self.attempts).await?;
         update_deliveries(conn, &self.finished).await?;
         update_deliveries(conn, &self.rescheduled).await?;
-        pass_turns(conn, &self.turns).await?;
+        super::deliveries::pass_turns(conn, &self.turns, ROWS_PER_STATEMENT).await?;
         for (court_ori, order_number, nic) in &self.nics {
             set_nic(conn, court_ori, order_number, nic.as_deref()).await?;
         }
@@ -386,39 +386,6 @@ async fn update_deliveries(conn: &mut AnyConnection, updates: &[DeliveryUpdate])
              first_attempt_at = COALESCE(deliveries.first_attempt_at, v.attempted_at), \
              lease_owner = NULL, lease_until = NULL \
              FROM ({}) AS v WHERE deliveries.id = v.id",
-            rows.join(" UNION ALL ")
-        );
-        params.bind(&sql).execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-/// Passes the turn in every lane whose delivery was accepted (see
-/// `deliveries::pass_turn`), one statement per chunk.
-async fn pass_turns(conn: &mut AnyConnection, lanes: &[(String, String, PartnerId)]) -> StoreResult<()> {
-    for chunk in lanes.chunks(ROWS_PER_STATEMENT) {
-        if chunk.is_empty() {
-            continue;
-        }
-        let mut params = Params::default();
-        let rows: Vec<String> = chunk
-            .iter()
-            .map(|(court, order, partner)| {
-                format!(
-                    "SELECT {} AS court_ori, {} AS order_number, {} AS partner",
-                    params.push(Value::Text(court.clone())),
-                    params.push(Value::Text(order.clone())),
-                    params.push(Value::Text(partner.wire_name())),
-                )
-            })
-            .collect();
-        let sql = format!(
-            "UPDATE deliveries SET in_turn = 1 WHERE in_turn = 0 AND id IN \
-               (SELECT (SELECT e.id FROM deliveries e \
-                        WHERE e.court_ori = l.court_ori AND e.order_number = l.order_number \
-                          AND e.partner = l.partner AND e.state NOT IN ('ACCEPTED', 'DISCARDED') \
-                        ORDER BY e.sequence LIMIT 1) \
-                FROM ({}) AS l)",
             rows.join(" UNION ALL ")
         );
         params.bind(&sql).execute(&mut *conn).await?;
